@@ -1,0 +1,152 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Deps are the process-wide services a handler may use.
+type Deps struct {
+	// Log is the process logger. Handlers never log credentials.
+	Log logrus.FieldLogger
+	// Context ends when the process shuts down; background work
+	// (refreshers, pollers) stops with it.
+	Context context.Context
+	// LeakSensitiveValues mirrors log.leak_sensitive_values.
+	LeakSensitiveValues bool
+}
+
+// Factory makes a handler's [Builder] from its global config (the `config`
+// key under authenticators.<name>, authorizers.<name>, ...). It runs once at
+// start-up for each enabled handler. The global config may be partial: rules
+// may supply the rest.
+type Factory[T any] func(global json.RawMessage, deps Deps) (Builder[T], error)
+
+// Builder makes the instance one rule uses from the rule's config. It runs
+// when rules load, never per request, and returns an error naming the key
+// for a config that does not decode or validate.
+type Builder[T any] interface {
+	Build(rule json.RawMessage) (T, error)
+}
+
+// BuilderFunc adapts a function to [Builder].
+type BuilderFunc[T any] func(rule json.RawMessage) (T, error)
+
+// Build calls f.
+func (f BuilderFunc[T]) Build(rule json.RawMessage) (T, error) { return f(rule) }
+
+// Typed returns a [Factory] for handlers configured by a struct C: the rule's
+// config is merged over the global one ([MergeConfig]), decoded strictly into
+// a fresh C ([DecodeStrict]) and handed to newFn.
+func Typed[C any, T any](newFn func(c *C, deps Deps) (T, error)) Factory[T] {
+	return func(global json.RawMessage, deps Deps) (Builder[T], error) {
+		return BuilderFunc[T](func(rule json.RawMessage) (T, error) {
+			var zero T
+			merged, err := MergeConfig(global, rule)
+			if err != nil {
+				return zero, err
+			}
+			c := new(C)
+			if err := DecodeStrict(merged, c); err != nil {
+				return zero, err
+			}
+			return newFn(c, deps)
+		}), nil
+	}
+}
+
+// APIRouter is implemented by builders that serve endpoints on the API
+// listener (the id_token mutator's /.well-known/jwks.json).
+type APIRouter interface {
+	APIRoutes() map[string]http.Handler
+}
+
+// Set is one kind of handler: all known names, and the builders of the
+// enabled ones.
+type Set[T any] struct {
+	Kind    string // "authenticator", "authorizer", "mutator", "error handler"
+	Known   map[string]Factory[T]
+	Enabled map[string]Builder[T]
+}
+
+// NewSet returns a set of the known factories, none enabled yet.
+func NewSet[T any](kind string, known map[string]Factory[T]) *Set[T] {
+	return &Set[T]{Kind: kind, Known: known, Enabled: map[string]Builder[T]{}}
+}
+
+// Enable builds the named handler's [Builder] from its global config.
+func (s *Set[T]) Enable(name string, global json.RawMessage, deps Deps) error {
+	f, ok := s.Known[name]
+	if !ok {
+		return fmt.Errorf("unknown %s %q (known: %v)", s.Kind, name, s.Names())
+	}
+	b, err := f(global, deps)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", s.Kind, name, err)
+	}
+	s.Enabled[name] = b
+	return nil
+}
+
+// Build makes the named handler's instance for one rule.
+func (s *Set[T]) Build(name string, rule json.RawMessage) (T, error) {
+	var zero T
+	b, ok := s.Enabled[name]
+	if !ok {
+		if _, known := s.Known[name]; known {
+			return zero, fmt.Errorf("%s %q is not enabled", s.Kind, name)
+		}
+		return zero, fmt.Errorf("unknown %s %q (known: %v)", s.Kind, name, s.Names())
+	}
+	h, err := b.Build(rule)
+	if err != nil {
+		return zero, fmt.Errorf("%s %q: %w", s.Kind, name, err)
+	}
+	return h, nil
+}
+
+// Names lists the known handler names, sorted.
+func (s *Set[T]) Names() []string {
+	names := make([]string, 0, len(s.Known))
+	for n := range s.Known {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Catalog is every kind of handler portcullis can run.
+type Catalog struct {
+	Authenticators *Set[Authenticator]
+	Authorizers    *Set[Authorizer]
+	Mutators       *Set[Mutator]
+	ErrorHandlers  *Set[ErrorHandler]
+}
+
+// APIRoutes collects the endpoints the enabled builders serve on the API
+// listener.
+func (c *Catalog) APIRoutes() map[string]http.Handler {
+	out := map[string]http.Handler{}
+	collect := func(b any) {
+		if r, ok := b.(APIRouter); ok {
+			for p, h := range r.APIRoutes() {
+				out[p] = h
+			}
+		}
+	}
+	for _, b := range c.Authenticators.Enabled {
+		collect(b)
+	}
+	for _, b := range c.Authorizers.Enabled {
+		collect(b)
+	}
+	for _, b := range c.Mutators.Enabled {
+		collect(b)
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// MatchContext describes the request a rule matched. Templates see it as
+// .MatchContext, with the same field names Oathkeeper uses.
+type MatchContext struct {
+	// RegexpCaptureGroups holds the sub-matches of the rule's match.url
+	// pattern, in order (glob rules have none).
+	RegexpCaptureGroups []string `json:"regexp_capture_groups"`
+	// URL is the request URL as matched: scheme, host, path and query.
+	URL *url.URL `json:"url"`
+	// Method is the request method.
+	Method string `json:"method"`
+	// Header is the header the client sent (read-only for handlers).
+	Header http.Header `json:"header"`
+}
+
+// Session is what one request accumulates while it flows through a rule:
+// the identity found by the authenticator, what the authorizer may read and
+// what the mutators add for the upstream. A Session is owned by one request
+// and is not safe for concurrent use.
+type Session struct {
+	// Subject identifies the principal ("" for noop, "anonymous" for anonymous).
+	Subject string `json:"subject"`
+	// Extra carries what the authenticator learnt beyond the subject
+	// (for Kratos sessions, typically the whole session document).
+	Extra map[string]any `json:"extra"`
+	// Header is what the mutators set for the upstream. Every key replaces
+	// whatever the client sent under that name.
+	Header http.Header `json:"header"`
+	// MatchContext describes the matched request.
+	MatchContext MatchContext `json:"match_context"`
+
+	// ExpiresAt is when the identity stops being valid; zero means unknown.
+	// A WebSocket tunnel bound to the session closes at this time.
+	ExpiresAt time.Time `json:"-"`
+	// SessionID is the identity provider's id of the session, if any.
+	SessionID string `json:"-"`
+	// Authenticator names the handler that admitted the request.
+	Authenticator string `json:"-"`
+	// Revalidator, when set by the admitting authenticator, re-checks the
+	// credential that admitted the request (used by long-lived tunnels).
+	Revalidator Revalidator `json:"-"`
+	// Scrub lists credential carriers the proxy removes from the request
+	// before it goes upstream.
+	Scrub Scrub `json:"-"`
+	// Cookies are set on the upstream request by the proxy, replacing
+	// client cookies of the same name (see the cookie mutator).
+	Cookies map[string]string `json:"-"`
+}
+
+// NewSession returns an empty session for the request r with the given
+// capture groups.
+func NewSession(r *http.Request, u *url.URL, groups []string) *Session {
+	if groups == nil {
+		groups = []string{}
+	}
+	return &Session{
+		Extra:  map[string]any{},
+		Header: http.Header{},
+		MatchContext: MatchContext{
+			RegexpCaptureGroups: groups,
+			URL:                 u,
+			Method:              r.Method,
+			Header:              r.Header,
+		},
+	}
+}
+
+// SetHeader sets a header for the upstream, replacing any earlier value.
+func (s *Session) SetHeader(key, value string) {
+	if s.Header == nil {
+		s.Header = http.Header{}
+	}
+	s.Header.Set(key, value)
+}
+
+// Scrub names credential carriers the proxy must not forward upstream.
+type Scrub struct {
+	// QueryParams are query parameter names removed from the upstream URL.
+	QueryParams []string
+	// Subprotocols are exact Sec-WebSocket-Protocol entries removed from the
+	// upstream handshake and never echoed back to the client.
+	Subprotocols []string
+	// Headers are request header names removed before the upstream request
+	// (headers set by mutators are applied afterwards and survive).
+	Headers []string
+}
+
+// Revalidator re-checks the credential that admitted a session, bypassing
+// any cache. It returns the session's current expiry (zero if unknown).
+// A rejected credential returns an error whose status is 401 or 403; an
+// identity provider that cannot be reached returns one with status 503.
+type Revalidator interface {
+	Revalidate(ctx context.Context) (expiresAt time.Time, err error)
+}
+
+// RevalidatorFunc adapts a function to [Revalidator].
+type RevalidatorFunc func(ctx context.Context) (time.Time, error)
+
+// Revalidate calls f.
+func (f RevalidatorFunc) Revalidate(ctx context.Context) (time.Time, error) { return f(ctx) }

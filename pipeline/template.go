@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"bytes"
+	"fmt"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
+)
+
+// funcs is the function set of Oathkeeper's templates: sprig's text
+// functions plus print (nil-safe fmt.Sprint) and printIndex (nil-safe index
+// into a string slice, "" when out of range).
+var funcs = func() template.FuncMap {
+	m := sprig.TxtFuncMap()
+	// Functions that read the environment would let a rule author exfiltrate
+	// the proxy's secrets into upstream headers.
+	delete(m, "env")
+	delete(m, "expandenv")
+	m["print"] = func(v ...any) string {
+		if len(v) == 1 && v[0] == nil {
+			return ""
+		}
+		return fmt.Sprint(v...)
+	}
+	m["printIndex"] = func(list []string, i int) string {
+		if i < 0 || i >= len(list) {
+			return ""
+		}
+		return list[i]
+	}
+	return m
+}()
+
+// Template is a compiled Go text/template with Oathkeeper's options
+// (missingkey=zero) and functions. It is compiled when rules load and is
+// safe for concurrent use.
+type Template struct {
+	t   *template.Template
+	src string
+}
+
+// ParseTemplate compiles text; name appears in error messages.
+func ParseTemplate(name, text string) (*Template, error) {
+	t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	return &Template{t: t, src: text}, nil
+}
+
+// Execute renders the template with data (usually a *Session).
+func (t *Template) Execute(data any) (string, error) {
+	var b bytes.Buffer
+	if err := t.t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// Source returns the template text.
+func (t *Template) Source() string { return t.src }
