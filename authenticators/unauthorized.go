@@ -1,0 +1,23 @@
+package authenticators
+
+import (
+	"net/http"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// UnauthorizedConfig has no keys.
+type UnauthorizedConfig struct{}
+
+// NewUnauthorized builds the `unauthorized` authenticator: it is always
+// responsible and rejects every request with 401. Put it last to end a list
+// of authenticators explicitly.
+var NewUnauthorized = pipeline.Typed(func(*UnauthorizedConfig, pipeline.Deps) (pipeline.Authenticator, error) {
+	return unauthorized{}, nil
+})
+
+type unauthorized struct{}
+
+func (unauthorized) Authenticate(*http.Request, *pipeline.Session) error {
+	return pipeline.Unauthorized("Access credentials are invalid", nil)
+}

@@ -1,0 +1,21 @@
+package authorizers
+
+import (
+	"net/http"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// DenyConfig has no keys.
+type DenyConfig struct{}
+
+// NewDeny builds the `deny` authorizer, which denies every request with 403.
+var NewDeny = pipeline.Typed(func(*DenyConfig, pipeline.Deps) (pipeline.Authorizer, error) {
+	return deny{}, nil
+})
+
+type deny struct{}
+
+func (deny) Authorize(*http.Request, *pipeline.Session) error {
+	return pipeline.Forbidden("Access is forbidden", nil)
+}

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-proxy/portcullis/internal/app"
+)
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "portcullis %s", app.Version)
+			if app.Commit != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), " (%s %s)", app.Commit, app.Date)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+		},
+	}
+}

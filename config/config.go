@@ -1,0 +1,195 @@
+// Package config loads portcullis's configuration file: Oathkeeper's
+// structure (serve, access_rules, authenticators, authorizers, mutators,
+// errors, log) plus portcullis's websocket block, in YAML or JSON, with
+// environment variables overriding file values the way Oathkeeper names
+// them (the key path upper-cased with _ for .: SERVE_PROXY_PORT).
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Serve          Serve                    `koanf:"serve"`
+	AccessRules    AccessRules              `koanf:"access_rules"`
+	Authenticators map[string]HandlerConfig `koanf:"authenticators"`
+	Authorizers    map[string]HandlerConfig `koanf:"authorizers"`
+	Mutators       map[string]HandlerConfig `koanf:"mutators"`
+	Errors         Errors                   `koanf:"errors"`
+	Log            Log                      `koanf:"log"`
+	// WebSocket holds the defaults of every rule's websocket block.
+	WebSocket rules.WebSocket `koanf:"-"`
+
+	// File is the path the configuration was read from ("" for none).
+	File string `koanf:"-"`
+	// Warnings lists keys that were ignored (unknown keys, Oathkeeper
+	// features portcullis does not have).
+	Warnings []string `koanf:"-"`
+}
+
+// Serve holds the listeners.
+type Serve struct {
+	Proxy      ProxyServe `koanf:"proxy"`
+	API        Listener   `koanf:"api"`
+	Prometheus Prometheus `koanf:"prometheus"`
+}
+
+// Listener is a host and port to listen on, with optional TLS.
+type Listener struct {
+	Host string    `koanf:"host"`
+	Port int       `koanf:"port"`
+	TLS  TLSConfig `koanf:"tls"`
+}
+
+// TLSConfig names a certificate and key; both empty means plain HTTP.
+type TLSConfig struct {
+	Cert KeyFile `koanf:"cert"`
+	Key  KeyFile `koanf:"key"`
+}
+
+// KeyFile is a PEM file by path (Oathkeeper also accepts base64; portcullis
+// reads paths).
+type KeyFile struct {
+	Path string `koanf:"path"`
+}
+
+// Enabled reports whether both a certificate and a key are configured.
+func (t TLSConfig) Enabled() bool { return t.Cert.Path != "" && t.Key.Path != "" }
+
+// Addr formats host:port.
+func (l Listener) Addr() string { return fmt.Sprintf("%s:%d", l.Host, l.Port) }
+
+// ProxyServe is serve.proxy.
+type ProxyServe struct {
+	Listener `koanf:",squash"`
+	Timeout  Timeouts `koanf:"timeout"`
+	// TrustForwardedHeaders lets X-Forwarded-Proto/-Host from the client
+	// decide the URL rules match (only behind a trusted load balancer).
+	TrustForwardedHeaders bool `koanf:"trust_forwarded_headers"`
+	// UpstreamCAFile is a PEM bundle trusted for https/wss upstreams, in
+	// addition to the system pool.
+	UpstreamCAFile string `koanf:"upstream_ca_file"`
+}
+
+// Prometheus is serve.prometheus.
+type Prometheus struct {
+	Listener    `koanf:",squash"`
+	MetricsPath string `koanf:"metrics_path"`
+}
+
+// Timeouts are serve.proxy.timeout.
+type Timeouts struct {
+	Read       time.Duration `koanf:"read"`
+	ReadHeader time.Duration `koanf:"read_header"`
+	Write      time.Duration `koanf:"write"`
+	Idle       time.Duration `koanf:"idle"`
+	// Shutdown is the grace period for in-flight requests and tunnels.
+	Shutdown time.Duration `koanf:"shutdown"`
+}
+
+// AccessRules is access_rules.
+type AccessRules struct {
+	Repositories     []string `koanf:"repositories"`
+	MatchingStrategy string   `koanf:"matching_strategy"`
+	// PollInterval is how often file repositories are re-read.
+	PollInterval time.Duration `koanf:"poll_interval"`
+	// HTTPPollInterval is how often http(s) repositories are fetched.
+	HTTPPollInterval time.Duration `koanf:"http_poll_interval"`
+}
+
+// HandlerConfig is authenticators.<name> (and the like).
+type HandlerConfig struct {
+	Enabled bool           `koanf:"enabled"`
+	Config  map[string]any `koanf:"config"`
+}
+
+// Raw returns the handler's global config as JSON.
+func (h HandlerConfig) Raw() (json.RawMessage, error) {
+	if h.Config == nil {
+		return nil, nil
+	}
+	return json.Marshal(h.Config)
+}
+
+// Errors is the errors block.
+type Errors struct {
+	Fallback []string                 `koanf:"fallback"`
+	Handlers map[string]HandlerConfig `koanf:"handlers"`
+}
+
+// Log is the log block.
+type Log struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+	// LeakSensitiveValues allows credentials in logs. Never in production.
+	LeakSensitiveValues bool `koanf:"leak_sensitive_values"`
+}
+
+// Defaults are the values used for keys the file and environment leave unset.
+func Defaults() map[string]any {
+	return map[string]any{
+		"serve.proxy.host":                    "",
+		"serve.proxy.port":                    4455,
+		"serve.proxy.timeout.read":            "5s",
+		"serve.proxy.timeout.read_header":     "5s",
+		"serve.proxy.timeout.write":           "120s",
+		"serve.proxy.timeout.idle":            "120s",
+		"serve.proxy.timeout.shutdown":        "10s",
+		"serve.proxy.trust_forwarded_headers": false,
+		"serve.api.host":                      "",
+		"serve.api.port":                      4456,
+		"serve.prometheus.host":               "",
+		"serve.prometheus.port":               9000,
+		"serve.prometheus.metrics_path":       "/metrics",
+		"access_rules.matching_strategy":      "regexp",
+		"access_rules.poll_interval":          "1s",
+		"access_rules.http_poll_interval":     "30s",
+		"errors.fallback":                     []any{"json"},
+		"errors.handlers.json.enabled":        true,
+		"log.level":                           "info",
+		"log.format":                          "text",
+		"log.leak_sensitive_values":           false,
+	}
+}
+
+// knownLeaves are the fixed key paths of the schema (handler configs are
+// free-form and checked by each handler when rules load).
+var knownLeaves = func() map[string]bool {
+	m := map[string]bool{}
+	for k := range Defaults() {
+		m[k] = true
+	}
+	for _, k := range []string{
+		"access_rules.repositories",
+		"serve.proxy.tls.cert.path", "serve.proxy.tls.key.path",
+		"serve.api.tls.cert.path", "serve.api.tls.key.path",
+		"serve.proxy.upstream_ca_file",
+		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
+		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",
+		"websocket.max_connections", "websocket.forward_cookies", "websocket.close_grace",
+	} {
+		m[k] = true
+	}
+	return m
+}()
+
+// Strategy returns the parsed matching strategy.
+func (c *Config) Strategy() (rules.Strategy, error) {
+	return rules.ParseStrategy(c.AccessRules.MatchingStrategy)
+}
+
+// WebSocketDefaults resolves the websocket block over the built-in defaults.
+func (c *Config) WebSocketDefaults() (rules.WebSocketPolicy, error) {
+	return c.WebSocket.Apply(rules.DefaultWebSocketPolicy())
+}
+
+// Deps are the pipeline dependencies derived from the configuration.
+func (c *Config) Deps() pipeline.Deps {
+	return pipeline.Deps{LeakSensitiveValues: c.Log.LeakSensitiveValues}
+}

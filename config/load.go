@@ -1,0 +1,265 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	kjson "github.com/knadh/koanf/parsers/json"
+	kyaml "github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// HandlerKinds names the handler blocks of the configuration.
+var HandlerKinds = []string{"authenticators", "authorizers", "mutators", "errors.handlers"}
+
+// listKeys are read from a comma-separated environment value when the
+// value is not a YAML/JSON list.
+var listKeys = map[string]bool{
+	"access_rules.repositories": true,
+	"errors.fallback":           true,
+	"websocket.allowed_origins": true,
+}
+
+// Load reads the file at path (YAML, or JSON for a .json name; "" for none),
+// applies defaults and the environment env (os.Environ() form) and decodes
+// the result. handlers maps each handler kind ("authenticators", ...) to the
+// names portcullis knows, so environment variables can address their keys.
+// A wrong type is an error naming the key (and its line in the file);
+// unknown keys are collected in Config.Warnings.
+func Load(path string, env []string, handlers map[string][]string) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
+		return nil, err
+	}
+	var doc *yaml.Node
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		var n yaml.Node
+		if err := yaml.Unmarshal(data, &n); err != nil {
+			return nil, fmt.Errorf("%s:%d: invalid YAML/JSON: %s", path, yamlLine(err), strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		doc = &n
+		var parser koanf.Parser = kyaml.Parser()
+		if strings.EqualFold(filepath.Ext(path), ".json") {
+			parser = kjson.Parser()
+		}
+		if len(bytes.TrimSpace(data)) > 0 {
+			if err := k.Load(rawbytes.Provider(data), parser); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+	}
+	overrides, err := envOverrides(env, k.Keys(), handlers)
+	if err != nil {
+		return nil, err
+	}
+	if len(overrides) > 0 {
+		if err := k.Load(confmap.Provider(overrides, "."), nil); err != nil {
+			return nil, err
+		}
+	}
+
+	c := &Config{File: path}
+	dc := &mapstructure.DecoderConfig{
+		Result:           c,
+		TagName:          "koanf",
+		WeaklyTypedInput: false,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.TextUnmarshallerHookFunc(),
+		),
+	}
+	if err := k.UnmarshalWithConf("", c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
+		return nil, positioned(path, doc, err)
+	}
+	if ws := k.Get("websocket"); ws != nil {
+		raw, err := json.Marshal(ws)
+		if err != nil {
+			return nil, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c.WebSocket); err != nil {
+			return nil, positioned(path, doc, fmt.Errorf("'websocket' %v", err))
+		}
+	}
+	if _, err := c.Strategy(); err != nil {
+		return nil, positioned(path, doc, fmt.Errorf("'access_rules.matching_strategy' %v", err))
+	}
+	if _, err := c.WebSocketDefaults(); err != nil {
+		return nil, positioned(path, doc, fmt.Errorf("'%v", err))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return nil, positioned(path, doc, fmt.Errorf("'log.format' must be text or json, got %q", c.Log.Format))
+	}
+	c.Warnings = unknownKeys(k.Keys())
+	return c, nil
+}
+
+var handlerKey = regexp.MustCompile(`^(authenticators|authorizers|mutators|errors\.handlers)\.[^.]+\.(enabled|config(\..*)?)$`)
+
+func unknownKeys(keys []string) []string {
+	var out []string
+	for _, key := range keys {
+		if knownLeaves[key] || handlerKey.MatchString(key) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("unknown configuration key %q is ignored", key))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func envName(path string) string {
+	return strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(path))
+}
+
+// envOverrides maps environment variables to key paths: the known keys,
+// the keys present in the file, handler enabled flags, and the config keys
+// of known handlers (AUTHENTICATORS_COOKIE_SESSION_CONFIG_CHECK_SESSION_URL).
+func envOverrides(env []string, present []string, handlers map[string][]string) (map[string]any, error) {
+	byEnv := map[string]string{}
+	for k := range knownLeaves {
+		byEnv[envName(k)] = k
+	}
+	for _, k := range present {
+		byEnv[envName(k)] = k
+	}
+	type prefix struct{ env, path string }
+	var prefixes []prefix
+	for _, kind := range HandlerKinds {
+		names := handlers[kind]
+		for _, n := range names {
+			base := kind + "." + n
+			byEnv[envName(base+".enabled")] = base + ".enabled"
+			prefixes = append(prefixes, prefix{env: envName(base + ".config."), path: base + ".config."})
+		}
+	}
+	out := map[string]any{}
+	for _, kv := range env {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		path, found := byEnv[name]
+		if !found {
+			for _, p := range prefixes {
+				if strings.HasPrefix(name, p.env) && len(name) > len(p.env) {
+					path, found = p.path+strings.ToLower(name[len(p.env):]), true
+					break
+				}
+			}
+		}
+		if !found {
+			continue
+		}
+		out[path] = envValue(path, val)
+	}
+	return out, nil
+}
+
+// envValue reads an environment value as YAML (so numbers, booleans, JSON
+// lists and objects keep their types), falling back to the raw string.
+func envValue(path, val string) any {
+	var v any
+	if err := yaml.Unmarshal([]byte(val), &v); err != nil || v == nil {
+		v = val
+	}
+	if s, ok := v.(string); ok && listKeys[path] {
+		var list []any
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				list = append(list, part)
+			}
+		}
+		return list
+	}
+	if m, ok := v.(map[string]any); ok {
+		return m
+	}
+	if _, ok := v.(map[any]any); ok {
+		return val
+	}
+	if reflect.TypeOf(v).Kind() == reflect.Slice {
+		return v
+	}
+	return v
+}
+
+var quotedKey = regexp.MustCompile(`'([a-z0-9_.\[\]-]+)'`)
+
+// positioned prefixes err with file:line of the key it names, when known.
+func positioned(path string, doc *yaml.Node, err error) error {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg = strings.Join(strings.Fields(msg), " ")
+	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s): ")
+	if path == "" {
+		return fmt.Errorf("config: %s", msg)
+	}
+	line := 0
+	if m := quotedKey.FindStringSubmatch(msg); m != nil && doc != nil {
+		line = keyLine(doc, m[1])
+	}
+	if line > 0 {
+		return fmt.Errorf("%s:%d: %s", path, line, msg)
+	}
+	return fmt.Errorf("%s: %s", path, msg)
+}
+
+// keyLine finds the line of a dotted key path in a YAML document.
+func keyLine(doc *yaml.Node, path string) int {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		if i := strings.IndexByte(part, '['); i >= 0 {
+			part = part[:i]
+		}
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line, next = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+func yamlLine(err error) int {
+	var line int
+	if i := strings.Index(err.Error(), "line "); i >= 0 {
+		fmt.Sscanf(err.Error()[i+5:], "%d", &line)
+	}
+	return line
+}
+
+// ensure the rules package's websocket block decodes from JSON.
+var _ = rules.WebSocket{}

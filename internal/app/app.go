@@ -1,0 +1,311 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// Build information, set by the linker.
+var (
+	Version = "dev"
+	Commit  = ""
+	Date    = ""
+)
+
+// NewLogger returns a logger configured by the log block.
+func NewLogger(c config.Log) (*logrus.Logger, error) {
+	l := logrus.New()
+	l.Out = os.Stderr
+	lvl, err := logrus.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	l.SetLevel(lvl)
+	if c.Format == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	}
+	return l, nil
+}
+
+// Enable enables the handlers the configuration turns on, with their
+// global configs. A name portcullis does not know is an error naming the key.
+func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error {
+	type block struct {
+		key     string
+		configs map[string]config.HandlerConfig
+		enable  func(name string, raw json.RawMessage) error
+	}
+	blocks := []block{
+		{"authenticators", cfg.Authenticators, func(n string, raw json.RawMessage) error { return cat.Authenticators.Enable(n, raw, deps) }},
+		{"authorizers", cfg.Authorizers, func(n string, raw json.RawMessage) error { return cat.Authorizers.Enable(n, raw, deps) }},
+		{"mutators", cfg.Mutators, func(n string, raw json.RawMessage) error { return cat.Mutators.Enable(n, raw, deps) }},
+		{"errors.handlers", cfg.Errors.Handlers, func(n string, raw json.RawMessage) error { return cat.ErrorHandlers.Enable(n, raw, deps) }},
+	}
+	for _, b := range blocks {
+		names := make([]string, 0, len(b.configs))
+		for n := range b.configs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			hc := b.configs[n]
+			raw, err := hc.Raw()
+			if err != nil {
+				return fmt.Errorf("%s.%s.config: %w", b.key, n, err)
+			}
+			if !hc.Enabled {
+				// Still reject names that do not exist: a typo should not
+				// silently disable a handler.
+				if err := checkKnown(cat, b.key, n); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.enable(n, raw); err != nil {
+				return fmt.Errorf("%s.%s: %w", b.key, n, err)
+			}
+		}
+	}
+	return nil
+}
+
+func checkKnown(cat *pipeline.Catalog, key, name string) error {
+	var known []string
+	switch key {
+	case "authenticators":
+		known = cat.Authenticators.Names()
+	case "authorizers":
+		known = cat.Authorizers.Names()
+	case "mutators":
+		known = cat.Mutators.Names()
+	default:
+		known = cat.ErrorHandlers.Names()
+	}
+	for _, k := range known {
+		if k == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s.%s: unknown handler %q (known: %v)", key, name, name, known)
+}
+
+// Compiler returns the rule compiler for the configuration.
+func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error) {
+	strategy, err := cfg.Strategy()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := cfg.WebSocketDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &rules.Compiler{Catalog: cat, Strategy: strategy, Fallback: cfg.Errors.Fallback, WebSocketDefaults: ws}, nil
+}
+
+// Server is a running portcullis: the proxy and API listeners over one
+// rule repository.
+type Server struct {
+	Config  *config.Config
+	Log     *logrus.Logger
+	Catalog *pipeline.Catalog
+	Rules   *rules.Repository
+	Proxy   *proxy.Handler
+	API     *proxy.API
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	listeners map[string]net.Listener
+	servers   map[string]*http.Server
+	wg        sync.WaitGroup
+	shutdown  []func(context.Context) error
+}
+
+// New assembles a server from the configuration and loads the rules. It
+// does not listen yet.
+func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Config: cfg, Log: log, Catalog: NewCatalog(), ctx: ctx, cancel: cancel,
+		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
+	deps := cfg.Deps()
+	deps.Log, deps.Context = log, ctx
+	if err := Enable(s.Catalog, cfg, deps); err != nil {
+		cancel()
+		return nil, err
+	}
+	comp, err := Compiler(s.Catalog, cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if len(cfg.AccessRules.Repositories) == 0 {
+		log.Warn("access_rules.repositories is empty: every request will be answered 404")
+	}
+	s.Rules = &rules.Repository{
+		Locations:        cfg.AccessRules.Repositories,
+		Compiler:         comp,
+		Log:              log,
+		PollInterval:     cfg.AccessRules.PollInterval,
+		HTTPPollInterval: cfg.AccessRules.HTTPPollInterval,
+	}
+	if err := s.Rules.Load(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	transport := proxy.NewTransport()
+	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
+		pool, err := loadCAPool(ca)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("serve.proxy.upstream_ca_file: %w", err)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	s.Proxy = (&proxy.Handler{
+		Rules:                 s.Rules,
+		Transport:             transport,
+		Log:                   log,
+		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+	}).Init()
+	s.API = &proxy.API{
+		Rules:   s.Rules,
+		Version: proxy.Version{Version: Version, Commit: Commit, Date: Date},
+		Log:     log,
+		Routes:  s.Catalog.APIRoutes(),
+	}
+	return s, nil
+}
+
+func loadCAPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificates found")
+	}
+	return pool, nil
+}
+
+// OnShutdown registers work for graceful shutdown (closing tunnels), run
+// after the listeners stop accepting.
+func (s *Server) OnShutdown(f func(context.Context) error) { s.shutdown = append(s.shutdown, f) }
+
+// Listen binds the proxy and API listeners.
+func (s *Server) Listen() error {
+	t := s.Config.Serve.Proxy.Timeout
+	add := func(name string, l config.Listener, h http.Handler, timeouts bool) error {
+		ln, err := net.Listen("tcp", l.Addr())
+		if err != nil {
+			return fmt.Errorf("serve.%s: %w", name, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 1 << 20,
+			ErrorLog: nil, BaseContext: func(net.Listener) context.Context { return s.ctx }}
+		if timeouts {
+			srv.ReadTimeout, srv.ReadHeaderTimeout, srv.WriteTimeout, srv.IdleTimeout = t.Read, t.ReadHeader, t.Write, t.Idle
+		}
+		if l.TLS.Enabled() {
+			cert, err := tls.LoadX509KeyPair(l.TLS.Cert.Path, l.TLS.Key.Path)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("serve.%s.tls: %w", name, err)
+			}
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
+		s.listeners[name], s.servers[name] = ln, srv
+		return nil
+	}
+	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, true); err != nil {
+		return err
+	}
+	if err := add("api", s.Config.Serve.API, s.API.Handler(), false); err != nil {
+		s.listeners["proxy"].Close()
+		return err
+	}
+	return nil
+}
+
+// Addr returns the bound address of a listener ("proxy", "api").
+func (s *Server) Addr(name string) string {
+	if ln, ok := s.listeners[name]; ok {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// Start serves the bound listeners and watches the rule repositories in
+// the background.
+func (s *Server) Start() {
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.Rules.Watch(s.ctx) }()
+	for name, srv := range s.servers {
+		ln, srv, name := s.listeners[name], srv, name
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.Log.WithError(err).WithField("listener", name).Error("listener stopped")
+			}
+		}()
+		s.Log.WithField("listener", name).WithField("address", ln.Addr().String()).Info("listening")
+	}
+}
+
+// Shutdown stops accepting, lets in-flight requests finish, runs the
+// registered shutdown work (tunnels get 1001) and stops background work,
+// all within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, srv := range s.servers {
+		srv := srv
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, f := range s.shutdown {
+		if err := f(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	wg.Wait()
+	s.cancel()
+	s.wg.Wait()
+	if set := s.Rules.Current(); set != nil {
+		_ = set.Close()
+	}
+	return errors.Join(errs...)
+}

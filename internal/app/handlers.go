@@ -1,0 +1,46 @@
+// Package app assembles a portcullis process from its configuration: the
+// handler catalog, the rule repository, the proxy, the API and their
+// listeners. cmd/portcullis and the end-to-end tests both start it.
+package app
+
+import (
+	"github.com/portcullis-proxy/portcullis/authenticators"
+	"github.com/portcullis-proxy/portcullis/authorizers"
+	"github.com/portcullis-proxy/portcullis/errorhandlers"
+	"github.com/portcullis-proxy/portcullis/mutators"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// NewCatalog returns every handler portcullis knows, by the name rules and
+// configuration use. This list is the one place handlers are registered.
+func NewCatalog() *pipeline.Catalog {
+	return &pipeline.Catalog{
+		Authenticators: pipeline.NewSet("authenticator", map[string]pipeline.Factory[pipeline.Authenticator]{
+			"noop":         authenticators.NewNoop,
+			"anonymous":    authenticators.NewAnonymous,
+			"unauthorized": authenticators.NewUnauthorized,
+		}),
+		Authorizers: pipeline.NewSet("authorizer", map[string]pipeline.Factory[pipeline.Authorizer]{
+			"allow": authorizers.NewAllow,
+			"deny":  authorizers.NewDeny,
+		}),
+		Mutators: pipeline.NewSet("mutator", map[string]pipeline.Factory[pipeline.Mutator]{
+			"noop":   mutators.NewNoop,
+			"header": mutators.NewHeader,
+		}),
+		ErrorHandlers: pipeline.NewSet("error handler", map[string]pipeline.Factory[pipeline.ErrorHandler]{
+			"json": errorhandlers.NewJSON,
+		}),
+	}
+}
+
+// HandlerNames lists the known names per configuration block, for
+// environment overrides.
+func HandlerNames(c *pipeline.Catalog) map[string][]string {
+	return map[string][]string{
+		"authenticators":  c.Authenticators.Names(),
+		"authorizers":     c.Authorizers.Names(),
+		"mutators":        c.Mutators.Names(),
+		"errors.handlers": c.ErrorHandlers.Names(),
+	}
+}

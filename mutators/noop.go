@@ -1,0 +1,28 @@
+package mutators
+
+import (
+	"net/http"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// NoopConfig has no keys.
+type NoopConfig struct{}
+
+// NewNoop builds the `noop` mutator. The upstream request is forwarded
+// unchanged; as in Oathkeeper, the decision API answers with the request's
+// own headers.
+var NewNoop = pipeline.Typed(func(*NoopConfig, pipeline.Deps) (pipeline.Mutator, error) {
+	return noop{}, nil
+})
+
+type noop struct{}
+
+func (noop) Mutate(r *http.Request, s *pipeline.Session) error {
+	for k, v := range r.Header {
+		if _, set := s.Header[k]; !set {
+			s.Header[k] = v
+		}
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// serveDecision answers /decisions/<path> with Oathkeeper's contract: it
+// runs the whole pipeline for the request the call describes (method and
+// Host of the call, or X-Forwarded-Method/-Proto/-Host/-Uri) and answers 200
+// with the headers the mutators set, or the error handlers' answer.
+func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	ruleID, decision, subject := "", "allowed", ""
+	method, u := decisionURL(r)
+	defer func() {
+		d := time.Since(start)
+		a.observer().Request("decisions", ruleID, decision, rec.status(), d)
+		a.log().WithFields(logrus.Fields{
+			"method":     method,
+			"path":       u.Path,
+			"host":       u.Host,
+			"rule":       ruleID,
+			"decision":   decision,
+			"status":     rec.status(),
+			"subject":    subject,
+			"latency_ms": float64(d.Microseconds()) / 1000,
+		}).Info("decision")
+	}()
+
+	set := a.Rules.Current()
+	if set == nil {
+		decision = "error"
+		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
+		return
+	}
+	rule, groups, err := set.Match(method, u)
+	if err != nil {
+		decision = decisionOf(err)
+		answerError(rec, r, set.FallbackHandler(r, err), err)
+		return
+	}
+	ruleID = rule.ID
+	// Stages see the described request, not the call to /decisions.
+	described := r.Clone(r.Context())
+	described.Method, described.URL, described.Host = method, u, u.Host
+	s := pipeline.NewSession(described, u, groups)
+	if err := rule.Run(described, s); err != nil {
+		decision, subject = decisionOf(err), s.Subject
+		answerError(rec, r, rule.ErrorHandler(r, err), err)
+		return
+	}
+	subject = s.Subject
+	for k, v := range s.Header {
+		rec.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	if len(s.Cookies) > 0 {
+		rec.Header().Set("Cookie", mergeCookies(r.Header.Values("Cookie"), s.Cookies))
+	}
+	rec.WriteHeader(http.StatusOK)
+}

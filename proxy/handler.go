@@ -1,0 +1,289 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// RuleSource returns the serving rule set (nil before the first load).
+// *rules.Repository implements it.
+type RuleSource interface {
+	Current() *rules.Set
+}
+
+// UpgradeFunc serves an authorised WebSocket upgrade: out is the request
+// as it would go upstream (URL, Host, forwarding and mutated headers,
+// credential carriers removed; the client's Sec-WebSocket-*, Origin and
+// Cookie headers still present).
+type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
+
+// Handler is the reverse proxy: it matches the request to exactly one
+// rule, runs the rule's stages and either forwards the request upstream or
+// answers with the rule's error handlers.
+type Handler struct {
+	// Rules supplies the rule set; required.
+	Rules RuleSource
+	// Transport carries requests upstream; nil uses a tuned default.
+	Transport http.RoundTripper
+	// Upgrade serves WebSocket upgrades; nil forwards them with
+	// httputil.ReverseProxy (no session binding).
+	Upgrade UpgradeFunc
+	// Log receives one line per request; nil discards.
+	Log logrus.FieldLogger
+	// Observer is told about every request; nil discards.
+	Observer Observer
+	// TrustForwardedHeaders lets X-Forwarded-Proto/-Host decide the URL
+	// that rules match. Enable only behind a trusted load balancer.
+	TrustForwardedHeaders bool
+
+	rp *httputil.ReverseProxy
+}
+
+type routeKey struct{}
+
+// NewTransport returns the shared upstream transport: keep-alive pools
+// sized for a proxy, sane dial and header timeouts.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 60 * time.Second
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}
+
+// Init prepares the handler; it is called by ServeHTTP on first use if not
+// called before.
+func (h *Handler) Init() *Handler {
+	if h.Transport == nil {
+		h.Transport = NewTransport()
+	}
+	if h.Observer == nil {
+		h.Observer = nopObserver{}
+	}
+	if h.Log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		h.Log = l
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rewrite(pr.Out, pr.In, pr.In.Context().Value(routeKey{}).(*route))
+		},
+		Transport:     h.Transport,
+		FlushInterval: -1,
+		ErrorHandler:  upstreamError,
+		ErrorLog:      nil,
+	}
+	return h
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// upstreamError answers a failed upstream exchange: 504 for a timeout, 502
+// otherwise, as JSON. The cause is not shown to the client.
+func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	status, reason := http.StatusBadGateway, "upstream unreachable"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		status, reason = http.StatusGatewayTimeout, "upstream timed out"
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		status, reason = 499, "client closed request"
+	}
+	if rec, ok := w.(*recorder); ok {
+		rec.upstreamErr = err
+	}
+	pipeline.WriteError(w, pipeline.NewError(status, reason, err), false)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.rp == nil {
+		h.Init()
+	}
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	ruleID, decision, subject := "", "allowed", ""
+	defer func() {
+		d := time.Since(start)
+		h.Observer.Request("proxy", ruleID, decision, rec.status(), d)
+		entry := h.Log.WithFields(logrus.Fields{
+			"method":     r.Method,
+			"path":       r.URL.Path,
+			"host":       r.Host,
+			"rule":       ruleID,
+			"decision":   decision,
+			"status":     rec.status(),
+			"subject":    subject,
+			"latency_ms": float64(d.Microseconds()) / 1000,
+		})
+		if rec.upstreamErr != nil {
+			entry = entry.WithField("upstream_error", rec.upstreamErr.Error())
+		}
+		entry.Info("request")
+	}()
+
+	set := h.Rules.Current()
+	if set == nil {
+		decision = "error"
+		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
+		return
+	}
+	u := requestURL(r, h.TrustForwardedHeaders)
+	rule, groups, err := set.Match(r.Method, u)
+	if err != nil {
+		decision = decisionOf(err)
+		answerError(rec, r, set.FallbackHandler(r, err), err)
+		return
+	}
+	ruleID = rule.ID
+	s := pipeline.NewSession(r, u, groups)
+	if err := rule.Run(r, s); err != nil {
+		decision, subject = decisionOf(err), s.Subject
+		answerError(rec, r, rule.ErrorHandler(r, err), err)
+		return
+	}
+	subject = s.Subject
+	if rule.UpstreamURL == nil {
+		decision = "error"
+		pipeline.WriteError(rec, pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty")), false)
+		return
+	}
+	rt := &route{rule: rule, session: s, url: u}
+	if h.Upgrade != nil && isWebSocketUpgrade(r) {
+		out := r.Clone(r.Context())
+		removeHopByHop(out.Header)
+		out.Header.Del("X-Forwarded-For")
+		out.Header.Del("X-Forwarded-Host")
+		out.Header.Del("X-Forwarded-Proto")
+		out.Header.Del("Forwarded")
+		rewrite(out, r, rt)
+		h.Upgrade(rec, r, rule, s, out)
+		return
+	}
+	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
+}
+
+// answerError writes err with the chosen error handler, or as JSON when no
+// handler's `when` matched.
+func answerError(w http.ResponseWriter, r *http.Request, eh pipeline.ErrorHandler, err error) {
+	if eh == nil {
+		pipeline.WriteError(w, err, false)
+		return
+	}
+	eh.HandleError(w, r, err)
+}
+
+func decisionOf(err error) string {
+	switch pipeline.StatusOf(err) {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return "denied"
+	default:
+		return "error"
+	}
+}
+
+// isWebSocketUpgrade reports whether r asks to switch to WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hopByHop are the headers RFC 9110 §7.6.1 says a proxy must not forward.
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopByHop deletes hop-by-hop headers, including those the
+// Connection header names. It runs before the mutators' headers are
+// applied, so "Connection: X-User" cannot remove an identity header.
+func removeHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// recorder notes the status written, for the request log and metrics, and
+// passes hijacking and flushing through.
+type recorder struct {
+	http.ResponseWriter
+	code        int
+	upstreamErr error
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush implements http.Flusher.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack implements http.Hijacker; a hijacked connection is logged as 101.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	if r.code == 0 {
+		r.code = http.StatusSwitchingProtocols
+	}
+	return hj.Hijack()
+}

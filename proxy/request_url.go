@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// cleanPath resolves dot segments and repeated slashes the way most
+// upstream routers do, keeping a trailing slash. Rules are matched against
+// the cleaned path and the cleaned path is what goes upstream, so a rule
+// cannot be bypassed by spelling a path differently (/a/../admin, //admin,
+// /admin/./ all become /admin or /admin/).
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// requestURL is the URL rules match for a request the proxy received:
+// scheme from the connection (or X-Forwarded-Proto when trusted), the Host
+// header (or X-Forwarded-Host when trusted), the cleaned path and the query.
+func requestURL(r *http.Request, trustForwarded bool) *url.URL {
+	u := &url.URL{Scheme: "http", Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
+	if r.TLS != nil {
+		u.Scheme = "https"
+	}
+	if trustForwarded {
+		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+			u.Scheme = p
+		}
+		if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+			u.Host = h
+		}
+	}
+	return u
+}
+
+func firstValue(v string) string {
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		v = v[:i]
+	}
+	return strings.TrimSpace(v)
+}
+
+// decisionURL is the URL the decision API evaluates: the request it
+// describes, taken from X-Forwarded-Method/-Proto/-Host/-Uri when present
+// (the query of X-Forwarded-Uri is kept for templates but never matched),
+// else from the call itself with the /decisions prefix removed.
+func decisionURL(r *http.Request) (method string, u *url.URL) {
+	method = r.Method
+	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
+		method = strings.ToUpper(m)
+	}
+	u = &url.URL{Scheme: "http", Host: r.Host}
+	if r.TLS != nil {
+		u.Scheme = "https"
+	}
+	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p != "" {
+		u.Scheme = p
+	}
+	if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+		u.Host = h
+	}
+	if fu := r.Header.Get("X-Forwarded-Uri"); fu != "" {
+		p, q, _ := strings.Cut(fu, "?")
+		if dp, err := url.PathUnescape(p); err == nil {
+			p = dp
+		}
+		u.Path, u.RawQuery = cleanPath(p), q
+		return method, u
+	}
+	u.Path = cleanPath(strings.TrimPrefix(r.URL.Path, "/decisions"))
+	u.RawQuery = r.URL.RawQuery
+	return method, u
+}

@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// route is what one allowed request needs to be forwarded.
+type route struct {
+	rule    *rules.Compiled
+	session *pipeline.Session
+	url     *url.URL // the matched request URL (cleaned path)
+}
+
+// rewrite turns out (a copy of the client's request from which hop-by-hop
+// and X-Forwarded-* headers were removed) into the upstream request:
+// target URL, Host, forwarding headers, the session's headers and cookies,
+// and no credential carriers the authenticators asked to scrub.
+func rewrite(out, in *http.Request, rt *route) {
+	up := rt.rule.UpstreamURL
+	p := rt.url.Path
+	if sp := rt.rule.Upstream.StripPath; sp != "" && strings.HasPrefix(p, sp) {
+		p = p[len(sp):]
+	}
+	target := *up
+	switch target.Scheme {
+	case "ws":
+		target.Scheme = "http"
+	case "wss":
+		target.Scheme = "https"
+	}
+	target.Path = joinPath(up.Path, p)
+	target.RawPath = ""
+	target.RawQuery = scrubQuery(rt.url.RawQuery, rt.session.Scrub.QueryParams)
+	target.Fragment = ""
+	out.URL = &target
+	if rt.rule.Upstream.PreserveHost {
+		out.Host = in.Host
+	} else {
+		out.Host = ""
+	}
+
+	setForwarded(out, in)
+	for _, h := range rt.session.Scrub.Headers {
+		out.Header.Del(h)
+	}
+	for k, v := range rt.session.Header {
+		out.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	if len(rt.session.Cookies) > 0 {
+		out.Header.Set("Cookie", mergeCookies(out.Header.Values("Cookie"), rt.session.Cookies))
+	}
+}
+
+// setForwarded appends the client address to X-Forwarded-For and sets
+// X-Forwarded-Proto and X-Forwarded-Host to what the client used.
+func setForwarded(out, in *http.Request) {
+	client, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		client = in.RemoteAddr
+	}
+	if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		client = strings.Join(prior, ", ") + ", " + client
+	}
+	out.Header.Set("X-Forwarded-For", client)
+	out.Header.Set("X-Forwarded-Host", in.Host)
+	if in.TLS != nil {
+		out.Header.Set("X-Forwarded-Proto", "https")
+	} else {
+		out.Header.Set("X-Forwarded-Proto", "http")
+	}
+}
+
+func joinPath(base, p string) string {
+	switch {
+	case base == "" || base == "/":
+		if p == "" {
+			return "/"
+		}
+		return p
+	case p == "" || p == "/":
+		if strings.HasSuffix(base, "/") || p == "" {
+			return base
+		}
+		return base + "/"
+	}
+	return strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(p, "/")
+}
+
+// scrubQuery removes the named parameters from a raw query, keeping the
+// rest byte for byte.
+func scrubQuery(raw string, names []string) string {
+	if raw == "" || len(names) == 0 {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	kept := parts[:0]
+	for _, part := range parts {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		drop := false
+		for _, n := range names {
+			if key == n {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, "&")
+}
+
+// mergeCookies returns a Cookie header of the client's cookies with the
+// session's cookies replacing any of the same name.
+func mergeCookies(client []string, set map[string]string) string {
+	var parts []string
+	for _, line := range client {
+		for _, c := range strings.Split(line, ";") {
+			c = strings.TrimSpace(c)
+			name, _, _ := strings.Cut(c, "=")
+			if _, replaced := set[name]; c == "" || replaced {
+				continue
+			}
+			parts = append(parts, c)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		parts = append(parts, (&http.Cookie{Name: name, Value: set[name]}).String())
+	}
+	return strings.Join(parts, "; ")
+}

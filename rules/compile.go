@@ -1,0 +1,215 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// Compiler turns parsed rules into a [Set]. It holds what every rule set of
+// a process shares: the handler catalog, the matching strategy, the fallback
+// error handlers and the default WebSocket policy.
+type Compiler struct {
+	Catalog  *pipeline.Catalog
+	Strategy Strategy
+	// Fallback lists errors.fallback by name; empty means ["json"].
+	Fallback []string
+	// WebSocketDefaults is the resolved top-level websocket block.
+	WebSocketDefaults WebSocketPolicy
+}
+
+var validMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
+	http.MethodOptions: true, http.MethodTrace: true,
+}
+
+// Compile checks and builds every rule. It reports every problem it finds,
+// each as file:line, and returns a nil set when there is any: a rule set is
+// accepted whole or not at all.
+func (c *Compiler) Compile(rs []Sourced) (*Set, error) {
+	var errs Errors
+	set := &Set{byID: map[string]*Compiled{}}
+
+	fallback, err := c.fallbackHandlers()
+	if err != nil {
+		return nil, err
+	}
+	set.fallback = fallback
+
+	firstPos := map[string]string{}
+	for _, r := range rs {
+		if prev, dup := firstPos[r.ID]; dup && r.ID != "" {
+			errs = append(errs, &PosError{File: r.File, Line: r.LineOf("id"), Err: fmt.Errorf("duplicate rule id %q (first defined at %s)", r.ID, prev)})
+			continue
+		}
+		firstPos[r.ID] = r.Pos()
+		cr, rerrs := c.compileRule(r, fallback)
+		if len(rerrs) > 0 {
+			errs = append(errs, rerrs...)
+			continue
+		}
+		set.byID[r.ID] = cr
+		set.index.insert(literalPrefix(r.Match.URL), len(set.rules))
+		set.rules = append(set.rules, cr)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return set, nil
+}
+
+func (c *Compiler) fallbackHandlers() ([]pipeline.ErrorHandler, error) {
+	names := c.Fallback
+	if len(names) == 0 {
+		names = []string{"json"}
+	}
+	var out []pipeline.ErrorHandler
+	for _, n := range names {
+		h, err := c.Catalog.ErrorHandlers.Build(n, nil)
+		if err != nil {
+			return nil, fmt.Errorf("errors.fallback: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Compiled, Errors) {
+	var errs Errors
+	fail := func(line int, format string, args ...any) {
+		errs = append(errs, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
+	}
+	cr := &Compiled{Sourced: r, methods: map[string]bool{}}
+
+	if strings.TrimSpace(r.ID) == "" {
+		errs = append(errs, &PosError{File: r.File, Line: r.Line, Err: errors.New("rule has no id")})
+	}
+	if r.Match.URL == "" {
+		fail(r.LineOf("match"), "match.url is required")
+	} else if p, err := compilePattern(c.Strategy, r.Match.URL); err != nil {
+		fail(r.LineOf("match", "url"), "match.url: %v", err)
+	} else {
+		cr.pattern = p
+	}
+	if len(r.Match.Methods) == 0 {
+		fail(r.LineOf("match"), "match.methods must list at least one method")
+	}
+	for i, m := range r.Match.Methods {
+		if !validMethods[m] {
+			fail(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method (methods are upper case)", m)
+		}
+		cr.methods[m] = true
+	}
+
+	if len(r.Authenticators) == 0 {
+		fail(r.Line, "at least one authenticator is required")
+	}
+	for i, h := range r.Authenticators {
+		a, err := c.Catalog.Authenticators.Build(h.Handler, h.Config)
+		if err != nil {
+			fail(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %v", i, err)
+			continue
+		}
+		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
+	}
+	if r.Authorizer.Handler == "" {
+		fail(r.Line, "an authorizer is required")
+	} else if a, err := c.Catalog.Authorizers.Build(r.Authorizer.Handler, r.Authorizer.Config); err != nil {
+		fail(r.LineOf("authorizer"), "authorizer: %v", err)
+	} else {
+		cr.authorizer = a
+	}
+	if len(r.Mutators) == 0 {
+		fail(r.Line, "at least one mutator is required (use noop to forward the request unchanged)")
+	}
+	for i, h := range r.Mutators {
+		m, err := c.Catalog.Mutators.Build(h.Handler, h.Config)
+		if err != nil {
+			fail(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %v", i, err)
+			continue
+		}
+		cr.mutators = append(cr.mutators, m)
+	}
+	for i, h := range r.Errors {
+		eh, err := c.Catalog.ErrorHandlers.Build(h.Handler, h.Config)
+		if err != nil {
+			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %v", i, err)
+			continue
+		}
+		cr.errors = append(cr.errors, eh)
+	}
+	cr.errors = append(cr.errors, fallback...)
+
+	if r.Upstream.URL != "" {
+		u, err := url.Parse(r.Upstream.URL)
+		switch {
+		case err != nil:
+			fail(r.LineOf("upstream", "url"), "upstream.url: %v", err)
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss":
+			fail(r.LineOf("upstream", "url"), "upstream.url: scheme must be http, https, ws or wss, got %q", u.Scheme)
+		case u.Host == "":
+			fail(r.LineOf("upstream", "url"), "upstream.url: no host in %q", r.Upstream.URL)
+		default:
+			cr.UpstreamURL = u
+		}
+	}
+	if r.Upstream.StripPath != "" && !strings.HasPrefix(r.Upstream.StripPath, "/") {
+		fail(r.LineOf("upstream", "strip_path"), "upstream.strip_path must start with /")
+	}
+	policy, err := r.WebSocket.Apply(c.WebSocketDefaults)
+	if err != nil {
+		fail(r.LineOf("websocket"), "%v", err)
+	}
+	cr.WebSocketPolicy = policy
+	return cr, errs
+}
+
+// Overlap is a pair of rules that both match some request.
+type Overlap struct {
+	A, B    *Compiled
+	Example string // a URL both match, when one is known
+}
+
+// Overlaps lists pairs of rules that share a method and whose patterns are
+// found to match a common URL: one rule's literal match.url matched by the
+// other's pattern, or two identical patterns. Such pairs make requests fail
+// with "more than one rule" at run time. The check is conservative: it
+// reports only overlaps it can prove.
+func (s *Set) Overlaps() []Overlap {
+	var out []Overlap
+	for i, a := range s.rules {
+		for _, b := range s.rules[i+1:] {
+			if !sharesMethod(a, b) {
+				continue
+			}
+			switch {
+			case a.Match.URL == b.Match.URL:
+				out = append(out, Overlap{A: a, B: b, Example: a.Match.URL})
+			case !strings.Contains(a.Match.URL, "<"):
+				if _, ok := b.pattern.match(a.Match.URL); ok {
+					out = append(out, Overlap{A: a, B: b, Example: a.Match.URL})
+				}
+			case !strings.Contains(b.Match.URL, "<"):
+				if _, ok := a.pattern.match(b.Match.URL); ok {
+					out = append(out, Overlap{A: a, B: b, Example: b.Match.URL})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func sharesMethod(a, b *Compiled) bool {
+	for m := range a.methods {
+		if b.methods[m] {
+			return true
+		}
+	}
+	return false
+}

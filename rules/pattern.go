@@ -1,0 +1,135 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/gobwas/glob"
+)
+
+// Strategy is access_rules.matching_strategy.
+type Strategy string
+
+// The matching strategies. Both read match.url as literal text with the
+// parts inside < > interpreted: as a regular expression (each part becomes
+// a capture group) or as a glob whose separators are '.' and '/'.
+const (
+	Regexp Strategy = "regexp"
+	Glob   Strategy = "glob"
+)
+
+// ParseStrategy validates a strategy name; "" is Oathkeeper's default,
+// regexp.
+func ParseStrategy(s string) (Strategy, error) {
+	switch Strategy(s) {
+	case "", Regexp:
+		return Regexp, nil
+	case Glob:
+		return Glob, nil
+	}
+	return "", fmt.Errorf("unknown matching strategy %q (want regexp or glob)", s)
+}
+
+// pattern is a compiled match.url.
+type pattern interface {
+	// match reports whether the URL matches and returns its capture groups.
+	match(u string) ([]string, bool)
+}
+
+// literalPrefix is the text of a pattern before its first < part: every
+// matching URL starts with it, which is what the index keys on.
+func literalPrefix(p string) string {
+	if i := strings.IndexByte(p, '<'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// delimited splits p into literal and pattern parts at the outermost < >,
+// which may nest. Odd indexes of the result are the pattern parts.
+func delimited(p string) ([]string, error) {
+	var parts []string
+	level, start := 0, 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '<':
+			if level == 0 {
+				parts = append(parts, p[start:i])
+				start = i + 1
+			}
+			level++
+		case '>':
+			level--
+			if level == 0 {
+				parts = append(parts, p[start:i])
+				start = i + 1
+			} else if level < 0 {
+				return nil, fmt.Errorf("unbalanced < > in %q", p)
+			}
+		}
+	}
+	if level != 0 {
+		return nil, fmt.Errorf("unbalanced < > in %q", p)
+	}
+	return append(parts, p[start:]), nil
+}
+
+func compilePattern(s Strategy, p string) (pattern, error) {
+	parts, err := delimited(p)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	switch s {
+	case Glob:
+		for i, part := range parts {
+			if i%2 == 0 {
+				b.WriteString(glob.QuoteMeta(part))
+			} else {
+				b.WriteString(part)
+			}
+		}
+		g, err := glob.Compile(b.String(), '.', '/')
+		if err != nil {
+			return nil, fmt.Errorf("invalid glob in %q: %v", p, err)
+		}
+		return globPattern{g}, nil
+	default:
+		b.WriteByte('^')
+		for i, part := range parts {
+			if i%2 == 0 {
+				b.WriteString(regexp.QuoteMeta(part))
+			} else {
+				b.WriteString("(" + part + ")")
+			}
+		}
+		b.WriteByte('$')
+		re, err := regexp.Compile(b.String())
+		if err != nil {
+			return nil, fmt.Errorf("invalid regular expression in %q: %v", p, err)
+		}
+		if len(parts) == 1 {
+			return literalPattern(p), nil
+		}
+		return regexpPattern{re}, nil
+	}
+}
+
+type literalPattern string
+
+func (l literalPattern) match(u string) ([]string, bool) { return nil, string(l) == u }
+
+type regexpPattern struct{ re *regexp.Regexp }
+
+func (r regexpPattern) match(u string) ([]string, bool) {
+	m := r.re.FindStringSubmatch(u)
+	if m == nil {
+		return nil, false
+	}
+	return m[1:], true
+}
+
+type globPattern struct{ g glob.Glob }
+
+func (g globPattern) match(u string) ([]string, bool) { return nil, g.g.Match(u) }

@@ -1,0 +1,177 @@
+package rules
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// Compiled is a rule ready to serve: its pattern compiled, its handlers
+// built from their merged configs, its upstream parsed. It is immutable and
+// shared by concurrent requests.
+type Compiled struct {
+	Sourced
+
+	pattern        pattern
+	methods        map[string]bool
+	authenticators []namedAuthenticator
+	authorizer     pipeline.Authorizer
+	mutators       []pipeline.Mutator
+	errors         []pipeline.ErrorHandler // the rule's own, then the fallback
+
+	// UpstreamURL is the parsed upstream.url (nil when the rule has none,
+	// which only the decision API can serve).
+	UpstreamURL *url.URL
+	// WebSocketPolicy is the rule's resolved tunnel policy.
+	WebSocketPolicy WebSocketPolicy
+}
+
+type namedAuthenticator struct {
+	name string
+	pipeline.Authenticator
+}
+
+// Run passes the request through the rule's stages and fills s:
+// authenticators in order (one that is not responsible passes to the next,
+// the first responsible one decides, none responsible is a 401), then the
+// authorizer, then every mutator. A nil error means the request is allowed.
+func (c *Compiled) Run(r *http.Request, s *pipeline.Session) error {
+	authenticated := false
+	for _, a := range c.authenticators {
+		err := a.Authenticate(r, s)
+		if errors.Is(err, pipeline.ErrNotResponsible) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if s.Authenticator == "" {
+			s.Authenticator = a.name
+		}
+		authenticated = true
+		break
+	}
+	if !authenticated {
+		return pipeline.Unauthorized("Access credentials are invalid", errors.New("no authenticator was responsible for the request"))
+	}
+	if err := c.authorizer.Authorize(r, s); err != nil {
+		return err
+	}
+	for _, m := range c.mutators {
+		if err := m.Mutate(r, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrorHandler returns the handler for err: the first of the rule's error
+// handlers whose `when` matches, else the first matching fallback handler.
+func (c *Compiled) ErrorHandler(r *http.Request, err error) pipeline.ErrorHandler {
+	return pickHandler(c.errors, r, err)
+}
+
+func pickHandler(hs []pipeline.ErrorHandler, r *http.Request, err error) pipeline.ErrorHandler {
+	for _, h := range hs {
+		if h.Matches(r, err) {
+			return h
+		}
+	}
+	return nil
+}
+
+// Set is an immutable, compiled rule set. Lookups take no lock.
+type Set struct {
+	rules    []*Compiled
+	byID     map[string]*Compiled
+	index    prefixIndex
+	fallback []pipeline.ErrorHandler
+	closers  []pipeline.Closer
+}
+
+var candidatePool = sync.Pool{New: func() any { s := make([]int, 0, 16); return &s }}
+
+// ErrNoRule and ErrManyRules are the two ways a URL can fail to select
+// exactly one rule; they carry Oathkeeper's statuses and messages.
+var (
+	ErrNoRule    = pipeline.NewError(http.StatusNotFound, "Requested url does not match any rules", nil)
+	ErrManyRules = pipeline.NewError(http.StatusInternalServerError, "Expected exactly one rule but found multiple rules", nil)
+)
+
+// Match returns the single rule whose method list contains method and whose
+// pattern matches u (scheme://host/path; the query is ignored), with the
+// pattern's capture groups. No rule is [ErrNoRule] (404); more than one is
+// [ErrManyRules] (500), as in Oathkeeper.
+func (s *Set) Match(method string, u *url.URL) (*Compiled, []string, error) {
+	target := MatchURL(u)
+	cp := candidatePool.Get().(*[]int)
+	cands := s.index.candidates(target, (*cp)[:0])
+	var found *Compiled
+	var groups []string
+	for _, i := range cands {
+		c := s.rules[i]
+		if !c.methods[method] {
+			continue
+		}
+		g, ok := c.pattern.match(target)
+		if !ok {
+			continue
+		}
+		if found != nil {
+			*cp = cands
+			candidatePool.Put(cp)
+			return nil, nil, ErrManyRules
+		}
+		found, groups = c, g
+	}
+	*cp = cands
+	candidatePool.Put(cp)
+	if found == nil {
+		return nil, nil, ErrNoRule
+	}
+	return found, groups, nil
+}
+
+// MatchURL is the string rules are matched against: scheme://host/path.
+func MatchURL(u *url.URL) string {
+	var b strings.Builder
+	b.Grow(len(u.Scheme) + 3 + len(u.Host) + len(u.Path))
+	b.WriteString(u.Scheme)
+	b.WriteString("://")
+	b.WriteString(u.Host)
+	b.WriteString(u.Path)
+	return b.String()
+}
+
+// Rules returns the rules in load order.
+func (s *Set) Rules() []*Compiled { return s.rules }
+
+// Get returns the rule with the id.
+func (s *Set) Get(id string) (*Compiled, bool) {
+	c, ok := s.byID[id]
+	return c, ok
+}
+
+// Len is the number of rules.
+func (s *Set) Len() int { return len(s.rules) }
+
+// FallbackHandler returns the error handler for an error that has no rule
+// (no match, several matches): the first matching fallback handler.
+func (s *Set) FallbackHandler(r *http.Request, err error) pipeline.ErrorHandler {
+	return pickHandler(s.fallback, r, err)
+}
+
+// Close releases resources held by the set's handlers.
+func (s *Set) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		if err := c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
