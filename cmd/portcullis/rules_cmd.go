@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
@@ -71,8 +72,8 @@ Exits 0 when every file loads and checks out, 1 otherwise.`,
 // without one, with every handler enabled on an empty global config so
 // that the rule files alone are checked.
 func validationCompiler(file string) (*rules.Compiler, error) {
-	cat := app.NewCatalog()
-	cfg, err := config.Load(file, os.Environ(), app.HandlerNames(cat))
+	cat := registry.NewCatalog()
+	cfg, err := config.Load(file, os.Environ(), registry.HandlerNames(cat))
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
 )
 
 func newServe() *cobra.Command {
@@ -24,7 +25,7 @@ SIGINT or SIGTERM stops accepting, finishes in-flight requests, closes every
 WebSocket tunnel with 1001 and exits within serve.proxy.timeout.shutdown.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(file, os.Environ(), app.HandlerNames(app.NewCatalog()))
+			cfg, err := config.Load(file, os.Environ(), registry.HandlerNames(registry.NewCatalog()))
 			if err != nil {
 				return err
 			}

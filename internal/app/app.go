@@ -1,3 +1,6 @@
+// Package app assembles a portcullis process from its configuration: the
+// handler catalog, the rule repository, the proxy, the API and their
+// listeners. cmd/portcullis and the end-to-end tests both start it.
 package app
 
 import (
@@ -17,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -146,7 +150,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		log.Warn(w)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Config: cfg, Log: log, Catalog: NewCatalog(), ctx: ctx, cancel: cancel,
+	s := &Server{Config: cfg, Log: log, Catalog: registry.NewCatalog(), ctx: ctx, cancel: cancel,
 		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
 	deps := cfg.Deps()
 	deps.Log, deps.Context = log, ctx

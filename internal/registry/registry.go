@@ -1,7 +1,7 @@
-// Package app assembles a portcullis process from its configuration: the
-// handler catalog, the rule repository, the proxy, the API and their
-// listeners. cmd/portcullis and the end-to-end tests both start it.
-package app
+// Package registry is the one list of the handlers portcullis knows, by
+// the names configuration and rules use. Registration is explicit here, not
+// spread over init functions.
+package registry
 
 import (
 	"github.com/portcullis-proxy/portcullis/authenticators"

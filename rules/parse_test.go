@@ -1,0 +1,124 @@
+package rules_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+func TestParseOathkeeperFixtures(t *testing.T) {
+	for _, file := range []string{"testdata/oathkeeper-rules.yaml", "testdata/oathkeeper-rules.json"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := rules.Parse(file, data)
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", file, err)
+		}
+		if len(rs) == 0 {
+			t.Fatalf("Parse(%s): no rules", file)
+		}
+		if _, err := compiler(t, rules.Regexp).Compile(rs); err != nil {
+			t.Fatalf("Compile(%s): %v", file, err)
+		}
+	}
+	data, _ := os.ReadFile("testdata/oathkeeper-rules.yaml")
+	rs, _ := rules.Parse("f.yaml", data)
+	r := rs[0]
+	if r.ID != "some-id" || r.Version != "v0.40.9" || r.Description == "" || !r.Upstream.PreserveHost ||
+		r.Upstream.StripPath != "/api" || r.Upstream.URL != "http://my-backend-service" ||
+		len(r.Match.Methods) != 2 || r.Authorizer.Handler != "allow" || len(r.Errors) != 1 {
+		t.Errorf("rule fields not all read: %+v", r.Rule)
+	}
+	if r.Line != 2 {
+		t.Errorf("rule line = %d, want 2", r.Line)
+	}
+	if rs[1].Line != 35 {
+		t.Errorf("second rule line = %d, want 35", rs[1].Line)
+	}
+}
+
+func TestParseErrorsCarryFileAndLine(t *testing.T) {
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"bad yaml", "- id: a\n  match: [\n", "f.yml:2: invalid YAML/JSON"},
+		{"not a list", "id: a\n", "f.yml:1: expected a list of rules"},
+		{"unknown key", "- id: a\n  match:\n    url: http://x/\n    methods: [GET]\n  upstraem:\n    url: http://y\n", "f.yml:5: json: unknown field \"upstraem\""},
+		{"wrong type", "- id: a\n  match:\n    url: http://x/\n    methods: GET\n", "f.yml:4: key \"match.methods\""},
+		{"rule not a mapping", "- just a string\n", "f.yml:1: expected a rule"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := rules.Parse("f.yml", []byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse() error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseEmptyDocumentIsNoRules(t *testing.T) {
+	for _, doc := range []string{"", "  \n", "[]", "# only a comment\n", "null"} {
+		rs, err := rules.Parse("f", []byte(doc))
+		if err != nil || len(rs) != 0 {
+			t.Errorf("Parse(%q) = %d rules, %v; want 0, nil", doc, len(rs), err)
+		}
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	base := func(extra string) string {
+		return "- id: r1\n  match:\n    url: http://x/<.*>\n    methods: [GET]\n  authenticators:\n    - handler: noop\n  authorizer:\n    handler: allow\n  mutators:\n    - handler: noop\n" + extra
+	}
+	cases := []struct {
+		name     string
+		doc      string
+		disabled []string
+		want     string
+	}{
+		{"unknown authenticator", strings.Replace(base(""), "handler: noop\n  authorizer", "handler: kerberos\n  authorizer", 1), nil, `f.yml:6: rule "r1": authenticators[0]: unknown authenticator "kerberos"`},
+		{"disabled authenticator", base(""), []string{"noop"}, `authenticator "noop" is not enabled`},
+		{"duplicate id", base("") + strings.TrimPrefix(base(""), ""), nil, `f.yml:11: duplicate rule id "r1" (first defined at f.yml:1)`},
+		{"bad template", base("") + "- id: r2\n  match:\n    url: http://x/y\n    methods: [POST]\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators:\n    - handler: header\n      config:\n        headers:\n          X-User: \"{{ .Subject \"\n", nil, `f.yml:18: rule "r2": mutators[0]: mutator "header": template headers.X-User`},
+		{"unknown handler config key", strings.Replace(base(""), "handler: allow", "handler: allow\n    config: {foo: 1}", 1), nil, `unknown field "foo"`},
+		{"bad regexp", strings.Replace(base(""), "<.*>", "<(>", 1), nil, "f.yml:3: rule \"r1\": match.url: invalid regular expression"},
+		{"unbalanced", strings.Replace(base(""), "<.*>", "<.*", 1), nil, "unbalanced < >"},
+		{"lower-case method", strings.Replace(base(""), "[GET]", "[get]", 1), nil, `"get" is not an HTTP method`},
+		{"no mutators", strings.Replace(base(""), "  mutators:\n    - handler: noop\n", "", 1), nil, "at least one mutator"},
+		{"bad upstream", base("  upstream:\n    url: ftp://x\n"), nil, "f.yml:12: rule \"r1\": upstream.url: scheme must be"},
+		{"bad websocket", base("  websocket:\n    allowed_origins: [\"not an origin\"]\n"), nil, "is not an origin"},
+		{"missing id", strings.Replace(base(""), "id: r1", "description: x", 1), nil, "f.yml:1: rule has no id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := compile(t, compiler(t, rules.Regexp, tc.disabled...), "f.yml", tc.doc)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadFilesDirectoryAndInline(t *testing.T) {
+	c := compiler(t, rules.Regexp)
+	set, err := rules.LoadFiles(context.Background(), c, []string{"file://testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Len() != 3 {
+		t.Errorf("directory: %d rules, want 3", set.Len())
+	}
+	// inline:// is base64 of the document.
+	set, err = rules.LoadFiles(context.Background(), c, []string{"inline://W3siaWQiOiJpIiwibWF0Y2giOnsidXJsIjoiaHR0cDovL3gveSIsIm1ldGhvZHMiOlsiR0VUIl19LCJhdXRoZW50aWNhdG9ycyI6W3siaGFuZGxlciI6Im5vb3AifV0sImF1dGhvcml6ZXIiOnsiaGFuZGxlciI6ImFsbG93In0sIm11dGF0b3JzIjpbeyJoYW5kbGVyIjoibm9vcCJ9XX1d"})
+	if err != nil || set.Len() != 1 {
+		t.Fatalf("inline: %v, %v", set, err)
+	}
+	if _, err := rules.LoadFiles(context.Background(), c, []string{"file://testdata/missing.yml"}); err == nil {
+		t.Error("missing file loaded without error")
+	}
+}

@@ -1,0 +1,52 @@
+package rules_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// compiler returns a compiler with the foundation's handlers enabled on
+// empty global configs, except those listed as disabled.
+func compiler(t testing.TB, strategy rules.Strategy, disabled ...string) *rules.Compiler {
+	t.Helper()
+	cat := registry.NewCatalog()
+	off := map[string]bool{}
+	for _, d := range disabled {
+		off[d] = true
+	}
+	deps := pipeline.Deps{Context: context.Background()}
+	for _, n := range cat.Authenticators.Names() {
+		if !off[n] {
+			_ = cat.Authenticators.Enable(n, nil, deps)
+		}
+	}
+	for _, n := range cat.Authorizers.Names() {
+		if !off[n] {
+			_ = cat.Authorizers.Enable(n, nil, deps)
+		}
+	}
+	for _, n := range cat.Mutators.Names() {
+		if !off[n] {
+			_ = cat.Mutators.Enable(n, nil, deps)
+		}
+	}
+	for _, n := range cat.ErrorHandlers.Names() {
+		if !off[n] {
+			_ = cat.ErrorHandlers.Enable(n, nil, deps)
+		}
+	}
+	return &rules.Compiler{Catalog: cat, Strategy: strategy, WebSocketDefaults: rules.DefaultWebSocketPolicy()}
+}
+
+func compile(t testing.TB, c *rules.Compiler, file, doc string) (*rules.Set, error) {
+	t.Helper()
+	rs, err := rules.Parse(file, []byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	return c.Compile(rs)
+}
