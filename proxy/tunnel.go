@@ -1,0 +1,326 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// TunnelRequest is an authorised WebSocket upgrade handed to [Tunnels]: the
+// pipeline has run and allowed it.
+type TunnelRequest struct {
+	// RuleID names the rule that matched; it labels metrics and logs and
+	// scopes Policy.MaxConnections.
+	RuleID string
+	// Policy is the rule's resolved WebSocket policy (lifetime, origins,
+	// cookies, connection cap, close grace).
+	Policy rules.WebSocketPolicy
+	// Session is what the pipeline learnt: Subject, ExpiresAt, Revalidator
+	// and Scrub.Subprotocols (token carriers never sent upstream nor echoed).
+	// The tunnel keeps only those fields, not the session itself.
+	Session *pipeline.Session
+	// Upstream is the request as it would go upstream: URL scheme http or
+	// https (dialled as ws or wss; ws and wss are accepted as well), Host as
+	// the rule's preserve_host decided, the client's end-to-end headers with
+	// mutator headers applied and credential carriers removed. The client's
+	// Sec-WebSocket-Protocol, Sec-WebSocket-Extensions, Origin and Cookie
+	// headers are still present: the tunnel filters and forwards them.
+	Upstream *http.Request
+}
+
+// TunnelOptions configures [Tunnels]. Zero fields take the documented
+// defaults.
+type TunnelOptions struct {
+	// Log receives one line per tunnel end and refusals; nil discards.
+	Log logrus.FieldLogger
+	// DialTimeout bounds the TCP (and TLS) connect to the upstream
+	// (default 10s).
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the upstream's answer to the upgrade request
+	// and the write of the 101 answer to the client (default 10s).
+	HandshakeTimeout time.Duration
+	// RevalidateTimeout bounds one re-validation of the session (default
+	// 10s). A re-validation that times out counts as the identity provider
+	// being unavailable.
+	RevalidateTimeout time.Duration
+	// TLSConfig is used for wss (https) upstreams; nil uses the system
+	// roots. Its ServerName, when empty, is the upstream URL's host name.
+	TLSConfig *tls.Config
+	// Metrics counts tunnels, close reasons, bytes and handshake latency;
+	// nil counts nothing.
+	Metrics TunnelMetrics
+}
+
+// TunnelMetrics receives the tunnel's measurements. Implementations must
+// be safe for concurrent use and cheap: Relayed is called up to about once
+// a second per busy direction of every tunnel.
+type TunnelMetrics interface {
+	// Handshake records one upgrade handed to the tunnel, its outcome and
+	// how long it took until the client had its answer. Results: "ok",
+	// "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
+	// "upstream_refused", "upstream_bad_handshake", "upstream_unreachable", "upstream_timeout",
+	// "client_failed".
+	Handshake(rule, result string, d time.Duration)
+	// Opened is called when a tunnel is established (active +1).
+	Opened(rule string)
+	// Closed is called once when a tunnel ends (active -1) with the reason
+	// (see the reason constants, e.g. [ReasonMaxLifetime]) and its lifetime.
+	Closed(rule, reason string, lifetime time.Duration)
+	// Relayed adds n bytes (frame headers included) relayed in direction
+	// dir: [DirToUpstream] or [DirToClient].
+	Relayed(rule, dir string, n int64)
+}
+
+// Directions of relayed bytes, as passed to [TunnelMetrics.Relayed].
+const (
+	DirToUpstream = "to_upstream"
+	DirToClient   = "to_client"
+)
+
+// NopTunnelMetrics counts nothing; it is the default [TunnelMetrics].
+type NopTunnelMetrics struct{}
+
+// Handshake implements [TunnelMetrics].
+func (NopTunnelMetrics) Handshake(string, string, time.Duration) {}
+
+// Opened implements [TunnelMetrics].
+func (NopTunnelMetrics) Opened(string) {}
+
+// Closed implements [TunnelMetrics].
+func (NopTunnelMetrics) Closed(string, string, time.Duration) {}
+
+// Relayed implements [TunnelMetrics].
+func (NopTunnelMetrics) Relayed(string, string, int64) {}
+
+// Tunnels serves authorised WebSocket upgrades as session-bound tunnels and
+// keeps track of them: http.Server.Shutdown does not wait for hijacked
+// connections, so the server's owner calls [Tunnels.Shutdown] as well.
+//
+// A tunnel relays frames verbatim in both directions and ends, with a Close
+// frame 1008 and a reason to both peers, at the first of: max lifetime,
+// session expiry (bind_to_session), a re-validation that rejects the
+// credential (or cannot reach the identity provider, unless tolerated) and
+// idle timeout. See [Tunnels.ServeTunnel].
+type Tunnels struct {
+	opts TunnelOptions
+	log  logrus.FieldLogger
+	m    TunnelMetrics
+
+	mu       sync.Mutex
+	live     map[*tunnel]struct{}
+	perRule  map[string]int // admitted tunnels (dialling or open) by rule
+	shutting bool
+	drained  chan struct{} // closed when shutting and live is empty
+	active   atomic.Int64
+}
+
+// Defaults of [TunnelOptions].
+const (
+	DefaultTunnelDialTimeout       = 10 * time.Second
+	DefaultTunnelHandshakeTimeout  = 10 * time.Second
+	DefaultTunnelRevalidateTimeout = 10 * time.Second
+)
+
+// NewTunnels returns a tunnel server configured by opts.
+func NewTunnels(opts TunnelOptions) *Tunnels {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultTunnelDialTimeout
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultTunnelHandshakeTimeout
+	}
+	if opts.RevalidateTimeout <= 0 {
+		opts.RevalidateTimeout = DefaultTunnelRevalidateTimeout
+	}
+	t := &Tunnels{
+		opts:    opts,
+		log:     opts.Log,
+		m:       opts.Metrics,
+		live:    map[*tunnel]struct{}{},
+		perRule: map[string]int{},
+		drained: make(chan struct{}),
+	}
+	if t.log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		t.log = l
+	}
+	if t.m == nil {
+		t.m = NopTunnelMetrics{}
+	}
+	return t
+}
+
+// ServeTunnel opens a tunnel for the authorised upgrade request r (not yet
+// hijacked) as described by req.
+//
+// Before anything is upgraded it refuses, as plain HTTP with a JSON error
+// body: a malformed WebSocket handshake (400, or 426 for another version),
+// a browser Origin not in Policy.AllowedOrigins (403: cross-site WebSocket
+// hijacking), a rule at Policy.MaxConnections or a server shutting down
+// (503). It then dials the upstream first, so that an upstream refusing the
+// upgrade is answered with the upstream's status (502 if that status is not
+// an error) and an unreachable one with 502 (504 on timeout): the client is
+// never left with a half-open upgrade. Only then is the client upgraded,
+// with the upstream's chosen subprotocol and extensions.
+//
+// ServeTunnel returns once the tunnel is established or refused; the tunnel
+// runs on in two goroutines of its own (one per direction) until it ends.
+// r's context is not used after ServeTunnel returns.
+func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req TunnelRequest) {
+	start := time.Now()
+	if status, msg := checkClientHandshake(r); status != 0 {
+		t.refuse(w, req, start, "bad_handshake", status, msg)
+		return
+	}
+	if origin := r.Header.Get("Origin"); !req.Policy.OriginAllowed(origin) {
+		t.refuse(w, req, start, "origin_refused", http.StatusForbidden, "origin not allowed")
+		return
+	}
+	if result, ok := t.admit(req.RuleID, req.Policy.MaxConnections); !ok {
+		msg := "too many WebSocket connections"
+		if result == "shutting_down" {
+			msg = "shutting down"
+		}
+		t.refuse(w, req, start, result, http.StatusServiceUnavailable, msg)
+		return
+	}
+	admitted := true
+	defer func() {
+		if admitted {
+			t.release(req.RuleID)
+		}
+	}()
+
+	up, err := t.dialUpstream(r.Context(), req)
+	if err != nil {
+		result, status, msg := classifyDialError(err)
+		t.log.WithFields(logrus.Fields{"rule": req.RuleID, "error": err.Error()}).Info("websocket upstream refused or unreachable")
+		t.refuse(w, req, start, result, status, msg)
+		return
+	}
+	cl, err := t.upgradeClient(w, r, up)
+	if err != nil {
+		up.conn.Close()
+		t.m.Handshake(req.RuleID, "client_failed", time.Since(start))
+		t.log.WithFields(logrus.Fields{"rule": req.RuleID, "error": err.Error()}).Info("websocket client upgrade failed")
+		return
+	}
+	t.m.Handshake(req.RuleID, "ok", time.Since(start))
+	admitted = false // the tunnel releases its slot when it ends
+	t.open(req, up, cl)
+}
+
+// refuse answers an upgrade that will not be served, before any upgrade.
+func (t *Tunnels) refuse(w http.ResponseWriter, req TunnelRequest, start time.Time, result string, status int, msg string) {
+	e := pipeline.NewError(status, msg, nil)
+	if status == http.StatusUpgradeRequired {
+		e.Header = http.Header{"Sec-Websocket-Version": {"13"}}
+	}
+	pipeline.WriteError(w, e, false)
+	t.m.Handshake(req.RuleID, result, time.Since(start))
+}
+
+// admit reserves a connection slot of the rule, or reports why not.
+func (t *Tunnels) admit(rule string, limit int) (result string, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.shutting {
+		return "shutting_down", false
+	}
+	if limit > 0 && t.perRule[rule] >= limit {
+		return "over_capacity", false
+	}
+	t.perRule[rule]++
+	return "", true
+}
+
+// release frees a slot taken by admit.
+func (t *Tunnels) release(rule string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.perRule[rule]--; t.perRule[rule] <= 0 {
+		delete(t.perRule, rule)
+	}
+}
+
+// register adds an established tunnel; it reports false when the server
+// began shutting down meanwhile (the tunnel is still tracked, and the caller
+// closes it with 1001).
+func (t *Tunnels) register(tun *tunnel) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.live[tun] = struct{}{}
+	t.active.Add(1)
+	return !t.shutting
+}
+
+// unregister removes an ended tunnel and frees its slot.
+func (t *Tunnels) unregister(tun *tunnel) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.live[tun]; !ok {
+		return
+	}
+	delete(t.live, tun)
+	t.active.Add(-1)
+	if t.perRule[tun.rule]--; t.perRule[tun.rule] <= 0 {
+		delete(t.perRule, tun.rule)
+	}
+	if t.shutting && len(t.live) == 0 {
+		close(t.drained)
+	}
+}
+
+// Active returns the number of open tunnels.
+func (t *Tunnels) Active() int { return int(t.active.Load()) }
+
+// Shutdown refuses new upgrades (503), sends every open tunnel a Close
+// frame 1001 ("going away") in both directions and waits until all tunnels
+// are gone or ctx ends. Each tunnel waits at most its rule's close grace for
+// the peers' Close replies. When ctx ends first, the remaining connections
+// are closed at once and ctx's error is returned.
+func (t *Tunnels) Shutdown(ctx context.Context) error {
+	t.mu.Lock()
+	if !t.shutting {
+		t.shutting = true
+		if len(t.live) == 0 {
+			close(t.drained)
+		}
+	}
+	open := make([]*tunnel, 0, len(t.live))
+	for tun := range t.live {
+		open = append(open, tun)
+	}
+	t.mu.Unlock()
+
+	for _, tun := range open {
+		// Writing a Close may wait for a frame in flight to end, so every
+		// tunnel closes on its own.
+		go tun.beginClose(&causeShutdown)
+	}
+	select {
+	case <-t.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	open = open[:0]
+	for tun := range t.live {
+		open = append(open, tun)
+	}
+	t.mu.Unlock()
+	for _, tun := range open {
+		tun.teardown(&causeShutdown)
+	}
+	return ctx.Err()
+}

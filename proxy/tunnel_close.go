@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// Reasons a tunnel ends, as passed to [TunnelMetrics.Closed] and logged.
+const (
+	ReasonMaxLifetime             = "max_lifetime"
+	ReasonSessionExpired          = "session_expired"
+	ReasonSessionRevoked          = "session_revoked"
+	ReasonRevalidationUnavailable = "revalidation_unavailable"
+	ReasonIdleTimeout             = "idle_timeout"
+	ReasonShutdown                = "shutdown"
+	ReasonClientClosed            = "client_closed"   // the client sent Close
+	ReasonUpstreamClosed          = "upstream_closed" // the upstream sent Close
+	ReasonClientGone              = "client_gone"     // the client's connection ended without Close
+	ReasonUpstreamGone            = "upstream_gone"   // the upstream's connection ended without Close
+	ReasonProtocolError           = "protocol_error"  // a peer sent a malformed frame
+)
+
+// closeCause is why a tunnel ends.
+type closeCause struct {
+	reason string        // metrics and log label
+	code   ws.StatusCode // the Close the proxy sends both peers; 0: none
+	text   string        // the Close reason the peers read
+}
+
+// The proxy's own closes. 1008 is "an endpoint is terminating the
+// connection because it has received a message that violates its policy"
+// (RFC 6455 section 7.4.1); 1001 is "an endpoint is going away, such as a
+// server going down".
+var (
+	causeMaxLifetime             = closeCause{ReasonMaxLifetime, ws.StatusPolicyViolation, "max lifetime reached"}
+	causeSessionExpired          = closeCause{ReasonSessionExpired, ws.StatusPolicyViolation, "session expired"}
+	causeSessionRevoked          = closeCause{ReasonSessionRevoked, ws.StatusPolicyViolation, "session revoked"}
+	causeRevalidationUnavailable = closeCause{ReasonRevalidationUnavailable, ws.StatusPolicyViolation, "session could not be revalidated"}
+	causeIdleTimeout             = closeCause{ReasonIdleTimeout, ws.StatusPolicyViolation, "idle timeout"}
+	causeShutdown                = closeCause{ReasonShutdown, ws.StatusGoingAway, "going away"}
+
+	causeClientClosed   = closeCause{reason: ReasonClientClosed}
+	causeUpstreamClosed = closeCause{reason: ReasonUpstreamClosed}
+	causeClientGone     = closeCause{reason: ReasonClientGone}
+	causeUpstreamGone   = closeCause{reason: ReasonUpstreamGone}
+	causeProtocolError  = closeCause{reason: ReasonProtocolError}
+)
+
+// tunnel is one open client/upstream pair.
+type tunnel struct {
+	owner   *Tunnels
+	rule    string
+	subject string
+	policy  rules.WebSocketPolicy
+	reval   pipeline.Revalidator
+	start   time.Time
+
+	client, upstream endpoint
+	up, down         pump // client to upstream, upstream to client
+
+	lastActive atomic.Int64 // unix nanoseconds of the last read either way
+	pumps      atomic.Int32 // directions still running
+
+	mu           sync.Mutex
+	maxAt        time.Time // zero: no cap
+	expiresAt    time.Time // zero: not bound or unknown
+	revalAt      time.Time // zero: no re-validation
+	revalidating bool
+	timer        *time.Timer // next deadline
+	grace        *time.Timer // end of the close grace
+	cause        *closeCause // first reason the tunnel began to end
+	closing      bool        // a Close was sent or relayed
+	drained      bool        // Close went both ways; the client side is closed
+	torn         bool        // both connections are closed
+	peerCode     ws.StatusCode
+}
+
+// open starts the tunnel between the upgraded client and upstream.
+func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
+	now := time.Now()
+	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now}
+	p := req.Policy
+	if s := req.Session; s != nil {
+		tun.subject = s.Subject
+		tun.reval = s.Revalidator
+		if p.BindToSession {
+			tun.expiresAt = s.ExpiresAt
+		}
+	}
+	if p.MaxLifetime > 0 {
+		tun.maxAt = now.Add(p.MaxLifetime)
+	}
+	if p.RevalidateEvery > 0 && tun.reval != nil {
+		tun.revalAt = now.Add(p.RevalidateEvery)
+	}
+	tun.lastActive.Store(now.UnixNano())
+
+	tun.client.conn, tun.client.client = cl.conn, true
+	tun.upstream.conn = up.conn
+	var ext ws.State
+	if len(up.hs.Extensions) > 0 {
+		ext = ws.StateExtended
+	}
+	tun.up = pump{t: tun, src: &tun.client, dst: &tun.upstream, dir: DirToUpstream, state: ws.StateServerSide | ext}
+	tun.down = pump{t: tun, src: &tun.upstream, dst: &tun.client, dir: DirToClient, state: ws.StateClientSide | ext}
+	tun.up.win, tun.up.w = cl.pending, len(cl.pending)
+	tun.down.win, tun.down.w = up.pending, len(up.pending)
+	tun.up.lastReport, tun.down.lastReport = now.UnixNano(), now.UnixNano()
+	tun.pumps.Store(2)
+
+	serving := t.register(tun)
+	t.m.Opened(tun.rule)
+	tun.mu.Lock()
+	tun.scheduleLocked(now)
+	tun.mu.Unlock()
+	go tun.up.loop()
+	go tun.down.loop()
+	if !serving {
+		tun.beginClose(&causeShutdown)
+	}
+}
+
+// loop runs one direction and ends the tunnel when it stops.
+func (p *pump) loop() {
+	err := p.run()
+	p.report(time.Now().UnixNano())
+	p.t.pumpDone(p, err)
+}
+
+// beginClose ends the tunnel on the proxy's initiative: a Close frame with
+// c's code and reason goes to the client (unmasked) and to the upstream
+// (masked), each between two frames; the peers' replies are awaited for the
+// close grace, then both connections are closed.
+func (t *tunnel) beginClose(c *closeCause) {
+	t.mu.Lock()
+	if t.closing || t.torn {
+		t.mu.Unlock()
+		return
+	}
+	t.closing = true
+	if t.cause == nil {
+		t.cause = c
+	}
+	t.stopTimerLocked()
+	grace := t.policy.CloseGrace
+	if grace > 0 {
+		t.grace = time.AfterFunc(grace, t.graceOver)
+	}
+	t.mu.Unlock()
+
+	t.sendClose(&t.client, c)
+	t.sendClose(&t.upstream, c)
+	if grace <= 0 {
+		t.teardown(c)
+		return
+	}
+	t.checkDrained()
+}
+
+// sendClose writes the proxy's Close frame to e unless e already had one.
+// It waits for a frame being written to e to end.
+func (t *tunnel) sendClose(e *endpoint, c *closeCause) {
+	frame := closeFrame(c.code, c.text, !e.client)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closeSent.Load() {
+		return
+	}
+	e.closeSent.Store(true)
+	// A peer that reads nothing cannot hold the write beyond the grace.
+	_ = e.conn.SetWriteDeadline(time.Now().Add(max(t.policy.CloseGrace, 100*time.Millisecond)))
+	_, _ = e.conn.Write(frame)
+}
+
+// closeFrame encodes a Close frame. Frames to the upstream are masked with
+// a key from crypto/rand: "The masking key needs to be unpredictable"
+// (RFC 6455 section 5.3).
+func closeFrame(code ws.StatusCode, reason string, masked bool) []byte {
+	f := ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason))
+	if masked {
+		var key [4]byte
+		_, _ = rand.Read(key[:])
+		f = ws.MaskFrameInPlaceWith(f, key)
+	}
+	b, _ := ws.CompileFrame(f)
+	return b
+}
+
+// peerClosed is called when src sent a Close frame (relayed when it could
+// be). The first Close starts the close grace.
+func (t *tunnel) peerClosed(src *endpoint, code ws.StatusCode, relayed bool) {
+	t.mu.Lock()
+	if t.peerCode == 0 {
+		t.peerCode = code
+	}
+	teardown := false
+	if !t.closing && !t.torn {
+		t.closing = true
+		if t.cause == nil {
+			t.cause = &causeUpstreamClosed
+			if src == &t.client {
+				t.cause = &causeClientClosed
+			}
+		}
+		t.stopTimerLocked()
+		if g := t.policy.CloseGrace; g > 0 {
+			t.grace = time.AfterFunc(g, t.graceOver)
+		} else {
+			teardown = true
+		}
+	}
+	t.mu.Unlock()
+	if teardown {
+		t.teardown(nil)
+		return
+	}
+	t.checkDrained()
+}
+
+// checkDrained closes the client's connection once Close frames went both
+// ways on both sides. As the client's server the proxy closes first (RFC
+// 6455 section 7.1.1); on the upstream side the upstream, as server, closes
+// first and the upstream direction ends on its EOF or at the close grace.
+func (t *tunnel) checkDrained() {
+	if !t.client.closeSent.Load() || !t.client.closeRecv.Load() ||
+		!t.upstream.closeSent.Load() || !t.upstream.closeRecv.Load() {
+		return
+	}
+	t.mu.Lock()
+	if t.drained || t.torn {
+		t.mu.Unlock()
+		return
+	}
+	t.drained = true
+	t.mu.Unlock()
+	_ = t.client.conn.Close()
+}
+
+// graceOver ends a tunnel whose close handshake took longer than the grace.
+func (t *tunnel) graceOver() { t.teardown(nil) }
+
+// teardown closes both connections; c is the reason unless one was set.
+func (t *tunnel) teardown(c *closeCause) {
+	t.mu.Lock()
+	if t.torn {
+		t.mu.Unlock()
+		return
+	}
+	t.torn = true
+	if t.cause == nil {
+		t.cause = c
+	}
+	t.stopTimerLocked()
+	if t.grace != nil {
+		t.grace.Stop()
+	}
+	t.mu.Unlock()
+	_ = t.client.conn.Close()
+	_ = t.upstream.conn.Close()
+}
+
+// pumpDone is called when a direction stopped with err.
+func (t *tunnel) pumpDone(p *pump, err error) {
+	t.mu.Lock()
+	drained := t.drained
+	t.mu.Unlock()
+	if !drained || p.src != &t.client {
+		t.teardown(causeOf(err))
+	}
+	if t.pumps.Add(-1) == 0 {
+		t.finish()
+	}
+}
+
+// causeOf names the reason a direction stopped.
+func causeOf(err error) *closeCause {
+	var re *relayError
+	switch {
+	case errors.Is(err, errProtocol):
+		return &causeProtocolError
+	case errors.As(err, &re) && re.side.client:
+		return &causeClientGone
+	default:
+		return &causeUpstreamGone
+	}
+}
+
+// finish accounts for an ended tunnel: one log line, the metrics and the
+// connection slot.
+func (t *tunnel) finish() {
+	t.teardown(&causeUpstreamGone)
+	t.mu.Lock()
+	c, code := t.cause, t.peerCode
+	t.mu.Unlock()
+	life := time.Since(t.start)
+	t.owner.unregister(t)
+	t.owner.m.Closed(t.rule, c.reason, life)
+	f := logrus.Fields{
+		"rule":              t.rule,
+		"subject":           t.subject,
+		"reason":            c.reason,
+		"duration_ms":       life.Milliseconds(),
+		"bytes_to_upstream": t.up.relayed,
+		"bytes_to_client":   t.down.relayed,
+	}
+	if code != 0 {
+		f["peer_close_code"] = int(code)
+	}
+	t.owner.log.WithFields(f).Info("websocket tunnel closed")
+}
