@@ -24,6 +24,7 @@ require (
 	github.com/dlclark/regexp2 v1.2.0 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/gobwas/ws v1.5.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/golang-lru v0.5.0 // indirect
@@ -34,6 +35,7 @@ require (
 	github.com/mitchellh/reflectwalk v1.0.2 // indirect
 	github.com/ory/kratos-client-go v1.3.8 // indirect
 	github.com/ory/ladon v1.3.0 // indirect
+	github.com/ory/pagination v0.0.1 // indirect
 	github.com/pkg/errors v0.8.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/shopspring/decimal v1.4.0 // indirect
