@@ -1,0 +1,132 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/proxy"
+)
+
+const decisionRules = `
+- id: api
+  match: {url: "https://app.example/api/<.*>", methods: [GET, DELETE]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators:
+    - handler: header
+      config:
+        headers:
+          X-User: "{{ print .Subject }}"
+          X-Path: "{{ .MatchContext.URL.Path }}"
+          X-Method: "{{ .MatchContext.Method }}"
+- id: deny
+  match: {url: "<https?>://app.example/admin", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: deny}
+  mutators: [{handler: noop}]
+- id: local
+  match: {url: "http://<[^/]+>/local/<.*>", methods: [GET]}
+  authenticators: [{handler: noop}]
+  authorizer: {handler: allow}
+  mutators: [{handler: noop}]
+`
+
+func decisionsAPI(t *testing.T) *httptest.Server {
+	api := &proxy.API{Rules: staticRules{ruleSet(t, decisionRules)}}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestDecisionsFromForwardedHeaders(t *testing.T) {
+	srv := decisionsAPI(t)
+	req, _ := http.NewRequest("GET", srv.URL+"/decisions", nil)
+	req.Header.Set("X-Forwarded-Method", "DELETE")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Host", "app.example")
+	req.Header.Set("X-Forwarded-Uri", "/api/items/7?token=secret")
+	req.Header.Set("X-User", "spoofed")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status = %d, want 200", res.StatusCode)
+	}
+	for k, want := range map[string]string{"X-User": "anonymous", "X-Path": "/api/items/7", "X-Method": "DELETE"} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestDecisionsFromThePath(t *testing.T) {
+	srv := decisionsAPI(t)
+	// Without forwarded headers the call's own method, host and path
+	// (minus /decisions) describe the request.
+	res, err := http.Get(srv.URL + "/decisions/local/thing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("status = %d, want 200", res.StatusCode)
+	}
+	// noop forwards the request's headers, as Oathkeeper's decisions do.
+	req, _ := http.NewRequest("GET", srv.URL+"/decisions/local/thing", nil)
+	req.Header.Set("X-Trace", "abc")
+	res, _ = http.DefaultClient.Do(req)
+	res.Body.Close()
+	if res.Header.Get("X-Trace") != "abc" {
+		t.Errorf("noop mutator: X-Trace = %q, want the request's", res.Header.Get("X-Trace"))
+	}
+}
+
+func TestDecisionsDenials(t *testing.T) {
+	srv := decisionsAPI(t)
+	cases := []struct {
+		host, uri, method string
+		status            int
+	}{
+		{"app.example", "/admin", "GET", 403},
+		{"app.example", "/nothing", "GET", 404},
+		{"app.example", "/api/x", "POST", 404},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest("GET", srv.URL+"/decisions", nil)
+		req.Header.Set("X-Forwarded-Method", tc.method)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-Host", tc.host)
+		req.Header.Set("X-Forwarded-Uri", tc.uri)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.status {
+			t.Errorf("%s %s = %d, want %d", tc.method, tc.uri, res.StatusCode, tc.status)
+		}
+		decodeError(t, res)
+	}
+}
+
+func TestDecisionsPathCannotBeSpelledAround(t *testing.T) {
+	srv := decisionsAPI(t)
+	for _, uri := range []string{"/api/../admin", "/api/%2e%2e/admin", "//admin", "/api/./../admin"} {
+		req, _ := http.NewRequest("GET", srv.URL+"/decisions", nil)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-Host", "app.example")
+		req.Header.Set("X-Forwarded-Uri", uri)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 403 {
+			t.Errorf("%s = %d, want 403 (it is /admin)", uri, res.StatusCode)
+		}
+	}
+	_ = strings.TrimSpace
+}
