@@ -52,7 +52,7 @@ func Load(path string, env []string, handlers map[string][]string) (*Config, err
 		}
 		var n yaml.Node
 		if err := yaml.Unmarshal(data, &n); err != nil {
-			return nil, fmt.Errorf("%s:%d: invalid YAML/JSON: %s", path, yamlLine(err), strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, fmt.Errorf("%s:%d: invalid YAML/JSON: %s", path, yamlLine(err), yamlMessage(err))
 		}
 		doc = &n
 		var parser koanf.Parser = kyaml.Parser()
@@ -263,3 +263,14 @@ func yamlLine(err error) int {
 
 // ensure the rules package's websocket block decodes from JSON.
 var _ = rules.WebSocket{}
+
+// yamlMessage is a YAML error without its "yaml: line N:" prefix.
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.HasPrefix(msg, "line ") {
+		if _, rest, ok := strings.Cut(msg, ": "); ok {
+			return rest
+		}
+	}
+	return msg
+}

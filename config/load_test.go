@@ -1,0 +1,147 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-proxy/portcullis/config"
+)
+
+var names = map[string][]string{
+	"authenticators":  {"anonymous", "cookie_session", "noop"},
+	"authorizers":     {"allow", "deny"},
+	"mutators":        {"header", "noop"},
+	"errors.handlers": {"json", "redirect"},
+}
+
+func TestLoadOathkeeperFile(t *testing.T) {
+	c, err := config.Load("testdata/oathkeeper.yml", nil, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Proxy.Port != 4455 || c.Serve.API.Port != 4456 || c.Serve.Prometheus.Port != 9000 {
+		t.Errorf("ports = %d %d %d", c.Serve.Proxy.Port, c.Serve.API.Port, c.Serve.Prometheus.Port)
+	}
+	if c.Serve.Proxy.Timeout.Read != 10*time.Second || c.Serve.Proxy.Timeout.Idle != time.Minute {
+		t.Errorf("timeouts = %+v", c.Serve.Proxy.Timeout)
+	}
+	if c.Serve.Proxy.Timeout.ReadHeader != 5*time.Second {
+		t.Errorf("read_header default = %v, want 5s", c.Serve.Proxy.Timeout.ReadHeader)
+	}
+	if c.AccessRules.MatchingStrategy != "glob" || len(c.AccessRules.Repositories) != 2 {
+		t.Errorf("access_rules = %+v", c.AccessRules)
+	}
+	if !c.Authenticators["anonymous"].Enabled || c.Authenticators["anonymous"].Config["subject"] != "guest" {
+		t.Errorf("authenticators.anonymous = %+v", c.Authenticators["anonymous"])
+	}
+	if !c.Errors.Handlers["redirect"].Enabled || !reflect.DeepEqual(c.Errors.Fallback, []string{"json"}) {
+		t.Errorf("errors = %+v", c.Errors)
+	}
+	if c.Log.Level != "debug" || c.Log.Format != "json" {
+		t.Errorf("log = %+v", c.Log)
+	}
+	ws, err := c.WebSocketDefaults()
+	if err != nil || ws.MaxLifetime != 30*time.Minute || !ws.OriginAllowed("https://app.example") || ws.OriginAllowed("https://evil.example") {
+		t.Errorf("websocket = %+v, %v", ws, err)
+	}
+	if ws.RevalidateEvery != 5*time.Minute {
+		t.Errorf("websocket.revalidate_every default = %v", ws.RevalidateEvery)
+	}
+	// serve.proxy.cors is an Oathkeeper key portcullis does not have: warned.
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "serve.proxy.cors.enabled") {
+		t.Errorf("warnings = %q", c.Warnings)
+	}
+}
+
+func TestLoadDefaultsWithoutFile(t *testing.T) {
+	c, err := config.Load("", nil, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Proxy.Port != 4455 || c.Serve.API.Port != 4456 || c.AccessRules.MatchingStrategy != "regexp" || c.Log.Format != "text" {
+		t.Errorf("defaults = %+v", c)
+	}
+	if !c.Errors.Handlers["json"].Enabled {
+		t.Error("the json error handler is not enabled by default")
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	env := []string{
+		"SERVE_PROXY_PORT=8080",
+		"LOG_LEVEL=warn",
+		"ACCESS_RULES_MATCHING_STRATEGY=regexp",
+		"ACCESS_RULES_REPOSITORIES=file:///a.yml,file:///b.yml",
+		"AUTHENTICATORS_ANONYMOUS_CONFIG_SUBJECT=visitor",
+		"AUTHENTICATORS_COOKIE_SESSION_ENABLED=true",
+		"AUTHENTICATORS_COOKIE_SESSION_CONFIG_CHECK_SESSION_URL=http://kratos/sessions/whoami",
+		"SERVE_PROXY_TIMEOUT_READ=3s",
+		"WEBSOCKET_MAX_LIFETIME=2m",
+		"HOME=/root",
+	}
+	c, err := config.Load("testdata/oathkeeper.yml", env, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Proxy.Port != 8080 || c.Log.Level != "warn" || c.AccessRules.MatchingStrategy != "regexp" || c.Serve.Proxy.Timeout.Read != 3*time.Second {
+		t.Errorf("overrides not applied: port %d level %s strategy %s read %v", c.Serve.Proxy.Port, c.Log.Level, c.AccessRules.MatchingStrategy, c.Serve.Proxy.Timeout.Read)
+	}
+	if !reflect.DeepEqual(c.AccessRules.Repositories, []string{"file:///a.yml", "file:///b.yml"}) {
+		t.Errorf("repositories = %q", c.AccessRules.Repositories)
+	}
+	if c.Authenticators["anonymous"].Config["subject"] != "visitor" {
+		t.Errorf("anonymous subject = %v", c.Authenticators["anonymous"].Config["subject"])
+	}
+	cs := c.Authenticators["cookie_session"]
+	if !cs.Enabled || cs.Config["check_session_url"] != "http://kratos/sessions/whoami" {
+		t.Errorf("cookie_session = %+v", cs)
+	}
+	if ws, _ := c.WebSocketDefaults(); ws.MaxLifetime != 2*time.Minute {
+		t.Errorf("websocket.max_lifetime = %v", ws.MaxLifetime)
+	}
+}
+
+func TestLoadErrorsNameKeyAndLine(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, doc, want string
+		env             []string
+	}{
+		{"wrong type", "serve:\n  proxy:\n    port: abc\n", "c.yml:3: 'serve.proxy.port'", nil},
+		{"bad duration", "serve:\n  proxy:\n    timeout:\n      read: soon\n", "c.yml:4: 'serve.proxy.timeout.read'", nil},
+		{"bad yaml", "serve:\n  proxy: [\n", "c.yml:2: invalid YAML/JSON: did not find", nil},
+		{"bad strategy", "access_rules:\n  matching_strategy: fuzzy\n", "c.yml:2: 'access_rules.matching_strategy' unknown matching strategy", nil},
+		{"bad log format", "log:\n  format: xml\n", "c.yml:2: 'log.format' must be text or json", nil},
+		{"bad env", "", "'serve.proxy.port'", []string{"SERVE_PROXY_PORT=eighty"}},
+		{"bad websocket", "websocket:\n  max_lifetim: 1h\n", "unknown field \"max_lifetim\"", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, "c.yml")
+			os.WriteFile(p, []byte(tc.doc), 0o600)
+			_, err := config.Load(p, tc.env, names)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := config.Load(filepath.Join(dir, "missing.yml"), nil, names); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+func TestLoadJSON(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(p, []byte(`{"serve":{"proxy":{"port":1234}},"authenticators":{"noop":{"enabled":true}}}`), 0o600)
+	c, err := config.Load(p, nil, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.Proxy.Port != 1234 || !c.Authenticators["noop"].Enabled {
+		t.Errorf("json config = %+v", c)
+	}
+}
