@@ -1,0 +1,38 @@
+package authorizers
+
+import (
+	"errors"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+func TestAllowAndDeny(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	s := pipeline.NewSession(r, r.URL, nil)
+	for name, f := range map[string]pipeline.Factory[pipeline.Authorizer]{"allow": NewAllow, "deny": NewDeny} {
+		b, err := f(nil, pipeline.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := b.Build(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = a.Authorize(r, s)
+		switch name {
+		case "allow":
+			if err != nil {
+				t.Errorf("allow: %v", err)
+			}
+		case "deny":
+			if !errors.Is(err, pipeline.ErrForbidden) {
+				t.Errorf("deny: %v, want 403", err)
+			}
+		}
+		if _, err := b.Build([]byte(`{"x":1}`)); err == nil {
+			t.Errorf("%s: unknown key accepted", name)
+		}
+	}
+}
