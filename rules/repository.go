@@ -189,6 +189,10 @@ type Repository struct {
 
 	current  atomic.Pointer[Set]
 	lastHash [32]byte
+	// pending is a changed content seen once: it is applied only when the
+	// next poll sees the same bytes, so a file caught half-written (an
+	// editor that truncates, then writes) is never compiled.
+	pending [32]byte
 	// cache holds the last documents fetched per location, so a source
 	// that is not due (http) or failed is not re-fetched on every tick.
 	cache     map[string][]document
@@ -249,6 +253,10 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	if !force && sum == r.lastHash {
+		return false, nil
+	}
+	if !force && sum != r.pending {
+		r.pending = sum
 		return false, nil
 	}
 	r.lastHash = sum
