@@ -1,0 +1,69 @@
+package mutators
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+func TestCookieMutator(t *testing.T) {
+	b, err := NewCookie(nil, testDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Build(mustJSON(t, map[string]any{"cookies": map[string]string{
+		"user":  "{{ .Subject }}",
+		"room":  "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
+		"email": "{{ .Extra.identity.traits.email | b64enc }}",
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, s := newSession(t, "alice", "http://gw.test/ws/lobby", "lobby")
+	r.AddCookie(&http.Cookie{Name: "user", Value: "mallory"})
+	if err := m.Mutate(r, s); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"user": "alice", "room": "lobby", "email": "YWxpY2VAZXhhbXBsZS50ZXN0"}
+	for k, v := range want {
+		if s.Cookies[k] != v {
+			t.Errorf("cookie %s = %q, want %q", k, s.Cookies[k], v)
+		}
+	}
+	if c, _ := r.Cookie("user"); c.Value != "mallory" {
+		t.Error("the mutator must not write to the request; the proxy applies Session.Cookies")
+	}
+}
+
+func TestCookieMutatorRejectsUnsafeValues(t *testing.T) {
+	b, _ := NewCookie(nil, testDeps(t))
+	m, err := b.Build(mustJSON(t, map[string]any{"cookies": map[string]string{"v": "{{ .Subject }}"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"a;admin=1", "a\"b", "a,b", "a\r\nX: y", "é"} {
+		r, s := newSession(t, sub, "http://gw.test/")
+		if err := m.Mutate(r, s); pipeline.StatusOf(err) != http.StatusInternalServerError {
+			t.Errorf("subject %q: Mutate = %v, want 500", sub, err)
+		}
+		if _, set := s.Cookies["v"]; set {
+			t.Errorf("subject %q: an unsafe value must not be set", sub)
+		}
+	}
+}
+
+func TestCookieConfigErrors(t *testing.T) {
+	b, _ := NewCookie(nil, testDeps(t))
+	for name, cfg := range map[string]map[string]any{
+		"no cookies":   {},
+		"empty map":    {"cookies": map[string]string{}},
+		"bad name":     {"cookies": map[string]string{"a b": "x"}},
+		"bad template": {"cookies": map[string]string{"a": "{{"}},
+		"unknown key":  {"cookie": map[string]string{"a": "x"}},
+	} {
+		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+			t.Errorf("%s: Build must fail", name)
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package mutators
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
+	"github.com/portcullis-proxy/portcullis/internal/jwks"
+	"github.com/portcullis-proxy/portcullis/internal/ttlcache"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// JWKSPath is where portcullis publishes the public keys of the id_token
+// mutator on the API listener.
+const JWKSPath = "/.well-known/jwks.json"
+
+// IDTokenConfig configures the `id_token` mutator (Oathkeeper's keys plus
+// audience).
+type IDTokenConfig struct {
+	// IssuerURL becomes the token's iss claim. Required.
+	IssuerURL string `json:"issuer_url"`
+	// JWKSURL locates the signing keys: a JWKS document with private keys
+	// at file://, http(s):// or inline://. The first key with a private
+	// part signs (RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA,
+	// from the key's alg or else its type); its kid goes in the header.
+	// Required.
+	JWKSURL string `json:"jwks_url"`
+	// TTL is the token's lifetime (exp - iat). Default 15m.
+	TTL pipeline.Duration `json:"ttl"`
+	// Claims is a template rendered with the session that must produce a
+	// JSON object of extra claims, e.g.
+	// {"email": {{ .Extra.identity.traits.email | toJson }}}. iss, sub,
+	// iat, nbf, exp and jti are always set by portcullis and override it.
+	Claims string `json:"claims,omitempty"`
+	// Audience, when set, becomes the aud claim (overriding one from
+	// Claims).
+	Audience []string `json:"audience,omitempty"`
+}
+
+// SetDefaults sets ttl 15m.
+func (c *IDTokenConfig) SetDefaults() { c.TTL = pipeline.Duration(15 * time.Minute) }
+
+// Validate requires issuer_url and jwks_url and a positive ttl.
+func (c *IDTokenConfig) Validate() error {
+	if c.IssuerURL == "" {
+		return errors.New(`key "issuer_url": required`)
+	}
+	if c.JWKSURL == "" {
+		return errors.New(`key "jwks_url": required`)
+	}
+	if err := fetch.CheckURL(c.JWKSURL); err != nil {
+		return fmt.Errorf(`key "jwks_url": %w`, err)
+	}
+	if c.TTL.D() < time.Second {
+		return errors.New(`key "ttl": must be at least 1s`)
+	}
+	return nil
+}
+
+// idTokenGlobal is IDTokenConfig without its methods: the global part may
+// leave keys for rules to fill.
+type idTokenGlobal IDTokenConfig
+
+// NewIDToken makes the `id_token` mutator's builder. Each request gets a
+// JWT signed with the configured key in the upstream's Authorization
+// header ("Bearer <token>"), replacing what the client sent there — so
+// the upstream can verify who the gateway admitted against the public keys
+// at [JWKSPath] on the API listener (the builder is a
+// [pipeline.APIRouter]; only public halves of asymmetric keys are ever
+// served).
+//
+// Signed tokens are cached per (issuer, key set, subject, audience,
+// rendered claims) and reused until shortly before they expire (a tenth of
+// the ttl, at most a minute), so a busy subject costs one signature per
+// ttl rather than one per request. An unreachable key set is a 503.
+func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Mutator], error) {
+	g := &IDTokenConfig{}
+	g.SetDefaults()
+	if err := pipeline.DecodeStrict(global, (*idTokenGlobal)(g)); err != nil {
+		return nil, err
+	}
+	log := deps.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	b := &idTokenBuilder{
+		global: global,
+		log:    log,
+		keys:   &jwks.Registry{Client: &http.Client{Timeout: 10 * time.Second}},
+		cache:  ttlcache.New[[32]byte, string](10000),
+		now:    time.Now,
+	}
+	if g.JWKSURL != "" {
+		if err := fetch.CheckURL(g.JWKSURL); err != nil {
+			return nil, fmt.Errorf(`key "jwks_url": %w`, err)
+		}
+		// Published from the start, even before a rule uses it.
+		b.keys.Source(g.JWKSURL)
+	}
+	return b, nil
+}
+
+type idTokenBuilder struct {
+	global json.RawMessage
+	log    logrus.FieldLogger
+	keys   *jwks.Registry
+	cache  *ttlcache.Cache[[32]byte, string]
+	now    func() time.Time
+}
+
+var (
+	_ pipeline.Builder[pipeline.Mutator] = (*idTokenBuilder)(nil)
+	_ pipeline.APIRouter                 = (*idTokenBuilder)(nil)
+)
+
+func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
+	merged, err := pipeline.MergeConfig(b.global, rule)
+	if err != nil {
+		return nil, err
+	}
+	c := &IDTokenConfig{}
+	if err := pipeline.DecodeStrict(merged, c); err != nil {
+		return nil, err
+	}
+	m := &idTokenMutator{
+		b:        b,
+		issuer:   c.IssuerURL,
+		ttl:      c.TTL.D(),
+		audience: c.Audience,
+		source:   b.keys.Source(c.JWKSURL),
+	}
+	if strings.TrimSpace(c.Claims) != "" {
+		if m.claims, err = pipeline.ParseTemplate("claims", c.Claims); err != nil {
+			return nil, err
+		}
+	}
+	// A key set that cannot be read, or holds no signing key, is a
+	// configuration error when it is local; a remote one may come back, so
+	// it is only reported.
+	_, _, kerr := m.signingKey(context.Background())
+	if kerr != nil {
+		if !strings.HasPrefix(c.JWKSURL, "http://") && !strings.HasPrefix(c.JWKSURL, "https://") {
+			return nil, fmt.Errorf(`key "jwks_url": %w`, kerr)
+		}
+		b.log.WithError(kerr).Warn("id_token signing keys are not available yet; requests fail with 503 until they are")
+	}
+	return m, nil
+}
+
+// APIRoutes serves the public keys of every key set a rule has used.
+func (b *idTokenBuilder) APIRoutes() map[string]http.Handler {
+	return map[string]http.Handler{JWKSPath: http.HandlerFunc(b.serveJWKS)}
+}
+
+func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	var sets []*jose.JSONWebKeySet
+	for _, s := range b.keys.Sources() {
+		set, err := s.Keys(r.Context())
+		if err != nil {
+			b.log.WithError(err).Warn("id_token key set not available for " + JWKSPath)
+			continue
+		}
+		sets = append(sets, set)
+	}
+	body, err := json.Marshal(jwks.Public(sets...))
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(body)
+}
+
+type idTokenMutator struct {
+	b        *idTokenBuilder
+	issuer   string
+	ttl      time.Duration
+	audience []string
+	claims   *pipeline.Template
+	source   *jwks.Source
+}
+
+var _ pipeline.Mutator = (*idTokenMutator)(nil)
+
+func (m *idTokenMutator) Mutate(r *http.Request, s *pipeline.Session) error {
+	extra := []byte("{}")
+	if m.claims != nil {
+		out, err := m.claims.Execute(s)
+		if err != nil {
+			return pipeline.NewError(http.StatusInternalServerError, "id_token mutator failed", fmt.Errorf("claims: %w", err))
+		}
+		extra = []byte(out)
+	}
+	key := m.cacheKey(s.Subject, extra)
+	if tok, ok := m.b.cache.Get(key); ok {
+		s.SetHeader("Authorization", "Bearer "+tok)
+		return nil
+	}
+	tok, exp, err := m.sign(r.Context(), s.Subject, extra)
+	if err != nil {
+		return err
+	}
+	m.b.cache.Set(key, tok, exp.Add(-reuseMargin(m.ttl)))
+	s.SetHeader("Authorization", "Bearer "+tok)
+	return nil
+}
+
+// reuseMargin is how long before expiry a cached token stops being handed
+// out: a tenth of the ttl, at most a minute.
+func reuseMargin(ttl time.Duration) time.Duration {
+	return min(ttl/10, time.Minute)
+}
+
+func (m *idTokenMutator) cacheKey(subject string, claims []byte) [32]byte {
+	h := sha256.New()
+	for _, part := range []string{m.issuer, m.source.URL(), m.ttl.String(), strings.Join(m.audience, "\x1f"), subject} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	h.Write(claims)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (m *idTokenMutator) sign(ctx context.Context, subject string, extra []byte) (string, time.Time, error) {
+	claims := map[string]any{}
+	dec := json.NewDecoder(bytes.NewReader(extra))
+	dec.UseNumber()
+	if err := dec.Decode(&claims); err != nil {
+		return "", time.Time{}, pipeline.NewError(http.StatusInternalServerError, "id_token mutator failed", errors.New("claims do not render a JSON object"))
+	}
+	now := m.b.now()
+	exp := now.Add(m.ttl)
+	claims["iss"] = m.issuer
+	claims["sub"] = subject
+	claims["iat"] = jwt.NewNumericDate(now)
+	claims["nbf"] = jwt.NewNumericDate(now)
+	claims["exp"] = jwt.NewNumericDate(exp)
+	claims["jti"] = newJTI()
+	if len(m.audience) > 0 {
+		claims["aud"] = m.audience
+	}
+	key, alg, err := m.signingKey(ctx)
+	if err != nil {
+		return "", time.Time{}, pipeline.Unavailable("id_token signing key unavailable", err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", time.Time{}, pipeline.NewError(http.StatusInternalServerError, "id_token mutator failed", err)
+	}
+	tok, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", time.Time{}, pipeline.NewError(http.StatusInternalServerError, "id_token mutator failed", err)
+	}
+	return tok, exp, nil
+}
+
+// signingKey returns the first key of the set with a private part and an
+// algorithm portcullis signs with. The returned JWK carries its kid into
+// the token header.
+func (m *idTokenMutator) signingKey(ctx context.Context) (jose.JSONWebKey, jose.SignatureAlgorithm, error) {
+	set, err := m.source.Keys(ctx)
+	if err != nil {
+		return jose.JSONWebKey{}, "", err
+	}
+	for _, k := range set.Keys {
+		if k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		if _, sym := k.Key.([]byte); sym {
+			continue
+		}
+		alg := jwks.AlgorithmFor(k)
+		if signingAlgorithms[alg] {
+			return k, alg, nil
+		}
+	}
+	return jose.JSONWebKey{}, "", fmt.Errorf("key set %s holds no private signing key", fetch.Redact(m.source.URL()))
+}
+
+var signingAlgorithms = map[jose.SignatureAlgorithm]bool{
+	jose.RS256: true, jose.RS384: true, jose.RS512: true,
+	jose.PS256: true, jose.PS384: true, jose.PS512: true,
+	jose.ES256: true, jose.ES384: true, jose.ES512: true,
+	jose.EdDSA: true,
+}
+
+// newJTI returns a random token id (crypto/rand never fails on the
+// platforms Go supports: it aborts the program instead).
+func newJTI() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

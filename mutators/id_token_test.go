@@ -1,0 +1,345 @@
+package mutators
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gjwt "github.com/golang-jwt/jwt/v5"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+func testDeps(t *testing.T) pipeline.Deps {
+	t.Helper()
+	log, _ := logtest.NewNullLogger()
+	log.SetLevel(logrus.DebugLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return pipeline.Deps{Log: log, Context: ctx}
+}
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newSession(t *testing.T, subject, rawURL string, groups ...string) (*http.Request, *pipeline.Session) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, rawURL, nil)
+	u, _ := url.Parse(rawURL)
+	s := pipeline.NewSession(r, u, groups)
+	s.Subject = subject
+	s.Extra = map[string]any{"identity": map[string]any{"traits": map[string]any{"email": subject + "@example.test"}}}
+	return r, s
+}
+
+// writeKeySet writes a private JWKS document to a temporary file and returns
+// its file:// URL.
+func writeKeySet(t *testing.T, doc []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + path
+}
+
+// publishedKeys fetches the jwks.json the builder serves, through a real
+// HTTP server, and decodes each key with the standard library only, so the
+// verification below shares no code with the signer.
+func publishedKeys(t *testing.T, b pipeline.Builder[pipeline.Mutator]) (map[string]any, []map[string]any) {
+	t.Helper()
+	router, ok := b.(pipeline.APIRouter)
+	if !ok {
+		t.Fatal("the id_token builder must serve API routes")
+	}
+	mux := http.NewServeMux()
+	for p, h := range router.APIRoutes() {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("jwks.json answered %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	body, _ := io.ReadAll(res.Body)
+	var doc struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]any{}
+	for _, k := range doc.Keys {
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+			if _, ok := k[private]; ok {
+				t.Fatalf("jwks.json publishes private member %q of key %v", private, k["kid"])
+			}
+		}
+		keys[k["kid"].(string)] = publicKey(t, k)
+	}
+	return keys, doc.Keys
+}
+
+func b64int(t *testing.T, s any) *big.Int {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(s.(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return new(big.Int).SetBytes(b)
+}
+
+func publicKey(t *testing.T, k map[string]any) any {
+	switch k["kty"] {
+	case "RSA":
+		return &rsa.PublicKey{N: b64int(t, k["n"]), E: int(b64int(t, k["e"]).Int64())}
+	case "EC":
+		if k["crv"] != "P-256" {
+			t.Fatalf("unexpected curve %v", k["crv"])
+		}
+		return &ecdsa.PublicKey{Curve: elliptic.P256(), X: b64int(t, k["x"]), Y: b64int(t, k["y"])}
+	}
+	t.Fatalf("unexpected key type %v", k["kty"])
+	return nil
+}
+
+// verify checks tok with golang-jwt against the published keys.
+func verify(t *testing.T, keys map[string]any, tok, alg, issuer, audience string) gjwt.MapClaims {
+	t.Helper()
+	claims := gjwt.MapClaims{}
+	opts := []gjwt.ParserOption{gjwt.WithValidMethods([]string{alg}), gjwt.WithIssuer(issuer), gjwt.WithExpirationRequired(), gjwt.WithIssuedAt()}
+	if audience != "" {
+		opts = append(opts, gjwt.WithAudience(audience))
+	}
+	_, err := gjwt.ParseWithClaims(tok, claims, func(tk *gjwt.Token) (any, error) {
+		kid, _ := tk.Header["kid"].(string)
+		k, ok := keys[kid]
+		if !ok {
+			return nil, fmt.Errorf("kid %q is not published", kid)
+		}
+		return k, nil
+	}, opts...)
+	if err != nil {
+		t.Fatalf("ID token does not verify against jwks.json: %v", err)
+	}
+	return claims
+}
+
+func bearerOf(t *testing.T, s *pipeline.Session) string {
+	t.Helper()
+	h := s.Header.Get("Authorization")
+	if !strings.HasPrefix(h, "Bearer ") {
+		t.Fatalf("Authorization = %q, want a Bearer token", h)
+	}
+	return strings.TrimPrefix(h, "Bearer ")
+}
+
+func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
+	for _, tc := range []struct {
+		alg string
+		doc []byte
+	}{
+		{"RS256", testkeys.Set(t, testkeys.RSA(t, "rsa-1"))},
+		{"ES256", testkeys.Set(t, testkeys.EC(t, "ec-1"))},
+	} {
+		t.Run(tc.alg, func(t *testing.T) {
+			b, err := NewIDToken(mustJSON(t, map[string]any{
+				"issuer_url": "https://gateway.example.test/",
+				"jwks_url":   writeKeySet(t, tc.doc),
+			}), testDeps(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := b.Build(mustJSON(t, map[string]any{
+				"ttl":      "10m",
+				"audience": []string{"chat-backend"},
+				"claims":   `{"email": {{ .Extra.identity.traits.email | toJson }}, "room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}", "iss": "forged", "sub": "forged"}`,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, s := newSession(t, "alice", "http://gw.test/ws/lobby", "lobby")
+			s.Header.Set("Authorization", "Bearer client-sent")
+			if err := m.Mutate(r, s); err != nil {
+				t.Fatal(err)
+			}
+			keys, _ := publishedKeys(t, b)
+			claims := verify(t, keys, bearerOf(t, s), tc.alg, "https://gateway.example.test/", "chat-backend")
+			for k, want := range map[string]any{"sub": "alice", "email": "alice@example.test", "room": "lobby", "iss": "https://gateway.example.test/"} {
+				if claims[k] != want {
+					t.Errorf("claim %s = %v, want %v", k, claims[k], want)
+				}
+			}
+			exp, _ := claims.GetExpirationTime()
+			iat, _ := claims.GetIssuedAt()
+			if d := exp.Sub(iat.Time); d != 10*time.Minute {
+				t.Errorf("exp - iat = %v, want the ttl 10m", d)
+			}
+			if claims["jti"] == "" || claims["jti"] == nil {
+				t.Error("jti missing")
+			}
+		})
+	}
+}
+
+func TestIDTokenCache(t *testing.T) {
+	b, err := NewIDToken(mustJSON(t, map[string]any{
+		"issuer_url": "https://gw.example.test/",
+		"jwks_url":   writeKeySet(t, testkeys.Set(t, testkeys.EC(t, "ec"))),
+		"claims":     `{"room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}`,
+		"ttl":        "100s",
+	}), testDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib := b.(*idTokenBuilder)
+	now := time.Unix(1_700_000_000, 0)
+	ib.now = func() time.Time { return now }
+	ib.cache.Now = ib.now
+	m, err := b.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(sub, room string) string {
+		r, s := newSession(t, sub, "http://gw.test/ws/"+room, room)
+		if err := m.Mutate(r, s); err != nil {
+			t.Fatal(err)
+		}
+		return bearerOf(t, s)
+	}
+	first := mint("alice", "a")
+	if again := mint("alice", "a"); again != first {
+		t.Error("a second request with the same identity and claims must reuse the signed token")
+	}
+	if mint("bob", "a") == first || mint("alice", "b") == first {
+		t.Error("a different subject or different claims must get a different token")
+	}
+	// Reused until a tenth of the ttl before expiry (10s here).
+	now = now.Add(89 * time.Second)
+	if mint("alice", "a") != first {
+		t.Error("the token must be reused while more than the margin remains")
+	}
+	now = now.Add(2 * time.Second)
+	if mint("alice", "a") == first {
+		t.Error("a token within the margin of its expiry must not be handed out")
+	}
+}
+
+func TestIDTokenFailures(t *testing.T) {
+	deps := testDeps(t)
+	good := writeKeySet(t, testkeys.Set(t, testkeys.RSA(t, "r")))
+	publicOnly := writeKeySet(t, testkeys.PublicSet(t, testkeys.RSA(t, "p")))
+
+	for name, cfg := range map[string]map[string]any{
+		"no issuer":         {"jwks_url": good},
+		"no jwks":           {"issuer_url": "https://i/"},
+		"missing file":      {"issuer_url": "https://i/", "jwks_url": "file:///does/not/exist.json"},
+		"public keys only":  {"issuer_url": "https://i/", "jwks_url": publicOnly},
+		"bad scheme":        {"issuer_url": "https://i/", "jwks_url": "ftp://x/jwks.json"},
+		"tiny ttl":          {"issuer_url": "https://i/", "jwks_url": good, "ttl": "1ms"},
+		"bad claims syntax": {"issuer_url": "https://i/", "jwks_url": good, "claims": "{{"},
+		"unknown key":       {"issuer_url": "https://i/", "jwks_url": good, "claim": "{}"},
+	} {
+		b, err := NewIDToken(nil, deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+			t.Errorf("%s: Build must fail", name)
+		}
+	}
+
+	// Claims that are not a JSON object: 500.
+	b, _ := NewIDToken(nil, deps)
+	m, err := b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": good, "claims": `["not", "an", "object"]`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, s := newSession(t, "alice", "http://gw.test/")
+	if err := m.Mutate(r, s); pipeline.StatusOf(err) != http.StatusInternalServerError {
+		t.Errorf("non-object claims: %v, want 500", err)
+	}
+
+	// A remote key set that is down: the rule loads, requests fail with 503.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := "http://" + l.Addr().String() + "/jwks.json"
+	l.Close()
+	b, _ = NewIDToken(nil, deps)
+	m, err = b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
+	if err != nil {
+		t.Fatalf("a remote key set that is down must not fail the rule load: %v", err)
+	}
+	r, s = newSession(t, "alice", "http://gw.test/")
+	if err := m.Mutate(r, s); !errors.Is(err, pipeline.ErrServiceUnavailable) {
+		t.Errorf("key set down: %v, want 503", err)
+	}
+	if s.Header.Get("Authorization") != "" {
+		t.Error("no token may be set when signing failed")
+	}
+}
+
+func TestIDTokenJWKSEndpoint(t *testing.T) {
+	rsaKey, ecKey := testkeys.RSA(t, "rsa"), testkeys.EC(t, "ec")
+	// The key set is served over HTTP by a real key server too.
+	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(testkeys.Set(t, ecKey))
+	}))
+	defer keySrv.Close()
+	b, err := NewIDToken(mustJSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), testDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before any rule, the global key set is already published.
+	keys, _ := publishedKeys(t, b)
+	if _, ok := keys["rsa"]; !ok || len(keys) != 1 {
+		t.Fatalf("published %v, want the global key", keys)
+	}
+	if _, err := b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": keySrv.URL})); err != nil {
+		t.Fatal(err)
+	}
+	keys, raw := publishedKeys(t, b)
+	if _, ok := keys["ec"]; !ok || len(keys) != 2 {
+		t.Fatalf("published %v, want both key sets", keys)
+	}
+	for _, k := range raw {
+		if k["use"] != "sig" || k["alg"] == nil {
+			t.Errorf("published key %v lost its use/alg", k["kid"])
+		}
+	}
+	h := b.(pipeline.APIRouter).APIRoutes()["/.well-known/jwks.json"]
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/.well-known/jwks.json", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST jwks.json = %d, want 405", rec.Code)
+	}
+}
