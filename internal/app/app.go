@@ -134,6 +134,7 @@ type Server struct {
 	Rules   *rules.Repository
 	Proxy   *proxy.Handler
 	API     *proxy.API
+	Tunnels *proxy.Tunnels
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -178,19 +179,26 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		return nil, err
 	}
 	transport := proxy.NewTransport()
+	var upstreamTLS *tls.Config
 	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
 		pool, err := loadCAPool(ca)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("serve.proxy.upstream_ca_file: %w", err)
 		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		transport.TLSClientConfig = upstreamTLS
 	}
+	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS})
+	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,
 		Transport:             transport,
 		Log:                   log,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
+			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
+		},
 	}).Init()
 	s.API = &proxy.API{
 		Rules:   s.Rules,
