@@ -1,0 +1,236 @@
+package mutators
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
+	"github.com/portcullis-proxy/portcullis/internal/ttlcache"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// HydratorConfig configures the `hydrator` mutator (Oathkeeper's keys, plus
+// api.timeout and api.forward_headers).
+type HydratorConfig struct {
+	API   HydratorAPIConfig   `json:"api"`
+	Cache HydratorCacheConfig `json:"cache"`
+}
+
+// HydratorAPIConfig says how to reach the hydration API.
+type HydratorAPIConfig struct {
+	// URL receives a POST of the session as JSON. Required.
+	URL string `json:"url"`
+	// Auth adds HTTP basic credentials to the call.
+	Auth *HydratorAuth `json:"auth,omitempty"`
+	// Retry, when present, retries transport failures and 502/503/504;
+	// absent, one attempt is made.
+	Retry *fetch.Retry `json:"retry,omitempty"`
+	// Timeout bounds one attempt. Default 2s.
+	Timeout pipeline.Duration `json:"timeout"`
+	// ForwardHeaders lists client request headers copied onto the call.
+	// Default none (Oathkeeper copies every client header, credentials
+	// included; here that must be asked for by name).
+	ForwardHeaders []string `json:"forward_headers,omitempty"`
+}
+
+// HydratorAuth holds the API's credentials.
+type HydratorAuth struct {
+	Basic struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	} `json:"basic"`
+}
+
+// HydratorCacheConfig enables caching of the API's answers.
+type HydratorCacheConfig struct {
+	// Enabled turns the cache on. Default off.
+	Enabled bool `json:"enabled"`
+	// TTL is how long an answer is reused. Default 1m.
+	TTL pipeline.Duration `json:"ttl"`
+}
+
+// SetDefaults sets api.timeout 2s and cache.ttl 1m.
+func (c *HydratorConfig) SetDefaults() {
+	c.API.Timeout = pipeline.Duration(2 * time.Second)
+	c.Cache.TTL = pipeline.Duration(time.Minute)
+}
+
+// Validate requires an http(s) api.url.
+func (c *HydratorConfig) Validate() error {
+	u, err := url.Parse(c.API.URL)
+	switch {
+	case c.API.URL == "":
+		return errors.New(`key "api.url": required`)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf(`key "api.url": %q is not an http(s) URL`, fetch.Redact(c.API.URL))
+	case c.API.Timeout <= 0:
+		return errors.New(`key "api.timeout": must be positive`)
+	case c.Cache.Enabled && c.Cache.TTL <= 0:
+		return errors.New(`key "cache.ttl": must be positive`)
+	}
+	return nil
+}
+
+// hydratorClient is shared by every hydrator instance.
+var hydratorClient = sync.OnceValue(fetch.NewClient)
+
+// NewHydrator builds the `hydrator` mutator, following Oathkeeper's
+// contract: the session ({"subject", "extra", "header", "match_context"})
+// is POSTed as JSON to api.url; a 200 answer is a session document whose
+// subject must be unchanged, its "extra" replaces the session's extra and
+// each of its "header" entries is set for the upstream.
+//
+// The call fails closed: an unreachable or slow API (per api.timeout,
+// after api.retry) or a 5xx answer is a 503; any other non-200 answer, or
+// an answer that is not a session of the same subject, is a 500. Neither
+// lets the request through.
+//
+// With the cache enabled, answers are reused for cache.ttl for the same
+// subject, extra, header and matched request (URL, method, capture
+// groups); the client's own request headers are not part of the key.
+//
+// match_context.header carries the client's request headers, credentials
+// included, as in Oathkeeper: the API must be trusted with them.
+var NewHydrator = pipeline.Typed(func(c *HydratorConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+	h := &hydrator{
+		url:    c.API.URL,
+		caller: &fetch.Caller{Client: hydratorClient(), Timeout: c.API.Timeout.D(), Retry: c.API.Retry},
+		ttl:    c.Cache.TTL.D(),
+	}
+	if c.API.Auth != nil {
+		h.user, h.pass, h.basic = c.API.Auth.Basic.Username, c.API.Auth.Basic.Password, true
+	}
+	for _, name := range c.API.ForwardHeaders {
+		h.forward = append(h.forward, http.CanonicalHeaderKey(name))
+	}
+	if c.Cache.Enabled {
+		h.cache = ttlcache.New[[32]byte, []byte](10000)
+	}
+	return h, nil
+})
+
+type hydrator struct {
+	url        string
+	caller     *fetch.Caller
+	user, pass string
+	basic      bool
+	forward    []string
+	cache      *ttlcache.Cache[[32]byte, []byte]
+	ttl        time.Duration
+}
+
+var _ pipeline.Mutator = (*hydrator)(nil)
+
+// hydratedSession is the part of the API's answer that is applied.
+type hydratedSession struct {
+	Subject string         `json:"subject"`
+	Extra   map[string]any `json:"extra"`
+	Header  http.Header    `json:"header"`
+}
+
+func (h *hydrator) Mutate(r *http.Request, s *pipeline.Session) error {
+	body, err := json.Marshal(s)
+	if err != nil {
+		return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", fmt.Errorf("encoding session: %w", err))
+	}
+	var key [32]byte
+	if h.cache != nil {
+		key, err = h.cacheKey(s)
+		if err != nil {
+			return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", err)
+		}
+		if answer, ok := h.cache.Get(key); ok {
+			return h.apply(answer, s)
+		}
+	}
+	res, err := h.caller.Do(r.Context(), func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range h.forward {
+			if vs := r.Header.Values(name); len(vs) > 0 {
+				req.Header[name] = append([]string(nil), vs...)
+			}
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		if h.basic {
+			req.SetBasicAuth(h.user, h.pass)
+		}
+		return req, nil
+	})
+	if err != nil {
+		return pipeline.Unavailable("hydration service unavailable", err)
+	}
+	switch {
+	case res.StatusCode == http.StatusOK:
+	case res.StatusCode >= 500:
+		return pipeline.Unavailable("hydration service unavailable", fmt.Errorf("status %d", res.StatusCode))
+	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
+		return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", fmt.Errorf("hydration API refused the gateway's credentials (status %d)", res.StatusCode))
+	default:
+		return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", fmt.Errorf("hydration API answered status %d", res.StatusCode))
+	}
+	if err := h.apply(res.Body, s); err != nil {
+		return err
+	}
+	if h.cache != nil {
+		h.cache.Set(key, res.Body, time.Now().Add(h.ttl))
+	}
+	return nil
+}
+
+// apply decodes an answer (fresh or cached: decoded each time, so no two
+// requests share the maps) and merges it into s.
+func (h *hydrator) apply(answer []byte, s *pipeline.Session) error {
+	var got hydratedSession
+	if err := json.Unmarshal(answer, &got); err != nil {
+		return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", errors.New("hydration API answer is not a session document"))
+	}
+	if got.Subject != s.Subject {
+		return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", errors.New("hydration API answered for a different subject"))
+	}
+	if got.Extra != nil {
+		s.Extra = got.Extra
+	}
+	if s.Header == nil {
+		s.Header = http.Header{}
+	}
+	for k, vs := range got.Header {
+		if len(vs) > 0 {
+			s.Header[http.CanonicalHeaderKey(k)] = vs
+		}
+	}
+	return nil
+}
+
+// cacheKey identifies what the answer may depend on, leaving out the
+// client's request headers (which vary per request and carry credentials).
+func (h *hydrator) cacheKey(s *pipeline.Session) ([32]byte, error) {
+	u := ""
+	if s.MatchContext.URL != nil {
+		u = s.MatchContext.URL.String()
+	}
+	b, err := json.Marshal(struct {
+		URL     string         `json:"u"`
+		Subject string         `json:"s"`
+		Extra   map[string]any `json:"e"`
+		Header  http.Header    `json:"h"`
+		Match   string         `json:"m"`
+		Method  string         `json:"x"`
+		Groups  []string       `json:"g"`
+	}{h.url, s.Subject, s.Extra, s.Header, u, s.MatchContext.Method, s.MatchContext.RegexpCaptureGroups})
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("hashing session: %w", err)
+	}
+	return sha256.Sum256(b), nil
+}

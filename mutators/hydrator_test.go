@@ -1,0 +1,238 @@
+package mutators
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// directoryAPI is a real hydration endpoint: it looks the subject up in a
+// small directory and adds the groups to extra and a header, as a user
+// directory service would.
+type directoryAPI struct {
+	*httptest.Server
+	calls    atomic.Int32
+	mu       sync.Mutex
+	lastAuth string
+	lastHdr  http.Header
+	status   int
+	subject  string // when set, answers for this subject instead
+}
+
+func newDirectoryAPI(t *testing.T) *directoryAPI {
+	d := &directoryAPI{status: http.StatusOK}
+	groups := map[string][]string{"alice": {"admins", "chat"}, "bob": {"chat"}}
+	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.calls.Add(1)
+		d.mu.Lock()
+		d.lastAuth = r.Header.Get("Authorization")
+		d.lastHdr = r.Header.Clone()
+		status, override := d.status, d.subject
+		d.mu.Unlock()
+		if status != http.StatusOK {
+			w.WriteHeader(status)
+			return
+		}
+		var sess map[string]any
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &sess); err != nil {
+			http.Error(w, "bad session", http.StatusBadRequest)
+			return
+		}
+		sub, _ := sess["subject"].(string)
+		extra, _ := sess["extra"].(map[string]any)
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra["groups"] = groups[sub]
+		if mc, ok := sess["match_context"].(map[string]any); ok {
+			extra["seen_groups"] = mc["regexp_capture_groups"]
+		}
+		if override != "" {
+			sub = override
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"subject": sub,
+			"extra":   extra,
+			"header":  map[string][]string{"X-Groups": {strings.Join(groups[sub], ",")}},
+		})
+	}))
+	t.Cleanup(d.Close)
+	return d
+}
+
+func buildMutator(t *testing.T, f pipeline.Factory[pipeline.Mutator], cfg map[string]any) pipeline.Mutator {
+	t.Helper()
+	b, err := f(nil, testDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Build(mustJSON(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestHydratorMergesAnswer(t *testing.T) {
+	api := newDirectoryAPI(t)
+	m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{
+		"url":             api.URL + "/hydrate",
+		"auth":            map[string]any{"basic": map[string]any{"username": "gw", "password": "pw"}},
+		"forward_headers": []string{"X-Request-Id"},
+	}})
+	r, s := newSession(t, "alice", "http://gw.test/ws/lobby", "lobby")
+	r.Header.Set("X-Request-Id", "req-1")
+	r.Header.Set("Cookie", "ory_kratos_session=secret")
+	s.Header.Set("X-Earlier", "kept")
+	if err := m.Mutate(r, s); err != nil {
+		t.Fatal(err)
+	}
+	groups, _ := s.Extra["groups"].([]any)
+	if len(groups) != 2 || groups[0] != "admins" {
+		t.Errorf("extra.groups = %v", s.Extra["groups"])
+	}
+	if s.Extra["identity"] == nil {
+		t.Error("the extra the API echoed back must be kept")
+	}
+	if got := s.Header.Get("X-Groups"); got != "admins,chat" {
+		t.Errorf("X-Groups = %q", got)
+	}
+	if s.Header.Get("X-Earlier") != "kept" {
+		t.Error("headers set by earlier mutators must survive")
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if !strings.HasPrefix(api.lastAuth, "Basic ") {
+		t.Errorf("API got Authorization %q, want basic credentials", api.lastAuth)
+	}
+	if api.lastHdr.Get("X-Request-Id") != "req-1" {
+		t.Error("a configured forward header was not sent")
+	}
+	if api.lastHdr.Get("Cookie") != "" {
+		t.Error("an unlisted client header (the session cookie) was sent to the API")
+	}
+}
+
+func TestHydratorCache(t *testing.T) {
+	api := newDirectoryAPI(t)
+	m := buildMutator(t, NewHydrator, map[string]any{
+		"api":   map[string]any{"url": api.URL},
+		"cache": map[string]any{"enabled": true, "ttl": "1h"},
+	})
+	run := func(sub, room string) *pipeline.Session {
+		r, s := newSession(t, sub, "http://gw.test/ws/"+room, room)
+		r.Header.Set("X-Trace", room+sub) // client headers vary; not part of the key
+		if err := m.Mutate(r, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := run("alice", "a")
+	second := run("alice", "a")
+	if n := api.calls.Load(); n != 1 {
+		t.Errorf("API called %d times for two identical sessions, want 1", n)
+	}
+	// A cached answer is decoded afresh: requests never share maps.
+	first.Extra["groups"] = "tampered"
+	if third := run("alice", "a"); third.Extra["groups"] == "tampered" || second.Extra["groups"] == "tampered" {
+		t.Error("cached answers must not be shared between requests")
+	}
+	run("bob", "a")
+	run("alice", "b")
+	if n := api.calls.Load(); n != 3 {
+		t.Errorf("API called %d times, want 3 (new subject, new capture group)", n)
+	}
+}
+
+func TestHydratorFailsClosed(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := "http://" + l.Addr().String()
+	l.Close()
+
+	// Fault injector: a hydration API that accepts and never answers.
+	hang, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer hang.Close()
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+
+	api := newDirectoryAPI(t)
+	tests := []struct {
+		name    string
+		url     string
+		status  int
+		subject string
+		want    int
+	}{
+		{"closed port", closed, 0, "", 503},
+		{"never answers", "http://" + hang.Addr().String(), 0, "", 503},
+		{"5xx", api.URL, http.StatusInternalServerError, "", 503},
+		{"refuses credentials", api.URL, http.StatusUnauthorized, "", 500},
+		{"not found", api.URL, http.StatusNotFound, "", 500},
+		{"other subject", api.URL, http.StatusOK, "mallory", 500},
+	}
+	for _, tt := range tests {
+		api.mu.Lock()
+		api.status, api.subject = tt.status, tt.subject
+		api.mu.Unlock()
+		m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{"url": tt.url, "timeout": "100ms"}})
+		r, s := newSession(t, "alice", "http://gw.test/")
+		err := m.Mutate(r, s)
+		if got := pipeline.StatusOf(err); err == nil || got != tt.want {
+			t.Errorf("%s: Mutate = %v (%d), want %d", tt.name, err, got, tt.want)
+		}
+		if s.Extra["groups"] != nil {
+			t.Errorf("%s: a failed hydration must not change the session", tt.name)
+		}
+	}
+	var pe *pipeline.Error
+	api.mu.Lock()
+	api.status = http.StatusServiceUnavailable
+	api.mu.Unlock()
+	m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{"url": api.URL, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "20ms"}}})
+	r, s := newSession(t, "alice", "http://gw.test/")
+	if err := m.Mutate(r, s); !errors.As(err, &pe) || pe.Status != 503 {
+		t.Errorf("retries exhausted: %v, want 503", err)
+	}
+}
+
+func TestHydratorConfigErrors(t *testing.T) {
+	b, _ := NewHydrator(nil, testDeps(t))
+	for name, cfg := range map[string]map[string]any{
+		"no url":        {"api": map[string]any{}},
+		"bad url":       {"api": map[string]any{"url": "file:///x"}},
+		"unknown key":   {"api": map[string]any{"url": "http://127.0.0.1:1", "retries": 3}},
+		"bad cache ttl": {"api": map[string]any{"url": "http://127.0.0.1:1"}, "cache": map[string]any{"enabled": true, "ttl": "0s"}},
+	} {
+		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+			t.Errorf("%s: Build must fail", name)
+		}
+	}
+}
