@@ -120,6 +120,7 @@ type Tunnels struct {
 	perRule  map[string]int // admitted tunnels (dialling or open) by rule
 	shutting bool
 	drained  chan struct{} // closed when shutting and live is empty
+	signaled bool          // drained is closed
 	active   atomic.Int64
 }
 
@@ -276,7 +277,14 @@ func (t *Tunnels) unregister(tun *tunnel) {
 	if t.perRule[tun.rule]--; t.perRule[tun.rule] <= 0 {
 		delete(t.perRule, tun.rule)
 	}
-	if t.shutting && len(t.live) == 0 {
+	t.signalDrainedLocked()
+}
+
+// signalDrainedLocked closes drained once shutting and no tunnel is left;
+// t.mu is held.
+func (t *Tunnels) signalDrainedLocked() {
+	if t.shutting && len(t.live) == 0 && !t.signaled {
+		t.signaled = true
 		close(t.drained)
 	}
 }
@@ -291,12 +299,8 @@ func (t *Tunnels) Active() int { return int(t.active.Load()) }
 // are closed at once and ctx's error is returned.
 func (t *Tunnels) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
-	if !t.shutting {
-		t.shutting = true
-		if len(t.live) == 0 {
-			close(t.drained)
-		}
-	}
+	t.shutting = true
+	t.signalDrainedLocked()
 	open := make([]*tunnel, 0, len(t.live))
 	for tun := range t.live {
 		open = append(open, tun)

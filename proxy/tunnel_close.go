@@ -195,22 +195,30 @@ func closeFrame(code ws.StatusCode, reason string, masked bool) []byte {
 	return b
 }
 
-// peerClosed is called when src sent a Close frame (relayed when it could
-// be). The first Close starts the close grace.
-func (t *tunnel) peerClosed(src *endpoint, code ws.StatusCode, relayed bool) {
+// noteCloser records that src sent a Close, unless the tunnel already has
+// a reason to end: the peer that closed first names the reason.
+func (t *tunnel) noteCloser(src *endpoint, code ws.StatusCode) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.peerCode == 0 {
 		t.peerCode = code
 	}
+	if t.cause == nil {
+		t.cause = &causeUpstreamClosed
+		if src.client {
+			t.cause = &causeClientClosed
+		}
+	}
+}
+
+// peerClosed is called when src sent a Close frame, after it was relayed
+// (or dropped, when the other peer already had one). The first Close starts
+// the close grace.
+func (t *tunnel) peerClosed() {
+	t.mu.Lock()
 	teardown := false
 	if !t.closing && !t.torn {
 		t.closing = true
-		if t.cause == nil {
-			t.cause = &causeUpstreamClosed
-			if src == &t.client {
-				t.cause = &causeClientClosed
-			}
-		}
 		t.stopTimerLocked()
 		if g := t.policy.CloseGrace; g > 0 {
 			t.grace = time.AfterFunc(g, t.graceOver)

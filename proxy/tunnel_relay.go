@@ -231,16 +231,18 @@ func (p *pump) forward(end int, closed bool) error {
 	if closed {
 		code = closeCode(b)
 	}
+	if closed {
+		// Before the Close can reach the other peer and be answered.
+		p.t.noteCloser(p.src, code)
+	}
 	dst := p.dst
 	dst.mu.Lock()
-	wrote := false
 	if !dst.closeSent.Load() && !p.src.closeRecv.Load() {
 		if _, err := dst.conn.Write(b); err != nil {
 			dst.mu.Unlock()
 			return &relayError{side: dst, err: err}
 		}
 		p.relayed += int64(len(b))
-		wrote = true
 		if closed {
 			dst.closeSent.Store(true)
 		}
@@ -249,7 +251,7 @@ func (p *pump) forward(end int, closed bool) error {
 	p.r = end
 	if closed {
 		p.src.closeRecv.Store(true)
-		p.t.peerClosed(p.src, code, wrote)
+		p.t.peerClosed()
 	}
 	return nil
 }

@@ -213,6 +213,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 type client struct {
 	t    testing.TB
 	conn net.Conn
+	rd   io.Reader // conn, behind the bytes the handshake buffered
 	hs   ws.Handshake
 }
 
@@ -260,10 +261,10 @@ func (h *harness) tryDial(path string, o dialOpts) (*client, error) {
 		}
 		return nil, err
 	}
+	c := &client{t: h.t, conn: conn, rd: conn, hs: hs}
 	if br != nil {
-		h.t.Fatalf("unexpected bytes buffered after the 101")
+		c.rd = br
 	}
-	c := &client{t: h.t, conn: conn, hs: hs}
 	h.t.Cleanup(func() { conn.Close() })
 	return c, nil
 }
@@ -322,7 +323,7 @@ func (c *client) write(op ws.OpCode, fin bool, payload []byte) {
 func (c *client) read() frame {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(ioWait))
-	f, err := readFrameFrom(c.conn)
+	f, err := readFrameFrom(c.rd)
 	if err != nil {
 		c.t.Fatalf("client read: %v", err)
 	}
@@ -365,8 +366,9 @@ type upstream struct {
 	srv *httptest.Server
 	// select chooses the subprotocol among those offered ("" for none).
 	selectProtocol func(offered []string) string
-	// negotiate, when set, answers the extensions offered.
-	negotiate func(httphead.Option) (httphead.Option, error)
+	// negotiator, when set, returns the extension negotiation of one
+	// handshake.
+	negotiator func() func(httphead.Option) (httphead.Option, error)
 	// onConn, when set, replaces the echo loop after the upgrade.
 	onConn func(conn net.Conn)
 
@@ -390,9 +392,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.requests = append(u.requests, r)
 	u.offered = append(u.offered, offered)
-	sel, neg, onConn := u.selectProtocol, u.negotiate, u.onConn
+	sel, neg, onConn := u.selectProtocol, u.negotiator, u.onConn
 	u.mu.Unlock()
-	up := ws.HTTPUpgrader{Negotiate: neg}
+	up := ws.HTTPUpgrader{}
+	if neg != nil {
+		up.Negotiate = neg()
+	}
 	if sel != nil {
 		if p := sel(offered); p != "" {
 			up.Protocol = func(s string) bool { return s == p }

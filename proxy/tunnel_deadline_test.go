@@ -1,0 +1,382 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// identity is a real HTTP endpoint in the shape of a whoami call: 200 with
+// the session's expires_at, 401 once the session is revoked, 503 when the
+// identity provider is down. Its revalidator sends the credential the way
+// an authenticator does.
+type identity struct {
+	srv     *httptest.Server
+	status  atomic.Int32
+	expires atomic.Int64 // unix nanoseconds of expires_at; 0: none
+	calls   atomic.Int32
+}
+
+func newIdentity(t *testing.T) *identity {
+	id := &identity{}
+	id.status.Store(http.StatusOK)
+	id.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id.calls.Add(1)
+		if c, err := r.Cookie("ory_kratos_session"); err != nil || c.Value != "secret-token" {
+			http.Error(w, "no session", http.StatusUnauthorized)
+			return
+		}
+		status := int(id.status.Load())
+		if status != http.StatusOK {
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+		var body struct {
+			ExpiresAt *time.Time `json:"expires_at,omitempty"`
+		}
+		if e := id.expires.Load(); e != 0 {
+			at := time.Unix(0, e)
+			body.ExpiresAt = &at
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	}))
+	t.Cleanup(id.srv.Close)
+	return id
+}
+
+// revalidator re-checks the session at the identity endpoint.
+func (id *identity) revalidator() pipeline.Revalidator {
+	return pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, id.srv.URL+"/sessions/whoami", nil)
+		if err != nil {
+			return time.Time{}, err
+		}
+		req.AddCookie(&http.Cookie{Name: "ory_kratos_session", Value: "secret-token"})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return time.Time{}, pipeline.Unavailable("identity provider unreachable", err)
+		}
+		defer resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			var body struct {
+				ExpiresAt time.Time `json:"expires_at"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				return time.Time{}, pipeline.Unavailable("identity provider answered garbage", err)
+			}
+			return body.ExpiresAt, nil
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return time.Time{}, pipeline.Unauthorized("session is no longer valid", nil)
+		default:
+			return time.Time{}, pipeline.Unavailable("identity provider answered "+resp.Status, nil)
+		}
+	})
+}
+
+// closingUpstream is an upstream whose connections wait for the proxy's
+// Close, answer it and report it.
+func closingUpstream(t *testing.T) (*upstream, chan closeSeen) {
+	up := newUpstream(t)
+	seen := make(chan closeSeen, 16)
+	up.onConn = func(conn net.Conn) {
+		c, err := expectCloseOn(conn)
+		if err != nil {
+			t.Errorf("upstream: %v", err)
+			c = closeSeen{}
+		}
+		seen <- c
+	}
+	return up, seen
+}
+
+func TestTunnelDeadlines(t *testing.T) {
+	tests := []struct {
+		name       string
+		policy     func(p *rules.WebSocketPolicy)
+		session    func(id *identity) *pipeline.Session
+		idStatus   int
+		wantReason string
+		wantLabel  string
+		// deadline bounds the close: it must come before deadline+ioWait.
+		deadline time.Duration
+	}{
+		{
+			name:       "max lifetime",
+			policy:     func(p *rules.WebSocketPolicy) { p.MaxLifetime = 300 * time.Millisecond },
+			wantReason: "max lifetime reached",
+			wantLabel:  ReasonMaxLifetime,
+			deadline:   300 * time.Millisecond,
+		},
+		{
+			name: "session expiry",
+			session: func(*identity) *pipeline.Session {
+				return &pipeline.Session{Subject: "alice", ExpiresAt: time.Now().Add(300 * time.Millisecond)}
+			},
+			wantReason: "session expired",
+			wantLabel:  ReasonSessionExpired,
+			deadline:   300 * time.Millisecond,
+		},
+		{
+			name:   "session expiry ignored when not bound",
+			policy: func(p *rules.WebSocketPolicy) { p.BindToSession = false; p.MaxLifetime = 800 * time.Millisecond },
+			session: func(*identity) *pipeline.Session {
+				return &pipeline.Session{Subject: "alice", ExpiresAt: time.Now().Add(100 * time.Millisecond)}
+			},
+			wantReason: "max lifetime reached",
+			wantLabel:  ReasonMaxLifetime,
+			deadline:   800 * time.Millisecond,
+		},
+		{
+			name:       "revocation found by re-validation",
+			policy:     func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond },
+			idStatus:   http.StatusUnauthorized,
+			wantReason: "session revoked",
+			wantLabel:  ReasonSessionRevoked,
+			deadline:   200 * time.Millisecond,
+		},
+		{
+			name:       "identity provider unavailable at re-validation",
+			policy:     func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond },
+			idStatus:   http.StatusServiceUnavailable,
+			wantReason: "session could not be revalidated",
+			wantLabel:  ReasonRevalidationUnavailable,
+			deadline:   200 * time.Millisecond,
+		},
+		{
+			name:       "idle timeout",
+			policy:     func(p *rules.WebSocketPolicy) { p.IdleTimeout = 300 * time.Millisecond },
+			wantReason: "idle timeout",
+			wantLabel:  ReasonIdleTimeout,
+			deadline:   300 * time.Millisecond,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := newIdentity(t)
+			if tc.idStatus != 0 {
+				id.status.Store(int32(tc.idStatus))
+			}
+			up, seen := closingUpstream(t)
+			h := newHarness(t, up.url())
+			if tc.policy != nil {
+				h.configure(tc.policy)
+			}
+			h.withSession(func() *pipeline.Session {
+				s := &pipeline.Session{Subject: "alice"}
+				if tc.session != nil {
+					s = tc.session(id)
+				}
+				s.Revalidator = id.revalidator()
+				return s
+			})
+			start := time.Now()
+			c := h.dial("/deadline", dialOpts{})
+			code, reason := c.expectClose()
+			if code != ws.StatusPolicyViolation || reason != tc.wantReason {
+				t.Errorf("client got Close %d %q, want 1008 %q", code, reason, tc.wantReason)
+			}
+			var us closeSeen
+			select {
+			case us = <-seen:
+			case <-time.After(ioWait):
+				t.Fatal("upstream saw no Close")
+			}
+			if us.code != ws.StatusPolicyViolation || us.reason != tc.wantReason {
+				t.Errorf("upstream got Close %d %q, want 1008 %q", us.code, us.reason, tc.wantReason)
+			}
+			if late := time.Since(start) - tc.deadline; late > ioWait {
+				t.Errorf("closed %v after the deadline", late)
+			}
+			c.expectEnd()
+			h.waitActive(0)
+			if n := h.metrics.closedWith(tc.wantLabel); n != 1 {
+				t.Errorf("closed with %q counted %d times, want 1", tc.wantLabel, n)
+			}
+			if logs := h.logs.String(); strings.Contains(logs, "secret-token") {
+				t.Errorf("the credential appears in the logs:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
+	id := newIdentity(t)
+	id.status.Store(http.StatusServiceUnavailable)
+	up, seen := closingUpstream(t)
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.RevalidateEvery = 50 * time.Millisecond
+		p.TolerateUnavailable = true
+	})
+	h.withSession(func() *pipeline.Session {
+		return &pipeline.Session{Subject: "alice", Revalidator: id.revalidator()}
+	})
+	c := h.dial("/tolerate", dialOpts{})
+	waitFor(t, "three re-validations", func() bool { return id.calls.Load() >= 3 })
+	if h.tunnels.Active() != 1 {
+		t.Fatalf("tunnel closed while the identity provider was down and the rule tolerates it")
+	}
+	if !strings.Contains(h.logs.String(), "tunnel kept open") {
+		t.Errorf("tolerated failure not logged")
+	}
+	// Tolerance is for unavailability only: a rejection still ends it.
+	id.status.Store(http.StatusUnauthorized)
+	if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "session revoked" {
+		t.Errorf("client got Close %d %q, want 1008 \"session revoked\"", code, reason)
+	}
+	if us := <-seen; us.reason != "session revoked" {
+		t.Errorf("upstream got Close %q, want \"session revoked\"", us.reason)
+	}
+}
+
+// TestTunnelRevalidationMovesExpiry: the expiry the identity provider
+// reports at re-validation replaces the one the tunnel started with.
+func TestTunnelRevalidationMovesExpiry(t *testing.T) {
+	id := newIdentity(t)
+	id.expires.Store(time.Now().Add(time.Hour).UnixNano())
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 50 * time.Millisecond })
+	initialExpiry := time.Now().Add(2 * time.Second)
+	h.withSession(func() *pipeline.Session {
+		return &pipeline.Session{Subject: "alice", ExpiresAt: initialExpiry, Revalidator: id.revalidator()}
+	})
+	c := h.dial("/extend", dialOpts{})
+	waitFor(t, "a re-validation", func() bool { return id.calls.Load() >= 1 })
+	if time.Now().After(initialExpiry) {
+		t.Skip("the machine is too slow to re-validate before the initial expiry")
+	}
+	time.Sleep(time.Until(initialExpiry) + 200*time.Millisecond)
+	if h.tunnels.Active() != 1 {
+		t.Fatalf("tunnel closed at the initial expiry though re-validation extended it")
+	}
+	c.write(ws.OpText, true, []byte("still here"))
+	if f := c.read(); string(f.payload) != "still here" {
+		t.Fatalf("echo = %q", f.payload)
+	}
+	// The session is shortened: the tunnel follows.
+	id.expires.Store(time.Now().Add(100 * time.Millisecond).UnixNano())
+	if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "session expired" {
+		t.Errorf("client got Close %d %q, want 1008 \"session expired\"", code, reason)
+	}
+}
+
+// TestTunnelPingsAreTraffic: a tunnel carrying only pings is not idle.
+func TestTunnelPingsAreTraffic(t *testing.T) {
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout = time.Second })
+	c := h.dial("/ping", dialOpts{})
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+		c.write(ws.OpPing, true, []byte("are you there"))
+		if f := c.read(); f.h.OpCode != ws.OpPong {
+			t.Fatalf("answer to ping = %v, want pong", f.h.OpCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if h.tunnels.Active() != 1 {
+		t.Fatalf("tunnel carrying pings was closed as idle")
+	}
+	if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "idle timeout" {
+		t.Errorf("client got Close %d %q, want 1008 \"idle timeout\"", code, reason)
+	}
+}
+
+// TestTunnelCloseBetweenFrames: a deadline reached while a frame is half
+// relayed sends the Close after that frame, never inside it.
+func TestTunnelCloseBetweenFrames(t *testing.T) {
+	up := newUpstream(t)
+	got := make(chan []frame, 1)
+	up.onConn = func(conn net.Conn) {
+		var frames []frame
+		for {
+			_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+			f, err := readFrameFrom(conn)
+			if err != nil {
+				break
+			}
+			frames = append(frames, f)
+			if f.h.OpCode == ws.OpClose {
+				_ = ws.WriteFrame(conn, ws.NewCloseFrame(f.payload))
+				break
+			}
+		}
+		got <- frames
+	}
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.MaxLifetime = 300 * time.Millisecond
+		p.CloseGrace = ioWait
+	})
+	c := h.dial("/boundary", dialOpts{})
+
+	payload := bytes.Repeat([]byte("half and half "), 5000)
+	wire, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.conn.Write(wire[:len(wire)/2]); err != nil {
+		t.Fatal(err)
+	}
+	// The client's side is between frames: its Close arrives.
+	f := c.read()
+	if f.h.OpCode != ws.OpClose {
+		t.Fatalf("client got %v, want Close", f.h.OpCode)
+	}
+	if _, err := c.conn.Write(wire[len(wire)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	c.write(ws.OpClose, true, f.payload)
+
+	frames := <-got
+	if len(frames) != 2 {
+		t.Fatalf("upstream received %d frames, want the binary frame then Close", len(frames))
+	}
+	if frames[0].h.OpCode != ws.OpBinary || !bytes.Equal(frames[0].payload, payload) {
+		t.Errorf("first frame: %v of %d bytes, want the whole binary frame of %d", frames[0].h.OpCode, len(frames[0].payload), len(payload))
+	}
+	if code, reason := ws.ParseCloseFrameData(frames[1].payload); frames[1].h.OpCode != ws.OpClose || code != ws.StatusPolicyViolation || reason != "max lifetime reached" {
+		t.Errorf("second frame: %v %d %q, want Close 1008 \"max lifetime reached\"", frames[1].h.OpCode, code, reason)
+	}
+	c.expectEnd()
+}
+
+// TestTunnelCloseGrace: peers that do not answer the proxy's Close are cut
+// off when the grace ends.
+func TestTunnelCloseGrace(t *testing.T) {
+	up := newUpstream(t)
+	up.onConn = func(conn net.Conn) {
+		// Reads everything, answers nothing.
+		_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+		_, _ = conn.Read(make([]byte, 1024))
+		_, _ = conn.Read(make([]byte, 1024))
+	}
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.MaxLifetime = 100 * time.Millisecond
+		p.CloseGrace = 300 * time.Millisecond
+	})
+	c := h.dial("/silent", dialOpts{})
+	if f := c.read(); f.h.OpCode != ws.OpClose {
+		t.Fatalf("client got %v, want Close", f.h.OpCode)
+	}
+	// No answer from the client either.
+	c.expectEnd()
+	h.waitActive(0)
+	if n := h.metrics.closedWith(ReasonMaxLifetime); n != 1 {
+		t.Errorf("closed with max_lifetime counted %d times, want 1", n)
+	}
+}

@@ -1,0 +1,382 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+func TestTunnelSubprotocols(t *testing.T) {
+	const token = "base64url.bearer.authorization.k8s.io.c2VjcmV0"
+	tests := []struct {
+		name         string
+		offered      []string
+		scrub        []string
+		selectFirst  bool
+		wantUpstream []string
+		wantClient   string
+	}{
+		{
+			name:         "upstream picks among the offers",
+			offered:      []string{"chat", "superchat"},
+			selectFirst:  false,
+			wantUpstream: []string{"chat", "superchat"},
+			wantClient:   "superchat",
+		},
+		{
+			name:         "token carrier removed",
+			offered:      []string{"chat", token},
+			scrub:        []string{token},
+			selectFirst:  true,
+			wantUpstream: []string{"chat"},
+			wantClient:   "chat",
+		},
+		{
+			name:         "only a token carrier",
+			offered:      []string{token},
+			scrub:        []string{token},
+			selectFirst:  true,
+			wantUpstream: nil,
+			wantClient:   "",
+		},
+		{
+			name:         "no subprotocol",
+			selectFirst:  true,
+			wantUpstream: nil,
+			wantClient:   "",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newUpstream(t)
+			up.selectProtocol = func(offered []string) string {
+				switch {
+				case len(offered) == 0:
+					return ""
+				case tc.selectFirst:
+					return offered[0]
+				default:
+					return offered[len(offered)-1]
+				}
+			}
+			h := newHarness(t, up.url())
+			h.withSession(func() *pipeline.Session {
+				return &pipeline.Session{Subject: "alice", Scrub: pipeline.Scrub{Subprotocols: tc.scrub}}
+			})
+			c := h.dial("/proto", dialOpts{protocols: tc.offered})
+			if c.hs.Protocol != tc.wantClient {
+				t.Errorf("client's subprotocol = %q, want %q", c.hs.Protocol, tc.wantClient)
+			}
+			up.mu.Lock()
+			got := up.offered[0]
+			up.mu.Unlock()
+			if !slices.Equal(got, tc.wantUpstream) {
+				t.Errorf("upstream was offered %q, want %q", got, tc.wantUpstream)
+			}
+			if raw := up.lastRequest().Header.Get("Sec-WebSocket-Protocol"); strings.Contains(raw, token) {
+				t.Errorf("token carrier reached the upstream: %q", raw)
+			}
+		})
+	}
+}
+
+func TestTunnelForwardedHeaders(t *testing.T) {
+	tests := []struct {
+		name           string
+		forwardCookies bool
+		sessionCookies map[string]string
+		preserveHost   bool
+		wantCookie     string
+	}{
+		{
+			name:           "client cookies forwarded",
+			forwardCookies: true,
+			wantCookie:     "ory_kratos_session=abc; theme=dark",
+		},
+		{
+			name:           "client cookies withheld",
+			forwardCookies: false,
+			wantCookie:     "",
+		},
+		{
+			name:           "client cookies withheld, mutator cookie kept",
+			forwardCookies: false,
+			sessionCookies: map[string]string{"upstream_id": "u-1"},
+			wantCookie:     "upstream_id=u-1",
+		},
+		{
+			name:           "host preserved",
+			forwardCookies: true,
+			preserveHost:   true,
+			wantCookie:     "ory_kratos_session=abc; theme=dark",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newUpstream(t)
+			h := newHarness(t, up.url())
+			h.preserveHost = tc.preserveHost
+			h.configure(func(p *rules.WebSocketPolicy) { p.ForwardCookies = tc.forwardCookies })
+			h.withSession(func() *pipeline.Session {
+				s := &pipeline.Session{Subject: "alice", Header: http.Header{"X-User": {"alice"}}, Cookies: tc.sessionCookies}
+				return s
+			})
+			hdr := http.Header{
+				"Cookie":   {"ory_kratos_session=abc; theme=dark"},
+				"Origin":   {"https://app.example"},
+				"X-Client": {"1"},
+			}
+			h.dial("/headers?room=7", dialOpts{header: hdr})
+			r := up.lastRequest()
+			if got := r.Header.Get("Cookie"); got != tc.wantCookie {
+				t.Errorf("upstream Cookie = %q, want %q", got, tc.wantCookie)
+			}
+			for name, want := range map[string]string{"Origin": "https://app.example", "X-Client": "1", "X-User": "alice"} {
+				if got := r.Header.Get(name); got != want {
+					t.Errorf("upstream %s = %q, want %q", name, got, want)
+				}
+			}
+			if r.URL.RequestURI() != "/headers?room=7" {
+				t.Errorf("upstream request URI = %q, want /headers?room=7", r.URL.RequestURI())
+			}
+			wantHost := strings.TrimPrefix(up.url(), "http://")
+			if tc.preserveHost {
+				wantHost = strings.TrimPrefix(h.front.URL, "http://")
+			}
+			if r.Host != wantHost {
+				t.Errorf("upstream Host = %q, want %q", r.Host, wantHost)
+			}
+		})
+	}
+}
+
+func TestTunnelOrigin(t *testing.T) {
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.AllowedOrigins = map[string]bool{"https://app.example": true}
+	})
+	tests := []struct {
+		origin string
+		want   int
+	}{
+		{origin: "https://app.example", want: http.StatusSwitchingProtocols},
+		{origin: "https://APP.example/", want: http.StatusSwitchingProtocols},
+		{origin: "", want: http.StatusSwitchingProtocols}, // not a browser
+		{origin: "https://evil.example", want: http.StatusForbidden},
+		{origin: "http://app.example", want: http.StatusForbidden},
+		{origin: "null", want: http.StatusForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.origin, func(t *testing.T) {
+			hdr := http.Header{}
+			if tc.origin != "" {
+				hdr.Set("Origin", tc.origin)
+			}
+			up.mu.Lock()
+			before := len(up.offered)
+			up.mu.Unlock()
+			_, err := h.tryDial("/origin", dialOpts{header: hdr})
+			got := http.StatusSwitchingProtocols
+			if err != nil {
+				ref, ok := err.(*refusal)
+				if !ok {
+					t.Fatalf("dial: %v", err)
+				}
+				got = ref.status
+				if want := "403 Forbidden: origin not allowed"; ref.message() != want {
+					t.Errorf("refusal = %q, want %q", ref.message(), want)
+				}
+				up.mu.Lock()
+				dialed := len(up.offered) != before
+				up.mu.Unlock()
+				if dialed {
+					t.Errorf("the upstream was dialled for a refused origin")
+				}
+			}
+			if got != tc.want {
+				t.Errorf("Origin %q: status %d, want %d", tc.origin, got, tc.want)
+			}
+		})
+	}
+}
+
+// rawUpstream answers every connection with the bytes of answer and
+// closes it.
+func rawUpstream(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(ioWait))
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				_, _ = io.WriteString(conn, answer)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func TestTunnelUpstreamRefusal(t *testing.T) {
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no websockets for you", http.StatusForbidden)
+	}))
+	t.Cleanup(forbidden.Close)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	}))
+	t.Cleanup(plain.Close)
+
+	tests := []struct {
+		name       string
+		upstream   string
+		wantStatus int
+		wantResult string
+	}{
+		{name: "upstream refuses", upstream: forbidden.URL, wantStatus: http.StatusForbidden, wantResult: "upstream_refused"},
+		{name: "upstream is not a WebSocket server", upstream: plain.URL, wantStatus: http.StatusBadGateway, wantResult: "upstream_refused"},
+		{name: "upstream unreachable", upstream: closedPort(t), wantStatus: http.StatusBadGateway, wantResult: "upstream_unreachable"},
+		{
+			name:       "upstream answers a bad handshake",
+			upstream:   rawUpstream(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm9wZQ==\r\n\r\n"),
+			wantStatus: http.StatusBadGateway,
+			wantResult: "upstream_bad_handshake",
+		},
+		{
+			name:       "upstream picks a subprotocol nobody offered",
+			upstream:   rawUpstream(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: other\r\n\r\n"),
+			wantStatus: http.StatusBadGateway,
+			wantResult: "upstream_bad_handshake",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.upstream)
+			_, err := h.tryDial("/refused", dialOpts{protocols: []string{"chat"}})
+			ref, ok := err.(*refusal)
+			if !ok {
+				t.Fatalf("dial error = %v, want an HTTP refusal", err)
+			}
+			if ref.status != tc.wantStatus {
+				t.Errorf("status = %d, want %d (%s)", ref.status, tc.wantStatus, ref.message())
+			}
+			if !strings.HasPrefix(ref.message(), fmt.Sprint(tc.wantStatus)) {
+				t.Errorf("body = %q, want a JSON error with code %d", ref.body, tc.wantStatus)
+			}
+			if n := h.metrics.handshake(tc.wantResult); n != 1 {
+				t.Errorf("handshake result %q counted %d times, want 1", tc.wantResult, n)
+			}
+			if h.tunnels.Active() != 0 {
+				t.Errorf("active tunnels = %d after a refusal", h.tunnels.Active())
+			}
+		})
+	}
+}
+
+// TestTunnelBadClientHandshake: malformed upgrades are refused before the
+// upstream is dialled.
+func TestTunnelBadClientHandshake(t *testing.T) {
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	good := func() http.Header {
+		return http.Header{
+			"Upgrade":               {"websocket"},
+			"Connection":            {"keep-alive, Upgrade"},
+			"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
+			"Sec-Websocket-Version": {"13"},
+		}
+	}
+	tests := []struct {
+		name   string
+		method string
+		edit   func(http.Header)
+		want   int
+	}{
+		{name: "POST", method: http.MethodPost, edit: func(http.Header) {}, want: http.StatusMethodNotAllowed},
+		{name: "version 8", method: http.MethodGet, edit: func(h http.Header) { h.Set("Sec-WebSocket-Version", "8") }, want: http.StatusUpgradeRequired},
+		{name: "no version", method: http.MethodGet, edit: func(h http.Header) { h.Del("Sec-WebSocket-Version") }, want: http.StatusBadRequest},
+		{name: "short key", method: http.MethodGet, edit: func(h http.Header) { h.Set("Sec-WebSocket-Key", "c2hvcnQ=") }, want: http.StatusBadRequest},
+		{name: "no Connection upgrade", method: http.MethodGet, edit: func(h http.Header) { h.Set("Connection", "keep-alive") }, want: http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, h.front.URL+"/bad", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = good()
+			tc.edit(req.Header)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == http.StatusUpgradeRequired && resp.Header.Get("Sec-WebSocket-Version") != "13" {
+				t.Errorf("426 without Sec-WebSocket-Version: 13")
+			}
+		})
+	}
+	if up.lastRequest() != nil {
+		t.Errorf("the upstream was dialled for a malformed upgrade")
+	}
+}
+
+func TestTunnelMaxConnections(t *testing.T) {
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) { p.MaxConnections = 2 })
+	a := h.dial("/a", dialOpts{})
+	h.dial("/b", dialOpts{})
+	_, err := h.tryDial("/c", dialOpts{})
+	ref, ok := err.(*refusal)
+	if !ok || ref.status != http.StatusServiceUnavailable {
+		t.Fatalf("third upgrade: %v, want 503", err)
+	}
+	if want := "503 Service Unavailable: too many WebSocket connections"; ref.message() != want {
+		t.Errorf("refusal = %q, want %q", ref.message(), want)
+	}
+	a.write(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	a.read()
+	h.waitActive(1)
+	h.dial("/d", dialOpts{})
+	h.waitActive(2)
+}
