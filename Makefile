@@ -1,0 +1,35 @@
+# portcullis — the two commands of the README are `make demo` and `make test`.
+GO      ?= go
+BIN     := bin/portcullis
+VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
+
+.PHONY: build test test-deps kratos check bench-go clean
+
+## build: the portcullis binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portcullis
+
+## kratos: build Ory Kratos (tools/kratos) into .build/bin/kratos when missing
+kratos:
+	scripts/build-kratos.sh
+
+## test-deps: everything the tests need that Go does not fetch by itself
+test-deps: kratos
+	scripts/install-test-deps.sh
+
+## check: formatting and vet
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## test: every test, with the race detector, against a real Kratos
+test: test-deps check
+	scripts/test.sh
+
+## bench-go: the go test benchmarks (rule matching, pipeline, tunnel)
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin .build/test.log
