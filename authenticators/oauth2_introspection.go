@@ -1,0 +1,467 @@
+package authenticators
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
+	"github.com/portcullis-proxy/portcullis/internal/scope"
+	"github.com/portcullis-proxy/portcullis/internal/tokenfrom"
+	"github.com/portcullis-proxy/portcullis/internal/ttlcache"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// OAuth2IntrospectionConfig configures the `oauth2_introspection`
+// authenticator (Oathkeeper's keys, plus timeout).
+type OAuth2IntrospectionConfig struct {
+	// IntrospectionURL is the RFC 7662 endpoint. Required.
+	IntrospectionURL string `json:"introspection_url"`
+	// RequiredScope lists scopes the token must grant; they are also sent
+	// as the introspection request's scope parameter.
+	RequiredScope []string `json:"required_scope,omitempty"`
+	// ScopeStrategy is exact, hierarchic, wildcard or none; default exact
+	// when required_scope is set.
+	ScopeStrategy string `json:"scope_strategy,omitempty"`
+	// TargetAudience lists audiences that must all be in the answer's aud.
+	TargetAudience []string `json:"target_audience,omitempty"`
+	// TrustedIssuers, when set, lists the only accepted iss values.
+	TrustedIssuers []string `json:"trusted_issuers,omitempty"`
+	// PreAuthorization authenticates portcullis to the introspection
+	// endpoint with an OAuth 2.0 client credentials token.
+	PreAuthorization *IntrospectionPreAuthorization `json:"pre_authorization,omitempty"`
+	// IntrospectionRequestHeaders are added to the introspection request.
+	IntrospectionRequestHeaders map[string]string `json:"introspection_request_headers,omitempty"`
+	// TokenFrom says where the token is; default the Authorization
+	// header's Bearer value.
+	TokenFrom *tokenfrom.Location `json:"token_from,omitempty"`
+	// Prefix, when set, makes the handler responsible only for tokens
+	// starting with it.
+	Prefix string `json:"prefix,omitempty"`
+	// Retry, when present, retries transport failures and 502/503/504.
+	Retry *fetch.Retry `json:"retry,omitempty"`
+	// Timeout bounds one introspection attempt. Default 2s.
+	Timeout pipeline.Duration `json:"timeout,omitempty"`
+	// Cache reuses positive answers.
+	Cache IntrospectionCacheConfig `json:"cache"`
+}
+
+// IntrospectionPreAuthorization is the client credentials grant used to
+// call the introspection endpoint.
+type IntrospectionPreAuthorization struct {
+	Enabled      bool     `json:"enabled"`
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret"`
+	TokenURL     string   `json:"token_url"`
+	Scope        []string `json:"scope,omitempty"`
+	Audience     string   `json:"audience,omitempty"`
+}
+
+// IntrospectionCacheConfig bounds the answer cache.
+type IntrospectionCacheConfig struct {
+	// Enabled turns the cache on. Default off.
+	Enabled bool `json:"enabled"`
+	// TTL is the longest an answer is reused; never past the token's exp.
+	// Default 30s: a token revoked at the authorization server stays
+	// accepted here for at most this long.
+	TTL pipeline.Duration `json:"ttl"`
+	// MaxCost is the most tokens kept. Default 10000. Global only.
+	MaxCost int `json:"max_cost"`
+}
+
+// SetDefaults sets timeout 2s, cache.ttl 30s and cache.max_cost 10000.
+func (c *OAuth2IntrospectionConfig) SetDefaults() {
+	c.Timeout = pipeline.Duration(2 * time.Second)
+	c.Cache.TTL = pipeline.Duration(30 * time.Second)
+	c.Cache.MaxCost = 10000
+}
+
+// Validate checks the URLs, scope strategy, token_from and client
+// credentials.
+func (c *OAuth2IntrospectionConfig) Validate() error {
+	if err := httpURL("introspection_url", c.IntrospectionURL); err != nil {
+		return err
+	}
+	if _, err := scope.Resolve(c.ScopeStrategy, c.RequiredScope); err != nil {
+		return err
+	}
+	if c.TokenFrom != nil {
+		if err := c.TokenFrom.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Timeout <= 0 {
+		return errors.New(`key "timeout": must be positive`)
+	}
+	if c.Cache.Enabled && c.Cache.TTL <= 0 {
+		return errors.New(`key "cache.ttl": must be positive`)
+	}
+	if p := c.PreAuthorization; p != nil && p.Enabled {
+		if p.ClientID == "" || p.ClientSecret == "" {
+			return errors.New(`key "pre_authorization": client_id and client_secret are required`)
+		}
+		if err := httpURL("pre_authorization.token_url", p.TokenURL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func httpURL(key, raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return fmt.Errorf("key %q: required", key)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("key %q: %q is not an http(s) URL", key, fetch.Redact(raw))
+	}
+	return nil
+}
+
+type introspectionGlobal OAuth2IntrospectionConfig
+
+// NewOAuth2Introspection makes the `oauth2_introspection` authenticator's
+// builder: tokens are checked with an RFC 7662 introspection endpoint.
+//
+// A request without a token (or without the prefix) is not this
+// handler's. A token the endpoint reports inactive, expired, not yet
+// valid, not an access token, from an untrusted issuer, for another
+// audience or without the required scope is rejected with 401. An endpoint
+// that cannot be reached, times out or answers 5xx — or a client
+// credentials token that cannot be obtained — gives 503: the request is
+// denied, never let through.
+//
+// The session's subject is the answer's sub; Extra is its ext object plus
+// username, client_id, scope and aud (Oathkeeper's shape); ExpiresAt is its
+// exp. The Revalidator introspects again, bypassing the cache, so a token
+// revoked at the authorization server ends long-lived connections at the
+// next revalidation.
+//
+// With cache.enabled, positive answers are kept (keyed by a hash of the
+// endpoint, required scopes and token — the token itself is not stored
+// as a key) for cache.ttl, never past the token's exp.
+func NewOAuth2Introspection(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authenticator], error) {
+	g := &OAuth2IntrospectionConfig{}
+	g.SetDefaults()
+	if err := pipeline.DecodeStrict(global, (*introspectionGlobal)(g)); err != nil {
+		return nil, err
+	}
+	if g.Cache.MaxCost < 1 {
+		return nil, errors.New(`key "cache.max_cost": must be at least 1`)
+	}
+	return &introspectionBuilder{
+		global:       global,
+		maxCost:      g.Cache.MaxCost,
+		client:       fetch.NewClient(),
+		answers:      ttlcache.New[[32]byte, *introspectionAnswer](g.Cache.MaxCost),
+		clientTokens: ttlcache.New[[32]byte, string](256),
+		now:          time.Now,
+	}, nil
+}
+
+type introspectionBuilder struct {
+	global       json.RawMessage
+	maxCost      int
+	client       *http.Client
+	answers      *ttlcache.Cache[[32]byte, *introspectionAnswer]
+	clientTokens *ttlcache.Cache[[32]byte, string]
+	grants       singleflight.Group
+	now          func() time.Time
+}
+
+func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error) {
+	merged, err := pipeline.MergeConfig(b.global, rule)
+	if err != nil {
+		return nil, err
+	}
+	c := &OAuth2IntrospectionConfig{}
+	if err := pipeline.DecodeStrict(merged, c); err != nil {
+		return nil, err
+	}
+	if c.Cache.MaxCost != b.maxCost {
+		return nil, errors.New(`key "cache.max_cost" is set once, in the global config (authenticators.oauth2_introspection.config), not per rule`)
+	}
+	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
+	a := &introspection{
+		b:        b,
+		url:      c.IntrospectionURL,
+		from:     c.TokenFrom,
+		prefix:   c.Prefix,
+		required: c.RequiredScope,
+		strategy: strategy,
+		audience: c.TargetAudience,
+		issuers:  c.TrustedIssuers,
+		caller:   &fetch.Caller{Client: b.client, Timeout: c.Timeout.D(), Retry: c.Retry},
+		cache:    c.Cache.Enabled,
+		ttl:      c.Cache.TTL.D(),
+		headers:  http.Header{},
+	}
+	for k, v := range c.IntrospectionRequestHeaders {
+		a.headers.Set(k, v)
+	}
+	if p := c.PreAuthorization; p != nil && p.Enabled {
+		a.pre = p
+	}
+	return a, nil
+}
+
+type introspection struct {
+	b        *introspectionBuilder
+	url      string
+	from     *tokenfrom.Location
+	prefix   string
+	required []string
+	strategy scope.Strategy
+	audience []string
+	issuers  []string
+	caller   *fetch.Caller
+	cache    bool
+	ttl      time.Duration
+	headers  http.Header
+	pre      *IntrospectionPreAuthorization
+}
+
+var _ pipeline.Authenticator = (*introspection)(nil)
+
+// introspectionAnswer is an RFC 7662 response.
+type introspectionAnswer struct {
+	Active    bool           `json:"active"`
+	Scope     string         `json:"scope"`
+	ClientID  string         `json:"client_id"`
+	Subject   string         `json:"sub"`
+	Expiry    int64          `json:"exp"`
+	IssuedAt  int64          `json:"iat"`
+	NotBefore int64          `json:"nbf"`
+	Audience  any            `json:"aud"`
+	Issuer    string         `json:"iss"`
+	TokenType string         `json:"token_type"`
+	TokenUse  string         `json:"token_use"`
+	Username  string         `json:"username"`
+	Ext       map[string]any `json:"ext"`
+}
+
+func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error {
+	token := a.from.Extract(r)
+	if token == "" || !strings.HasPrefix(token, a.prefix) {
+		return pipeline.ErrNotResponsible
+	}
+	ans, err := a.answer(r.Context(), token, !a.cache)
+	if err != nil {
+		return err
+	}
+	if err := a.check(ans); err != nil {
+		return err
+	}
+	s.Subject = ans.Subject
+	s.Extra = ans.extra()
+	s.ExpiresAt = ans.expiry()
+	if q := a.from.ScrubQueryParameter(); q != "" {
+		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
+	}
+	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
+		ans, err := a.answer(ctx, token, true)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if err := a.check(ans); err != nil {
+			return time.Time{}, err
+		}
+		return ans.expiry(), nil
+	})
+	return nil
+}
+
+func (ans *introspectionAnswer) expiry() time.Time {
+	if ans.Expiry == 0 {
+		return time.Time{}
+	}
+	return time.Unix(ans.Expiry, 0)
+}
+
+// extra returns a fresh map each time: cached answers are shared.
+func (ans *introspectionAnswer) extra() map[string]any {
+	out := make(map[string]any, len(ans.Ext)+4)
+	for k, v := range ans.Ext {
+		out[k] = v
+	}
+	out["username"] = ans.Username
+	out["client_id"] = ans.ClientID
+	out["scope"] = ans.Scope
+	if aud := scope.Strings(ans.Audience, false); len(aud) > 0 {
+		out["aud"] = aud
+	}
+	return out
+}
+
+// answer returns the introspection result, from the cache unless fresh.
+func (a *introspection) answer(ctx context.Context, token string, fresh bool) (*introspectionAnswer, error) {
+	h := sha256.New()
+	h.Write([]byte(a.url))
+	h.Write([]byte{0})
+	h.Write([]byte(strings.Join(a.required, " ")))
+	h.Write([]byte{0})
+	h.Write([]byte(token))
+	var key [32]byte
+	h.Sum(key[:0])
+	if !fresh {
+		if ans, ok := a.b.answers.Get(key); ok {
+			return ans, nil
+		}
+	}
+	ans, err := a.introspect(ctx, token, false)
+	if err != nil {
+		return nil, err
+	}
+	if a.cache && ans.Active {
+		until := a.b.now().Add(a.ttl)
+		if exp := ans.expiry(); !exp.IsZero() && exp.Before(until) {
+			until = exp
+		}
+		a.b.answers.Set(key, ans, until)
+	}
+	return ans, nil
+}
+
+func (a *introspection) introspect(ctx context.Context, token string, retriedAuth bool) (*introspectionAnswer, error) {
+	form := url.Values{"token": {token}}
+	if len(a.required) > 0 {
+		form.Set("scope", strings.Join(a.required, " "))
+	}
+	body := form.Encode()
+	header := a.headers.Clone()
+	header.Set("Content-Type", "application/x-www-form-urlencoded")
+	header.Set("Accept", "application/json")
+	if a.pre != nil {
+		ct, err := a.clientToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		header.Set("Authorization", "Bearer "+ct)
+	}
+	res, err := a.caller.Do(ctx, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header = header.Clone()
+		return req, nil
+	})
+	if err != nil {
+		return nil, pipeline.Unavailable("token introspection unavailable", err)
+	}
+	switch {
+	case res.StatusCode == http.StatusOK:
+	case res.StatusCode == http.StatusUnauthorized && a.pre != nil && !retriedAuth:
+		// The client credentials token may have been revoked or expired
+		// early: get a new one, once.
+		a.b.clientTokens.Delete(a.clientTokenKey())
+		return a.introspect(ctx, token, true)
+	case res.StatusCode >= 500:
+		return nil, pipeline.Unavailable("token introspection unavailable", fmt.Errorf("status %d", res.StatusCode))
+	default:
+		return nil, pipeline.NewError(http.StatusInternalServerError, "token introspection failed", fmt.Errorf("introspection endpoint answered status %d", res.StatusCode))
+	}
+	var ans introspectionAnswer
+	if err := json.Unmarshal(res.Body, &ans); err != nil {
+		return nil, pipeline.NewError(http.StatusInternalServerError, "token introspection failed", errors.New("introspection answer is not JSON"))
+	}
+	return &ans, nil
+}
+
+// check applies the rule's requirements to an answer.
+func (a *introspection) check(ans *introspectionAnswer) error {
+	now := a.b.now()
+	switch {
+	case !ans.Active:
+		return pipeline.Unauthorized("invalid token", errors.New("token is not active"))
+	case ans.TokenUse != "" && ans.TokenUse != "access_token":
+		return pipeline.Unauthorized("invalid token", fmt.Errorf("token use %q is not access_token", ans.TokenUse))
+	case ans.Expiry != 0 && !now.Before(time.Unix(ans.Expiry, 0)):
+		return pipeline.Unauthorized("invalid token", errors.New("token expired"))
+	case ans.NotBefore != 0 && now.Add(jwtLeeway).Before(time.Unix(ans.NotBefore, 0)):
+		return pipeline.Unauthorized("invalid token", errors.New("token not valid yet"))
+	}
+	if err := scope.CheckIssuer(ans.Issuer, a.issuers); err != nil {
+		return pipeline.Unauthorized("invalid token", err)
+	}
+	if err := scope.CheckAudience(scope.Strings(ans.Audience, false), a.audience); err != nil {
+		return pipeline.Unauthorized("invalid token", err)
+	}
+	if err := scope.Check(a.strategy, strings.Fields(ans.Scope), a.required); err != nil {
+		return pipeline.Unauthorized("insufficient scope", err)
+	}
+	return nil
+}
+
+func (a *introspection) clientTokenKey() [32]byte {
+	p := a.pre
+	return sha256.Sum256([]byte(strings.Join([]string{p.TokenURL, p.ClientID, p.ClientSecret, strings.Join(p.Scope, " "), p.Audience}, "\x00")))
+}
+
+// clientToken returns a cached client credentials access token, fetching
+// a new one (once for all concurrent callers) when none is held.
+func (a *introspection) clientToken(ctx context.Context) (string, error) {
+	key := a.clientTokenKey()
+	if t, ok := a.b.clientTokens.Get(key); ok {
+		return t, nil
+	}
+	v, err, _ := a.b.grants.Do(string(key[:]), func() (any, error) {
+		return a.fetchClientToken(ctx, key)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (a *introspection) fetchClientToken(ctx context.Context, key [32]byte) (string, error) {
+	p := a.pre
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if len(p.Scope) > 0 {
+		form.Set("scope", strings.Join(p.Scope, " "))
+	}
+	if p.Audience != "" {
+		form.Set("audience", p.Audience)
+	}
+	body := form.Encode()
+	res, err := a.caller.Do(ctx, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.TokenURL, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		// RFC 6749 §2.3.1: the credentials are form-encoded before
+		// they are used as basic auth user and password.
+		req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
+		return req, nil
+	})
+	if err != nil {
+		return "", pipeline.Unavailable("token introspection unavailable", fmt.Errorf("client credentials: %w", err))
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", pipeline.Unavailable("token introspection unavailable", fmt.Errorf("client credentials: token endpoint answered status %d", res.StatusCode))
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(res.Body, &tok); err != nil || tok.AccessToken == "" {
+		return "", pipeline.Unavailable("token introspection unavailable", errors.New("client credentials: token endpoint answer has no access_token"))
+	}
+	life := time.Duration(tok.ExpiresIn) * time.Second
+	if life <= 0 {
+		life = 5 * time.Minute
+	}
+	// Renew a little early so a token never expires in flight.
+	a.b.clientTokens.Set(key, tok.AccessToken, a.b.now().Add(life-min(life/10, 30*time.Second)))
+	return tok.AccessToken, nil
+}
