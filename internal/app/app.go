@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
@@ -135,6 +136,7 @@ type Server struct {
 	Proxy   *proxy.Handler
 	API     *proxy.API
 	Tunnels *proxy.Tunnels
+	Metrics *metrics.Metrics
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -167,12 +169,20 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if len(cfg.AccessRules.Repositories) == 0 {
 		log.Warn("access_rules.repositories is empty: every request will be answered 404")
 	}
+	s.Metrics = metrics.New()
 	s.Rules = &rules.Repository{
 		Locations:        cfg.AccessRules.Repositories,
 		Compiler:         comp,
 		Log:              log,
 		PollInterval:     cfg.AccessRules.PollInterval,
 		HTTPPollInterval: cfg.AccessRules.HTTPPollInterval,
+	}
+	s.Rules.OnReload = func(err error) {
+		n := 0
+		if set := s.Rules.Current(); set != nil {
+			n = set.Len()
+		}
+		s.Metrics.Reload(err, n)
 	}
 	if err := s.Rules.Load(ctx); err != nil {
 		cancel()
@@ -189,22 +199,24 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
-	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS})
+	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,
 		Transport:             transport,
 		Log:                   log,
+		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
 		},
 	}).Init()
 	s.API = &proxy.API{
-		Rules:   s.Rules,
-		Version: proxy.Version{Version: Version, Commit: Commit, Date: Date},
-		Log:     log,
-		Routes:  s.Catalog.APIRoutes(),
+		Rules:    s.Rules,
+		Version:  proxy.Version{Version: Version, Commit: Commit, Date: Date},
+		Log:      log,
+		Observer: s.Metrics,
+		Routes:   s.Catalog.APIRoutes(),
 	}
 	return s, nil
 }
@@ -259,6 +271,15 @@ func (s *Server) Listen() error {
 	if err := add("api", s.Config.Serve.API, s.API.Handler(), false); err != nil {
 		s.listeners["proxy"].Close()
 		return err
+	}
+	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
+		mux := http.NewServeMux()
+		mux.Handle(p.MetricsPath, s.Metrics.Handler())
+		if err := add("prometheus", p.Listener, mux, false); err != nil {
+			s.listeners["proxy"].Close()
+			s.listeners["api"].Close()
+			return err
+		}
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func TestServeOathkeeperFiles(t *testing.T) {
 serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0}
+  prometheus: {host: 127.0.0.1, port: 0}
 access_rules:
   poll_interval: 20ms
   repositories: ["file://%s"]
@@ -107,6 +108,18 @@ mutators:
 	}
 	if !strings.Contains(body(apiURL+"/rules"), `"id":"v2"`) {
 		t.Error("GET /rules does not list the serving rule")
+	}
+	m := body("http://" + srv.Addr("prometheus") + "/metrics")
+	for _, want := range []string{
+		`portcullis_requests_total{decision="allowed",frontend="proxy",rule="v2",status="200"}`,
+		`portcullis_requests_total{decision="allowed",frontend="decisions",rule="v1",status="200"}`,
+		`portcullis_rules_reloads_total{result="failed"} 1`,
+		`portcullis_rules_loaded 1`,
+		`portcullis_request_duration_seconds_bucket{frontend="proxy",rule="v1"`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -1,0 +1,127 @@
+// Package metrics exposes portcullis's Prometheus metrics: requests by
+// front end, rule, decision and status with latency histograms; WebSocket
+// tunnels (active, handshakes, closes by reason, bytes relayed); rule-set
+// reloads. It implements proxy.Observer and proxy.TunnelMetrics.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors, registered in their own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	tunnelsActive   *prometheus.GaugeVec
+	tunnelsClosed   *prometheus.CounterVec
+	tunnelLifetime  *prometheus.HistogramVec
+	handshakes      *prometheus.CounterVec
+	handshakeTime   *prometheus.HistogramVec
+	bytesRelayed    *prometheus.CounterVec
+	reloads         *prometheus.CounterVec
+	rulesLoaded     prometheus.Gauge
+}
+
+// New returns metrics registered in a fresh registry, with the Go runtime
+// and process collectors.
+func New() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_requests_total",
+		Help: "Requests answered, by front end (proxy, decisions), rule, decision (allowed, denied, error) and status.",
+	}, []string{"frontend", "rule", "decision", "status"})
+	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portcullis_request_duration_seconds",
+		Help:    "Time from receiving a request to answering it (for the proxy, including the upstream), by front end and rule.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"frontend", "rule"})
+	m.tunnelsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "portcullis_websocket_tunnels_active",
+		Help: "WebSocket tunnels open now, by rule.",
+	}, []string{"rule"})
+	m.tunnelsClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_websocket_tunnels_closed_total",
+		Help: "WebSocket tunnels ended, by rule and reason (max lifetime, session expired, session revoked, idle timeout, client/upstream closed, shutdown, ...).",
+	}, []string{"rule", "reason"})
+	m.tunnelLifetime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portcullis_websocket_tunnel_lifetime_seconds",
+		Help:    "How long WebSocket tunnels lived, by rule.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+	}, []string{"rule"})
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_websocket_handshakes_total",
+		Help: "WebSocket upgrades handed to the tunnel, by rule and result.",
+	}, []string{"rule", "result"})
+	m.handshakeTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portcullis_websocket_handshake_duration_seconds",
+		Help:    "Time from the authorised upgrade to the client's answer, by rule.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+	}, []string{"rule"})
+	m.bytesRelayed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_websocket_bytes_relayed_total",
+		Help: "Bytes relayed through WebSocket tunnels (frame headers included), by rule and direction.",
+	}, []string{"rule", "direction"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_rules_reloads_total",
+		Help: "Attempts to load a changed rule set, by result (ok, failed). A failed one leaves the last good set serving.",
+	}, []string{"result"})
+	m.rulesLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portcullis_rules_loaded",
+		Help: "Rules in the serving rule set.",
+	})
+	m.Registry.MustRegister(m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
+		m.handshakes, m.handshakeTime, m.bytesRelayed, m.reloads, m.rulesLoaded,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in Prometheus's text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// Request implements proxy.Observer.
+func (m *Metrics) Request(frontend, rule, decision string, status int, d time.Duration) {
+	m.requests.WithLabelValues(frontend, rule, decision, strconv.Itoa(status)).Inc()
+	m.requestDuration.WithLabelValues(frontend, rule).Observe(d.Seconds())
+}
+
+// Handshake implements proxy.TunnelMetrics.
+func (m *Metrics) Handshake(rule, result string, d time.Duration) {
+	m.handshakes.WithLabelValues(rule, result).Inc()
+	m.handshakeTime.WithLabelValues(rule).Observe(d.Seconds())
+}
+
+// Opened implements proxy.TunnelMetrics.
+func (m *Metrics) Opened(rule string) { m.tunnelsActive.WithLabelValues(rule).Inc() }
+
+// Closed implements proxy.TunnelMetrics.
+func (m *Metrics) Closed(rule, reason string, lifetime time.Duration) {
+	m.tunnelsActive.WithLabelValues(rule).Dec()
+	m.tunnelsClosed.WithLabelValues(rule, reason).Inc()
+	m.tunnelLifetime.WithLabelValues(rule).Observe(lifetime.Seconds())
+}
+
+// Relayed implements proxy.TunnelMetrics.
+func (m *Metrics) Relayed(rule, dir string, n int64) {
+	m.bytesRelayed.WithLabelValues(rule, dir).Add(float64(n))
+}
+
+// Reload records a rule-set reload attempt and, when it succeeded, the
+// number of rules now serving.
+func (m *Metrics) Reload(err error, rules int) {
+	if err != nil {
+		m.reloads.WithLabelValues("failed").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("ok").Inc()
+	m.rulesLoaded.Set(float64(rules))
+}
