@@ -68,6 +68,7 @@ type tunnel struct {
 	up, down         pump // client to upstream, upstream to client
 
 	lastActive atomic.Int64 // unix nanoseconds of the last read either way
+	clientShut atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps      atomic.Int32 // directions still running
 
 	mu           sync.Mutex
@@ -79,7 +80,6 @@ type tunnel struct {
 	grace        *time.Timer // end of the close grace
 	cause        *closeCause // first reason the tunnel began to end
 	closing      bool        // a Close was sent or relayed
-	drained      bool        // Close went both ways; the client side is closed
 	torn         bool        // both connections are closed
 	peerCode     ws.StatusCode
 }
@@ -163,7 +163,7 @@ func (t *tunnel) beginClose(c *closeCause) {
 		t.teardown(c)
 		return
 	}
-	t.checkDrained()
+	t.checkClientDone()
 }
 
 // sendClose writes the proxy's Close frame to e unless e already had one.
@@ -231,26 +231,25 @@ func (t *tunnel) peerClosed() {
 		t.teardown(nil)
 		return
 	}
-	t.checkDrained()
+	t.checkClientDone()
 }
 
-// checkDrained closes the client's connection once Close frames went both
-// ways on both sides. As the client's server the proxy closes first (RFC
-// 6455 section 7.1.1); on the upstream side the upstream, as server, closes
-// first and the upstream direction ends on its EOF or at the close grace.
-func (t *tunnel) checkDrained() {
-	if !t.client.closeSent.Load() || !t.client.closeRecv.Load() ||
-		!t.upstream.closeSent.Load() || !t.upstream.closeRecv.Load() {
-		return
+// An endpoint that sent and received a Close has completed its closing
+// handshake: its connection ends normally. The proxy is the client's
+// server and closes that connection first (RFC 6455 section 7.1.1); the
+// upstream, as server, closes its own and the upstream direction ends on
+// its EOF. The tunnel is over when both directions are; the close grace
+// cuts off a peer that takes longer.
+
+// done reports whether e completed its closing handshake.
+func (e *endpoint) done() bool { return e.closeSent.Load() && e.closeRecv.Load() }
+
+// checkClientDone closes the client's connection once its closing
+// handshake is complete.
+func (t *tunnel) checkClientDone() {
+	if t.client.done() && t.clientShut.CompareAndSwap(false, true) {
+		_ = t.client.conn.Close()
 	}
-	t.mu.Lock()
-	if t.drained || t.torn {
-		t.mu.Unlock()
-		return
-	}
-	t.drained = true
-	t.mu.Unlock()
-	_ = t.client.conn.Close()
 }
 
 // graceOver ends a tunnel whose close handshake took longer than the grace.
@@ -278,10 +277,8 @@ func (t *tunnel) teardown(c *closeCause) {
 
 // pumpDone is called when a direction stopped with err.
 func (t *tunnel) pumpDone(p *pump, err error) {
-	t.mu.Lock()
-	drained := t.drained
-	t.mu.Unlock()
-	if !drained || p.src != &t.client {
+	if !p.src.done() {
+		// Not a normal end: the peer vanished or misbehaved.
 		t.teardown(causeOf(err))
 	}
 	if t.pumps.Add(-1) == 0 {

@@ -103,6 +103,7 @@ func closingUpstream(t *testing.T) (*upstream, chan closeSeen) {
 }
 
 func TestTunnelDeadlines(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		policy     func(p *rules.WebSocketPolicy)
@@ -165,6 +166,7 @@ func TestTunnelDeadlines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			id := newIdentity(t)
 			if tc.idStatus != 0 {
 				id.status.Store(int32(tc.idStatus))
@@ -213,6 +215,7 @@ func TestTunnelDeadlines(t *testing.T) {
 }
 
 func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
+	t.Parallel()
 	id := newIdentity(t)
 	id.status.Store(http.StatusServiceUnavailable)
 	up, seen := closingUpstream(t)
@@ -245,6 +248,7 @@ func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
 // TestTunnelRevalidationMovesExpiry: the expiry the identity provider
 // reports at re-validation replaces the one the tunnel started with.
 func TestTunnelRevalidationMovesExpiry(t *testing.T) {
+	t.Parallel()
 	id := newIdentity(t)
 	id.expires.Store(time.Now().Add(time.Hour).UnixNano())
 	up := newUpstream(t)
@@ -276,6 +280,7 @@ func TestTunnelRevalidationMovesExpiry(t *testing.T) {
 
 // TestTunnelPingsAreTraffic: a tunnel carrying only pings is not idle.
 func TestTunnelPingsAreTraffic(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t)
 	h := newHarness(t, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout = time.Second })
@@ -298,6 +303,7 @@ func TestTunnelPingsAreTraffic(t *testing.T) {
 // TestTunnelCloseBetweenFrames: a deadline reached while a frame is half
 // relayed sends the Close after that frame, never inside it.
 func TestTunnelCloseBetweenFrames(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t)
 	got := make(chan []frame, 1)
 	up.onConn = func(conn net.Conn) {
@@ -357,6 +363,7 @@ func TestTunnelCloseBetweenFrames(t *testing.T) {
 // TestTunnelCloseGrace: peers that do not answer the proxy's Close are cut
 // off when the grace ends.
 func TestTunnelCloseGrace(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t)
 	up.onConn = func(conn net.Conn) {
 		// Reads everything, answers nothing.

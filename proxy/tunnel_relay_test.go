@@ -80,6 +80,7 @@ func TestTunnelFragmentedWithPings(t *testing.T) {
 }
 
 func TestTunnelLargeMessage(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t)
 	h := newHarness(t, up.url())
 	c := h.dial("/large", dialOpts{})

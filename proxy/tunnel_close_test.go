@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+func TestTunnelShutdown(t *testing.T) {
+	up, seen := closingUpstream(t)
+	h := newHarness(t, up.url())
+	var clients []*client
+	for i := range 3 {
+		clients = append(clients, h.dial(fmt.Sprintf("/s%d", i), dialOpts{}))
+	}
+	h.waitActive(3)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+		defer cancel()
+		done <- h.tunnels.Shutdown(ctx)
+	}()
+	for i, c := range clients {
+		if code, reason := c.expectClose(); code != ws.StatusGoingAway || reason != "going away" {
+			t.Errorf("client %d got Close %d %q, want 1001 \"going away\"", i, code, reason)
+		}
+	}
+	for range clients {
+		if us := <-seen; us.code != ws.StatusGoingAway {
+			t.Errorf("upstream got Close %d, want 1001", us.code)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown = %v, want nil once every tunnel closed", err)
+	}
+	if n := h.tunnels.Active(); n != 0 {
+		t.Errorf("active tunnels after Shutdown = %d", n)
+	}
+	if n := h.metrics.closedWith(ReasonShutdown); n != 3 {
+		t.Errorf("closed with shutdown counted %d times, want 3", n)
+	}
+	_, err := h.tryDial("/late", dialOpts{})
+	var ref *refusal
+	if !errors.As(err, &ref) || ref.status != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade after Shutdown: %v, want 503", err)
+	}
+	if want := "503 Service Unavailable: shutting down"; ref.message() != want {
+		t.Errorf("refusal = %q, want %q", ref.message(), want)
+	}
+}
+
+// TestTunnelShutdownDeadline: peers that do not answer are cut off when
+// the shutdown context ends.
+func TestTunnelShutdownDeadline(t *testing.T) {
+	up := newUpstream(t)
+	up.onConn = func(conn net.Conn) {
+		_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+		_, _ = io.Copy(io.Discard, conn) // never answers
+	}
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) { p.CloseGrace = time.Hour })
+	c := h.dial("/stubborn", dialOpts{})
+	h.waitActive(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.tunnels.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the context's deadline", err)
+	}
+	if f := c.read(); f.h.OpCode != ws.OpClose {
+		t.Errorf("client got %v, want Close", f.h.OpCode)
+	}
+	c.expectEnd()
+	h.waitActive(0)
+}
+
+func TestTunnelPeerGoesAway(t *testing.T) {
+	tests := []struct {
+		name       string
+		upstream   func(conn net.Conn) // after the first frame was echoed
+		client     func(c *client)
+		wantReason string
+	}{
+		{
+			name:       "upstream dies mid-stream",
+			upstream:   func(conn net.Conn) { conn.Close() },
+			client:     func(c *client) { c.expectEnd() },
+			wantReason: ReasonUpstreamGone,
+		},
+		{
+			name: "client dies mid-stream",
+			upstream: func(conn net.Conn) {
+				_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+				_, _ = io.Copy(io.Discard, conn)
+			},
+			client:     func(c *client) { c.conn.Close() },
+			wantReason: ReasonClientGone,
+		},
+		{
+			name: "upstream closes",
+			upstream: func(conn net.Conn) {
+				_ = ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "done")))
+				_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+				if f, err := readFrameFrom(conn); err != nil || f.h.OpCode != ws.OpClose {
+					return
+				}
+			},
+			client: func(c *client) {
+				if code, reason := c.expectClose(); code != ws.StatusNormalClosure || reason != "done" {
+					c.t.Errorf("client got Close %d %q, want 1000 \"done\"", code, reason)
+				}
+				c.expectEnd()
+			},
+			wantReason: ReasonUpstreamClosed,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newUpstream(t)
+			ended := make(chan struct{})
+			up.onConn = func(conn net.Conn) {
+				defer close(ended)
+				_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+				f, err := readFrameFrom(conn)
+				if err != nil {
+					return
+				}
+				_ = ws.WriteFrame(conn, ws.NewTextFrame(f.payload))
+				tc.upstream(conn)
+			}
+			h := newHarness(t, up.url())
+			c := h.dial("/away", dialOpts{})
+			c.t = t
+			c.write(ws.OpText, true, []byte("first"))
+			if f := c.read(); string(f.payload) != "first" {
+				t.Fatalf("echo = %q", f.payload)
+			}
+			tc.client(c)
+			select {
+			case <-ended:
+			case <-time.After(ioWait):
+				t.Fatal("the upstream's connection did not end")
+			}
+			h.waitActive(0)
+			if n := h.metrics.closedWith(tc.wantReason); n != 1 {
+				t.Errorf("closed with %q counted %d times, want 1 (%v)", tc.wantReason, n, h.metrics.closed)
+			}
+		})
+	}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files: %v", err)
+	}
+	return len(entries)
+}
+
+// TestTunnelNoLeaks opens and closes 1,000 tunnels, ended in every way a
+// tunnel ends, and checks that goroutines and open files return to where
+// they were.
+func TestTunnelNoLeaks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 1,000 tunnels")
+	}
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.CloseGrace = 200 * time.Millisecond
+		p.IdleTimeout = 100 * time.Millisecond
+	})
+	// Warm up whatever starts lazily.
+	c := h.dial("/warm", dialOpts{})
+	c.write(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	c.read()
+	h.waitActive(0)
+	waitFor(t, "the warm-up upstream connection to end", func() bool { return up.endedConns() == 1 })
+
+	baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
+	const total, parallel = 1000, 25
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range total {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, err := h.tryDial("/leak", dialOpts{})
+			if err != nil {
+				t.Errorf("dial %d: %v", i, err)
+				return
+			}
+			defer c.conn.Close()
+			c.t = noFatal{t}
+			switch i % 4 {
+			case 0: // Close handshake started by the client
+				c.write(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+				_, _ = readFrameFrom(c.rd)
+			case 1: // the client vanishes mid-stream
+				c.write(ws.OpText, true, []byte("x"))
+				c.conn.Close()
+				return
+			case 2: // idle timeout, answered
+				_, _ = readFrameFrom(c.rd)
+				c.write(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusPolicyViolation, ""))
+			case 3: // idle timeout, never answered: cut off at the grace
+				_, _ = readFrameFrom(c.rd)
+			}
+			_ = c.conn.SetReadDeadline(time.Now().Add(ioWait))
+			_, _ = io.Copy(io.Discard, c.conn)
+		}()
+	}
+	wg.Wait()
+	h.waitActive(0)
+	waitFor(t, "every upstream connection to end", func() bool { return up.endedConns() == total+1 })
+	deadline := time.Now().Add(ioWait)
+	for {
+		g, fd := runtime.NumGoroutine(), openFDs(t)
+		if g <= baseG && fd <= baseFD {
+			break
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("after %d tunnels: %d goroutines (baseline %d), %d open files (baseline %d)\n%s", total, g, baseG, fd, baseFD, buf[:n])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.metrics.mu.Lock()
+	defer h.metrics.mu.Unlock()
+	if h.metrics.opened != total+1 {
+		t.Errorf("opened %d tunnels, want %d", h.metrics.opened, total+1)
+	}
+	sum := 0
+	for _, n := range h.metrics.closed {
+		sum += n
+	}
+	if sum != total+1 {
+		t.Errorf("closed %d tunnels (%v), want %d", sum, h.metrics.closed, total+1)
+	}
+}
+
+// noFatal reports failures of helper calls made off the test goroutine
+// without stopping that goroutine.
+type noFatal struct{ testing.TB }
+
+func (n noFatal) Fatalf(format string, args ...any) { n.Errorf(format, args...) }
