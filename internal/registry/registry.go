@@ -16,17 +16,25 @@ import (
 func NewCatalog() *pipeline.Catalog {
 	return &pipeline.Catalog{
 		Authenticators: pipeline.NewSet("authenticator", map[string]pipeline.Factory[pipeline.Authenticator]{
-			"noop":         authenticators.NewNoop,
-			"anonymous":    authenticators.NewAnonymous,
-			"unauthorized": authenticators.NewUnauthorized,
+			"noop":                 authenticators.NewNoop,
+			"anonymous":            authenticators.NewAnonymous,
+			"unauthorized":         authenticators.NewUnauthorized,
+			"jwt":                  authenticators.NewJWT,
+			"oauth2_introspection": authenticators.NewOAuth2Introspection,
 		}),
 		Authorizers: pipeline.NewSet("authorizer", map[string]pipeline.Factory[pipeline.Authorizer]{
-			"allow": authorizers.NewAllow,
-			"deny":  authorizers.NewDeny,
+			"allow":       authorizers.NewAllow,
+			"deny":        authorizers.NewDeny,
+			"ladon":       authorizers.NewLadon,
+			"remote":      authorizers.NewRemote,
+			"remote_json": authorizers.NewRemoteJSON,
 		}),
 		Mutators: pipeline.NewSet("mutator", map[string]pipeline.Factory[pipeline.Mutator]{
-			"noop":   mutators.NewNoop,
-			"header": mutators.NewHeader,
+			"noop":     mutators.NewNoop,
+			"header":   mutators.NewHeader,
+			"cookie":   mutators.NewCookie,
+			"id_token": mutators.NewIDToken,
+			"hydrator": mutators.NewHydrator,
 		}),
 		ErrorHandlers: pipeline.NewSet("error handler", map[string]pipeline.Factory[pipeline.ErrorHandler]{
 			"json": errorhandlers.NewJSON,
