@@ -17,7 +17,9 @@ tooldir="$root/tools/kratos"
 out="${KRATOS_BIN:-$root/.build/bin/kratos}"
 stamp="$out.stamp"
 
-want="$(cd "$tooldir" && { cat go.mod go.sum; go env GOVERSION GOOS GOARCH; echo "tags=sqlite"; } | sha256sum | cut -d' ' -f1)"
+version=v1.3.1
+ldflags="-X github.com/ory/kratos/driver/config.Version=$version"
+want="$(cd "$tooldir" && { cat go.mod go.sum; go env GOVERSION GOOS GOARCH; echo "tags=sqlite $ldflags"; } | sha256sum | cut -d' ' -f1)"
 
 if [[ "${1:-}" != "--force" && -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 	echo "build-kratos: $out is up to date"
@@ -29,23 +31,25 @@ mkdir -p "$(dirname "$out")"
 # One build at a time: parallel callers (make, CI, a demo) wait for the first.
 exec 9>"$out.lock"
 if command -v flock >/dev/null 2>&1; then
-	echo "build-kratos: waiting for the build lock"
-	flock 9
+	if ! flock -n 9; then
+		echo "build-kratos: another build is running; waiting for it"
+		flock 9
+	fi
 	if [[ "${1:-}" != "--force" && -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 		echo "build-kratos: $out was built meanwhile"
 		exit 0
 	fi
 fi
 
-echo "build-kratos: building Ory Kratos (tools/kratos, -tags sqlite) into $out; this takes a few minutes"
+echo "build-kratos: building Ory Kratos $version (tools/kratos, -tags sqlite) into $out; this takes a few minutes"
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 start=$(date +%s)
 (
 	cd "$tooldir"
 	# CGO is required by the sqlite driver that backs `dsn: memory`.
-	CGO_ENABLED=1 GOFLAGS=-mod=readonly go build -tags sqlite -trimpath -o "$tmp" github.com/ory/kratos
+	CGO_ENABLED=1 GOFLAGS=-mod=readonly go build -tags sqlite -trimpath -ldflags "$ldflags" -o "$tmp" github.com/ory/kratos
 )
 mv -f "$tmp" "$out"
 echo "$want" >"$stamp"
-echo "build-kratos: built $("$out" version 2>/dev/null | grep -i '^version' || echo kratos) in $(($(date +%s) - start))s"
+echo "build-kratos: built Ory Kratos $version in $(($(date +%s) - start))s"
