@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -249,7 +250,8 @@ func (s *Server) Listen() error {
 			return fmt.Errorf("serve.%s: %w", name, err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 1 << 20,
-			ErrorLog: nil, BaseContext: func(net.Listener) context.Context { return s.ctx }}
+			ErrorLog:    stdlog.New(s.Log.WriterLevel(logrus.DebugLevel), "", 0),
+			BaseContext: func(net.Listener) context.Context { return s.ctx }}
 		if timeouts {
 			srv.ReadTimeout, srv.ReadHeaderTimeout, srv.WriteTimeout, srv.IdleTimeout = t.Read, t.ReadHeader, t.Write, t.Idle
 		}

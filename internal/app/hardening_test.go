@@ -1,0 +1,272 @@
+package app_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const openRules = `
+- id: open
+  match: {url: "<https?>://<[^/]+>/<.*>", methods: [GET, POST]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  upstream: {url: "UPSTREAM"}
+`
+
+const openConfig = `
+authenticators: {anonymous: {enabled: true}}
+authorizers: {allow: {enabled: true}}
+mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}}
+`
+
+// countingUpstream is a real upstream that counts the requests reaching it.
+func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "upstream got %d bytes", len(b))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// rawExchange sends raw bytes to addr and returns the first response line.
+func rawExchange(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil && line == "" {
+		return "connection closed: " + err.Error()
+	}
+	return strings.TrimSpace(line)
+}
+
+// TestRequestSmugglingIsRefused sends requests whose length is ambiguous;
+// each must be answered 400 (501 for an unknown transfer coding) by the
+// proxy and never reach the upstream.
+func TestRequestSmugglingIsRefused(t *testing.T) {
+	up, hits := countingUpstream(t)
+	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	addr := s.Addr("proxy")
+	cases := []struct{ name, raw string }{
+		{"two different CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd"},
+		{"CL list", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4, 40\r\n\r\nabcd"},
+		{"TE chunked not last", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"},
+		{"TE obfuscated", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
+		{"TE with space before colon", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
+		{"negative CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"},
+		{"CL with plus", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\nabcd"},
+	}
+	for _, tc := range cases {
+		before := hits.Load()
+		line := rawExchange(t, addr, tc.raw)
+		if !strings.HasPrefix(line, "HTTP/1.1 400") && !strings.HasPrefix(line, "HTTP/1.1 501") {
+			t.Errorf("%s: answered %q, want 400", tc.name, line)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if hits.Load() != before {
+			t.Errorf("%s: the request reached the upstream", tc.name)
+		}
+	}
+}
+
+// TestSlowlorisAndOversizedHeaders: a client that never finishes its
+// headers is cut off at the read-header timeout; oversized headers get 431.
+func TestSlowlorisAndOversizedHeaders(t *testing.T) {
+	up, hits := countingUpstream(t)
+	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {read_header: 300ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
+		strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	c, err := net.Dial("tcp", s.Addr("proxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n")
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Trickle a header byte now and then; the server must hang up anyway.
+	go func() {
+		for i := 0; i < 50; i++ {
+			if _, err := io.WriteString(c, "X"); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	_, err = io.ReadAll(c)
+	if elapsed := time.Since(start); err != nil || elapsed > 5*time.Second {
+		t.Errorf("slow headers: connection held for %v (err %v), want it closed after the 300ms read-header timeout", elapsed, err)
+	}
+
+	req, _ := http.NewRequest("GET", s.url("proxy")+"/x", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 2<<20))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("2 MiB header: %d, want 431", res.StatusCode)
+	}
+	if hits.Load() != 0 {
+		t.Error("a refused request reached the upstream")
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portcullis test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestTLSListenersAndUpstream: the proxy and API listen with TLS from cert
+// and key files, and an https upstream is trusted through
+// serve.proxy.upstream_ca_file.
+func TestTLSListenersAndUpstream(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	// The upstream serves the same certificate: trusting it takes the CA file.
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls upstream for %s", r.Header.Get("X-User"))
+	}))
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	up.StartTLS()
+	defer up.Close()
+
+	cfg := openConfig + fmt.Sprintf(`serve:
+  proxy:
+    host: 127.0.0.1
+    port: 0
+    upstream_ca_file: %s
+    tls: {cert: {path: %s}, key: {path: %s}}
+  api:
+    host: 127.0.0.1
+    port: 0
+    tls: {cert: {path: %s}, key: {path: %s}}
+  prometheus: {host: 127.0.0.1, port: 0}
+`, certFile, certFile, keyFile, certFile, keyFile)
+	s := startServer(t, cfg, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	res, err := client.Get("https://" + s.Addr("proxy") + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "tls upstream for anonymous" {
+		t.Errorf("https proxy → https upstream: %d %q", res.StatusCode, b)
+	}
+	res, err = client.Get("https://" + s.Addr("api") + "/health/alive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("https API: %d", res.StatusCode)
+	}
+	// Without the CA, the same upstream is refused: 502, not a bypass.
+	s2 := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	res, err = http.Get(s2.url("proxy") + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Errorf("untrusted upstream certificate: %d, want 502", res.StatusCode)
+	}
+}
+
+// TestGracefulShutdownFinishesInFlightRequests: a request in flight when
+// shutdown starts completes; new connections are refused.
+func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	defer up.Close()
+	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	done := make(chan string, 1)
+	go func() {
+		res, err := http.Get(s.url("proxy") + "/slow")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		done <- fmt.Sprintf("%d %s", res.StatusCode, b)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := contextWithTimeout(5 * time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := net.DialTimeout("tcp", s.Addr("proxy"), time.Second); err == nil {
+		t.Error("new connections accepted during shutdown")
+	}
+	close(release)
+	if got := <-done; got != "200 finished" {
+		t.Errorf("in-flight request: %q", got)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
