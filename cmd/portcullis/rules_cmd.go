@@ -20,7 +20,7 @@ func newRulesCmd() *cobra.Command {
 		Use:   "rules",
 		Short: "Work with access rule files",
 	}
-	cmd.AddCommand(newRulesValidate())
+	cmd.AddCommand(newRulesValidate(), newRulesTest())
 	return cmd
 }
 

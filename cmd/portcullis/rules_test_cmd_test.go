@@ -1,0 +1,185 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// testRules is an access-rules file with an anonymous rule whose header
+// mutator names the subject, a denied rule and a rule with a verbose JSON
+// error handler for one client network.
+const testRules = `- id: public
+  match: {url: "<https?>://app.example/public/<.*>", methods: [GET, POST]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators:
+    - handler: header
+      config:
+        headers:
+          X-User: "{{ print .Subject }}"
+          X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
+- id: admin
+  match: {url: "https://app.example/admin<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: deny}
+  mutators: [{handler: noop}]
+  errors:
+    - handler: json
+      config:
+        verbose: true
+        when: [{request: {cidr: [10.0.0.0/8]}}]
+`
+
+const testConfig = `access_rules:
+  repositories: [file://RULES]
+authenticators:
+  anonymous: {enabled: true, config: {subject: guest}}
+authorizers:
+  allow: {enabled: true}
+  deny: {enabled: true}
+mutators:
+  noop: {enabled: true}
+  header: {enabled: true}
+`
+
+// writeFiles writes name → content into a temp dir, replacing RULES in
+// contents with the path of rules.yml there.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		content = strings.ReplaceAll(content, "RULES", filepath.Join(dir, "rules.yml"))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestRulesTestPasses(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"rules.yml": testRules, "c.yml": testConfig, "cases.yml": `
+- name: a guest reads a public item
+  request: {url: "http://app.example/public/items/7?x=1"}
+  expect:
+    status: 200
+    rule: public
+    subject: guest
+    headers: {X-User: guest, X-Item: items/7, X-Debug: null}
+- request: {method: post, url: "https://app.example/public/form", body: "a=b"}
+  expect: {status: 200, rule: public}
+- name: credentials make anonymous step aside
+  request:
+    url: "http://app.example/public/x"
+    headers: {Authorization: "Bearer abc"}
+  expect: {status: 401, rule: public, body_contains: "Access credentials are invalid"}
+- name: the admin area is denied
+  request: {url: "https://app.example/admin/users"}
+  expect: {status: 403, rule: admin, subject: guest}
+- name: nothing matches plain http admin
+  request: {url: "http://app.example/admin"}
+  expect: {status: 404, rule: ""}
+- name: internal clients get the verbose error
+  request: {url: "https://app.example/admin", remote_addr: 10.1.2.3, headers: {Authorization: "Basic eDp5"}}
+  expect: {status: 401, body_contains: '"reason":"no authenticator was responsible for the request"'}
+- name: others do not
+  request: {url: "https://app.example/admin", remote_addr: 198.51.100.1, headers: {Authorization: "Basic eDp5"}}
+  expect: {status: 401, body_contains: '"message":"Access credentials are invalid"}'}
+`})
+	// Rules from the configuration's repositories.
+	out, errOut, err := run("rules", "test", filepath.Join(dir, "cases.yml"), "-c", filepath.Join(dir, "c.yml"))
+	if err != nil {
+		t.Fatalf("rules test failed: %v\n%s%s", err, out, errOut)
+	}
+	for _, want := range []string{"ok    a guest reads a public item\n", "ok    POST https://app.example/public/form\n", "7 of 7 cases passed\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// Rules given on the command line.
+	out, _, err = run("rules", "test", filepath.Join(dir, "cases.yml"), "-c", filepath.Join(dir, "c.yml"), filepath.Join(dir, "rules.yml"))
+	if err != nil || !strings.Contains(out, "7 of 7 cases passed") {
+		t.Errorf("with RULES: %v\n%s", err, out)
+	}
+}
+
+func TestRulesTestReportsEachDifference(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"rules.yml": testRules, "c.yml": testConfig, "cases.yml": `- name: right
+  request: {url: "http://app.example/public/a"}
+  expect: {status: 200}
+- name: wrong
+  request: {url: "http://app.example/public/a"}
+  expect:
+    status: 403
+    rule: admin
+    subject: bob
+    headers: {X-User: bob, X-Item: null, X-Missing: here}
+    body_contains: nope
+`})
+	out, _, err := run("rules", "test", filepath.Join(dir, "cases.yml"), "-c", filepath.Join(dir, "c.yml"))
+	if err == nil || err.Error() != "1 of 2 cases failed" {
+		t.Errorf("err = %v, want 1 of 2 cases failed", err)
+	}
+	want := "ok    right\n" +
+		"FAIL  wrong (" + filepath.Join(dir, "cases.yml") + ":4)\n" +
+		"      GET http://app.example/public/a\n" +
+		"      status:  got 200, want 403\n" +
+		"      rule:    got \"public\", want \"admin\"\n" +
+		"      subject: got \"guest\", want \"bob\"\n" +
+		"      header X-Item: got \"a\", want it absent\n" +
+		"      header X-Missing: absent, want \"here\"\n" +
+		"      header X-User: got \"guest\", want \"bob\"\n" +
+		"      body:    does not contain \"nope\"\n" +
+		"1 of 2 cases passed\n"
+	if out != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestRulesTestRejectsBadInput(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"rules.yml": testRules, "c.yml": testConfig,
+		"unknown.yml": "- request: {url: \"http://x/\"}\n  expect: {status: 200, statuss: 1}\n",
+		"empty.yml":   "- name: checks nothing\n  request: {url: \"http://x/\"}\n  expect: {}\n",
+		"nourl.yml":   "- request: {url: \"/relative\"}\n  expect: {status: 200}\n",
+		"none.yml":    "[]\n",
+		"ok.yml":      "- request: {url: \"http://x/\"}\n  expect: {status: 200}\n",
+		"badrules.yml": "- id: x\n  match: {url: \"http://x/<(?=a)>\", methods: [GET]}\n" +
+			"  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n",
+	})
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"unknown.yml", "rules.yml"}, "unknown.yml:2: field statuss not found"},
+		{[]string{"empty.yml", "rules.yml"}, `empty.yml:1: case "checks nothing": expect checks nothing`},
+		{[]string{"nourl.yml", "rules.yml"}, `request.url: "/relative" is not an absolute http(s) URL`},
+		{[]string{"none.yml", "rules.yml"}, "none.yml: no cases"},
+		{[]string{"ok.yml"}, "no rules: give RULES files or a configuration"},
+	}
+	for _, tc := range cases {
+		args := []string{"rules", "test"}
+		for _, a := range tc.args {
+			args = append(args, filepath.Join(dir, a))
+		}
+		_, errOut, err := run(args...)
+		if err == nil {
+			t.Errorf("%v: exit status 0", tc.args)
+		}
+		if !strings.Contains(errOut+errString(err), tc.want) {
+			t.Errorf("%v: stderr %q, err %v; want %q", tc.args, errOut, err, tc.want)
+		}
+	}
+	// A rules file that does not load is reported as validate does.
+	_, errOut, err := run("rules", "test", filepath.Join(dir, "ok.yml"), filepath.Join(dir, "badrules.yml"))
+	if err == nil || !strings.Contains(errOut, filepath.Join(dir, "badrules.yml")+":2: rule \"x\": match.url") {
+		t.Errorf("bad rules: %q, %v", errOut, err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
