@@ -22,7 +22,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
-func idpDeps(t *testing.T) pipeline.Deps {
+func idpDeps(t testing.TB) pipeline.Deps {
 	t.Helper()
 	log, _ := logtest.NewNullLogger()
 	log.SetLevel(logrus.DebugLevel)
@@ -31,7 +31,7 @@ func idpDeps(t *testing.T) pipeline.Deps {
 	return pipeline.Deps{Log: log, Context: ctx}
 }
 
-func idpJSON(t *testing.T, v any) json.RawMessage {
+func idpJSON(t testing.TB, v any) json.RawMessage {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -49,7 +49,7 @@ type jwksServer struct {
 	down bool
 }
 
-func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
+func newJWKSServer(t testing.TB, keys ...jose.JSONWebKey) *jwksServer {
 	ks := &jwksServer{doc: testkeys.PublicSet(t, keys...)}
 	ks.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks.mu.Lock()
@@ -65,7 +65,7 @@ func newJWKSServer(t *testing.T, keys ...jose.JSONWebKey) *jwksServer {
 	return ks
 }
 
-func (ks *jwksServer) publish(t *testing.T, keys ...jose.JSONWebKey) {
+func (ks *jwksServer) publish(t testing.TB, keys ...jose.JSONWebKey) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	ks.doc = testkeys.PublicSet(t, keys...)
@@ -77,7 +77,7 @@ func (ks *jwksServer) setDown(down bool) {
 	ks.mu.Unlock()
 }
 
-func jwtRequest(t *testing.T, rawURL string) (*http.Request, *pipeline.Session) {
+func jwtRequest(t testing.TB, rawURL string) (*http.Request, *pipeline.Session) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, rawURL, nil)
 	u, _ := url.Parse(rawURL)
@@ -86,7 +86,7 @@ func jwtRequest(t *testing.T, rawURL string) (*http.Request, *pipeline.Session) 
 
 // newJWTAuthenticator builds a jwt authenticator whose key sets may be
 // refreshed without delay (the rate limit is exercised in internal/jwks).
-func newJWTAuthenticator(t *testing.T, global, rule map[string]any) pipeline.Authenticator {
+func newJWTAuthenticator(t testing.TB, global, rule map[string]any) pipeline.Authenticator {
 	t.Helper()
 	b, err := NewJWT(idpJSON(t, global), idpDeps(t))
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 
 // testDeps returns deps whose context ends with the test and whose log
 // entries the test can read.
-func testDeps(t *testing.T) (pipeline.Deps, *logtest.Hook) {
+func testDeps(t testing.TB) (pipeline.Deps, *logtest.Hook) {
 	t.Helper()
 	log, hook := logtest.NewNullLogger()
 	log.SetLevel(logrus.DebugLevel)
@@ -32,7 +32,7 @@ func testDeps(t *testing.T) (pipeline.Deps, *logtest.Hook) {
 	return pipeline.Deps{Log: log, Context: ctx}, hook
 }
 
-func mustJSON(t *testing.T, v any) json.RawMessage {
+func mustJSON(t testing.TB, v any) json.RawMessage {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -43,7 +43,7 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 
 // kratosSession builds a session shaped like the one the cookie_session
 // authenticator produces from Kratos' whoami answer.
-func kratosSession(t *testing.T, subject string, traits map[string]any, rawURL, remote string, groups ...string) (*http.Request, *pipeline.Session) {
+func kratosSession(t testing.TB, subject string, traits map[string]any, rawURL, remote string, groups ...string) (*http.Request, *pipeline.Session) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, rawURL, nil)
 	r.RemoteAddr = remote

@@ -38,7 +38,7 @@ func testDeps(t *testing.T) pipeline.Deps {
 	return pipeline.Deps{Log: log, Context: ctx}
 }
 
-func mustJSON(t *testing.T, v any) json.RawMessage {
+func mustJSON(t testing.TB, v any) json.RawMessage {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -47,7 +47,7 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 	return b
 }
 
-func newSession(t *testing.T, subject, rawURL string, groups ...string) (*http.Request, *pipeline.Session) {
+func newSession(t testing.TB, subject, rawURL string, groups ...string) (*http.Request, *pipeline.Session) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, rawURL, nil)
 	u, _ := url.Parse(rawURL)
@@ -343,3 +343,7 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 		t.Errorf("POST jwks.json = %d, want 405", rec.Code)
 	}
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func pipelineDeps() pipeline.Deps { return pipeline.Deps{Log: logrus.New()} }
