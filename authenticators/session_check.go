@@ -1,0 +1,554 @@
+package authenticators
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	kratos "github.com/ory/kratos-client-go"
+	"github.com/tidwall/gjson"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// SessionCheckConfig holds the keys cookie_session and bearer_token share:
+// where to check a session and how to read the answer. The names and
+// meanings are Oathkeeper's.
+//
+// A check_session_url whose path ends in /sessions/whoami (without a query,
+// and with force_method unset or GET) is taken to be Ory Kratos: the session
+// is fetched with the Kratos SDK (FrontendAPI.ToSession), arrives typed, and
+// an inactive or expired session is a rejection. preserve_path and
+// preserve_query do not apply there, since Kratos answers only at that path.
+//
+// Any other URL gets Oathkeeper's plain HTTP semantics: the request's path
+// and query replace the URL's unless preserved, the request's method is used
+// unless forced, the listed headers are forwarded, and a 200 answer is a
+// valid session whose JSON body subject_from and extra_from read.
+type SessionCheckConfig struct {
+	// CheckSessionURL is the session store's endpoint (required).
+	CheckSessionURL string `json:"check_session_url"`
+	// PreservePath keeps the URL's path; otherwise the request's path
+	// replaces it (plain HTTP only).
+	PreservePath bool `json:"preserve_path"`
+	// PreserveQuery keeps the URL's query; otherwise the request's query
+	// replaces it (plain HTTP only).
+	PreserveQuery bool `json:"preserve_query"`
+	// PreserveHost sends the request's Host as X-Forwarded-Host.
+	PreserveHost bool `json:"preserve_host"`
+	// ForceMethod replaces the request's method (plain HTTP only).
+	ForceMethod string `json:"force_method"`
+	// ForwardHTTPHeaders lists request headers copied to the check. The
+	// credential's own header is always sent.
+	ForwardHTTPHeaders []string `json:"forward_http_headers"`
+	// AdditionalHeaders are set on every check.
+	AdditionalHeaders map[string]string `json:"additional_headers"`
+	// SubjectFrom is a GJSON path to the subject in the session document
+	// (default "identity.id", a Kratos session's identity).
+	SubjectFrom string `json:"subject_from"`
+	// ExtraFrom is a GJSON path to the extra data (default "extra", as in
+	// Oathkeeper; "@this" keeps the whole session document).
+	ExtraFrom string `json:"extra_from"`
+	// Timeout bounds one check (default 5s). A store that does not answer
+	// in time denies the request with 503.
+	Timeout pipeline.Duration `json:"timeout"`
+	// Cache reuses successful checks for a short time (see [CacheConfig]).
+	Cache CacheConfig `json:"cache"`
+}
+
+// SetDefaults sets Oathkeeper's defaults, subject_from "identity.id", a 5s
+// timeout and the cache defaults.
+func (c *SessionCheckConfig) SetDefaults() {
+	c.SubjectFrom = "identity.id"
+	c.ExtraFrom = "extra"
+	c.Timeout = pipeline.Duration(5 * time.Second)
+	c.Cache.SetDefaults()
+}
+
+// Validate checks the URL, the timeout and the cache block.
+func (c *SessionCheckConfig) Validate() error {
+	if c.CheckSessionURL == "" {
+		return errors.New("check_session_url: required")
+	}
+	u, err := url.Parse(c.CheckSessionURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("check_session_url: %q is not an absolute http(s) URL", c.CheckSessionURL)
+	}
+	if c.Timeout <= 0 {
+		return errors.New("timeout: must be positive")
+	}
+	if c.SubjectFrom == "" {
+		return errors.New("subject_from: must not be empty")
+	}
+	if c.ExtraFrom == "" {
+		return errors.New("extra_from: must not be empty")
+	}
+	return c.Cache.Validate()
+}
+
+// sessionTransport carries every session check: one pool of connections to
+// the identity provider shared by all rules, so a rule reload does not leak
+// idle connections.
+var sessionTransport http.RoundTripper = &http.Transport{
+	Proxy:               nil,
+	DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ForceAttemptHTTP2:   true,
+	MaxIdleConns:        256,
+	MaxIdleConnsPerHost: 128,
+	IdleConnTimeout:     90 * time.Second,
+}
+
+// maxSessionBody caps a plain session store's answer.
+const maxSessionBody = 4 << 20
+
+// sessionChecker asks a session store about a credential, through the
+// cache when one is configured. It is built once per rule.
+type sessionChecker struct {
+	name        string // authenticator name, for Session.Authenticator
+	kratos      kratos.FrontendAPI
+	client      *http.Client
+	checkURL    *url.URL
+	cfg         *SessionCheckConfig
+	forward     []string // canonical names of forwarded headers
+	timeout     time.Duration
+	subjectFrom string
+	extraFrom   string
+	cache       *sessionCache
+}
+
+// newSessionChecker prepares the checker. defaultForward is the header
+// Oathkeeper always forwards for the handler (Cookie for cookie_session,
+// Authorization for bearer_token); in Kratos mode the credential headers are
+// not forwarded, since the credential is handed to the SDK explicitly.
+func newSessionChecker(name string, c *SessionCheckConfig, defaultForward string) *sessionChecker {
+	u, _ := url.Parse(c.CheckSessionURL) // validated
+	ch := &sessionChecker{
+		name:        name,
+		client:      &http.Client{Transport: sessionTransport},
+		checkURL:    u,
+		cfg:         c,
+		timeout:     c.Timeout.D(),
+		subjectFrom: c.SubjectFrom,
+		extraFrom:   c.ExtraFrom,
+		cache:       newSessionCache(c.Cache),
+	}
+	forward := append(slices.Clone(c.ForwardHTTPHeaders), defaultForward)
+	if base, ok := kratosBase(u, c.ForceMethod); ok {
+		cfg := kratos.NewConfiguration()
+		cfg.Servers = kratos.ServerConfigurations{{URL: base}}
+		cfg.UserAgent = "portcullis"
+		cfg.HTTPClient = &http.Client{Transport: contextHeaderTransport{sessionTransport}}
+		ch.kratos = kratos.NewAPIClient(cfg).FrontendAPI
+		// The credential is handed to the SDK explicitly.
+		forward = slices.DeleteFunc(forward, func(h string) bool {
+			switch http.CanonicalHeaderKey(h) {
+			case "Cookie", "Authorization", "X-Session-Token":
+				return true
+			}
+			return false
+		})
+	}
+	for _, h := range forward {
+		h = http.CanonicalHeaderKey(h)
+		if !slices.Contains(ch.forward, h) {
+			ch.forward = append(ch.forward, h)
+		}
+	}
+	return ch
+}
+
+// kratosBase reports whether u is a Kratos whoami endpoint and returns the
+// SDK's base URL (u without /sessions/whoami).
+func kratosBase(u *url.URL, forceMethod string) (string, bool) {
+	const whoami = "/sessions/whoami"
+	if u.RawQuery != "" || (forceMethod != "" && !strings.EqualFold(forceMethod, http.MethodGet)) {
+		return "", false
+	}
+	p := strings.TrimSuffix(u.Path, "/")
+	if !strings.HasSuffix(p, whoami) {
+		return "", false
+	}
+	base := *u
+	base.Path = strings.TrimSuffix(p, whoami)
+	base.RawPath = ""
+	base.Fragment = ""
+	return strings.TrimSuffix(base.String(), "/"), true
+}
+
+// isKratos reports whether checks go through the Kratos SDK.
+func (c *sessionChecker) isKratos() bool { return c.kratos != nil }
+
+// checkInput is everything one check sends. It is derived from the request
+// once and kept by the Revalidator, so a long-lived connection can be
+// re-checked without holding on to the request.
+type checkInput struct {
+	method string      // plain mode: the method of the check
+	url    string      // plain mode: the URL of the check
+	cookie string      // Cookie header value carrying the credential
+	token  string      // session token (bearer_token)
+	header http.Header // forwarded and additional headers; nil if none
+}
+
+// input derives the check for r carrying the credential cookie or token.
+func (c *sessionChecker) input(r *http.Request, cookie, token string) checkInput {
+	in := checkInput{cookie: cookie, token: token}
+	for _, h := range c.forward {
+		if v := r.Header.Values(h); len(v) > 0 {
+			if in.header == nil {
+				in.header = http.Header{}
+			}
+			in.header[h] = v
+		}
+	}
+	for k, v := range c.cfg.AdditionalHeaders {
+		if in.header == nil {
+			in.header = http.Header{}
+		}
+		in.header.Set(k, v)
+	}
+	if c.cfg.PreserveHost {
+		if in.header == nil {
+			in.header = http.Header{}
+		}
+		in.header.Set("X-Forwarded-Host", r.Host)
+	}
+	if c.isKratos() {
+		return in
+	}
+	// Oathkeeper's request to a plain session store.
+	u := *c.checkURL
+	if !c.cfg.PreservePath {
+		u.Path, u.RawPath = r.URL.Path, r.URL.RawPath
+	}
+	if !c.cfg.PreserveQuery {
+		u.RawQuery = r.URL.RawQuery
+	}
+	in.url = u.String()
+	in.method = r.Method
+	if c.cfg.ForceMethod != "" {
+		in.method = strings.ToUpper(c.cfg.ForceMethod)
+	}
+	return in
+}
+
+// key hashes everything the check sends: two requests with equal keys get
+// the same answer from the store.
+func (in *checkInput) key() cacheKey {
+	h := sha256.New()
+	// Each field is length-prefixed, so no two inputs share an encoding.
+	var n [8]byte
+	w := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
+	}
+	w(in.method)
+	w(in.url)
+	w(in.cookie)
+	w(in.token)
+	if len(in.header) > 0 {
+		keys := slices.Sorted(maps.Keys(in.header))
+		for _, k := range keys {
+			w(k)
+			binary.BigEndian.PutUint64(n[:], uint64(len(in.header[k])))
+			h.Write(n[:])
+			for _, v := range in.header[k] {
+				w(v)
+			}
+		}
+	}
+	var k cacheKey
+	h.Sum(k[:0])
+	return k
+}
+
+// authenticate checks the credential in `in` and fills s.
+func (c *sessionChecker) authenticate(r *http.Request, s *pipeline.Session, in checkInput) error {
+	key := in.key()
+	v, err := c.lookup(r.Context(), key, &in)
+	if err != nil {
+		return err
+	}
+	s.Subject = v.subject
+	if v.extra != nil {
+		s.Extra = maps.Clone(v.extra)
+	} else {
+		s.Extra = map[string]any{}
+	}
+	s.SessionID = v.sessionID
+	s.ExpiresAt = v.expiresAt
+	s.Authenticator = c.name
+	s.Revalidator = &revalidation{checker: c, in: in, key: key, subject: v.subject}
+	return nil
+}
+
+// lookup answers from the cache or runs one shared check for all
+// concurrent requests with the same key.
+func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInput) (*checkedSession, error) {
+	if c.cache == nil {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.check(ctx, in)
+	}
+	if v, ok := c.cache.get(key); ok {
+		return v, nil
+	}
+	// The shared check must not end when the first caller goes away, so it
+	// runs on a context of its own bounded by the timeout.
+	detached := context.WithoutCancel(ctx)
+	ch := c.cache.flight.DoChan(string(key[:]), func() (any, error) {
+		// A flight that ended between our miss and this call has filled
+		// the cache already.
+		if v, ok := c.cache.get(key); ok {
+			return v, nil
+		}
+		ctx, cancel := context.WithTimeout(detached, c.timeout)
+		defer cancel()
+		v, err := c.check(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		c.cache.put(key, v)
+		return v, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*checkedSession), nil
+	case <-ctx.Done():
+		return nil, pipeline.Unavailable("identity provider unavailable", ctx.Err())
+	}
+}
+
+// check asks the store once, bypassing the cache.
+func (c *sessionChecker) check(ctx context.Context, in *checkInput) (*checkedSession, error) {
+	if c.isKratos() {
+		return c.checkKratos(ctx, in)
+	}
+	return c.checkPlain(ctx, in)
+}
+
+// checkKratos asks Kratos's /sessions/whoami through the SDK.
+func (c *sessionChecker) checkKratos(ctx context.Context, in *checkInput) (*checkedSession, error) {
+	if in.header != nil {
+		ctx = context.WithValue(ctx, contextHeaderKey{}, in.header)
+	}
+	req := c.kratos.ToSession(ctx)
+	if in.cookie != "" {
+		req = req.Cookie(in.cookie)
+	}
+	if in.token != "" {
+		req = req.XSessionToken(in.token)
+	}
+	sess, res, err := req.Execute()
+	if res == nil {
+		return nil, pipeline.Unavailable("identity provider unavailable", sanitize(err))
+	}
+	defer res.Body.Close()
+	if rejected := statusError(res.StatusCode); rejected != nil {
+		return nil, rejected
+	}
+	if err != nil || sess == nil {
+		return nil, pipeline.Unavailable("identity provider unavailable",
+			fmt.Errorf("unreadable session document: %w", sanitize(err)))
+	}
+	if sess.Active != nil && !*sess.Active {
+		return nil, pipeline.Unauthorized("session is not active", nil)
+	}
+	var expires time.Time
+	if sess.ExpiresAt != nil {
+		expires = *sess.ExpiresAt
+		if !time.Now().Before(expires) {
+			return nil, pipeline.Unauthorized("session has expired", nil)
+		}
+	}
+	// The SDK keeps the body readable: subject_from and extra_from are
+	// evaluated over Kratos's own JSON, as Oathkeeper does.
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, pipeline.Unavailable("identity provider unavailable", err)
+	}
+	v, err := c.extract(body)
+	if err != nil {
+		return nil, err
+	}
+	v.sessionID = sess.Id
+	v.expiresAt = expires
+	return v, nil
+}
+
+// checkPlain is Oathkeeper's request to a session store: 200 is a valid
+// session, any other answer below 500 a rejection.
+func (c *sessionChecker) checkPlain(ctx context.Context, in *checkInput) (*checkedSession, error) {
+	req, err := http.NewRequestWithContext(ctx, in.method, in.url, nil)
+	if err != nil {
+		return nil, pipeline.NewError(http.StatusInternalServerError, "invalid session check request", sanitize(err))
+	}
+	req.Header = in.header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	if in.cookie != "" {
+		req.Header.Set("Cookie", in.cookie)
+	}
+	if in.token != "" {
+		req.Header.Set("Authorization", "Bearer "+in.token)
+	}
+	res, err := c.client.Do(req)
+	if err != nil {
+		return nil, pipeline.Unavailable("identity provider unavailable", sanitize(err))
+	}
+	defer res.Body.Close()
+	if rejected := statusError(res.StatusCode); rejected != nil {
+		return nil, rejected
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, pipeline.Unauthorized("session is not valid", fmt.Errorf("session store answered %d", res.StatusCode))
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxSessionBody+1))
+	if err != nil {
+		return nil, pipeline.Unavailable("identity provider unavailable", sanitize(err))
+	}
+	if len(body) > maxSessionBody {
+		return nil, pipeline.Unavailable("identity provider unavailable", errors.New("session document too large"))
+	}
+	v, err := c.extract(body)
+	if err != nil {
+		return nil, err
+	}
+	// A store that says when the session ends, or that it is inactive
+	// (Kratos's shape), is believed.
+	if a := gjson.GetBytes(body, "active"); a.Type == gjson.False {
+		return nil, pipeline.Unauthorized("session is not active", nil)
+	}
+	if e := gjson.GetBytes(body, "expires_at"); e.Type == gjson.String {
+		if t, err := time.Parse(time.RFC3339Nano, e.Str); err == nil {
+			if !time.Now().Before(t) {
+				return nil, pipeline.Unauthorized("session has expired", nil)
+			}
+			v.expiresAt = t
+		}
+	}
+	return v, nil
+}
+
+// statusError maps a store's non-200 status: 5xx and 429 mean the store
+// cannot answer (503, fail closed), other 4xx mean the credential is not
+// accepted (401). It returns nil for 2xx and 3xx.
+func statusError(status int) *pipeline.Error {
+	switch {
+	case status >= 500 || status == http.StatusTooManyRequests:
+		return pipeline.Unavailable("identity provider unavailable", fmt.Errorf("session store answered %d", status))
+	case status >= 400:
+		return pipeline.Unauthorized("session is not valid", fmt.Errorf("session store answered %d", status))
+	}
+	return nil
+}
+
+// extract evaluates subject_from and extra_from over the session document,
+// as Oathkeeper does: the subject must be a JSON string, the extra a JSON
+// object (or absent).
+func (c *sessionChecker) extract(body []byte) (*checkedSession, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, pipeline.Unavailable("identity provider unavailable", errors.New("session document is not JSON"))
+	}
+	v := &checkedSession{}
+	sub := gjson.GetBytes(body, c.subjectFrom)
+	switch sub.Type {
+	case gjson.String:
+		v.subject = sub.Str
+	case gjson.Null:
+	default:
+		return nil, pipeline.Forbidden("session subject is not a string",
+			fmt.Errorf("subject_from %q did not select a string", c.subjectFrom))
+	}
+	if v.subject == "" {
+		return nil, pipeline.Unauthorized("session has no subject",
+			fmt.Errorf("subject_from %q selected nothing", c.subjectFrom))
+	}
+	if ex := gjson.GetBytes(body, c.extraFrom); ex.Exists() && ex.Type != gjson.Null {
+		if !ex.IsObject() {
+			return nil, pipeline.Forbidden("session extra is not an object",
+				fmt.Errorf("extra_from %q did not select an object", c.extraFrom))
+		}
+		if err := json.Unmarshal([]byte(ex.Raw), &v.extra); err != nil {
+			return nil, pipeline.Forbidden("session extra is not an object", err)
+		}
+	}
+	return v, nil
+}
+
+// sanitize drops what an HTTP client error says about the URL (which may
+// carry a query-parameter credential in plain mode) and keeps the reason.
+func sanitize(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// revalidation is the [pipeline.Revalidator] of a session admitted by a
+// session authenticator: it re-sends the original credential, bypassing the
+// cache, and refreshes or drops the cache entry with the answer.
+type revalidation struct {
+	checker *sessionChecker
+	in      checkInput
+	key     cacheKey
+	subject string
+}
+
+// Revalidate re-checks the credential. A rejected credential, or one that
+// now belongs to another subject, returns a 401/403 *pipeline.Error; an
+// unreachable store a 503.
+func (rv *revalidation) Revalidate(ctx context.Context) (time.Time, error) {
+	c := rv.checker
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	v, err := c.check(ctx, &rv.in)
+	if err == nil && v.subject != rv.subject {
+		err = pipeline.Unauthorized("session now belongs to another subject", nil)
+	}
+	if err != nil {
+		if c.cache != nil && pipeline.StatusOf(err) != http.StatusServiceUnavailable {
+			c.cache.remove(rv.key)
+		}
+		return time.Time{}, err
+	}
+	if c.cache != nil {
+		c.cache.put(rv.key, v)
+	}
+	return v.expiresAt, nil
+}
+
+// contextHeaderKey carries per-check headers (forwarded, additional,
+// X-Forwarded-Host) to contextHeaderTransport, since the Kratos SDK only
+// sets the credential headers itself.
+type contextHeaderKey struct{}
+
+type contextHeaderTransport struct{ base http.RoundTripper }
+
+func (t contextHeaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	h, _ := r.Context().Value(contextHeaderKey{}).(http.Header)
+	if len(h) == 0 {
+		return t.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header[k] = v
+	}
+	return t.base.RoundTrip(r)
+}
