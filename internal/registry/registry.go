@@ -21,6 +21,8 @@ func NewCatalog() *pipeline.Catalog {
 			"unauthorized":         authenticators.NewUnauthorized,
 			"jwt":                  authenticators.NewJWT,
 			"oauth2_introspection": authenticators.NewOAuth2Introspection,
+			"cookie_session":       authenticators.NewCookieSession,
+			"bearer_token":         authenticators.NewBearerToken,
 		}),
 		Authorizers: pipeline.NewSet("authorizer", map[string]pipeline.Factory[pipeline.Authorizer]{
 			"allow":       authorizers.NewAllow,
@@ -37,7 +39,9 @@ func NewCatalog() *pipeline.Catalog {
 			"hydrator": mutators.NewHydrator,
 		}),
 		ErrorHandlers: pipeline.NewSet("error handler", map[string]pipeline.Factory[pipeline.ErrorHandler]{
-			"json": errorhandlers.NewJSON,
+			"json":             errorhandlers.NewJSON,
+			"redirect":         errorhandlers.NewRedirect,
+			"www_authenticate": errorhandlers.NewWWWAuthenticate,
 		}),
 	}
 }
