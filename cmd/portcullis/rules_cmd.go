@@ -29,13 +29,18 @@ func newRulesValidate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check access rule files without starting the proxy",
-		Long: `Load every FILE (JSON or YAML, Oathkeeper's format), build each rule's handlers
+		Long: `Check every local FILE (and the -c file) against its JSON Schema
+(schemas/rules.schema.json, schemas/config.schema.json), then load every FILE
+(JSON or YAML, Oathkeeper's format), build each rule's handlers
 with the configuration given by -c (without -c every handler is enabled with an
 empty global config), and report every problem as file:line: message.
 Overlapping rules (two rules matching one URL) are reported as well.
 Exits 0 when every file loads and checks out, 1 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
+			if !checkSchemas(cmd.ErrOrStderr(), file, files) {
+				return errors.New("files do not conform to the schemas")
+			}
 			comp, err := validationCompiler(file)
 			if err != nil {
 				return err

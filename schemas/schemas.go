@@ -1,0 +1,335 @@
+// Package schemas holds the JSON Schemas (draft 2020-12) of portcullis's
+// two file formats — config.schema.json for the configuration and
+// rules.schema.json for access rules — and checks YAML or JSON documents
+// against them, reporting each problem as file:line: message.
+//
+// The schemas describe every key with its default, so editors can complete
+// and check the files (for example with a "# yaml-language-server:
+// $schema=..." comment). rules.schema.json refers to the handler
+// definitions in config.schema.json by the relative reference
+// "config.schema.json#/$defs/...": keep the two files side by side.
+//
+// The schemas are checked against the Go types they describe by this
+// package's tests: every key a handler's config struct decodes, with its
+// default, and every registered handler name.
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed config.schema.json rules.schema.json
+var files embed.FS
+
+// base is where the embedded schemas live for reference resolution.
+const base = "https://schemas.portcullis.invalid/"
+
+// Config returns config.schema.json.
+func Config() []byte { return mustRead("config.schema.json") }
+
+// Rules returns rules.schema.json.
+func Rules() []byte { return mustRead("rules.schema.json") }
+
+func mustRead(name string) []byte {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return b
+}
+
+var compiled = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	for _, name := range []string{"config.schema.json", "rules.schema.json"} {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(mustRead(name)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := c.AddResource(base+name, doc); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]*jsonschema.Schema{}
+	for _, name := range []string{"config.schema.json", "rules.schema.json"} {
+		s, err := c.Compile(base + name)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = s
+	}
+	return out, nil
+})
+
+// Error is one schema violation at a place in a file. Its message reads
+// "file:line: where: what is wrong".
+type Error struct {
+	File string
+	Line int
+	// Path is the location of the offending value: rule "id", then keys
+	// and [indexes] (`rule "a": authenticators[0].config`).
+	Path string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	where := e.File
+	if e.Line > 0 {
+		where += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Path == "" {
+		return where + ": " + e.Msg
+	}
+	return where + ": " + e.Path + ": " + e.Msg
+}
+
+// CheckRules checks an access rules document (YAML or JSON) against
+// rules.schema.json. It returns nil when the document conforms, otherwise
+// one *Error per violation, in file order. A document that is not YAML is
+// one error; an empty document conforms (it is an empty list).
+func CheckRules(file string, data []byte) []error {
+	return check("rules.schema.json", file, data, true)
+}
+
+// CheckConfig checks a configuration document (YAML or JSON) against
+// config.schema.json.
+func CheckConfig(file string, data []byte) []error {
+	return check("config.schema.json", file, data, false)
+}
+
+func check(schema, file string, data []byte, isRules bool) []error {
+	schemas, err := compiled()
+	if err != nil {
+		return []error{fmt.Errorf("schemas: %w", err)}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return []error{&Error{File: file, Msg: "invalid YAML/JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil
+	}
+	v, err := jsonValue(root)
+	if err != nil {
+		return []error{&Error{File: file, Line: root.Line, Msg: err.Error()}}
+	}
+	verr := schemas[schema].Validate(v)
+	if verr == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(verr, &ve) {
+		return []error{&Error{File: file, Msg: verr.Error()}}
+	}
+	var leaves []*jsonschema.ValidationError
+	collectLeaves(ve, &leaves)
+	p := message.NewPrinter(language.English)
+	var out []*Error
+	seen := map[string]bool{}
+	for _, l := range leaves {
+		e := locate(file, root, l.InstanceLocation, l.ErrorKind, isRules)
+		e.Msg = describe(l, p)
+		if isRules {
+			unknownHandler(e, l)
+		}
+		if key := e.Error(); !seen[key] {
+			seen[key] = true
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	errs := make([]error, len(out))
+	for i, e := range out {
+		errs[i] = e
+	}
+	return errs
+}
+
+// describe words an error; unknown keys and malformed durations get
+// messages that say what is expected.
+func describe(l *jsonschema.ValidationError, p *message.Printer) string {
+	switch k := l.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		quoted := make([]string, len(k.Properties))
+		for i, prop := range k.Properties {
+			quoted[i] = strconv.Quote(prop)
+		}
+		if len(quoted) == 1 {
+			return "unknown key " + quoted[0]
+		}
+		return "unknown keys " + strings.Join(quoted, ", ")
+	case *kind.Pattern:
+		if strings.HasSuffix(l.SchemaURL, "/$defs/duration") || strings.HasSuffix(l.SchemaURL, "/$defs/configDuration") {
+			return fmt.Sprintf("%q is not a duration such as \"30s\" or \"1h30m\"", k.Got)
+		}
+	}
+	return l.ErrorKind.LocalizedString(p)
+}
+
+// handlerKinds names the handler kind of each rule key that lists handlers.
+var handlerKinds = map[string]string{
+	"authenticators": "authenticator", "authorizer": "authorizer",
+	"mutators": "mutator", "errors": "error handler",
+}
+
+// unknownHandler words a handler name outside the schema's list as the
+// rule compiler does: `authenticators[0]: unknown authenticator "x" (known: [...])`.
+func unknownHandler(e *Error, l *jsonschema.ValidationError) {
+	en, ok := l.ErrorKind.(*kind.Enum)
+	loc := l.InstanceLocation
+	if !ok || len(loc) < 3 || loc[len(loc)-1] != "handler" {
+		return
+	}
+	k, ok := handlerKinds[loc[1]]
+	if !ok {
+		return
+	}
+	known := make([]string, 0, len(en.Want))
+	for _, w := range en.Want {
+		known = append(known, fmt.Sprint(w))
+	}
+	sort.Strings(known)
+	e.Path = strings.TrimSuffix(e.Path, ".handler")
+	e.Msg = fmt.Sprintf("unknown %s %q (known: %v)", k, fmt.Sprint(en.Got), known)
+}
+
+// collectLeaves gathers the innermost errors: they say what is wrong,
+// their parents only that a sub-schema failed.
+func collectLeaves(e *jsonschema.ValidationError, out *[]*jsonschema.ValidationError) {
+	if len(e.Causes) == 0 {
+		*out = append(*out, e)
+		return
+	}
+	for _, c := range e.Causes {
+		collectLeaves(c, out)
+	}
+}
+
+// locate finds the line of the value at loc (for a property that is not
+// allowed, the line of that key) and formats its path.
+func locate(file string, root *yaml.Node, loc []string, k jsonschema.ErrorKind, isRules bool) *Error {
+	e := &Error{File: file, Line: root.Line}
+	n := root
+	var label, path string
+	for i, tok := range loc {
+		next, keyLine := child(n, tok)
+		if next == nil {
+			break
+		}
+		switch {
+		case isRules && i == 0:
+			label = ruleLabel(next, tok)
+		case n.Kind == yaml.SequenceNode:
+			path += "[" + tok + "]"
+		case path == "":
+			path = tok
+		default:
+			path += "." + tok
+		}
+		e.Line = next.Line
+		if keyLine > 0 {
+			e.Line = keyLine
+		}
+		n = next
+	}
+	if ap, ok := k.(*kind.AdditionalProperties); ok && len(ap.Properties) > 0 {
+		if _, keyLine := child(n, ap.Properties[0]); keyLine > 0 {
+			e.Line = keyLine
+		}
+	}
+	switch {
+	case label != "" && path != "":
+		e.Path = label + ": " + path
+	case label != "":
+		e.Path = label
+	default:
+		e.Path = path
+	}
+	return e
+}
+
+// ruleLabel names a rule by its id when it has one.
+func ruleLabel(n *yaml.Node, index string) string {
+	if idNode, _ := child(n, "id"); idNode != nil && idNode.Kind == yaml.ScalarNode && idNode.Value != "" {
+		return "rule " + strconv.Quote(idNode.Value)
+	}
+	return "rule [" + index + "]"
+}
+
+// child returns the value under key (a mapping key or a sequence index)
+// and, for a mapping, the line of the key itself.
+func child(n *yaml.Node, key string) (*yaml.Node, int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1], n.Content[i].Line
+			}
+		}
+	case yaml.SequenceNode:
+		if idx, err := strconv.Atoi(key); err == nil && idx >= 0 && idx < len(n.Content) {
+			return n.Content[idx], 0
+		}
+	case yaml.AliasNode:
+		return child(n.Alias, key)
+	}
+	return nil, 0
+}
+
+// jsonValue converts a YAML node to the value JSON decoding would give
+// (maps with string keys, []any, float64/json.Number, string, bool, nil).
+func jsonValue(n *yaml.Node) (any, error) {
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(normalize(v))
+	if err != nil {
+		return nil, err
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+}
+
+func normalize(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = normalize(x)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[fmt.Sprint(k)] = normalize(x)
+		}
+		return m
+	case []any:
+		for i, x := range t {
+			t[i] = normalize(x)
+		}
+		return t
+	default:
+		return v
+	}
+}
