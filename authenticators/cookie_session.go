@@ -59,6 +59,13 @@ func (a *cookieSession) sessionCookies(r *http.Request) string {
 	if len(a.only) == 0 {
 		return strings.Join(r.Header.Values("Cookie"), "; ")
 	}
+	if len(a.only) == 1 {
+		c, err := r.Cookie(a.only[0])
+		if err != nil {
+			return ""
+		}
+		return c.Name + "=" + c.Value
+	}
 	var b strings.Builder
 	for _, name := range a.only {
 		c, err := r.Cookie(name)
