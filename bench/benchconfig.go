@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Paths of the benchmark rules. Every rule matches any host, so the same
+// rule answers the proxy and the decision API.
+const (
+	pathAnon      = "/anon/items/42"    // anonymous → allow → header
+	pathSession   = "/session/items/42" // bearer_token (Kratos, cache on) → allow → header
+	pathNoCache   = "/nocache/items/42" // bearer_token (Kratos, cache off) → allow → header
+	pathWSEcho    = "/ws/echo"          // anonymous → allow → header, tunnelled
+	pathWSSink    = "/ws/sink"
+	pathWSSession = "/wss/idle" // bearer_token → allow → header, tunnel bound to the session
+)
+
+// writeConfig writes portcullis's benchmark configuration and rules into
+// dir and returns the configuration's path. whoami is Kratos's
+// /sessions/whoami ("" leaves the session rules out).
+func writeConfig(dir, upstream, whoami, logLevel string) (string, error) {
+	var r strings.Builder
+	rule := func(id, prefix, authn string, extra string) {
+		fmt.Fprintf(&r, `- id: %s
+  match:
+    url: "http://<[^/]+>%s/<.*>"
+    methods: [GET]
+  authenticators: [%s]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  upstream: {url: "%s"}
+%s`, id, prefix, authn, upstream, extra)
+	}
+	rule("anon", "/anon", "{handler: anonymous}", "")
+	rule("ws", "/ws", "{handler: anonymous}", "")
+	if whoami != "" {
+		rule("session", "/session", "{handler: bearer_token}", "")
+		rule("session-nocache", "/nocache", "{handler: bearer_token, config: {cache: {enabled: false}}}", "")
+		rule("ws-session", "/wss", "{handler: bearer_token}", "  websocket: {bind_to_session: true}\n")
+	}
+	rulesPath := filepath.Join(dir, "access-rules.yml")
+	if err := os.WriteFile(rulesPath, []byte(r.String()), 0o600); err != nil {
+		return "", err
+	}
+
+	bearer := ""
+	if whoami != "" {
+		bearer = fmt.Sprintf(`  bearer_token:
+    enabled: true
+    config:
+      check_session_url: %q
+`, whoami)
+	}
+	cfg := fmt.Sprintf(`# portcullis benchmark configuration (written by bench/).
+serve:
+  proxy: {host: 127.0.0.1, port: 0}
+  api: {host: 127.0.0.1, port: 0}
+  prometheus: {host: 127.0.0.1, port: 0}
+access_rules:
+  matching_strategy: regexp
+  repositories: ["file://%s"]
+errors:
+  fallback: [json]
+  handlers:
+    json: {enabled: true}
+authenticators:
+  anonymous: {enabled: true}
+%sauthorizers:
+  allow: {enabled: true}
+mutators:
+  header:
+    enabled: true
+    config:
+      headers:
+        X-User: "{{ print .Subject }}"
+log:
+  level: %s
+  format: json
+`, rulesPath, bearer, logLevel)
+	cfgPath := filepath.Join(dir, "portcullis.yml")
+	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+}

@@ -1,0 +1,732 @@
+// Command bench measures portcullis side by side with the references it
+// is judged against, all on loopback and in the same run: a bare
+// httputil.ReverseProxy (the ceiling of any net/http proxy here), a direct
+// WebSocket connection, and for session cases a real Ory Kratos. It prints
+// a table of the figures of the performance issue, each with its reference
+// and the ratio. See bench/README.md.
+//
+//	go run ./bench              # or: make bench
+//	go run ./bench -h           # options
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+)
+
+// options are the command's flags.
+type options struct {
+	duration    time.Duration
+	wsDuration  time.Duration
+	rounds      int
+	connections int
+	threads     int
+	tunnels     int
+	kratos      bool
+	install     bool
+	logLevel    string
+	only        string
+	profileDir  string
+	benchtime   string
+	out         string
+	timeout     time.Duration
+}
+
+func main() {
+	limitNoFile()
+	if role := os.Getenv(roleEnv); role != "" {
+		if err := runRole(role); err != nil {
+			say("error %v", err)
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of one wrk run (HTTP figures 1-3)")
+	flag.DurationVar(&o.wsDuration, "ws-duration", 3*time.Second, "length of one WebSocket run (figures 4-5)")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per figure; figures are medians over rounds")
+	flag.IntVar(&o.connections, "connections", 32, "wrk connections")
+	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
+	flag.IntVar(&o.tunnels, "tunnels", 5000, "idle tunnels for figures 6-7")
+	flag.BoolVar(&o.kratos, "kratos", true, "start a real Ory Kratos for the session figures (3, 7)")
+	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get and build Kratos when missing")
+	flag.StringVar(&o.logLevel, "log-level", "info", "portcullis log.level (its log goes to a file)")
+	flag.StringVar(&o.only, "only", "http,ws,idle,go", "sections to run: http (1-3), ws (4-5), idle (6-7), go (8)")
+	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of portcullis (round 1 of each figure) into this directory")
+	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
+	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound of the whole run")
+	flag.Parse()
+
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// limitNoFile sets the open-file limit to the hard limit, but never above
+// 20,000: each process of the harness holds at most about 10,000 sockets.
+func limitNoFile() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	want := min(l.Max, 20000)
+	if l.Cur != want {
+		l.Cur = want
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+// env is what a run has started: processes, addresses, the session.
+type env struct {
+	o        options
+	root     string
+	dir      string
+	upstream *roleProc
+	upAddr   string
+	kratos   *kratostest.Kratos
+	session  kratosSession
+	table    *table
+}
+
+func run(o options) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	sections := map[string]bool{}
+	for _, s := range strings.Split(o.only, ",") {
+		sections[strings.TrimSpace(s)] = true
+	}
+	if sections["http"] {
+		if err := ensureWrk(o.install); err != nil {
+			return err
+		}
+	}
+	needKratos := o.kratos && (sections["http"] || sections["idle"] || sections["go"])
+	if needKratos {
+		if err := ensureKratos(root); err != nil {
+			if !o.install {
+				return err
+			}
+			return fmt.Errorf("building Kratos: %w (or run with -kratos=false)", err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "portcullis-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	e := &env{o: o, root: root, dir: dir, table: newTable(root)}
+	e.table.noteLoad("start")
+
+	e.upstream, err = startRole(ctx, "upstream")
+	if err != nil {
+		return err
+	}
+	defer e.upstream.stop()
+	e.upAddr = e.upstream.info["addr"]
+
+	var errs []error
+	if sections["http"] || sections["ws"] {
+		if o.kratos && sections["http"] {
+			k, err := kratostest.New(kratostest.Options{SessionLifespan: time.Hour})
+			if err != nil {
+				return fmt.Errorf("start Kratos: %w", err)
+			}
+			e.kratos = k
+			if e.session, err = registerIdentity(k); err != nil {
+				k.Close()
+				return err
+			}
+		}
+		if err := e.httpAndWS(ctx, sections); err != nil {
+			errs = append(errs, err)
+		}
+		if e.kratos != nil {
+			e.kratos.Close()
+			e.kratos = nil
+		}
+	}
+	if sections["idle"] && ctx.Err() == nil {
+		if err := e.idle(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("figures 6-7: %w", err))
+			e.table.fail("6", "idle tunnels", err)
+		}
+	}
+	if sections["go"] && ctx.Err() == nil {
+		if err := e.goFigures(ctx, needKratos); err != nil {
+			errs = append(errs, fmt.Errorf("figure 8: %w", err))
+			e.table.fail("8", "go test benchmarks", err)
+		}
+	}
+	e.table.noteLoad("end")
+
+	md := e.table.markdown()
+	fmt.Println()
+	fmt.Print(md)
+	out := o.out
+	if out == "" {
+		out = filepath.Join(root, ".build", "bench", "latest.md")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+		if err := os.WriteFile(out, []byte(md), 0o644); err == nil {
+			fmt.Fprintln(os.Stderr, "bench: table written to", out)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// roleProc is a started role with its ready fields.
+type roleProc struct {
+	*child
+	info map[string]string
+}
+
+func startRole(ctx context.Context, role string, env ...string) (*roleProc, error) {
+	c, info, err := startChild(ctx, role, env...)
+	if err != nil {
+		return nil, err
+	}
+	return &roleProc{child: c, info: info}, nil
+}
+
+// startPortcullis writes the configuration and starts portcullis.
+func (e *env) startPortcullis(ctx context.Context, name, whoami string) (*roleProc, error) {
+	d := filepath.Join(e.dir, name)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return nil, err
+	}
+	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	env := []string{envConfig + "=" + cfg, envLogFile + "=" + filepath.Join(d, "portcullis.log")}
+	if e.o.profileDir != "" {
+		env = append(env, envPprof+"=1")
+	}
+	return startRole(ctx, "portcullis", env...)
+}
+
+// httpAndWS measures figures 1-5 against long-running processes.
+func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
+	whoami := ""
+	if e.kratos != nil {
+		whoami = e.kratos.WhoamiURL()
+	}
+	pc, err := e.startPortcullis(ctx, "main", whoami)
+	if err != nil {
+		return err
+	}
+	defer pc.stop()
+	hu, err := startRole(ctx, "httputil", envUpstream+"=http://"+e.upAddr)
+	if err != nil {
+		return err
+	}
+	defer hu.stop()
+
+	var errs []error
+	if sections["http"] {
+		if err := e.httpFigures(ctx, pc, hu); err != nil {
+			errs = append(errs, fmt.Errorf("figures 1-3: %w", err))
+			e.table.fail("1", "HTTP", err)
+		}
+	}
+	if sections["ws"] && ctx.Err() == nil {
+		if err := e.wsFigures(ctx, pc, hu); err != nil {
+			errs = append(errs, fmt.Errorf("figures 4-5: %w", err))
+			e.table.fail("4", "WebSocket", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// httpVariant is one thing wrk loads.
+type httpVariant struct {
+	name    string
+	url     string
+	headers map[string]string
+	profile string // CPU/alloc profile target in round 1 ("" none)
+}
+
+// httpFigures: 1 proxy vs httputil, 2 decisions vs httputil, 3 decisions
+// with a Kratos session (cache hit, cache off) vs figure 2.
+func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
+	o := wrkOptions{Threads: e.o.threads, Connections: e.o.connections, Duration: e.o.duration}
+	px, api := pc.info["proxy"], pc.info["api"]
+	vs := []httpVariant{
+		{name: "direct", url: "http://" + e.upAddr + pathAnon},
+		{name: "httputil", url: "http://" + hu.info["addr"] + pathAnon},
+		{name: "proxy", url: "http://" + px + pathAnon, profile: "proxy"},
+		{name: "decisions", url: "http://" + api + "/decisions" + pathAnon, profile: "decisions"},
+	}
+	if e.session.Token != "" {
+		bearer := map[string]string{"Authorization": "Bearer " + e.session.Token}
+		vs = append(vs,
+			httpVariant{name: "session-hit", url: "http://" + api + "/decisions" + pathSession, headers: bearer, profile: "session-hit"},
+			httpVariant{name: "session-off", url: "http://" + api + "/decisions" + pathNoCache, headers: bearer})
+	}
+	// Warm every path once (connections, caches, lazy init).
+	for _, v := range vs {
+		if _, err := runWrk(ctx, wrkOptions{Threads: 1, Connections: e.o.connections, Duration: time.Second}, v.url, v.headers); err != nil {
+			return fmt.Errorf("%s warm-up: %w", v.name, err)
+		}
+	}
+	res := map[string][]httpResult{}
+	for r := range e.o.rounds {
+		for _, v := range vs {
+			var prof func()
+			if r == 0 && v.profile != "" {
+				prof = e.profile(ctx, pc, v.profile, o.Duration)
+			}
+			got, err := runWrk(ctx, o, v.url, v.headers)
+			if prof != nil {
+				prof()
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", v.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "bench: round %d %-12s %9.0f req/s  p50 %-9s p99 %s\n", r+1, v.name, got.RPS, got.P50, got.P99)
+			res[v.name] = append(res[v.name], got)
+		}
+	}
+	rps := func(name string) []float64 { return mapSlice(res[name], func(h httpResult) float64 { return h.RPS }) }
+	p := func(name string, f func(httpResult) time.Duration) time.Duration {
+		return medianDur(mapSlice(res[name], f))
+	}
+	p50 := func(h httpResult) time.Duration { return h.P50 }
+	p99 := func(h httpResult) time.Duration { return h.P99 }
+	lat := func(name string) string {
+		return fmt.Sprintf("p50 %s / p99 %s", fmtDur(p(name, p50)), fmtDur(p(name, p99)))
+	}
+	t := e.table
+	t.add(row{fig: "1", what: "HTTP proxy req/s (anonymous → allow → header)",
+		got: fmtRate(median(rps("proxy"))), ref: fmtRate(median(rps("httputil"))) + " bare httputil",
+		ratio: ratioOf(rps("proxy"), rps("httputil")), target: 0.85, targetText: "≥ 0.85"})
+	t.add(row{fig: "1", what: "HTTP proxy latency", got: lat("proxy"), ref: lat("httputil") + " bare httputil"})
+	t.add(row{fig: "1", what: "(context) upstream served directly", got: fmtRate(median(rps("direct"))) + ", " + lat("direct")})
+	t.add(row{fig: "2", what: "/decisions req/s, same rule",
+		got: fmtRate(median(rps("decisions"))) + ", " + lat("decisions"), ref: fmtRate(median(rps("httputil"))) + " bare httputil",
+		ratio: ratioOf(rps("decisions"), rps("httputil")), target: 2, targetText: "≥ 2"})
+	if _, ok := res["session-hit"]; ok {
+		t.add(row{fig: "3", what: "/decisions req/s, Kratos session token, cache hit",
+			got: fmtRate(median(rps("session-hit"))) + ", " + lat("session-hit"), ref: fmtRate(median(rps("decisions"))) + " figure 2",
+			ratio: ratioOf(rps("session-hit"), rps("decisions")), target: 0.8, targetText: "≥ 0.80"})
+		t.add(row{fig: "3", what: "/decisions req/s, Kratos session token, cache off",
+			got: fmtRate(median(rps("session-off"))) + ", " + lat("session-off"), ref: fmtRate(median(rps("decisions"))) + " figure 2",
+			ratio: ratioOf(rps("session-off"), rps("decisions"))})
+	} else {
+		t.add(row{fig: "3", what: "/decisions with a Kratos session", got: "not run (-kratos=false)"})
+	}
+	return nil
+}
+
+// wsFigures: 4 echo round trips over 16 connections, 5 bulk throughput.
+func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
+	targets := []struct{ name, base string }{
+		{"direct", "ws://" + e.upAddr},
+		{"httputil", "ws://" + hu.info["addr"]},
+		{"tunnel", "ws://" + pc.info["proxy"]},
+	}
+	const conns = 16
+	echo := map[string][]*wsConn{}
+	defer func() {
+		for _, cs := range echo {
+			for _, c := range cs {
+				c.close()
+			}
+		}
+	}()
+	for _, tg := range targets {
+		for range conns {
+			c, err := dialWS(ctx, tg.base+pathWSEcho)
+			if err != nil {
+				return err
+			}
+			echo[tg.name] = append(echo[tg.name], c)
+		}
+		if _, err := echoRound(echo[tg.name], 300*time.Millisecond); err != nil {
+			return fmt.Errorf("%s echo warm-up: %w", tg.name, err)
+		}
+	}
+	res := map[string][]echoResult{}
+	for r := range e.o.rounds {
+		for _, tg := range targets {
+			var prof func()
+			if r == 0 && tg.name == "tunnel" {
+				prof = e.profile(ctx, pc, "ws-echo", e.o.wsDuration)
+			}
+			got, err := echoRound(echo[tg.name], e.o.wsDuration)
+			if prof != nil {
+				prof()
+			}
+			if err != nil {
+				return fmt.Errorf("%s echo: %w", tg.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "bench: round %d echo %-9s %9.0f msgs/s  p50 %-9s p99 %s\n", r+1, tg.name, got.MsgsPerSec, got.P50, got.P99)
+			res[tg.name] = append(res[tg.name], got)
+		}
+	}
+	mps := func(n string) []float64 { return mapSlice(res[n], func(r echoResult) float64 { return r.MsgsPerSec }) }
+	rtt := func(n string) string {
+		return fmt.Sprintf("RTT p50 %s / p99 %s", fmtDur(medianDur(mapSlice(res[n], func(r echoResult) time.Duration { return r.P50 }))),
+			fmtDur(medianDur(mapSlice(res[n], func(r echoResult) time.Duration { return r.P99 }))))
+	}
+	t := e.table
+	t.add(row{fig: "4", what: "WebSocket echo msgs/s, 64 B, 16 connections",
+		got:   fmtRate(median(mps("tunnel"))) + ", " + rtt("tunnel"),
+		ref:   fmtRate(median(mps("httputil"))) + ", " + rtt("httputil") + " httputil tunnel",
+		ratio: ratioOf(mps("tunnel"), mps("httputil")), target: 1.2, targetText: "≥ 1.2"})
+	t.add(row{fig: "4", what: "WebSocket echo vs direct",
+		got: fmtRate(median(mps("tunnel"))), ref: fmtRate(median(mps("direct"))) + ", " + rtt("direct") + " direct",
+		ratio: ratioOf(mps("tunnel"), mps("direct"))})
+
+	bulk := map[string]*wsConn{}
+	defer func() {
+		for _, c := range bulk {
+			c.close()
+		}
+	}()
+	for _, tg := range targets {
+		c, err := dialWS(ctx, tg.base+pathWSSink)
+		if err != nil {
+			return err
+		}
+		bulk[tg.name] = c
+		if _, err := bulkRound(c, 300*time.Millisecond); err != nil {
+			return fmt.Errorf("%s bulk warm-up: %w", tg.name, err)
+		}
+	}
+	mib := map[string][]float64{}
+	for r := range e.o.rounds {
+		for _, tg := range targets {
+			var prof func()
+			if r == 0 && tg.name == "tunnel" {
+				prof = e.profile(ctx, pc, "ws-bulk", e.o.wsDuration)
+			}
+			got, err := bulkRound(bulk[tg.name], e.o.wsDuration)
+			if prof != nil {
+				prof()
+			}
+			if err != nil {
+				return fmt.Errorf("%s bulk: %w", tg.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "bench: round %d bulk %-9s %8.0f MiB/s\n", r+1, tg.name, got)
+			mib[tg.name] = append(mib[tg.name], got)
+		}
+	}
+	t.add(row{fig: "5", what: "WebSocket bulk MiB/s, 32 KiB frames",
+		got:   fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])),
+		ref:   fmt.Sprintf("%.0f MiB/s direct (httputil %.0f)", median(mib["direct"]), median(mib["httputil"])),
+		ratio: ratioOf(mib["tunnel"], mib["direct"]), target: 0.95, targetText: "≥ 0.95"})
+	return nil
+}
+
+// idle measures figures 6 and 7 with fresh processes: memory and
+// goroutines per idle tunnel (portcullis and the httputil reference), then
+// how late the Close arrives when every portcullis tunnel reaches its
+// deadline at the same instant.
+func (e *env) idle(ctx context.Context) error {
+	n := e.o.tunnels
+	cl, err := startRole(ctx, "wsclient")
+	if err != nil {
+		return err
+	}
+	defer cl.stop()
+
+	// The reference: a fresh httputil process.
+	hu, err := startRole(ctx, "httputil", envUpstream+"=http://"+e.upAddr)
+	if err != nil {
+		return err
+	}
+	ref, err := e.measureIdle(ctx, cl, hu, "ws://"+hu.info["addr"]+pathWSEcho, n, "")
+	hu.stop()
+	if err != nil {
+		return fmt.Errorf("httputil: %w", err)
+	}
+	if _, err := cl.ask(ctx, 2*time.Minute, "closeall"); err != nil {
+		return err
+	}
+
+	// portcullis, with every tunnel bound to one Kratos session that
+	// expires shortly after they are all open.
+	whoami, path, auth := "", pathWSEcho, ""
+	var k *kratostest.Kratos
+	if e.o.kratos {
+		life := 20*time.Second + time.Duration(n)*3*time.Millisecond
+		k, err = kratostest.New(kratostest.Options{SessionLifespan: life})
+		if err != nil {
+			return fmt.Errorf("start Kratos: %w", err)
+		}
+		defer k.Close()
+		whoami, path = k.WhoamiURL(), pathWSSession
+	}
+	pc, err := e.startPortcullis(ctx, "idle", whoami)
+	if err != nil {
+		return err
+	}
+	defer pc.stop()
+	var sess kratosSession
+	if k != nil {
+		if sess, err = registerIdentity(k); err != nil {
+			return err
+		}
+		auth = "Authorization=" + url.PathEscape("Bearer "+sess.Token)
+	}
+	got, err := e.measureIdle(ctx, cl, pc, "ws://"+pc.info["proxy"]+path, n, auth)
+	if err != nil {
+		return fmt.Errorf("portcullis: %w", err)
+	}
+	if f, err := pc.ask(ctx, time.Minute, "tunnels"); err == nil && fields(f)["active"] != fmt.Sprint(n) {
+		return fmt.Errorf("portcullis reports %v tunnels, want %d", f, n)
+	}
+	t := e.table
+	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+	t.add(row{fig: "6", what: fmt.Sprintf("heap+stack per idle tunnel (%d tunnels)", n),
+		got: kib(got.heapStack), ref: kib(ref.heapStack) + " httputil",
+		ratio: []float64{got.heapStack / ref.heapStack}, inverse: true, target: 8 << 10, targetText: "≤ 8 KiB", absolute: got.heapStack})
+	t.add(row{fig: "6", what: "RSS per idle tunnel", got: kib(got.rss), ref: kib(ref.rss) + " httputil",
+		ratio: []float64{got.rss / ref.rss}})
+	t.add(row{fig: "6", what: "goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
+		ref: fmt.Sprintf("%.2f httputil", ref.goroutines), target: 2, targetText: "≤ 2", inverse: true, absolute: got.goroutines})
+
+	if k == nil {
+		t.add(row{fig: "7", what: "Close lateness at a common deadline", got: "not run (-kratos=false)"})
+		return nil
+	}
+	if time.Until(sess.ExpiresAt) < time.Second {
+		return fmt.Errorf("opening %d tunnels outlasted the session (expires %s); raise the margin", n, sess.ExpiresAt)
+	}
+	fmt.Fprintf(os.Stderr, "bench: waiting %s for the session to expire under %d tunnels\n", time.Until(sess.ExpiresAt).Round(time.Second), n)
+	ans, err := cl.ask(ctx, time.Until(sess.ExpiresAt)+2*time.Minute, "await %d %d", sess.ExpiresAt.UnixNano(), int(time.Until(sess.ExpiresAt).Seconds())+60)
+	if err != nil {
+		return err
+	}
+	m := fields(ans)
+	var codes []string
+	for _, w := range ans {
+		if c, ok := strings.CutPrefix(w, "code="); ok {
+			codes = append(codes, c)
+		}
+	}
+	ms := func(k string) float64 {
+		var v float64
+		fmt.Sscan(m[k], &v)
+		return v / 1e6
+	}
+	t.add(row{fig: "7", what: fmt.Sprintf("Close lateness, %d tunnels at one session expiry", n),
+		got:    fmt.Sprintf("p50 %.1f ms / p99 %.1f ms / max %.1f ms (%s of %d)", ms("p50"), ms("p99"), ms("max"), m["received"], n),
+		ref:    "close codes: " + strings.Join(codes, ", "),
+		target: 100, targetText: "p99 ≤ 100 ms", inverse: true, absolute: ms("p99")})
+	if m["received"] != fmt.Sprint(n) {
+		return fmt.Errorf("only %s of %d clients received a Close", m["received"], n)
+	}
+	return nil
+}
+
+// idleCost is what one idle tunnel costs its proxy process.
+type idleCost struct {
+	heapStack, rss, goroutines float64
+}
+
+// measureIdle opens n idle tunnels through p from the client process and
+// returns p's cost per tunnel.
+func (e *env) measureIdle(ctx context.Context, cl, p *roleProc, u string, n int, header string) (idleCost, error) {
+	time.Sleep(500 * time.Millisecond)
+	before, err := p.stats(ctx)
+	if err != nil {
+		return idleCost{}, err
+	}
+	ans, err := cl.ask(ctx, 5*time.Minute, "open %d %s %s", n, u, header)
+	if err != nil {
+		return idleCost{}, err
+	}
+	m := fields(ans)
+	fmt.Fprintf(os.Stderr, "bench: %s: opened %s tunnels in %ss (failed %s) %s\n", p.role, m["opened"], m["secs"], m["failed"], m["first_error"])
+	if m["opened"] != fmt.Sprint(n) {
+		return idleCost{}, fmt.Errorf("opened %s of %d tunnels (%s)", m["opened"], n, m["first_error"])
+	}
+	time.Sleep(time.Second) // let the HTTP server's per-connection goroutines end
+	after, err := p.stats(ctx)
+	if err != nil {
+		return idleCost{}, err
+	}
+	f := float64(n)
+	c := idleCost{
+		heapStack:  float64(after.Heap+after.Stack-before.Heap-before.Stack) / f,
+		rss:        float64(after.RSS-before.RSS) / f,
+		goroutines: float64(after.Goroutines-before.Goroutines) / f,
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s: per idle tunnel heap+stack %.0f B, RSS %.0f B, goroutines %.2f\n", p.role, c.heapStack, c.rss, c.goroutines)
+	return c, nil
+}
+
+// goFigures runs figure 8's go test benchmarks.
+func (e *env) goFigures(ctx context.Context, withKratos bool) error {
+	fmt.Fprintln(os.Stderr, "bench: running go test benchmarks (figure 8)")
+	bs, err := runGoBenchmarks(ctx, e.root, withKratos, e.o.benchtime)
+	if err != nil {
+		return err
+	}
+	t := e.table
+	for _, strategy := range []string{"regexp", "glob"} {
+		b10, ok1 := findBench(bs, "BenchmarkMatch/"+strategy+"/rules=10")
+		b100, _ := findBench(bs, "BenchmarkMatch/"+strategy+"/rules=100")
+		b1000, ok2 := findBench(bs, "BenchmarkMatch/"+strategy+"/rules=1000")
+		if !ok1 || !ok2 {
+			return fmt.Errorf("BenchmarkMatch/%s results missing", strategy)
+		}
+		t.add(row{fig: "8", what: "rule match, " + strategy + ", 10 / 100 / 1,000 rules",
+			got:   fmt.Sprintf("%.0f / %.0f / %.0f ns, %.0f allocs", b10.NsPerOp, b100.NsPerOp, b1000.NsPerOp, b1000.Metrics["allocs/op"]),
+			ref:   "10 rules",
+			ratio: []float64{b1000.NsPerOp / b10.NsPerOp}, inverse: true, target: 3, targetText: "1,000 ≤ 3 × 10", absolute: b1000.NsPerOp / b10.NsPerOp})
+	}
+	allocRow := func(what, name, refName, refWhat string) {
+		b, ok := findBench(bs, name)
+		if !ok {
+			t.add(row{fig: "8", what: what, got: "not run"})
+			return
+		}
+		r := row{fig: "8", what: what, got: fmt.Sprintf("%.0f allocs, %.0f B, %.0f ns per request", b.Metrics["allocs/op"], b.Metrics["B/op"], b.NsPerOp)}
+		if rb, ok := findBench(bs, refName); ok {
+			r.ref = fmt.Sprintf("%.0f allocs, %.0f B, %.0f ns %s", rb.Metrics["allocs/op"], rb.Metrics["B/op"], rb.NsPerOp, refWhat)
+			r.ratio = []float64{b.NsPerOp / rb.NsPerOp}
+		}
+		t.add(r)
+	}
+	allocRow("allocations: proxy request (handler + upstream round trip)", "BenchmarkProxyRequest/portcullis", "BenchmarkProxyRequest/httputil", "bare httputil")
+	allocRow("allocations: decision (pipeline only)", "BenchmarkDecision/anonymous", "", "")
+	allocRow("allocations: session cache hit (authenticator)", "BenchmarkCookieSession/cache=hit", "BenchmarkCookieSession/anonymous", "anonymous authenticator")
+	return nil
+}
+
+// profile starts CPU and allocation profiles of portcullis for the
+// length of a run and returns a func that waits for them; nil when
+// profiling is off.
+func (e *env) profile(ctx context.Context, pc *roleProc, name string, d time.Duration) func() {
+	addr := pc.info["pprof"]
+	if e.o.profileDir == "" || addr == "" {
+		return nil
+	}
+	secs := max(int(d.Seconds())-1, 1)
+	done := make(chan struct{}, 2)
+	fetch := func(kind, file string) {
+		defer func() { done <- struct{}{} }()
+		u := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profile:", err)
+			return
+		}
+		defer res.Body.Close()
+		f, err := os.Create(filepath.Join(e.o.profileDir, file))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, res.Body)
+	}
+	go fetch("profile", "cpu-"+name+".pprof")
+	go fetch("allocs", "allocs-"+name+".pprof")
+	return func() { <-done; <-done }
+}
+
+// repoRoot finds the module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/portcullis-proxy/portcullis\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run bench from inside the portcullis repository")
+		}
+		dir = parent
+	}
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(v []time.Duration) time.Duration {
+	return time.Duration(median(mapSlice(v, func(d time.Duration) float64 { return float64(d) })))
+}
+
+// ratioOf pairs the rounds: the ratio of each round's figures (the same
+// machine conditions), from which the table takes the median.
+func ratioOf(a, b []float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
+
+func fmtRate(v float64) string {
+	switch {
+	case v >= 10000:
+		return fmt.Sprintf("%.1fk/s", v/1000)
+	default:
+		return fmt.Sprintf("%.0f/s", v)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	}
+}

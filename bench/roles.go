@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/proxy"
+)
+
+// Environment of the role processes.
+const (
+	envUpstream = "PORTCULLIS_BENCH_UPSTREAM" // httputil: the upstream's base URL
+	envConfig   = "PORTCULLIS_BENCH_CONFIG"   // portcullis: the configuration file
+	envLogFile  = "PORTCULLIS_BENCH_LOG"      // portcullis: where its log goes
+	envPprof    = "PORTCULLIS_BENCH_PPROF"    // portcullis, httputil: "1" serves net/http/pprof
+)
+
+// runRole runs the role named by $PORTCULLIS_BENCH_ROLE; it returns when
+// the harness closes the role's stdin.
+func runRole(role string) error {
+	switch role {
+	case "upstream":
+		return roleUpstream()
+	case "httputil":
+		return roleHTTPUtil()
+	case "portcullis":
+		return rolePortcullis()
+	case "wsclient":
+		return roleWSClient()
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
+
+// listenLoopback listens on a free loopback port.
+func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// upstreamBody is what the upstream answers to plain HTTP requests.
+var upstreamBody = []byte("hello from the upstream\n")
+
+// roleUpstream serves plain HTTP (200, a short body) and WebSocket on any
+// path whose last segment is "echo", "sink" or "idle" (idle is echo).
+func roleUpstream() error {
+	ln, err := listenLoopback()
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			conn, _, _, err := ws.UpgradeHTTP(r, w)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			serveFrames(conn, strings.HasSuffix(r.URL.Path, "/sink"))
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(upstreamBody)))
+		_, _ = w.Write(upstreamBody)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	say("ready addr=%s", ln.Addr())
+	serveCommands(func([]string) { say("error unknown command") })
+	return srv.Close()
+}
+
+// roleHTTPUtil is the reference proxy: a bare httputil.ReverseProxy to the
+// upstream (it carries WebSocket upgrades itself, copying bytes both ways),
+// on portcullis's own upstream transport so that both pay the same for
+// upstream connections.
+func roleHTTPUtil() error {
+	target, err := url.Parse(os.Getenv(envUpstream))
+	if err != nil || target.Host == "" {
+		return fmt.Errorf("%s=%q is not a URL", envUpstream, os.Getenv(envUpstream))
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport: proxy.NewTransport(),
+	}
+	ln, err := listenLoopback()
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	extra, err := maybePprof()
+	if err != nil {
+		return err
+	}
+	say("ready addr=%s%s", ln.Addr(), extra)
+	serveCommands(func([]string) { say("error unknown command") })
+	return srv.Close()
+}
+
+// maybePprof serves net/http/pprof on a loopback port when asked to and
+// returns " pprof=ADDR" for the ready line.
+func maybePprof() (string, error) {
+	if os.Getenv(envPprof) != "1" {
+		return "", nil
+	}
+	ln, err := listenLoopback()
+	if err != nil {
+		return "", err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go func() { _ = http.Serve(ln, mux) }()
+	return " pprof=" + ln.Addr().String(), nil
+}
+
+// rolePortcullis runs portcullis from a configuration file exactly as
+// `portcullis serve` assembles it (internal/app), in a process of its own,
+// with its log written to a file.
+func rolePortcullis() error {
+	cfg, err := config.Load(os.Getenv(envConfig), nil, registry.HandlerNames(registry.NewCatalog()))
+	if err != nil {
+		return err
+	}
+	log, err := app.NewLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	logFile, err := os.Create(os.Getenv(envLogFile))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log.Out = logFile
+	srv, err := app.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	srv.Start()
+	extra, err := maybePprof()
+	if err != nil {
+		return err
+	}
+	say("ready proxy=%s api=%s%s", srv.Addr("proxy"), srv.Addr("api"), extra)
+	serveCommands(func(f []string) {
+		switch f[0] {
+		case "tunnels":
+			say("active=%d", srv.Tunnels.Active())
+		default:
+			say("error unknown command")
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// wsClient is one idle client connection of the wsclient role.
+type wsClient struct {
+	conn   net.Conn
+	opened time.Time
+}
+
+// roleWSClient holds many idle WebSocket clients for the idle-tunnel
+// figures. Commands:
+//
+//	open N URL [NAME=VALUE]  dial N clients (64 at a time), with an extra
+//	                         handshake header; answers opened= failed= secs=
+//	await T SECS             wait up to SECS for a Close on every client,
+//	                         answer it, and report the lateness of the
+//	                         arrivals after T (unix ns): p50= p99= max= (ns)
+//	                         and how many came with each code
+//	closeall                 send every client's Close and hang up
+func roleWSClient() error {
+	var clients []wsClient
+	say("ready")
+	serveCommands(func(f []string) {
+		switch {
+		case f[0] == "open" && len(f) >= 3:
+			n, _ := strconv.Atoi(f[1])
+			h := http.Header{}
+			for _, kv := range f[3:] {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					if uv, err := url.PathUnescape(v); err == nil {
+						h.Set(k, uv)
+					}
+				}
+			}
+			start := time.Now()
+			cs, failed, firstErr := openClients(n, f[2], h)
+			clients = append(clients, cs...)
+			msg := ""
+			if firstErr != nil {
+				msg = " first_error=" + strings.ReplaceAll(firstErr.Error(), " ", "_")
+			}
+			say("opened=%d failed=%d secs=%.3f%s", len(cs), failed, time.Since(start).Seconds(), msg)
+		case f[0] == "await" && len(f) == 3:
+			t0, _ := strconv.ParseInt(f[1], 10, 64)
+			secs, _ := strconv.Atoi(f[2])
+			say("%s", awaitCloses(clients, time.Unix(0, t0), time.Duration(secs)*time.Second))
+			closeClients(clients)
+			clients = nil
+		case f[0] == "closeall":
+			n := len(clients)
+			closeClients(clients)
+			clients = nil
+			say("closed=%d", n)
+		default:
+			say("error unknown command")
+		}
+	})
+	closeClients(clients)
+	return nil
+}
+
+// openClients dials n clients to u, 64 handshakes at a time.
+func openClients(n int, u string, h http.Header) ([]wsClient, int, error) {
+	d := ws.Dialer{Timeout: 30 * time.Second}
+	if len(h) > 0 {
+		d.Header = ws.HandshakeHeaderHTTP(h)
+	}
+	out := make([]wsClient, n)
+	sem := make(chan struct{}, 64)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failed   int
+		firstErr error
+	)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			conn, br, _, err := d.Dial(context.Background(), u)
+			if err == nil && br != nil {
+				err = fmt.Errorf("unexpected bytes after the handshake")
+				conn.Close()
+			}
+			if err != nil {
+				mu.Lock()
+				failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				return
+			}
+			out[i] = wsClient{conn: conn, opened: time.Now()}
+		}()
+	}
+	wg.Wait()
+	return slices.DeleteFunc(out, func(c wsClient) bool { return c.conn == nil }), failed, firstErr
+}
+
+// awaitCloses waits for a Close on every client, answers it, and reports
+// lateness percentiles after t0 and the close codes seen.
+func awaitCloses(clients []wsClient, t0 time.Time, limit time.Duration) string {
+	late := make([]int64, len(clients))
+	codes := make([]int, len(clients))
+	reasons := make([]string, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.conn.SetReadDeadline(t0.Add(limit))
+			fr := newFrameReader(c.conn, 512)
+			for {
+				h, p, err := fr.read()
+				if err != nil {
+					late[i], codes[i] = -1, -1
+					return
+				}
+				if h.OpCode != ws.OpClose {
+					continue
+				}
+				late[i] = time.Since(t0).Nanoseconds()
+				code, reason := ws.ParseCloseFrameData(p)
+				codes[i], reasons[i] = int(code), reason
+				_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(code, ""))))
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	byCode := map[string]int{}
+	var got []int64
+	for i := range clients {
+		if late[i] < 0 {
+			byCode["none"]++
+			continue
+		}
+		got = append(got, late[i])
+		key := strconv.Itoa(codes[i])
+		if reasons[i] != "" {
+			key += ":" + strings.ReplaceAll(reasons[i], " ", "_")
+		}
+		byCode[key]++
+	}
+	slices.Sort(got)
+	var b strings.Builder
+	fmt.Fprintf(&b, "received=%d", len(got))
+	if len(got) > 0 {
+		fmt.Fprintf(&b, " p50=%d p99=%d max=%d", pct(got, 50), pct(got, 99), got[len(got)-1])
+	}
+	for _, k := range slices.Sorted(maps.Keys(byCode)) {
+		fmt.Fprintf(&b, " code=%s/%d", k, byCode[k])
+	}
+	return b.String()
+}
+
+// closeClients sends each client's Close (1000) and hangs up once the
+// answer came or after a short wait.
+func closeClients(clients []wsClient) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, c := range clients {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_ = c.conn.SetDeadline(time.Now().Add(3 * time.Second))
+			if err := ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))); err == nil {
+				fr := newFrameReader(c.conn, 512)
+				for {
+					h, err := fr.skip()
+					if err != nil || h.OpCode == ws.OpClose {
+						break
+					}
+				}
+			}
+			c.conn.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// pct returns the p-th percentile of sorted values (nearest rank).
+func pct[T ~int64 | ~float64](sorted []T, p int) T {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	if i < 1 {
+		i = 1
+	}
+	if i > len(sorted) {
+		i = len(sorted)
+	}
+	return sorted[i-1]
+}
