@@ -1,0 +1,396 @@
+//go:build linux
+
+// Package nginx_test runs a real nginx with the shipped portcullis.conf in
+// front of a real upstream, asking a real portcullis (in-process, on
+// loopback) for every decision, with identities from a real Ory Kratos.
+package nginx_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
+)
+
+var kratos = &kratostest.Shared{}
+
+func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
+
+// nginxBinary finds nginx; scripts/install-test-deps.sh installs it.
+func nginxBinary(t *testing.T) string {
+	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("nginx is not installed (scripts/install-test-deps.sh installs it)")
+	}
+	t.Skip("nginx is not installed: run scripts/install-test-deps.sh")
+	return ""
+}
+
+// seen is what the upstream reports about a request it received.
+type seen struct {
+	Path   string      `json:"path"`
+	Header http.Header `json:"header"`
+}
+
+const rulesTemplate = `
+- id: public
+  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET, POST]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+- id: me
+  match: {url: "http://<[^/]+>/me", methods: [GET]}
+  authenticators: [{handler: bearer_token}, {handler: cookie_session}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+- id: admin
+  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: deny}
+  mutators: [{handler: noop}]
+`
+
+func TestNginxAuthRequest(t *testing.T) {
+	bin := nginxBinary(t)
+	k := kratos.Get(t)
+
+	var mu sync.Mutex
+	var hits []seen
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := seen{Path: r.URL.RequestURI(), Header: r.Header.Clone()}
+		mu.Lock()
+		hits = append(hits, s)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s)
+	}))
+	defer upstream.Close()
+
+	apiAddr := startPortcullis(t, k.WhoamiURL())
+	nginxAddr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), nil)
+	base := "http://" + nginxAddr
+
+	get := func(path string, header map[string]string) (*http.Response, seen) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		var s seen
+		if res.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(body, &s); err != nil {
+				t.Fatalf("GET %s: not the upstream's answer: %s", path, body)
+			}
+		}
+		return res, s
+	}
+
+	t.Run("allowed requests reach the upstream with the identity header", func(t *testing.T) {
+		// The client tries to spoof the identity header; portcullis's
+		// answer replaces it.
+		res, s := get("/public/hello?x=1", map[string]string{"X-User": "admin"})
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", res.StatusCode)
+		}
+		if s.Path != "/public/hello?x=1" {
+			t.Errorf("upstream path %q, want /public/hello?x=1", s.Path)
+		}
+		if got := s.Header.Values("X-User"); len(got) != 1 || got[0] != "guest" {
+			t.Errorf("upstream X-User = %q, want [guest]", got)
+		}
+	})
+
+	t.Run("a Kratos session token becomes the identity id", func(t *testing.T) {
+		id := k.RegisterAPI(t)
+		res, s := get("/me", map[string]string{"Authorization": "Bearer " + id.SessionToken, "X-User": "someone-else"})
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", res.StatusCode)
+		}
+		if got := s.Header.Get("X-User"); got != id.IdentityID {
+			t.Errorf("upstream X-User = %q, want the identity id %q", got, id.IdentityID)
+		}
+		// A browser session cookie works the same way.
+		bid := k.RegisterBrowser(t)
+		res, s = get("/me", map[string]string{"Cookie": bid.CookieHeader()})
+		if res.StatusCode != http.StatusOK || s.Header.Get("X-User") != bid.IdentityID {
+			t.Errorf("cookie: status %d, X-User %q, want 200 and %q", res.StatusCode, s.Header.Get("X-User"), bid.IdentityID)
+		}
+		// After the session is revoked in Kratos, the token stops working
+		// (the session cache is off in this configuration).
+		k.RevokeSession(t, id.SessionID)
+		if res, _ := get("/me", map[string]string{"Authorization": "Bearer " + id.SessionToken}); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("revoked session: status %d, want 401", res.StatusCode)
+		}
+	})
+
+	t.Run("denials pass through and never reach the upstream", func(t *testing.T) {
+		mu.Lock()
+		before := len(hits)
+		mu.Unlock()
+		cases := []struct {
+			path   string
+			header map[string]string
+			want   int
+		}{
+			{"/me", nil, http.StatusUnauthorized}, // no credential
+			{"/me", map[string]string{"Authorization": "Bearer ory_st_invalid"}, http.StatusUnauthorized}, // rejected by Kratos
+			{"/admin/users", nil, http.StatusForbidden},                                                   // deny authorizer
+			{"/public/%2e%2e/admin", nil, http.StatusForbidden},                                           // no bypass by spelling
+			// No rule: portcullis answers 404, which auth_request turns
+			// into 500 (any status other than 2xx, 401 and 403).
+			{"/nowhere", nil, http.StatusInternalServerError},
+			// The decision location cannot be called from outside.
+			{"/.portcullis/decision", nil, http.StatusNotFound},
+		}
+		for _, tc := range cases {
+			res, _ := get(tc.path, tc.header)
+			if res.StatusCode != tc.want {
+				t.Errorf("GET %s: status %d, want %d", tc.path, res.StatusCode, tc.want)
+			}
+		}
+		mu.Lock()
+		after := len(hits)
+		mu.Unlock()
+		if after != before {
+			t.Errorf("the upstream received %d denied requests", after-before)
+		}
+	})
+}
+
+// TestNginxLoginRedirect checks the README's variant: a 401 decision
+// becomes a redirect to the login page carrying the original URL.
+func TestNginxLoginRedirect(t *testing.T) {
+	bin := nginxBinary(t)
+	k := kratos.Get(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer upstream.Close()
+	apiAddr := startPortcullis(t, k.WhoamiURL())
+	addr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), map[string]string{
+		"auth_request /.portcullis/decision;":    "auth_request /.portcullis/decision;\n        error_page 401 = @login;",
+		"    location = /.portcullis/decision {": "    location @login { return 302 https://login.example/?return_to=$scheme://$http_host$request_uri; }\n\n    location = /.portcullis/decision {",
+	})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Get("http://" + addr + "/me?tab=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	want := "https://login.example/?return_to=http://" + addr + "/me?tab=2"
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
+		t.Errorf("status %d, Location %q; want 302 and %q", res.StatusCode, res.Header.Get("Location"), want)
+	}
+	// A 403 stays a 403.
+	res, err = client.Get("http://" + addr + "/admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("/admin: status %d, want 403", res.StatusCode)
+	}
+}
+
+// startPortcullis runs portcullis in-process on loopback with the rules
+// above and returns the API listener's address.
+func startPortcullis(t *testing.T, whoami string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "access-rules.yml")
+	if err := os.WriteFile(rulesFile, []byte(rulesTemplate), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "portcullis.yml")
+	cfg := fmt.Sprintf(`
+serve:
+  proxy: {host: 127.0.0.1, port: 0}
+  api: {host: 127.0.0.1, port: 0}
+  prometheus: {port: -1}
+access_rules:
+  repositories: ["file://%s"]
+authenticators:
+  anonymous: {enabled: true, config: {subject: guest}}
+  bearer_token:
+    enabled: true
+    config: {check_session_url: %q, cache: {enabled: false}}
+  cookie_session:
+    enabled: true
+    config: {check_session_url: %q, only: [ory_kratos_session], cache: {enabled: false}}
+authorizers: {allow: {enabled: true}, deny: {enabled: true}}
+mutators:
+  noop: {enabled: true}
+  header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}
+`, rulesFile, whoami, whoami)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.Out = io.Discard
+	srv, err := app.New(c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv.Addr("api")
+}
+
+// startNginx runs nginx in the foreground with the shipped portcullis.conf
+// (its addresses replaced by the test's, and the edits applied) and returns
+// its address. nginx is stopped when the test ends.
+func startNginx(t *testing.T, bin, apiAddr, upstreamAddr string, edits map[string]string) string {
+	t.Helper()
+	shipped, err := os.ReadFile("portcullis.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	conf := string(shipped)
+	for old, repl := range map[string]string{
+		"server 127.0.0.1:4456;": "server " + apiAddr + ";",
+		"server 127.0.0.1:8080;": "server " + upstreamAddr + ";",
+		"listen 8000;":           fmt.Sprintf("listen 127.0.0.1:%d;", port),
+	} {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("portcullis.conf no longer contains %q", old)
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	for old, repl := range edits {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("portcullis.conf no longer contains %q", old)
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"tmp"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;\n"
+	}
+	main := user + `worker_processes 1;
+daemon off;
+pid ` + filepath.Join(dir, "nginx.pid") + `;
+error_log stderr warn;
+events { worker_connections 128; }
+http {
+    access_log off;
+    client_body_temp_path ` + filepath.Join(dir, "tmp", "body") + `;
+    proxy_temp_path ` + filepath.Join(dir, "tmp", "proxy") + `;
+    fastcgi_temp_path ` + filepath.Join(dir, "tmp", "fastcgi") + `;
+    uwsgi_temp_path ` + filepath.Join(dir, "tmp", "uwsgi") + `;
+    scgi_temp_path ` + filepath.Join(dir, "tmp", "scgi") + `;
+    include portcullis.conf;
+}
+`
+	os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte(conf), 0o600)
+	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600)
+
+	stderr := &syncBuffer{}
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGQUIT) // graceful stop of the nginx we started
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("nginx output:\n%s", stderr.String())
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("nginx exited: %v\n%s", err, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not listen on %s\n%s", addr, stderr.String())
+		}
+	}
+}
+
+// syncBuffer collects nginx's output while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
