@@ -4,11 +4,15 @@ BIN     := bin/portcullis
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
 
-.PHONY: build test test-deps kratos check bench-go clean
+.PHONY: build test test-deps kratos check bench-go clean demo
 
 ## build: the portcullis binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portcullis
+
+## demo: build and start portcullis, Ory Kratos and the demo app on loopback (Ctrl-C stops them)
+demo:
+	scripts/demo.sh
 
 ## kratos: build Ory Kratos (tools/kratos) into .build/bin/kratos when missing
 kratos:

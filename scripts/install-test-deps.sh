@@ -3,8 +3,16 @@
 # run again: it only installs what is absent.
 set -euo pipefail
 
+# Debian packages the tests use, each named by the command it provides:
+#   chromium        the real-browser journey (e2e/browser_test.go)
+#   docker-compose  validation of docker-compose.yml (e2e/compose_test.go)
+#   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
+# Arguments replace the list.
+if (($# == 0)); then
+	set -- chromium docker-compose nginx
+fi
+
 need=()
-# (Debian packages the tests use are added here: see the README's Tests.)
 for pkg in "$@"; do
 	command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
