@@ -108,18 +108,27 @@ func TestCookieSessionResponsibility(t *testing.T) {
 func TestCookieSessionOnlyForwardsListedCookies(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterBrowser(t)
-	front := newSessionFront(t, k, false)
-	a := buildSession(t, NewCookieSession, map[string]any{
-		"check_session_url": front.URL + "/sessions/whoami", "only": []string{kratostest.SessionCookie},
-	})
-	if _, err := authenticate(a, func(r *http.Request) {
-		r.AddCookie(&http.Cookie{Name: "app_secret", Value: "s3"})
-		r.AddCookie(id.Cookie)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := front.lastRequest().Header.Get("Cookie"); got != id.CookieHeader() {
-		t.Errorf("Kratos received Cookie %q, want only the session cookie", got)
+	kratosFront := newSessionFront(t, k, false)
+	plainFront := newSessionFront(t, k, true)
+	for name, cfg := range map[string]map[string]any{
+		"kratos": {"check_session_url": kratosFront.URL + "/sessions/whoami"},
+		"plain":  {"check_session_url": plainFront.URL + "/check", "preserve_path": true, "forward_http_headers": []string{"Cookie"}},
+	} {
+		front := kratosFront
+		if name == "plain" {
+			front = plainFront
+		}
+		cfg["only"] = []string{kratostest.SessionCookie}
+		a := buildSession(t, NewCookieSession, cfg)
+		if _, err := authenticate(a, func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: "app_secret", Value: "s3"})
+			r.AddCookie(id.Cookie)
+		}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := front.lastRequest().Header.Values("Cookie"); len(got) != 1 || got[0] != id.CookieHeader() {
+			t.Errorf("%s: the store received Cookie %q, want only the session cookie", name, got)
+		}
 	}
 }
 

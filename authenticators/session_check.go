@@ -50,7 +50,9 @@ type SessionCheckConfig struct {
 	// ForceMethod replaces the request's method (plain HTTP only).
 	ForceMethod string `json:"force_method"`
 	// ForwardHTTPHeaders lists request headers copied to the check. The
-	// credential's own header is always sent.
+	// credential is always sent (the Cookie header for cookie_session,
+	// Authorization: Bearer or, for Kratos, X-Session-Token for
+	// bearer_token), whatever this list says.
 	ForwardHTTPHeaders []string `json:"forward_http_headers"`
 	// AdditionalHeaders are set on every check.
 	AdditionalHeaders map[string]string `json:"additional_headers"`
@@ -127,11 +129,13 @@ type sessionChecker struct {
 	cache       *sessionCache
 }
 
-// newSessionChecker prepares the checker. defaultForward is the header
-// Oathkeeper always forwards for the handler (Cookie for cookie_session,
-// Authorization for bearer_token); in Kratos mode the credential headers are
-// not forwarded, since the credential is handed to the SDK explicitly.
-func newSessionChecker(name string, c *SessionCheckConfig, defaultForward string) *sessionChecker {
+// newSessionChecker prepares the checker. credentialHeader is the header
+// the handler sends its credential in (Cookie for cookie_session,
+// Authorization for bearer_token). The credential is always sent, set
+// explicitly, so the credential headers are left out of the forwarded
+// ones: the request's own Cookie header would otherwise carry cookies that
+// `only` leaves out, and the cache key would change with them.
+func newSessionChecker(name string, c *SessionCheckConfig, credentialHeader string) *sessionChecker {
 	u, _ := url.Parse(c.CheckSessionURL) // validated
 	ch := &sessionChecker{
 		name:        name,
@@ -143,25 +147,20 @@ func newSessionChecker(name string, c *SessionCheckConfig, defaultForward string
 		extraFrom:   c.ExtraFrom,
 		cache:       newSessionCache(c.Cache),
 	}
-	forward := append(slices.Clone(c.ForwardHTTPHeaders), defaultForward)
+	credential := []string{credentialHeader}
 	if base, ok := kratosBase(u, c.ForceMethod); ok {
 		cfg := kratos.NewConfiguration()
 		cfg.Servers = kratos.ServerConfigurations{{URL: base}}
 		cfg.UserAgent = "portcullis"
 		cfg.HTTPClient = &http.Client{Transport: contextHeaderTransport{sessionTransport}}
 		ch.kratos = kratos.NewAPIClient(cfg).FrontendAPI
-		// The credential is handed to the SDK explicitly.
-		forward = slices.DeleteFunc(forward, func(h string) bool {
-			switch http.CanonicalHeaderKey(h) {
-			case "Cookie", "Authorization", "X-Session-Token":
-				return true
-			}
-			return false
-		})
+		// Kratos reads a session from any of these; only the one the SDK
+		// is handed may reach it.
+		credential = []string{"Cookie", "Authorization", "X-Session-Token"}
 	}
-	for _, h := range forward {
+	for _, h := range c.ForwardHTTPHeaders {
 		h = http.CanonicalHeaderKey(h)
-		if !slices.Contains(ch.forward, h) {
+		if !slices.Contains(credential, h) && !slices.Contains(ch.forward, h) {
 			ch.forward = append(ch.forward, h)
 		}
 	}
