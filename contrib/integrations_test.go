@@ -1,0 +1,252 @@
+// Package contrib_test checks the shipped integration files that no test
+// here can run (no Kubernetes cluster, no Traefik or Envoy binary): that
+// they parse, that they keep the settings their READMEs describe, and that
+// the configuration and rules inside the Kubernetes ConfigMap load through
+// the same code as `portcullis serve`. nginx runs for real in contrib/nginx.
+package contrib_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/schemas"
+)
+
+// docs reads every YAML document of a file.
+func docs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var out []map[string]any
+	for {
+		var m map[string]any
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, m)
+	}
+}
+
+// get walks a path of map keys and list indexes ("0").
+func get(t *testing.T, v any, path ...string) any {
+	t.Helper()
+	for _, p := range path {
+		switch c := v.(type) {
+		case map[string]any:
+			v = c[p]
+		case []any:
+			i := int(p[0] - '0')
+			if i >= len(c) {
+				t.Fatalf("no index %s in %v", p, path)
+			}
+			v = c[i]
+		default:
+			t.Fatalf("cannot walk %q of %v", p, path)
+		}
+		if v == nil {
+			t.Fatalf("no %q in path %v", p, path)
+		}
+	}
+	return v
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	byKind := map[string]map[string]any{}
+	for _, f := range []string{"configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml"} {
+		for _, d := range docs(t, filepath.Join("kubernetes", f)) {
+			byKind[d["kind"].(string)] = d
+		}
+	}
+	for _, k := range []string{"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"} {
+		if byKind[k] == nil {
+			t.Fatalf("no %s", k)
+		}
+	}
+
+	// The ConfigMap's files load as `portcullis serve` loads them, with the
+	// rules repository pointed at a copy of the rules file.
+	data := get(t, byKind["ConfigMap"], "data").(map[string]any)
+	cfgText, rulesText := data["portcullis.yml"].(string), data["access-rules.yml"].(string)
+	for _, e := range schemas.CheckConfig("configmap portcullis.yml", []byte(cfgText)) {
+		t.Error(e)
+	}
+	for _, e := range schemas.CheckRules("configmap access-rules.yml", []byte(rulesText)) {
+		t.Error(e)
+	}
+	const mounted = "/etc/portcullis/rules/access-rules.yml"
+	if !strings.Contains(cfgText, "file://"+mounted) {
+		t.Fatalf("portcullis.yml does not read the rules at %s", mounted)
+	}
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "access-rules.yml")
+	os.WriteFile(rulesFile, []byte(rulesText), 0o600)
+	cfgFile := filepath.Join(dir, "portcullis.yml")
+	os.WriteFile(cfgFile, []byte(strings.Replace(cfgText, mounted, rulesFile, 1)), 0o600)
+	env := []string{"AUTHENTICATORS_COOKIE_SESSION_CONFIG_CHECK_SESSION_URL=http://kratos.test/sessions/whoami"}
+	cfg, err := config.Load(cfgFile, env, registry.HandlerNames(registry.NewCatalog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) > 0 {
+		t.Errorf("configuration warnings: %v", cfg.Warnings)
+	}
+	cat := registry.NewCatalog()
+	if err := app.Enable(cat, cfg, pipeline.Deps{Context: context.Background()}); err != nil {
+		t.Fatal(err)
+	}
+	comp, err := app.Compiler(cat, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.LoadFiles(context.Background(), comp, cfg.AccessRules.Repositories)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if len(set.Overlaps()) > 0 {
+		t.Errorf("rules overlap: %v", set.Overlaps())
+	}
+
+	// The Deployment mounts the rules where the configuration reads them,
+	// probes the API's health endpoints, exposes the configured ports and
+	// gives shutdown more time than portcullis takes.
+	pod := get(t, byKind["Deployment"], "spec", "template", "spec").(map[string]any)
+	c := get(t, pod, "containers", "0").(map[string]any)
+	if p := get(t, c, "livenessProbe", "httpGet", "path"); p != "/health/alive" {
+		t.Errorf("liveness path %v", p)
+	}
+	if p := get(t, c, "readinessProbe", "httpGet", "path"); p != "/health/ready" {
+		t.Errorf("readiness path %v", p)
+	}
+	ports := map[string]int{}
+	for _, p := range get(t, c, "ports").([]any) {
+		m := p.(map[string]any)
+		ports[m["name"].(string)] = m["containerPort"].(int)
+	}
+	want := map[string]int{"proxy": cfg.Serve.Proxy.Port, "api": cfg.Serve.API.Port, "metrics": cfg.Serve.Prometheus.Port}
+	for name, port := range want {
+		if ports[name] != port {
+			t.Errorf("container port %s = %d, configuration says %d", name, ports[name], port)
+		}
+	}
+	for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+		if p := get(t, c, probe, "httpGet", "port"); p != "api" {
+			t.Errorf("%s port %v, want api", probe, p)
+		}
+	}
+	grace := time.Duration(get(t, pod, "terminationGracePeriodSeconds").(int)) * time.Second
+	if grace <= cfg.Serve.Proxy.Timeout.Shutdown {
+		t.Errorf("terminationGracePeriodSeconds %s <= serve.proxy.timeout.shutdown %s", grace, cfg.Serve.Proxy.Timeout.Shutdown)
+	}
+	if args := get(t, c, "args").([]any); !slices.Equal(args, []any{"serve", "-c", "/etc/portcullis/portcullis.yml"}) {
+		t.Errorf("args %v", args)
+	}
+	mount := get(t, c, "volumeMounts", "0").(map[string]any)
+	if mount["mountPath"] != "/etc/portcullis" || mount["subPath"] != nil {
+		t.Errorf("config mount %v: want /etc/portcullis without subPath (so updates reach the pod)", mount)
+	}
+	items := get(t, pod, "volumes", "0", "configMap", "items").([]any)
+	paths := map[string]string{}
+	for _, it := range items {
+		m := it.(map[string]any)
+		paths[m["key"].(string)] = "/etc/portcullis/" + m["path"].(string)
+	}
+	if paths["access-rules.yml"] != mounted || paths["portcullis.yml"] != "/etc/portcullis/portcullis.yml" {
+		t.Errorf("ConfigMap items mount at %v", paths)
+	}
+	if ref := get(t, byKind["HorizontalPodAutoscaler"], "spec", "scaleTargetRef", "name"); ref != "portcullis" {
+		t.Errorf("HPA targets %v", ref)
+	}
+	if _, ok := get(t, c, "resources", "requests").(map[string]any)["cpu"]; !ok {
+		t.Error("no CPU request: the HPA's utilisation target needs one")
+	}
+}
+
+func TestTraefikFiles(t *testing.T) {
+	d := docs(t, filepath.Join("traefik", "dynamic.yml"))[0]
+	fa := get(t, d, "http", "middlewares", "portcullis", "forwardAuth").(map[string]any)
+	if fa["address"] != "http://127.0.0.1:4456/decisions" {
+		t.Errorf("address %v", fa["address"])
+	}
+	if fa["trustForwardHeader"] != false {
+		t.Errorf("trustForwardHeader %v, want false", fa["trustForwardHeader"])
+	}
+	if h := fa["authResponseHeaders"].([]any); !slices.Contains(h, any("X-User")) {
+		t.Errorf("authResponseHeaders %v", h)
+	}
+	if m := get(t, d, "http", "routers", "application", "middlewares").([]any); !slices.Contains(m, any("portcullis")) {
+		t.Errorf("router middlewares %v", m)
+	}
+	s := docs(t, filepath.Join("traefik", "traefik.yml"))[0]
+	if f := get(t, s, "providers", "file", "filename"); !strings.HasSuffix(f.(string), "dynamic.yml") {
+		t.Errorf("static config loads %v", f)
+	}
+}
+
+func TestEnvoyFile(t *testing.T) {
+	d := docs(t, filepath.Join("envoy", "envoy.yaml"))[0]
+	hcm := get(t, d, "static_resources", "listeners", "0", "filter_chains", "0", "filters", "0", "typed_config")
+	filters := get(t, hcm, "http_filters").([]any)
+	if len(filters) < 2 || get(t, filters[0], "name") != "envoy.filters.http.ext_authz" || get(t, filters[len(filters)-1], "name") != "envoy.filters.http.router" {
+		t.Fatalf("http_filters: ext_authz must come first and the router last: %v", filters)
+	}
+	ea := get(t, filters[0], "typed_config")
+	if get(t, ea, "failure_mode_allow") != false {
+		t.Error("failure_mode_allow must be false (fail closed)")
+	}
+	svc := get(t, ea, "http_service")
+	if get(t, svc, "path_prefix") != "/decisions" {
+		t.Errorf("path_prefix %v", get(t, svc, "path_prefix"))
+	}
+	patterns := func(path ...string) []string {
+		var out []string
+		for _, p := range get(t, svc, path...).([]any) {
+			out = append(out, p.(map[string]any)["exact"].(string))
+		}
+		return out
+	}
+	if up := patterns("authorization_response", "allowed_upstream_headers", "patterns"); !slices.Contains(up, "x-user") {
+		t.Errorf("allowed_upstream_headers %v", up)
+	}
+	if req := patterns("authorization_request", "allowed_headers", "patterns"); !slices.Contains(req, "cookie") || !slices.Contains(req, "x-forwarded-proto") {
+		t.Errorf("allowed_headers %v", req)
+	}
+	if cl := patterns("authorization_response", "allowed_client_headers", "patterns"); !slices.Contains(cl, "location") || !slices.Contains(cl, "www-authenticate") {
+		t.Errorf("allowed_client_headers %v", cl)
+	}
+	cluster := get(t, svc, "server_uri", "cluster")
+	found := false
+	for _, c := range get(t, d, "static_resources", "clusters").([]any) {
+		if get(t, c, "name") == cluster {
+			found = true
+			if port := get(t, c, "load_assignment", "endpoints", "0", "lb_endpoints", "0", "endpoint", "address", "socket_address", "port_value"); port != config.Defaults()["serve.api.port"] {
+				t.Errorf("portcullis cluster port %v, want the API's default", port)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no cluster %v", cluster)
+	}
+}
