@@ -98,14 +98,17 @@ var _ pipeline.Authenticator = (*bearerToken)(nil)
 
 func (a *bearerToken) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token, entry := a.token(r)
-	if token == "" || !strings.HasPrefix(token, a.prefix) {
-		return pipeline.ErrNotResponsible
-	}
+	// Carriers are recorded before any check: whatever the token's fate,
+	// it must reach neither the upstream nor an error handler's redirect.
 	switch {
+	case token == "":
 	case entry != "":
 		s.Scrub.Subprotocols = append(s.Scrub.Subprotocols, entry)
 	case a.from.QueryParameter != "":
 		s.Scrub.QueryParams = append(s.Scrub.QueryParams, a.from.QueryParameter)
+	}
+	if token == "" || !strings.HasPrefix(token, a.prefix) {
+		return pipeline.ErrNotResponsible
 	}
 	return a.checker.authenticate(r, s, a.checker.input(r, "", token))
 }

@@ -195,6 +195,11 @@ var _ pipeline.Authenticator = (*jwtAuthenticator)(nil)
 
 func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token := a.from.Extract(r)
+	// Recorded before any check: whatever the token's fate, it must reach
+	// neither the upstream nor an error handler's redirect.
+	if q := a.from.ScrubQueryParameter(); q != "" && token != "" {
+		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
+	}
 	if token == "" || strings.Count(token, ".") != 2 {
 		return pipeline.ErrNotResponsible
 	}
@@ -206,9 +211,6 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 	s.Subject = sub
 	s.Extra = claims
 	s.ExpiresAt = exp
-	if q := a.from.ScrubQueryParameter(); q != "" {
-		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
-	}
 	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
 		_, exp, err := a.verify(ctx, token, true)
 		return exp, err

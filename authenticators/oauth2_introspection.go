@@ -250,6 +250,11 @@ type introspectionAnswer struct {
 
 func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token := a.from.Extract(r)
+	// Recorded before any check: whatever the token's fate, it must reach
+	// neither the upstream nor an error handler's redirect.
+	if q := a.from.ScrubQueryParameter(); q != "" && token != "" {
+		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
+	}
 	if token == "" || !strings.HasPrefix(token, a.prefix) {
 		return pipeline.ErrNotResponsible
 	}
@@ -263,9 +268,6 @@ func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error
 	s.Subject = ans.Subject
 	s.Extra = ans.extra()
 	s.ExpiresAt = ans.expiry()
-	if q := a.from.ScrubQueryParameter(); q != "" {
-		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
-	}
 	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
 		ans, err := a.answer(ctx, token, true)
 		if err != nil {

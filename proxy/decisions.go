@@ -52,6 +52,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	s := pipeline.NewSession(described, u, groups)
 	if err := rule.Run(described, s); err != nil {
 		decision, subject = decisionOf(err), s.Subject
+		r = withoutCarriers(r, s)
 		answerError(rec, r, rule.ErrorHandler(r, err), err)
 		return
 	}

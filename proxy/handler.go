@@ -156,6 +156,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := pipeline.NewSession(r, u, groups)
 	if err := rule.Run(r, s); err != nil {
 		decision, subject = decisionOf(err), s.Subject
+		r = withoutCarriers(r, s)
 		answerError(rec, r, rule.ErrorHandler(r, err), err)
 		return
 	}
@@ -178,6 +179,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
+}
+
+// withoutCarriers returns r without the query parameters that carried a
+// credential (as the authenticators recorded them in s.Scrub), so that an
+// error handler building a URL from the request (redirect's return_to)
+// cannot copy a token into it. X-Forwarded-Uri, which the decision API and
+// the redirect handler read, is cleaned the same way.
+func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
+	if len(s.Scrub.QueryParams) == 0 {
+		return r
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = scrubQuery(r.URL.RawQuery, s.Scrub.QueryParams)
+	r2.RequestURI = r2.URL.RequestURI()
+	if fu := r2.Header.Get("X-Forwarded-Uri"); fu != "" {
+		if p, q, ok := strings.Cut(fu, "?"); ok {
+			if q = scrubQuery(q, s.Scrub.QueryParams); q != "" {
+				p += "?" + q
+			}
+			r2.Header.Set("X-Forwarded-Uri", p)
+		}
+	}
+	return r2
 }
 
 // answerError writes err with the chosen error handler, or as JSON when no

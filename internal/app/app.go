@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/httpguard"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -264,6 +265,9 @@ func (s *Server) Listen() error {
 			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 			ln = tls.NewListener(ln, srv.TLSConfig)
 		}
+		// Requests with ambiguous framing (smuggling) are refused before
+		// net/http reads them.
+		ln = httpguard.Protect(srv, ln)
 		s.listeners[name], s.servers[name] = ln, srv
 		return nil
 	}

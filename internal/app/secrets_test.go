@@ -45,6 +45,13 @@ func TestSecretsNeverLoggedAndQueryTokensScrubbed(t *testing.T) {
   authorizer: {handler: allow}
   mutators: [{handler: header}]
   upstream: {url: "UPSTREAM"}
+- id: query-login
+  match: {url: "http://<[^/]+>/ql", methods: [GET]}
+  authenticators: [{handler: jwt, config: {token_from: {query_parameter: access_token}}}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  errors: [{handler: redirect, config: {to: "http://login.example/login", return_to_query_param: return_to}}]
+  upstream: {url: "UPSTREAM"}
 - id: cookie
   match: {url: "http://<[^/]+>/c", methods: [GET]}
   authenticators: [{handler: jwt, config: {token_from: {cookie: tok}}}]
@@ -62,7 +69,7 @@ log: {level: %s, format: %s}
 authenticators: {jwt: {enabled: true, config: {jwks_urls: [%q]}}}
 authorizers: {allow: {enabled: true}}
 mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}}
-errors: {handlers: {json: {enabled: true, config: {verbose: true}}}}
+errors: {handlers: {json: {enabled: true, config: {verbose: true}}, redirect: {enabled: true}}}
 `, level, format, jwks)
 				s := startServer(t, cfg, rules)
 				base := s.url("proxy")
@@ -103,6 +110,18 @@ errors: {handlers: {json: {enabled: true, config: {verbose: true}}}}
 					if strings.Contains(body, good) || strings.Contains(body, bad) || strings.Contains(body, badCookie) {
 						t.Errorf("GET %s: the response echoes a credential", strings.Split(c.path, "?")[0])
 					}
+				}
+				// A rejected query token must not be copied into the
+				// login redirect's return_to either.
+				noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				res, err := noFollow.Get(base + "/ql?access_token=" + bad + "&keep=1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				loc := res.Header.Get("Location")
+				if res.StatusCode != http.StatusFound || !strings.Contains(loc, "keep%3D1") || strings.Contains(loc, bad) || strings.Contains(loc, "access_token") {
+					t.Errorf("redirect for a rejected query token: %d Location %q", res.StatusCode, loc)
 				}
 				for _, q := range upstreamSaw {
 					if strings.Contains(q, "access_token") || strings.Contains(q, good) {
