@@ -85,6 +85,15 @@ func TestRequestSmugglingIsRefused(t *testing.T) {
 		{"TE with space before colon", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
 		{"negative CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"},
 		{"CL with plus", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\nabcd"},
+		// Accepted by net/http alone; refused by internal/httpguard.
+		{"CL then TE", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"TE then CL smuggling a GET", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 37\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"TE with CL 0", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"TE on HTTP/1.0 smuggling a GET", "POST /x HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"obs-fold hiding TE", "POST /x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc"},
+		{"bare LF ends the chunk size", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n"},
+		{"bare CR in a value", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\rTransfer-Encoding: chunked\r\n\r\n"},
+		{"space before colon", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length : 4\r\n\r\nabcd"},
 	}
 	for _, tc := range cases {
 		before := hits.Load()
