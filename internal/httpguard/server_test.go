@@ -235,5 +235,3 @@ func TestServerTLSStateRestored(t *testing.T) {
 		t.Errorf("handler saw %q, want the TLS state", b)
 	}
 }
-
-
