@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,8 +77,8 @@ type tunnel struct {
 	expiresAt    time.Time // zero: not bound or unknown
 	revalAt      time.Time // zero: no re-validation
 	revalidating bool
-	timer        *time.Timer // next deadline
-	grace        *time.Timer // end of the close grace
+	timer        *time.Timer // next deadline; once closing, the end of the close grace
+	graceEnd     time.Time   // when closing: the end of the close grace
 	cause        *closeCause // first reason the tunnel began to end
 	closing      bool        // a Close was sent or relayed
 	torn         bool        // both connections are closed
@@ -150,14 +151,14 @@ func (t *tunnel) beginClose(c *closeCause) {
 	if t.cause == nil {
 		t.cause = c
 	}
-	t.stopTimerLocked()
-	grace := t.policy.CloseGrace
-	if grace > 0 {
-		t.grace = time.AfterFunc(grace, t.graceOver)
-	}
+	grace := t.armGraceLocked()
 	t.mu.Unlock()
 
 	t.sendClose(&t.client, c)
+	// Tunnels reaching a deadline together close at once: let the others
+	// send their client's Close before this one writes to its upstream,
+	// so the side that waits for an answer hears first.
+	runtime.Gosched()
 	t.sendClose(&t.upstream, c)
 	if grace <= 0 {
 		t.teardown(c)
@@ -166,32 +167,64 @@ func (t *tunnel) beginClose(c *closeCause) {
 	t.checkClientDone()
 }
 
+// armGraceLocked turns the deadline timer into the close grace's end and
+// returns the grace; t.mu is held.
+func (t *tunnel) armGraceLocked() time.Duration {
+	grace := t.policy.CloseGrace
+	if grace <= 0 {
+		t.stopTimerLocked()
+		return grace
+	}
+	t.graceEnd = time.Now().Add(grace)
+	if t.timer == nil {
+		t.timer = time.AfterFunc(grace, t.onTimer)
+	} else {
+		t.timer.Reset(grace)
+	}
+	return grace
+}
+
 // sendClose writes the proxy's Close frame to e unless e already had one.
-// It waits for a frame being written to e to end.
+// It waits for a frame being written to e to end; a peer that reads
+// nothing holds it until the close grace ends and the connection is
+// closed.
 func (t *tunnel) sendClose(e *endpoint, c *closeCause) {
-	frame := closeFrame(c.code, c.text, !e.client)
+	var buf [closeFrameMax]byte
+	frame := closeFrame(buf[:0], c, !e.client)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closeSent.Load() {
 		return
 	}
 	e.closeSent.Store(true)
-	// A peer that reads nothing cannot hold the write beyond the grace.
-	_ = e.conn.SetWriteDeadline(time.Now().Add(max(t.policy.CloseGrace, 100*time.Millisecond)))
+	if t.policy.CloseGrace <= 0 {
+		_ = e.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	}
 	_, _ = e.conn.Write(frame)
 }
 
-// closeFrame encodes a Close frame. Frames to the upstream are masked with
-// a key from crypto/rand: "The masking key needs to be unpredictable"
-// (RFC 6455 section 5.3).
-func closeFrame(code ws.StatusCode, reason string, masked bool) []byte {
-	f := ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason))
+// closeFrameMax is the size of the largest Close frame: a masked header
+// and 125 bytes of payload.
+const closeFrameMax = 2 + 4 + ws.MaxControlFramePayloadSize
+
+// closeFrame appends to b a Close frame with c's code and reason. Frames to
+// the upstream are masked with a key from crypto/rand: "The masking key
+// needs to be unpredictable" (RFC 6455 section 5.3).
+func closeFrame(b []byte, c *closeCause, masked bool) []byte {
+	n := min(2+len(c.text), ws.MaxControlFramePayloadSize)
+	b = append(b, 0x80|byte(ws.OpClose), byte(n))
+	var key [4]byte
 	if masked {
-		var key [4]byte
+		b[1] |= 0x80
 		_, _ = rand.Read(key[:])
-		f = ws.MaskFrameInPlaceWith(f, key)
+		b = append(b, key[:]...)
 	}
-	b, _ := ws.CompileFrame(f)
+	start := len(b)
+	b = append(b, byte(c.code>>8), byte(c.code))
+	b = append(b, c.text[:n-2]...)
+	if masked {
+		ws.Cipher(b[start:], key, 0)
+	}
 	return b
 }
 
@@ -219,12 +252,7 @@ func (t *tunnel) peerClosed() {
 	teardown := false
 	if !t.closing && !t.torn {
 		t.closing = true
-		t.stopTimerLocked()
-		if g := t.policy.CloseGrace; g > 0 {
-			t.grace = time.AfterFunc(g, t.graceOver)
-		} else {
-			teardown = true
-		}
+		teardown = t.armGraceLocked() <= 0
 	}
 	t.mu.Unlock()
 	if teardown {
@@ -252,9 +280,6 @@ func (t *tunnel) checkClientDone() {
 	}
 }
 
-// graceOver ends a tunnel whose close handshake took longer than the grace.
-func (t *tunnel) graceOver() { t.teardown(nil) }
-
 // teardown closes both connections; c is the reason unless one was set.
 func (t *tunnel) teardown(c *closeCause) {
 	t.mu.Lock()
@@ -267,9 +292,6 @@ func (t *tunnel) teardown(c *closeCause) {
 		t.cause = c
 	}
 	t.stopTimerLocked()
-	if t.grace != nil {
-		t.grace.Stop()
-	}
 	t.mu.Unlock()
 	_ = t.client.conn.Close()
 	_ = t.upstream.conn.Close()
@@ -307,7 +329,6 @@ func (t *tunnel) finish() {
 	c, code := t.cause, t.peerCode
 	t.mu.Unlock()
 	life := time.Since(t.start)
-	t.owner.unregister(t)
 	t.owner.m.Closed(t.rule, c.reason, life)
 	f := logrus.Fields{
 		"rule":              t.rule,
@@ -321,4 +342,6 @@ func (t *tunnel) finish() {
 		f["peer_close_code"] = int(code)
 	}
 	t.owner.log.WithFields(f).Info("websocket tunnel closed")
+	// Last: Shutdown returns once every tunnel is unregistered.
+	t.owner.unregister(t)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,3 +262,39 @@ func TestTunnelNoLeaks(t *testing.T) {
 type noFatal struct{ testing.TB }
 
 func (n noFatal) Fatalf(format string, args ...any) { n.Errorf(format, args...) }
+
+func TestCloseFrame(t *testing.T) {
+	long := closeCause{reason: "x", code: ws.StatusPolicyViolation, text: strings.Repeat("r", 200)}
+	tests := []struct {
+		name       string
+		cause      *closeCause
+		masked     bool
+		wantReason string
+	}{
+		{name: "to the client", cause: &causeMaxLifetime, masked: false, wantReason: "max lifetime reached"},
+		{name: "to the upstream", cause: &causeSessionRevoked, masked: true, wantReason: "session revoked"},
+		{name: "going away", cause: &causeShutdown, masked: true, wantReason: "going away"},
+		{name: "reason cut to fit a control frame", cause: &long, masked: false, wantReason: strings.Repeat("r", 123)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := closeFrame(nil, tc.cause, tc.masked)
+			f, err := readFrameFrom(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("closeFrame(%q) does not parse: %v", tc.cause.text, err)
+			}
+			code, reason := ws.ParseCloseFrameData(f.payload)
+			if f.h.OpCode != ws.OpClose || !f.h.Fin || f.h.Masked != tc.masked || code != tc.cause.code || reason != tc.wantReason {
+				t.Errorf("closeFrame = (%v fin %v masked %v %d %q), want (Close fin true masked %v %d %q)",
+					f.h.OpCode, f.h.Fin, f.h.Masked, code, reason, tc.masked, tc.cause.code, tc.wantReason)
+			}
+			if err := ws.CheckHeader(f.h, ws.StateServerSide); tc.masked && err != nil {
+				t.Errorf("masked Close rejected by a server: %v", err)
+			}
+		})
+	}
+	a, b := closeFrame(nil, &causeShutdown, true), closeFrame(nil, &causeShutdown, true)
+	if bytes.Equal(a[2:6], b[2:6]) {
+		t.Errorf("two masked Close frames share the masking key %x", a[2:6])
+	}
+}

@@ -59,8 +59,20 @@ func (t *tunnel) onTimer() {
 	now := time.Now()
 	due := func(d time.Time) bool { return !d.IsZero() && !now.Before(d) }
 	t.mu.Lock()
-	if t.closing || t.torn {
+	switch {
+	case t.torn:
 		t.mu.Unlock()
+		return
+	case t.closing:
+		// The close grace: over, unless the timer was re-armed after
+		// this call was already on its way.
+		if now.Before(t.graceEnd) {
+			t.timer.Reset(t.graceEnd.Sub(now))
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+		t.teardown(nil)
 		return
 	}
 	var c *closeCause

@@ -60,7 +60,11 @@ var errProtocol = errors.New("websocket protocol violation")
 // pump relays frames from src to dst. Frames are parsed only to find their
 // boundaries: header and payload bytes are written exactly as read, so
 // masked client frames stay masked with the client's key and RSV bits
-// (permessage-deflate) pass untouched.
+// (permessage-deflate) pass untouched. Whatever one read brought is
+// forwarded in one write, across frame boundaries, as long as no Close is
+// among it; dst's write lock is held from a frame's first byte to its last
+// (and released at every boundary the relay reaches), so the proxy's own
+// Close frames go between frames.
 type pump struct {
 	t        *tunnel
 	src, dst *endpoint
@@ -71,12 +75,22 @@ type pump struct {
 	// a fragmented message is in progress.
 	state ws.State
 
-	// The read window: unread bytes are win[r:w]. win is pending (bytes
-	// buffered during the handshake), head, or a pooled buffer.
-	win    []byte
-	r, w   int
-	pooled *[]byte
-	head   [relayHeadSize]byte
+	// The read window: unread bytes are win[r:w], of which win[r:c] were
+	// walked and can be forwarded. win is pending (bytes buffered during
+	// the handshake), head, or a pooled buffer.
+	win         []byte
+	r, c, w     int
+	partialOnly bool // win[r:c] is all inside one unfinished frame
+	pooled      *[]byte
+	// hot is set when the last read filled the pooled buffer: more bytes
+	// are probably waiting, so the next read goes to that buffer again
+	// rather than to head. (A peer that falls silent right after such a
+	// read leaves the buffer with its direction until the next read.)
+	hot  bool
+	head [relayHeadSize]byte
+
+	left   int64 // bytes of the current frame not yet forwarded; 0 at a boundary
+	locked bool  // dst.mu is held (mid-frame)
 
 	hr      sliceReader
 	scratch [ws.MaxHeaderSize]byte
@@ -101,55 +115,172 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 
 // run relays until src or dst fails or the tunnel is torn down.
 func (p *pump) run() error {
-	defer p.putBuf()
+	defer func() {
+		if p.locked {
+			p.dst.mu.Unlock()
+			p.locked = false
+		}
+		p.r, p.c, p.w = 0, 0, 0
+		p.putBuf()
+	}()
 	if len(p.win) == 0 {
 		p.win = p.head[:]
 	}
 	for {
 		if p.r == p.w {
-			// Nothing unread: wait for the next frame holding no buffer.
-			p.putBuf()
-			if err := p.fill(1); err != nil {
+			if err := p.readNext(); err != nil {
 				return err
 			}
 		}
-		end, closed, err := p.scan()
-		if err != nil {
-			return err
-		}
-		if end > p.r {
-			if err := p.forward(end, closed); err != nil {
-				return err
-			}
-			continue
-		}
-		// The first frame is incomplete.
-		h, hl, err := p.header(p.r)
+		closeAt, need, err := p.walk()
 		if err != nil {
 			return err
 		}
 		switch {
-		case hl == 0:
-			// Not even its header is here.
-			need := 2
-			if p.w-p.r >= 2 {
-				need = headerLen(p.win[p.r+1])
-			}
+		case p.c == p.r:
+			// A header, or a control frame (forwarded whole), is not
+			// complete yet.
 			if err := p.fill(need); err != nil {
 				return err
 			}
-		case h.OpCode.IsControl():
-			// At most 125 bytes: read it whole, then scan again.
-			if err := p.fill(hl + int(h.Length)); err != nil {
+		case closeAt < 0 && p.left > 0 && p.partialOnly && p.left >= relaySpliceMin && p.spliceable():
+			// A long payload between two TCP sockets: write what the
+			// window holds, then let the kernel move the rest.
+			if err := p.forward(-1); err != nil {
+				return err
+			}
+			if err := p.splice(); err != nil {
+				return err
+			}
+		case closeAt < 0 && p.left > 0 && p.partialOnly && p.pooled == nil && p.w == len(p.win):
+			// The small window is full of the start of a longer frame:
+			// more of it is waiting. Read it before writing, so that it
+			// goes out in one write rather than two.
+			p.getBuf()
+			if err := p.read(); err != nil {
 				return err
 			}
 		default:
-			p.take(h)
-			if err := p.stream(hl, h.Length); err != nil {
+			if err := p.forward(closeAt); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// walk moves c, the end of what can be forwarded, through complete frames
+// and into a data frame the window holds only the start of, stopping after
+// a Close frame. closeAt is the offset of the Close frame that ends the
+// walked bytes, or -1. When c could not move from r, need is the number of
+// bytes required from r. partialOnly is set when everything from r to c
+// belongs to one unfinished frame.
+func (p *pump) walk() (closeAt, need int, err error) {
+	closeAt = -1
+	start := p.r // where the last frame walked into began
+	for p.c < p.w {
+		if p.left == 0 {
+			h, hl, err := p.header(p.c)
+			if err != nil {
+				return -1, 0, err
+			}
+			if hl == 0 {
+				need = 2
+				if p.w-p.c >= 2 {
+					need = headerLen(p.win[p.c+1])
+				}
+				break
+			}
+			if h.OpCode.IsControl() && int64(p.w-p.c-hl) < h.Length {
+				need = hl + int(h.Length)
+				break
+			}
+			p.take(h)
+			p.left = int64(hl) + h.Length
+			start = p.c
+			if h.OpCode == ws.OpClose {
+				closeAt = p.c
+			}
+		}
+		k := min(p.left, int64(p.w-p.c))
+		p.c += int(k)
+		p.left -= k
+		if closeAt >= 0 {
+			break
+		}
+	}
+	p.partialOnly = p.left > 0 && start <= p.r
+	return closeAt, need, nil
+}
+
+// forward writes win[r:c] to dst in one write. When closeAt >= 0, the
+// bytes end with the Close frame at closeAt: both sides are marked.
+func (p *pump) forward(closeAt int) error {
+	b := p.win[p.r:p.c]
+	var code ws.StatusCode
+	if closeAt >= 0 {
+		code = closeCode(p.win[closeAt:p.c])
+		// Before the Close can reach the other peer and be answered.
+		p.t.noteCloser(p.src, code)
+	}
+	dst := p.dst
+	if !p.locked {
+		dst.mu.Lock()
+		p.locked = true
+	}
+	// Nothing goes to a peer after a Close, nor from a peer after its Close.
+	if !dst.closeSent.Load() && !p.src.closeRecv.Load() {
+		if _, err := dst.conn.Write(b); err != nil {
+			return &relayError{side: dst, err: err}
+		}
+		p.relayed += int64(len(b))
+		if closeAt >= 0 {
+			dst.closeSent.Store(true)
+		}
+	}
+	p.r = p.c
+	if p.left == 0 {
+		// At a frame boundary: the proxy may write its own frames.
+		dst.mu.Unlock()
+		p.locked = false
+	}
+	if closeAt >= 0 {
+		p.src.closeRecv.Store(true)
+		p.t.peerClosed()
+	}
+	return nil
+}
+
+// relaySpliceMin is the payload left in a frame from which the relay
+// splices it (socket to pipe to socket, no copy through the process)
+// rather than reading and writing it; 0 turns splicing off.
+var relaySpliceMin int64 = 256 << 10
+
+// spliceable reports whether the frame's rest can be spliced: both sides
+// plain TCP and the bytes actually going to dst.
+func (p *pump) spliceable() bool {
+	_, ok1 := p.src.conn.(*net.TCPConn)
+	_, ok2 := p.dst.conn.(*net.TCPConn)
+	return relaySpliceMin > 0 && ok1 && ok2 && p.c == p.w &&
+		!p.dst.closeSent.Load() && !p.src.closeRecv.Load()
+}
+
+// splice moves the rest of the current frame from src to dst in the
+// kernel; dst's write lock is held.
+func (p *pump) splice() error {
+	lr := io.LimitedReader{R: p.src.conn, N: p.left}
+	n, err := p.dst.conn.(*net.TCPConn).ReadFrom(&lr)
+	p.relayed += n
+	p.left -= n
+	p.touch()
+	if p.left == 0 {
+		p.dst.mu.Unlock()
+		p.locked = false
+		return nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return &relayError{side: p.src, err: err}
 }
 
 // headerLen is the length of a frame header given its second byte.
@@ -201,126 +332,40 @@ func (p *pump) take(h ws.Header) {
 	}
 }
 
-// scan finds the run of complete frames at the start of the window. It
-// stops after a Close frame. end is the window offset after the run
-// (p.r when the first frame is incomplete).
-func (p *pump) scan() (end int, closed bool, err error) {
-	end = p.r
-	for end < p.w {
-		h, hl, err := p.header(end)
-		if err != nil {
-			return end, false, err
-		}
-		if hl == 0 || int64(p.w-end-hl) < h.Length {
-			break
-		}
-		p.take(h)
-		end += hl + int(h.Length)
-		if h.OpCode == ws.OpClose {
-			return end, true, nil
-		}
-	}
-	return end, false, nil
-}
-
-// forward writes the complete frames win[r:end] to dst in one write. A run
-// that ends with a Close frame marks both sides.
-func (p *pump) forward(end int, closed bool) error {
-	b := p.win[p.r:end]
-	var code ws.StatusCode
-	if closed {
-		code = closeCode(b)
-	}
-	if closed {
-		// Before the Close can reach the other peer and be answered.
-		p.t.noteCloser(p.src, code)
-	}
-	dst := p.dst
-	dst.mu.Lock()
-	if !dst.closeSent.Load() && !p.src.closeRecv.Load() {
-		if _, err := dst.conn.Write(b); err != nil {
-			dst.mu.Unlock()
-			return &relayError{side: dst, err: err}
-		}
-		p.relayed += int64(len(b))
-		if closed {
-			dst.closeSent.Store(true)
-		}
-	}
-	dst.mu.Unlock()
-	p.r = end
-	if closed {
-		p.src.closeRecv.Store(true)
-		p.t.peerClosed()
-	}
-	return nil
-}
-
-// closeCode returns the status code of the Close frame that ends b.
+// closeCode returns the status code in the Close frame b (0 if none).
 func closeCode(b []byte) ws.StatusCode {
-	// Walk to the last frame of the run.
-	var last []byte
-	for len(b) >= 2 {
-		hl := headerLen(b[1])
-		var sr sliceReader
-		var scratch [ws.MaxHeaderSize]byte
-		sr.b = b[:hl]
-		h, err := ws.ReadHeaderBuffer(&sr, scratch[:])
-		if err != nil {
-			return 0
-		}
-		last, b = b[:hl+int(h.Length)], b[hl+int(h.Length):]
-	}
-	if len(last) < 2 {
+	if len(b) < 2 {
 		return 0
 	}
-	hl := headerLen(last[1])
-	payload := last[hl:]
-	if len(payload) < 2 {
+	hl := headerLen(b[1])
+	if len(b) < hl+2 {
 		return 0
 	}
 	var code [2]byte
-	copy(code[:], payload)
-	if last[1]&0x80 != 0 {
+	copy(code[:], b[hl:])
+	if b[1]&0x80 != 0 {
 		var mask [4]byte
-		copy(mask[:], last[hl-4:hl])
+		copy(mask[:], b[hl-4:hl])
 		ws.Cipher(code[:], mask, 0)
 	}
 	return ws.StatusCode(uint16(code[0])<<8 | uint16(code[1]))
 }
 
-// stream relays a data frame longer than what the window holds: header
-// length hl, payload length n, starting at win[r]. It holds dst's write
-// lock from the frame's first byte to its last.
-func (p *pump) stream(hl int, n int64) error {
-	left := int64(hl) + n
-	dst := p.dst
-	dst.mu.Lock()
-	defer dst.mu.Unlock()
-	drop := dst.closeSent.Load() || p.src.closeRecv.Load()
-	if p.pooled == nil {
-		p.getBuf()
+// readNext reads into the emptied window. Between frames it waits holding
+// no buffer (unless hot); inside a frame it reads into a pooled buffer.
+func (p *pump) readNext() error {
+	switch {
+	case p.left > 0:
+		if p.pooled == nil {
+			p.getBuf()
+		}
+		p.r, p.c, p.w = 0, 0, 0
+	case p.hot:
+		p.r, p.c, p.w = 0, 0, 0
+	default:
+		p.putBuf()
 	}
-	for {
-		k := min(int64(p.w-p.r), left)
-		if k > 0 {
-			if !drop {
-				if _, err := dst.conn.Write(p.win[p.r : p.r+int(k)]); err != nil {
-					return &relayError{side: dst, err: err}
-				}
-				p.relayed += k
-			}
-			p.r += int(k)
-			left -= k
-		}
-		if left == 0 {
-			return nil
-		}
-		p.r, p.w = 0, 0
-		if err := p.read(); err != nil {
-			return err
-		}
-	}
+	return p.read()
 }
 
 // fill reads until at least n unread bytes are in the window, making room
@@ -339,9 +384,11 @@ func (p *pump) fill(n int) error {
 
 // read reads once into the free end of the window.
 func (p *pump) read() error {
+	free := len(p.win) - p.w
 	m, err := p.src.conn.Read(p.win[p.w:])
 	if m > 0 {
 		p.w += m
+		p.hot = p.pooled != nil && m == free
 		p.touch()
 	}
 	if err != nil && m == 0 {
@@ -366,22 +413,20 @@ func (p *pump) relocate(n int) {
 		p.w = copy(*b, unread)
 		p.pooled, p.win = b, *b
 	}
+	p.c -= p.r
 	p.r = 0
 }
 
 // getBuf moves the window into a pooled buffer.
 func (p *pump) getBuf() { p.relocate(relayHeadSize + 1) }
 
-// putBuf gives the pooled buffer back when nothing unread is in it.
+// putBuf gives the pooled buffer back; the window must be empty.
 func (p *pump) putBuf() {
-	if p.r != p.w {
-		return
-	}
 	if p.pooled != nil {
 		relayBufs.Put(p.pooled)
 		p.pooled = nil
 	}
-	p.win, p.r, p.w = p.head[:], 0, 0
+	p.win, p.r, p.c, p.w, p.hot = p.head[:], 0, 0, 0, false
 }
 
 // touch notes traffic for the idle timeout and, about once a second,

@@ -165,16 +165,27 @@ func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	target, policy, session, preserve := h.upstreamURL, h.policy, h.session(), h.preserveHost
 	h.mu.Unlock()
-	u, err := url.Parse(target)
+	req, err := tunnelRequestFor(r, target, policy, session, preserve)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	h.tunnels.ServeTunnel(w, r, req)
+}
+
+// tunnelRequestFor builds the TunnelRequest the proxy handler would for r
+// going to the upstream at target: the upstream URL, Host, the client's
+// headers without hop-by-hop ones, and the session's (mutator) headers.
+func tunnelRequestFor(r *http.Request, target string, policy rules.WebSocketPolicy, session *pipeline.Session, preserveHost bool) (TunnelRequest, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return TunnelRequest{}, err
 	}
 	u.Path, u.RawQuery = r.URL.Path, r.URL.RawQuery
 	out := r.Clone(context.Background())
 	out.URL, out.RequestURI = u, ""
 	out.Host = ""
-	if preserve {
+	if preserveHost {
 		out.Host = r.Host
 	}
 	for _, name := range []string{"Connection", "Upgrade", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Proxy-Connection"} {
@@ -183,7 +194,7 @@ func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
 	for k, v := range session.Header {
 		out.Header[k] = v
 	}
-	h.tunnels.ServeTunnel(w, r, TunnelRequest{RuleID: "rule-1", Policy: policy, Session: session, Upstream: out})
+	return TunnelRequest{RuleID: "rule-1", Policy: policy, Session: session, Upstream: out}, nil
 }
 
 // wsURL is the front server's ws:// URL for path.
