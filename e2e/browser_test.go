@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// EnvChromium names the environment variable that overrides the browser
+// binary the browser test drives.
+const EnvChromium = "PORTCULLIS_CHROMIUM"
+
+// screenshotDir is where the browser test leaves its screenshots (ignored
+// by git).
+var screenshotDir = filepath.Join(repoRoot, ".build", "e2e")
+
+// TestBrowserJourney is the journey of the guides in a real headless
+// Chromium: open the demo app through portcullis, get sent to the login
+// page, go on to registration, register, land back on the app, see the
+// WebSocket echo what is typed, and see the page report the tunnel's end
+// with close code 1008 and its reason when the rule's max lifetime passes.
+// The final page is saved as .build/e2e/browser-journey.png.
+func TestBrowserJourney(t *testing.T) {
+	chromium := chromiumPath(t)
+	lifetime := 5 * time.Second
+	qs := startQuickstart(t, quickstartOptions{MaxLifetime: lifetime})
+
+	out := &syncBuffer{max: 64 << 10}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 1100),
+		chromedp.CombinedOutput(out),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	defer cancel()
+
+	b := &chromiumSession{t: t, ctx: ctx, output: out}
+
+	// 1. The app, through portcullis: no session, so the login page.
+	b.do("open the app", chromedp.Navigate(qs.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login input[name="identifier"]`)))
+	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/login?flow=") {
+		t.Fatalf("the app led to %s, want the login page with a Kratos flow", loc)
+	}
+
+	// 2. On to registration.
+	b.do("go to registration", chromedp.Click(chromedp.ID("other-flow")),
+		chromedp.WaitVisible(chromedp.CSS(`#registration input[name="traits.email"]`)))
+	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/registration?flow=") {
+		t.Fatalf("the registration link led to %s", loc)
+	}
+
+	// 3. Register: Kratos signs the new identity in and sends the browser
+	// back to the app, whose page opens the WebSocket.
+	email := fmt.Sprintf("chromium-%d@example.com", time.Now().UnixNano())
+	b.do("register",
+		chromedp.SendKeys(chromedp.CSS(`input[name="traits.email"]`), email),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct horse battery staple"),
+		chromedp.Click(chromedp.CSS(`button[name="method"][value="password"]`)),
+		chromedp.WaitVisible(chromedp.ID("status")))
+	if loc := b.location(); loc != qs.URL+"/" {
+		t.Fatalf("after registering the browser is at %s, want %s/", loc, qs.URL)
+	}
+	if who := b.text(chromedp.ID("who")); !strings.Contains(who, email) {
+		t.Errorf("the page says %q, want it to name %s", who, email)
+	}
+	b.poll("the WebSocket opens", `document.getElementById("status").textContent === "open"`, 20*time.Second)
+	b.poll("the app greets the identity over the tunnel",
+		fmt.Sprintf(`[...document.querySelectorAll("#log li.echo")].some(li => li.textContent.includes(%q))`, email), 10*time.Second)
+
+	// 4. What is typed comes back.
+	const typed = "hello from chromium"
+	b.do("type a message", chromedp.SendKeys(chromedp.ID("message"), typed), chromedp.Click(chromedp.ID("send")))
+	b.poll("the message is echoed",
+		fmt.Sprintf(`[...document.querySelectorAll("#log li.echo")].some(li => li.textContent === "← " + %q)`, typed), 10*time.Second)
+
+	// 5. The rule's max lifetime ends the tunnel; the page shows the close.
+	b.poll("the page reports the tunnel's end", `!document.getElementById("closed").hidden`, lifetime+30*time.Second)
+	code, reason := b.text(chromedp.ID("close-code")), b.text(chromedp.ID("close-reason"))
+	if code != "1008" || reason != "max lifetime reached" {
+		t.Errorf("the page shows close code %q reason %q, want 1008 \"max lifetime reached\"", code, reason)
+	}
+	if status := b.text(chromedp.ID("status")); status != "closed" {
+		t.Errorf("status = %q, want closed", status)
+	}
+
+	path := b.screenshot("browser-journey.png")
+	t.Logf("final page: %s", path)
+}
+
+// chromiumSession runs the steps of one browser journey and, when a step
+// fails, reports where the browser was and what it showed.
+type chromiumSession struct {
+	t      *testing.T
+	ctx    context.Context
+	output *syncBuffer
+}
+
+func (b *chromiumSession) do(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.fail(step, err)
+	}
+}
+
+func (b *chromiumSession) poll(step, predicate string, within time.Duration) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](predicate,
+		chromedp.WithPollingTimeout(within), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		b.fail(step, err)
+	}
+}
+
+func (b *chromiumSession) text(sel chromedp.ID) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
+	if err != nil {
+		b.fail("read "+string(sel), err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (b *chromiumSession) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.fail("read the location", err)
+	}
+	return loc
+}
+
+// screenshot saves the whole page under .build/e2e and returns the path.
+func (b *chromiumSession) screenshot(name string) string {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	path := filepath.Join(screenshotDir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	return path
+}
+
+// fail ends the test with the step that failed, the page's URL and text,
+// a screenshot, and the browser's output.
+func (b *chromiumSession) fail(step string, err error) {
+	b.t.Helper()
+	diag, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 10*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(diag, chromedp.Location())
+	body, _ := chromedp.Run(diag, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	shot := ""
+	if png, e := chromedp.Run(diag, chromedp.FullScreenshot(100)); e == nil && os.MkdirAll(screenshotDir, 0o755) == nil {
+		shot = filepath.Join(screenshotDir, "browser-journey-failure.png")
+		_ = os.WriteFile(shot, png, 0o644)
+	}
+	b.t.Fatalf("step %q failed: %v\nlocation: %s\nscreenshot: %s\npage text:\n%s\n--- chromium output ---\n%s",
+		step, err, loc, shot, body, b.output)
+}
+
+// chromiumPath finds the browser: $PORTCULLIS_CHROMIUM, else chromium (as
+// Debian names it) or its other usual names. Missing, it fails the test
+// with the install hint; under -short the test is skipped.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(EnvChromium); p != "" {
+		return p
+	}
+	return mustTool(t, "run scripts/install-test-deps.sh (apt-get install chromium) or set "+EnvChromium,
+		"chromium", "chromium-browser", "google-chrome")
+}
