@@ -21,7 +21,6 @@ import (
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/contrib/demo-app/demoapp"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 )
 
@@ -74,14 +73,7 @@ type quickstart struct {
 // missing Kratos binary fails the test (skips it under -short).
 func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 	t.Helper()
-	kratosBin := kratostest.BinaryPath()
-	if _, err := os.Stat(kratosBin); err != nil {
-		msg := fmt.Sprintf("Ory Kratos binary not found at %s: run scripts/build-kratos.sh (or make kratos)", kratosBin)
-		if testing.Short() {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
+	kratosBin := kratosBinary(t)
 	dir := t.TempDir()
 	ports := freePorts(t, 5)
 	proxyPort, apiPort, metricsPort, kratosPub, kratosAdmin := ports[0], ports[1], ports[2], ports[3], ports[4]
