@@ -307,4 +307,3 @@ func mustTool(t *testing.T, hint string, names ...string) string {
 	t.Fatal(msg)
 	return ""
 }
-
