@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -480,7 +481,8 @@ func (e *env) idle(ctx context.Context) error {
 	whoami, path, auth := "", pathWSEcho, ""
 	var k *kratostest.Kratos
 	if e.o.kratos {
-		life := 20*time.Second + time.Duration(n)*3*time.Millisecond
+		// Kratos takes whole units only.
+		life := (20*time.Second + time.Duration(n)*3*time.Millisecond).Round(time.Second)
 		k, err = kratostest.New(kratostest.Options{SessionLifespan: life})
 		if err != nil {
 			return fmt.Errorf("start Kratos: %w", err)
@@ -515,7 +517,8 @@ func (e *env) idle(ctx context.Context) error {
 	t.add(row{fig: "6", what: "RSS per idle tunnel", got: kib(got.rss), ref: kib(ref.rss) + " httputil",
 		ratio: []float64{got.rss / ref.rss}})
 	t.add(row{fig: "6", what: "goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
-		ref: fmt.Sprintf("%.2f httputil", ref.goroutines), target: 2, targetText: "≤ 2", inverse: true, absolute: got.goroutines})
+		ref: fmt.Sprintf("%.2f httputil", ref.goroutines), target: 2, targetText: "≤ 2", inverse: true,
+		absolute: math.Round(got.goroutines*100) / 100})
 
 	if k == nil {
 		t.add(row{fig: "7", what: "Close lateness at a common deadline", got: "not run (-kratos=false)"})
@@ -525,6 +528,16 @@ func (e *env) idle(ctx context.Context) error {
 		return fmt.Errorf("opening %d tunnels outlasted the session (expires %s); raise the margin", n, sess.ExpiresAt)
 	}
 	fmt.Fprintf(os.Stderr, "bench: waiting %s for the session to expire under %d tunnels\n", time.Until(sess.ExpiresAt).Round(time.Second), n)
+	profiled := make(chan struct{})
+	go func() {
+		// Profile the close burst, from a second before the expiry.
+		defer close(profiled)
+		time.Sleep(time.Until(sess.ExpiresAt) - time.Second)
+		if prof := e.profile(ctx, pc, "close-burst", 4*time.Second); prof != nil {
+			prof()
+		}
+	}()
+	defer func() { <-profiled }()
 	ans, err := cl.ask(ctx, time.Until(sess.ExpiresAt)+2*time.Minute, "await %d %d", sess.ExpiresAt.UnixNano(), int(time.Until(sess.ExpiresAt).Seconds())+60)
 	if err != nil {
 		return err

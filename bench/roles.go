@@ -279,8 +279,13 @@ func awaitCloses(clients []wsClient, t0 time.Time, limit time.Duration) string {
 	late := make([]int64, len(clients))
 	codes := make([]int, len(clients))
 	reasons := make([]string, len(clients))
-	var wg sync.WaitGroup
+	// The clients share the machine with the proxy: to measure the proxy
+	// and not their own work, they note the arrival at once and answer
+	// the Close only once every client has its Close (or gave up).
+	var arrived, wg sync.WaitGroup
+	release := make(chan struct{})
 	for i, c := range clients {
+		arrived.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -290,20 +295,25 @@ func awaitCloses(clients []wsClient, t0 time.Time, limit time.Duration) string {
 				h, p, err := fr.read()
 				if err != nil {
 					late[i], codes[i] = -1, -1
+					arrived.Done()
 					return
 				}
 				if h.OpCode != ws.OpClose {
 					continue
 				}
 				late[i] = time.Since(t0).Nanoseconds()
+				arrived.Done()
 				code, reason := ws.ParseCloseFrameData(p)
 				codes[i], reasons[i] = int(code), reason
+				<-release
 				_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(code, ""))))
 				return
 			}
 		}()
 	}
+	arrived.Wait()
+	close(release)
 	wg.Wait()
 	byCode := map[string]int{}
 	var got []int64
