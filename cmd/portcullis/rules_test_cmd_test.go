@@ -183,3 +183,24 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestRulesTestDocumentedExample runs the cases of docs/access-rules.md
+// against contrib/example's files, as the page says they pass.
+func TestRulesTestDocumentedExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/access-rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "<!-- check: cases -->")
+	if !ok {
+		t.Fatal("docs/access-rules.md has no cases example")
+	}
+	_, block, _ := strings.Cut(after, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	cases := filepath.Join(t.TempDir(), "cases.yml")
+	os.WriteFile(cases, []byte(block), 0o600)
+	out, errOut, err := run("rules", "test", cases, "-c", "../../contrib/example/oathkeeper.yml", "../../contrib/example/access-rules.yml")
+	if err != nil || !strings.Contains(out, "2 of 2 cases passed") {
+		t.Errorf("documented cases: %v\n%s%s", err, out, errOut)
+	}
+}

@@ -1,0 +1,93 @@
+// Package docs_test checks the documentation against the code: every
+// relative link points at a file that exists, and every example marked
+// <!-- check: config --> or <!-- check: rules --> conforms to the JSON
+// Schemas (configuration examples also load with the real loader, without
+// warnings). The rules-test example of access-rules.md is run by
+// cmd/portcullis's tests.
+package docs_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/schemas"
+)
+
+func markdownFiles(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, p := range []string{"*.md", "handlers/*.md", "../README.md", "../contrib/*/README.md"} {
+		m, err := filepath.Glob(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m...)
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %v", out)
+	}
+	return out
+}
+
+var link = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+func TestRelativeLinksResolve(t *testing.T) {
+	for _, f := range markdownFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "#") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			target, _, _ = strings.Cut(target, "#")
+			if _, err := os.Stat(filepath.Join(filepath.Dir(f), target)); err != nil {
+				t.Errorf("%s: link to %s: %v", f, m[1], err)
+			}
+		}
+	}
+}
+
+var checked = regexp.MustCompile("(?s)<!-- check: (config|rules|cases) -->\\s*```ya?ml\\n(.*?)```")
+
+func TestMarkedExamplesConform(t *testing.T) {
+	n := 0
+	for _, f := range markdownFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range checked.FindAllStringSubmatch(string(data), -1) {
+			n++
+			kind, body := m[1], m[2]
+			switch kind {
+			case "rules":
+				for _, e := range schemas.CheckRules(f, []byte(body)) {
+					t.Errorf("example in %v", e)
+				}
+			case "config":
+				for _, e := range schemas.CheckConfig(f, []byte(body)) {
+					t.Errorf("example in %v", e)
+				}
+				tmp := filepath.Join(t.TempDir(), "c.yml")
+				os.WriteFile(tmp, []byte(body), 0o600)
+				c, err := config.Load(tmp, nil, registry.HandlerNames(registry.NewCatalog()))
+				if err != nil {
+					t.Errorf("%s: example does not load: %v", f, err)
+				} else if len(c.Warnings) > 0 {
+					t.Errorf("%s: example loads with warnings: %v", f, c.Warnings)
+				}
+			}
+		}
+	}
+	if n < 4 {
+		t.Errorf("found %d marked examples, want at least 4", n)
+	}
+}
