@@ -67,8 +67,9 @@ type TunnelMetrics interface {
 	// Handshake records one upgrade handed to the tunnel, its outcome and
 	// how long it took until the client had its answer. Results: "ok",
 	// "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
-	// "upstream_refused", "upstream_bad_handshake", "upstream_unreachable", "upstream_timeout",
-	// "client_failed".
+	// "upstream_refused" (a non-101 answer), "upstream_bad_handshake" (an
+	// invalid 101), "upstream_unreachable", "upstream_timeout" and
+	// "client_failed" (the 101 could not be written to the client).
 	Handshake(rule, result string, d time.Duration)
 	// Opened is called when a tunnel is established (active +1).
 	Opened(rule string)
@@ -118,6 +119,7 @@ type Tunnels struct {
 	mu       sync.Mutex
 	live     map[*tunnel]struct{}
 	perRule  map[string]int // admitted tunnels (dialling or open) by rule
+	admitted int            // admitted tunnels in all
 	shutting bool
 	drained  chan struct{} // closed when shutting and live is empty
 	signaled bool          // drained is closed
@@ -242,6 +244,7 @@ func (t *Tunnels) admit(rule string, limit int) (result string, ok bool) {
 		return "over_capacity", false
 	}
 	t.perRule[rule]++
+	t.admitted++
 	return "", true
 }
 
@@ -249,9 +252,16 @@ func (t *Tunnels) admit(rule string, limit int) (result string, ok bool) {
 func (t *Tunnels) release(rule string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.freeSlotLocked(rule)
+}
+
+// freeSlotLocked gives back a slot taken by admit; t.mu is held.
+func (t *Tunnels) freeSlotLocked(rule string) {
 	if t.perRule[rule]--; t.perRule[rule] <= 0 {
 		delete(t.perRule, rule)
 	}
+	t.admitted--
+	t.signalDrainedLocked()
 }
 
 // register adds an established tunnel; it reports false when the server
@@ -274,16 +284,13 @@ func (t *Tunnels) unregister(tun *tunnel) {
 	}
 	delete(t.live, tun)
 	t.active.Add(-1)
-	if t.perRule[tun.rule]--; t.perRule[tun.rule] <= 0 {
-		delete(t.perRule, tun.rule)
-	}
-	t.signalDrainedLocked()
+	t.freeSlotLocked(tun.rule)
 }
 
-// signalDrainedLocked closes drained once shutting and no tunnel is left;
-// t.mu is held.
+// signalDrainedLocked closes drained once shutting and no tunnel is left,
+// open or still in its handshake; t.mu is held.
 func (t *Tunnels) signalDrainedLocked() {
-	if t.shutting && len(t.live) == 0 && !t.signaled {
+	if t.shutting && t.admitted == 0 && !t.signaled {
 		t.signaled = true
 		close(t.drained)
 	}
@@ -293,8 +300,9 @@ func (t *Tunnels) signalDrainedLocked() {
 func (t *Tunnels) Active() int { return int(t.active.Load()) }
 
 // Shutdown refuses new upgrades (503), sends every open tunnel a Close
-// frame 1001 ("going away") in both directions and waits until all tunnels
-// are gone or ctx ends. Each tunnel waits at most its rule's close grace for
+// frame 1001 ("going away") in both directions (tunnels still in their
+// handshake get theirs once open) and waits until all tunnels are gone or
+// ctx ends. Each tunnel waits at most its rule's close grace for
 // the peers' Close replies. When ctx ends first, the remaining connections
 // are closed at once and ctx's error is returned.
 func (t *Tunnels) Shutdown(ctx context.Context) error {

@@ -111,8 +111,8 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
 	if len(up.hs.Extensions) > 0 {
 		ext = ws.StateExtended
 	}
-	tun.up = pump{t: tun, src: &tun.client, dst: &tun.upstream, dir: DirToUpstream, state: ws.StateServerSide | ext}
-	tun.down = pump{t: tun, src: &tun.upstream, dst: &tun.client, dir: DirToClient, state: ws.StateClientSide | ext}
+	tun.up = pump{t: tun, src: &tun.client, dst: &tun.upstream, state: ws.StateServerSide | ext}
+	tun.down = pump{t: tun, src: &tun.upstream, dst: &tun.client, state: ws.StateClientSide | ext}
 	tun.up.win, tun.up.w = cl.pending, len(cl.pending)
 	tun.down.win, tun.down.w = up.pending, len(up.pending)
 	tun.up.lastReport, tun.down.lastReport = now.UnixNano(), now.UnixNano()

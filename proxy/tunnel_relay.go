@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ func (e *relayError) Unwrap() error { return e.err }
 // errProtocol is a frame a peer must not send (RFC 6455 section 5).
 var errProtocol = errors.New("websocket protocol violation")
 
+// errFrameLength is a frame whose length cannot be relayed.
+var errFrameLength = errors.New("frame length out of range")
+
 // pump relays frames from src to dst. Frames are parsed only to find their
 // boundaries: header and payload bytes are written exactly as read, so
 // masked client frames stay masked with the client's key and RSV bits
@@ -68,7 +72,6 @@ var errProtocol = errors.New("websocket protocol violation")
 type pump struct {
 	t        *tunnel
 	src, dst *endpoint
-	dir      string // DirToUpstream or DirToClient
 	// state checks frames with ws.CheckHeader: server side (frames must be
 	// masked) when reading the client, client side when reading the
 	// upstream; extended when an extension was negotiated; fragmented while
@@ -313,6 +316,11 @@ func (p *pump) header(at int) (h ws.Header, hl int, err error) {
 	if err == nil {
 		err = ws.CheckHeader(h, p.state)
 	}
+	if err == nil && h.Length > math.MaxInt64-int64(hl) {
+		// The frame's end (header and payload) must fit an int64: a
+		// length near 2^63 would overflow the bytes left to relay.
+		err = errFrameLength
+	}
 	if err != nil {
 		return h, 0, &relayError{side: p.src, err: errors.Join(errProtocol, err)}
 	}
@@ -442,7 +450,11 @@ func (p *pump) touch() {
 // report passes the bytes relayed since the last report to the metrics.
 func (p *pump) report(now int64) {
 	if d := p.relayed - p.reported; d > 0 {
-		p.t.owner.m.Relayed(p.t.rule, p.dir, d)
+		dir := DirToClient
+		if p.src.client {
+			dir = DirToUpstream
+		}
+		p.t.owner.m.Relayed(p.t.rule, dir, d)
 		p.reported = p.relayed
 	}
 	p.lastReport = now
