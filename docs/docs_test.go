@@ -7,6 +7,7 @@
 package docs_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,5 +90,42 @@ func TestMarkedExamplesConform(t *testing.T) {
 	}
 	if n < 4 {
 		t.Errorf("found %d marked examples, want at least 4", n)
+	}
+}
+
+// TestEnvironmentOverridesAsDocumented checks configuration.md's
+// statements about environment variables.
+func TestEnvironmentOverridesAsDocumented(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yml")
+	os.WriteFile(file, []byte("authenticators:\n  cookie_session:\n    config:\n      cache: {ttl: 5s}\n"), 0o600)
+	env := []string{
+		"SERVE_PROXY_PORT=8080",
+		"ACCESS_RULES_REPOSITORIES=file:///a.yml,file:///b.yml",
+		`ERRORS_FALLBACK=["redirect","json"]`,
+		"AUTHENTICATORS_COOKIE_SESSION_ENABLED=true",
+		"AUTHENTICATORS_COOKIE_SESSION_CONFIG_CHECK_SESSION_URL=http://kratos:4433/sessions/whoami",
+		"AUTHENTICATORS_COOKIE_SESSION_CONFIG_CACHE_TTL=1s",
+		"WEBSOCKET_MAX_LIFETIME=30m",
+		"UNRELATED_VARIABLE=x",
+	}
+	c, err := config.Load(file, env, registry.HandlerNames(registry.NewCatalog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := c.Authenticators["cookie_session"]
+	checks := []struct{ what, got, want string }{
+		{"port", fmt.Sprint(c.Serve.Proxy.Port), "8080"},
+		{"repositories", strings.Join(c.AccessRules.Repositories, " "), "file:///a.yml file:///b.yml"},
+		{"fallback", strings.Join(c.Errors.Fallback, " "), "redirect json"},
+		{"enabled", fmt.Sprint(cs.Enabled), "true"},
+		{"check_session_url", fmt.Sprint(cs.Config["check_session_url"]), "http://kratos:4433/sessions/whoami"},
+		{"cache.ttl (present in the file)", fmt.Sprint(cs.Config["cache"]), "map[ttl:1s]"},
+		{"websocket.max_lifetime", c.WebSocket.MaxLifetime.String(), "30m0s"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %q, want %q", ch.what, ch.got, ch.want)
+		}
 	}
 }
