@@ -174,7 +174,8 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 // upgrade is answered with the upstream's status (502 if that status is not
 // an error) and an unreachable one with 502 (504 on timeout): the client is
 // never left with a half-open upgrade. Only then is the client upgraded,
-// with the upstream's chosen subprotocol and extensions.
+// with the upstream's chosen subprotocol and extensions and the other
+// headers of the upstream's 101 (such as Set-Cookie).
 //
 // ServeTunnel returns once the tunnel is established or refused; the tunnel
 // runs on in two goroutines of its own (one per direction) until it ends.

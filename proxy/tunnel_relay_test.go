@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +266,83 @@ func TestTunnelProtocolViolation(t *testing.T) {
 	}
 	if n := len(up.received()); n != 0 {
 		t.Errorf("upstream received %d frames of the violations, want 0", n)
+	}
+}
+
+// TestTunnelOverTLS: a wss upstream (https in the rule) behind a TLS front:
+// nothing can be spliced, everything goes through the copy path.
+func TestTunnelOverTLS(t *testing.T) {
+	up := &upstream{t: t}
+	up.srv = httptest.NewTLSServer(http.HandlerFunc(up.serve))
+	t.Cleanup(up.srv.Close)
+	roots := up.srv.Client().Transport.(*http.Transport).TLSClientConfig
+	h := newHarnessWith(t, up.srv.URL, true, func(o *TunnelOptions) { o.TLSConfig = roots })
+	if !strings.HasPrefix(h.wsURL("/"), "wss://") || !strings.HasPrefix(up.srv.URL, "https://") {
+		t.Fatalf("not TLS: front %s, upstream %s", h.wsURL("/"), up.srv.URL)
+	}
+	c := h.dial("/tls", dialOpts{})
+	for _, size := range []int{10, 1 << 20} {
+		payload := bytes.Repeat([]byte{'t'}, size)
+		errc := make(chan error, 1)
+		go func() { errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...)))) }()
+		f := c.read()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f.payload, payload) {
+			t.Errorf("echo of %d bytes over TLS: got %d bytes", size, len(f.payload))
+		}
+	}
+	if r := up.lastRequest(); r == nil || r.TLS == nil {
+		t.Errorf("the upstream was not reached over TLS")
+	}
+}
+
+// TestTunnelDribble: frames that arrive a few bytes at a time (headers cut
+// anywhere, payloads longer and shorter than the inline read area) come
+// out whole and in order.
+func TestTunnelDribble(t *testing.T) {
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	type sent struct {
+		op      ws.OpCode
+		payload []byte
+	}
+	frames := []sent{
+		{op: ws.OpText, payload: []byte("hi")},
+		{op: ws.OpBinary, payload: bytes.Repeat([]byte{1}, 300)},
+		{op: ws.OpPing, payload: []byte("ping!")},
+		{op: ws.OpBinary, payload: bytes.Repeat([]byte{2}, 3000)},
+		{op: ws.OpText, payload: bytes.Repeat([]byte("z"), 125)},
+	}
+	var wire bytes.Buffer
+	for _, f := range frames {
+		_ = ws.WriteFrame(&wire, ws.MaskFrameInPlace(ws.NewFrame(f.op, true, append([]byte(nil), f.payload...))))
+	}
+	for _, chunk := range []int{1, 3, 7, 250} {
+		t.Run(fmt.Sprintf("%d bytes a write", chunk), func(t *testing.T) {
+			c := h.dial("/dribble", dialOpts{})
+			c.t = t
+			go func() {
+				b := wire.Bytes()
+				for len(b) > 0 {
+					n := min(chunk, len(b))
+					if _, err := c.conn.Write(b[:n]); err != nil {
+						return
+					}
+					b = b[n:]
+				}
+			}()
+			for i, f := range frames {
+				want := f.op
+				if want == ws.OpPing {
+					want = ws.OpPong
+				}
+				g := c.read()
+				if g.h.OpCode != want || !bytes.Equal(g.payload, f.payload) {
+					t.Errorf("frame %d: %v of %d bytes, want %v of %d", i, g.h.OpCode, len(g.payload), want, len(f.payload))
+				}
+			}
+		})
 	}
 }

@@ -128,6 +128,12 @@ type harness struct {
 // newHarness starts a front server tunnelling to upstreamURL with the
 // default policy (close grace shortened) and a session for "alice".
 func newHarness(t *testing.T, upstreamURL string) *harness {
+	return newHarnessWith(t, upstreamURL, false, nil)
+}
+
+// newHarnessWith is newHarness with a TLS front server when tlsFront is
+// set, and options edited by opts.
+func newHarnessWith(t *testing.T, upstreamURL string, tlsFront bool, opts func(*TunnelOptions)) *harness {
 	t.Helper()
 	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &lockedBuffer{}}
 	h.policy = rules.DefaultWebSocketPolicy()
@@ -135,8 +141,16 @@ func newHarness(t *testing.T, upstreamURL string) *harness {
 	h.session = func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }
 	log := logrus.New()
 	log.Out = h.logs
-	h.tunnels = NewTunnels(TunnelOptions{Log: log, Metrics: h.metrics, DialTimeout: 2 * time.Second})
-	h.front = httptest.NewServer(http.HandlerFunc(h.serve))
+	o := TunnelOptions{Log: log, Metrics: h.metrics, DialTimeout: 2 * time.Second}
+	if opts != nil {
+		opts(&o)
+	}
+	h.tunnels = NewTunnels(o)
+	if tlsFront {
+		h.front = httptest.NewTLSServer(http.HandlerFunc(h.serve))
+	} else {
+		h.front = httptest.NewServer(http.HandlerFunc(h.serve))
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
 		defer cancel()
@@ -250,6 +264,7 @@ func (h *harness) dial(path string, o dialOpts) *client {
 func (h *harness) tryDial(path string, o dialOpts) (*client, error) {
 	var ref *refusal
 	d := ws.Dialer{
+		TLSConfig:  h.front.Client().Transport.(*http.Transport).TLSClientConfig,
 		Timeout:    ioWait,
 		Protocols:  o.protocols,
 		Extensions: o.extensions,
