@@ -284,7 +284,9 @@ func TestTunnelOverTLS(t *testing.T) {
 	for _, size := range []int{10, 1 << 20} {
 		payload := bytes.Repeat([]byte{'t'}, size)
 		errc := make(chan error, 1)
-		go func() { errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...)))) }()
+		go func() {
+			errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
+		}()
 		f := c.read()
 		if err := <-errc; err != nil {
 			t.Fatal(err)
