@@ -25,7 +25,7 @@ var screenshotDir = filepath.Join(repoRoot, ".build", "e2e")
 // page, go on to registration, register, land back on the app, see the
 // WebSocket echo what is typed, and see the page report the tunnel's end
 // with close code 1008 and its reason when the rule's max lifetime passes.
-// The final page is saved as .build/e2e/browser-journey.png.
+// The registration page and the final page are saved under .build/e2e/.
 func TestBrowserJourney(t *testing.T) {
 	chromium := chromiumPath(t)
 	lifetime := 5 * time.Second
@@ -68,6 +68,7 @@ func TestBrowserJourney(t *testing.T) {
 	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/registration?flow=") {
 		t.Fatalf("the registration link led to %s", loc)
 	}
+	b.screenshot("browser-registration.png")
 
 	// 3. Register: Kratos signs the new identity in and sends the browser
 	// back to the app, whose page opens the WebSocket.

@@ -98,6 +98,14 @@ func (e *echoService) relay(conn net.Conn) error {
 	}
 }
 
+// closeWith sends a Close and, as RFC 6455 section 7.1.1 asks, lets the
+// peer finish before the connection closes: what it still sends is read
+// and dropped (for a second at most), so closing does not reset the
+// connection under the Close frame.
 func closeWith(conn net.Conn, code ws.StatusCode, reason string) {
-	_ = ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
+	if err := ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason))); err != nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 1<<20))
 }
