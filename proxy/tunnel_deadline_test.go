@@ -283,9 +283,9 @@ func TestTunnelPingsAreTraffic(t *testing.T) {
 	t.Parallel()
 	up := newUpstream(t)
 	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout = time.Second })
+	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout = 1500 * time.Millisecond })
 	c := h.dial("/ping", dialOpts{})
-	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		c.write(ws.OpPing, true, []byte("are you there"))
 		if f := c.read(); f.h.OpCode != ws.OpPong {
 			t.Fatalf("answer to ping = %v, want pong", f.h.OpCode)
