@@ -130,9 +130,6 @@ func fixture(t testing.TB, echo bool) *tunnelFixture {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 2 * time.Second, ErrorLog: stdLogger(fx.panics)}
 	go srv.Serve(httpguard.Protect(srv, ln))
 	fx.front = ln.Addr().String()
-	// Let the servers' goroutines settle before counting them.
-	time.Sleep(10 * time.Millisecond)
-	fx.baseline = runtime.NumGoroutine()
 	fixtures[echo] = fx
 	return fx
 }
@@ -164,16 +161,16 @@ func (fx *tunnelFixture) upstream(c net.Conn) {
 	}
 }
 
-// settle waits until no tunnel is open and the goroutines are back to the
-// fixture's baseline.
-func (fx *tunnelFixture) settle(t testing.TB) {
+// settle waits until no tunnel is open and the goroutines are back to
+// baseline, counted before the input was tried.
+func (fx *tunnelFixture) settle(t testing.TB, baseline int) {
 	t.Helper()
 	deadline := time.Now().Add(fuzzIOWait)
-	for fx.tunnels.Active() != 0 || runtime.NumGoroutine() > fx.baseline {
+	for fx.tunnels.Active() != 0 || runtime.NumGoroutine() > baseline {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			n := runtime.Stack(buf, true)
-			t.Fatalf("%d tunnels and %d goroutines left (baseline %d):\n%s", fx.tunnels.Active(), runtime.NumGoroutine(), fx.baseline, buf[:n])
+			t.Fatalf("%d tunnels and %d goroutines left (baseline %d):\n%s", fx.tunnels.Active(), runtime.NumGoroutine(), baseline, buf[:n])
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -330,6 +327,7 @@ func TestTunnelHugeFrameLength(t *testing.T) {
 func relayOnce(t *testing.T, fromClient bool, data []byte) {
 	{
 		fx := fixture(t, false)
+		baseline := runtime.NumGoroutine()
 		client, clientBuf, up := dialTunnel(t, fx)
 		defer client.Close()
 		defer up.Close()
@@ -355,7 +353,7 @@ func relayOnce(t *testing.T, fromClient bool, data []byte) {
 		checkRelayed(t, data, b, fromClient)
 		client.Close()
 		up.Close()
-		fx.settle(t)
+		fx.settle(t, baseline)
 	}
 }
 
@@ -376,6 +374,7 @@ func FuzzTunnelHandshake(f *testing.F) {
 	f.Add("GET", "/../chat", "websocket", "Upgrade", "13", key, ",,,", "x; y=\"", "null")
 	f.Fuzz(func(t *testing.T, method, path, upgrade, connection, version, wsKey, protocols, extensions, origin string) {
 		fx := fixture(t, true)
+		baseline := runtime.NumGoroutine()
 		var req strings.Builder
 		fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: %s\r\nConnection: %s\r\n", method, path, upgrade, connection)
 		fmt.Fprintf(&req, "Sec-WebSocket-Version: %s\r\nSec-WebSocket-Key: %s\r\n", version, wsKey)
@@ -409,7 +408,7 @@ func FuzzTunnelHandshake(f *testing.F) {
 			t.Fatalf("upgrade answered %d", res.StatusCode)
 		}
 		c.Close()
-		fx.settle(t)
+		fx.settle(t, baseline)
 	})
 }
 
