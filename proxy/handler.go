@@ -82,8 +82,14 @@ func (h *Handler) Init() *Handler {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			rewrite(pr.Out, pr.In, pr.In.Context().Value(routeKey{}).(*route))
 		},
-		Transport:     h.Transport,
-		FlushInterval: -1,
+		Transport: h.Transport,
+		// Streams (unknown length) and Server-Sent Events are flushed as
+		// they arrive whatever this says (httputil's own rule). A body of
+		// known length is written in as few writes as the buffer allows,
+		// its headers at most 100 ms after the upstream's: flushing every
+		// response at once (-1) cost an extra write and a timer goroutine
+		// per request.
+		FlushInterval: 100 * time.Millisecond,
 		ErrorHandler:  upstreamError,
 		ErrorLog:      nil,
 	}
