@@ -45,8 +45,9 @@ type TunnelOptions struct {
 	// DialTimeout bounds the TCP (and TLS) connect to the upstream
 	// (default 10s).
 	DialTimeout time.Duration
-	// HandshakeTimeout bounds the upstream's answer to the upgrade request
-	// and the write of the 101 answer to the client (default 10s).
+	// HandshakeTimeout bounds, once connected, the upstream's TLS
+	// handshake and its answer to the upgrade request, and the write of the
+	// 101 answer to the client (default 10s).
 	HandshakeTimeout time.Duration
 	// RevalidateTimeout bounds one re-validation of the session (default
 	// 10s). A re-validation that times out counts as the identity provider
@@ -69,7 +70,8 @@ type TunnelMetrics interface {
 	// "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
 	// "upstream_refused" (a non-101 answer), "upstream_bad_handshake" (an
 	// invalid 101), "upstream_unreachable", "upstream_timeout" and
-	// "client_failed" (the 101 could not be written to the client).
+	// "client_failed" (the client went away during the handshake or the
+	// 101 could not be written to it).
 	Handshake(rule, result string, d time.Duration)
 	// Opened is called when a tunnel is established (active +1).
 	Opened(rule string)
@@ -206,6 +208,11 @@ func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req Tunnel
 	}()
 
 	up, err := t.dialUpstream(r.Context(), req)
+	if err != nil && r.Context().Err() != nil {
+		// The client went away while the upstream was dialled.
+		t.m.Handshake(req.RuleID, "client_failed", time.Since(start))
+		return
+	}
 	if err != nil {
 		result, status, msg := classifyDialError(err)
 		t.log.WithFields(logrus.Fields{"rule": req.RuleID, "error": err.Error()}).Info("websocket upstream refused or unreachable")

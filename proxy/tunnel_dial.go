@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
@@ -155,8 +156,14 @@ func (t *Tunnels) upstreamDialer(req TunnelRequest, d *dialed, status *int, conn
 	dl := ws.Dialer{
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := nd.DialContext(ctx, network, addr)
-			*connected = err == nil
-			return c, err
+			if err != nil {
+				return nil, err
+			}
+			*connected = true
+			// The TLS and WebSocket handshakes get HandshakeTimeout of
+			// their own; dialUpstream clears the deadline.
+			_ = c.SetDeadline(time.Now().Add(t.opts.HandshakeTimeout))
+			return c, nil
 		},
 		Timeout:    t.opts.DialTimeout + t.opts.HandshakeTimeout,
 		Protocols:  protocols,
@@ -221,6 +228,10 @@ func (t *Tunnels) dialUpstream(ctx context.Context, req TunnelRequest) (*dialed,
 		if connected && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !(errors.As(err, &ne) && ne.Timeout()) {
 			return nil, upstreamHandshakeError{err: err}
 		}
+		return nil, err
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	if br != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -379,4 +380,65 @@ func TestTunnelMaxConnections(t *testing.T) {
 	h.waitActive(1)
 	h.dial("/d", dialOpts{})
 	h.waitActive(2)
+}
+
+// hangingUpstream is a fault injector: an upstream that accepts
+// connections and never answers the upgrade. Each connection is reported
+// on the returned channel once the proxy closed it.
+func hangingUpstream(t *testing.T) (string, chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	closed := make(chan struct{}, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+				if _, err := io.Copy(io.Discard, conn); err == nil {
+					closed <- struct{}{} // EOF: the proxy hung up
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), closed
+}
+
+func TestTunnelHangingUpstream(t *testing.T) {
+	t.Run("client leaves during the dial", func(t *testing.T) {
+		target, closed := hangingUpstream(t)
+		h := newHarness(t, target)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(h.front.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /hang HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		time.Sleep(100 * time.Millisecond) // the proxy is dialling
+		conn.Close()
+		select {
+		case <-closed:
+		case <-time.After(ioWait):
+			t.Fatal("the proxy kept the upstream connection of a client that left")
+		}
+		waitFor(t, "the handshake counted as client_failed", func() bool { return h.metrics.handshake("client_failed") == 1 })
+	})
+	t.Run("upstream times out", func(t *testing.T) {
+		target, _ := hangingUpstream(t)
+		h := newHarnessWith(t, target, false, func(o *TunnelOptions) { o.HandshakeTimeout = 200 * time.Millisecond })
+		_, err := h.tryDial("/hang", dialOpts{})
+		var ref *refusal
+		if !errors.As(err, &ref) || ref.status != http.StatusGatewayTimeout {
+			t.Fatalf("dial: %v, want 504", err)
+		}
+		if n := h.metrics.handshake("upstream_timeout"); n != 1 {
+			t.Errorf("upstream_timeout counted %d times, want 1", n)
+		}
+	})
 }
