@@ -30,6 +30,15 @@ for p in "${ports[@]}"; do
 	fi
 done
 
+if ! command -v go >/dev/null 2>&1; then
+	say "Go is needed (1.26 or later): https://go.dev/doc/install" >&2
+	exit 1
+fi
+if [[ ! -x ${KRATOS_BIN:-$root/.build/bin/kratos} ]] && ! command -v "$(go env CC 2>/dev/null || echo gcc)" >/dev/null 2>&1; then
+	say "building Ory Kratos needs a C compiler for its SQLite driver (Debian: apt-get install gcc)" >&2
+	exit 1
+fi
+
 say "building portcullis and the demo app"
 CGO_ENABLED=0 go build -trimpath -o "$dir/bin/portcullis" ./cmd/portcullis
 CGO_ENABLED=0 go build -trimpath -o "$dir/bin/demo-app" ./contrib/demo-app
