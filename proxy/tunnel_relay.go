@@ -270,6 +270,11 @@ func (p *pump) spliceable() bool {
 // splice moves the rest of the current frame from src to dst in the
 // kernel; dst's write lock is held.
 func (p *pump) splice() error {
+	if p.dst.closeSent.Load() || p.src.closeRecv.Load() {
+		// A Close went in before the lock was taken: the rest of the
+		// frame is read and dropped by the copy path.
+		return nil
+	}
 	lr := io.LimitedReader{R: p.src.conn, N: p.left}
 	n, err := p.dst.conn.(*net.TCPConn).ReadFrom(&lr)
 	p.relayed += n
