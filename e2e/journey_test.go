@@ -44,29 +44,8 @@ func TestQuickstartJourneyOverHTTP(t *testing.T) {
 		t.Fatalf("the login page does not render Kratos's login form:\n%s", page)
 	}
 
-	// On to registration, keeping return_to.
-	page = b.get(qs.URL + attr(t, page, `id="other-flow" href="`))
-	if b.last.Path != "/registration" || b.last.Query().Get("flow") == "" {
-		t.Fatalf("ended at %s, want the registration page with a flow id", b.last)
-	}
-	email := fmt.Sprintf("visitor-%d@example.com", time.Now().UnixNano())
-	form := url.Values{
-		"csrf_token":   {attr(t, page, `name="csrf_token" value="`)},
-		"traits.email": {email},
-		"password":     {"correct horse battery staple"},
-		"method":       {"password"},
-	}
-	action := attr(t, page, `action="`)
-	if !strings.HasPrefix(action, qs.URL+"/.ory/kratos/public/self-service/registration?flow=") {
-		t.Fatalf("form action %q does not go to Kratos through portcullis", action)
-	}
-	page = b.post(action, form)
-	if b.last.String() != qs.URL+"/" {
-		t.Fatalf("after registering the browser is at %s, want %s/", b.last, qs.URL)
-	}
-	if !strings.Contains(page, "Signed in as <strong>"+email+"</strong>") {
-		t.Fatalf("the app page does not name the registered identity:\n%s", page)
-	}
+	// On to registration, keeping return_to, and register.
+	email, page := register(t, qs, b, page)
 	logout := attr(t, page, `id="logout" href="`)
 
 	// The WebSocket, with the browser's cookie and Origin.
@@ -112,6 +91,51 @@ func TestQuickstartJourneyOverHTTP(t *testing.T) {
 	b.get(qs.URL + "/")
 	if b.last.Path != "/login" {
 		t.Errorf("after signing out / leads to %s, want the login page", b.last)
+	}
+}
+
+// register follows the login page's link to registration, fills in the
+// form as a person would and submits it to Kratos through portcullis. It
+// returns the email and the app page the browser lands on.
+func register(t *testing.T, qs *quickstart, b *formBrowser, loginPage string) (string, string) {
+	t.Helper()
+	page := b.get(qs.URL + attr(t, loginPage, `id="other-flow" href="`))
+	if b.last.Path != "/registration" || b.last.Query().Get("flow") == "" {
+		t.Fatalf("ended at %s, want the registration page with a flow id", b.last)
+	}
+	email := fmt.Sprintf("visitor-%d@example.com", time.Now().UnixNano())
+	form := url.Values{
+		"csrf_token":   {attr(t, page, `name="csrf_token" value="`)},
+		"traits.email": {email},
+		"password":     {"correct horse battery staple"},
+		"method":       {"password"},
+	}
+	action := attr(t, page, `action="`)
+	if !strings.HasPrefix(action, qs.URL+"/.ory/kratos/public/self-service/registration?flow=") {
+		t.Fatalf("form action %q does not go to Kratos through portcullis", action)
+	}
+	page = b.post(action, form)
+	if b.last.String() != qs.URL+"/" {
+		t.Fatalf("after registering the browser is at %s, want %s/", b.last, qs.URL)
+	}
+	if !strings.Contains(page, "Signed in as <strong>"+email+"</strong>") {
+		t.Fatalf("the app page does not name the registered identity:\n%s", page)
+	}
+	return email, page
+}
+
+// TestQuickstartSignOutEndsTheTunnel checks what the quickstart tells its
+// visitors to try: signing out while a tunnel is open ends it with 1008
+// "session revoked" at the rule's next re-validation.
+func TestQuickstartSignOutEndsTheTunnel(t *testing.T) {
+	qs := startQuickstart(t, quickstartOptions{RevalidateEvery: time.Second})
+	b := newFormBrowser(t)
+	_, page := register(t, qs, b, b.get(qs.URL+"/"))
+	conn, _ := dialEcho(t, qs, b.cookieHeader(qs.URL), qs.URL)
+	b.get(attr(t, page, `id="logout" href="`))
+	code, reason := readClose(t, conn, 30*time.Second)
+	if code != ws.StatusPolicyViolation || reason != "session revoked" {
+		t.Errorf("after signing out the tunnel ended with %d %q, want 1008 \"session revoked\"", code, reason)
 	}
 }
 

@@ -48,6 +48,8 @@ type quickstartOptions struct {
 	// MaxLifetime replaces the demo rule's websocket max_lifetime (60s),
 	// so a test sees a tunnel end without waiting a minute.
 	MaxLifetime time.Duration
+	// RevalidateEvery replaces the demo rule's revalidate_every (15s).
+	RevalidateEvery time.Duration
 }
 
 // quickstart is the native quickstart of contrib/quickstart, running for
@@ -118,6 +120,9 @@ func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 	}
 	if opts.MaxLifetime > 0 {
 		ruleChanges = append(ruleChanges, replacement{"max_lifetime: 60s", "max_lifetime: " + opts.MaxLifetime.String()})
+	}
+	if opts.RevalidateEvery > 0 {
+		ruleChanges = append(ruleChanges, replacement{"revalidate_every: 15s", "revalidate_every: " + opts.RevalidateEvery.String()})
 	}
 	rewriteFile(t, "access-rules.yml", rulesPath, ruleChanges)
 	kratosCfg := filepath.Join(dir, "kratos.yml")
