@@ -169,6 +169,7 @@ var knownLeaves = func() map[string]bool {
 		"access_rules.repositories",
 		"serve.proxy.tls.cert.path", "serve.proxy.tls.key.path",
 		"serve.api.tls.cert.path", "serve.api.tls.key.path",
+		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
 		"serve.proxy.upstream_ca_file",
 		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",

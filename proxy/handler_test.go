@@ -223,3 +223,23 @@ func TestProxyWithoutRulesIs503(t *testing.T) {
 	}
 	decodeError(t, res)
 }
+
+func TestStripPathAtSegmentBoundary(t *testing.T) {
+	front, _ := proxyFor(t, `
+- id: api
+  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
+  authenticators: [{handler: noop}]
+  authorizer: {handler: allow}
+  mutators: [{handler: noop}]
+  upstream: {url: "UPSTREAM", strip_path: /api}
+`)
+	for in, want := range map[string]string{"/api/x": "/x", "/api": "/", "/api/": "/", "/apiary": "/apiary", "/other/api/x": "/other/api/x"} {
+		res, err := http.Get(front.URL + in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := decodeSeen(t, res); s.Path != want {
+			t.Errorf("strip_path /api: %s went upstream as %q, want %q", in, s.Path, want)
+		}
+	}
+}

@@ -26,9 +26,7 @@ type route struct {
 func rewrite(out, in *http.Request, rt *route) {
 	up := rt.rule.UpstreamURL
 	p := rt.url.Path
-	if sp := rt.rule.Upstream.StripPath; sp != "" && strings.HasPrefix(p, sp) {
-		p = p[len(sp):]
-	}
+	p = stripPrefix(p, rt.rule.Upstream.StripPath)
 	target := *up
 	switch target.Scheme {
 	case "ws":
@@ -75,6 +73,25 @@ func setForwarded(out, in *http.Request) {
 		out.Header.Set("X-Forwarded-Proto", "https")
 	} else {
 		out.Header.Set("X-Forwarded-Proto", "http")
+	}
+}
+
+// stripPrefix removes strip_path from the start of p at a segment
+// boundary: "/api" turns "/api/x" into "/x" and "/api" into "/", and leaves
+// "/apiary" alone. The result always starts with "/".
+func stripPrefix(p, strip string) string {
+	strip = strings.TrimSuffix(strip, "/")
+	if strip == "" || !strings.HasPrefix(p, strip) {
+		return p
+	}
+	rest := p[len(strip):]
+	switch {
+	case rest == "":
+		return "/"
+	case rest[0] == '/':
+		return rest
+	default:
+		return p
 	}
 }
 

@@ -80,10 +80,11 @@ func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error
 				return fmt.Errorf("%s.%s.config: %w", b.key, n, err)
 			}
 			if !hc.Enabled {
-				// Still reject names that do not exist: a typo should not
-				// silently disable a handler.
-				if err := checkKnown(cat, b.key, n); err != nil {
-					return err
+				// A disabled handler portcullis does not have (an
+				// Oathkeeper configuration listing keto_engine_acp_ory, say)
+				// is harmless: warn, so a typo is still visible.
+				if err := checkKnown(cat, b.key, n); err != nil && deps.Log != nil {
+					deps.Log.Warnf("%v; it is disabled and ignored", err)
 				}
 				continue
 			}
