@@ -21,7 +21,11 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		d := time.Since(start)
 		a.observer().Request("decisions", ruleID, decision, rec.status(), d)
-		a.log().WithFields(logrus.Fields{
+		log := a.log()
+		if !infoEnabled(log) {
+			return
+		}
+		log.WithFields(logrus.Fields{
 			"method":     method,
 			"path":       u.Path,
 			"host":       u.Host,

@@ -98,6 +98,18 @@ func (h *Handler) Init() *Handler {
 
 type discard struct{}
 
+// infoEnabled reports whether l writes info lines, so that the request
+// line is not built for a logger that drops it.
+func infoEnabled(l logrus.FieldLogger) bool {
+	switch l := l.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.InfoLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.InfoLevel)
+	}
+	return true
+}
+
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // upstreamError answers a failed upstream exchange: 504 for a timeout, 502
@@ -129,6 +141,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		d := time.Since(start)
 		h.Observer.Request("proxy", ruleID, decision, rec.status(), d)
+		if !infoEnabled(h.Log) {
+			return
+		}
 		entry := h.Log.WithFields(logrus.Fields{
 			"method":     r.Method,
 			"path":       r.URL.Path,
