@@ -100,9 +100,16 @@ func compilePattern(s Strategy, p string) (pattern, error) {
 		for i, part := range parts {
 			if i%2 == 0 {
 				b.WriteString(regexp.QuoteMeta(part))
-			} else {
-				b.WriteString("(" + part + ")")
+				continue
 			}
+			// Each part must be a regular expression of its own: "<a)|(b>"
+			// would otherwise close its group and turn the whole pattern
+			// into an alternation that no longer starts with the literal
+			// text before it.
+			if _, err := regexp.Compile(part); err != nil {
+				return nil, fmt.Errorf("invalid regular expression <%s> in %q: %v", part, p, err)
+			}
+			b.WriteString("(" + part + ")")
 		}
 		b.WriteByte('$')
 		re, err := regexp.Compile(b.String())
