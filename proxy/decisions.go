@@ -43,21 +43,23 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
 		return
 	}
+	// Stages and error handlers see the described request, not the call to
+	// /decisions: a redirect's return_to is the page the user asked for.
+	described := r.Clone(r.Context())
+	described.Method, described.URL, described.Host = method, u, u.Host
+	described.RequestURI = u.RequestURI()
 	rule, groups, err := set.Match(method, u)
 	if err != nil {
 		decision = decisionOf(err)
-		answerError(rec, r, set.FallbackHandler(r, err), err)
+		answerError(rec, described, set.FallbackHandler(described, err), err)
 		return
 	}
 	ruleID = rule.ID
-	// Stages see the described request, not the call to /decisions.
-	described := r.Clone(r.Context())
-	described.Method, described.URL, described.Host = method, u, u.Host
 	s := pipeline.NewSession(described, u, groups)
 	if err := rule.Run(described, s); err != nil {
 		decision, subject = decisionOf(err), s.Subject
-		r = withoutCarriers(r, s)
-		answerError(rec, r, rule.ErrorHandler(r, err), err)
+		described = withoutCarriers(described, s)
+		answerError(rec, described, rule.ErrorHandler(described, err), err)
 		return
 	}
 	subject = s.Subject

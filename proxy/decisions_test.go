@@ -130,3 +130,28 @@ func TestDecisionsPathCannotBeSpelledAround(t *testing.T) {
 	}
 	_ = strings.TrimSpace
 }
+
+func TestDecisionRedirectReturnsToTheDescribedPage(t *testing.T) {
+	api := &proxy.API{Rules: staticRules{ruleSet(t, `
+- id: app
+  match: {url: "http://app.example/<.*>", methods: [GET]}
+  authenticators: [{handler: unauthorized}]
+  authorizer: {handler: allow}
+  mutators: [{handler: noop}]
+  errors: [{handler: redirect, config: {to: "http://app.example/login", return_to_query_param: return_to}}]
+`)}}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", srv.URL+"/decisions/dashboard?tab=2", nil)
+	req.Header.Set("X-Forwarded-Host", "app.example")
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	want := "http://app.example/login?return_to=http%3A%2F%2Fapp.example%2Fdashboard%3Ftab%3D2"
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
+		t.Errorf("redirect = %d %q, want 302 %q", res.StatusCode, res.Header.Get("Location"), want)
+	}
+}
