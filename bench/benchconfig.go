@@ -78,7 +78,7 @@ mutators:
         X-User: "{{ print .Subject }}"
 log:
   level: %s
-  format: json
+  format: text
 `, rulesPath, bearer, logLevel)
 	cfgPath := filepath.Join(dir, "portcullis.yml")
 	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)

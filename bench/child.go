@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +40,12 @@ type child struct {
 
 // startChild starts role with the extra environment and waits for its
 // "bench: ready" line, whose remaining fields it returns as key=value.
-func startChild(ctx context.Context, role string, env ...string) (*child, map[string]string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
+func startChild(ctx context.Context, exe, role string, env ...string) (*child, map[string]string, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, nil, err
+		}
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
@@ -247,4 +250,54 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		p.buf = p.buf[i+1:]
 	}
 	return len(b), nil
+}
+
+// cpuTime returns the user+system CPU time a process has used so far, all
+// its threads together (/proc/PID/stat; clock ticks of 10 ms).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("unreadable /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(ut+st) * tick, nil
+}
+
+// cpuMeter measures the CPU time processes spend during a run.
+type cpuMeter struct {
+	pids  []int
+	start []time.Duration
+}
+
+func meterCPU(pids ...int) *cpuMeter {
+	pids = slices.DeleteFunc(slices.Clone(pids), func(p int) bool { return p == 0 })
+	m := &cpuMeter{pids: pids, start: make([]time.Duration, len(pids))}
+	for i, p := range pids {
+		m.start[i], _ = cpuTime(p)
+	}
+	return m
+}
+
+// used returns the CPU time each process spent since meterCPU.
+func (m *cpuMeter) used() []time.Duration {
+	out := make([]time.Duration, len(m.pids))
+	for i, p := range m.pids {
+		now, _ := cpuTime(p)
+		out[i] = now - m.start[i]
+	}
+	return out
 }

@@ -45,6 +45,8 @@ type options struct {
 	benchtime   string
 	out         string
 	timeout     time.Duration
+	baseline    string
+	variants    string
 }
 
 func main() {
@@ -72,6 +74,8 @@ func main() {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound of the whole run")
+	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, proxy, decisions, session-hit, session-off, and their @base)")
+	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, decisions@base, tunnel@base) to compare a change")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -104,6 +108,7 @@ type env struct {
 	kratos   *kratostest.Kratos
 	session  kratosSession
 	table    *table
+	base     *roleProc // portcullis from the -baseline binary, or nil
 }
 
 func run(o options) error {
@@ -212,7 +217,12 @@ type roleProc struct {
 }
 
 func startRole(ctx context.Context, role string, env ...string) (*roleProc, error) {
-	c, info, err := startChild(ctx, role, env...)
+	return startRoleFrom(ctx, "", role, env...)
+}
+
+// startRoleFrom starts a role from the binary exe ("" for this one).
+func startRoleFrom(ctx context.Context, exe, role string, env ...string) (*roleProc, error) {
+	c, info, err := startChild(ctx, exe, role, env...)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +231,11 @@ func startRole(ctx context.Context, role string, env ...string) (*roleProc, erro
 
 // startPortcullis writes the configuration and starts portcullis.
 func (e *env) startPortcullis(ctx context.Context, name, whoami string) (*roleProc, error) {
+	return e.startPortcullisFrom(ctx, "", name, whoami)
+}
+
+// startPortcullisFrom starts portcullis from the bench binary exe.
+func (e *env) startPortcullisFrom(ctx context.Context, exe, name, whoami string) (*roleProc, error) {
 	d := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
@@ -233,7 +248,7 @@ func (e *env) startPortcullis(ctx context.Context, name, whoami string) (*rolePr
 	if e.o.profileDir != "" {
 		env = append(env, envPprof+"=1")
 	}
-	return startRole(ctx, "portcullis", env...)
+	return startRoleFrom(ctx, exe, "portcullis", env...)
 }
 
 // httpAndWS measures figures 1-5 against long-running processes.
@@ -247,7 +262,17 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 		return err
 	}
 	defer pc.stop()
-	hu, err := startRole(ctx, "httputil", envUpstream+"=http://"+e.upAddr)
+	if e.o.baseline != "" {
+		if e.base, err = e.startPortcullisFrom(ctx, e.o.baseline, "base", whoami); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		defer e.base.stop()
+	}
+	huEnv := []string{envUpstream + "=http://" + e.upAddr}
+	if e.o.profileDir != "" {
+		huEnv = append(huEnv, envPprof+"=1")
+	}
+	hu, err := startRole(ctx, "httputil", huEnv...)
 	if err != nil {
 		return err
 	}
@@ -272,6 +297,7 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 // httpVariant is one thing wrk loads.
 type httpVariant struct {
 	name    string
+	proc    *roleProc // the process serving url
 	url     string
 	headers map[string]string
 	profile string // CPU/alloc profile target in round 1 ("" none)
@@ -283,16 +309,28 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	o := wrkOptions{Threads: e.o.threads, Connections: e.o.connections, Duration: e.o.duration}
 	px, api := pc.info["proxy"], pc.info["api"]
 	vs := []httpVariant{
-		{name: "direct", url: "http://" + e.upAddr + pathAnon},
-		{name: "httputil", url: "http://" + hu.info["addr"] + pathAnon},
-		{name: "proxy", url: "http://" + px + pathAnon, profile: "proxy"},
-		{name: "decisions", url: "http://" + api + "/decisions" + pathAnon, profile: "decisions"},
+		{name: "direct", proc: e.upstream, url: "http://" + e.upAddr + pathAnon},
+		{name: "httputil", proc: hu, url: "http://" + hu.info["addr"] + pathAnon, profile: "httputil"},
+		{name: "proxy", proc: pc, url: "http://" + px + pathAnon, profile: "proxy"},
+		{name: "decisions", proc: pc, url: "http://" + api + "/decisions" + pathAnon, profile: "decisions"},
+	}
+	if b := e.base; b != nil {
+		vs = append(vs,
+			httpVariant{name: "proxy@base", proc: b, url: "http://" + b.info["proxy"] + pathAnon},
+			httpVariant{name: "decisions@base", proc: b, url: "http://" + b.info["api"] + "/decisions" + pathAnon})
 	}
 	if e.session.Token != "" {
 		bearer := map[string]string{"Authorization": "Bearer " + e.session.Token}
 		vs = append(vs,
-			httpVariant{name: "session-hit", url: "http://" + api + "/decisions" + pathSession, headers: bearer, profile: "session-hit"},
-			httpVariant{name: "session-off", url: "http://" + api + "/decisions" + pathNoCache, headers: bearer})
+			httpVariant{name: "session-hit", proc: pc, url: "http://" + api + "/decisions" + pathSession, headers: bearer, profile: "session-hit"},
+			httpVariant{name: "session-off", proc: pc, url: "http://" + api + "/decisions" + pathNoCache, headers: bearer})
+	}
+	if e.o.variants != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(e.o.variants, ",") {
+			keep[strings.TrimSpace(n)] = true
+		}
+		vs = slices.DeleteFunc(vs, func(v httpVariant) bool { return !keep[v.name] })
 	}
 	// Warm every path once (connections, caches, lazy init).
 	for _, v := range vs {
@@ -305,16 +343,23 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		for _, v := range vs {
 			var prof func()
 			if r == 0 && v.profile != "" {
-				prof = e.profile(ctx, pc, v.profile, o.Duration)
+				prof = e.profile(ctx, v.proc, v.profile, o.Duration)
 			}
+			m := meterCPU(v.proc.pid(), e.upstream.pid())
 			got, err := runWrk(ctx, o, v.url, v.headers)
+			used := m.used()
 			if prof != nil {
 				prof()
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", v.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "bench: round %d %-12s %9.0f req/s  p50 %-9s p99 %s\n", r+1, v.name, got.RPS, got.P50, got.P99)
+			if got.Requests > 0 {
+				got.ServerCPU = used[0] / time.Duration(got.Requests)
+				got.UpstreamCPU = used[1] / time.Duration(got.Requests)
+			}
+			fmt.Fprintf(os.Stderr, "bench: round %d %-12s %9.0f req/s  p50 %-9s p99 %-9s CPU/req %s (upstream %s)\n",
+				r+1, v.name, got.RPS, got.P50, got.P99, got.ServerCPU, got.UpstreamCPU)
 			res[v.name] = append(res[v.name], got)
 		}
 	}
@@ -327,34 +372,61 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	lat := func(name string) string {
 		return fmt.Sprintf("p50 %s / p99 %s", fmtDur(p(name, p50)), fmtDur(p(name, p99)))
 	}
+	cpu := func(name string) []float64 {
+		return mapSlice(res[name], func(h httpResult) float64 { return float64(h.ServerCPU) })
+	}
+	cpuText := func(name string) string { return fmtDur(time.Duration(median(cpu(name)))) }
 	t := e.table
 	t.add(row{fig: "1", what: "HTTP proxy req/s (anonymous → allow → header)",
 		got: fmtRate(median(rps("proxy"))), ref: fmtRate(median(rps("httputil"))) + " bare httputil",
 		ratio: ratioOf(rps("proxy"), rps("httputil")), target: 0.85, targetText: "≥ 0.85"})
 	t.add(row{fig: "1", what: "HTTP proxy latency", got: lat("proxy"), ref: lat("httputil") + " bare httputil"})
+	t.add(row{fig: "1", what: "(context) CPU per request, proxy process", got: cpuText("proxy"), ref: cpuText("httputil") + " bare httputil",
+		ratio: ratioOf(cpu("proxy"), cpu("httputil"))})
 	t.add(row{fig: "1", what: "(context) upstream served directly", got: fmtRate(median(rps("direct"))) + ", " + lat("direct")})
 	t.add(row{fig: "2", what: "/decisions req/s, same rule",
 		got: fmtRate(median(rps("decisions"))) + ", " + lat("decisions"), ref: fmtRate(median(rps("httputil"))) + " bare httputil",
 		ratio: ratioOf(rps("decisions"), rps("httputil")), target: 2, targetText: "≥ 2"})
+	t.add(row{fig: "2", what: "(context) CPU per decision", got: cpuText("decisions"), ref: cpuText("httputil") + " per bare httputil request",
+		ratio: ratioOf(cpu("decisions"), cpu("httputil"))})
 	if _, ok := res["session-hit"]; ok {
 		t.add(row{fig: "3", what: "/decisions req/s, Kratos session token, cache hit",
 			got: fmtRate(median(rps("session-hit"))) + ", " + lat("session-hit"), ref: fmtRate(median(rps("decisions"))) + " figure 2",
 			ratio: ratioOf(rps("session-hit"), rps("decisions")), target: 0.8, targetText: "≥ 0.80"})
+		t.add(row{fig: "3", what: "(context) CPU per decision, cache hit", got: cpuText("session-hit"), ref: cpuText("decisions") + " figure 2",
+			ratio: ratioOf(cpu("session-hit"), cpu("decisions"))})
 		t.add(row{fig: "3", what: "/decisions req/s, Kratos session token, cache off",
 			got: fmtRate(median(rps("session-off"))) + ", " + lat("session-off"), ref: fmtRate(median(rps("decisions"))) + " figure 2",
 			ratio: ratioOf(rps("session-off"), rps("decisions"))})
 	} else {
 		t.add(row{fig: "3", what: "/decisions with a Kratos session", got: "not run (-kratos=false)"})
 	}
+	if e.base != nil {
+		for _, n := range []string{"proxy", "decisions"} {
+			t.add(row{fig: "A/B", what: n + ": req/s, this build vs -baseline", got: fmtRate(median(rps(n))) + ", " + lat(n),
+				ref: fmtRate(median(rps(n+"@base"))) + ", " + lat(n+"@base"), ratio: ratioOf(rps(n), rps(n+"@base"))})
+			t.add(row{fig: "A/B", what: n + ": CPU per request, this build vs -baseline", got: cpuText(n),
+				ref: cpuText(n + "@base"), ratio: ratioOf(cpu(n), cpu(n+"@base"))})
+		}
+	}
 	return nil
 }
 
 // wsFigures: 4 echo round trips over 16 connections, 5 bulk throughput.
 func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
-	targets := []struct{ name, base string }{
-		{"direct", "ws://" + e.upAddr},
-		{"httputil", "ws://" + hu.info["addr"]},
-		{"tunnel", "ws://" + pc.info["proxy"]},
+	targets := []struct {
+		name, base string
+		pid        int // the proxy process, 0 for none
+	}{
+		{"direct", "ws://" + e.upAddr, 0},
+		{"httputil", "ws://" + hu.info["addr"], hu.pid()},
+		{"tunnel", "ws://" + pc.info["proxy"], pc.pid()},
+	}
+	if e.base != nil {
+		targets = append(targets, struct {
+			name, base string
+			pid        int
+		}{"tunnel@base", "ws://" + e.base.info["proxy"], e.base.pid()})
 	}
 	const conns = 16
 	echo := map[string][]*wsConn{}
@@ -384,7 +456,11 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 			if r == 0 && tg.name == "tunnel" {
 				prof = e.profile(ctx, pc, "ws-echo", e.o.wsDuration)
 			}
+			m := meterCPU(tg.pid)
 			got, err := echoRound(echo[tg.name], e.o.wsDuration)
+			if tg.pid != 0 && got.N > 0 {
+				got.ProxyCPU = m.used()[0] / time.Duration(got.N)
+			}
 			if prof != nil {
 				prof()
 			}
@@ -408,6 +484,16 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	t.add(row{fig: "4", what: "WebSocket echo vs direct",
 		got: fmtRate(median(mps("tunnel"))), ref: fmtRate(median(mps("direct"))) + ", " + rtt("direct") + " direct",
 		ratio: ratioOf(mps("tunnel"), mps("direct"))})
+	echoCPU := func(n string) []float64 {
+		return mapSlice(res[n], func(r echoResult) float64 { return float64(r.ProxyCPU) })
+	}
+	if e.base != nil {
+		t.add(row{fig: "A/B", what: "tunnel echo msgs/s, this build vs -baseline", got: fmtRate(median(mps("tunnel"))),
+			ref: fmtRate(median(mps("tunnel@base"))), ratio: ratioOf(mps("tunnel"), mps("tunnel@base"))})
+	}
+	t.add(row{fig: "4", what: "(context) proxy CPU per echo round trip",
+		got: fmtDur(time.Duration(median(echoCPU("tunnel")))), ref: fmtDur(time.Duration(median(echoCPU("httputil")))) + " httputil",
+		ratio: ratioOf(echoCPU("tunnel"), echoCPU("httputil"))})
 
 	bulk := map[string]*wsConn{}
 	defer func() {
@@ -421,18 +507,23 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 			return err
 		}
 		bulk[tg.name] = c
-		if _, err := bulkRound(c, 300*time.Millisecond); err != nil {
+		if _, _, err := bulkRound(c, 300*time.Millisecond); err != nil {
 			return fmt.Errorf("%s bulk warm-up: %w", tg.name, err)
 		}
 	}
 	mib := map[string][]float64{}
+	cpuPerMiB := map[string][]float64{}
 	for r := range e.o.rounds {
 		for _, tg := range targets {
 			var prof func()
 			if r == 0 && tg.name == "tunnel" {
 				prof = e.profile(ctx, pc, "ws-bulk", e.o.wsDuration)
 			}
-			got, err := bulkRound(bulk[tg.name], e.o.wsDuration)
+			m := meterCPU(tg.pid)
+			got, sent, err := bulkRound(bulk[tg.name], e.o.wsDuration)
+			if tg.pid != 0 && sent > 0 {
+				cpuPerMiB[tg.name] = append(cpuPerMiB[tg.name], float64(m.used()[0])/sent)
+			}
 			if prof != nil {
 				prof()
 			}
@@ -447,6 +538,13 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 		got:   fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])),
 		ref:   fmt.Sprintf("%.0f MiB/s direct (httputil %.0f)", median(mib["direct"]), median(mib["httputil"])),
 		ratio: ratioOf(mib["tunnel"], mib["direct"]), target: 0.95, targetText: "≥ 0.95"})
+	if e.base != nil {
+		t.add(row{fig: "A/B", what: "tunnel bulk MiB/s, this build vs -baseline", got: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])),
+			ref: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel@base"])), ratio: ratioOf(mib["tunnel"], mib["tunnel@base"])})
+	}
+	t.add(row{fig: "5", what: "(context) proxy CPU per MiB relayed",
+		got: fmtDur(time.Duration(median(cpuPerMiB["tunnel"]))), ref: fmtDur(time.Duration(median(cpuPerMiB["httputil"]))) + " httputil",
+		ratio: ratioOf(cpuPerMiB["tunnel"], cpuPerMiB["httputil"])})
 	return nil
 }
 

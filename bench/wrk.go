@@ -17,6 +17,9 @@ type httpResult struct {
 	RPS      float64
 	P50, P99 time.Duration
 	Requests int64
+	// CPU time per request of the process serving the URL and of the
+	// upstream, measured by the harness around the run.
+	ServerCPU, UpstreamCPU time.Duration
 }
 
 // wrkOptions are the load settings shared by every HTTP run.

@@ -46,6 +46,8 @@ func (c *wsConn) close() {
 type echoResult struct {
 	MsgsPerSec float64 // round trips per second, all connections together
 	P50, P99   time.Duration
+	N          int           // round trips
+	ProxyCPU   time.Duration // the proxy process's CPU time per round trip
 }
 
 // echoRound runs 64-byte round trips on every connection for d: each
@@ -97,13 +99,13 @@ func echoRound(conns []*wsConn, d time.Duration) (echoResult, error) {
 		return echoResult{}, ferr
 	}
 	slices.Sort(all)
-	return echoResult{MsgsPerSec: float64(n) / elapsed.Seconds(), P50: pct(all, 50), P99: pct(all, 99)}, nil
+	return echoResult{MsgsPerSec: float64(n) / elapsed.Seconds(), P50: pct(all, 50), P99: pct(all, 99), N: n}, nil
 }
 
 // bulkRound sends 32 KiB binary frames on c for d, then a text frame the
 // upstream answers with "ok"; it returns MiB/s from the first byte sent to
-// the answer (so every byte has reached the upstream).
-func bulkRound(c *wsConn, d time.Duration) (float64, error) {
+// the answer (so every byte has reached the upstream), and the MiB sent.
+func bulkRound(c *wsConn, d time.Duration) (rate, mib float64, err error) {
 	const size = 32 << 10
 	data := maskedFrame(ws.OpBinary, make([]byte, size))
 	done := maskedFrame(ws.OpText, []byte("done"))
@@ -123,17 +125,18 @@ func bulkRound(c *wsConn, d time.Duration) (float64, error) {
 		// Sixteen frames between clock reads.
 		for range 16 {
 			if _, err := c.conn.Write(data); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		frames += 16
 	}
 	if _, err := c.conn.Write(done); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := <-got; err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	elapsed := time.Since(start)
-	return float64(frames) * size / (1 << 20) / elapsed.Seconds(), nil
+	mib = float64(frames) * size / (1 << 20)
+	return mib / elapsed.Seconds(), mib, nil
 }
