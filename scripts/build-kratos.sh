@@ -4,7 +4,7 @@
 #
 # The build is skipped when the binary exists and its stamp matches the
 # current tools/kratos module files and Go version; otherwise Kratos is
-# rebuilt (a few minutes on two cores). Only Go and the Go module proxy are
+# rebuilt (a few minutes on two cores). Go, a C compiler (SQLite is cgo) and the Go module proxy are
 # needed: Kratos's own go.sum supplies the checksums the checksum database
 # lacks.
 #
