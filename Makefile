@@ -4,7 +4,7 @@ BIN     := bin/portcullis
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
 
-.PHONY: build test test-deps kratos check bench-go clean demo
+.PHONY: build test test-deps kratos check bench bench-go clean demo
 
 ## build: the portcullis binary in bin/
 build:
@@ -30,6 +30,10 @@ check:
 ## test: every test, with the race detector, against a real Kratos
 test: test-deps check
 	scripts/test.sh
+
+## bench: portcullis side by side with bare httputil, direct WebSockets and a real Kratos on loopback; prints the table (bench/README.md)
+bench:
+	$(GO) run ./bench $(BENCHFLAGS)
 
 ## bench-go: the go test benchmarks (rule matching, pipeline, tunnel)
 bench-go:
