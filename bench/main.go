@@ -610,7 +610,8 @@ func (e *env) idle(ctx context.Context) error {
 	t := e.table
 	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
 	t.add(row{fig: "6", what: fmt.Sprintf("heap+stack per idle tunnel (%d tunnels)", n),
-		got: kib(got.heapStack), ref: kib(ref.heapStack) + " httputil",
+		got:   fmt.Sprintf("%s (heap %s + stacks %s)", kib(got.heapStack), kib(got.heap), kib(got.stack)),
+		ref:   fmt.Sprintf("%s (heap %s + stacks %s) httputil", kib(ref.heapStack), kib(ref.heap), kib(ref.stack)),
 		ratio: []float64{got.heapStack / ref.heapStack}, inverse: true, target: 8 << 10, targetText: "≤ 8 KiB", absolute: got.heapStack})
 	t.add(row{fig: "6", what: "RSS per idle tunnel", got: kib(got.rss), ref: kib(ref.rss) + " httputil",
 		ratio: []float64{got.rss / ref.rss}})
@@ -664,7 +665,7 @@ func (e *env) idle(ctx context.Context) error {
 
 // idleCost is what one idle tunnel costs its proxy process.
 type idleCost struct {
-	heapStack, rss, goroutines float64
+	heapStack, heap, stack, rss, goroutines float64
 }
 
 // measureIdle opens n idle tunnels through p from the client process and
@@ -692,10 +693,12 @@ func (e *env) measureIdle(ctx context.Context, cl, p *roleProc, u string, n int,
 	f := float64(n)
 	c := idleCost{
 		heapStack:  float64(after.Heap+after.Stack-before.Heap-before.Stack) / f,
+		heap:       float64(after.Heap-before.Heap) / f,
+		stack:      float64(after.Stack-before.Stack) / f,
 		rss:        float64(after.RSS-before.RSS) / f,
 		goroutines: float64(after.Goroutines-before.Goroutines) / f,
 	}
-	fmt.Fprintf(os.Stderr, "bench: %s: per idle tunnel heap+stack %.0f B, RSS %.0f B, goroutines %.2f\n", p.role, c.heapStack, c.rss, c.goroutines)
+	fmt.Fprintf(os.Stderr, "bench: %s: per idle tunnel heap %.0f B + stacks %.0f B, RSS %.0f B, goroutines %.2f\n", p.role, c.heap, c.stack, c.rss, c.goroutines)
 	return c, nil
 }
 
