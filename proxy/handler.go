@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -92,9 +93,25 @@ func (h *Handler) Init() *Handler {
 		FlushInterval: 100 * time.Millisecond,
 		ErrorHandler:  upstreamError,
 		ErrorLog:      nil,
+		BufferPool:    copyBuffers,
 	}
 	return h
 }
+
+// copyBuffers lends httputil the buffers it copies response bodies
+// through; without a pool it allocates 32 KiB for every response.
+var copyBuffers httputil.BufferPool = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 type discard struct{}
 
