@@ -31,6 +31,7 @@ const (
 	envConfig   = "PORTCULLIS_BENCH_CONFIG"   // portcullis: the configuration file
 	envLogFile  = "PORTCULLIS_BENCH_LOG"      // portcullis: where its log goes
 	envPprof    = "PORTCULLIS_BENCH_PPROF"    // portcullis, httputil: "1" serves net/http/pprof
+	envPool     = "PORTCULLIS_BENCH_POOL"     // httputil: "1" gives it a buffer pool
 )
 
 // runRole runs the role named by $PORTCULLIS_BENCH_ROLE; it returns when
@@ -99,6 +100,9 @@ func roleHTTPUtil() error {
 		},
 		Transport: proxy.NewTransport(),
 	}
+	if os.Getenv(envPool) == "1" {
+		rp.BufferPool = &bufferPool{}
+	}
 	ln, err := listenLoopback()
 	if err != nil {
 		return err
@@ -113,6 +117,19 @@ func roleHTTPUtil() error {
 	serveCommands(func([]string) { say("error unknown command") })
 	return srv.Close()
 }
+
+// bufferPool lends the reference proxy its copy buffers, as portcullis's
+// proxy does.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // maybePprof serves net/http/pprof on a loopback port when asked to and
 // returns " pprof=ADDR" for the ready line.
