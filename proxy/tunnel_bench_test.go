@@ -165,6 +165,17 @@ func newBenchTargets(b *testing.B) benchTargets {
 	}
 }
 
+// order returns the variants in the order of round r: each round starts
+// with another one, so that none always runs after the same neighbour.
+func (tg benchTargets) order(r int) []string {
+	n := len(tg.names)
+	out := make([]string, n)
+	for i := range n {
+		out[i] = tg.names[(r+i)%n]
+	}
+	return out
+}
+
 // benchConn is a client connection for the benchmarks.
 type benchConn struct {
 	conn net.Conn
@@ -199,9 +210,9 @@ func maskedFrame(op ws.OpCode, payload []byte) []byte {
 	return ws.MustCompileFrame(ws.MaskFrameInPlaceWith(ws.NewFrame(op, true, append([]byte(nil), payload...)), [4]byte{0x12, 0x34, 0x56, 0x78}))
 }
 
-// rounds splits n operations into interleaved rounds so that all variants
-// see the same machine conditions.
-const benchRounds = 4
+// benchRounds splits the operations into interleaved rounds so that all
+// variants see the same machine conditions.
+const benchRounds = 16
 
 // BenchmarkTunnelEcho64 measures 64-byte echo round trips over 16
 // connections. ns/op is the tunnel's time per round trip (aggregate over
@@ -258,7 +269,7 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 		if r < b.N%benchRounds {
 			n++
 		}
-		for _, name := range tg.names {
+		for _, name := range tg.order(r) {
 			start := time.Now()
 			if err := run(clients[name], n); err != nil {
 				b.Fatalf("%s: %v", name, err)
@@ -317,7 +328,7 @@ func BenchmarkTunnelBulk32K(b *testing.B) {
 		if r < b.N%benchRounds {
 			n++
 		}
-		for _, name := range tg.names {
+		for _, name := range tg.order(r) {
 			start := time.Now()
 			if err := run(clients[name], n); err != nil {
 				b.Fatalf("%s: %v", name, err)
