@@ -82,6 +82,16 @@ func (h *Handler) Init() *Handler {
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			rewrite(pr.Out, pr.In, pr.In.Context().Value(routeKey{}).(*route))
+			if h.Upgrade != nil {
+				// WebSocket upgrades go through the session-bound tunnel;
+				// httputil would switch any other protocol (h2c, a custom
+				// one, a WebSocket upgrade spelt loosely) into a raw
+				// connection with none of the tunnel's checks. Such a
+				// request is forwarded as a plain request, and a 101
+				// answering it is refused as a bad gateway.
+				pr.Out.Header.Del("Upgrade")
+				pr.Out.Header.Del("Connection")
+			}
 		},
 		Transport: h.Transport,
 		// Streams (unknown length) and Server-Sent Events are flushed as
@@ -263,7 +273,7 @@ func decisionOf(err error) string {
 
 // isWebSocketUpgrade reports whether r asks to switch to WebSocket.
 func isWebSocketUpgrade(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
