@@ -47,6 +47,7 @@ type options struct {
 	timeout     time.Duration
 	baseline    string
 	variants    string
+	oathkeeper  string
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound of the whole run")
+	flag.StringVar(&o.oathkeeper, "oathkeeper", "auto", "run Ory Oathkeeper v0.40.9 side by side: auto (when scripts/build-oathkeeper.sh built it), on (build it when missing), off")
 	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, proxy, decisions, session-hit, session-off, and their @base)")
 	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, decisions@base, tunnel@base) to compare a change")
 	flag.Parse()
@@ -109,6 +111,8 @@ type env struct {
 	session  kratosSession
 	table    *table
 	base     *roleProc // portcullis from the -baseline binary, or nil
+	okBin    string    // the Oathkeeper binary, "" when it does not run
+	ok       *oathkeeperProc
 	pooled   *roleProc // httputil with a buffer pool
 }
 
@@ -140,6 +144,10 @@ func run(o options) error {
 			return fmt.Errorf("building Kratos: %w (or run with -kratos=false)", err)
 		}
 	}
+	okBin, err := ensureOathkeeper(root, o.oathkeeper)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "portcullis-bench-")
 	if err != nil {
 		return err
@@ -151,7 +159,7 @@ func run(o options) error {
 		}
 	}
 
-	e := &env{o: o, root: root, dir: dir, table: newTable(root)}
+	e := &env{o: o, root: root, dir: dir, table: newTable(root), okBin: okBin}
 	e.table.noteLoad("start")
 
 	e.upstream, err = startRole(ctx, "upstream")
@@ -263,6 +271,12 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 		return err
 	}
 	defer pc.stop()
+	if e.okBin != "" {
+		if e.ok, err = startOathkeeper(ctx, e.okBin, filepath.Join(e.dir, "oathkeeper"), "http://"+e.upAddr, whoami, e.o.logLevel); err != nil {
+			return fmt.Errorf("oathkeeper: %w", err)
+		}
+		defer e.ok.stop()
+	}
 	if e.o.baseline != "" {
 		if e.base, err = e.startPortcullisFrom(ctx, e.o.baseline, "base", whoami); err != nil {
 			return fmt.Errorf("baseline: %w", err)
@@ -306,7 +320,8 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 // httpVariant is one thing wrk loads.
 type httpVariant struct {
 	name    string
-	proc    *roleProc // the process serving url
+	proc    *roleProc // the process serving url (nil: pid)
+	pid     int
 	url     string
 	headers map[string]string
 	profile string // CPU/alloc profile target in round 1 ("" none)
@@ -324,6 +339,11 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		{name: "proxy", proc: pc, url: "http://" + px + pathAnon, profile: "proxy"},
 		{name: "decisions", proc: pc, url: "http://" + api + "/decisions" + pathAnon, profile: "decisions"},
 	}
+	if ok := e.ok; ok != nil {
+		vs = append(vs,
+			httpVariant{name: "oathkeeper", pid: ok.pid(), url: "http://" + ok.proxy + pathAnon},
+			httpVariant{name: "oathkeeper-decisions", pid: ok.pid(), url: "http://" + ok.api + "/decisions" + pathAnon})
+	}
 	if b := e.base; b != nil {
 		vs = append(vs,
 			httpVariant{name: "proxy@base", proc: b, url: "http://" + b.info["proxy"] + pathAnon},
@@ -334,6 +354,9 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		vs = append(vs,
 			httpVariant{name: "session-hit", proc: pc, url: "http://" + api + "/decisions" + pathSession, headers: bearer, profile: "session-hit"},
 			httpVariant{name: "session-off", proc: pc, url: "http://" + api + "/decisions" + pathNoCache, headers: bearer})
+		if ok := e.ok; ok != nil {
+			vs = append(vs, httpVariant{name: "oathkeeper-session", pid: ok.pid(), url: "http://" + ok.api + "/decisions" + pathSession, headers: bearer})
+		}
 	}
 	if e.o.variants != "" {
 		keep := map[string]bool{}
@@ -341,6 +364,11 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 			keep[strings.TrimSpace(n)] = true
 		}
 		vs = slices.DeleteFunc(vs, func(v httpVariant) bool { return !keep[v.name] })
+	}
+	for i := range vs {
+		if vs[i].proc != nil {
+			vs[i].pid = vs[i].proc.pid()
+		}
 	}
 	// Warm every path once (connections, caches, lazy init).
 	for _, v := range vs {
@@ -352,10 +380,10 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	for r := range e.o.rounds {
 		for _, v := range vs {
 			var prof func()
-			if r == 0 && v.profile != "" {
+			if r == 0 && v.profile != "" && v.proc != nil {
 				prof = e.profile(ctx, v.proc, v.profile, o.Duration)
 			}
-			m := meterCPU(v.proc.pid(), e.upstream.pid())
+			m := meterCPU(v.pid, e.upstream.pid())
 			got, err := runWrk(ctx, o, v.url, v.headers)
 			used := m.used()
 			if prof != nil {
@@ -418,6 +446,19 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	} else {
 		t.add(row{fig: "3", what: "/decisions with a Kratos session", got: "not run (-kratos=false)"})
 	}
+	okRow := func(fig, what, ours, theirs string) {
+		if _, ok := res[theirs]; !ok {
+			return
+		}
+		t.add(row{fig: fig, what: what + ": portcullis vs Ory Oathkeeper v0.40.9",
+			got:   fmtRate(median(rps(ours))) + ", " + lat(ours) + ", CPU " + cpuText(ours),
+			ref:   fmtRate(median(rps(theirs))) + ", " + lat(theirs) + ", CPU " + cpuText(theirs),
+			ratio: ratioOf(rps(ours), rps(theirs))})
+	}
+	okRow("1", "(Oathkeeper) proxy req/s", "proxy", "oathkeeper")
+	okRow("2", "(Oathkeeper) /decisions req/s", "decisions", "oathkeeper-decisions")
+	okRow("3", "(Oathkeeper) /decisions with a Kratos session, cache off (Oathkeeper has no cache)", "session-off", "oathkeeper-session")
+	okRow("3", "(Oathkeeper) /decisions with a Kratos session, portcullis's cache hit", "session-hit", "oathkeeper-session")
 	if e.base != nil {
 		for _, n := range []string{"proxy", "decisions"} {
 			if _, ok := res[n+"@base"]; !ok {
@@ -447,6 +488,12 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 			name, base string
 			pid        int
 		}{"tunnel@base", "ws://" + e.base.info["proxy"], e.base.pid()})
+	}
+	if e.ok != nil {
+		targets = append(targets, struct {
+			name, base string
+			pid        int
+		}{"oathkeeper", "ws://" + e.ok.proxy, e.ok.pid()})
 	}
 	const conns = 16
 	echo := map[string][]*wsConn{}
@@ -507,6 +554,11 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	echoCPU := func(n string) []float64 {
 		return mapSlice(res[n], func(r echoResult) float64 { return float64(r.ProxyCPU) })
 	}
+	if _, ok := res["oathkeeper"]; ok {
+		t.add(row{fig: "4", what: "(Oathkeeper) WebSocket echo msgs/s: portcullis vs Ory Oathkeeper v0.40.9",
+			got: fmtRate(median(mps("tunnel"))) + ", " + rtt("tunnel"), ref: fmtRate(median(mps("oathkeeper"))) + ", " + rtt("oathkeeper"),
+			ratio: ratioOf(mps("tunnel"), mps("oathkeeper"))})
+	}
 	if e.base != nil {
 		t.add(row{fig: "A/B", what: "tunnel echo msgs/s, this build vs -baseline", got: fmtRate(median(mps("tunnel"))),
 			ref: fmtRate(median(mps("tunnel@base"))), ratio: ratioOf(mps("tunnel"), mps("tunnel@base"))})
@@ -558,6 +610,11 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 		got:   fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])),
 		ref:   fmt.Sprintf("%.0f MiB/s direct (httputil %.0f)", median(mib["direct"]), median(mib["httputil"])),
 		ratio: ratioOf(mib["tunnel"], mib["direct"]), target: 0.95, targetText: "≥ 0.95"})
+	if _, ok := mib["oathkeeper"]; ok {
+		t.add(row{fig: "5", what: "(Oathkeeper) WebSocket bulk MiB/s: portcullis vs Ory Oathkeeper v0.40.9",
+			got: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])), ref: fmt.Sprintf("%.0f MiB/s", median(mib["oathkeeper"])),
+			ratio: ratioOf(mib["tunnel"], mib["oathkeeper"])})
+	}
 	if e.base != nil {
 		t.add(row{fig: "A/B", what: "tunnel bulk MiB/s, this build vs -baseline", got: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])),
 			ref: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel@base"])), ratio: ratioOf(mib["tunnel"], mib["tunnel@base"])})
