@@ -21,8 +21,11 @@ const (
 	// header, any control frame (at most 125 bytes of payload) and small
 	// data frames are read and forwarded from it in one read and one write.
 	relayHeadSize = 256
-	// relayBufSize is the size of pooled buffers for longer frames and bursts.
-	relayBufSize = 32 << 10
+	// relayBufSize is the size of pooled buffers for longer frames and
+	// bursts. Measured with 32 KiB frames against httputil's 32 KiB copy
+	// buffer: 64 KiB halves the reads and writes and is faster; larger
+	// buffers gained nothing more.
+	relayBufSize = 64 << 10
 )
 
 var relayBufs = sync.Pool{New: func() any {
