@@ -4,7 +4,7 @@ BIN     := bin/portcullis
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
 
-.PHONY: build test test-deps kratos check bench bench-go clean demo
+.PHONY: build test test-deps kratos check bench bench-go clean demo fuzz soak
 
 ## build: the portcullis binary in bin/
 build:
@@ -38,6 +38,14 @@ bench:
 ## bench-go: the go test benchmarks (rule matching, pipeline, tunnel)
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: every fuzz target in turn for FUZZTIME each (default 2m); `go test` replays their corpora
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+## soak: the full soak against the built binary: 5,000 tunnels with traffic, HTTP load and rule reloads for a minute
+soak:
+	PORTCULLIS_SOAK=full $(GO) test -count=1 -v -timeout 30m -run '^TestSoak$$' ./internal/soak/
 
 clean:
 	rm -rf bin .build/test.log
