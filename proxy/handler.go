@@ -151,6 +151,12 @@ func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 		// The client went away; nobody reads the answer.
 		status, reason = 499, "client closed request"
 	}
+	if pe := (*pipeline.Error)(nil); errors.As(err, &pe) && pe.Status < 500 {
+		// The client's own request failed on the way, e.g. a body whose
+		// framing was refused (httpguard.ErrMalformedBody): not the
+		// upstream's fault.
+		status, reason = pe.Status, pe.Reason
+	}
 	if rec, ok := w.(*recorder); ok {
 		rec.upstreamErr = err
 	}

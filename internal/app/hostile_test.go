@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -224,6 +225,49 @@ func TestOnlyWebSocketUpgradesAreTunnelled(t *testing.T) {
 			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
 		if res.StatusCode == http.StatusSwitchingProtocols && s.Tunnels.Active() == 0 {
 			t.Errorf("Upgrade: %s was switched outside the tunnel", upgrade)
+		}
+	}
+}
+
+// TestFramingRefusedMidBody: a chunked body whose framing goes wrong after
+// the request was handed on (a bare LF ending a later chunk-size line) is
+// answered 400 and ends the connection: the upstream never receives a
+// complete body, and a request smuggled after the bad line never reaches it.
+func TestFramingRefusedMidBody(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s %q %v", r.Method, r.URL.Path, b, err != nil))
+		mu.Unlock()
+	}))
+	defer up.Close()
+	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	c, err := net.Dial("tcp", s.Addr("proxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+	time.Sleep(200 * time.Millisecond) // the request is on its way upstream
+	io.WriteString(c, "3\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("answered %d %s, want 400", res.StatusCode, body)
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if strings.Contains(s, "/smuggled") || strings.HasSuffix(s, "false") {
+			t.Errorf("the upstream received %s", s)
 		}
 	}
 }
