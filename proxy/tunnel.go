@@ -57,7 +57,8 @@ type TunnelOptions struct {
 	// roots. Its ServerName, when empty, is the upstream URL's host name.
 	TLSConfig *tls.Config
 	// Metrics counts tunnels, close reasons, bytes and handshake latency;
-	// nil counts nothing.
+	// nil counts nothing. When it also implements [DeadlineMetrics], it
+	// learns how late deadline closes are.
 	Metrics TunnelMetrics
 }
 
@@ -83,6 +84,16 @@ type TunnelMetrics interface {
 	Relayed(rule, dir string, n int64)
 }
 
+// DeadlineMetrics is implemented by [TunnelMetrics] that also want to know
+// how late deadline closes are.
+type DeadlineMetrics interface {
+	// DeadlineClose records how long after a deadline (max lifetime,
+	// session expiry, idle timeout; reason as for Closed) the proxy's
+	// Close frame was written to the client: growing values mean the
+	// proxy is too busy to keep its deadlines.
+	DeadlineClose(rule, reason string, late time.Duration)
+}
+
 // Directions of relayed bytes, as passed to [TunnelMetrics.Relayed].
 const (
 	DirToUpstream = "to_upstream"
@@ -104,6 +115,9 @@ func (NopTunnelMetrics) Closed(string, string, time.Duration) {}
 // Relayed implements [TunnelMetrics].
 func (NopTunnelMetrics) Relayed(string, string, int64) {}
 
+// DeadlineClose implements [DeadlineMetrics].
+func (NopTunnelMetrics) DeadlineClose(string, string, time.Duration) {}
+
 // Tunnels serves authorised WebSocket upgrades as session-bound tunnels and
 // keeps track of them: http.Server.Shutdown does not wait for hijacked
 // connections, so the server's owner calls [Tunnels.Shutdown] as well.
@@ -117,6 +131,7 @@ type Tunnels struct {
 	opts TunnelOptions
 	log  logrus.FieldLogger
 	m    TunnelMetrics
+	dm   DeadlineMetrics
 
 	mu       sync.Mutex
 	live     map[*tunnel]struct{}
@@ -161,6 +176,10 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 	}
 	if t.m == nil {
 		t.m = NopTunnelMetrics{}
+	}
+	t.dm, _ = t.m.(DeadlineMetrics)
+	if t.dm == nil {
+		t.dm = NopTunnelMetrics{}
 	}
 	return t
 }
@@ -326,7 +345,7 @@ func (t *Tunnels) Shutdown(ctx context.Context) error {
 	for _, tun := range open {
 		// Writing a Close may wait for a frame in flight to end, so every
 		// tunnel closes on its own.
-		go tun.beginClose(&causeShutdown)
+		go tun.beginClose(&causeShutdown, time.Time{})
 	}
 	select {
 	case <-t.drained:

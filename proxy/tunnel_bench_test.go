@@ -434,7 +434,8 @@ func BenchmarkTunnelIdle(b *testing.B) {
 	// far enough ahead to open them all first.
 	expiry := time.Now().Add(3*time.Second + time.Duration(n)*2*time.Millisecond)
 	policy := rules.DefaultWebSocketPolicy()
-	tunnels := NewTunnels(TunnelOptions{})
+	sent := &lateMetrics{}
+	tunnels := NewTunnels(TunnelOptions{Metrics: sent})
 	front := tunnelFront(b, "http://"+upstreamAddr, tunnels, policy,
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench", ExpiresAt: expiry} })
 
@@ -469,11 +470,39 @@ func BenchmarkTunnelIdle(b *testing.B) {
 		ns, _ := strconv.ParseFloat(late[i], 64)
 		b.ReportMetric(ns/1e6, name)
 	}
+	// The same, seen by the proxy: when it wrote each client's Close.
+	for name, q := range map[string]float64{"sent-late-p50-ms": 0.5, "sent-late-max-ms": 1} {
+		b.ReportMetric(float64(sent.quantile(q).Microseconds())/1000, name)
+	}
 	// The proxy's CPU time for a whole close (deadline, two Close frames,
 	// the replies, both sockets, the log line): what bounds how fast a
 	// crowd of tunnels reaching a deadline together can be closed.
 	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(n), "cpu-us/close")
 	b.ReportMetric(0, "ns/op")
+}
+
+// lateMetrics records how late deadline closes were written.
+type lateMetrics struct {
+	NopTunnelMetrics
+	mu   sync.Mutex
+	late []time.Duration
+}
+
+func (m *lateMetrics) DeadlineClose(_, _ string, late time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.late = append(m.late, late)
+}
+
+// quantile returns the q-quantile (0..1) of the recorded lateness.
+func (m *lateMetrics) quantile(q float64) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.late) == 0 {
+		return 0
+	}
+	slices.Sort(m.late)
+	return m.late[min(len(m.late)-1, int(q*float64(len(m.late))))]
 }
 
 // cpuTime is the CPU time this process used so far.

@@ -126,7 +126,7 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
 	go tun.up.loop()
 	go tun.down.loop()
 	if !serving {
-		tun.beginClose(&causeShutdown)
+		tun.beginClose(&causeShutdown, time.Time{})
 	}
 }
 
@@ -140,8 +140,9 @@ func (p *pump) loop() {
 // beginClose ends the tunnel on the proxy's initiative: a Close frame with
 // c's code and reason goes to the client (unmasked) and to the upstream
 // (masked), each between two frames; the peers' replies are awaited for the
-// close grace, then both connections are closed.
-func (t *tunnel) beginClose(c *closeCause) {
+// close grace, then both connections are closed. deadline, when not zero,
+// is the instant the close was due.
+func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	t.mu.Lock()
 	if t.closing || t.torn {
 		t.mu.Unlock()
@@ -155,6 +156,9 @@ func (t *tunnel) beginClose(c *closeCause) {
 	t.mu.Unlock()
 
 	t.sendClose(&t.client, c)
+	if !deadline.IsZero() {
+		t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(deadline))
+	}
 	// Tunnels reaching a deadline together close at once: let the others
 	// send their client's Close before this one writes to its upstream,
 	// so the side that waits for an answer hears first.

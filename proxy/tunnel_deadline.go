@@ -75,14 +75,18 @@ func (t *tunnel) onTimer() {
 		t.teardown(nil)
 		return
 	}
-	var c *closeCause
+	var (
+		c  *closeCause
+		at time.Time // when c was due
+	)
+	idleAt := time.Unix(0, t.lastActive.Load()).Add(t.policy.IdleTimeout)
 	switch {
 	case due(t.maxAt):
-		c = &causeMaxLifetime
+		c, at = &causeMaxLifetime, t.maxAt
 	case due(t.expiresAt):
-		c = &causeSessionExpired
-	case t.policy.IdleTimeout > 0 && now.UnixNano()-t.lastActive.Load() >= int64(t.policy.IdleTimeout):
-		c = &causeIdleTimeout
+		c, at = &causeSessionExpired, t.expiresAt
+	case t.policy.IdleTimeout > 0 && !now.Before(idleAt):
+		c, at = &causeIdleTimeout, idleAt
 	}
 	revalidate := c == nil && !t.revalidating && due(t.revalAt)
 	if revalidate {
@@ -94,7 +98,7 @@ func (t *tunnel) onTimer() {
 	t.mu.Unlock()
 	switch {
 	case c != nil:
-		t.beginClose(c)
+		t.beginClose(c, at)
 	case revalidate:
 		// The timer stays set for the other deadlines meanwhile.
 		t.revalidate()
@@ -147,6 +151,6 @@ func (t *tunnel) revalidate() {
 		}
 	}
 	if c != nil {
-		t.beginClose(c)
+		t.beginClose(c, time.Time{})
 	}
 }

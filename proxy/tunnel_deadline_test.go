@@ -207,6 +207,17 @@ func TestTunnelDeadlines(t *testing.T) {
 			if n := h.metrics.closedWith(tc.wantLabel); n != 1 {
 				t.Errorf("closed with %q counted %d times, want 1", tc.wantLabel, n)
 			}
+			late := h.metrics.deadlineCloses(tc.wantLabel)
+			switch tc.wantLabel {
+			case ReasonMaxLifetime, ReasonSessionExpired, ReasonIdleTimeout:
+				if len(late) != 1 || late[0] < 0 {
+					t.Errorf("deadline closes recorded for %q: %v, want one, not early", tc.wantLabel, late)
+				}
+			default:
+				if len(late) != 0 {
+					t.Errorf("deadline closes recorded for %q: %v, want none (not a deadline)", tc.wantLabel, late)
+				}
+			}
 			if logs := h.logs.String(); strings.Contains(logs, "secret-token") {
 				t.Errorf("the credential appears in the logs:\n%s", logs)
 			}

@@ -61,10 +61,23 @@ type countingMetrics struct {
 	opened     int
 	closed     map[string]int
 	relayed    map[string]int64
+	late       map[string][]time.Duration // DeadlineClose by reason
 }
 
 func newCountingMetrics() *countingMetrics {
-	return &countingMetrics{handshakes: map[string]int{}, closed: map[string]int{}, relayed: map[string]int64{}}
+	return &countingMetrics{handshakes: map[string]int{}, closed: map[string]int{}, relayed: map[string]int64{}, late: map[string][]time.Duration{}}
+}
+
+func (m *countingMetrics) DeadlineClose(_, reason string, late time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.late[reason] = append(m.late[reason], late)
+}
+
+func (m *countingMetrics) deadlineCloses(reason string) []time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]time.Duration(nil), m.late[reason]...)
 }
 
 func (m *countingMetrics) Handshake(_, result string, _ time.Duration) {
