@@ -76,6 +76,11 @@ func delimited(p string) ([]string, error) {
 }
 
 func compilePattern(s Strategy, p string) (pattern, error) {
+	if strings.IndexByte(p, 0) >= 0 {
+		// gobwas/glob reads a NUL as the end of the pattern, which would
+		// then match URLs outside its literal prefix; no URL needs one.
+		return nil, fmt.Errorf("NUL byte in %q", p)
+	}
 	parts, err := delimited(p)
 	if err != nil {
 		return nil, err

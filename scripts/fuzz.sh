@@ -11,7 +11,7 @@ fuzztime="${1:-2m}"
 status=0
 while IFS=: read -r file line decl; do
 	name="$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/' <<<"$decl")"
-	pkg="./$(dirname "$file")"
+	pkg="$(dirname "$file")"
 	echo "== $name ($pkg, $fuzztime)"
 	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10s ${FUZZFLAGS:-} "$pkg"; then
 		status=1
