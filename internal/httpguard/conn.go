@@ -92,6 +92,18 @@ func (c *Conn) TLSConnectionState() (tls.ConnectionState, bool) {
 	return tls.ConnectionState{}, false
 }
 
+// Passthrough returns the wrapped connection once the guard has nothing
+// more to do on c: the handler took the connection over and every byte the
+// guard held was read. Reading the wrapped connection directly is then the
+// same as reading c, and lets the kernel move data (splice) between it and
+// another TCP connection. It is for the goroutine that reads c.
+func (c *Conn) Passthrough() (net.Conn, bool) {
+	if !c.hijacked.Load() || c.hd < c.heldLen() {
+		return nil, false
+	}
+	return c.Conn, true
+}
+
 // Read implements net.Conn. It delivers the connection's bytes unchanged
 // up to a refused message, whose place it gives to [poison].
 func (c *Conn) Read(b []byte) (int, error) {

@@ -168,8 +168,14 @@ func TestUpgradeHoldsUntilTheServerDecides(t *testing.T) {
 		t.Fatalf("background read delivered %q, %v", buf[:n], err)
 	}
 	c.state(http.StateHijacked)
+	if _, ok := c.Passthrough(); ok {
+		t.Error("Passthrough with held bytes not yet read")
+	}
 	if got := drain(t, c, 3); string(got) != frames {
 		t.Errorf("after hijack: %q, want the frames untouched", got)
+	}
+	if inner, ok := c.Passthrough(); !ok || inner != c.Conn {
+		t.Error("no Passthrough once the held bytes were read")
 	}
 
 	// Answered without a takeover: the next request is judged.
