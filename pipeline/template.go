@@ -38,6 +38,12 @@ var funcs = func() template.FuncMap {
 type Template struct {
 	t   *template.Template
 	src string
+	// fast renders a *Session without the template engine when the
+	// template is only text and string fields of the session (see
+	// template_fast.go); nil otherwise.
+	fast []fastPart
+	// hasFast tells a compiled empty template from none.
+	hasFast bool
 }
 
 // ParseTemplate compiles text; name appears in error messages.
@@ -46,11 +52,15 @@ func ParseTemplate(name, text string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", name, err)
 	}
-	return &Template{t: t, src: text}, nil
+	fast, ok := compileFast(t.Tree)
+	return &Template{t: t, src: text, fast: fast, hasFast: ok}, nil
 }
 
 // Execute renders the template with data (usually a *Session).
 func (t *Template) Execute(data any) (string, error) {
+	if s, ok := data.(*Session); ok && s != nil && t.hasFast {
+		return executeFast(t.fast, s), nil
+	}
 	var b bytes.Buffer
 	if err := t.t.Execute(&b, data); err != nil {
 		return "", err

@@ -16,7 +16,7 @@ import (
 )
 
 // The hot-path benchmarks: one proxied request and one decision, with the
-// request log (JSON, info level, to a discarding writer) and the
+// request log (text, info level, to a discarding writer) and the
 // Prometheus metrics wired as internal/app wires them. allocs/op is the
 // figure to watch:
 //
@@ -33,11 +33,12 @@ const benchRule = `
   upstream: {url: "UPSTREAM"}
 `
 
-// benchLogger logs as the server does, into nothing.
+// benchLogger logs as the server does by default (text, info), into
+// nothing.
 func benchLogger() *logrus.Logger {
 	l := logrus.New()
 	l.Out = io.Discard
-	l.SetFormatter(&logrus.JSONFormatter{})
+	l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
 	l.SetLevel(logrus.InfoLevel)
 	return l
 }
