@@ -25,7 +25,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		if !infoEnabled(log) {
 			return
 		}
-		log.WithFields(logrus.Fields{
+		logEntry(log, logrus.Fields{
 			"method":     method,
 			"path":       u.Path,
 			"host":       u.Host,
