@@ -169,6 +169,22 @@ mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject
 			timeout: 300 * time.Millisecond,
 		},
 		{
+			// A URL ending in /sessions/whoami is Kratos: the check goes
+			// through the Kratos SDK rather than the plain store.
+			name:    "Kratos whoami (cookie_session)",
+			config:  common + "authenticators: {cookie_session: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/whoami\", only: [ory_kratos_session], timeout: 300ms}}}\n",
+			rule:    "authenticators: [{handler: cookie_session}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
+			prepare: func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "ory_kratos_session", Value: "s-0123456789"}) },
+			timeout: 300 * time.Millisecond,
+		},
+		{
+			name:    "Kratos whoami (bearer_token)",
+			config:  common + "authenticators: {bearer_token: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/whoami\", timeout: 300ms}}}\n",
+			rule:    "authenticators: [{handler: bearer_token}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
+			prepare: bearer("ory_st_0123456789"),
+			timeout: 300 * time.Millisecond,
+		},
+		{
 			name:      "remote authorizer (remote_json)",
 			config:    "authenticators: {anonymous: {enabled: true}}\nmutators: {header: {enabled: true, config: {headers: {X-User: \"{{ print .Subject }}\"}}}}\nauthorizers: {remote_json: {enabled: true, config: {remote: \"ENDPOINT/authorize\", timeout: 300ms, payload: '{\"sub\": {{ .Subject | toJson }}}'}}}\n",
 			rule:      "authenticators: [{handler: anonymous}]\n  authorizer: {handler: remote_json}\n  mutators: [{handler: header}]",
