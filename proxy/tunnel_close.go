@@ -105,8 +105,9 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
 	}
 	tun.lastActive.Store(now.UnixNano())
 
-	tun.client.conn, tun.client.client = cl.conn, true
-	tun.upstream.conn = up.conn
+	tun.client.setConn(cl.conn)
+	tun.client.client = true
+	tun.upstream.setConn(up.conn)
 	var ext ws.State
 	if len(up.hs.Extensions) > 0 {
 		ext = ws.StateExtended

@@ -431,7 +431,7 @@ func TestTunnelHangingUpstream(t *testing.T) {
 	})
 	t.Run("upstream times out", func(t *testing.T) {
 		target, _ := hangingUpstream(t)
-		h := newHarnessWith(t, target, false, func(o *TunnelOptions) { o.HandshakeTimeout = 200 * time.Millisecond })
+		h := newHarnessWith(t, target, nil, func(o *TunnelOptions) { o.HandshakeTimeout = 200 * time.Millisecond })
 		_, err := h.tryDial("/hang", dialOpts{})
 		var ref *refusal
 		if !errors.As(err, &ref) || ref.status != http.StatusGatewayTimeout {

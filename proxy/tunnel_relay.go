@@ -47,6 +47,27 @@ type endpoint struct {
 	closeSent atomic.Bool
 	// closeRecv is set once conn sent a Close frame.
 	closeRecv atomic.Bool
+	// tcp is conn as a plain TCP connection once it is known to be one
+	// (set at once, or by its reader when a wrapping connection passes
+	// through): splicing needs it on both sides.
+	tcp atomic.Pointer[net.TCPConn]
+}
+
+// passthrougher is a wrapping connection (the listener's request guard)
+// that can hand its reader the connection it wraps once it has nothing
+// more to do: reading that directly is the same as reading the wrapper.
+// Writing through the wrapper is writing to the wrapped connection.
+type passthrougher interface {
+	Passthrough() (net.Conn, bool)
+}
+
+// setConn sets the endpoint's connection and, when it is plain TCP,
+// publishes it for splicing.
+func (e *endpoint) setConn(c net.Conn) {
+	e.conn = c
+	if tc, ok := c.(*net.TCPConn); ok {
+		e.tcp.Store(tc)
+	}
 }
 
 // relayError says which side of a direction failed.
@@ -80,6 +101,11 @@ type pump struct {
 	// upstream; extended when an extension was negotiated; fragmented while
 	// a fragmented message is in progress.
 	state ws.State
+
+	// rd is what the pump reads: src.conn, or the connection it wraps
+	// once that passed through (direct).
+	rd     net.Conn
+	direct bool
 
 	// The read window: unread bytes are win[r:w], of which win[r:c] were
 	// walked and can be forwarded. win is pending (bytes buffered during
@@ -264,9 +290,7 @@ var relaySpliceMin int64 = 256 << 10
 // spliceable reports whether the frame's rest can be spliced: both sides
 // plain TCP and the bytes actually going to dst.
 func (p *pump) spliceable() bool {
-	_, ok1 := p.src.conn.(*net.TCPConn)
-	_, ok2 := p.dst.conn.(*net.TCPConn)
-	return relaySpliceMin > 0 && ok1 && ok2 && p.c == p.w &&
+	return relaySpliceMin > 0 && p.src.tcp.Load() != nil && p.dst.tcp.Load() != nil && p.c == p.w &&
 		!p.dst.closeSent.Load() && !p.src.closeRecv.Load()
 }
 
@@ -278,8 +302,8 @@ func (p *pump) splice() error {
 		// frame is read and dropped by the copy path.
 		return nil
 	}
-	lr := io.LimitedReader{R: p.src.conn, N: p.left}
-	n, err := p.dst.conn.(*net.TCPConn).ReadFrom(&lr)
+	lr := io.LimitedReader{R: p.src.tcp.Load(), N: p.left}
+	n, err := p.dst.tcp.Load().ReadFrom(&lr)
 	p.relayed += n
 	p.left -= n
 	p.touch()
@@ -400,8 +424,11 @@ func (p *pump) fill(n int) error {
 
 // read reads once into the free end of the window.
 func (p *pump) read() error {
+	if !p.direct {
+		p.passThrough()
+	}
 	free := len(p.win) - p.w
-	m, err := p.src.conn.Read(p.win[p.w:])
+	m, err := p.rd.Read(p.win[p.w:])
 	if m > 0 {
 		p.w += m
 		p.hot = p.pooled != nil && m == free
@@ -411,6 +438,26 @@ func (p *pump) read() error {
 		return &relayError{side: p.src, err: err}
 	}
 	return nil
+}
+
+// passThrough reads the connection src wraps, once it may.
+func (p *pump) passThrough() {
+	if p.rd == nil {
+		p.rd = p.src.conn
+	}
+	pt, ok := p.src.conn.(passthrougher)
+	if !ok {
+		p.direct = true
+		return
+	}
+	inner, ok := pt.Passthrough()
+	if !ok {
+		return
+	}
+	p.rd, p.direct = inner, true
+	if tc, ok := inner.(*net.TCPConn); ok {
+		p.src.tcp.Store(tc)
+	}
 }
 
 // relocate moves the unread bytes to the start of a window that can hold n

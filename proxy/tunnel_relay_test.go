@@ -17,6 +17,8 @@ import (
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
+
+	"github.com/portcullis-proxy/portcullis/internal/httpguard"
 )
 
 func TestTunnelFragmentedWithPings(t *testing.T) {
@@ -276,7 +278,7 @@ func TestTunnelOverTLS(t *testing.T) {
 	up.srv = httptest.NewTLSServer(http.HandlerFunc(up.serve))
 	t.Cleanup(up.srv.Close)
 	roots := up.srv.Client().Transport.(*http.Transport).TLSClientConfig
-	h := newHarnessWith(t, up.srv.URL, true, func(o *TunnelOptions) { o.TLSConfig = roots })
+	h := newHarnessWith(t, up.srv.URL, httptest.NewTLSServer, func(o *TunnelOptions) { o.TLSConfig = roots })
 	if !strings.HasPrefix(h.wsURL("/"), "wss://") || !strings.HasPrefix(up.srv.URL, "https://") {
 		t.Fatalf("not TLS: front %s, upstream %s", h.wsURL("/"), up.srv.URL)
 	}
@@ -346,5 +348,44 @@ func TestTunnelDribble(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTunnelBehindGuard: behind the listener's request guard, the client's
+// connection is a wrapper; once the guard lets it pass through, the relay
+// reads the TCP connection itself and long payloads are spliced again.
+func TestTunnelBehindGuard(t *testing.T) {
+	up := newUpstream(t)
+	guarded := func(h http.Handler) *httptest.Server {
+		ts := httptest.NewUnstartedServer(h)
+		ts.Listener = httpguard.Protect(ts.Config, ts.Listener)
+		ts.Start()
+		return ts
+	}
+	h := newHarnessWith(t, up.url(), guarded, nil)
+	c := h.dial("/guarded", dialOpts{})
+	for _, size := range []int{5, 1 << 20} {
+		payload := bytes.Repeat([]byte{'g'}, size)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
+		}()
+		f := c.read()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f.payload, payload) {
+			t.Fatalf("echo of %d bytes behind the guard: got %d bytes", size, len(f.payload))
+		}
+	}
+	h.tunnels.mu.Lock()
+	defer h.tunnels.mu.Unlock()
+	for tun := range h.tunnels.live {
+		if tun.client.tcp.Load() == nil {
+			t.Errorf("the client's TCP connection was not reached through the guard")
+		}
+		if _, wrapped := tun.client.conn.(passthrougher); !wrapped {
+			t.Errorf("the client's connection is %T, not the guard's wrapper", tun.client.conn)
+		}
 	}
 }

@@ -141,12 +141,12 @@ type harness struct {
 // newHarness starts a front server tunnelling to upstreamURL with the
 // default policy (close grace shortened) and a session for "alice".
 func newHarness(t *testing.T, upstreamURL string) *harness {
-	return newHarnessWith(t, upstreamURL, false, nil)
+	return newHarnessWith(t, upstreamURL, nil, nil)
 }
 
-// newHarnessWith is newHarness with a TLS front server when tlsFront is
-// set, and options edited by opts.
-func newHarnessWith(t *testing.T, upstreamURL string, tlsFront bool, opts func(*TunnelOptions)) *harness {
+// newHarnessWith is newHarness with the front server started by front
+// (httptest.NewServer when nil) and options edited by opts.
+func newHarnessWith(t *testing.T, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*TunnelOptions)) *harness {
 	t.Helper()
 	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &lockedBuffer{}}
 	h.policy = rules.DefaultWebSocketPolicy()
@@ -159,11 +159,10 @@ func newHarnessWith(t *testing.T, upstreamURL string, tlsFront bool, opts func(*
 		opts(&o)
 	}
 	h.tunnels = NewTunnels(o)
-	if tlsFront {
-		h.front = httptest.NewTLSServer(http.HandlerFunc(h.serve))
-	} else {
-		h.front = httptest.NewServer(http.HandlerFunc(h.serve))
+	if front == nil {
+		front = httptest.NewServer
 	}
+	h.front = front(http.HandlerFunc(h.serve))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ioWait)
 		defer cancel()
