@@ -48,6 +48,7 @@ type options struct {
 	baseline    string
 	variants    string
 	oathkeeper  string
+	keep        bool
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound of the whole run")
 	flag.StringVar(&o.oathkeeper, "oathkeeper", "auto", "run Ory Oathkeeper v0.40.9 side by side: auto (when scripts/build-oathkeeper.sh built it), on (build it when missing), off")
+	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (configurations and logs) and print where it is")
 	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, proxy, decisions, session-hit, session-off, and their @base)")
 	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, decisions@base, tunnel@base) to compare a change")
 	flag.Parse()
@@ -152,7 +154,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if o.keep {
+		defer fmt.Fprintln(os.Stderr, "bench: configurations and logs kept in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return err
@@ -335,7 +341,7 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	vs := []httpVariant{
 		{name: "direct", proc: e.upstream, url: "http://" + e.upAddr + pathAnon},
 		{name: "httputil", proc: hu, url: "http://" + hu.info["addr"] + pathAnon, profile: "httputil"},
-		{name: "httputil+pool", proc: e.pooled, url: "http://" + e.pooled.info["addr"] + pathAnon},
+		{name: "httputil+pool", proc: e.pooled, url: "http://" + e.pooled.info["addr"] + pathAnon, profile: "httputil-pool"},
 		{name: "proxy", proc: pc, url: "http://" + px + pathAnon, profile: "proxy"},
 		{name: "decisions", proc: pc, url: "http://" + api + "/decisions" + pathAnon, profile: "decisions"},
 	}
@@ -585,16 +591,21 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	}
 	mib := map[string][]float64{}
 	cpuPerMiB := map[string][]float64{}
+	endsPerMiB := map[string][]float64{} // the client's and the upstream's CPU together
 	for r := range e.o.rounds {
 		for _, tg := range targets {
 			var prof func()
 			if r == 0 && tg.name == "tunnel" {
 				prof = e.profile(ctx, pc, "ws-bulk", e.o.wsDuration)
 			}
+			ends := meterCPU(os.Getpid(), e.upstream.pid())
 			m := meterCPU(tg.pid)
 			got, sent, err := bulkRound(bulk[tg.name], e.o.wsDuration)
 			if tg.pid != 0 && sent > 0 {
 				cpuPerMiB[tg.name] = append(cpuPerMiB[tg.name], float64(m.used()[0])/sent)
+			}
+			if u := ends.used(); sent > 0 {
+				endsPerMiB[tg.name] = append(endsPerMiB[tg.name], float64(u[0]+u[1])/sent)
 			}
 			if prof != nil {
 				prof()
@@ -622,6 +633,9 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	t.add(row{fig: "5", what: "(context) proxy CPU per MiB relayed",
 		got: fmtDur(time.Duration(median(cpuPerMiB["tunnel"]))), ref: fmtDur(time.Duration(median(cpuPerMiB["httputil"]))) + " httputil",
 		ratio: ratioOf(cpuPerMiB["tunnel"], cpuPerMiB["httputil"])})
+	t.add(row{fig: "5", what: "(context) client + upstream CPU per MiB, the two ends together",
+		got: fmtDur(time.Duration(median(endsPerMiB["tunnel"]))) + " through the tunnel",
+		ref: fmtDur(time.Duration(median(endsPerMiB["direct"]))) + " direct"})
 	return nil
 }
 
