@@ -223,3 +223,23 @@ func TestHeldBytesAreBounded(t *testing.T) {
 		t.Errorf("%d bytes held, more than %d", c.heldLen(), maxHeld)
 	}
 }
+
+// TestJudgingAllocatesNothing: requests that pass (headers, bodies,
+// chunked framing) cost the guard no allocation.
+func TestJudgingAllocatesNothing(t *testing.T) {
+	data := []byte(get + "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello" + chunkedRq + "5\r\nhello\r\n0\r\n\r\n")
+	src := &sliceConn{step: 4096}
+	c := NewConn(src)
+	buf := make([]byte, 4096)
+	allocs := testing.AllocsPerRun(100, func() {
+		src.data = data
+		for {
+			if _, err := c.Read(buf); err != nil {
+				break
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per stream, want none", allocs)
+	}
+}
