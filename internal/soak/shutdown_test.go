@@ -86,6 +86,12 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 
 	sent := time.Now()
 	p.signal(t, syscall.SIGTERM)
+	// While the request in flight finishes, nothing new is accepted.
+	time.Sleep(150 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", p.proxy, time.Second); err == nil {
+		c.Close()
+		t.Error("new connections accepted during shutdown")
+	}
 
 	// Every client reads Close 1001; even-numbered ones answer it, the
 	// others leave the proxy to its close grace.
