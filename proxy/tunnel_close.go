@@ -153,7 +153,9 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	if t.cause == nil {
 		t.cause = c
 	}
-	grace := t.armGraceLocked()
+	// Writing the Close frames waits for a frame in flight to end and for
+	// the peer to take the bytes; closeSendLimit bounds both.
+	t.armLocked(max(t.policy.CloseGrace, closeSendLimit))
 	t.mu.Unlock()
 
 	t.sendClose(&t.client, c)
@@ -165,6 +167,15 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	// so the side that waits for an answer hears first.
 	runtime.Gosched()
 	t.sendClose(&t.upstream, c)
+
+	// The grace for the replies counts from here, however long a busy
+	// process took to get the frames out.
+	t.mu.Lock()
+	grace := t.policy.CloseGrace
+	if grace > 0 && !t.torn {
+		t.armLocked(grace)
+	}
+	t.mu.Unlock()
 	if grace <= 0 {
 		t.teardown(c)
 		return
@@ -172,27 +183,24 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	t.checkClientDone()
 }
 
-// armGraceLocked turns the deadline timer into the close grace's end and
-// returns the grace; t.mu is held.
-func (t *tunnel) armGraceLocked() time.Duration {
-	grace := t.policy.CloseGrace
-	if grace <= 0 {
-		t.stopTimerLocked()
-		return grace
-	}
-	t.graceEnd = time.Now().Add(grace)
+// closeSendLimit bounds how long the proxy's Close frames may take to go
+// out (a frame in flight that does not end, a peer that reads nothing)
+// before both connections are closed anyway.
+const closeSendLimit = 5 * time.Second
+
+// armLocked turns the deadline timer into the end of the closing
+// handshake, d from now; t.mu is held.
+func (t *tunnel) armLocked(d time.Duration) {
+	t.graceEnd = time.Now().Add(d)
 	if t.timer == nil {
-		t.timer = time.AfterFunc(grace, t.onTimer)
+		t.timer = time.AfterFunc(d, t.onTimer)
 	} else {
-		t.timer.Reset(grace)
+		t.timer.Reset(d)
 	}
-	return grace
 }
 
 // sendClose writes the proxy's Close frame to e unless e already had one.
-// It waits for a frame being written to e to end; a peer that reads
-// nothing holds it until the close grace ends and the connection is
-// closed.
+// It waits for a frame being written to e to end.
 func (t *tunnel) sendClose(e *endpoint, c *closeCause) {
 	var buf [closeFrameMax]byte
 	frame := closeFrame(buf[:0], c, !e.client)
@@ -202,9 +210,6 @@ func (t *tunnel) sendClose(e *endpoint, c *closeCause) {
 		return
 	}
 	e.closeSent.Store(true)
-	if t.policy.CloseGrace <= 0 {
-		_ = e.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	}
 	_, _ = e.conn.Write(frame)
 }
 
@@ -256,8 +261,12 @@ func (t *tunnel) peerClosed() {
 	t.mu.Lock()
 	teardown := false
 	if !t.closing && !t.torn {
+		// The other peer has the grace to answer.
 		t.closing = true
-		teardown = t.armGraceLocked() <= 0
+		t.stopTimerLocked()
+		if teardown = t.policy.CloseGrace <= 0; !teardown {
+			t.armLocked(t.policy.CloseGrace)
+		}
 	}
 	t.mu.Unlock()
 	if teardown {

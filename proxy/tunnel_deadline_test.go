@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -396,5 +399,49 @@ func TestTunnelCloseGrace(t *testing.T) {
 	h.waitActive(0)
 	if n := h.metrics.closedWith(ReasonMaxLifetime); n != 1 {
 		t.Errorf("closed with max_lifetime counted %d times, want 1", n)
+	}
+}
+
+// TestTunnelStalledFrame: a peer that starts a frame and never finishes it
+// holds the other side's writes; the proxy's Close waits for the frame, but
+// not forever.
+func TestTunnelStalledFrame(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t)
+	got := make(chan error, 1)
+	up.onConn = func(conn net.Conn) {
+		_ = conn.SetReadDeadline(time.Now().Add(ioWait + closeSendLimit))
+		f, err := readFrameFrom(conn)
+		if err == nil {
+			err = fmt.Errorf("upstream got a whole %v frame", f.h.OpCode)
+		}
+		got <- err
+	}
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.MaxLifetime = 200 * time.Millisecond
+		p.CloseGrace = 100 * time.Millisecond
+	})
+	c := h.dial("/stalled", dialOpts{})
+	// Half a frame, then silence: the upstream's side is mid-frame.
+	wire, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewBinaryFrame(make([]byte, 1000))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.conn.Write(wire[:500]); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if f := c.read(); f.h.OpCode != ws.OpClose {
+		t.Fatalf("client got %v, want Close", f.h.OpCode)
+	}
+	c.expectEnd()
+	h.waitActive(0)
+	if d := time.Since(start); d > closeSendLimit+ioWait {
+		t.Errorf("the stalled tunnel took %v to end", d)
+	}
+	// The upstream saw the frame cut short, never a Close inside it.
+	if err := <-got; !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("upstream: %v, want the frame cut short", err)
 	}
 }
