@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
 // Metrics holds the collectors, registered in their own registry.
@@ -26,6 +28,7 @@ type Metrics struct {
 	handshakes      *prometheus.CounterVec
 	handshakeTime   *prometheus.HistogramVec
 	bytesRelayed    *prometheus.CounterVec
+	closeLateness   *prometheus.HistogramVec
 	reloads         *prometheus.CounterVec
 	rulesLoaded     prometheus.Gauge
 }
@@ -69,6 +72,11 @@ func New() *Metrics {
 		Name: "portcullis_websocket_bytes_relayed_total",
 		Help: "Bytes relayed through WebSocket tunnels (frame headers included), by rule and direction.",
 	}, []string{"rule", "direction"})
+	m.closeLateness = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portcullis_websocket_deadline_close_lateness_seconds",
+		Help:    "How long after a tunnel's deadline (max lifetime, session expiry, idle timeout) the proxy wrote its Close frame, by rule and reason. Growing values mean the proxy cannot keep its deadlines.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"rule", "reason"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_rules_reloads_total",
 		Help: "Attempts to load a changed rule set, by result (ok, failed). A failed one leaves the last good set serving.",
@@ -78,7 +86,7 @@ func New() *Metrics {
 		Help: "Rules in the serving rule set.",
 	})
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
-		m.handshakes, m.handshakeTime, m.bytesRelayed, m.reloads, m.rulesLoaded,
+		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -115,6 +123,11 @@ func (m *Metrics) Relayed(rule, dir string, n int64) {
 	m.bytesRelayed.WithLabelValues(rule, dir).Add(float64(n))
 }
 
+// DeadlineClose implements proxy.DeadlineMetrics.
+func (m *Metrics) DeadlineClose(rule, reason string, late time.Duration) {
+	m.closeLateness.WithLabelValues(rule, reason).Observe(late.Seconds())
+}
+
 // Reload records a rule-set reload attempt and, when it succeeded, the
 // number of rules now serving.
 func (m *Metrics) Reload(err error, rules int) {
@@ -125,3 +138,9 @@ func (m *Metrics) Reload(err error, rules int) {
 	m.reloads.WithLabelValues("ok").Inc()
 	m.rulesLoaded.Set(float64(rules))
 }
+
+var (
+	_ proxy.Observer        = (*Metrics)(nil)
+	_ proxy.TunnelMetrics   = (*Metrics)(nil)
+	_ proxy.DeadlineMetrics = (*Metrics)(nil)
+)

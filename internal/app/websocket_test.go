@@ -1,0 +1,111 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// wsEcho is a real WebSocket echo upstream.
+func wsEcho(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			for {
+				msg, op, err := wsutil.ReadClientData(conn)
+				if err != nil {
+					return
+				}
+				if err := wsutil.WriteServerMessage(conn, op, msg); err != nil {
+					return
+				}
+			}
+		}()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestWebSocketThroughTheServer opens a tunnel through the assembled
+// server, echoes through it, sees it closed at the rule's max lifetime with
+// 1008 and the reason, and finds the tunnel in /metrics.
+func TestWebSocketThroughTheServer(t *testing.T) {
+	up := wsEcho(t)
+	s := startServer(t, openConfig, strings.ReplaceAll(`
+- id: ws
+  match: {url: "<https?>://<[^/]+>/ws", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  upstream: {url: "UPSTREAM"}
+  websocket: {max_lifetime: 1s, allowed_origins: ["http://app.example"]}
+`, "UPSTREAM", up.URL))
+
+	// A foreign Origin is refused before any upgrade.
+	req, _ := http.NewRequest("GET", s.url("proxy")+"/ws", nil)
+	for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example"} {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign Origin: %d, want 403", res.StatusCode)
+	}
+
+	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Origin": {"http://app.example"}})}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, _, err := d.Dial(ctx, "ws://"+s.Addr("proxy")+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	opened := time.Now()
+	if err := wsutil.WriteClientText(conn, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, err := wsutil.ReadServerText(conn)
+	if err != nil || string(msg) != "hello" {
+		t.Fatalf("echo: %q %v", msg, err)
+	}
+	_, err = wsutil.ReadServerText(conn)
+	var closed wsutil.ClosedError
+	if !errors.As(err, &closed) || closed.Code != ws.StatusPolicyViolation || closed.Reason != "max lifetime reached" {
+		t.Fatalf("after max lifetime: %v, want Close 1008 \"max lifetime reached\"", err)
+	}
+	if lived := time.Since(opened); lived < 900*time.Millisecond || lived > 6*time.Second {
+		t.Errorf("tunnel lived %v, want about its 1s max lifetime", lived)
+	}
+
+	waitUntil(t, func() bool {
+		res, err := http.Get("http://" + s.Addr("prometheus") + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		m := string(b)
+		return strings.Contains(m, `portcullis_websocket_tunnels_closed_total{reason="max_lifetime",rule="ws"} 1`) &&
+			strings.Contains(m, `portcullis_websocket_tunnels_active{rule="ws"} 0`) &&
+			strings.Contains(m, `portcullis_websocket_handshakes_total{result="origin_refused",rule="ws"} 1`) &&
+			strings.Contains(m, `portcullis_websocket_deadline_close_lateness_seconds_count{reason="max_lifetime",rule="ws"} 1`) &&
+			strings.Contains(m, `portcullis_websocket_bytes_relayed_total{direction="to_upstream",rule="ws"}`)
+	})
+}
