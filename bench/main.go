@@ -695,6 +695,7 @@ func (e *env) idle(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("portcullis: %w", err)
 	}
+	e.heapProfile(ctx, pc, "heap-idle-tunnels.pprof")
 	if f, err := pc.ask(ctx, time.Minute, "tunnels"); err == nil && fields(f)["active"] != fmt.Sprint(n) {
 		return fmt.Errorf("portcullis reports %v tunnels, want %d", f, n)
 	}
@@ -862,6 +863,28 @@ func (e *env) profile(ctx context.Context, pc *roleProc, name string, d time.Dur
 	go fetch("profile", "cpu-"+name+".pprof")
 	go fetch("allocs", "allocs-"+name+".pprof")
 	return func() { <-done; <-done }
+}
+
+// heapProfile saves a heap profile of p (live objects after a GC) when
+// profiling is on.
+func (e *env) heapProfile(ctx context.Context, p *roleProc, file string) {
+	addr := p.info["pprof"]
+	if e.o.profileDir == "" || addr == "" {
+		return
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
+		return
+	}
+	defer res.Body.Close()
+	f, err := os.Create(filepath.Join(e.o.profileDir, file))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, res.Body)
 }
 
 // repoRoot finds the module root from the working directory.
