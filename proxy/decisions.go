@@ -43,6 +43,11 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
 		return
 	}
+	if err := checkPath(u.Path); err != nil {
+		decision = "denied"
+		pipeline.WriteError(rec, err, false)
+		return
+	}
 	// Stages and error handlers see the described request, not the call to
 	// /decisions: a redirect's return_to is the page the user asked for.
 	described := r.Clone(r.Context())

@@ -210,6 +210,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := requestURL(r, h.TrustForwardedHeaders)
+	if err := checkPath(r.URL.Path); err != nil {
+		decision = "denied"
+		pipeline.WriteError(rec, err, false)
+		return
+	}
 	rule, groups, err := set.Match(r.Method, u)
 	if err != nil {
 		decision = decisionOf(err)

@@ -243,3 +243,25 @@ func TestStripPathAtSegmentBoundary(t *testing.T) {
 		}
 	}
 }
+
+func TestAmbiguousPathsAreRefused(t *testing.T) {
+	front, _ := proxyFor(t, proxyRules)
+	for _, p := range []string{"/public/..;/admin", "/public/.;/x", "/public/a%5c..%5cadmin", "/public/x%00"} {
+		res, err := http.Get(front.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400", p, res.StatusCode)
+		}
+		decodeError(t, res)
+	}
+	// A semicolon elsewhere is an ordinary character.
+	res, err := http.Get(front.URL + "/public/a;b=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := decodeSeen(t, res); s.Path != "/public/a;b=1" {
+		t.Errorf("path with ;: %q", s.Path)
+	}
+}

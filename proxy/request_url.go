@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/portcullis-proxy/portcullis/pipeline"
 	"net/http"
 	"net/url"
 	"path"
@@ -82,4 +83,24 @@ func decisionURL(r *http.Request) (method string, u *url.URL) {
 	u.Path = cleanPath(strings.TrimPrefix(r.URL.Path, "/decisions"))
 	u.RawQuery = r.URL.RawQuery
 	return method, u
+}
+
+// errAmbiguousPath refuses paths that some upstreams resolve differently
+// from portcullis: a backslash (a separator to some servers) and dot
+// segments with path parameters ("..;", ".;", which Java servlet containers
+// resolve as ".." and "."). Matching them as written would let a request
+// reach an upstream path no rule allowed.
+var errAmbiguousPath = pipeline.NewError(http.StatusBadRequest, "ambiguous request path", nil)
+
+// checkPath returns errAmbiguousPath for a path upstreams may not agree on.
+func checkPath(p string) error {
+	if strings.ContainsAny(p, "\\\x00") {
+		return errAmbiguousPath
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
+			return errAmbiguousPath
+		}
+	}
+	return nil
 }
