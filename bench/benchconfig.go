@@ -21,7 +21,7 @@ const (
 // writeConfig writes portcullis's benchmark configuration and rules into
 // dir and returns the configuration's path. whoami is Kratos's
 // /sessions/whoami ("" leaves the session rules out).
-func writeConfig(dir, upstream, whoami, logLevel string) (string, error) {
+func writeConfig(dir, upstream, whoami, logLevel, logFormat string) (string, error) {
 	var r strings.Builder
 	rule := func(id, prefix, authn string, extra string) {
 		fmt.Fprintf(&r, `- id: %s
@@ -78,8 +78,8 @@ mutators:
         X-User: "{{ print .Subject }}"
 log:
   level: %s
-  format: text
-`, rulesPath, bearer, logLevel)
+  format: %s
+`, rulesPath, bearer, logLevel, logFormat)
 	cfgPath := filepath.Join(dir, "portcullis.yml")
 	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }

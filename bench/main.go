@@ -40,6 +40,7 @@ type options struct {
 	kratos      bool
 	install     bool
 	logLevel    string
+	logFormat   string
 	only        string
 	profileDir  string
 	benchtime   string
@@ -70,7 +71,8 @@ func main() {
 	flag.IntVar(&o.tunnels, "tunnels", 5000, "idle tunnels for figures 6-7")
 	flag.BoolVar(&o.kratos, "kratos", true, "start a real Ory Kratos for the session figures (3, 7)")
 	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get and build Kratos when missing")
-	flag.StringVar(&o.logLevel, "log-level", "info", "portcullis log.level (its log goes to a file)")
+	flag.StringVar(&o.logLevel, "log-level", "info", "log.level of portcullis and Oathkeeper (their logs go to files)")
+	flag.StringVar(&o.logFormat, "log-format", "text", "log.format of portcullis and Oathkeeper: text (the default of both) or json")
 	flag.StringVar(&o.only, "only", "http,ws,idle,go", "sections to run: http (1-3), ws (4-5), idle (6-7), go (8)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of portcullis (round 1 of each figure) into this directory")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
@@ -255,7 +257,7 @@ func (e *env) startPortcullisFrom(ctx context.Context, exe, name, whoami string)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
 	}
-	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel)
+	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel, e.o.logFormat)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +280,7 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 	}
 	defer pc.stop()
 	if e.okBin != "" {
-		if e.ok, err = startOathkeeper(ctx, e.okBin, filepath.Join(e.dir, "oathkeeper"), "http://"+e.upAddr, whoami, e.o.logLevel); err != nil {
+		if e.ok, err = startOathkeeper(ctx, e.okBin, filepath.Join(e.dir, "oathkeeper"), "http://"+e.upAddr, whoami, e.o.logLevel, e.o.logFormat); err != nil {
 			return fmt.Errorf("oathkeeper: %w", err)
 		}
 		defer e.ok.stop()

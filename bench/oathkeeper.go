@@ -79,7 +79,7 @@ func (o *oathkeeperProc) stop() {
 
 // startOathkeeper writes Oathkeeper's configuration and rules into dir,
 // starts it on free loopback ports and waits until its rules are loaded.
-func startOathkeeper(ctx context.Context, bin, dir, upstream, whoami, logLevel string) (*oathkeeperProc, error) {
+func startOathkeeper(ctx context.Context, bin, dir, upstream, whoami, logLevel, logFormat string) (*oathkeeperProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -141,8 +141,8 @@ mutators:
         X-User: "{{ print .Subject }}"
 log:
   level: %s
-  format: text
-`, ports[0], ports[1], ports[2], rulesPath, bearer, logLevel)
+  format: %s
+`, ports[0], ports[1], ports[2], rulesPath, bearer, logLevel, logFormat)
 	cfgPath := filepath.Join(dir, "oathkeeper.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
