@@ -91,6 +91,9 @@ type Timeouts struct {
 	Idle       time.Duration `koanf:"idle"`
 	// Shutdown is the grace period for in-flight requests and tunnels.
 	Shutdown time.Duration `koanf:"shutdown"`
+	// Upstream bounds the wait for an upstream's response headers (and a
+	// WebSocket upstream's handshake answer): past it the client gets 504.
+	Upstream time.Duration `koanf:"upstream"`
 }
 
 // AccessRules is access_rules.
@@ -141,6 +144,7 @@ func Defaults() map[string]any {
 		"serve.proxy.timeout.write":           "120s",
 		"serve.proxy.timeout.idle":            "120s",
 		"serve.proxy.timeout.shutdown":        "10s",
+		"serve.proxy.timeout.upstream":        "60s",
 		"serve.proxy.trust_forwarded_headers": false,
 		"serve.api.host":                      "",
 		"serve.api.port":                      4456,

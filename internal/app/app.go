@@ -192,6 +192,9 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		return nil, err
 	}
 	transport := proxy.NewTransport()
+	if t := cfg.Serve.Proxy.Timeout.Upstream; t > 0 {
+		transport.ResponseHeaderTimeout = t
+	}
 	var upstreamTLS *tls.Config
 	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
 		pool, err := loadCAPool(ca)
@@ -202,7 +205,8 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
-	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics})
+	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,

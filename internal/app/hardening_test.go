@@ -286,3 +286,37 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// TestUpstreamTimeoutIsConfigurable: serve.proxy.timeout.upstream bounds the
+// wait for a silent upstream (a fault injector that accepts and never
+// answers); the client gets 504.
+func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
+		strings.ReplaceAll(openRules, "UPSTREAM", "http://"+ln.Addr().String()))
+	start := time.Now()
+	res, err := http.Get(s.url("proxy") + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("silent upstream: %d, want 504", res.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("answered after %v; the configured upstream timeout is 200ms", d)
+	}
+}
