@@ -10,18 +10,19 @@ import (
 // Paths of the benchmark rules. Every rule matches any host, so the same
 // rule answers the proxy and the decision API.
 const (
-	pathAnon      = "/anon/items/42"    // anonymous → allow → header
-	pathSession   = "/session/items/42" // bearer_token (Kratos, cache on) → allow → header
-	pathNoCache   = "/nocache/items/42" // bearer_token (Kratos, cache off) → allow → header
-	pathWSEcho    = "/ws/echo"          // anonymous → allow → header, tunnelled
-	pathWSSink    = "/ws/sink"
-	pathWSSession = "/wss/idle" // bearer_token → allow → header, tunnel bound to the session
+	pathAnon       = "/anon/items/42"    // anonymous → allow → header
+	pathSession    = "/session/items/42" // bearer_token (Kratos, cache on) → allow → header
+	pathNoCache    = "/nocache/items/42" // bearer_token (Kratos, cache off) → allow → header
+	pathWSEcho     = "/ws/echo"          // anonymous → allow → header, tunnelled
+	pathWSSink     = "/ws/sink"
+	pathWSSession  = "/wss/idle" // bearer_token → allow → header, tunnel bound to the session
+	pathWSLifetime = "/wsl/idle" // anonymous → allow → header, tunnel with a max lifetime (figure 7)
 )
 
 // writeConfig writes portcullis's benchmark configuration and rules into
 // dir and returns the configuration's path. whoami is Kratos's
 // /sessions/whoami ("" leaves the session rules out).
-func writeConfig(dir, upstream, whoami, logLevel, logFormat string) (string, error) {
+func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string) (string, error) {
 	var r strings.Builder
 	rule := func(id, prefix, authn string, extra string) {
 		fmt.Fprintf(&r, `- id: %s
@@ -36,6 +37,7 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat string) (string, err
 	}
 	rule("anon", "/anon", "{handler: anonymous}", "")
 	rule("ws", "/ws", "{handler: anonymous}", "")
+	rule("ws-lifetime", "/wsl", "{handler: anonymous}", "  websocket: {max_lifetime: "+lifetime+"}\n")
 	if whoami != "" {
 		rule("session", "/session", "{handler: bearer_token}", "")
 		rule("session-nocache", "/nocache", "{handler: bearer_token, config: {cache: {enabled: false}}}", "")

@@ -207,6 +207,8 @@ type wsClient struct {
 //	                         answer it, and report the lateness of the
 //	                         arrivals after T (unix ns): p50= p99= max= (ns)
 //	                         and how many came with each code
+//	awaitlife D SECS         the same, each client's Close due D (a Go
+//	                         duration) after it had its 101 answer
 //	closeall                 send every client's Close and hang up
 func roleWSClient() error {
 	var clients []wsClient
@@ -234,7 +236,14 @@ func roleWSClient() error {
 		case f[0] == "await" && len(f) == 3:
 			t0, _ := strconv.ParseInt(f[1], 10, 64)
 			secs, _ := strconv.Atoi(f[2])
-			say("%s", awaitCloses(clients, time.Unix(0, t0), time.Duration(secs)*time.Second))
+			due := time.Unix(0, t0)
+			say("%s", awaitCloses(clients, func(wsClient) time.Time { return due }, time.Duration(secs)*time.Second))
+			closeClients(clients)
+			clients = nil
+		case f[0] == "awaitlife" && len(f) == 3:
+			life, _ := time.ParseDuration(f[1])
+			secs, _ := strconv.Atoi(f[2])
+			say("%s", awaitCloses(clients, func(c wsClient) time.Time { return c.opened.Add(life) }, time.Duration(secs)*time.Second))
 			closeClients(clients)
 			clients = nil
 		case f[0] == "closeall":
@@ -291,9 +300,11 @@ func openClients(n int, u string, h http.Header) ([]wsClient, int, error) {
 }
 
 // awaitCloses waits for a Close on every client, answers it, and reports
-// lateness percentiles after t0 and the close codes seen.
-func awaitCloses(clients []wsClient, t0 time.Time, limit time.Duration) string {
-	late := make([]int64, len(clients))
+// the lateness of each arrival after the client's due time, as
+// percentiles, and the close codes seen.
+func awaitCloses(clients []wsClient, due func(wsClient) time.Time, limit time.Duration) string {
+	late := make([]int64, len(clients)) // may be negative: early
+	closed := make([]bool, len(clients))
 	codes := make([]int, len(clients))
 	reasons := make([]string, len(clients))
 	// The clients share the machine with the proxy: to measure the proxy
@@ -306,19 +317,19 @@ func awaitCloses(clients []wsClient, t0 time.Time, limit time.Duration) string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			t0 := due(c)
 			_ = c.conn.SetReadDeadline(t0.Add(limit))
 			fr := newFrameReader(c.conn, 512)
 			for {
 				h, p, err := fr.read()
 				if err != nil {
-					late[i], codes[i] = -1, -1
 					arrived.Done()
 					return
 				}
 				if h.OpCode != ws.OpClose {
 					continue
 				}
-				late[i] = time.Since(t0).Nanoseconds()
+				late[i], closed[i] = time.Since(t0).Nanoseconds(), true
 				arrived.Done()
 				code, reason := ws.ParseCloseFrameData(p)
 				codes[i], reasons[i] = int(code), reason
@@ -335,7 +346,7 @@ func awaitCloses(clients []wsClient, t0 time.Time, limit time.Duration) string {
 	byCode := map[string]int{}
 	var got []int64
 	for i := range clients {
-		if late[i] < 0 {
+		if !closed[i] {
 			byCode["none"]++
 			continue
 		}
