@@ -28,6 +28,7 @@ var goBenchmarks = []struct {
 }{
 	{"./rules/", "^BenchmarkMatch$", false},
 	{"./proxy/", "^(BenchmarkProxyRequest|BenchmarkDecision)$", false},
+	{"./proxy/", "^BenchmarkDecisionSession$", true},
 	{"./authenticators/", "^BenchmarkCookieSession$", true},
 }
 

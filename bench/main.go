@@ -866,6 +866,8 @@ func (e *env) goFigures(ctx context.Context, withKratos bool) error {
 	}
 	allocRow("allocations: proxy request (handler + upstream round trip)", "BenchmarkProxyRequest/portcullis", "BenchmarkProxyRequest/httputil", "bare httputil")
 	allocRow("allocations: decision (pipeline only)", "BenchmarkDecision/anonymous", "", "")
+	allocRow("allocations: decision with a Kratos session, cache hit", "BenchmarkDecisionSession/cache=hit", "BenchmarkDecisionSession/anonymous", "anonymous decision")
+	allocRow("allocations: decision with a Kratos session, cache off", "BenchmarkDecisionSession/cache=off", "BenchmarkDecisionSession/anonymous", "anonymous decision")
 	allocRow("allocations: session cache hit (authenticator)", "BenchmarkCookieSession/cache=hit", "BenchmarkCookieSession/anonymous", "anonymous authenticator")
 	return nil
 }
