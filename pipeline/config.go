@@ -137,3 +137,29 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// JSONCompatible turns a value decoded from YAML into one encoding/json can
+// marshal: maps with non-string keys (map[any]any) become map[string]any,
+// recursively. Maps and slices are rewritten in place.
+func JSONCompatible(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = JSONCompatible(x)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[fmt.Sprint(k)] = JSONCompatible(x)
+		}
+		return m
+	case []any:
+		for i, x := range t {
+			t[i] = JSONCompatible(x)
+		}
+		return t
+	default:
+		return v
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // Sourced is a rule with the place it was read from.
@@ -138,7 +140,7 @@ func decodeNode(n *yaml.Node, v any) error {
 	if err := n.Decode(&generic); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(normalize(generic))
+	raw, err := json.Marshal(pipeline.JSONCompatible(generic))
 	if err != nil {
 		return err
 	}
@@ -151,30 +153,6 @@ func decodeNode(n *yaml.Node, v any) error {
 		return err
 	}
 	return nil
-}
-
-// normalize turns YAML's map[any]any (non-string keys) into JSON-able maps.
-func normalize(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = normalize(x)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, x := range t {
-			m[fmt.Sprint(k)] = normalize(x)
-		}
-		return m
-	case []any:
-		for i, x := range t {
-			t[i] = normalize(x)
-		}
-		return t
-	default:
-		return v
-	}
 }
 
 // lineForDecodeError finds the line of the key a decode error names.

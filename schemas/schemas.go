@@ -30,6 +30,8 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 //go:embed config.schema.json rules.schema.json
@@ -304,32 +306,9 @@ func jsonValue(n *yaml.Node) (any, error) {
 	if err := n.Decode(&v); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(normalize(v))
+	raw, err := json.Marshal(pipeline.JSONCompatible(v))
 	if err != nil {
 		return nil, err
 	}
 	return jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-}
-
-func normalize(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = normalize(x)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, x := range t {
-			m[fmt.Sprint(k)] = normalize(x)
-		}
-		return m
-	case []any:
-		for i, x := range t {
-			t[i] = normalize(x)
-		}
-		return t
-	default:
-		return v
-	}
 }
