@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 )
 
 // kratosShared is the real Ory Kratos this package's session tests talk to.
@@ -142,33 +142,7 @@ func (f *sessionFront) lastRequest() *http.Request {
 // newHangingServer is a fault injector: it accepts connections and never
 // answers, like an identity provider stuck under load.
 func newHangingServer(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
+	return faultinject.HangingURL(t)
 }
 
 // wantStatus checks that err is a pipeline error with the status.

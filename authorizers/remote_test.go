@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 )
 
 // decisionAPI is a real HTTP decision endpoint on loopback. It records the
@@ -69,32 +71,7 @@ func closedPort(t *testing.T) string {
 // hangingAPI is a fault injector: it accepts connections and never answers,
 // the failure a real decision API shows when it is overloaded.
 func hangingAPI(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return "http://" + l.Addr().String()
+	return faultinject.HangingURL(t)
 }
 
 func buildAuthorizer(t *testing.T, f pipeline.Factory[pipeline.Authorizer], global, rule map[string]any) pipeline.Authorizer {

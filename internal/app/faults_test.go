@@ -18,6 +18,8 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 )
 
 // Fault injectors: endpoints that fail the way real services fail when
@@ -39,33 +41,7 @@ func refusingURL(t *testing.T) string {
 // hangingURL accepts connections, reads what is sent and never answers,
 // as an overloaded service does.
 func hangingURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
+	return faultinject.HangingURL(t)
 }
 
 // statusURL is a real HTTP server answering every request with status and
