@@ -101,6 +101,9 @@ func (c *Conn) Passthrough() (net.Conn, bool) {
 	if !c.hijacked.Load() || c.hd < c.heldLen() {
 		return nil, false
 	}
+	// Nothing will read c again: give its held buffer back now, or an idle
+	// tunnel would keep it for its whole life.
+	c.putHeld()
 	return c.Conn, true
 }
 
