@@ -22,6 +22,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -46,7 +47,9 @@ func NewLogger(c config.Log) (*logrus.Logger, error) {
 	}
 	l.SetLevel(lvl)
 	if c.Format == "json" {
-		l.SetFormatter(&logrus.JSONFormatter{})
+		// Byte for byte what logrus.JSONFormatter writes, without its
+		// reflection (bench/README.md: proxy req/s 1.17x with json logs).
+		l.SetFormatter(&logfmt.JSON{})
 	} else {
 		l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
 	}
