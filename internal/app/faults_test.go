@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 
 	"github.com/portcullis-proxy/portcullis/internal/faultinject"
@@ -241,32 +238,7 @@ func startWithConfig(t *testing.T, cfgYAML string) started {
 	if err := os.WriteFile(cfgFile, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := app.NewLogger(cfg.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	log.Out = logs
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := contextWithTimeout(10 * time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return started{Server: srv, logs: logs}
+	return launch(t, cfgFile, nil)
 }
 
 // TestRulesRepositoryFaultsKeepLastGood: an http rules repository that

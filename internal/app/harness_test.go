@@ -78,6 +78,13 @@ func startServer(t *testing.T, cfgYAML, rulesYAML string, env ...string) started
 	if err := os.WriteFile(cfgFile, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return launch(t, cfgFile, env)
+}
+
+// launch starts the whole server from a configuration file, its log kept
+// in memory, and shuts it down when the test ends.
+func launch(t *testing.T, cfgFile string, env []string) started {
+	t.Helper()
 	cfg, err := config.Load(cfgFile, env, registry.HandlerNames(registry.NewCatalog()))
 	if err != nil {
 		t.Fatal(err)
