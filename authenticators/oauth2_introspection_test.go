@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 )
 
 // authServer is a real RFC 7662 introspection endpoint and RFC 6749 token
@@ -291,34 +293,13 @@ func TestIntrospectionFailsClosed(t *testing.T) {
 	closed := "http://" + l.Addr().String()
 	l.Close()
 	// Fault injector: accepts and never answers.
-	hang, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer hang.Close()
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	hang := faultinject.Hanging(t)
 	failing := newAuthServer(t)
 	failing.status = http.StatusInternalServerError
 
 	for name, u := range map[string]string{
 		"closed port":   closed + "/introspect",
-		"never answers": "http://" + hang.Addr().String() + "/introspect",
+		"never answers": "http://" + hang + "/introspect",
 		"5xx":           failing.URL + "/oauth2/introspect",
 	} {
 		a, _ := newIntrospection(t, map[string]any{"introspection_url": u, "timeout": "100ms", "cache": map[string]any{"enabled": true}})

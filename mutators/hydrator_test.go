@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 )
 
 // directoryAPI is a real hydration endpoint: it looks the subject up in a
@@ -159,29 +161,8 @@ func TestHydratorFailsClosed(t *testing.T) {
 	closed := "http://" + l.Addr().String()
 	l.Close()
 
-	// Fault injector: a hydration API that accepts and never answers.
-	hang, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer hang.Close()
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	// Fault injector: accepts and never answers.
+	hang := faultinject.Hanging(t)
 
 	api := newDirectoryAPI(t)
 	tests := []struct {
@@ -192,7 +173,7 @@ func TestHydratorFailsClosed(t *testing.T) {
 		want    int
 	}{
 		{"closed port", closed, 0, "", 503},
-		{"never answers", "http://" + hang.Addr().String(), 0, "", 503},
+		{"never answers", "http://" + hang, 0, "", 503},
 		{"5xx", api.URL, http.StatusInternalServerError, "", 503},
 		{"refuses credentials", api.URL, http.StatusUnauthorized, "", 500},
 		{"not found", api.URL, http.StatusNotFound, "", 500},
