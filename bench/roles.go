@@ -23,6 +23,8 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/proxy"
+
+	"github.com/portcullis-proxy/portcullis/internal/wsframe"
 )
 
 // Environment of the role processes.
@@ -70,7 +72,12 @@ func roleUpstream() error {
 				return
 			}
 			defer conn.Close()
-			serveFrames(conn, strings.HasSuffix(r.URL.Path, "/sink"))
+			sink := strings.HasSuffix(r.URL.Path, "/sink")
+			size := 4 << 10
+			if sink {
+				size = 64 << 10
+			}
+			wsframe.Serve(conn, sink, size)
 			return
 		}
 		_, _ = io.Copy(io.Discard, r.Body)

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +25,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
+
+	"github.com/portcullis-proxy/portcullis/internal/wsframe"
 )
 
 // The benchmarks compare the tunnel with a direct connection and with a
@@ -51,72 +52,10 @@ func benchUpstream(tb testing.TB) *httptest.Server {
 			return
 		}
 		defer conn.Close()
-		serveBenchConn(conn, r.URL.Path == "/echo")
+		wsframe.Serve(conn, r.URL.Path != "/echo", 64<<10)
 	}))
 	tb.Cleanup(srv.Close)
 	return srv
-}
-
-// serveBenchConn is the upstream's frame loop.
-func serveBenchConn(conn net.Conn, echo bool) {
-	br := bufio.NewReaderSize(conn, 64<<10)
-	var (
-		scr [ws.MaxHeaderSize]byte
-		out []byte
-	)
-	for {
-		hdr, err := ws.ReadHeaderBuffer(br, scr[:])
-		if err != nil {
-			return
-		}
-		n := int(hdr.Length)
-		if hdr.OpCode != ws.OpClose && (!echo || hdr.OpCode == ws.OpPong) {
-			if _, err := br.Discard(n); err != nil {
-				return
-			}
-			if hdr.OpCode == ws.OpText {
-				if _, err := conn.Write(okFrame); err != nil {
-					return
-				}
-			}
-			continue
-		}
-		h := ws.Header{Fin: hdr.Fin, OpCode: hdr.OpCode, Rsv: hdr.Rsv, Length: hdr.Length}
-		hl := ws.HeaderSize(h)
-		if cap(out) < hl+n {
-			out = make([]byte, hl+n)
-		}
-		w := out[:hl+n]
-		if _, err := io.ReadFull(br, w[hl:]); err != nil {
-			return
-		}
-		ws.Cipher(w[hl:], hdr.Mask, 0)
-		encodeHeader(w[:hl], h)
-		if _, err := conn.Write(w); err != nil || hdr.OpCode == ws.OpClose {
-			return
-		}
-	}
-}
-
-var okFrame = ws.MustCompileFrame(ws.NewTextFrame([]byte("ok")))
-
-// encodeHeader writes the unmasked header h into b (len(b) ==
-// ws.HeaderSize(h)).
-func encodeHeader(b []byte, h ws.Header) {
-	b[0] = h.Rsv<<4 | byte(h.OpCode)
-	if h.Fin {
-		b[0] |= 0x80
-	}
-	switch {
-	case h.Length < 126:
-		b[1] = byte(h.Length)
-	case h.Length <= 0xffff:
-		b[1] = 126
-		binary.BigEndian.PutUint16(b[2:], uint16(h.Length))
-	default:
-		b[1] = 127
-		binary.BigEndian.PutUint64(b[2:], uint64(h.Length))
-	}
 }
 
 // benchTargets are the three ways to reach the bench upstream.
