@@ -56,11 +56,21 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string) (s
       check_session_url: %q
 `, whoami)
 	}
-	cfg := fmt.Sprintf(`# portcullis benchmark configuration (written by bench/).
-serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {host: 127.0.0.1, port: 0}
+	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
+		serverConfig([3]int{}, rulesPath, bearer, logLevel, logFormat)
+	cfgPath := filepath.Join(dir, "portcullis.yml")
+	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+}
+
+// serverConfig is the configuration portcullis and Oathkeeper both run
+// with (the same keys load in both): the listeners on loopback at ports
+// (0 picks free ones), the rules file, the anonymous authenticator plus
+// the bearer block when set, allow, the header mutator, and the log.
+func serverConfig(ports [3]int, rulesPath, bearer, logLevel, logFormat string) string {
+	return fmt.Sprintf(`serve:
+  proxy: {host: 127.0.0.1, port: %d}
+  api: {host: 127.0.0.1, port: %d}
+  prometheus: {host: 127.0.0.1, port: %d}
 access_rules:
   matching_strategy: regexp
   repositories: ["file://%s"]
@@ -81,7 +91,5 @@ mutators:
 log:
   level: %s
   format: %s
-`, rulesPath, bearer, logLevel, logFormat)
-	cfgPath := filepath.Join(dir, "portcullis.yml")
-	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+`, ports[0], ports[1], ports[2], rulesPath, bearer, logLevel, logFormat)
 }

@@ -118,31 +118,7 @@ func startOathkeeper(ctx context.Context, bin, dir, upstream, whoami, logLevel, 
 	if err := os.WriteFile(rulesPath, []byte(r.String()), 0o600); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf(`serve:
-  proxy: {host: 127.0.0.1, port: %d}
-  api: {host: 127.0.0.1, port: %d}
-  prometheus: {host: 127.0.0.1, port: %d}
-access_rules:
-  matching_strategy: regexp
-  repositories: ["file://%s"]
-errors:
-  fallback: [json]
-  handlers:
-    json: {enabled: true}
-authenticators:
-  anonymous: {enabled: true}
-%sauthorizers:
-  allow: {enabled: true}
-mutators:
-  header:
-    enabled: true
-    config:
-      headers:
-        X-User: "{{ print .Subject }}"
-log:
-  level: %s
-  format: %s
-`, ports[0], ports[1], ports[2], rulesPath, bearer, logLevel, logFormat)
+	cfg := serverConfig([3]int(ports), rulesPath, bearer, logLevel, logFormat)
 	cfgPath := filepath.Join(dir, "oathkeeper.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
