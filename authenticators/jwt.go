@@ -191,7 +191,19 @@ type jwtAuthenticator struct {
 	now      func() time.Time
 }
 
-var _ pipeline.Authenticator = (*jwtAuthenticator)(nil)
+var (
+	_ pipeline.Authenticator = (*jwtAuthenticator)(nil)
+	_ pipeline.CarrierReader = (*jwtAuthenticator)(nil)
+)
+
+// Carriers names the query parameter the token is read from, if any, so
+// the rule removes it whichever authenticator decides.
+func (a *jwtAuthenticator) Carriers() pipeline.Scrub {
+	if q := a.from.ScrubQueryParameter(); q != "" {
+		return pipeline.Scrub{QueryParams: []string{q}}
+	}
+	return pipeline.Scrub{}
+}
 
 func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token := a.from.Extract(r)

@@ -229,7 +229,19 @@ type introspection struct {
 	pre      *IntrospectionPreAuthorization
 }
 
-var _ pipeline.Authenticator = (*introspection)(nil)
+var (
+	_ pipeline.Authenticator = (*introspection)(nil)
+	_ pipeline.CarrierReader = (*introspection)(nil)
+)
+
+// Carriers names the query parameter the token is read from, if any, so
+// the rule removes it whichever authenticator decides.
+func (a *introspection) Carriers() pipeline.Scrub {
+	if q := a.from.ScrubQueryParameter(); q != "" {
+		return pipeline.Scrub{QueryParams: []string{q}}
+	}
+	return pipeline.Scrub{}
+}
 
 // introspectionAnswer is an RFC 7662 response.
 type introspectionAnswer struct {
