@@ -69,9 +69,15 @@ func (l Listener) Addr() string { return fmt.Sprintf("%s:%d", l.Host, l.Port) }
 type ProxyServe struct {
 	Listener `koanf:",squash"`
 	Timeout  Timeouts `koanf:"timeout"`
-	// TrustForwardedHeaders lets X-Forwarded-Proto/-Host from the client
-	// decide the URL rules match (only behind a trusted load balancer).
+	// TrustForwardedHeaders is Oathkeeper's key: the client's
+	// X-Forwarded-For/-Host/-Proto come from a trusted load balancer. They
+	// are passed upstream (validated) and X-Forwarded-Proto decides the
+	// scheme rules match. Off, portcullis sends its own values.
 	TrustForwardedHeaders bool `koanf:"trust_forwarded_headers"`
+	// MatchForwardedHost (portcullis's own key) also lets a trusted
+	// X-Forwarded-Host decide the host rules match; it needs
+	// trust_forwarded_headers.
+	MatchForwardedHost bool `koanf:"match_forwarded_host"`
 	// UpstreamCAFile is a PEM bundle trusted for https/wss upstreams, in
 	// addition to the system pool.
 	UpstreamCAFile string `koanf:"upstream_ca_file"`
@@ -146,6 +152,7 @@ func Defaults() map[string]any {
 		"serve.proxy.timeout.shutdown":        "10s",
 		"serve.proxy.timeout.upstream":        "60s",
 		"serve.proxy.trust_forwarded_headers": false,
+		"serve.proxy.match_forwarded_host":    false,
 		"serve.api.host":                      "",
 		"serve.api.port":                      4456,
 		"serve.prometheus.host":               "",

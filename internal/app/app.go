@@ -217,6 +217,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:                   log,
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
 		},
