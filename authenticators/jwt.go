@@ -220,6 +220,11 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 		return err
 	}
 	sub, _ := claims["sub"].(string)
+	if strings.TrimSpace(sub) == "" {
+		// As for sessions: an identity without a subject is no identity,
+		// and would reach the upstream as an empty X-User.
+		return pipeline.Unauthorized("invalid token", errors.New("token has no subject"))
+	}
 	s.Subject = sub
 	s.Extra = claims
 	s.ExpiresAt = exp

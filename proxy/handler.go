@@ -24,8 +24,10 @@ type RuleSource interface {
 	Current() *rules.Set
 }
 
-// UpgradeFunc serves an authorised WebSocket upgrade: out is the request
-// as it would go upstream (URL, Host, forwarding and mutated headers,
+// UpgradeFunc serves an authorised WebSocket upgrade: r is the client's
+// request, its URL made absolute with the scheme and host portcullis
+// believes it was sent to (the connection's, or a trusted load
+// balancer's); out is the request as it would go upstream (URL, Host, forwarding and mutated headers,
 // credential carriers removed; the client's Sec-WebSocket-*, Origin and
 // Cookie headers still present).
 type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
@@ -265,7 +267,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Header.Del("X-Forwarded-Proto")
 		out.Header.Del("Forwarded")
 		rewrite(out, r, rt)
-		h.Upgrade(rec, r, rule, s, out)
+		// The tunnel's same-origin check compares the browser's Origin
+		// with the origin portcullis believes the request was sent to.
+		in := r.WithContext(r.Context())
+		self := *r.URL
+		self.Scheme, self.Host = fv.proto, fv.host
+		in.URL = &self
+		h.Upgrade(rec, in, rule, s, out)
 		return
 	}
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
