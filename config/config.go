@@ -36,7 +36,7 @@ type Config struct {
 // Serve holds the listeners.
 type Serve struct {
 	Proxy      ProxyServe `koanf:"proxy"`
-	API        Listener   `koanf:"api"`
+	API        APIServe   `koanf:"api"`
 	Prometheus Prometheus `koanf:"prometheus"`
 }
 
@@ -87,6 +87,23 @@ type ProxyServe struct {
 type Prometheus struct {
 	Listener    `koanf:",squash"`
 	MetricsPath string `koanf:"metrics_path"`
+}
+
+// APIServe is serve.api.
+type APIServe struct {
+	Listener `koanf:",squash"`
+	// Timeout bounds the API's connections as serve.proxy.timeout does the
+	// proxy's (same defaults): a slow body on /decisions or an idle
+	// keep-alive cannot hold a connection open.
+	Timeout APITimeouts `koanf:"timeout"`
+}
+
+// APITimeouts are serve.api.timeout.
+type APITimeouts struct {
+	Read       time.Duration `koanf:"read"`
+	ReadHeader time.Duration `koanf:"read_header"`
+	Write      time.Duration `koanf:"write"`
+	Idle       time.Duration `koanf:"idle"`
 }
 
 // Timeouts are serve.proxy.timeout.
@@ -155,6 +172,10 @@ func Defaults() map[string]any {
 		"serve.proxy.match_forwarded_host":    false,
 		"serve.api.host":                      "",
 		"serve.api.port":                      4456,
+		"serve.api.timeout.read":              "5s",
+		"serve.api.timeout.read_header":       "5s",
+		"serve.api.timeout.write":             "120s",
+		"serve.api.timeout.idle":              "120s",
 		"serve.prometheus.host":               "",
 		"serve.prometheus.port":               9000,
 		"serve.prometheus.metrics_path":       "/metrics",
