@@ -130,6 +130,10 @@ type pump struct {
 	relayed    int64 // bytes written to dst
 	reported   int64 // part of relayed already passed to metrics
 	lastReport int64 // unix nanoseconds
+
+	// splicing is set while the kernel moves a frame's rest from src to
+	// dst; beginClose interrupts it (see interruptSplice).
+	splicing atomic.Bool
 }
 
 // sliceReader reads a byte slice; ws.ReadHeaderBuffer parses headers
@@ -294,28 +298,67 @@ func (p *pump) spliceable() bool {
 		!p.dst.closeSent.Load() && !p.src.closeRecv.Load()
 }
 
+// spliceChunk is how much one splice call moves at most. Between chunks
+// the relay records activity (a long upload is not idle) and looks for a
+// Close the tunnel has decided on.
+const spliceChunk = 64 << 10
+
+// errCloseDecided ends a direction that was splicing a frame when the
+// tunnel decided to close: the rest of the frame is not relayed.
+var errCloseDecided = errors.New("tunnel closing: frame cut short")
+
 // splice moves the rest of the current frame from src to dst in the
-// kernel; dst's write lock is held.
+// kernel, in chunks of spliceChunk; dst's write lock is held. Every chunk
+// counts as activity for the idle timeout. Once the tunnel decides to close
+// (closeDecided) the relay stops at once, even in the middle of the frame:
+// dst then cannot be sent a Close (it would land inside the frame), so it
+// is marked as having one and its connection ends with the tunnel's
+// teardown, rather than receiving the rest of a frame nobody will answer.
 func (p *pump) splice() error {
 	if p.dst.closeSent.Load() || p.src.closeRecv.Load() {
 		// A Close went in before the lock was taken: the rest of the
 		// frame is read and dropped by the copy path.
 		return nil
 	}
-	lr := io.LimitedReader{R: p.src.tcp.Load(), N: p.left}
-	n, err := p.dst.tcp.Load().ReadFrom(&lr)
-	p.relayed += n
-	p.left -= n
-	p.touch()
-	if p.left == 0 {
-		p.dst.mu.Unlock()
-		p.locked = false
-		return nil
+	src, dst := p.src.tcp.Load(), p.dst.tcp.Load()
+	p.splicing.Store(true)
+	defer p.splicing.Store(false)
+	for p.left > 0 {
+		// splicing is set before closeDecided is read, and beginClose sets
+		// closeDecided before it reads splicing: one of them sees the other.
+		if p.t.closeDecided.Load() {
+			p.dst.closeSent.Store(true)
+			return &relayError{side: p.src, err: errCloseDecided}
+		}
+		lr := io.LimitedReader{R: src, N: min(p.left, spliceChunk)}
+		n, err := dst.ReadFrom(&lr)
+		p.relayed += n
+		p.left -= n
+		if n > 0 {
+			p.touch()
+		}
+		if p.t.closeDecided.Load() && p.left > 0 {
+			p.dst.closeSent.Store(true)
+			return &relayError{side: p.src, err: errCloseDecided}
+		}
+		if err != nil {
+			return &relayError{side: p.src, err: err}
+		}
+		if n == 0 {
+			return &relayError{side: p.src, err: io.ErrUnexpectedEOF}
+		}
 	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
+	p.dst.mu.Unlock()
+	p.locked = false
+	return nil
+}
+
+// interruptSplice makes a splice in progress return now (its source's
+// read deadline is moved to the past); the pump then sees closeDecided.
+func (p *pump) interruptSplice() {
+	if p.splicing.Load() {
+		_ = p.src.conn.SetReadDeadline(time.Now())
 	}
-	return &relayError{side: p.src, err: err}
 }
 
 // headerLen is the length of a frame header given its second byte.
