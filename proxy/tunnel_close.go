@@ -70,8 +70,8 @@ type tunnel struct {
 
 	lastActive   atomic.Int64 // unix nanoseconds of the last read either way
 	closeDecided atomic.Bool  // beginClose ran: splices stop (see pump.splice)
-	clientShut atomic.Bool  // the client's connection was closed after its Close handshake
-	pumps      atomic.Int32 // directions still running
+	clientShut   atomic.Bool  // the client's connection was closed after its Close handshake
+	pumps        atomic.Int32 // directions still running
 
 	mu           sync.Mutex
 	maxAt        time.Time // zero: no cap
