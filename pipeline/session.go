@@ -126,9 +126,12 @@ func (s Scrub) DropsSubprotocol(e string) bool {
 	return false
 }
 
+// union returns a with b's new entries appended. The result is clipped
+// (capacity equal to length), so appending to it never writes into a's
+// backing array: a rule's carriers are shared by all its requests.
 func union(a, b []string) []string {
 	if len(b) == 0 {
-		return a
+		return slices.Clip(a)
 	}
 	out := append([]string(nil), a...)
 	for _, x := range b {
@@ -136,7 +139,7 @@ func union(a, b []string) []string {
 			out = append(out, x)
 		}
 	}
-	return out
+	return slices.Clip(out)
 }
 
 // CarrierReader is implemented by an authenticator that reads its
