@@ -58,12 +58,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	described := r.Clone(r.Context())
 	described.Method, described.URL, described.Host = method, u, u.Host
 	described.RequestURI = u.RequestURI()
-	rule, groups, err := set.Match(method, u)
-	if err == nil && u.RawPath != "" && !rule.MatchesPath(u, u.RawPath) {
-		// The application may route on the path as received or decoded
-		// once; approve only what the rule covers both ways.
-		err = errAmbiguousPath
-	}
+	rule, groups, err := d.match(set)
 	if err != nil {
 		decision = decisionOf(err)
 		answerError(rec, described, set.FallbackHandler(described, err), err)
