@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -84,8 +85,9 @@ var (
 //     "#" or a control character (an encoded separator routes differently
 //     in every framework; an encoded "%" means something else to an
 //     application that decodes twice);
-//   - once decoded, an empty segment ("//") or a dot segment ("." or "..",
-//     also with path parameters such as "..;");
+//   - once decoded, bytes that are not UTF-8 (overlong forms such as
+//     %C0%AE), an empty segment ("//") or a dot segment ("." or "..", also
+//     with path parameters such as "..;");
 //   - an X-Forwarded-Host (or Host) that is not exactly one host[:port]
 //     (RFC 3986 reg-name, IPv4 or bracketed IPv6 literal; no user info,
 //     path, percent-escape, comma-separated list or second header line);
@@ -252,6 +254,11 @@ func strictPath(raw string) (string, error) {
 		}
 	}
 	p := b.String()
+	if !utf8.ValidString(p) {
+		// Overlong forms (%C0%AE is "." to some decoders) and stray bytes
+		// mean different things to different decoders.
+		return "", errAmbiguousPath
+	}
 	segs := strings.Split(p[1:], "/")
 	for i, seg := range segs {
 		if seg == "" && i < len(segs)-1 {

@@ -110,7 +110,7 @@ func TestDecisionsRefuseAmbiguousPaths(t *testing.T) {
 		"/public/..", "/public/..;/admin", "/public/..;x/admin", "//public/x", "/public//x", "/public/x%2fy",
 		"/public/x%5cy", "/public/x\\y", "/public/x%23y", "/public/x%3fy", "/public/%00x", "/public/%0ax",
 		"/public/x%7f", "/public/x%zz", "/public/x%2", "/public/%252e%252e/admin", "/public/x\x01y",
-		"/public/x\ty", "public/x", "/public/x%25",
+		"/public/x\ty", "public/x", "/public/x%25", "/public/%c0%ae%c0%ae/admin", "/public/%ff", "/public/%e0%80%ae",
 	} {
 		for name, head := range map[string]string{"X-Forwarded-Uri": viaForwardedURI(uri), "path": viaPath(uri)} {
 			if strings.ContainsAny(uri, "\t\x01") && name == "path" {
@@ -209,7 +209,7 @@ func hostilePaths() []string {
 		"/../", "/..%2f", "/..%2F", "/%2e%2e/", "/%2E%2E%2F", "/.%2e/", "/%2e./", "/./", "/%2e/", "//", "/%2f",
 		"/..;/", "/..\\", "/%5c", "\\..\\", "#/../", "%23/../", "?/../", "%3f/../", "/%00/", "/%0d%0a/",
 		"/%252e%252e/", "/%25/", "/;/", "/.../", "/x/", "/", "/%20/", "/%C3%A9/", "/%7e/", "/%", "/%g0/",
-		"/%2", "/./../", "/ /", "/\t/", "/\x7f/", "/\xc3\xa9/",
+		"/%2", "/./../", "/ /", "/\t/", "/\x7f/", "/\xc3\xa9/", "/%c0%ae%c0%ae/", "/%c0%af", "/\xc0\xae\xc0\xae/",
 	}
 	targets := []string{"admin", "admin/x", "secret", "public/x", "guest", "files/a", ""}
 	var out []string

@@ -113,7 +113,9 @@ func joinPath(base, p string) string {
 }
 
 // scrubQuery removes the named parameters from a raw query, keeping the
-// rest byte for byte.
+// rest byte for byte. Pairs are separated by "&" and also by ";", which
+// some upstream frameworks still accept as a separator: "x=1;token=t" must
+// not carry the token past portcullis.
 func scrubQuery(raw string, names []string) string {
 	if raw == "" || len(names) == 0 {
 		return raw
@@ -121,22 +123,39 @@ func scrubQuery(raw string, names []string) string {
 	parts := strings.Split(raw, "&")
 	kept := parts[:0]
 	for _, part := range parts {
-		key, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err == nil {
-			key = k
-		}
-		drop := false
-		for _, n := range names {
-			if key == n {
-				drop = true
-				break
+		if strings.IndexByte(part, ';') >= 0 {
+			sub := strings.Split(part, ";")
+			keptSub := sub[:0]
+			for _, p := range sub {
+				if !isCarrierPair(p, names) {
+					keptSub = append(keptSub, p)
+				}
 			}
+			if len(keptSub) > 0 {
+				kept = append(kept, strings.Join(keptSub, ";"))
+			}
+			continue
 		}
-		if !drop {
+		if !isCarrierPair(part, names) {
 			kept = append(kept, part)
 		}
 	}
 	return strings.Join(kept, "&")
+}
+
+// isCarrierPair reports whether the raw query pair's (decoded) key is one
+// of names.
+func isCarrierPair(pair string, names []string) bool {
+	key, _, _ := strings.Cut(pair, "=")
+	if k, err := url.QueryUnescape(key); err == nil {
+		key = k
+	}
+	for _, n := range names {
+		if key == n {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeCookies returns a Cookie header of the client's cookies with the

@@ -37,6 +37,11 @@ func TestCarriersScrubbedWhicheverAuthenticatorDecides(t *testing.T) {
 	if strings.Contains(s.Query, tok) || strings.Contains(s.Query, "token=") || s.Query != "keep=1" {
 		t.Errorf("cookie + query token: upstream query %q, want keep=1 only", s.Query)
 	}
+	// 1b. The same with ";" as the separator, which some frameworks split on.
+	res, s = get(t, gw.proxyURL+"/wsq/page?keep=1;token="+url.QueryEscape(tok), withCookie(browser.CookieHeader()))
+	if res.StatusCode != http.StatusOK || strings.Contains(s.Query, tok) || s.Query != "keep=1" {
+		t.Errorf("cookie + ;token: %d, upstream query %q, want 200 and keep=1 only", res.StatusCode, s.Query)
+	}
 	// 1. WebSocket: the same through the handshake.
 	wsBase := "ws" + strings.TrimPrefix(gw.proxyURL, "http")
 	h := http.Header{"Cookie": {browser.CookieHeader()}}
