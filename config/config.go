@@ -70,9 +70,10 @@ type ProxyServe struct {
 	Listener `koanf:",squash"`
 	Timeout  Timeouts `koanf:"timeout"`
 	// TrustForwardedHeaders is Oathkeeper's key: the client's
-	// X-Forwarded-For/-Host/-Proto come from a trusted load balancer. They
-	// are passed upstream (validated) and X-Forwarded-Proto decides the
-	// scheme rules match. Off, portcullis sends its own values.
+	// X-Forwarded-For/-Host/-Proto come from a trusted load balancer and
+	// are passed upstream (validated). Off, portcullis sends its own
+	// values. X-Forwarded-Proto selects a rule's https:// form either way,
+	// as in Oathkeeper.
 	TrustForwardedHeaders bool `koanf:"trust_forwarded_headers"`
 	// MatchForwardedHost (portcullis's own key) also lets a trusted
 	// X-Forwarded-Host decide the host rules match; it needs

@@ -70,8 +70,10 @@ func getWith(t *testing.T, u string, h map[string][]string) *http.Response {
 }
 
 // TestProxyUntrustedForwardedHeaders: by default (Oathkeeper's
-// trust_forwarded_headers: false) the client's X-Forwarded-* neither choose
-// the rule nor reach the upstream nor shape a redirect's return_to.
+// trust_forwarded_headers: false) the client's X-Forwarded-* reach neither
+// the upstream nor a redirect's return_to, and X-Forwarded-Host chooses no
+// rule. X-Forwarded-Proto selects a rule's https:// form, as Oathkeeper's
+// own forwarded-header e2e expects, and must then be one valid value.
 func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 	front := forwardedProxy(t, false, false)
 	fh := strings.TrimPrefix(front, "http://")
@@ -82,7 +84,7 @@ func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 	}
 	res := getWith(t, front+"/page", spoof)
 	s := decodeSeen(t, res)
-	for k, want := range map[string]string{"X-Rule": "plain", "X-Forwarded-Host": fh, "X-Forwarded-Proto": "http", "X-Forwarded-For": "127.0.0.1"} {
+	for k, want := range map[string]string{"X-Rule": "tls", "X-Forwarded-Host": fh, "X-Forwarded-Proto": "http", "X-Forwarded-For": "127.0.0.1"} {
 		if got := strings.Join(s.Header.Values(k), ","); got != want {
 			t.Errorf("upstream saw %s = %q, want %q", k, got, want)
 		}
@@ -93,10 +95,28 @@ func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
 		t.Errorf("redirect = %d %q, want 302 %q", res.StatusCode, res.Header.Get("Location"), want)
 	}
-	// Invalid values are ignored, not judged, when nobody trusts them.
-	res = getWith(t, front+"/page", map[string][]string{"X-Forwarded-Host": {"a/b, c"}, "X-Forwarded-Proto": {"ftp"}})
+	// Oathkeeper's forwarded-header e2e: the proto picks the rule's form.
+	for proto, want := range map[string]string{"": "plain", "http": "plain", "HTTPS": "tls"} {
+		h := map[string][]string{}
+		if proto != "" {
+			h["X-Forwarded-Proto"] = []string{proto}
+		}
+		if s := decodeSeen(t, getWith(t, front+"/page", h)); s.Header.Get("X-Rule") != want {
+			t.Errorf("X-Forwarded-Proto %q: rule %q, want %q", proto, s.Header.Get("X-Rule"), want)
+		}
+	}
+	// An untrusted X-Forwarded-Host is not looked at at all; an
+	// X-Forwarded-Proto, which chooses the rule's form, must be valid.
+	res = getWith(t, front+"/page", map[string][]string{"X-Forwarded-Host": {"a/b, c"}})
 	if s := decodeSeen(t, res); s.Header.Get("X-Forwarded-Host") != fh {
 		t.Errorf("upstream saw X-Forwarded-Host %q, want %q", s.Header.Get("X-Forwarded-Host"), fh)
+	}
+	for _, p := range [][]string{{"ftp"}, {"https, http"}, {"http", "https"}} {
+		res := getWith(t, front+"/page", map[string][]string{"X-Forwarded-Proto": p})
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("X-Forwarded-Proto %q = %d, want 400", p, res.StatusCode)
+		}
+		decodeError(t, res)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -49,13 +48,13 @@ type Handler struct {
 	Observer Observer
 	// TrustForwardedHeaders is Oathkeeper's serve.proxy.trust_forwarded_headers:
 	// the client's X-Forwarded-For, -Host and -Proto are a trusted load
-	// balancer's. They are then passed upstream (For with the peer's
-	// address appended) and X-Forwarded-Proto decides the scheme rules
-	// match; each must be exactly one valid value, or the request is a 400.
+	// balancer's and are passed upstream (For with the peer's address
+	// appended), each exactly one valid value or the request is a 400.
 	// When false they are replaced by what portcullis itself saw (For: the
-	// peer, Host: the Host header, Proto: the connection's), and no
-	// error handler sees them. Enable only behind a load balancer that sets
-	// them.
+	// peer, Host: the Host header, Proto: the connection's), and no stage
+	// or error handler sees them. Either way, as in Oathkeeper,
+	// X-Forwarded-Proto: https selects a rule's https:// form. Enable only
+	// behind a load balancer that sets them.
 	TrustForwardedHeaders bool
 	// MatchForwardedHost (serve.proxy.match_forwarded_host) also lets a
 	// trusted X-Forwarded-Host decide the host rules match. It has no
@@ -248,7 +247,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := pipeline.NewSession(r, u, groups)
 	if err := rule.Run(r, s); err != nil {
 		decision, subject = decisionOf(err), s.Subject
-		r = errorView(withoutCarriers(r, s), u)
+		r = errorView(withoutCarriers(r, s), fv)
 		answerError(rec, r, rule.ErrorHandler(r, err), err)
 		return
 	}
@@ -335,13 +334,14 @@ func withoutForwarded(r *http.Request) *http.Request {
 }
 
 // errorView returns r as the error handlers see it on the proxy: its URL
-// absolute, with the scheme and host the rules matched (so a redirect's
-// return_to is built from what portcullis believes, never from a header the
-// client chose), path and query as received, carriers already removed.
-func errorView(r *http.Request, matched *url.URL) *http.Request {
+// absolute, with the scheme and host portcullis believes (the connection's
+// and the Host header, or a trusted load balancer's), so a redirect's
+// return_to never points where an untrusted header chose; path and query
+// as received, carriers already removed.
+func errorView(r *http.Request, fv forwardedView) *http.Request {
 	r2 := r.WithContext(r.Context())
 	u := *r.URL
-	u.Scheme, u.Host = matched.Scheme, matched.Host
+	u.Scheme, u.Host = fv.proto, fv.host
 	r2.URL = &u
 	return r2
 }

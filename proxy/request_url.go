@@ -27,8 +27,10 @@ func cleanPath(p string) string {
 }
 
 // forwardedView is what the proxy believes about how the client reached
-// it: the scheme and host the request was addressed to, and whether the
-// client's X-Forwarded-* headers are a trusted load balancer's.
+// it, for the upstream's X-Forwarded-* headers, the tunnel's same-origin
+// check and error handlers: the scheme and host the request was addressed
+// to, and whether the client's X-Forwarded-* headers are a trusted load
+// balancer's.
 type forwardedView struct {
 	trusted bool
 	proto   string // "http" or "https": the connection's, or a trusted X-Forwarded-Proto
@@ -36,13 +38,19 @@ type forwardedView struct {
 }
 
 // requestURL is the URL rules match for a request the proxy received and
-// what the proxy believes about its forwarding. The scheme is the
-// connection's or, when trustForwarded, X-Forwarded-Proto's; the host is
-// the Host header or, when matchForwardedHost (which needs trustForwarded),
-// X-Forwarded-Host's; the path is cleaned; the query is kept. A Host, or a
-// trusted X-Forwarded-Proto/-Host, that is not exactly one valid value is a
-// 400 (see describeStrict), so nothing but a host can land in the host
-// part of the matched URL.
+// what the proxy believes about its forwarding.
+//
+// The scheme is "https" for a TLS connection or, as in Oathkeeper, when
+// X-Forwarded-Proto says so, trusted or not (it selects between a rule's
+// http:// and https:// forms; it grants nothing a client could not get by
+// connecting over TLS). The host is the Host header or, with
+// matchForwardedHost and trustForwarded, X-Forwarded-Host. The path is
+// cleaned; the query is kept.
+//
+// A Host, an X-Forwarded-Proto, or a trusted X-Forwarded-Host that is not
+// exactly one valid value is a 400 (see describeStrict), so nothing but a
+// host lands in the host part of the matched URL and a list is never read
+// as its first value. An untrusted X-Forwarded-Host is not looked at.
 func requestURL(r *http.Request, trustForwarded, matchForwardedHost bool) (*url.URL, forwardedView, error) {
 	fv := forwardedView{trusted: trustForwarded, proto: "http", host: r.Host}
 	if r.TLS != nil {
@@ -52,15 +60,20 @@ func requestURL(r *http.Request, trustForwarded, matchForwardedHost bool) (*url.
 		return nil, fv, errBadHostHeader
 	}
 	u := &url.URL{Scheme: fv.proto, Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
-	if !trustForwarded {
-		return u, fv, nil
-	}
 	if vs := r.Header.Values("X-Forwarded-Proto"); len(vs) > 0 {
 		p, err := forwardedProto(vs)
 		if err != nil {
 			return nil, fv, err
 		}
-		fv.proto, u.Scheme = p, p
+		if r.TLS == nil {
+			u.Scheme = p
+		}
+		if trustForwarded {
+			fv.proto = p
+		}
+	}
+	if !trustForwarded {
+		return u, fv, nil
 	}
 	if vs := r.Header.Values("X-Forwarded-Host"); len(vs) > 0 {
 		h, err := forwardedHost(vs)
