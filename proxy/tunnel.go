@@ -25,7 +25,8 @@ type TunnelRequest struct {
 	// cookies, connection cap, close grace).
 	Policy rules.WebSocketPolicy
 	// Session is what the pipeline learnt: Subject, ExpiresAt, Revalidator
-	// and Scrub.Subprotocols (token carriers never sent upstream nor echoed).
+	// and Scrub (Subprotocols and SubprotocolPrefixes: token carriers never
+	// sent upstream nor echoed).
 	// The tunnel keeps only those fields, not the session itself.
 	Session *pipeline.Session
 	// Upstream is the request as it would go upstream: URL scheme http or
