@@ -118,7 +118,9 @@ func TestTunnelSplicedUploadIsActivity(t *testing.T) {
 	sink := newCountingSink()
 	up.onConn = sink.serve
 	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout, p.CloseGrace = 600*time.Millisecond, 200*time.Millisecond })
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.IdleTimeout, p.CloseGrace = 600*time.Millisecond, 200*time.Millisecond
+	})
 	c := h.dial("/upload", dialOpts{})
 	// The client's side is read while it uploads: the Close must not
 	// arrive before the upload is over.
