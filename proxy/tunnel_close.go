@@ -160,10 +160,10 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	t.mu.Unlock()
 
 	// A frame being spliced would hold a peer's write lock until it ends
-	// (and the peer go on receiving it): splices stop now. The download
-	// direction is cut before the client's Close, which could not go into
-	// the middle of its frame; the upload direction after it, so the
-	// client hears why before the tunnel is torn down.
+	// (and the peer go on receiving it): splices stop now, mid-frame (see
+	// pump.splice). The download direction stops before the client's
+	// Close is due (which then cannot be sent inside that frame); the
+	// upload direction after it, so the client hears why first.
 	t.closeDecided.Store(true)
 	t.down.interruptSplice()
 	t.sendClose(&t.client, c)

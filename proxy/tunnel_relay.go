@@ -131,9 +131,10 @@ type pump struct {
 	reported   int64 // part of relayed already passed to metrics
 	lastReport int64 // unix nanoseconds
 
-	// splicing is set while the kernel moves a frame's rest from src to
-	// dst; beginClose interrupts it (see interruptSplice).
-	splicing atomic.Bool
+	// splicing is set, under spliceMu, while the kernel moves a frame's
+	// rest from src to dst; beginClose interrupts it (interruptSplice).
+	spliceMu sync.Mutex
+	splicing bool
 }
 
 // sliceReader reads a byte slice; ws.ReadHeaderBuffer parses headers
@@ -259,7 +260,9 @@ func (p *pump) forward(closeAt int) error {
 		p.t.noteCloser(p.src, code)
 	}
 	dst := p.dst
-	if !p.locked {
+	if !p.locked && !dst.closeSent.Load() {
+		// (closeSent never goes back to false: once set, nothing is
+		// written to dst and its lock is not needed.)
 		dst.mu.Lock()
 		p.locked = true
 	}
@@ -274,7 +277,7 @@ func (p *pump) forward(closeAt int) error {
 		}
 	}
 	p.r = p.c
-	if p.left == 0 {
+	if p.left == 0 && p.locked {
 		// At a frame boundary: the proxy may write its own frames.
 		dst.mu.Unlock()
 		p.locked = false
@@ -303,17 +306,16 @@ func (p *pump) spliceable() bool {
 // Close the tunnel has decided on.
 const spliceChunk = 64 << 10
 
-// errCloseDecided ends a direction that was splicing a frame when the
-// tunnel decided to close: the rest of the frame is not relayed.
-var errCloseDecided = errors.New("tunnel closing: frame cut short")
-
 // splice moves the rest of the current frame from src to dst in the
 // kernel, in chunks of spliceChunk; dst's write lock is held. Every chunk
-// counts as activity for the idle timeout. Once the tunnel decides to close
-// (closeDecided) the relay stops at once, even in the middle of the frame:
-// dst then cannot be sent a Close (it would land inside the frame), so it
-// is marked as having one and its connection ends with the tunnel's
-// teardown, rather than receiving the rest of a frame nobody will answer.
+// counts as activity for the idle timeout.
+//
+// Once the tunnel decides to close (closeDecided; beginClose also cuts a
+// chunk short through interruptSplice) nothing more goes to dst: a Close
+// cannot be put inside the frame, so dst is marked as having had its Close,
+// the lock is released, and the copy path reads and drops the rest of the
+// frame and what follows until src's own Close, so the closing handshake
+// with src completes normally. dst's connection ends with the tunnel.
 func (p *pump) splice() error {
 	if p.dst.closeSent.Load() || p.src.closeRecv.Load() {
 		// A Close went in before the lock was taken: the rest of the
@@ -321,14 +323,21 @@ func (p *pump) splice() error {
 		return nil
 	}
 	src, dst := p.src.tcp.Load(), p.dst.tcp.Load()
-	p.splicing.Store(true)
-	defer p.splicing.Store(false)
+	p.spliceMu.Lock()
+	p.splicing = true
+	p.spliceMu.Unlock()
+	defer func() {
+		p.spliceMu.Lock()
+		p.splicing = false
+		_ = src.SetReadDeadline(time.Time{}) // undo an interrupt
+		p.spliceMu.Unlock()
+	}()
 	for p.left > 0 {
 		// splicing is set before closeDecided is read, and beginClose sets
-		// closeDecided before it reads splicing: one of them sees the other.
+		// closeDecided before it looks at splicing: one sees the other.
 		if p.t.closeDecided.Load() {
-			p.dst.closeSent.Store(true)
-			return &relayError{side: p.src, err: errCloseDecided}
+			p.stopMidFrame()
+			return nil
 		}
 		lr := io.LimitedReader{R: src, N: min(p.left, spliceChunk)}
 		n, err := dst.ReadFrom(&lr)
@@ -338,8 +347,8 @@ func (p *pump) splice() error {
 			p.touch()
 		}
 		if p.t.closeDecided.Load() && p.left > 0 {
-			p.dst.closeSent.Store(true)
-			return &relayError{side: p.src, err: errCloseDecided}
+			p.stopMidFrame()
+			return nil
 		}
 		if err != nil {
 			return &relayError{side: p.src, err: err}
@@ -353,10 +362,19 @@ func (p *pump) splice() error {
 	return nil
 }
 
+// stopMidFrame ends relaying to dst in the middle of a frame (see splice).
+func (p *pump) stopMidFrame() {
+	p.dst.closeSent.Store(true)
+	p.dst.mu.Unlock()
+	p.locked = false
+}
+
 // interruptSplice makes a splice in progress return now (its source's
-// read deadline is moved to the past); the pump then sees closeDecided.
+// read deadline is moved to the past; splice restores it).
 func (p *pump) interruptSplice() {
-	if p.splicing.Load() {
+	p.spliceMu.Lock()
+	defer p.spliceMu.Unlock()
+	if p.splicing {
 		_ = p.src.conn.SetReadDeadline(time.Now())
 	}
 }

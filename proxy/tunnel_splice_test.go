@@ -55,6 +55,12 @@ func (s *countingSink) state() (int64, time.Time, time.Time) {
 // slow link; it returns when the frame is written or the connection
 // fails, with the time it finished.
 func slowUpload(conn net.Conn, size, piece int, gap time.Duration) (finished time.Time, err error) {
+	return uploadFrame(conn, size, piece, gap, nil)
+}
+
+// uploadFrame is slowUpload that stops waiting between pieces once hurry
+// is closed.
+func uploadFrame(conn net.Conn, size, piece int, gap time.Duration, hurry <-chan struct{}) (finished time.Time, err error) {
 	var mask [4]byte
 	copy(mask[:], "k3y!")
 	if err := ws.WriteHeader(conn, ws.Header{Fin: true, OpCode: ws.OpBinary, Masked: true, Mask: mask, Length: int64(size)}); err != nil {
@@ -72,7 +78,10 @@ func slowUpload(conn net.Conn, size, piece int, gap time.Duration) (finished tim
 		if _, err := conn.Write(p); err != nil {
 			return time.Now(), err
 		}
-		time.Sleep(gap)
+		select {
+		case <-hurry:
+		case <-time.After(gap):
+		}
 	}
 	return time.Now(), nil
 }
@@ -146,8 +155,10 @@ func TestTunnelSplicedUploadIsActivity(t *testing.T) {
 // TestTunnelSpliceStopsWhenCloseIsDecided: when the tunnel's lifetime
 // ends in the middle of a spliced upload, the client gets its 1008 and the
 // upstream stops receiving at once — not when the frame ends, nor after
-// the 5 s Close-send limit. The upload would last ~6 s; the bound is 2 s
-// after the client's Close, generous for a loaded machine.
+// the 5 s Close-send limit — and its connection ends with the close grace
+// (300 ms). The upload would last ~6 s; the bounds (2 s after the client's
+// Close for the last byte, 3 s for the end) are generous for a loaded
+// machine.
 func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
 	const size = 8 << 20
 	up := newUpstream(t)
@@ -157,6 +168,7 @@ func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
+		p.CloseGrace = 300 * time.Millisecond // the client never answers
 	})
 	c := h.dial("/upload", dialOpts{})
 	got := awaitClose(c)
@@ -176,7 +188,7 @@ func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
 		t.Fatal("the upstream's connection was not closed")
 	}
 	n, last, ended := sink.state()
-	if ended.Sub(closeAt) > 2*time.Second || last.Sub(closeAt) > 2*time.Second {
+	if last.Sub(closeAt) > 2*time.Second || ended.Sub(closeAt) > 3*time.Second {
 		t.Errorf("the upstream went on receiving: last byte %v and end %v after the client's Close (%d of %d bytes)",
 			last.Sub(closeAt), ended.Sub(closeAt), n, size)
 	}
@@ -185,4 +197,47 @@ func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
 	}
 	c.conn.Close()
 	<-uploaded
+}
+
+// TestTunnelSpliceCutStillClosesCleanly: a client told 1008 in the middle
+// of a spliced upload finishes its frame (a client cannot interleave a
+// Close into its own frame) and answers Close; the proxy reads and drops
+// the rest of the frame, sees the Close and ends the client's connection
+// normally. Nothing of the rest reaches the upstream.
+func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
+	const size = 8 << 20
+	up := newUpstream(t)
+	sink := newCountingSink()
+	up.onConn = sink.serve
+	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) {
+		p.MaxLifetime = 500 * time.Millisecond
+		p.IdleTimeout = 0
+		p.CloseGrace = 3 * time.Second // the client answers; no need to cut it off
+	})
+	c := h.dial("/upload", dialOpts{})
+	got := awaitClose(c)
+	hurry := make(chan struct{})
+	uploaded := make(chan error, 1)
+	go func() {
+		_, err := uploadFrame(c.conn, size, 64<<10, 50*time.Millisecond, hurry)
+		uploaded <- err
+	}()
+	cl := <-got
+	if cl.code != ws.StatusPolicyViolation {
+		t.Fatalf("close %d %q, want 1008", cl.code, cl.reason)
+	}
+	close(hurry)
+	if err := <-uploaded; err != nil {
+		t.Fatalf("finishing the frame: %v", err)
+	}
+	start := time.Now()
+	c.write(ws.OpClose, true, ws.NewCloseFrameBody(cl.code, ""))
+	c.expectEnd()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the client's connection ended %v after its Close, want promptly (not at the 3 s grace)", d)
+	}
+	if n, _, _ := sink.state(); n >= size {
+		t.Errorf("the upstream received the whole frame (%d bytes)", n)
+	}
 }
