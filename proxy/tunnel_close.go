@@ -65,10 +65,10 @@ type tunnel struct {
 	policy  rules.WebSocketPolicy
 	reval   pipeline.Revalidator
 	start   time.Time
-	id      string      // the registry's id
-	keys    ChannelKeys // what the registry indexes it by
-	remote  string      // the client's address
-	origin  string      // the client's Origin header
+	id      string        // the registry's id
+	keys    ChannelKeys   // what the registry indexes it by
+	remote  string        // the client's address
+	origin  string        // the client's Origin header
 	group   *recheckGroup // guarded by owner.checks.mu; nil: no re-check
 
 	client, upstream endpoint
@@ -78,15 +78,15 @@ type tunnel struct {
 	clientShut atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps      atomic.Int32 // directions still running
 
-	mu           sync.Mutex
-	maxAt        time.Time // zero: no cap
-	expiresAt    time.Time // zero: not bound or unknown
-	timer        *time.Timer // next deadline; once closing, the end of the close grace
-	graceEnd     time.Time   // when closing: the end of the close grace
-	cause        *closeCause // first reason the tunnel began to end
-	closing      bool        // a Close was sent or relayed
-	torn         bool        // both connections are closed
-	peerCode     ws.StatusCode
+	mu        sync.Mutex
+	maxAt     time.Time   // zero: no cap
+	expiresAt time.Time   // zero: not bound or unknown
+	timer     *time.Timer // next deadline; once closing, the end of the close grace
+	graceEnd  time.Time   // when closing: the end of the close grace
+	cause     *closeCause // first reason the tunnel began to end
+	closing   bool        // a Close was sent or relayed
+	torn      bool        // both connections are closed
+	peerCode  ws.StatusCode
 }
 
 // open starts the tunnel between the upgraded client and upstream.

@@ -130,7 +130,7 @@ type pump struct {
 	relayed    int64        // bytes written to dst
 	reported   int64        // part of relayed already passed to metrics
 	shown      atomic.Int64 // relayed as of the last report, for Describe
-	lastReport int64 // unix nanoseconds
+	lastReport int64        // unix nanoseconds
 }
 
 // sliceReader reads a byte slice; ws.ReadHeaderBuffer parses headers
