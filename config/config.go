@@ -7,7 +7,10 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -23,6 +26,7 @@ type Config struct {
 	Mutators       map[string]HandlerConfig `koanf:"mutators"`
 	Errors         Errors                   `koanf:"errors"`
 	Log            Log                      `koanf:"log"`
+	Revocation     Revocation               `koanf:"revocation"`
 	// WebSocket holds the defaults of every rule's websocket block.
 	WebSocket rules.WebSocket `koanf:"-"`
 
@@ -36,7 +40,7 @@ type Config struct {
 // Serve holds the listeners.
 type Serve struct {
 	Proxy      ProxyServe `koanf:"proxy"`
-	API        Listener   `koanf:"api"`
+	API        APIServe   `koanf:"api"`
 	Prometheus Prometheus `koanf:"prometheus"`
 }
 
@@ -64,6 +68,68 @@ func (t TLSConfig) Enabled() bool { return t.Cert.Path != "" && t.Key.Path != ""
 
 // Addr formats host:port.
 func (l Listener) Addr() string { return fmt.Sprintf("%s:%d", l.Host, l.Port) }
+
+// APIServe is serve.api.
+type APIServe struct {
+	Listener `koanf:",squash"`
+	// Admin is the admin API (/admin/...), off unless a token is set.
+	Admin Admin `koanf:"admin"`
+}
+
+// Admin is serve.api.admin.
+type Admin struct {
+	// Token is the bearer token admin requests must carry; empty with an
+	// empty TokenFile turns the admin API off.
+	Token string `koanf:"token"`
+	// TokenFile is a file holding the token (surrounding white space is
+	// ignored), for a token mounted as a secret.
+	TokenFile string `koanf:"token_file"`
+}
+
+// MinAdminTokenLength is the shortest admin token accepted.
+const MinAdminTokenLength = 16
+
+// ResolveToken returns the admin token from token or token_file ("" when
+// the admin API is off). The token itself never appears in an error.
+func (a Admin) ResolveToken() (string, error) {
+	tok := a.Token
+	switch {
+	case a.Token != "" && a.TokenFile != "":
+		return "", errors.New("serve.api.admin: set token or token_file, not both")
+	case a.TokenFile != "":
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("serve.api.admin.token_file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("serve.api.admin.token_file: %s is empty", a.TokenFile)
+		}
+	}
+	if tok != "" && len(tok) < MinAdminTokenLength {
+		return "", fmt.Errorf("serve.api.admin.token: must be at least %d characters", MinAdminTokenLength)
+	}
+	return tok, nil
+}
+
+// Revocation is the revocation block: how revocations are remembered and
+// spread to the other replicas.
+type Revocation struct {
+	// TombstoneTTL is the longest a revoked session or subject is refused.
+	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
+	// MaxTombstones bounds the remembered revocations.
+	MaxTombstones int `koanf:"max_tombstones"`
+	// Redis is the fleet channel; an empty URL means a single replica.
+	Redis RevocationRedis `koanf:"redis"`
+}
+
+// RevocationRedis is revocation.redis.
+type RevocationRedis struct {
+	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS).
+	URL string `koanf:"url"`
+	// Stream is the Redis Stream's key.
+	Stream string `koanf:"stream"`
+}
 
 // ProxyServe is serve.proxy.
 type ProxyServe struct {
@@ -159,6 +225,9 @@ func Defaults() map[string]any {
 		"log.level":                           "info",
 		"log.format":                          "text",
 		"log.leak_sensitive_values":           false,
+		"revocation.tombstone_ttl":            "24h",
+		"revocation.max_tombstones":           100000,
+		"revocation.redis.stream":             "portcullis:revocations",
 	}
 }
 
@@ -175,6 +244,9 @@ var knownLeaves = func() map[string]bool {
 		"serve.api.tls.cert.path", "serve.api.tls.key.path",
 		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
 		"serve.proxy.upstream_ca_file",
+		"serve.api.admin.token", "serve.api.admin.token_file",
+		"revocation.redis.url",
+		"websocket.unavailable_grace",
 		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",
 		"websocket.max_connections", "websocket.forward_cookies", "websocket.close_grace",

@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -143,6 +144,9 @@ type Server struct {
 	API     *proxy.API
 	Tunnels *proxy.Tunnels
 	Metrics *metrics.Metrics
+	// Revocations applies and spreads revocations (admin API, logout
+	// seen in the path, re-checks) and remembers them.
+	Revocations *revocation.Service
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -208,8 +212,29 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
+	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	channels := proxy.NewRegistry()
+	ropts := revocation.Options{
+		Closer: registryCloser{channels}, Log: log, Metrics: s.Metrics,
+		TombstoneTTL: cfg.Revocation.TombstoneTTL, MaxTombstones: cfg.Revocation.MaxTombstones,
+	}
+	if u := cfg.Revocation.Redis.URL; u != "" {
+		ch, err := revocation.NewRedis(revocation.RedisOptions{URL: u, Stream: cfg.Revocation.Redis.Stream,
+			CatchUp: cfg.Revocation.TombstoneTTL, Log: log, Metrics: s.Metrics})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("revocation.redis.%w", err)
+		}
+		ropts.Channel = ch
+		s.OnShutdown(func(context.Context) error { return ch.Close() })
+	}
+	s.Revocations = revocation.New(ropts)
 	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
-		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream})
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,
@@ -217,6 +242,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:                   log,
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+		Revocations:           s.Revocations,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
 		},
@@ -227,8 +253,29 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:      log,
 		Observer: s.Metrics,
 		Routes:   s.Catalog.APIRoutes(),
+
+		Revocations: s.Revocations,
+	}
+	if adminToken != "" {
+		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: s.Revocations})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		for p, h := range admin.Routes() {
+			s.API.Routes[p] = h
+		}
+		log.Info("admin API enabled on the API listener (/admin/)")
 	}
 	return s, nil
+}
+
+// registryCloser lets the revocation service close the registry's live
+// channels.
+type registryCloser struct{ r *proxy.Registry }
+
+func (c registryCloser) CloseMatching(sessionID, subject, rule, reason string) int {
+	return c.r.Revoke(proxy.Selector{SessionID: sessionID, Subject: subject, Rule: rule}, reason)
 }
 
 func loadCAPool(path string) (*x509.CertPool, error) {
@@ -282,7 +329,7 @@ func (s *Server) Listen() error {
 	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, true); err != nil {
 		return err
 	}
-	if err := add("api", s.Config.Serve.API, s.API.Handler(), false); err != nil {
+	if err := add("api", s.Config.Serve.API.Listener, s.API.Handler(), false); err != nil {
 		s.listeners["proxy"].Close()
 		return err
 	}
@@ -311,6 +358,8 @@ func (s *Server) Addr(name string) string {
 func (s *Server) Start() {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.Rules.Watch(s.ctx) }()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.Revocations.Run(s.ctx) }()
 	for name, srv := range s.servers {
 		ln, srv, name := s.listeners[name], srv, name
 		s.wg.Add(1)
