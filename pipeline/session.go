@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"time"
@@ -111,3 +113,10 @@ type RevalidatorFunc func(ctx context.Context) (time.Time, error)
 
 // Revalidate calls f.
 func (f RevalidatorFunc) Revalidate(ctx context.Context) (time.Time, error) { return f(ctx) }
+
+// CredentialID returns the hex SHA-256 of a credential, the form in which
+// [Session.CredentialID] names it.
+func CredentialID(credential string) string {
+	sum := sha256.Sum256([]byte(credential))
+	return hex.EncodeToString(sum[:])
+}

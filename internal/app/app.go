@@ -167,51 +167,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
 	deps := cfg.Deps()
 	deps.Log, deps.Context = log, ctx
-	if err := Enable(s.Catalog, cfg, deps); err != nil {
-		cancel()
-		return nil, err
-	}
-	comp, err := Compiler(s.Catalog, cfg)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if len(cfg.AccessRules.Repositories) == 0 {
-		log.Warn("access_rules.repositories is empty: every request will be answered 404")
-	}
 	s.Metrics = metrics.New()
-	s.Rules = &rules.Repository{
-		Locations:        cfg.AccessRules.Repositories,
-		Compiler:         comp,
-		Log:              log,
-		PollInterval:     cfg.AccessRules.PollInterval,
-		HTTPPollInterval: cfg.AccessRules.HTTPPollInterval,
-	}
-	s.Rules.OnReload = func(err error) {
-		n := 0
-		if set := s.Rules.Current(); set != nil {
-			n = set.Len()
-		}
-		s.Metrics.Reload(err, n)
-	}
-	if err := s.Rules.Load(ctx); err != nil {
-		cancel()
-		return nil, err
-	}
-	transport := proxy.NewTransport()
-	if t := cfg.Serve.Proxy.Timeout.Upstream; t > 0 {
-		transport.ResponseHeaderTimeout = t
-	}
-	var upstreamTLS *tls.Config
-	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
-		pool, err := loadCAPool(ca)
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("serve.proxy.upstream_ca_file: %w", err)
-		}
-		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		transport.TLSClientConfig = upstreamTLS
-	}
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
 		cancel()
@@ -233,6 +189,47 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		s.OnShutdown(func(context.Context) error { return ch.Close() })
 	}
 	s.Revocations = revocation.New(ropts)
+	deps.Revocations = s.Revocations
+	if err := Enable(s.Catalog, cfg, deps); err != nil {
+		return s.abort(err)
+	}
+	comp, err := Compiler(s.Catalog, cfg)
+	if err != nil {
+		return s.abort(err)
+	}
+	if len(cfg.AccessRules.Repositories) == 0 {
+		log.Warn("access_rules.repositories is empty: every request will be answered 404")
+	}
+	s.Rules = &rules.Repository{
+		Locations:        cfg.AccessRules.Repositories,
+		Compiler:         comp,
+		Log:              log,
+		PollInterval:     cfg.AccessRules.PollInterval,
+		HTTPPollInterval: cfg.AccessRules.HTTPPollInterval,
+	}
+	s.Rules.OnReload = func(err error) {
+		n := 0
+		if set := s.Rules.Current(); set != nil {
+			n = set.Len()
+		}
+		s.Metrics.Reload(err, n)
+	}
+	if err := s.Rules.Load(ctx); err != nil {
+		return s.abort(err)
+	}
+	transport := proxy.NewTransport()
+	if t := cfg.Serve.Proxy.Timeout.Upstream; t > 0 {
+		transport.ResponseHeaderTimeout = t
+	}
+	var upstreamTLS *tls.Config
+	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
+		pool, err := loadCAPool(ca)
+		if err != nil {
+			return s.abort(fmt.Errorf("serve.proxy.upstream_ca_file: %w", err))
+		}
+		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		transport.TLSClientConfig = upstreamTLS
+	}
 	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
 		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
@@ -259,8 +256,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if adminToken != "" {
 		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: s.Revocations})
 		if err != nil {
-			cancel()
-			return nil, err
+			return s.abort(err)
 		}
 		for p, h := range admin.Routes() {
 			s.API.Routes[p] = h
@@ -268,6 +264,15 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		log.Info("admin API enabled on the API listener (/admin/)")
 	}
 	return s, nil
+}
+
+// abort releases what New started before err stopped it.
+func (s *Server) abort(err error) (*Server, error) {
+	s.cancel()
+	for _, f := range s.shutdown {
+		_ = f(context.Background())
+	}
+	return nil, err
 }
 
 // registryCloser lets the revocation service close the registry's live
