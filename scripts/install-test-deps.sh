@@ -7,9 +7,11 @@ set -euo pipefail
 #   chromium        the real-browser journey (e2e/browser_test.go)
 #   docker-compose  validation of docker-compose.yml (e2e/compose_test.go)
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
+#   redis-server    the revocation fleet channel (internal/revocation,
+#                   internal/replicae2e)
 # Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium docker-compose nginx
+	set -- chromium docker-compose nginx redis-server
 fi
 
 need=()
