@@ -121,6 +121,43 @@ type Revocation struct {
 	MaxTombstones int `koanf:"max_tombstones"`
 	// Redis is the fleet channel; an empty URL means a single replica.
 	Redis RevocationRedis `koanf:"redis"`
+	// BackchannelLogout is the OpenID Connect Back-Channel Logout
+	// endpoint on the API listener; off unless path is set.
+	BackchannelLogout BackchannelLogout `koanf:"backchannel_logout"`
+}
+
+// BackchannelLogout is revocation.backchannel_logout.
+type BackchannelLogout struct {
+	// Path is where the OP POSTs logout tokens, on the API listener.
+	Path string `koanf:"path"`
+	// Issuer is the OP's issuer (the token's iss).
+	Issuer string `koanf:"issuer"`
+	// Audience lists this deployment's client ids at the OP (the token's aud).
+	Audience []string `koanf:"audience"`
+	// JWKSURLs are the OP's key sets.
+	JWKSURLs []string `koanf:"jwks_urls"`
+	// MaxAge bounds how old a token's iat may be.
+	MaxAge time.Duration `koanf:"max_age"`
+}
+
+// Validate checks that an enabled endpoint is fully configured.
+func (b BackchannelLogout) Validate() error {
+	if b.Path == "" {
+		return nil
+	}
+	switch {
+	case !strings.HasPrefix(b.Path, "/"):
+		return fmt.Errorf("revocation.backchannel_logout.path: %q must start with /", b.Path)
+	case strings.HasPrefix(b.Path, "/admin/") || strings.HasPrefix(b.Path, "/decisions") || strings.HasPrefix(b.Path, "/health/"):
+		return fmt.Errorf("revocation.backchannel_logout.path: %q is taken by another endpoint", b.Path)
+	case b.Issuer == "":
+		return errors.New("revocation.backchannel_logout.issuer: required with path")
+	case len(b.Audience) == 0:
+		return errors.New("revocation.backchannel_logout.audience: required with path")
+	case len(b.JWKSURLs) == 0:
+		return errors.New("revocation.backchannel_logout.jwks_urls: required with path")
+	}
+	return nil
 }
 
 // RevocationRedis is revocation.redis.
@@ -203,31 +240,32 @@ type Log struct {
 // Defaults are the values used for keys the file and environment leave unset.
 func Defaults() map[string]any {
 	return map[string]any{
-		"serve.proxy.host":                    "",
-		"serve.proxy.port":                    4455,
-		"serve.proxy.timeout.read":            "5s",
-		"serve.proxy.timeout.read_header":     "5s",
-		"serve.proxy.timeout.write":           "120s",
-		"serve.proxy.timeout.idle":            "120s",
-		"serve.proxy.timeout.shutdown":        "10s",
-		"serve.proxy.timeout.upstream":        "60s",
-		"serve.proxy.trust_forwarded_headers": false,
-		"serve.api.host":                      "",
-		"serve.api.port":                      4456,
-		"serve.prometheus.host":               "",
-		"serve.prometheus.port":               9000,
-		"serve.prometheus.metrics_path":       "/metrics",
-		"access_rules.matching_strategy":      "regexp",
-		"access_rules.poll_interval":          "1s",
-		"access_rules.http_poll_interval":     "30s",
-		"errors.fallback":                     []any{"json"},
-		"errors.handlers.json.enabled":        true,
-		"log.level":                           "info",
-		"log.format":                          "text",
-		"log.leak_sensitive_values":           false,
-		"revocation.tombstone_ttl":            "24h",
-		"revocation.max_tombstones":           100000,
-		"revocation.redis.stream":             "portcullis:revocations",
+		"serve.proxy.host":                      "",
+		"serve.proxy.port":                      4455,
+		"serve.proxy.timeout.read":              "5s",
+		"serve.proxy.timeout.read_header":       "5s",
+		"serve.proxy.timeout.write":             "120s",
+		"serve.proxy.timeout.idle":              "120s",
+		"serve.proxy.timeout.shutdown":          "10s",
+		"serve.proxy.timeout.upstream":          "60s",
+		"serve.proxy.trust_forwarded_headers":   false,
+		"serve.api.host":                        "",
+		"serve.api.port":                        4456,
+		"serve.prometheus.host":                 "",
+		"serve.prometheus.port":                 9000,
+		"serve.prometheus.metrics_path":         "/metrics",
+		"access_rules.matching_strategy":        "regexp",
+		"access_rules.poll_interval":            "1s",
+		"access_rules.http_poll_interval":       "30s",
+		"errors.fallback":                       []any{"json"},
+		"errors.handlers.json.enabled":          true,
+		"log.level":                             "info",
+		"log.format":                            "text",
+		"log.leak_sensitive_values":             false,
+		"revocation.tombstone_ttl":              "24h",
+		"revocation.max_tombstones":             100000,
+		"revocation.redis.stream":               "portcullis:revocations",
+		"revocation.backchannel_logout.max_age": "5m",
 	}
 }
 
@@ -246,6 +284,8 @@ var knownLeaves = func() map[string]bool {
 		"serve.proxy.upstream_ca_file",
 		"serve.api.admin.token", "serve.api.admin.token_file",
 		"revocation.redis.url",
+		"revocation.backchannel_logout.path", "revocation.backchannel_logout.issuer",
+		"revocation.backchannel_logout.audience", "revocation.backchannel_logout.jwks_urls",
 		"websocket.unavailable_grace",
 		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",

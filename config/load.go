@@ -31,6 +31,8 @@ var listKeys = map[string]bool{
 	"access_rules.repositories": true,
 	"errors.fallback":           true,
 	"websocket.allowed_origins": true,
+	"revocation.backchannel_logout.audience":  true,
+	"revocation.backchannel_logout.jwks_urls": true,
 }
 
 // Load reads the file at path (YAML, or JSON for a .json name; "" for none),

@@ -253,6 +253,17 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 
 		Revocations: s.Revocations,
 	}
+	if bc := cfg.Revocation.BackchannelLogout; bc.Path != "" {
+		if err := bc.Validate(); err != nil {
+			return s.abort(err)
+		}
+		h, err := revocation.NewBackchannel(revocation.BackchannelOptions{Issuer: bc.Issuer, Audience: bc.Audience,
+			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log})
+		if err != nil {
+			return s.abort(fmt.Errorf("revocation.backchannel_logout.%w", err))
+		}
+		s.API.Routes[bc.Path] = h
+	}
 	if adminToken != "" {
 		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: s.Revocations})
 		if err != nil {
