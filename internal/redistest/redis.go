@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -37,33 +36,56 @@ type Redis struct {
 	out  *bytes.Buffer
 }
 
+// ErrNotInstalled is returned by [New] when there is no redis-server.
+var ErrNotInstalled = errors.New("redis-server is not installed: run scripts/install-test-deps.sh (Debian package redis-server)")
+
 // Start runs a redis-server for tb and stops it, removing its files, when
 // tb ends.
 func Start(tb testing.TB) *Redis {
 	tb.Helper()
+	r, err := New()
+	if errors.Is(err, ErrNotInstalled) && testing.Short() {
+		tb.Skip(err)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(r.Close)
+	return r
+}
+
+// New runs a redis-server on a free loopback port in a temporary
+// directory; Close stops it and removes the directory.
+func New() (*Redis, error) {
 	bin := os.Getenv(EnvBinary)
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("redis-server"); err != nil {
-			msg := "redis-server is not installed: run scripts/install-test-deps.sh (Debian package redis-server)"
-			if testing.Short() {
-				tb.Skip(msg)
-			}
-			tb.Fatal(msg)
+			return nil, ErrNotInstalled
 		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	r := &Redis{bin: bin, dir: tb.TempDir(), port: port}
-	if err := r.Restart(); err != nil {
-		tb.Fatal(err)
+	dir, err := os.MkdirTemp("", "portcullis-redis-")
+	if err != nil {
+		return nil, err
 	}
-	tb.Cleanup(r.Stop)
-	return r
+	r := &Redis{bin: bin, dir: dir, port: port}
+	if err := r.Restart(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close stops the server and removes its files.
+func (r *Redis) Close() {
+	r.Stop()
+	os.RemoveAll(r.dir)
 }
 
 // URL is the server's redis:// URL.
@@ -140,5 +162,3 @@ func (r *Redis) ping() bool {
 	return bytes.HasPrefix(buf[:n], []byte("+PONG"))
 }
 
-// Dir is the server's data directory.
-func (r *Redis) Dir() string { return filepath.Clean(r.dir) }
