@@ -214,8 +214,8 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		}
 	}
 	e.table.add(row{fig: "9", what: fmt.Sprintf("revocation call to Close, 3 replicas × %d tunnels of one session (Redis Stream)", n),
-		got: fmt.Sprintf("p50 %.1f ms / p99 %.1f ms / last %.1f ms (%s of %d)", ms("p50"), ms("p99"), ms("max"), m["received"], 3*n),
-		ref: fmt.Sprintf("admin API answered in %s (started %s after t0); close codes: %s", fmtDur(answered), fmtDur(start.Sub(t0)), strings.Join(codes, ", ")),
+		got:    fmt.Sprintf("p50 %.1f ms / p99 %.1f ms / last %.1f ms (%s of %d)", ms("p50"), ms("p99"), ms("max"), m["received"], 3*n),
+		ref:    fmt.Sprintf("admin API answered in %s (started %s after t0); close codes: %s", fmtDur(answered), fmtDur(start.Sub(t0)), strings.Join(codes, ", ")),
 		target: 250, targetText: "p99 ≤ 250 ms (goal 100 ms)", inverse: true, absolute: ms("p99")})
 	if m["received"] != fmt.Sprint(3*n) {
 		return fmt.Errorf("only %s of %d clients received a Close", m["received"], 3*n)

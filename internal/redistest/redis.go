@@ -161,4 +161,3 @@ func (r *Redis) ping() bool {
 	n, _ := c.Read(buf)
 	return bytes.HasPrefix(buf[:n], []byte("+PONG"))
 }
-
