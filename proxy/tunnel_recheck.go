@@ -178,7 +178,13 @@ func (rc *rechecks) fire(g *recheckGroup) {
 	for m := range g.members {
 		members = append(members, m)
 	}
-	if !rejected && len(members) > 0 && rc.groups[g.key] == g {
+	switch {
+	case rejected && rc.groups[g.key] == g:
+		// The members are closing; a tunnel of the session opened after
+		// this (without a revocation service to refuse it) starts a group
+		// of its own.
+		delete(rc.groups, g.key)
+	case !rejected && len(members) > 0 && rc.groups[g.key] == g:
 		g.next = now.Add(jittered(g.every))
 		g.timer.Reset(time.Until(g.next))
 	}
