@@ -8,17 +8,35 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
-// Revoker applies a revocation on this replica and spreads it to the
-// others, returning how many live channels of this replica it closed.
-// *revocation.Service implements it.
-type Revoker interface {
-	Revoke(e revocation.Event) int
+// Revocation is one revocation a front end asks for: at least one of
+// SessionID, Subject and Rule is set.
+type Revocation struct {
+	SessionID, Subject, Rule string
+	// Reason is the Close frame's reason ("session revoked" when empty).
+	Reason string
+	// Source names who asked: "admin", "logout".
+	Source string
+	// Until is the session's expiry when known: how long to remember it.
+	Until time.Time
 }
+
+// Revoker applies a revocation on this replica and spreads it to the
+// others, returning how many live channels of this replica it closed. The
+// process's revocation service implements it (internal/app adapts it).
+type Revoker interface {
+	Revoke(r Revocation) int
+}
+
+// Sources of the revocations the proxy package makes.
+const (
+	SourceAdmin  = "admin"
+	SourceLogout = "logout"
+)
 
 // AdminOptions configure [NewAdmin].
 type AdminOptions struct {
@@ -153,9 +171,9 @@ func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(w, pipeline.Errorf(http.StatusBadRequest, "exactly one of session_id, subject and rule must be set"), false)
 		return
 	}
-	n := a.revoker.Revoke(revocation.Event{
+	n := a.revoker.Revoke(Revocation{
 		SessionID: req.SessionID, Subject: req.Subject, Rule: req.Rule,
-		Reason: req.Reason, Source: revocation.SourceAdmin,
+		Reason: req.Reason, Source: SourceAdmin,
 	})
 	writeJSON(w, http.StatusOK, map[string]int{"closed": n})
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
@@ -57,7 +56,6 @@ type Handler struct {
 }
 
 // SessionRevocations is what the proxy needs of the revocation service.
-// *revocation.Service implements it.
 type SessionRevocations interface {
 	Revoker
 	// Revoked reports whether the session or the subject was revoked.
@@ -287,9 +285,7 @@ func (h *Handler) revokeOnSuccess(rt *route, status int) {
 	if h.Revocations == nil || !rt.rule.RevokeSessionOnSuccess || s.SessionID == "" || status < 200 || status >= 400 {
 		return
 	}
-	h.Revocations.Revoke(revocation.Event{
-		SessionID: s.SessionID, Source: revocation.SourceLogout, Until: s.ExpiresAt,
-	})
+	h.Revocations.Revoke(Revocation{SessionID: s.SessionID, Source: SourceLogout, Until: s.ExpiresAt})
 }
 
 // withoutCarriers returns r without the query parameters that carried a

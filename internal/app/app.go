@@ -239,7 +239,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:                   log,
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
-		Revocations:           s.Revocations,
+		Revocations:           revoker{s.Revocations},
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
 		},
@@ -251,7 +251,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Observer: s.Metrics,
 		Routes:   s.Catalog.APIRoutes(),
 
-		Revocations: s.Revocations,
+		Revocations: revoker{s.Revocations},
 	}
 	if bc := cfg.Revocation.BackchannelLogout; bc.Path != "" {
 		if err := bc.Validate(); err != nil {
@@ -265,7 +265,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		s.API.Routes[bc.Path] = h
 	}
 	if adminToken != "" {
-		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: s.Revocations})
+		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: revoker{s.Revocations}})
 		if err != nil {
 			return s.abort(err)
 		}
@@ -284,6 +284,14 @@ func (s *Server) abort(err error) (*Server, error) {
 		_ = f(context.Background())
 	}
 	return nil, err
+}
+
+// revoker lets the proxy's front ends use the revocation service.
+type revoker struct{ *revocation.Service }
+
+func (r revoker) Revoke(v proxy.Revocation) int {
+	return r.Service.Revoke(revocation.Event{SessionID: v.SessionID, Subject: v.Subject, Rule: v.Rule,
+		Reason: v.Reason, Source: v.Source, Until: v.Until})
 }
 
 // registryCloser lets the revocation service close the registry's live
