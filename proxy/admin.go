@@ -146,6 +146,24 @@ type revocationRequest struct {
 	Reason    string `json:"reason"`
 }
 
+// sessionEnd returns the latest expiry this replica's channels know for the
+// session (zero when none does), so that the revocation is remembered for
+// the session's remaining lifetime rather than the longest allowed.
+func (a *Admin) sessionEnd(sessionID string) time.Time {
+	var end time.Time
+	if sessionID == "" {
+		return end
+	}
+	for _, ch := range a.channels.Select(Selector{SessionID: sessionID}) {
+		if e := ch.Describe().SessionExpiresAt; e == nil {
+			return time.Time{} // one channel does not know: do not guess
+		} else if e.After(end) {
+			end = *e
+		}
+	}
+	return end
+}
+
 // maxAdminBody bounds an admin request body.
 const maxAdminBody = 64 << 10
 
@@ -173,7 +191,7 @@ func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	n := a.revoker.Revoke(Revocation{
 		SessionID: req.SessionID, Subject: req.Subject, Rule: req.Rule,
-		Reason: req.Reason, Source: SourceAdmin,
+		Reason: req.Reason, Source: SourceAdmin, Until: a.sessionEnd(req.SessionID),
 	})
 	writeJSON(w, http.StatusOK, map[string]int{"closed": n})
 }

@@ -78,15 +78,16 @@ type tunnel struct {
 	clientShut atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps      atomic.Int32 // directions still running
 
-	mu        sync.Mutex
-	maxAt     time.Time   // zero: no cap
-	expiresAt time.Time   // zero: not bound or unknown
-	timer     *time.Timer // next deadline; once closing, the end of the close grace
-	graceEnd  time.Time   // when closing: the end of the close grace
-	cause     *closeCause // first reason the tunnel began to end
-	closing   bool        // a Close was sent or relayed
-	torn      bool        // both connections are closed
-	peerCode  ws.StatusCode
+	mu         sync.Mutex
+	maxAt      time.Time   // zero: no cap
+	expiresAt  time.Time   // zero: not bound or unknown
+	sessionExp time.Time   // the session's expiry as last learnt, bound or not
+	timer      *time.Timer // next deadline; once closing, the end of the close grace
+	graceEnd   time.Time   // when closing: the end of the close grace
+	cause      *closeCause // first reason the tunnel began to end
+	closing    bool        // a Close was sent or relayed
+	torn       bool        // both connections are closed
+	peerCode   ws.StatusCode
 }
 
 // open starts the tunnel between the upgraded client and upstream.
@@ -101,6 +102,7 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, orig
 		tun.reval = s.Revalidator
 		authenticator = s.Authenticator
 		tun.keys.SessionID, tun.keys.Subject, tun.keys.Credential = s.SessionID, s.Subject, s.CredentialID
+		tun.sessionExp = s.ExpiresAt
 		if p.BindToSession {
 			tun.expiresAt = s.ExpiresAt
 		}
@@ -181,6 +183,10 @@ func (t *tunnel) Describe() ChannelInfo {
 	t.mu.Lock()
 	consider(t.maxAt, ReasonMaxLifetime)
 	consider(t.expiresAt, ReasonSessionExpired)
+	if !t.sessionExp.IsZero() {
+		exp := t.sessionExp
+		info.SessionExpiresAt = &exp
+	}
 	t.mu.Unlock()
 	if idle := t.policy.IdleTimeout; idle > 0 {
 		consider(time.Unix(0, t.lastActive.Load()).Add(idle), ReasonIdleTimeout)

@@ -106,6 +106,9 @@ func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince tim
 	switch {
 	case t.closing || t.torn:
 	case err == nil:
+		if !expiresAt.IsZero() {
+			t.sessionExp = expiresAt
+		}
 		if t.policy.BindToSession && !expiresAt.IsZero() {
 			t.expiresAt = expiresAt
 			if !now.Before(expiresAt) {

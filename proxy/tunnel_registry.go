@@ -48,6 +48,8 @@ type ChannelInfo struct {
 	// "idle_timeout", "revalidation"); absent when none is set.
 	NextDeadline       *time.Time `json:"next_deadline,omitempty"`
 	NextDeadlineReason string     `json:"next_deadline_reason,omitempty"`
+	// SessionExpiresAt is when the session ends, when known.
+	SessionExpiresAt *time.Time `json:"session_expires_at,omitempty"`
 	// Bytes relayed each way, frame headers included, as of the last
 	// report (at most about a second old on a busy channel).
 	BytesToUpstream int64  `json:"bytes_to_upstream"`

@@ -95,7 +95,7 @@ func TestAdminRevocationAcrossReplicas(t *testing.T) {
 		t.Fatalf("GET /admin/tunnels?subject=carol on replica 1: %d, %d tunnels, want 200 and 2: %v", st, len(list), body)
 	}
 	first, _ := list[0].(map[string]any)
-	for _, k := range []string{"id", "rule", "subject", "session_id", "opened_at", "next_deadline", "next_deadline_reason", "bytes_to_upstream", "bytes_to_client", "client_address"} {
+	for _, k := range []string{"id", "rule", "subject", "session_id", "opened_at", "next_deadline", "next_deadline_reason", "session_expires_at", "bytes_to_upstream", "bytes_to_client", "client_address"} {
 		if _, ok := first[k]; !ok {
 			t.Errorf("tunnel listing lacks %q: %v", k, first)
 		}
