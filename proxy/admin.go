@@ -129,12 +129,7 @@ func (a *Admin) tokenOK(header string) bool {
 func (a *Admin) listTunnels(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sel := Selector{SessionID: q.Get("session"), Subject: q.Get("subject"), Rule: q.Get("rule")}
-	chs := a.channels.Select(sel)
-	out := make([]ChannelInfo, 0, len(chs))
-	for _, ch := range chs {
-		out = append(out, ch.Describe())
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tunnels": out})
+	writeJSON(w, http.StatusOK, map[string]any{"tunnels": a.channels.Describe(sel)})
 }
 
 // revocationRequest is the body of POST /admin/revocations: exactly one of

@@ -169,7 +169,7 @@ func closeReasonText(s string) string {
 // Describe implements [LiveChannel].
 func (t *tunnel) Describe() ChannelInfo {
 	info := ChannelInfo{
-		ID: t.id, Kind: "websocket", Rule: t.rule, Subject: t.subject, SessionID: t.keys.SessionID,
+		Kind: "websocket", Rule: t.rule, Subject: t.subject, SessionID: t.keys.SessionID,
 		OpenedAt: t.start, ClientAddress: t.remote, Origin: t.origin,
 		BytesToUpstream: t.up.shown.Load(), BytesToClient: t.down.shown.Load(),
 	}

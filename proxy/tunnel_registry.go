@@ -11,7 +11,8 @@ import (
 // it — a WebSocket tunnel, or a session-bound stream — that the [Registry]
 // can close. Implementations must be safe for concurrent use.
 type LiveChannel interface {
-	// Describe returns what the channel is bound to and its state now.
+	// Describe returns what the channel is bound to and its state now
+	// (ID is the registry's to fill in).
 	Describe() ChannelInfo
 	// Revoke ends the channel on the proxy's initiative because its
 	// session was revoked: for a WebSocket, a Close 1008 with reason to the
@@ -164,6 +165,39 @@ func (r *Registry) Len() int {
 
 // Select returns the channels matching s, in the order they were added.
 func (r *Registry) Select(s Selector) []LiveChannel {
+	ids := r.selectIDs(s)
+	out := make([]LiveChannel, 0, len(ids))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		if e, ok := r.byID[id]; ok {
+			out = append(out, e.ch)
+		}
+	}
+	return out
+}
+
+// Describe returns what the channels matching s say of themselves, with
+// their registry ids, in the order they were added.
+func (r *Registry) Describe(s Selector) []ChannelInfo {
+	ids := r.selectIDs(s)
+	out := make([]ChannelInfo, 0, len(ids))
+	for _, id := range ids {
+		r.mu.Lock()
+		e, ok := r.byID[id]
+		r.mu.Unlock()
+		if !ok {
+			continue // ended meanwhile
+		}
+		info := e.ch.Describe()
+		info.ID = strconv.FormatUint(id, 10)
+		out = append(out, info)
+	}
+	return out
+}
+
+// selectIDs returns the ids of the channels matching s, sorted.
+func (r *Registry) selectIDs(s Selector) []uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	want := [4]string{s.SessionID, s.Subject, s.Rule, s.Credential}
@@ -188,11 +222,7 @@ func (r *Registry) Select(s Selector) []LiveChannel {
 		}
 	}
 	slices.Sort(ids)
-	out := make([]LiveChannel, len(ids))
-	for i, id := range ids {
-		out[i] = r.byID[id].ch
-	}
-	return out
+	return ids
 }
 
 func matches(k ChannelKeys, want [4]string) bool {

@@ -111,7 +111,11 @@ func TestTunnelRevokeBySelector(t *testing.T) {
 	if len(infos) != 2 {
 		t.Fatalf("session sess-a has %d tunnels, want 2", len(infos))
 	}
-	d := infos[0].Describe()
+	ds := reg.Describe(Selector{SessionID: "sess-a"})
+	if len(ds) != 2 || ds[0].ID == "" || ds[0].ID == ds[1].ID {
+		t.Fatalf("Describe = %+v, want two entries with distinct ids", ds)
+	}
+	d := ds[0]
 	if d.Kind != "websocket" || d.Rule != "rule-1" || d.Subject != "alice" || d.SessionID != "sess-a" ||
 		d.Origin != "http://app.test" || d.ClientAddress == "" || d.OpenedAt.IsZero() ||
 		d.NextDeadline == nil || d.NextDeadlineReason == "" {
