@@ -97,6 +97,7 @@ func TestTunnelRevokeBySelector(t *testing.T) {
 	t.Parallel()
 	up, seen := closingUpstream(t)
 	h := newHarness(t, up.url())
+	h.configure(func(p *rules.WebSocketPolicy) { p.AllowedOrigins = map[string]bool{"http://app.test": true} })
 	h.withSession(func() *pipeline.Session {
 		return &pipeline.Session{Subject: "alice", SessionID: "sess-a", CredentialID: "cred-a"}
 	})
