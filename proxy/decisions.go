@@ -76,7 +76,8 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	if a.Revocations != nil && a.Revocations.Revoked(s.SessionID, s.Subject) {
 		decision = "denied"
 		err := pipeline.Unauthorized("session revoked", nil)
-		answerError(rec, withoutCarriers(described, s), rule.ErrorHandler(described, err), err)
+		described = withoutCarriers(described, s)
+		answerError(rec, described, rule.ErrorHandler(described, err), err)
 		return
 	}
 	for k, v := range s.Header {

@@ -274,7 +274,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// cache, or a token still cryptographically valid, admitted it.
 		decision = "denied"
 		err := pipeline.Unauthorized("session revoked", nil)
-		answerError(rec, withoutCarriers(r, s), rule.ErrorHandler(r, err), err)
+		r = errorView(withoutCarriers(r, s), fv)
+		answerError(rec, r, rule.ErrorHandler(r, err), err)
 		return
 	}
 	if rule.UpstreamURL == nil {

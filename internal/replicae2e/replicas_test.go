@@ -128,6 +128,15 @@ func TestAdminRevocationAcrossReplicas(t *testing.T) {
 		}
 	}
 
+	// Plain requests too, on the same decision path.
+	req, _ := http.NewRequest(http.MethodGet, f.r[1].proxy+"/chat/plain", nil)
+	req.Header.Set("X-Session-Token", alice.SessionToken)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("plain request with the revoked session: %v %v, want 401", res.StatusCode, err)
+	} else {
+		res.Body.Close()
+	}
+
 	// By subject.
 	if st, body := adminDo(t, f.r[2], http.MethodPost, "/admin/revocations", adminToken, map[string]string{"subject": bob.IdentityID}); st != http.StatusOK || body["closed"] != float64(1) {
 		t.Errorf("revocation by subject on replica 2: %d %v", st, body)
