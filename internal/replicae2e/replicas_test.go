@@ -131,10 +131,13 @@ func TestAdminRevocationAcrossReplicas(t *testing.T) {
 	// Plain requests too, on the same decision path.
 	req, _ := http.NewRequest(http.MethodGet, f.r[1].proxy+"/chat/plain", nil)
 	req.Header.Set("X-Session-Token", alice.SessionToken)
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
-		t.Errorf("plain request with the revoked session: %v %v, want 401", res.StatusCode, err)
-	} else {
-		res.Body.Close()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("plain request with the revoked session: %d, want 401", res.StatusCode)
 	}
 
 	// By subject.
