@@ -120,12 +120,7 @@ func startModuleProxy(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("go env GOMODCACHE: %v", err)
 	}
-	gw, err := runFor(time.Minute, repoRoot, nil, "docker", "network", "inspect", "bridge",
-		"--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}")
-	if err != nil || len(strings.Fields(gw)) == 0 {
-		t.Fatalf("the Docker bridge network's gateway: %v %s", err, gw)
-	}
-	host := strings.Fields(gw)[0]
+	host := bridgeGateway(t)
 	sum := sha256.Sum256([]byte(repoRoot))
 	port := 20000 + int(binary.BigEndian.Uint16(sum[:2]))%20000
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -142,6 +137,33 @@ func startModuleProxy(t *testing.T) string {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + l.Addr().String()
+}
+
+// bridgeGateway is the host's address on Docker's default bridge network:
+// its IPAM gateway, or else the bridge interface's IPv4 address.
+func bridgeGateway(t *testing.T) string {
+	t.Helper()
+	out, err := runFor(time.Minute, repoRoot, nil, "docker", "network", "inspect", "bridge", "--format",
+		`{{range .IPAM.Config}}{{.Gateway}} {{end}}|{{index .Options "com.docker.network.bridge.name"}}`)
+	if err != nil {
+		t.Fatalf("docker network inspect bridge: %v\n%s", err, out)
+	}
+	gws, name, _ := strings.Cut(strings.TrimSpace(out), "|")
+	for _, gw := range strings.Fields(gws) {
+		if ip := net.ParseIP(gw); ip != nil && ip.To4() != nil {
+			return gw
+		}
+	}
+	if ifc, err := net.InterfaceByName(name); err == nil {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	t.Fatalf("no IPv4 address of the Docker bridge network (%q)", out)
+	return ""
 }
 
 // composeStack is one run of the compose quickstart under its own project

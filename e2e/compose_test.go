@@ -23,10 +23,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 )
 
-// No container engine runs where these tests run: docker-compose.yml is
-// checked with docker-compose's own validator, the configuration it mounts
-// is loaded by the real programs, and the Dockerfile's build commands are
-// run natively.
+// These tests need no container engine: docker-compose.yml is checked with
+// docker-compose's own validator, the configuration it mounts is loaded by
+// the real programs, and the Dockerfile's build commands are run natively.
+// TestComposeStack (compose_stack_test.go) builds and runs both files when
+// a Docker Engine answers.
 
 // composeMount is where docker-compose.yml mounts contrib/quickstart.
 const composeMount = "/etc/config/quickstart/"

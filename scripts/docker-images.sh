@@ -20,10 +20,11 @@
 #                   /var/lib/sqlite owned by it, ENTRYPOINT kratos
 #
 # The tags are read from the Dockerfile and docker-compose.yml. Each image is
-# labelled with a hash of what it is made from and saved under
-# .build/docker/; an image whose label matches is kept, a saved one is
-# loaded, anything else is made again. A run with everything cached takes
-# seconds.
+# one layer, imported from the root file system (kept under .build/docker/,
+# the slow part) and a few files, and labelled with a hash of what it is
+# made from: an image whose label matches is kept, anything else is made
+# again. With the engine's images in place a run takes a second; with the
+# root file system cached and an empty engine, a minute or so.
 #
 # Usage: scripts/docker-images.sh
 # Exit status: 0 ready; 3 no Docker Engine answers; other: failure.
@@ -99,11 +100,11 @@ hash() { sha256sum | cut -c1-16; }
 packages=ca-certificates,tzdata
 rootfs_key="$(echo "debootstrap $(debootstrap --version) minbase $packages $codename $arch $mirror" | hash)"
 debian_tag="portcullis-stand-in/debian:$codename"
-go_key="$(echo "$rootfs_key $host_go $(go env GOROOT GOOS GOARCH) $(cat "$(go env GOROOT)/VERSION" | head -1)" | hash)"
-runtime_key="$(echo "$rootfs_key runtime-v1 nonroot 65532" | hash)"
+go_key="$(echo "$rootfs_key go-v3 $host_go $(go env GOROOT GOOS GOARCH) $(cat "$(go env GOROOT)/VERSION" | head -1)" | hash)"
+runtime_key="$(echo "$rootfs_key runtime-v3 nonroot 65532" | hash)"
 kratos_key="$(
 	{
-		echo "$rootfs_key kratos-v1 ory 10000"
+		echo "$rootfs_key kratos-v3 ory 10000"
 		sha256sum <"$kratos_bin"
 	} | hash
 )"
@@ -113,122 +114,131 @@ current() {
 	[[ "$(docker image inspect -f "{{index .Config.Labels \"$label\"}}" "$1" 2>/dev/null || true)" == "$2" ]]
 }
 
-# ensure TAG KEY MAKER: keeps, loads or makes TAG, then saves it.
+# ensure TAG KEY MAKER: keeps TAG when it is current, else makes it.
 ensure() {
-	local tag=$1 key=$2 maker=$3
-	local saved="$cache/$(echo "$tag" | tr '/:' '__')-$key.tar"
+	local tag=$1 key=$2 maker=$3 start=$SECONDS
 	if current "$tag" "$key"; then
 		say "$tag is current"
 		return
 	fi
-	if [[ -f "$saved" ]]; then
-		docker load -q -i "$saved" >/dev/null
-		if current "$tag" "$key"; then
-			say "$tag loaded from ${saved#"$root/"}"
-			return
-		fi
-	fi
-	local start=$SECONDS
+	local old
+	old="$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)"
 	"$maker" "$tag" "$key"
 	current "$tag" "$key" || die "$tag was made but does not carry its inputs label"
-	rm -f "$cache/$(echo "$tag" | tr '/:' '__')"-*.tar
-	docker save -o "$saved.tmp" "$tag"
-	mv -f "$saved.tmp" "$saved"
+	# The image this one replaced, unless something still uses it.
+	[[ -z "$old" ]] || docker image rm "$old" >/dev/null 2>&1 || true
 	say "$tag made in $((SECONDS - start))s"
+}
+
+# import TAG KEY DIR [CHANGES...]: imports DIR as TAG, with the Dockerfile
+# CHANGES.
+import() {
+	local tag=$1 key=$2 dir=$3
+	shift 3
+	local -a changes=(--change "LABEL $label=$key")
+	for c in "$@"; do changes+=(--change "$c"); done
+	tar --numeric-owner -C "$dir" -c . | docker import "${changes[@]}" - "$tag" >/dev/null
 }
 
 # --- the root file system ---------------------------------------------------
 
-rootfs_tar="$cache/rootfs-$codename-$rootfs_key.tar"
-if [[ ! -f "$rootfs_tar" ]]; then
+rootfs="$cache/rootfs-$codename-$rootfs_key"
+if [[ ! -d "$rootfs" ]]; then
 	command -v debootstrap >/dev/null || die "debootstrap is missing: run scripts/install-test-deps.sh"
 	say "debootstrap $codename (minbase, $arch) from apt's mirror; a few minutes the first time"
 	start=$SECONDS
-	dir="$cache/rootfs.tmp"
-	rm -rf "$dir" "$rootfs_tar.tmp"
-	debootstrap --variant=minbase --include="$packages" --arch="$arch" "$codename" "$dir" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+	tmp="$cache/rootfs.tmp"
+	rm -rf "$tmp"
+	debootstrap --variant=minbase --include="$packages" --arch="$arch" "$codename" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
 		die "debootstrap failed; see ${cache#"$root/"}/debootstrap.log"
-	# Nothing of apt's download cache or lists in the image.
-	rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
-	tar --numeric-owner -C "$dir" -cf "$rootfs_tar.tmp" .
-	rm -rf "$dir"
-	rm -f "$cache"/rootfs-*.tar
-	mv -f "$rootfs_tar.tmp" "$rootfs_tar"
+	# Nothing of apt's download cache or lists in the images.
+	rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
+	rm -rf "$cache"/rootfs-*
+	mv "$tmp" "$rootfs"
 	say "rootfs made in $((SECONDS - start))s"
 fi
 
+# The directory an image is imported from: empty, or the rootfs (its files
+# hard-linked: a file to change is removed and written anew, never edited).
+stage="$cache/stage.tmp"
+fresh_stage() {
+	rm -rf "$stage"
+	if [[ "${1:-}" == rootfs ]]; then
+		cp -al "$rootfs" "$stage"
+	else
+		mkdir -p "$stage"
+	fi
+}
+trap 'rm -rf "$stage"' EXIT
+
 make_debian() {
-	docker import --change "LABEL $label=$2" --change 'CMD ["bash"]' "$rootfs_tar" "$1" >/dev/null
+	import "$1" "$2" "$rootfs" 'CMD ["bash"]'
 }
 
 # --- the Go image -----------------------------------------------------------
 
 make_go() {
-	local goroot
-	goroot="$(go env GOROOT)"
-	# The toolchain directory is the build context, sent as it is.
-	docker build -q -t "$1" -f - "$goroot" >/dev/null <<-EOF
-		FROM $debian_tag
-		COPY . /usr/local/go
-		ENV GOLANG_VERSION=${host_go#go} GOTOOLCHAIN=local GOPATH=/go
-		ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-		RUN mkdir -p /go/src /go/bin && chmod -R 1777 /go && go version
-		WORKDIR /go
-		LABEL $label=$2
-	EOF
+	fresh_stage rootfs
+	mkdir -p "$stage/go/src" "$stage/go/bin"
+	chmod -R 1777 "$stage/go"
+	rm -rf "$stage/usr/local/go"
+	cp -a "$(go env GOROOT)" "$stage/usr/local/go"
+	import "$1" "$2" "$stage" \
+		"ENV GOLANG_VERSION=${host_go#go} GOTOOLCHAIN=local GOPATH=/go" \
+		'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+		'WORKDIR /go' 'CMD ["bash"]'
+	docker run --rm "$1" go version >/dev/null || die "$1: go version does not run"
 }
 
 # --- the runtime image ------------------------------------------------------
 
 make_runtime() {
-	local dir="$cache/runtime.tmp"
-	rm -rf "$dir"
-	mkdir -p "$dir/etc" "$dir/tmp" "$dir/home/nonroot" "$dir/root"
-	tar -C "$dir" -xf "$rootfs_tar" ./etc/ssl/certs/ca-certificates.crt ./usr/share/zoneinfo ./usr/lib/os-release
-	ln -s ../usr/lib/os-release "$dir/etc/os-release"
-	cat >"$dir/etc/passwd" <<-EOF
+	fresh_stage
+	mkdir -p "$stage/etc/ssl/certs" "$stage/usr/share" "$stage/usr/lib" "$stage/tmp" "$stage/home/nonroot" "$stage/root"
+	cp -a "$rootfs/etc/ssl/certs/ca-certificates.crt" "$stage/etc/ssl/certs/"
+	cp -a "$rootfs/usr/share/zoneinfo" "$stage/usr/share/"
+	cp -a "$rootfs/usr/lib/os-release" "$stage/usr/lib/"
+	ln -s ../usr/lib/os-release "$stage/etc/os-release"
+	cat >"$stage/etc/passwd" <<-EOF
 		root:x:0:0:root:/root:/sbin/nologin
 		nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
 		nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
 	EOF
-	cat >"$dir/etc/group" <<-EOF
+	cat >"$stage/etc/group" <<-EOF
 		root:x:0:
 		nobody:x:65534:
 		nonroot:x:65532:
 	EOF
-	echo "hosts: files dns" >"$dir/etc/nsswitch.conf"
-	chmod 1777 "$dir/tmp"
-	chmod 700 "$dir/root" "$dir/home/nonroot"
-	chown 65532:65532 "$dir/home/nonroot"
-	tar --numeric-owner -C "$dir" -c . | docker import \
-		--change "LABEL $label=$2" --change 'USER 65532' --change 'WORKDIR /home/nonroot' \
-		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-		- "$1" >/dev/null
-	rm -rf "$dir"
+	echo "hosts: files dns" >"$stage/etc/nsswitch.conf"
+	chmod 1777 "$stage/tmp"
+	chmod 700 "$stage/root" "$stage/home/nonroot"
+	chown 65532:65532 "$stage/home/nonroot"
+	import "$1" "$2" "$stage" 'USER 65532' 'WORKDIR /home/nonroot' \
+		'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt'
 }
 
 # --- the Kratos image -------------------------------------------------------
 
 make_kratos() {
-	local dir="$cache/kratos.tmp"
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	cp "$kratos_bin" "$dir/kratos"
-	docker build -q -t "$1" -f - "$dir" >/dev/null <<-EOF
-		FROM $debian_tag
-		RUN groupadd -r -g 10000 ory && useradd -r -u 10000 -g ory -d /home/ory -m -s /usr/sbin/nologin ory \
-		 && mkdir -p /var/lib/sqlite && chown ory:ory /var/lib/sqlite
-		COPY kratos /usr/bin/kratos
-		# Created by ory, so a fresh named volume mounted here is ory's too.
-		VOLUME /var/lib/sqlite
-		USER ory
-		WORKDIR /home/ory
-		EXPOSE 4433 4434
-		ENTRYPOINT ["kratos"]
-		CMD ["serve"]
-		LABEL $label=$2
-	EOF
-	rm -rf "$dir"
+	fresh_stage rootfs
+	mkdir -p "$stage/var/lib/sqlite" "$stage/home/ory"
+	rm -f "$stage/etc/passwd" "$stage/etc/group"
+	{
+		cat "$rootfs/etc/passwd"
+		echo "ory:x:10000:10000:ory:/home/ory:/usr/sbin/nologin"
+	} >"$stage/etc/passwd"
+	{
+		cat "$rootfs/etc/group"
+		echo "ory:x:10000:"
+	} >"$stage/etc/group"
+	chmod 644 "$stage/etc/passwd" "$stage/etc/group"
+	cp "$kratos_bin" "$stage/usr/bin/kratos"
+	chmod 755 "$stage/usr/bin/kratos"
+	# Owned by ory, so a fresh named volume mounted here is ory's too.
+	chown 10000:10000 "$stage/var/lib/sqlite" "$stage/home/ory"
+	import "$1" "$2" "$stage" 'VOLUME /var/lib/sqlite' 'USER ory' 'WORKDIR /home/ory' \
+		'EXPOSE 4433 4434' 'ENTRYPOINT ["kratos"]' 'CMD ["serve"]'
+	docker run --rm "$1" version >/dev/null || die "$1: kratos version does not run"
 }
 
 ensure "$debian_tag" "$rootfs_key" make_debian
