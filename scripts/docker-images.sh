@@ -26,7 +26,8 @@
 # again. With the engine's images in place a run takes a second; with the
 # root file system cached and an empty engine, a minute or so.
 #
-# Usage: scripts/docker-images.sh
+# Usage: scripts/docker-images.sh   (as root, or it re-runs itself with sudo:
+#        debootstrap and the images' file owners need root)
 # Exit status: 0 ready; 3 no Docker Engine answers; other: failure.
 set -euo pipefail
 
@@ -45,6 +46,11 @@ die() {
 if ! docker info >/dev/null 2>&1; then
 	say "no Docker Engine answers (docker info failed)" >&2
 	exit 3
+fi
+
+# debootstrap, and the file ownerships the images need, take root.
+if [[ $(id -u) -ne 0 ]]; then
+	exec sudo -E env PATH="$PATH" "$0" "$@"
 fi
 
 # One maker at a time: parallel callers wait for the first.
