@@ -19,6 +19,10 @@ type Deps struct {
 	Context context.Context
 	// LeakSensitiveValues mirrors log.leak_sensitive_values.
 	LeakSensitiveValues bool
+	// Offline forbids network access while handlers are built (`rules
+	// validate` without --online): a remote document (an http(s) key set)
+	// is then neither fetched nor checked; local ones still are.
+	Offline bool
 }
 
 // Factory makes a handler's [Builder] from its global config (the `config`

@@ -272,6 +272,9 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 	}
 	r.report(nil)
 	if r.Log != nil {
+		for _, w := range set.Warnings() {
+			r.Log.Warn(w.Error())
+		}
 		r.Log.WithField("rules", set.Len()).Info("access rules loaded")
 	}
 	return true, nil

@@ -1,0 +1,185 @@
+package oathkeeper
+
+import "net/http"
+
+const (
+	viaProxy     = "proxy"
+	viaDecisions = "decisions"
+)
+
+// testCase is one request sent to both products.
+type testCase struct {
+	name   string
+	via    string // viaProxy (default) or viaDecisions
+	method string // default GET
+	path   string
+	host   string // Host header, when not the listener's address
+	header map[string]string
+	body   string
+	// headers are the response headers compared (Content-Type always is).
+	headers []string
+	// upstream are the request headers the echo upstream received that are
+	// compared.
+	upstream []string
+	// compareText compares a body that is not JSON, trimmed.
+	compareText bool
+
+	// deliberate, when set, is why portcullis answers differently on
+	// purpose (a security hardening listed in
+	// docs/migration-from-oathkeeper.md); want is then portcullis's answer.
+	deliberate string
+	want       *outcome
+}
+
+// h builds a header map.
+func h(kv ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// regexpCases run against regexpRules. Names say the Oathkeeper test or
+// fixture each is ported from.
+var regexpCases = []testCase{
+	// api/decision_test.go
+	{name: "decision/no rule matches", via: viaDecisions, path: "/invalid"},
+	{name: "decision/two rules match", via: viaDecisions, path: "/overlap/1234"},
+	{name: "decision/noop passes", via: viaDecisions, path: "/authn-noop/1234", headers: []string{"Authorization"}},
+	{name: "decision/strip_path rule passes", via: viaDecisions, path: "/strip-path/authn-noop/1234"},
+	{name: "decision/no authorizer configured", via: viaDecisions, path: "/authn-anon/authz-none/cred-none/1234"},
+	{name: "decision/no mutator configured", via: viaDecisions, path: "/authn-anon/authz-allow/cred-none/1234"},
+	{name: "decision/authorizer denies", via: viaDecisions, path: "/deny/1234"},
+	{name: "decision/authenticator fails", via: viaDecisions, path: "/unauthorized/1234"},
+	{name: "decision/www_authenticate on deny", via: viaDecisions, path: "/err/www-deny/1234", headers: []string{"WWW-Authenticate"}},
+	{name: "decision/client Content-Length not copied", via: viaDecisions, path: "/authn-noop/1234",
+		body: "non-empty body", headers: []string{"Content-Length"}},
+	{name: "decision/method POST not in rule", via: viaDecisions, method: http.MethodPost, path: "/authn-noop/1234"},
+	{name: "decision/header mutator", via: viaDecisions, path: "/anon/x", headers: []string{"X-User"}},
+	{name: "decision/cookie mutator", via: viaDecisions, path: "/anon-subject/x", headers: []string{"X-User", "Cookie"}},
+
+	// proxy/proxy_test.go and proxy/request_handler_test.go
+	{name: "proxy/noop passes with query", path: "/noop/a/b?x=1&y=2"},
+	{name: "proxy/POST body forwarded", method: http.MethodPost, path: "/noop/post", body: `{"a":1}`,
+		header: h("Content-Type", "application/json")},
+	{name: "proxy/no rule", path: "/nothing-here"},
+	{name: "proxy/two rules match", path: "/overlap/1"},
+	{name: "proxy/regexp digits do not match letters", path: "/authn-noop/abc"},
+	{name: "proxy/strip_path with slashes and preserve_host", path: "/strip-path/authn-noop/1234", upstream: []string{"Host"}},
+	{name: "proxy/strip_path without leading slash", path: "/api/users/1"},
+	{name: "proxy/strip_path with trailing slash", path: "/trail/x/y"},
+	{name: "proxy/strip_path of forwarded-header fixture", path: "/http"},
+	{name: "proxy/custom method", method: "CUSTOM", path: "/custom/x"},
+	{name: "proxy/custom method not GET", path: "/custom/x"},
+	{name: "proxy/X-Forwarded-Host not sent upstream", path: "/noop/fwd",
+		header: h("X-Forwarded-Host", "evil.example"), upstream: []string{"X-Forwarded-Host"}},
+
+	// rule/engine_regexp_test.go: lookarounds need regexp2
+	{name: "regexp/negative lookahead matches", path: "/look/user"},
+	{name: "regexp/negative lookahead refuses", path: "/look/admin"},
+
+	// pipeline/authn/authenticator_anonymous_test.go, _unauthorized_test.go
+	{name: "anonymous/no credentials", path: "/anon/x", upstream: []string{"X-User"}},
+	{name: "anonymous/with Authorization is not responsible", path: "/anon/x", header: h("Authorization", "Bearer abc")},
+	{name: "anonymous/rule subject and cookie mutator", path: "/anon-subject/x", upstream: []string{"X-User", "Cookie"}},
+	{name: "unauthorized/always 401", path: "/unauthorized/x"},
+	{name: "authenticators/first not responsible, second decides", path: "/chain/x", upstream: []string{"X-User"}},
+	{name: "authenticators/unknown config key", path: "/unknown-key/x"},
+
+	// pipeline/authn/authenticator_cookie_session_test.go and _bearer_token_test.go, against Kratos
+	{name: "cookie_session/no cookie", path: "/cookie-session/x"},
+	{name: "cookie_session/defaults with empty session body", path: "/cookie-defaults/x",
+		header: h("Cookie", "ory_kratos_session=abc"), upstream: []string{"X-User", "Cookie"}},
+	{name: "cookie_session/cookie value with a comma", path: "/cookie-defaults/x",
+		header: h("Cookie", "ory_kratos_session=a,b"), upstream: []string{"Cookie"}},
+	{name: "bearer_token/Kratos session", path: "/bearer/x", header: h("Authorization", "Bearer {{SESSION}}"),
+		upstream: []string{"X-User", "Authorization"}},
+	{name: "bearer_token/Kratos lower-case scheme", path: "/bearer/x", header: h("Authorization", "bearer {{SESSION}}"),
+		upstream: []string{"X-User"}},
+	{name: "bearer_token/Kratos rejects", path: "/bearer/x", header: h("Authorization", "Bearer not-a-session")},
+	{name: "bearer_token/no token", path: "/bearer/x"},
+	{name: "bearer_token/Authorization sent as received", path: "/bearer-echo/x", header: h("Authorization", "bearer zyx"),
+		upstream: []string{"X-User"}},
+	{name: "bearer_token/store answers 200 with no body", path: "/bearer-empty/x", header: h("Authorization", "Bearer zyx"),
+		upstream: []string{"X-User"}},
+	{name: "bearer_token/query towards the store", path: "/bearer-query/x?a=1", header: h("Authorization", "Bearer zyx"),
+		upstream: []string{"X-User"}},
+
+	// pipeline/authn/authenticator_jwt_test.go
+	{name: "jwt/valid token, scp from scp", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}"),
+		upstream: []string{"X-User", "X-Scp"}},
+	{name: "jwt/scp from scope string", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_SCOPE_STRING}}"),
+		upstream: []string{"X-Scp"}},
+	{name: "jwt/no scope gives empty scp", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_PLAIN}}"),
+		upstream: []string{"X-Scp"}},
+	{name: "jwt/expired", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_EXPIRED}}")},
+	{name: "jwt/not a jwt", path: "/jwt/x", header: h("Authorization", "Bearer abc")},
+	{name: "jwt/no token", path: "/jwt/x"},
+	{name: "jwt/required scope present", path: "/jwt-scope/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
+	{name: "jwt/required scope missing", path: "/jwt-scope/x", header: h("Authorization", "Bearer {{JWT_PLAIN}}")},
+	{name: "jwt/untrusted issuer", path: "/jwt-issuer/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
+	{name: "jwt/audience mismatch", path: "/jwt-audience/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
+	{name: "jwt/HS256 asked for explicitly", path: "/jwt-hs/x", header: h("Authorization", "Bearer {{JWT_HS}}"),
+		upstream: []string{"X-User"}},
+	{name: "jwt/HS256 refused by default", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_HS}}")},
+	{name: "jwt/unknown key required_audience", path: "/jwt-required-audience/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
+
+	// pipeline/authn/authenticator_oauth2_introspection_test.go
+	{name: "introspection/active", path: "/introspect/x", header: h("Authorization", "Bearer tok-active"),
+		upstream: []string{"X-User", "X-Client", "Authorization"}},
+	{name: "introspection/inactive", path: "/introspect/x", header: h("Authorization", "Bearer tok-inactive")},
+	{name: "introspection/no token", path: "/introspect/x"},
+	{name: "introspection/required scope, no strategy", path: "/introspect-scope/x", header: h("Authorization", "Bearer tok-active")},
+	{name: "introspection/scope_strategy none", path: "/introspect-none/x", header: h("Authorization", "Bearer tok-active")},
+	{name: "introspection/exact scope present", path: "/introspect-exact/x", header: h("Authorization", "Bearer tok-active")},
+	{name: "introspection/exact scope missing", path: "/introspect-missing/x", header: h("Authorization", "Bearer tok-active")},
+	{name: "introspection/untrusted issuer", path: "/introspect-issuer/x", header: h("Authorization", "Bearer tok-active")},
+	{name: "introspection/audience mismatch", path: "/introspect-audience/x", header: h("Authorization", "Bearer tok-active")},
+	{name: "introspection/preserve_host", path: "/introspect-host/x", header: h("Authorization", "Bearer tok-active"),
+		upstream: []string{"X-User"}},
+
+	// pipeline/authz/remote_test.go, remote_json_test.go
+	{name: "remote/allows", path: "/remote/allow"},
+	{name: "remote/POST body allowed", method: http.MethodPost, path: "/remote/allow", body: "hello"},
+	{name: "remote/denies", path: "/remote/deny"},
+	{name: "remote/answers 400", path: "/remote/bad"},
+	{name: "remote_json/allows", path: "/remote-json/allow"},
+	{name: "remote_json/denies", path: "/remote-json/deny"},
+	{name: "remote_json/answers 400", path: "/remote-json/bad"},
+
+	// pipeline/mutate/mutator_id_token_test.go, _header_test.go, _cookie_test.go
+	{name: "id_token/claims keep their JSON types", path: "/id-token/x", header: h("Authorization", "Bearer {{JWT_PLAIN}}"),
+		upstream: []string{"Authorization"}},
+	{name: "header+cookie/templates", path: "/mutate/seven", upstream: []string{"X-User", "X-Capture", "Cookie"}},
+
+	// pipeline/errors/*_test.go
+	{name: "errors/json fallback content type", path: "/unauthorized/x"},
+	{name: "errors/json handler on deny", path: "/err/json/x"},
+	{name: "errors/www_authenticate on 401", path: "/err/www/x", headers: []string{"WWW-Authenticate"}},
+	{name: "errors/www_authenticate on deny", path: "/err/www-deny/x", headers: []string{"WWW-Authenticate"}},
+	{name: "errors/redirect with return_to", path: "/err/redirect/x?a=b", headers: []string{"Location"}},
+	{name: "errors/when html redirects", path: "/err/when/x", header: h("Accept", "text/html"), headers: []string{"Location"}},
+	{name: "errors/when json answers json", path: "/err/when/x", header: h("Content-Type", "application/json")},
+	{name: "errors/when nothing matches falls back", path: "/err/when/x", header: h("Accept", "image/png")},
+
+	// test/forwarded-header
+	{name: "forwarded/http rule", path: "/fwd"},
+	{name: "forwarded/http rule, proto http", path: "/fwd", header: h("X-Forwarded-Proto", "http")},
+	{name: "forwarded/http rule, proto https", path: "/fwd", header: h("X-Forwarded-Proto", "https")},
+	{name: "forwarded/https rule", path: "/fwd-secure"},
+	{name: "forwarded/https rule, proto http", path: "/fwd-secure", header: h("X-Forwarded-Proto", "http")},
+	{name: "forwarded/https rule, proto https", path: "/fwd-secure", header: h("X-Forwarded-Proto", "https")},
+}
+
+// globCases run against globRules.
+var globCases = []testCase{
+	{name: "glob/decision noop passes", via: viaDecisions, path: "/authn-noop/1234"},
+	{name: "glob/decision no rule", via: viaDecisions, path: "/invalid"},
+	{name: "glob/www_authenticate on deny", via: viaDecisions, path: "/authn-anon/authz-deny/cred-noop/1234",
+		headers: []string{"WWW-Authenticate"}},
+	{name: "glob/alternatives foo", path: "/glob/foo/a/b", upstream: []string{"X-User"}},
+	{name: "glob/alternatives baz", path: "/glob/baz/a"},
+	{name: "glob/single star stops at slash", path: "/single/a/b"},
+	{name: "glob/single star", path: "/single/a"},
+}
