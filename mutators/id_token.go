@@ -100,9 +100,9 @@ func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pi
 		global:  global,
 		offline: deps.Offline,
 		log:     log,
-		keys:   &jwks.Registry{Client: &http.Client{Timeout: 10 * time.Second}},
-		cache:  ttlcache.New[[32]byte, string](10000),
-		now:    time.Now,
+		keys:    &jwks.Registry{Client: &http.Client{Timeout: 10 * time.Second}},
+		cache:   ttlcache.New[[32]byte, string](10000),
+		now:     time.Now,
 	}
 	if g.JWKSURL != "" {
 		if err := fetch.CheckURL(g.JWKSURL); err != nil {
@@ -118,9 +118,9 @@ type idTokenBuilder struct {
 	global  json.RawMessage
 	offline bool
 	log     logrus.FieldLogger
-	keys   *jwks.Registry
-	cache  *ttlcache.Cache[[32]byte, string]
-	now    func() time.Time
+	keys    *jwks.Registry
+	cache   *ttlcache.Cache[[32]byte, string]
+	now     func() time.Time
 }
 
 var (

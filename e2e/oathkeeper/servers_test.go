@@ -163,4 +163,3 @@ func newEnvironment(t *testing.T) *environment {
 	}
 	return e
 }
-
