@@ -110,7 +110,27 @@ func (a *bearerToken) Authenticate(r *http.Request, s *pipeline.Session) error {
 	if token == "" || !strings.HasPrefix(token, a.prefix) {
 		return pipeline.ErrNotResponsible
 	}
-	return a.checker.authenticate(r, s, a.checker.input(r, "", token))
+	in := a.checker.input(r, "", token)
+	if a.fromAuthorization() && entry == "" && bearerValue(r) == token {
+		// A plain session store gets the Authorization header as the
+		// client wrote it ("bearer zyx" stays lower case), as Oathkeeper
+		// forwards it.
+		in.authorization = r.Header.Get("Authorization")
+	}
+	return a.checker.authenticate(r, s, in)
+}
+
+// fromAuthorization reports whether the token is read from the
+// Authorization header.
+func (a *bearerToken) fromAuthorization() bool {
+	f := a.from
+	return f.WebsocketProtocol == "" && f.QueryParameter == "" && f.Cookie == "" &&
+		(f.Header == "" || http.CanonicalHeaderKey(f.Header) == "Authorization")
+}
+
+// bearerValue is the token of the request's Authorization header.
+func bearerValue(r *http.Request) string {
+	return (*tokenfrom.Location)(nil).Extract(r)
 }
 
 // token returns the request's token and, when it came from a

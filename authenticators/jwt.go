@@ -35,8 +35,9 @@ type JWTConfig struct {
 	// TrustedIssuers, when set, lists the only accepted iss values.
 	TrustedIssuers []string `json:"trusted_issuers,omitempty"`
 	// AllowedAlgorithms lists accepted signature algorithms. Default
-	// ["RS256"]. Asymmetric algorithms only: "none" and the HMAC family
-	// are refused at load.
+	// ["RS256"]. The HMAC family (HS256, HS384, HS512, verified with the
+	// shared secrets of the key sets) is accepted only when listed here,
+	// as in Oathkeeper; "none" is refused at load.
 	AllowedAlgorithms []string `json:"allowed_algorithms,omitempty"`
 	// ScopeStrategy is exact, hierarchic, wildcard or none; default exact
 	// when required_scope is set. "none" with required_scope is refused.
@@ -82,11 +83,16 @@ func (c *JWTConfig) Validate() error {
 	return nil
 }
 
-var asymmetricAlgorithms = map[string]jose.SignatureAlgorithm{
+// signatureAlgorithms are the algorithms allowed_algorithms may list.
+// The HMAC ones verify with a shared secret (a kty "oct" key of the key
+// set): anyone holding the key set can mint tokens, so they are never a
+// default.
+var signatureAlgorithms = map[string]jose.SignatureAlgorithm{
 	"RS256": jose.RS256, "RS384": jose.RS384, "RS512": jose.RS512,
 	"PS256": jose.PS256, "PS384": jose.PS384, "PS512": jose.PS512,
 	"ES256": jose.ES256, "ES384": jose.ES384, "ES512": jose.ES512,
 	"EdDSA": jose.EdDSA,
+	"HS256": jose.HS256, "HS384": jose.HS384, "HS512": jose.HS512,
 }
 
 func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
@@ -95,9 +101,9 @@ func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 	}
 	out := make([]jose.SignatureAlgorithm, 0, len(names))
 	for _, n := range names {
-		a, ok := asymmetricAlgorithms[n]
+		a, ok := signatureAlgorithms[n]
 		if !ok {
-			return nil, fmt.Errorf(`key "allowed_algorithms": %q is not accepted (use RS*, PS*, ES* or EdDSA; "none" and HMAC are refused)`, n)
+			return nil, fmt.Errorf(`key "allowed_algorithms": %q is not accepted (use RS*, PS*, ES*, EdDSA or HS*; "none" is refused)`, n)
 		}
 		out = append(out, a)
 	}
@@ -209,6 +215,20 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 	}
 	sub, _ := claims["sub"].(string)
 	s.Subject = sub
+	// As in Oathkeeper, the granted scopes are always .Extra.scp, a list
+	// (empty without scopes), whichever claim carried them (scp, scope as
+	// a space-separated string, or scopes); that claim is replaced.
+	scopes := scope.FromClaims(claims)
+	if scopes == nil {
+		scopes = []string{}
+	}
+	for _, k := range []string{"scp", "scope", "scopes"} {
+		if _, ok := claims[k]; ok {
+			delete(claims, k)
+			break
+		}
+	}
+	claims["scp"] = scopes
 	s.Extra = claims
 	s.ExpiresAt = exp
 	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {

@@ -188,6 +188,67 @@ func TestJWTAuthenticator(t *testing.T) {
 	}
 }
 
+// TestJWTHMACWhenAsked: as in Oathkeeper, HS256 tokens verify against the
+// key set's shared secrets when allowed_algorithms lists HS256, and only
+// then; an RSA key is never used as an HMAC secret.
+func TestJWTHMACWhenAsked(t *testing.T) {
+	secret := jose.JSONWebKey{Key: []byte("another-secret-of-thirty-two-byt"), KeyID: "hs-1", Algorithm: "HS256", Use: "sig"}
+	rsaKey := testkeys.RSA(t, "rsa-1")
+	ks := newJWKSServer(t, rsaKey)
+	ks.doc = testkeys.Set(t, secret, rsaKey.Public())
+	hour := time.Now().Add(time.Hour)
+	asked := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, map[string]any{"allowed_algorithms": []string{"HS256"}})
+	byDefault := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, nil)
+	for _, tt := range []struct {
+		name  string
+		a     pipeline.Authenticator
+		token string
+		want  int
+	}{
+		{"HS256 allowed", asked, testkeys.Sign(t, secret, claimsFor("alice", hour, nil), false), 0},
+		{"HS256 by default", byDefault, testkeys.Sign(t, secret, claimsFor("alice", hour, nil), false), 401},
+		{"HS256 signed with another secret", asked, hmacToken(t, claimsFor("alice", hour, nil)), 401},
+	} {
+		r, s := jwtRequest(t, "http://gw.test/")
+		r.Header.Set("Authorization", "Bearer "+tt.token)
+		if got := pipeline.StatusOf(tt.a.Authenticate(r, s)); (tt.want == 0 && got != 0 && got != 200) || (tt.want != 0 && got != tt.want) {
+			t.Errorf("%s: status %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestJWTScp: .Extra.scp is always the list of granted scopes, as in
+// Oathkeeper, whichever claim carried them.
+func TestJWTScp(t *testing.T) {
+	k := testkeys.RSA(t, "k")
+	ks := newJWKSServer(t, k)
+	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, nil)
+	hour := time.Now().Add(time.Hour)
+	for _, tt := range []struct {
+		name   string
+		claims map[string]any
+		want   string
+	}{
+		{"scp list", map[string]any{"scp": []string{"scope-3", "scope-2", "scope-1"}}, `["scope-3","scope-2","scope-1"]`},
+		{"scope string", map[string]any{"scope": "a b"}, `["a","b"]`},
+		{"scopes list", map[string]any{"scopes": []string{"x"}}, `["x"]`},
+		{"none", nil, `[]`},
+	} {
+		r, s := jwtRequest(t, "http://gw.test/")
+		r.Header.Set("Authorization", "Bearer "+testkeys.Sign(t, k, claimsFor("alice", hour, tt.claims), false))
+		if err := a.Authenticate(r, s); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got, _ := json.Marshal(s.Extra["scp"])
+		if string(got) != tt.want {
+			t.Errorf("%s: Extra.scp = %s, want %s", tt.name, got, tt.want)
+		}
+		if _, ok := s.Extra["scope"]; ok && tt.name == "scope string" {
+			t.Errorf("%s: the scope claim is kept beside scp", tt.name)
+		}
+	}
+}
+
 func TestJWTExpiryBindsSession(t *testing.T) {
 	k := testkeys.RSA(t, "k")
 	ks := newJWKSServer(t, k)
@@ -297,7 +358,6 @@ func TestJWTConfigErrors(t *testing.T) {
 	}
 	for name, rule := range map[string]map[string]any{
 		"none algorithm":       {"allowed_algorithms": []string{"none"}},
-		"hmac algorithm":       {"allowed_algorithms": []string{"HS256"}},
 		"scope none with req":  {"required_scope": []string{"a"}, "scope_strategy": "none"},
 		"unknown strategy":     {"scope_strategy": "fuzzy"},
 		"two token places":     {"token_from": map[string]any{"header": "X", "cookie": "c"}},

@@ -277,7 +277,31 @@ func do(t testing.TB, inst *instance, c testCase, env *environment) outcome {
 		}
 	}
 	o.Body = reduceBody(raw, c, env)
+	// Each product's own address (a Host preserved upstream, a capture
+	// group of the host, a redirect's return_to) is the same place.
+	self := strings.NewReplacer(strings.TrimPrefix(inst.proxy, "http://"), "SELF", strings.TrimPrefix(inst.api, "http://"), "SELF")
+	for k, v := range o.Headers {
+		o.Headers[k] = self.Replace(v)
+	}
+	o.Body = replaceStrings(o.Body, self)
 	return o
+}
+
+// replaceStrings applies r to every string inside v.
+func replaceStrings(v any, r *strings.Replacer) any {
+	switch t := v.(type) {
+	case string:
+		return r.Replace(t)
+	case map[string]any:
+		for k, x := range t {
+			t[k] = replaceStrings(x, r)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = replaceStrings(x, r)
+		}
+	}
+	return v
 }
 
 // normalizeHeader makes values that legitimately vary between two runs
