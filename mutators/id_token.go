@@ -255,6 +255,11 @@ func (m *idTokenMutator) sign(ctx context.Context, subject string, extra []byte)
 	if err := dec.Decode(&claims); err != nil {
 		return "", time.Time{}, pipeline.NewError(http.StatusInternalServerError, "id_token mutator failed", errors.New("claims do not render a JSON object"))
 	}
+	// The token's encoder does not know json.Number (it would write a
+	// string): numbers keep their JSON type, as in Oathkeeper.
+	for k, v := range claims {
+		claims[k] = plainNumbers(v)
+	}
 	now := m.b.now()
 	exp := now.Add(m.ttl)
 	claims["iss"] = m.issuer
@@ -317,4 +322,28 @@ func newJTI() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// plainNumbers replaces every json.Number in v by an int64 (when it is an
+// integer that fits) or a float64, so that it is encoded as a number.
+func plainNumbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+		return t.String()
+	case map[string]any:
+		for k, x := range t {
+			t[k] = plainNumbers(x)
+		}
+	case []any:
+		for i, x := range t {
+			t[i] = plainNumbers(x)
+		}
+	}
+	return v
 }
