@@ -120,8 +120,8 @@ type jwtGlobal JWTConfig
 // shaped like a JWT (three dot-separated parts), is not this handler's
 // (the next authenticator is tried). A JWT is accepted when its header
 // names an allowed algorithm, its signature verifies with a key of the key
-// sets (found by kid; a kid not yet known refreshes the sets, at most once
-// per 5s per set), exp and nbf hold (10s leeway), and the issuer,
+// sets (found by kid, which the token must carry, as in Oathkeeper; a kid
+// not yet known refreshes the sets, at most once per 5s per set), exp and nbf hold (10s leeway), and the issuer,
 // audience and scope checks pass; otherwise the request is rejected with
 // 401. Key sets that cannot be read at all give 503.
 //
@@ -251,6 +251,10 @@ func (a *jwtAuthenticator) verify(ctx context.Context, token string, refresh boo
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", errors.New("token must carry exactly one signature"))
 	}
 	h := parsed.Headers[0]
+	if h.KeyID == "" {
+		// As in Oathkeeper: the key is chosen by kid, never by trying.
+		return nil, time.Time{}, pipeline.Unauthorized("invalid token", errors.New("token has no kid header"))
+	}
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 	if refresh {
 		for _, src := range a.sources {

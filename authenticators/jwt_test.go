@@ -15,6 +15,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
@@ -122,7 +123,21 @@ func noneToken(claims map[string]any) string {
 }
 
 func hmacToken(t *testing.T, claims map[string]any) string {
-	return testkeys.Sign(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "rsa-1", Algorithm: "HS256"}, claims, false)
+	return signHMAC(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "rsa-1", Algorithm: "HS256"}, claims)
+}
+
+// signHMAC signs claims with the shared secret k, its kid in the header.
+func signHMAC(t *testing.T, k jose.JSONWebKey, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: k.Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.KeyID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func TestJWTAuthenticator(t *testing.T) {
@@ -144,7 +159,7 @@ func TestJWTAuthenticator(t *testing.T) {
 	}{
 		{"RS256", testkeys.Sign(t, rsaKey, claimsFor("alice", hour, scoped), false), 0},
 		{"ES256", testkeys.Sign(t, ecKey, claimsFor("alice", hour, scoped), false), 0},
-		{"no kid, key found by algorithm", testkeys.Sign(t, ecKey, claimsFor("alice", hour, scoped), true), 0},
+		{"no kid (Oathkeeper requires one)", testkeys.Sign(t, ecKey, claimsFor("alice", hour, scoped), true), 401},
 		{"scope as a string", testkeys.Sign(t, rsaKey, claimsFor("alice", hour, map[string]any{"scope": "openid chat.read"}), false), 0},
 		{"expired", testkeys.Sign(t, rsaKey, claimsFor("alice", time.Now().Add(-time.Minute), scoped), false), 401},
 		{"expired within leeway", testkeys.Sign(t, rsaKey, claimsFor("alice", time.Now().Add(-2*time.Second), scoped), false), 0},
@@ -205,9 +220,9 @@ func TestJWTHMACWhenAsked(t *testing.T) {
 		token string
 		want  int
 	}{
-		{"HS256 allowed", asked, testkeys.Sign(t, secret, claimsFor("alice", hour, nil), false), 0},
-		{"HS256 by default", byDefault, testkeys.Sign(t, secret, claimsFor("alice", hour, nil), false), 401},
-		{"HS256 signed with another secret", asked, hmacToken(t, claimsFor("alice", hour, nil)), 401},
+		{"HS256 allowed", asked, signHMAC(t, secret, claimsFor("alice", hour, nil)), 0},
+		{"HS256 by default", byDefault, signHMAC(t, secret, claimsFor("alice", hour, nil)), 401},
+		{"HS256 with the RSA key's kid", asked, hmacToken(t, claimsFor("alice", hour, nil)), 401},
 	} {
 		r, s := jwtRequest(t, "http://gw.test/")
 		r.Header.Set("Authorization", "Bearer "+tt.token)

@@ -201,16 +201,16 @@ func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticat
 		b:            b,
 		preserveHost: c.PreserveHost,
 		url:          c.IntrospectionURL,
-		from:     c.TokenFrom,
-		prefix:   c.Prefix,
-		required: c.RequiredScope,
-		strategy: strategy,
-		audience: c.TargetAudience,
-		issuers:  c.TrustedIssuers,
-		caller:   &fetch.Caller{Client: b.client, Timeout: c.Timeout.D(), Retry: c.Retry},
-		cache:    c.Cache.Enabled,
-		ttl:      c.Cache.TTL.D(),
-		headers:  http.Header{},
+		from:         c.TokenFrom,
+		prefix:       c.Prefix,
+		required:     c.RequiredScope,
+		strategy:     strategy,
+		audience:     c.TargetAudience,
+		issuers:      c.TrustedIssuers,
+		caller:       &fetch.Caller{Client: b.client, Timeout: c.Timeout.D(), Retry: c.Retry},
+		cache:        c.Cache.Enabled,
+		ttl:          c.Cache.TTL.D(),
+		headers:      http.Header{},
 	}
 	for k, v := range c.IntrospectionRequestHeaders {
 		a.headers.Set(k, v)
@@ -225,17 +225,17 @@ type introspection struct {
 	b            *introspectionBuilder
 	preserveHost bool
 	url          string
-	from     *tokenfrom.Location
-	prefix   string
-	required []string
-	strategy scope.Strategy
-	audience []string
-	issuers  []string
-	caller   *fetch.Caller
-	cache    bool
-	ttl      time.Duration
-	headers  http.Header
-	pre      *IntrospectionPreAuthorization
+	from         *tokenfrom.Location
+	prefix       string
+	required     []string
+	strategy     scope.Strategy
+	audience     []string
+	issuers      []string
+	caller       *fetch.Caller
+	cache        bool
+	ttl          time.Duration
+	headers      http.Header
+	pre          *IntrospectionPreAuthorization
 }
 
 var _ pipeline.Authenticator = (*introspection)(nil)

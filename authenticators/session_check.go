@@ -198,14 +198,14 @@ func (c *sessionChecker) isKratos() bool { return c.kratos != nil }
 // once and kept by the Revalidator, so a long-lived connection can be
 // re-checked without holding on to the request.
 type checkInput struct {
-	method string      // plain mode: the method of the check
-	url    string      // plain mode: the URL of the check
-	cookie string      // Cookie header value carrying the credential
-	token  string      // session token (bearer_token)
+	method string // plain mode: the method of the check
+	url    string // plain mode: the URL of the check
+	cookie string // Cookie header value carrying the credential
+	token  string // session token (bearer_token)
 	// authorization, when set, is the Authorization header sent to a plain
 	// store instead of "Bearer <token>": the client's own header value.
 	authorization string
-	header http.Header // forwarded and additional headers; nil if none
+	header        http.Header // forwarded and additional headers; nil if none
 }
 
 // input derives the check for r carrying the credential cookie or token.

@@ -24,6 +24,12 @@ type testCase struct {
 	// compareText compares a body that is not JSON, trimmed.
 	compareText bool
 
+	// pendingSec names a behaviour another line of work (forwarded
+	// headers, issue 13 items 2 and 3) brings: until it is merged a
+	// difference is reported and the case skipped; once merged the case
+	// must pass like any other.
+	pendingSec bool
+
 	// deliberate, when set, is why portcullis answers differently on
 	// purpose (a security hardening listed in
 	// docs/migration-from-oathkeeper.md); want is then portcullis's answer.
@@ -70,9 +76,12 @@ var regexpCases = []testCase{
 	{name: "proxy/strip_path without leading slash", path: "/api/users/1"},
 	{name: "proxy/strip_path with trailing slash", path: "/trail/x/y"},
 	{name: "proxy/strip_path of forwarded-header fixture", path: "/http"},
+	{name: "proxy/strip_path in the middle of the path", path: "/v1/api/x",
+		deliberate: "strip_path removes a leading path segment only; Oathkeeper removes its first occurrence anywhere in the path",
+		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"method": "GET", "path": "/v1/api/x", "query": ""}}},
 	{name: "proxy/custom method", method: "CUSTOM", path: "/custom/x"},
 	{name: "proxy/custom method not GET", path: "/custom/x"},
-	{name: "proxy/X-Forwarded-Host not sent upstream", path: "/noop/fwd",
+	{name: "proxy/X-Forwarded-Host not sent upstream", pendingSec: true, path: "/noop/fwd",
 		header: h("X-Forwarded-Host", "evil.example"), upstream: []string{"X-Forwarded-Host"}},
 
 	// rule/engine_regexp_test.go: lookarounds need regexp2
@@ -89,6 +98,9 @@ var regexpCases = []testCase{
 
 	// pipeline/authn/authenticator_cookie_session_test.go and _bearer_token_test.go, against Kratos
 	{name: "cookie_session/no cookie", path: "/cookie-session/x"},
+	{name: "cookie_session/Kratos session cookie", path: "/cookie-session/x", header: h("Cookie", "{{COOKIE}}"),
+		upstream: []string{"X-User"}},
+	{name: "cookie_session/Kratos rejects", path: "/cookie-session/x", header: h("Cookie", "ory_kratos_session=not-a-session")},
 	{name: "cookie_session/defaults with empty session body", path: "/cookie-defaults/x",
 		header: h("Cookie", "ory_kratos_session=abc"), upstream: []string{"X-User", "Cookie"}},
 	{name: "cookie_session/cookie value with a comma", path: "/cookie-defaults/x",
@@ -96,6 +108,8 @@ var regexpCases = []testCase{
 	{name: "bearer_token/Kratos session", path: "/bearer/x", header: h("Authorization", "Bearer {{SESSION}}"),
 		upstream: []string{"X-User", "Authorization"}},
 	{name: "bearer_token/Kratos lower-case scheme", path: "/bearer/x", header: h("Authorization", "bearer {{SESSION}}"),
+		upstream: []string{"X-User"}},
+	{name: "bearer_token/defaults: subject_from subject", path: "/bearer-defaults/x", header: h("Authorization", "Bearer {{SESSION}}"),
 		upstream: []string{"X-User"}},
 	{name: "bearer_token/Kratos rejects", path: "/bearer/x", header: h("Authorization", "Bearer not-a-session")},
 	{name: "bearer_token/no token", path: "/bearer/x"},
@@ -113,6 +127,7 @@ var regexpCases = []testCase{
 		upstream: []string{"X-Scp"}},
 	{name: "jwt/no scope gives empty scp", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_PLAIN}}"),
 		upstream: []string{"X-Scp"}},
+	{name: "jwt/no kid", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_NO_KID}}"), upstream: []string{"X-User"}},
 	{name: "jwt/expired", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_EXPIRED}}")},
 	{name: "jwt/not a jwt", path: "/jwt/x", header: h("Authorization", "Bearer abc")},
 	{name: "jwt/no token", path: "/jwt/x"},
@@ -144,6 +159,10 @@ var regexpCases = []testCase{
 	{name: "remote/POST body allowed", method: http.MethodPost, path: "/remote/allow", body: "hello"},
 	{name: "remote/denies", path: "/remote/deny"},
 	{name: "remote/answers 400", path: "/remote/bad"},
+	{name: "remote/answers 401", path: "/remote/unauthorized"},
+	{name: "remote/answers 500", path: "/remote/fail",
+		deliberate: "a remote authorizer that fails (5xx, unreachable, timed out) is answered 503, a dependency outage, where Oathkeeper answers 500; both deny",
+		want:       &outcome{Status: 503, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": map[string]any{"code": 503, "status": "Service Unavailable"}}}},
 	{name: "remote_json/allows", path: "/remote-json/allow"},
 	{name: "remote_json/denies", path: "/remote-json/deny"},
 	{name: "remote_json/answers 400", path: "/remote-json/bad"},
@@ -165,11 +184,11 @@ var regexpCases = []testCase{
 
 	// test/forwarded-header
 	{name: "forwarded/http rule", path: "/fwd"},
-	{name: "forwarded/http rule, proto http", path: "/fwd", header: h("X-Forwarded-Proto", "http")},
-	{name: "forwarded/http rule, proto https", path: "/fwd", header: h("X-Forwarded-Proto", "https")},
+	{name: "forwarded/http rule, proto http", pendingSec: true, path: "/fwd", header: h("X-Forwarded-Proto", "http")},
+	{name: "forwarded/http rule, proto https", pendingSec: true, path: "/fwd", header: h("X-Forwarded-Proto", "https")},
 	{name: "forwarded/https rule", path: "/fwd-secure"},
-	{name: "forwarded/https rule, proto http", path: "/fwd-secure", header: h("X-Forwarded-Proto", "http")},
-	{name: "forwarded/https rule, proto https", path: "/fwd-secure", header: h("X-Forwarded-Proto", "https")},
+	{name: "forwarded/https rule, proto http", pendingSec: true, path: "/fwd-secure", header: h("X-Forwarded-Proto", "http")},
+	{name: "forwarded/https rule, proto https", pendingSec: true, path: "/fwd-secure", header: h("X-Forwarded-Proto", "https")},
 }
 
 // globCases run against globRules.

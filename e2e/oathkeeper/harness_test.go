@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,7 +280,9 @@ func do(t testing.TB, inst *instance, c testCase, env *environment) outcome {
 	o.Body = reduceBody(raw, c, env)
 	// Each product's own address (a Host preserved upstream, a capture
 	// group of the host, a redirect's return_to) is the same place.
-	self := strings.NewReplacer(strings.TrimPrefix(inst.proxy, "http://"), "SELF", strings.TrimPrefix(inst.api, "http://"), "SELF")
+	proxyHP, apiHP := strings.TrimPrefix(inst.proxy, "http://"), strings.TrimPrefix(inst.api, "http://")
+	self := strings.NewReplacer(proxyHP, "SELF", apiHP, "SELF",
+		url.QueryEscape(proxyHP), "SELF", url.QueryEscape(apiHP), "SELF")
 	for k, v := range o.Headers {
 		o.Headers[k] = self.Replace(v)
 	}
@@ -344,8 +347,15 @@ func reduceBody(raw []byte, c testCase, env *environment) any {
 }
 
 // normalizeCarried turns an id_token in a carried header into its claims
-// without the ones that differ on every issue (iat, exp, nbf, jti).
+// without the ones that differ on every issue (iat, exp, nbf, jti), and
+// sorts a Cookie header's cookies.
 func normalizeCarried(name, v string, env *environment) any {
+	if strings.EqualFold(name, "Cookie") {
+		// Oathkeeper's cookie mutator writes its cookies in map order.
+		parts := strings.Split(v, "; ")
+		sort.Strings(parts)
+		return strings.Join(parts, "; ")
+	}
 	tok := strings.TrimPrefix(v, "Bearer ")
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {

@@ -92,6 +92,10 @@ func newEnvironment(t *testing.T) *environment {
 			w.WriteHeader(http.StatusForbidden)
 		case "/bad":
 			w.WriteHeader(http.StatusBadRequest)
+		case "/unauthorized":
+			w.WriteHeader(http.StatusUnauthorized)
+		case "/fail":
+			w.WriteHeader(http.StatusInternalServerError)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
@@ -138,6 +142,7 @@ func newEnvironment(t *testing.T) *environment {
 
 	e.kratos = kratostest.Start(t, kratostest.Options{})
 	e.identity = e.kratos.RegisterAPI(t)
+	browser := e.kratos.RegisterBrowser(t)
 
 	now := float64(timeNow().Unix())
 	e.vars = map[string]string{
@@ -152,6 +157,7 @@ func newEnvironment(t *testing.T) *environment {
 		"IDT_KEYS":    "file://" + e.idtKeys,
 		"SESSION":     e.identity.SessionToken,
 		"IDENTITY":    e.identity.IdentityID,
+		"COOKIE":      browser.CookieHeader(),
 		"JWT_SCOPED": testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "iss": "issuer-1",
 			"aud": []string{"aud-1"}, "exp": now + 3600, "iat": now,
 			"scp": []string{"scope-3", "scope-2", "scope-1"}}, false),
@@ -159,6 +165,7 @@ func newEnvironment(t *testing.T) *environment {
 			"scope": "scope-1 scope-2"}, false),
 		"JWT_PLAIN": testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now + 3600,
 			"number": 10, "nested": map[string]any{"flag": true}}, false),
+		"JWT_NO_KID":  testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now + 3600}, true),
 		"JWT_EXPIRED": testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now - 3600}, false),
 		"JWT_HS":      signHS(t, e.hsKey, map[string]any{"sub": "hs-user", "exp": now + 3600}),
 	}
