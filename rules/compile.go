@@ -120,8 +120,12 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		// Oathkeeper compares methods as written: a custom method
 		// (methods: [CUSTOM]) is a method like any other. One that is not
 		// an HTTP token can never match a request.
-		if !validMethods[m] && !isToken(m) {
+		switch {
+		case validMethods[m]:
+		case !isToken(m):
 			warn(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method token; no request can match it", m)
+		case validMethods[strings.ToUpper(m)]:
+			warn(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method (methods are upper case); %s requests do not match it", m, strings.ToUpper(m))
 		}
 		cr.methods[m] = true
 	}
