@@ -7,14 +7,19 @@ set -euo pipefail
 #   chromium        the real-browser journey (e2e/browser_test.go)
 #   docker-compose  validation of docker-compose.yml (e2e/compose_test.go)
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
-# Arguments replace the list.
+#   curl, nc        Oathkeeper's own e2e scripts run against portcullis
+#                   (e2e/oathkeeper/scripts_test.go); nc is netcat-openbsd
+# An entry COMMAND=PACKAGE names a command its package provides under
+# another name. Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium docker-compose nginx
+	set -- chromium docker-compose nginx curl nc=netcat-openbsd
 fi
 
 need=()
-for pkg in "$@"; do
-	command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+for entry in "$@"; do
+	cmd="${entry%%=*}"
+	pkg="${entry#*=}"
+	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
 	echo "install-test-deps: installing ${need[*]}"
