@@ -53,8 +53,12 @@ type BearerTokenConfig struct {
 	AcceptXSessionToken bool `json:"accept_x_session_token"`
 }
 
-// SetDefaults sets the shared defaults.
-func (c *BearerTokenConfig) SetDefaults() { c.SessionCheckConfig.SetDefaults() }
+// SetDefaults sets the shared defaults, with Oathkeeper's subject_from of
+// bearer_token: "sub".
+func (c *BearerTokenConfig) SetDefaults() {
+	c.SessionCheckConfig.SetDefaults()
+	c.SubjectFrom = "sub"
+}
 
 // Validate checks the shared keys and token_from.
 func (c *BearerTokenConfig) Validate() error {

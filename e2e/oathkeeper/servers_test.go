@@ -24,6 +24,7 @@ type environment struct {
 
 	upstream   *httptest.Server // echoes the request it received as JSON
 	emptyStore *httptest.Server // a session store answering 200 with no body
+	subjects   *httptest.Server // a session store answering {"sub": ..., "subject": ...}
 	authz      *httptest.Server // remote authorizer: /allow 200, /deny 403, /bad 400
 	jwks       *httptest.Server // /rsa: the RSA public set, /hs: the HS256 secret
 	introspect *httptest.Server // RFC 7662 over a fixed token table
@@ -83,6 +84,11 @@ func newEnvironment(t *testing.T) *environment {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(e.emptyStore.Close)
+	e.subjects = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"sub": "from-sub", "subject": "from-subject", "extra": {"team": "blue"}}`))
+	}))
+	t.Cleanup(e.subjects.Close)
 	e.authz = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		switch r.URL.Path {
@@ -149,6 +155,7 @@ func newEnvironment(t *testing.T) *environment {
 		"UPSTREAM":    e.upstream.URL,
 		"UPSTREAM_HP": strings.TrimPrefix(e.upstream.URL, "http://"),
 		"EMPTY_STORE": e.emptyStore.URL,
+		"SUBJECTS":    e.subjects.URL,
 		"AUTHZ":       e.authz.URL,
 		"JWKS":        e.jwks.URL,
 		"INTROSPECT":  e.introspect.URL,
