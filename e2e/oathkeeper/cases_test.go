@@ -105,6 +105,11 @@ var regexpCases = []testCase{
 		header: h("Cookie", "ory_kratos_session=abc"), upstream: []string{"X-User", "Cookie"}},
 	{name: "cookie_session/cookie value with a comma", path: "/cookie-defaults/x",
 		header: h("Cookie", "ory_kratos_session=a,b"), upstream: []string{"Cookie"}},
+	{name: "cookie_session/only, a value with a comma, towards the store", path: "/cookie-only/x",
+		header: h("Cookie", "other=1; ory_kratos_session=a,b"), upstream: []string{"X-User", "Cookie"},
+		deliberate: "with only, just the listed cookies go to the session store (Oathkeeper sends every cookie of the request); the value with its comma is sent unchanged",
+		want: &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{
+			"Cookie": "ory_kratos_session=a,b; other=1", "X-User": "ory_kratos_session=a,b", "method": "GET", "path": "/cookie-only/x", "query": ""}}},
 	{name: "bearer_token/Kratos session", path: "/bearer/x", header: h("Authorization", "Bearer {{SESSION}}"),
 		upstream: []string{"X-User", "Authorization"}},
 	{name: "bearer_token/Kratos lower-case scheme", path: "/bearer/x", header: h("Authorization", "bearer {{SESSION}}"),
