@@ -62,6 +62,10 @@ var regexpCases = []testCase{
 	{name: "decision/client Content-Length not copied", via: viaDecisions, path: "/authn-noop/1234",
 		body: "non-empty body", headers: []string{"Content-Length"}},
 	{name: "decision/method POST not in rule", via: viaDecisions, method: http.MethodPost, path: "/authn-noop/1234"},
+	{name: "decision/X-Forwarded-Method and -Uri describe the request", via: viaDecisions, path: "",
+		header: h("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/noop/described?a=1")},
+	{name: "decision/X-Forwarded-Method not in the rule", via: viaDecisions, path: "",
+		header: h("X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/authn-noop/1234")},
 	{name: "decision/header mutator", via: viaDecisions, path: "/anon/x", headers: []string{"X-User"}},
 	{name: "decision/cookie mutator", via: viaDecisions, path: "/anon-subject/x", headers: []string{"X-User", "Cookie"}},
 
@@ -179,6 +183,8 @@ var regexpCases = []testCase{
 	// pipeline/mutate/mutator_id_token_test.go, _header_test.go, _cookie_test.go
 	{name: "id_token/claims keep their JSON types", path: "/id-token/x", header: h("Authorization", "Bearer {{JWT_PLAIN}}"),
 		upstream: []string{"Authorization"}},
+	{name: "hydrator/session replaced by the API's answer", path: "/hydrate/x", upstream: []string{"X-Hydrated", "X-User"}},
+	{name: "decision/hydrator", via: viaDecisions, path: "/hydrate/x", headers: []string{"X-Hydrated"}},
 	{name: "header+cookie/templates", path: "/mutate/seven", upstream: []string{"X-User", "X-Capture", "Cookie"}},
 
 	// pipeline/errors/*_test.go
@@ -187,6 +193,7 @@ var regexpCases = []testCase{
 	{name: "errors/www_authenticate on 401", path: "/err/www/x", headers: []string{"WWW-Authenticate"}},
 	{name: "errors/www_authenticate on deny", path: "/err/www-deny/x", headers: []string{"WWW-Authenticate"}},
 	{name: "errors/redirect with return_to", path: "/err/redirect/x?a=b", headers: []string{"Location"}},
+	{name: "errors/redirect with code 301", path: "/err/redirect-301/x", headers: []string{"Location"}},
 	{name: "errors/when html redirects", path: "/err/when/x", header: h("Accept", "text/html"), headers: []string{"Location"}},
 	{name: "errors/when json answers json", path: "/err/when/x", header: h("Content-Type", "application/json")},
 	{name: "errors/when nothing matches falls back", path: "/err/when/x", header: h("Accept", "image/png")},

@@ -91,4 +91,9 @@ mutators:
     config:
       issuer_url: http://issuer.example/
       jwks_url: {{IDT_KEYS}}
+  hydrator:
+    enabled: true
+    config:
+      api:
+        url: {{HYDRATOR}}
 `

@@ -2,6 +2,7 @@ package oathkeeper
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +29,7 @@ type environment struct {
 	authz      *httptest.Server // remote authorizer: /allow 200, /deny 403, /bad 400
 	jwks       *httptest.Server // /rsa: the RSA public set, /hs: the HS256 secret
 	introspect *httptest.Server // RFC 7662 over a fixed token table
+	hydrator   *httptest.Server // answers the session it receives with extra.hydrated set
 
 	kratos   *kratostest.Kratos
 	identity kratostest.Identity
@@ -140,6 +142,23 @@ func newEnvironment(t *testing.T) *environment {
 	}))
 	t.Cleanup(e.introspect.Close)
 
+	e.hydrator = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var sess map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&sess); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		extra, _ := sess["extra"].(map[string]any)
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		extra["hydrated"] = "yes:" + fmt.Sprint(sess["subject"])
+		sess["extra"] = extra
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(sess)
+	}))
+	t.Cleanup(e.hydrator.Close)
+
 	idt := testkeys.RSA(t, "idt-1")
 	e.idtKeys = filepath.Join(e.dir, "jwks-idt.json")
 	if err := os.WriteFile(e.idtKeys, testkeys.Set(t, idt), 0o600); err != nil {
@@ -159,6 +178,7 @@ func newEnvironment(t *testing.T) *environment {
 		"AUTHZ":       e.authz.URL,
 		"JWKS":        e.jwks.URL,
 		"INTROSPECT":  e.introspect.URL,
+		"HYDRATOR":    e.hydrator.URL,
 		"WHOAMI":      e.kratos.WhoamiURL(),
 		"KRATOS":      e.kratos.PublicURL(),
 		"IDT_KEYS":    "file://" + e.idtKeys,
