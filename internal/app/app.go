@@ -159,6 +159,8 @@ type Server struct {
 	// reload of the file, CurrentConfig is the one serving.
 	Config  *config.Config
 	Log     *logrus.Logger
+	// Catalog is the handler catalog of the starting configuration; a
+	// reload builds its own (ReloadConfig).
 	Catalog *pipeline.Catalog
 	Rules   *rules.Repository
 	Proxy   *proxy.Handler
