@@ -157,8 +157,8 @@ func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error
 type Server struct {
 	// Config is the configuration the server started with; after a
 	// reload of the file, CurrentConfig is the one serving.
-	Config  *config.Config
-	Log     *logrus.Logger
+	Config *config.Config
+	Log    *logrus.Logger
 	// Catalog is the handler catalog of the starting configuration; a
 	// reload builds its own (ReloadConfig).
 	Catalog *pipeline.Catalog
