@@ -88,6 +88,14 @@ var regexpCases = []testCase{
 	{name: "proxy/X-Forwarded-Host not sent upstream", pendingSec: true, path: "/noop/fwd",
 		header: h("X-Forwarded-Host", "evil.example"), upstream: []string{"X-Forwarded-Host"}},
 
+	// rule/matcher_test.go
+	{name: "matcher/alternation, method in the rule", method: http.MethodPost, path: "/alt/foo", upstream: []string{"Host"}},
+	{name: "matcher/alternation, other method", path: "/alt/foo"},
+	{name: "matcher/alternation, other value", method: http.MethodPost, path: "/alt/baz"},
+	{name: "matcher/alternation, strip_path of the matched value", method: http.MethodPost, path: "/alt/bar",
+		deliberate: "strip_path removes a leading path segment only; Oathkeeper removes /bar from the middle of /alt/bar",
+		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"method": "POST", "path": "/alt/bar", "query": ""}}},
+
 	// rule/engine_regexp_test.go: lookarounds need regexp2
 	{name: "regexp/negative lookahead matches", path: "/look/user"},
 	{name: "regexp/negative lookahead refuses", path: "/look/admin"},
@@ -217,4 +225,11 @@ var globCases = []testCase{
 	{name: "glob/alternatives baz", path: "/glob/baz/a"},
 	{name: "glob/single star stops at slash", path: "/single/a/b"},
 	{name: "glob/single star", path: "/single/a"},
+	// rule/matcher_test.go and engine_glob_test.go
+	{name: "glob/prefix alternatives", method: http.MethodPost, path: "/galt/foobar"},
+	{name: "glob/prefix alternatives, other method", path: "/galt/foobar"},
+	{name: "glob/prefix alternatives, no prefix", method: http.MethodPost, path: "/galt/bazfoo"},
+	{name: "glob/question mark, one character", path: "/gq/u"},
+	{name: "glob/question mark, several", path: "/gq/user"},
+	{name: "glob/question mark, none", path: "/gq/"},
 }

@@ -41,6 +41,10 @@ const regexpRules = `[
  "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
  "upstream": {"url": "{{UPSTREAM}}", "strip_path": "/api"}},
 
+{"id": "alternation", "match": {"url": "http://<[^/]+>/alt/<foo|bar>", "methods": ["POST"]},
+ "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
+ "upstream": {"url": "{{UPSTREAM}}", "strip_path": "/bar", "preserve_host": true}},
+
 {"id": "custom-method", "match": {"url": "http://<[^/]+>/custom/<.*>", "methods": ["CUSTOM"]},
  "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
  "upstream": {"url": "{{UPSTREAM}}"}},
@@ -232,6 +236,12 @@ const globRules = `[
 {"id": "g-deny", "match": {"url": "http://<**>/authn-anon/authz-deny/cred-noop/<[0-9]*>", "methods": ["GET"]},
  "authenticators": [{"handler": "anonymous"}], "authorizer": {"handler": "deny"}, "mutators": [{"handler": "noop"}],
  "errors": [{"handler": "www_authenticate"}]},
+{"id": "g-prefixes", "match": {"url": "http://<**>/galt/<{foo*,bar*}>", "methods": ["POST"]},
+ "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
+ "upstream": {"url": "{{UPSTREAM}}"}},
+{"id": "g-question", "match": {"url": "http://<**>/gq/<?>", "methods": ["GET"]},
+ "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
+ "upstream": {"url": "{{UPSTREAM}}"}},
 {"id": "g-single", "match": {"url": "http://<**>/single/<*>", "methods": ["GET"]},
  "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
  "upstream": {"url": "{{UPSTREAM}}"}}
