@@ -93,14 +93,20 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		errs = append(errs, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
 	}
 	// warn records a problem Oathkeeper loads anyway; Strict makes it an
-	// error.
-	warn := func(line int, format string, args ...any) {
+	// error. failsClosed says the rule then answers 500 (said in the
+	// warning only: under Strict the rule does not load at all).
+	warnRule := func(failsClosed bool, line int, format string, args ...any) {
 		if c.Strict {
 			fail(line, format, args...)
 			return
 		}
+		if failsClosed {
+			format += "; every request the rule matches is answered 500"
+		}
 		warns = append(warns, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
 	}
+	warn := func(line int, format string, args ...any) { warnRule(false, line, format, args...) }
+	warn500 := func(line int, format string, args ...any) { warnRule(true, line, format, args...) }
 	cr := &Compiled{Sourced: r, methods: map[string]bool{}}
 
 	if strings.TrimSpace(r.ID) == "" {
@@ -136,34 +142,34 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		return newFailedStage(http.StatusInternalServerError, "The rule's pipeline is misconfigured", err)
 	}
 	if len(r.Authenticators) == 0 {
-		warn(r.Line, "no authenticators: every request the rule matches is answered 500")
+		warn500(r.Line, "no authenticators")
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: "", Authenticator: broken(errors.New("no authentication handler was set in the rule"))})
 	}
 	for i, h := range r.Authenticators {
 		a, err := c.Catalog.Authenticators.Build(h.Handler, h.Config)
 		if err != nil {
-			warn(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %v; every request the rule matches is answered 500", i, err)
+			warn500(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %v", i, err)
 			a = broken(err)
 		}
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
 	}
 	if r.Authorizer.Handler == "" {
-		warn(r.Line, "no authorizer: every request the rule matches is answered 500")
+		warn500(r.Line, "no authorizer")
 		cr.authorizer = broken(errors.New("no authorization handler was set in the rule"))
 	} else if a, err := c.Catalog.Authorizers.Build(r.Authorizer.Handler, r.Authorizer.Config); err != nil {
-		warn(r.LineOf("authorizer"), "authorizer: %v; every request the rule matches is answered 500", err)
+		warn500(r.LineOf("authorizer"), "authorizer: %v", err)
 		cr.authorizer = broken(err)
 	} else {
 		cr.authorizer = a
 	}
 	if len(r.Mutators) == 0 {
-		warn(r.Line, "no mutators (use noop to forward the request unchanged): every request the rule matches is answered 500")
+		warn500(r.Line, "no mutators (use noop to forward the request unchanged)")
 		cr.mutators = append(cr.mutators, broken(errors.New("no mutation handler was set in the rule")))
 	}
 	for i, h := range r.Mutators {
 		m, err := c.Catalog.Mutators.Build(h.Handler, h.Config)
 		if err != nil {
-			warn(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %v; every request the rule matches is answered 500", i, err)
+			warn500(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %v", i, err)
 			m = broken(err)
 		}
 		cr.mutators = append(cr.mutators, m)
