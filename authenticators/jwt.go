@@ -40,7 +40,8 @@ type JWTConfig struct {
 	// as in Oathkeeper; "none" is refused at load.
 	AllowedAlgorithms []string `json:"allowed_algorithms,omitempty"`
 	// ScopeStrategy is exact, hierarchic, wildcard or none; default exact
-	// when required_scope is set. "none" with required_scope is refused.
+	// when required_scope is set. "none" with required_scope cannot check
+	// the scopes: as in Oathkeeper, every token is then rejected (401).
 	ScopeStrategy string `json:"scope_strategy,omitempty"`
 	// TokenFrom says where the token is; default the Authorization
 	// header's Bearer value.
@@ -74,8 +75,8 @@ func (c *JWTConfig) Validate() error {
 	if _, err := verificationAlgorithms(c.AllowedAlgorithms); err != nil {
 		return err
 	}
-	if _, err := scope.Resolve(c.ScopeStrategy, c.RequiredScope); err != nil {
-		return err
+	if _, ok := scope.Strategies[c.ScopeStrategy]; !ok && c.ScopeStrategy != "" {
+		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", c.ScopeStrategy)
 	}
 	if c.TokenFrom != nil {
 		return c.TokenFrom.Validate()
@@ -172,13 +173,14 @@ func (b *jwtBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error)
 	algs, _ := verificationAlgorithms(c.AllowedAlgorithms)
 	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
 	a := &jwtAuthenticator{
-		algs:     algs,
-		from:     c.TokenFrom,
-		issuers:  c.TrustedIssuers,
-		audience: c.TargetAudience,
-		required: c.RequiredScope,
-		strategy: strategy,
-		now:      b.now,
+		uncheckable: c.ScopeStrategy == "none" && len(c.RequiredScope) > 0,
+		algs:        algs,
+		from:        c.TokenFrom,
+		issuers:     c.TrustedIssuers,
+		audience:    c.TargetAudience,
+		required:    c.RequiredScope,
+		strategy:    strategy,
+		now:         b.now,
 	}
 	for _, u := range c.JWKSURLs {
 		a.sources = append(a.sources, b.keys.Source(u))
@@ -187,14 +189,16 @@ func (b *jwtBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error)
 }
 
 type jwtAuthenticator struct {
-	sources  []*jwks.Source
-	algs     []jose.SignatureAlgorithm
-	from     *tokenfrom.Location
-	issuers  []string
-	audience []string
-	required []string
-	strategy scope.Strategy
-	now      func() time.Time
+	// uncheckable is required_scope with scope_strategy none.
+	uncheckable bool
+	sources     []*jwks.Source
+	algs        []jose.SignatureAlgorithm
+	from        *tokenfrom.Location
+	issuers     []string
+	audience    []string
+	required    []string
+	strategy    scope.Strategy
+	now         func() time.Time
 }
 
 var _ pipeline.Authenticator = (*jwtAuthenticator)(nil)
@@ -288,6 +292,9 @@ func (a *jwtAuthenticator) verify(ctx context.Context, token string, refresh boo
 	}
 	if err := scope.CheckAudience(std.Audience, a.audience); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
+	}
+	if a.uncheckable {
+		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", errors.New(`required_scope is set but scope_strategy is "none"`))
 	}
 	if err := scope.Check(a.strategy, scope.FromClaims(all), a.required); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", err)

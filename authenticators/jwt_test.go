@@ -234,6 +234,19 @@ func TestJWTHMACWhenAsked(t *testing.T) {
 
 // TestJWTScp: .Extra.scp is always the list of granted scopes, as in
 // Oathkeeper, whichever claim carried them.
+// TestJWTScopeStrategyNoneWithRequiredScope: as in Oathkeeper, the rule
+// loads and every token is rejected, since no scope can be checked.
+func TestJWTScopeStrategyNoneWithRequiredScope(t *testing.T) {
+	k := testkeys.RSA(t, "k")
+	ks := newJWKSServer(t, k)
+	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, map[string]any{"required_scope": []string{"a"}, "scope_strategy": "none"})
+	r, s := jwtRequest(t, "http://gw.test/")
+	r.Header.Set("Authorization", "Bearer "+testkeys.Sign(t, k, claimsFor("alice", time.Now().Add(time.Hour), map[string]any{"scp": []string{"a"}}), false))
+	if err := a.Authenticate(r, s); pipeline.StatusOf(err) != 401 {
+		t.Errorf("Authenticate = %v, want 401", err)
+	}
+}
+
 func TestJWTScp(t *testing.T) {
 	k := testkeys.RSA(t, "k")
 	ks := newJWKSServer(t, k)
@@ -373,7 +386,6 @@ func TestJWTConfigErrors(t *testing.T) {
 	}
 	for name, rule := range map[string]map[string]any{
 		"none algorithm":       {"allowed_algorithms": []string{"none"}},
-		"scope none with req":  {"required_scope": []string{"a"}, "scope_strategy": "none"},
 		"unknown strategy":     {"scope_strategy": "fuzzy"},
 		"two token places":     {"token_from": map[string]any{"header": "X", "cookie": "c"}},
 		"per-rule jwks_ttl":    {"jwks_ttl": "1s"},

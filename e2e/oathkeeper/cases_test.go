@@ -166,6 +166,8 @@ var regexpCases = []testCase{
 	{name: "jwt/no token", path: "/jwt/x"},
 	{name: "jwt/required scope present", path: "/jwt-scope/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
 	{name: "jwt/required scope missing", path: "/jwt-scope/x", header: h("Authorization", "Bearer {{JWT_PLAIN}}")},
+	{name: "jwt/required scope with strategy none", path: "/jwt-scope-none/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
+	{name: "jwt/required scope with strategy none, no token", path: "/jwt-scope-none/x"},
 	{name: "jwt/untrusted issuer", path: "/jwt-issuer/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
 	{name: "jwt/audience mismatch", path: "/jwt-audience/x", header: h("Authorization", "Bearer {{JWT_SCOPED}}")},
 	{name: "jwt/HS256 asked for explicitly", path: "/jwt-hs/x", header: h("Authorization", "Bearer {{JWT_HS}}"),
