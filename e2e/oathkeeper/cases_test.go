@@ -207,6 +207,8 @@ var regexpCases = []testCase{
 		upstream: []string{"Authorization"}},
 	{name: "hydrator/session replaced by the API's answer", path: "/hydrate/x", upstream: []string{"X-Hydrated", "X-User"}},
 	{name: "decision/hydrator", via: viaDecisions, path: "/hydrate/x", headers: []string{"X-Hydrated"}},
+	{name: "header/templates over missing keys and the match context", path: "/template-missing/x?q=1",
+		upstream: []string{"X-Missing", "X-Nested", "X-Url", "X-Method"}},
 	{name: "header+cookie/templates", path: "/mutate/seven", upstream: []string{"X-User", "X-Capture", "Cookie"}},
 
 	// pipeline/errors/*_test.go
