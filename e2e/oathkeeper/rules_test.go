@@ -45,6 +45,9 @@ const regexpRules = `[
  "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
  "upstream": {"url": "{{UPSTREAM}}", "strip_path": "/bar", "preserve_host": true}},
 
+{"id": "no-upstream", "match": {"url": "http://<[^/]+>/no-upstream/<.*>", "methods": ["GET"]},
+ "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}]},
+
 {"id": "custom-method", "match": {"url": "http://<[^/]+>/custom/<.*>", "methods": ["CUSTOM"]},
  "authenticators": [{"handler": "noop"}], "authorizer": {"handler": "allow"}, "mutators": [{"handler": "noop"}],
  "upstream": {"url": "{{UPSTREAM}}"}},
