@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -17,7 +18,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	ruleID, decision, subject := "", "allowed", ""
-	method, u := decisionURL(r)
+	method, u := r.Method, &url.URL{Path: "-"} // what the log shows of a refused description
 	defer func() {
 		d := time.Since(start)
 		a.observer().Request("decisions", ruleID, decision, rec.status(), d)
@@ -43,17 +44,21 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
 		return
 	}
-	if err := checkPath(u.Path); err != nil {
+	d, err := describeStrict(decisionInput(r))
+	if err != nil {
 		decision = "denied"
 		pipeline.WriteError(rec, err, false)
 		return
 	}
+	method, u = d.Method, d.URL
 	// Stages and error handlers see the described request, not the call to
 	// /decisions: a redirect's return_to is the page the user asked for.
+	// Its URL is absolute (scheme and host as described), and the
+	// X-Forwarded-* headers it was described by are its own.
 	described := r.Clone(r.Context())
 	described.Method, described.URL, described.Host = method, u, u.Host
 	described.RequestURI = u.RequestURI()
-	rule, groups, err := set.Match(method, u)
+	rule, groups, err := d.match(set)
 	if err != nil {
 		decision = decisionOf(err)
 		answerError(rec, described, set.FallbackHandler(described, err), err)

@@ -152,6 +152,9 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 			a = broken(err)
 		}
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
+		if cr2, ok := a.(pipeline.CarrierReader); ok {
+			cr.Carriers = cr.Carriers.Merge(cr2.Carriers())
+		}
 	}
 	if r.Authorizer.Handler == "" {
 		warn500(r.Line, "no authorizer")

@@ -17,18 +17,14 @@ import (
 )
 
 // oathkeeperScripts are Oathkeeper's own e2e scripts (testdata/README.md
-// says what was changed in the copies). pendingSec marks the one that needs
-// X-Forwarded-Proto matching, which another line of work brings (issue 13
-// item 2): until it is merged a failure is reported and the script
-// skipped; afterwards it must pass.
+// says what was changed in the copies).
 var oathkeeperScripts = []struct {
-	dir        string
-	helpers    map[string]string // file in the script's directory → built helper
-	upstream   bool              // a loopback upstream on port 6662
-	pendingSec bool
+	dir      string
+	helpers  map[string]string // file in the script's directory → built helper
+	upstream bool              // a loopback upstream on port 6662
 }{
 	{dir: "e2e", helpers: map[string]string{"okapi": "okapi-e2e", "okclient": "okclient"}},
-	{dir: "forwarded-header", upstream: true, pendingSec: true},
+	{dir: "forwarded-header", upstream: true},
 	{dir: "reload", upstream: true},
 	{dir: "bearer-token", helpers: map[string]string{"okapi": "okapi-bearer"}},
 }
@@ -109,9 +105,6 @@ func TestOathkeeperScripts(t *testing.T) {
 			}
 			out, err := runScript(t, dir, shims)
 			if err != nil {
-				if sc.pendingSec {
-					t.Skipf("pending the X-Forwarded-Proto work (issue 13 item 2): %v\n%s", err, tail(out, 4000))
-				}
 				t.Fatalf("%s/run.sh: %v\n%s", sc.dir, err, tail(out, 8000))
 			}
 		})
