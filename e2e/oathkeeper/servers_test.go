@@ -192,6 +192,7 @@ func newEnvironment(t *testing.T) *environment {
 			"scope": "scope-1 scope-2"}, false),
 		"JWT_PLAIN": testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now + 3600,
 			"number": 10, "nested": map[string]any{"flag": true}}, false),
+		"JWT_NO_SUB":  testkeys.Sign(t, e.rsaKey, map[string]any{"exp": now + 3600}, false),
 		"JWT_NO_KID":  testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now + 3600}, true),
 		"JWT_EXPIRED": testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now - 3600}, false),
 		"JWT_HS":      signHS(t, e.hsKey, map[string]any{"sub": "hs-user", "exp": now + 3600}),
