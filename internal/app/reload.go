@@ -85,7 +85,7 @@ func (s *Server) ReloadConfig(ctx context.Context) error {
 	cat := registry.NewCatalog()
 	gctx, gcancel := context.WithCancel(s.ctx)
 	deps := cfg.Deps()
-	deps.Log, deps.Context = s.Log, gctx
+	deps.Log, deps.Context, deps.Revocations = s.Log, gctx, s.Revocations
 	if err := Enable(cat, cfg, deps); err != nil {
 		gcancel()
 		return positionedEnableError(cfg, err)
