@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -31,6 +32,12 @@ type RuleSource interface {
 // client's Sec-WebSocket-*, Origin and Cookie headers still present).
 type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
 
+// StreamFunc governs the streaming response res ([IsStream]) of an allowed
+// request r under the rule's policy: it returns the body copied to the
+// client in place of res.Body. cancel aborts the upstream exchange; w is
+// the client's writer. [Tunnels.GovernStream] is one.
+type StreamFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser
+
 // Handler is the reverse proxy: it matches the request to exactly one
 // rule, runs the rule's stages and either forwards the request upstream or
 // answers with the rule's error handlers.
@@ -42,6 +49,10 @@ type Handler struct {
 	// Upgrade serves WebSocket upgrades; nil forwards them with
 	// httputil.ReverseProxy (no session binding).
 	Upgrade UpgradeFunc
+	// Stream governs streaming responses (no Content-Length, or
+	// text/event-stream) under their rule's policy; nil relays them as
+	// httputil does, unbound.
+	Stream StreamFunc
 	// Log receives one line per request; nil discards.
 	Log logrus.FieldLogger
 	// Observer is told about every request; nil discards.
@@ -129,6 +140,9 @@ func (h *Handler) Init() *Handler {
 		ModifyResponse: func(res *http.Response) error {
 			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
 				h.revokeOnSuccess(rt, res.StatusCode)
+				if h.Stream != nil && rt.cancel != nil && IsStream(res) {
+					res.Body = h.Stream(rt.w, rt.in, rt.rule, rt.session, res, rt.cancel)
+				}
 			}
 			return nil
 		},
@@ -301,7 +315,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Upgrade(rec, in, rule, s, out)
 		return
 	}
-	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
+	ctx := r.Context()
+	if h.Stream != nil {
+		// A governed stream ends by cancelling its upstream exchange.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		rt.cancel, rt.w, rt.in = cancel, rec, r
+	}
+	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, routeKey{}, rt)))
 }
 
 // revokeOnSuccess applies the rule's revoke_session_on_success: the

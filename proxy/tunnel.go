@@ -161,8 +161,9 @@ type Tunnels struct {
 
 	mu       sync.Mutex
 	live     map[*tunnel]struct{}
-	perRule  map[string]int // admitted tunnels (dialling or open) by rule
-	admitted int            // admitted tunnels in all
+	streams  map[*stream]struct{} // governed streams not yet closed
+	perRule  map[string]int       // admitted tunnels (dialling or open) by rule
+	admitted int                  // admitted tunnels in all
 	shutting bool
 	drained  chan struct{} // closed when shutting and live is empty
 	signaled bool          // drained is closed
@@ -192,6 +193,7 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 		log:     opts.Log,
 		m:       opts.Metrics,
 		live:    map[*tunnel]struct{}{},
+		streams: map[*stream]struct{}{},
 		perRule: map[string]int{},
 		drained: make(chan struct{}),
 		reg:     opts.Registry,
@@ -381,7 +383,7 @@ func (t *Tunnels) Registry() *Registry { return t.reg }
 // signalDrainedLocked closes drained once shutting and no tunnel is left,
 // open or still in its handshake; t.mu is held.
 func (t *Tunnels) signalDrainedLocked() {
-	if t.shutting && t.admitted == 0 && !t.signaled {
+	if t.shutting && t.admitted == 0 && len(t.streams) == 0 && !t.signaled {
 		t.signaled = true
 		close(t.drained)
 	}
@@ -404,8 +406,17 @@ func (t *Tunnels) Shutdown(ctx context.Context) error {
 	for tun := range t.live {
 		open = append(open, tun)
 	}
+	streams := make([]*stream, 0, len(t.streams))
+	for st := range t.streams {
+		streams = append(streams, st)
+	}
 	t.mu.Unlock()
 
+	for _, st := range streams {
+		// Streams end at once; the server's own shutdown waits for
+		// their handlers.
+		st.end(&causeShutdown)
+	}
 	for _, tun := range open {
 		// Writing a Close may wait for a frame in flight to end, so every
 		// tunnel closes on its own.

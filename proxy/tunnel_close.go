@@ -434,3 +434,9 @@ func (t *tunnel) finish() {
 	// Last: Shutdown returns once every tunnel is unregistered.
 	t.owner.unregister(t)
 }
+
+// recheckMember methods of a tunnel.
+func (t *tunnel) revalidateEvery() time.Duration    { return t.policy.RevalidateEvery }
+func (t *tunnel) revalidator() pipeline.Revalidator { return t.reval }
+func (t *tunnel) channelKeys() ChannelKeys          { return t.keys }
+func (t *tunnel) groupRef() **recheckGroup          { return &t.group }

@@ -26,6 +26,22 @@ import (
 // rejection is also reported to [Revocations.Rejected] once, so that the
 // other replicas close their tunnels of the session too.
 
+// recheckMember is a live channel that takes part in coalesced re-checks:
+// a WebSocket [tunnel] or a session-bound [stream]. Tunnels and streams of
+// one session share one group.
+type recheckMember interface {
+	// revalidateEvery is the member's revalidate_every (positive).
+	revalidateEvery() time.Duration
+	// revalidator re-runs the admitting authenticator's check.
+	revalidator() pipeline.Revalidator
+	// channelKeys is what the registry indexes the member by.
+	channelKeys() ChannelKeys
+	// groupRef is the member's group field, guarded by rechecks.mu.
+	groupRef() **recheckGroup
+	// applyRecheck applies the group's outcome (see [tunnel.applyRecheck]).
+	applyRecheck(now, expiresAt time.Time, err error, downSince time.Time)
+}
+
 // rechecks holds the re-check groups of one [Tunnels].
 type rechecks struct {
 	owner *Tunnels
@@ -38,7 +54,7 @@ type rechecks struct {
 // rechecks.mu.
 type recheckGroup struct {
 	key     string
-	members map[*tunnel]struct{}
+	members map[recheckMember]struct{}
 	every   time.Duration // the shortest interval of the members
 	next    time.Time     // the next re-check; zero while one runs
 	timer   *time.Timer
@@ -69,17 +85,17 @@ func jittered(d time.Duration) time.Duration {
 
 // join adds t (with a Revalidator and a positive revalidate_every) to the
 // group key.
-func (rc *rechecks) join(t *tunnel, key string) {
-	every := t.policy.RevalidateEvery
+func (rc *rechecks) join(t recheckMember, key string) {
+	every := t.revalidateEvery()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	g := rc.groups[key]
 	if g == nil {
-		g = &recheckGroup{key: key, members: map[*tunnel]struct{}{}}
+		g = &recheckGroup{key: key, members: map[recheckMember]struct{}{}}
 		rc.groups[key] = g
 	}
 	g.members[t] = struct{}{}
-	t.group = g
+	*t.groupRef() = g
 	if g.every != 0 && every >= g.every {
 		return
 	}
@@ -96,14 +112,14 @@ func (rc *rechecks) join(t *tunnel, key string) {
 }
 
 // leave removes t from its group; the last member stops the group.
-func (rc *rechecks) leave(t *tunnel) {
+func (rc *rechecks) leave(t recheckMember) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	g := t.group
+	g := *t.groupRef()
 	if g == nil {
 		return
 	}
-	t.group = nil
+	*t.groupRef() = nil
 	delete(g.members, t)
 	if len(g.members) == 0 {
 		g.timer.Stop()
@@ -112,13 +128,13 @@ func (rc *rechecks) leave(t *tunnel) {
 		}
 		return
 	}
-	if t.policy.RevalidateEvery == g.every {
+	if t.revalidateEvery() == g.every {
 		// The shortest interval may have left with t; the next re-check
 		// is scheduled with the remaining members' shortest.
 		g.every = 0
 		for m := range g.members {
-			if g.every == 0 || m.policy.RevalidateEvery < g.every {
-				g.every = m.policy.RevalidateEvery
+			if g.every == 0 || m.revalidateEvery() < g.every {
+				g.every = m.revalidateEvery()
 			}
 		}
 	}
@@ -126,13 +142,14 @@ func (rc *rechecks) leave(t *tunnel) {
 
 // nextOf returns when t's session is re-checked next (zero: not scheduled,
 // or a re-check is running).
-func (rc *rechecks) nextOf(t *tunnel) time.Time {
+func (rc *rechecks) nextOf(t recheckMember) time.Time {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if t.group == nil {
+	g := *t.groupRef()
+	if g == nil {
 		return time.Time{}
 	}
-	return t.group.next
+	return g.next
 }
 
 // groups returns the number of re-check groups (sessions being re-checked).
@@ -146,7 +163,7 @@ func (rc *rechecks) count() int {
 // the session) and applies the outcome to all members.
 func (rc *rechecks) fire(g *recheckGroup) {
 	rc.mu.Lock()
-	var first *tunnel
+	var first recheckMember
 	for m := range g.members {
 		first = m
 		break
@@ -156,7 +173,7 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		return
 	}
 	g.next = time.Time{}
-	rv, keys := first.reval, first.keys
+	rv, keys := first.revalidator(), first.channelKeys()
 	rc.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
@@ -174,7 +191,7 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		g.downSince = now
 	}
 	downSince := g.downSince
-	members := make([]*tunnel, 0, len(g.members))
+	members := make([]recheckMember, 0, len(g.members))
 	for m := range g.members {
 		members = append(members, m)
 	}

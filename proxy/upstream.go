@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"maps"
 	"net"
 	"net/http"
@@ -18,6 +19,11 @@ type route struct {
 	session *pipeline.Session
 	url     *url.URL // the matched request URL (cleaned path)
 	fwd     forwardedView
+	// With Handler.Stream: cancel aborts the upstream exchange, w is the
+	// client's writer and in the client's request.
+	cancel context.CancelFunc
+	w      http.ResponseWriter
+	in     *http.Request
 }
 
 // rewrite turns out (a copy of the client's request from which hop-by-hop

@@ -42,6 +42,10 @@ type WebSocket struct {
 	// CloseGrace is how long the proxy waits for Close replies after it
 	// sent its own Close before it closes both connections.
 	CloseGrace *pipeline.Duration `json:"close_grace,omitempty"`
+	// StreamCloseEvent is the event type of the final event a
+	// text/event-stream response gets when the proxy ends it (a JSON data
+	// line names the reason); "" sends none.
+	StreamCloseEvent *string `json:"stream_close_event,omitempty"`
 }
 
 // WebSocketPolicy is the resolved lifetime policy of one rule's tunnels.
@@ -57,6 +61,9 @@ type WebSocketPolicy struct {
 	MaxConnections      int
 	ForwardCookies      bool
 	CloseGrace          time.Duration
+	// StreamCloseEvent is the final event's type on a text/event-stream
+	// the proxy ends; "": no final event.
+	StreamCloseEvent string
 }
 
 // DefaultRevalidateEvery is the built-in revalidate_every. Re-checks are
@@ -64,6 +71,9 @@ type WebSocketPolicy struct {
 // interval), so the cost is live sessions per interval, whatever the number
 // of tunnels: see docs/websockets.md for the measurement behind 1m.
 const DefaultRevalidateEvery = time.Minute
+
+// DefaultStreamCloseEvent is the built-in stream_close_event.
+const DefaultStreamCloseEvent = "portcullis-close"
 
 // DefaultWebSocketPolicy is the built-in default policy.
 func DefaultWebSocketPolicy() WebSocketPolicy {
@@ -75,6 +85,7 @@ func DefaultWebSocketPolicy() WebSocketPolicy {
 		IdleTimeout:      10 * time.Minute,
 		ForwardCookies:   true,
 		CloseGrace:       time.Second,
+		StreamCloseEvent: DefaultStreamCloseEvent,
 	}
 }
 
@@ -111,6 +122,12 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 	}
 	if w.CloseGrace != nil {
 		p.CloseGrace = w.CloseGrace.D()
+	}
+	if w.StreamCloseEvent != nil {
+		p.StreamCloseEvent = *w.StreamCloseEvent
+		if strings.ContainsAny(p.StreamCloseEvent, "\r\n:") {
+			return p, fmt.Errorf("websocket.stream_close_event: %q must be one line without a colon", p.StreamCloseEvent)
+		}
 	}
 	if w.AllowedOrigins != nil {
 		p.AllowedOrigins, p.AnyOrigin = map[string]bool{}, false

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -273,6 +274,10 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Revocations:           revoker{s.Revocations},
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
+		},
+		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
+			return s.Tunnels.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess,
+				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
 		},
 	}).Init()
 	s.API = &proxy.API{
