@@ -1,0 +1,357 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// streamUpstream is a real loopback server: /sse ticks an event every
+// 50 ms, /ndjson a JSON line every 50 ms, both until the client goes; /blob
+// sends a known-length body of ?n bytes, slowly enough to outlive a short
+// write timeout when ?slow is set.
+func streamUpstream(t testing.TB) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/sse", "/ndjson":
+			if r.URL.Path == "/sse" {
+				w.Header().Set("Content-Type", "text/event-stream")
+			} else {
+				w.Header().Set("Content-Type", "application/x-ndjson")
+			}
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				if r.URL.Path == "/sse" {
+					fmt.Fprintf(w, "data: tick %d\n\n", i)
+				} else {
+					fmt.Fprintf(w, "{\"tick\":%d}\n", i)
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-tick.C:
+				}
+			}
+		case "/blob":
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			buf := make([]byte, 64<<10)
+			for n > 0 {
+				k := min(n, len(buf))
+				if _, err := w.Write(buf[:k]); err != nil {
+					return
+				}
+				n -= k
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// streamProxy is the proxy handler, its streams governed by tunnels, behind
+// a real http.Server with the given write timeout.
+type streamProxy struct {
+	srv     *httptest.Server
+	tunnels *proxy.Tunnels
+}
+
+func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration) *streamProxy {
+	t.Helper()
+	set := ruleSet(t, `
+- id: streams
+  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: noop}]
+  upstream: {url: "`+upstream+`"}
+  websocket: `+websocketBlock+`
+`)
+	tun := proxy.NewTunnels(proxy.TunnelOptions{})
+	h := (&proxy.Handler{
+		Rules: staticRules{set},
+		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
+			return tun.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s,
+				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
+		},
+	}).Init()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = writeTimeout
+	srv.Config.ReadTimeout = writeTimeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &streamProxy{srv: srv, tunnels: tun}
+}
+
+func (p *streamProxy) get(t testing.TB, path string) *http.Response {
+	t.Helper()
+	res, err := http.Get(p.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// readEvents reads an event stream until its clean end and returns its
+// events as "type|data" (type "message" when absent), or the read error.
+func readEvents(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	typ, data := "", ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data != "" {
+				if typ == "" {
+					typ = "message"
+				}
+				out = append(out, typ+"|"+data)
+			}
+			typ, data = "", ""
+		case strings.HasPrefix(line, "event: "):
+			typ = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = strings.TrimPrefix(line, "data: ")
+		}
+	}
+	return out, sc.Err()
+}
+
+func TestStreamSSEEndsAtMaxLifetimeWithFinalEvent(t *testing.T) {
+	up := streamUpstream(t)
+	p := newStreamProxy(t, up.URL, `{max_lifetime: 400ms}`, 0)
+	start := time.Now()
+	res := p.get(t, "/sse")
+	defer res.Body.Close()
+	events, err := readEvents(res.Body)
+	if err != nil {
+		t.Fatalf("the event stream did not end cleanly: %v (events %q)", err, events)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("ended after %v, before max_lifetime", d)
+	}
+	if len(events) < 2 {
+		t.Fatalf("events = %q, want ticks then the final event", events)
+	}
+	last := events[len(events)-1]
+	want := `portcullis-close|{"reason":"max_lifetime","message":"max lifetime reached"}`
+	if last != want {
+		t.Errorf("final event = %q, want %q", last, want)
+	}
+	for _, e := range events[:len(events)-1] {
+		if !strings.HasPrefix(e, "message|tick ") {
+			t.Errorf("event %q is not an upstream tick", e)
+		}
+	}
+	eventually(t, "stream unregistered", func() bool { return p.tunnels.Registry().Len() == 0 })
+}
+
+func TestStreamSSECloseEventConfigurableOrOff(t *testing.T) {
+	up := streamUpstream(t)
+	for _, tc := range []struct{ block, want string }{
+		{`{max_lifetime: 200ms, stream_close_event: session-over}`, "session-over|"},
+		{`{max_lifetime: 200ms, stream_close_event: ""}`, "message|tick"},
+	} {
+		p := newStreamProxy(t, up.URL, tc.block, 0)
+		res := p.get(t, "/sse")
+		events, err := readEvents(res.Body)
+		res.Body.Close()
+		if err != nil || len(events) == 0 {
+			t.Fatalf("%s: events %q, err %v", tc.block, events, err)
+		}
+		if last := events[len(events)-1]; !strings.HasPrefix(last, tc.want) {
+			t.Errorf("%s: last event %q, want prefix %q", tc.block, last, tc.want)
+		}
+	}
+}
+
+func TestStreamSSEAdminRevocation(t *testing.T) {
+	up := streamUpstream(t)
+	p := newStreamProxy(t, up.URL, `{max_lifetime: 1h}`, 0)
+	res := p.get(t, "/sse")
+	defer res.Body.Close()
+	eventually(t, "stream registered", func() bool { return p.tunnels.Registry().Len() == 1 })
+	infos := p.tunnels.Registry().Describe(proxy.Selector{})
+	if infos[0].Kind != "sse" || infos[0].Rule != "streams" || infos[0].NextDeadlineReason == "" {
+		t.Errorf("listed as %+v", infos[0])
+	}
+	done := make(chan []string)
+	go func() {
+		ev, _ := readEvents(res.Body)
+		done <- ev
+	}()
+	time.Sleep(150 * time.Millisecond)
+	if n := p.tunnels.Registry().Revoke(proxy.Selector{Rule: "streams"}, "revoked by admin"); n != 1 {
+		t.Fatalf("revoked %d channels, want 1", n)
+	}
+	select {
+	case events := <-done:
+		last := events[len(events)-1]
+		if want := `portcullis-close|{"reason":"session_revoked","message":"revoked by admin"}`; last != want {
+			t.Errorf("final event = %q, want %q", last, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked stream did not end")
+	}
+}
+
+func TestStreamNDJSONAbortedNotCompleted(t *testing.T) {
+	up := streamUpstream(t)
+	p := newStreamProxy(t, up.URL, `{max_lifetime: 300ms}`, 0)
+	res := p.get(t, "/ndjson")
+	defer res.Body.Close()
+	if res.ContentLength != -1 {
+		t.Fatalf("content length %d, want a chunked stream", res.ContentLength)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err == nil {
+		t.Fatalf("the ndjson stream ended as a complete body (%d bytes): it must be aborted", len(body))
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "unexpected EOF") {
+		t.Logf("read error: %v", err)
+	}
+	if !strings.HasPrefix(string(body), `{"tick":0}`) {
+		t.Errorf("body %q: the stream did not flow before it was cut", body)
+	}
+}
+
+// TestStreamOutlivesWriteTimeout: an 8 s event stream under a 2 s server
+// write (and read) timeout runs to its policy's max lifetime. The pair is
+// shorter than 30 s vs 5 s to spare the suite's time, in the same
+// proportion of well over the timeout.
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("8 s")
+	}
+	up := streamUpstream(t)
+	p := newStreamProxy(t, up.URL, `{max_lifetime: 8s}`, 2*time.Second)
+	start := time.Now()
+	res := p.get(t, "/sse")
+	defer res.Body.Close()
+	events, err := readEvents(res.Body)
+	if err != nil {
+		t.Fatalf("cut after %v: %v", time.Since(start), err)
+	}
+	if d := time.Since(start); d < 8*time.Second {
+		t.Errorf("ended after %v, before max_lifetime", d)
+	}
+	if last := events[len(events)-1]; !strings.HasPrefix(last, `portcullis-close|{"reason":"max_lifetime"`) {
+		t.Errorf("final event %q", last)
+	}
+	if len(events) < 100 {
+		t.Errorf("%d ticks in 8 s, want about 160", len(events))
+	}
+}
+
+func TestStreamKnownLengthDownloadUnaffected(t *testing.T) {
+	up := streamUpstream(t)
+	// A max lifetime far shorter than the download: a body of known
+	// length is not a stream, so nothing cuts it.
+	p := newStreamProxy(t, up.URL, `{max_lifetime: 1ms, idle_timeout: 1ms}`, 0)
+	const n = 64 << 20
+	res := p.get(t, "/blob?n="+strconv.Itoa(n))
+	defer res.Body.Close()
+	if p.tunnels.Registry().Len() != 0 {
+		t.Error("a known-length body was registered as a stream")
+	}
+	got, err := io.Copy(io.Discard, res.Body)
+	if err != nil || got != n || res.ContentLength != n {
+		t.Fatalf("download: %d of %d bytes (content length %d), err %v", got, n, res.ContentLength, err)
+	}
+}
+
+func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
+	up := streamUpstream(t)
+	p := newStreamProxy(t, up.URL, `{max_lifetime: 30ms}`, 0)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	run := func(n int) {
+		sem := make(chan struct{}, 32)
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			sem <- struct{}{}
+			go func(i int) {
+				defer func() { <-sem }()
+				path := "/sse"
+				if i%2 == 1 {
+					path = "/ndjson"
+				}
+				res, err := client.Get(p.srv.URL + path)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}(i)
+		}
+		for i := 0; i < cap(sem); i++ {
+			sem <- struct{}{}
+		}
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	run(50) // warm the pools
+	client.CloseIdleConnections()
+	eventually(t, "streams unregistered", func() bool { return p.tunnels.Registry().Len() == 0 })
+	time.Sleep(200 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	fdsBefore := fdCount(t)
+	run(1000)
+	client.CloseIdleConnections()
+	eventually(t, "1,000 streams unregistered", func() bool { return p.tunnels.Registry().Len() == 0 })
+	var after, fdsAfter int
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		after, fdsAfter = runtime.NumGoroutine(), fdCount(t)
+		if (after <= before+5 && fdsAfter <= fdsBefore+5) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after > before+5 {
+		t.Errorf("goroutines: %d before, %d after 1,000 streams", before, after)
+	}
+	if fdsAfter > fdsBefore+5 {
+		t.Errorf("open files: %d before, %d after 1,000 streams", fdsBefore, fdsAfter)
+	}
+}
+
+// eventually waits up to 15 s (generous: a loaded 2-core machine) for cond.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fdCount is the number of open file descriptors of the process.
+func fdCount(t testing.TB) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(entries)
+}
