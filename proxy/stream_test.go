@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +74,13 @@ type streamProxy struct {
 }
 
 func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration) *streamProxy {
+	return newStreamProxyWith(t, upstream, websocketBlock, writeTimeout, nil)
+}
+
+// newStreamProxyWith is newStreamProxy with bind, when not nil, setting
+// what the session is bound to (expiry, re-validation) before the stream
+// is governed.
+func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration, bind func(*pipeline.Session)) *streamProxy {
 	t.Helper()
 	set := ruleSet(t, `
 - id: streams
@@ -87,6 +95,9 @@ func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeT
 	h := (&proxy.Handler{
 		Rules: staticRules{set},
 		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
+			if bind != nil {
+				bind(s)
+			}
 			return tun.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s,
 				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
 		},
@@ -209,6 +220,67 @@ func TestStreamSSEAdminRevocation(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the revoked stream did not end")
+	}
+}
+
+func TestStreamSSESessionExpiryAndRejectedRecheck(t *testing.T) {
+	up := streamUpstream(t)
+	// Expiry: the session ends 300 ms in.
+	p := newStreamProxyWith(t, up.URL, `{max_lifetime: 1h}`, 0, func(s *pipeline.Session) {
+		s.ExpiresAt = time.Now().Add(300 * time.Millisecond)
+	})
+	res := p.get(t, "/sse")
+	events, err := readEvents(res.Body)
+	res.Body.Close()
+	if err != nil || len(events) == 0 {
+		t.Fatalf("events %q, err %v", events, err)
+	}
+	if last := events[len(events)-1]; last != `portcullis-close|{"reason":"session_expired","message":"session expired"}` {
+		t.Errorf("at expiry, final event %q", last)
+	}
+
+	// Re-check: an identity endpoint over loopback starts rejecting the
+	// session; the stream's re-check (grouped with its session) ends it.
+	var reject atomic.Bool
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reject.Load() {
+			http.Error(w, "no session", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer idp.Close()
+	p = newStreamProxyWith(t, up.URL, `{max_lifetime: 1h, revalidate_every: 200ms}`, 0, func(s *pipeline.Session) {
+		s.SessionID, s.Authenticator = "session-1", "cookie_session"
+		s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, idp.URL, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return time.Time{}, pipeline.Unavailable("identity provider unreachable", err)
+			}
+			res.Body.Close()
+			if res.StatusCode == http.StatusUnauthorized {
+				return time.Time{}, pipeline.Unauthorized("session is no longer valid", nil)
+			}
+			return time.Time{}, nil
+		})
+	})
+	res = p.get(t, "/sse")
+	defer res.Body.Close()
+	done := make(chan []string)
+	go func() {
+		ev, _ := readEvents(res.Body)
+		done <- ev
+	}()
+	time.Sleep(500 * time.Millisecond) // re-checks pass meanwhile
+	reject.Store(true)
+	select {
+	case events := <-done:
+		if last := events[len(events)-1]; last != `portcullis-close|{"reason":"session_revoked","message":"session revoked"}` {
+			t.Errorf("after a rejected re-check, final event %q", last)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stream outlived its rejected session")
 	}
 }
 
