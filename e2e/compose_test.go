@@ -251,8 +251,8 @@ func TestComposeConfigurationLoads(t *testing.T) {
 			t.Fatalf("portcullis does not start with the compose configuration: %v", err)
 		}
 		set := srv.Rules.Current()
-		if set == nil || set.Len() != 3 {
-			t.Fatalf("compose rules: got %v, want the quickstart's 3 rules", set)
+		if set == nil || set.Len() != 4 {
+			t.Fatalf("compose rules: got %v, want the quickstart's 4 rules", set)
 		}
 		set.Close()
 	})

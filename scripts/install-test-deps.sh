@@ -10,9 +10,11 @@ set -euo pipefail
 #   docker-compose  validation of docker-compose.yml (e2e/compose_test.go)
 #                   and the compose stack test
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
+#   redis-server    the revocation fleet channel (internal/revocation,
+#                   internal/replicae2e)
 # Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium debootstrap docker-compose nginx
+	set -- chromium debootstrap docker-compose nginx redis-server
 fi
 
 need=()
