@@ -16,63 +16,51 @@ import (
 func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ruleID, decision, subject := "", "allowed", ""
 	method, u := decisionURL(r)
+	var out Outcome
 	defer func() {
 		d := time.Since(start)
-		a.observer().Request("decisions", ruleID, decision, rec.status(), d)
+		a.observer().Request("decisions", out.RuleID(), out.Decision(), rec.status(), d)
 		log := a.log()
 		if !infoEnabled(log) {
 			return
 		}
-		logEntry(log, logrus.Fields{
+		f := logrus.Fields{
 			"method":     method,
 			"path":       u.Path,
 			"host":       u.Host,
-			"rule":       ruleID,
-			"decision":   decision,
+			"rule":       out.RuleID(),
+			"decision":   out.Decision(),
 			"status":     rec.status(),
-			"subject":    subject,
+			"subject":    out.Subject(),
 			"latency_ms": float64(d.Microseconds()) / 1000,
-		}).Info("decision")
+		}
+		out.logDenial(f)
+		logEntry(log, f).Info("decision")
 	}()
 
-	set := a.Rules.Current()
-	if set == nil {
-		decision = "error"
-		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
-		return
-	}
-	if err := checkPath(u.Path); err != nil {
-		decision = "denied"
-		pipeline.WriteError(rec, err, false)
-		return
-	}
 	// Stages and error handlers see the described request, not the call to
 	// /decisions: a redirect's return_to is the page the user asked for.
 	described := r.Clone(r.Context())
 	described.Method, described.URL, described.Host = method, u, u.Host
 	described.RequestURI = u.RequestURI()
-	rule, groups, err := set.Match(method, u)
-	if err != nil {
-		decision = decisionOf(err)
-		answerError(rec, described, set.FallbackHandler(described, err), err)
+	out = Decide(a.Rules.Current(), described, u, nil)
+	if !out.Allowed() {
+		out.WriteError(rec)
 		return
 	}
-	ruleID = rule.ID
-	s := pipeline.NewSession(described, u, groups)
-	if err := rule.Run(described, s); err != nil {
-		decision, subject = decisionOf(err), s.Subject
-		described = withoutCarriers(described, s)
-		answerError(rec, described, rule.ErrorHandler(described, err), err)
-		return
-	}
-	subject = s.Subject
+	writeAllowed(rec, r.Header, out.Session)
+}
+
+// writeAllowed answers an allowed decision: 200 with the headers the
+// mutators set (and, when the cookie mutator set any, the merged Cookie
+// header).
+func writeAllowed(w http.ResponseWriter, client http.Header, s *pipeline.Session) {
 	for k, v := range s.Header {
-		rec.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+		w.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
 	if len(s.Cookies) > 0 {
-		rec.Header().Set("Cookie", mergeCookies(r.Header.Values("Cookie"), s.Cookies))
+		w.Header().Set("Cookie", mergeCookies(client.Values("Cookie"), s.Cookies))
 	}
-	rec.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusOK)
 }

@@ -180,59 +180,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ruleID, decision, subject := "", "allowed", ""
+	var out Outcome
 	defer func() {
 		d := time.Since(start)
-		h.Observer.Request("proxy", ruleID, decision, rec.status(), d)
+		h.Observer.Request("proxy", out.RuleID(), out.Decision(), rec.status(), d)
 		if !infoEnabled(h.Log) {
 			return
 		}
-		entry := logEntry(h.Log, logrus.Fields{
+		f := logrus.Fields{
 			"method":     r.Method,
 			"path":       r.URL.Path,
 			"host":       r.Host,
-			"rule":       ruleID,
-			"decision":   decision,
+			"rule":       out.RuleID(),
+			"decision":   out.Decision(),
 			"status":     rec.status(),
-			"subject":    subject,
+			"subject":    out.Subject(),
 			"latency_ms": float64(d.Microseconds()) / 1000,
-		})
-		if rec.upstreamErr != nil {
-			entry = entry.WithField("upstream_error", rec.upstreamErr.Error())
 		}
-		entry.Info("request")
+		out.logDenial(f)
+		if rec.upstreamErr != nil {
+			f["upstream_error"] = rec.upstreamErr.Error()
+		}
+		logEntry(h.Log, f).Info("request")
 	}()
 
-	set := h.Rules.Current()
-	if set == nil {
-		decision = "error"
-		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
-		return
-	}
 	u := requestURL(r, h.TrustForwardedHeaders)
-	if err := checkPath(r.URL.Path); err != nil {
-		decision = "denied"
-		pipeline.WriteError(rec, err, false)
+	out = Decide(h.Rules.Current(), r, u, nil)
+	if !out.Allowed() {
+		out.WriteError(rec)
 		return
 	}
-	rule, groups, err := set.Match(r.Method, u)
-	if err != nil {
-		decision = decisionOf(err)
-		answerError(rec, r, set.FallbackHandler(r, err), err)
-		return
-	}
-	ruleID = rule.ID
-	s := pipeline.NewSession(r, u, groups)
-	if err := rule.Run(r, s); err != nil {
-		decision, subject = decisionOf(err), s.Subject
-		r = withoutCarriers(r, s)
-		answerError(rec, r, rule.ErrorHandler(r, err), err)
-		return
-	}
-	subject = s.Subject
+	rule, s := out.Rule, out.Session
 	if rule.UpstreamURL == nil {
-		decision = "error"
-		pipeline.WriteError(rec, pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty")), false)
+		out.Err = pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty"))
+		pipeline.WriteError(rec, out.Err, false)
 		return
 	}
 	rt := &route{rule: rule, session: s, url: u}
