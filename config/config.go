@@ -38,6 +38,9 @@ type Serve struct {
 	Proxy      ProxyServe `koanf:"proxy"`
 	API        Listener   `koanf:"api"`
 	Prometheus Prometheus `koanf:"prometheus"`
+	// GRPC is the Envoy ext_authz (gRPC v3) listener; port -1 (the
+	// default) turns it off.
+	GRPC Listener `koanf:"grpc"`
 }
 
 // Listener is a host and port to listen on, with optional TLS.
@@ -151,6 +154,8 @@ func Defaults() map[string]any {
 		"serve.prometheus.host":               "",
 		"serve.prometheus.port":               9000,
 		"serve.prometheus.metrics_path":       "/metrics",
+		"serve.grpc.host":                     "",
+		"serve.grpc.port":                     -1,
 		"access_rules.matching_strategy":      "regexp",
 		"access_rules.poll_interval":          "1s",
 		"access_rules.http_poll_interval":     "30s",
@@ -174,6 +179,7 @@ var knownLeaves = func() map[string]bool {
 		"serve.proxy.tls.cert.path", "serve.proxy.tls.key.path",
 		"serve.api.tls.cert.path", "serve.api.tls.key.path",
 		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
+		"serve.grpc.tls.cert.path", "serve.grpc.tls.key.path",
 		"serve.proxy.upstream_ca_file",
 		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",

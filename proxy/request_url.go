@@ -73,16 +73,24 @@ func decisionURL(r *http.Request) (method string, u *url.URL) {
 		u.Host = h
 	}
 	if fu := r.Header.Get("X-Forwarded-Uri"); fu != "" {
-		p, q, _ := strings.Cut(fu, "?")
-		if dp, err := url.PathUnescape(p); err == nil {
-			p = dp
-		}
-		u.Path, u.RawQuery = cleanPath(p), q
+		u.Path, u.RawQuery = describedPath(fu)
 		return method, u
 	}
 	u.Path = cleanPath(strings.TrimPrefix(r.URL.Path, "/decisions"))
 	u.RawQuery = r.URL.RawQuery
 	return method, u
+}
+
+// describedPath splits a request target a front end describes
+// (X-Forwarded-Uri, ext_authz's :path) into the cleaned, unescaped path that
+// rules match and the raw query, which is kept for templates but never
+// matched.
+func describedPath(target string) (path, rawQuery string) {
+	p, q, _ := strings.Cut(target, "?")
+	if dp, err := url.PathUnescape(p); err == nil {
+		p = dp
+	}
+	return cleanPath(p), q
 }
 
 // errAmbiguousPath refuses paths that some upstreams resolve differently

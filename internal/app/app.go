@@ -18,7 +18,11 @@ import (
 	"sync"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
@@ -143,11 +147,14 @@ type Server struct {
 	API     *proxy.API
 	Tunnels *proxy.Tunnels
 	Metrics *metrics.Metrics
+	// ExtAuthz is the Envoy ext_authz service, served on serve.grpc.
+	ExtAuthz *proxy.ExtAuthz
 
 	ctx       context.Context
 	cancel    context.CancelFunc
 	listeners map[string]net.Listener
 	servers   map[string]*http.Server
+	grpc      *grpc.Server
 	wg        sync.WaitGroup
 	shutdown  []func(context.Context) error
 }
@@ -228,6 +235,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Observer: s.Metrics,
 		Routes:   s.Catalog.APIRoutes(),
 	}
+	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics})
 	return s, nil
 }
 
@@ -286,15 +294,50 @@ func (s *Server) Listen() error {
 		s.listeners["proxy"].Close()
 		return err
 	}
-	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
-		mux := http.NewServeMux()
-		mux.Handle(p.MetricsPath, s.Metrics.Handler())
-		if err := add("prometheus", p.Listener, mux, false); err != nil {
+	if g := s.Config.Serve.GRPC; g.Port >= 0 {
+		if err := s.listenGRPC(g); err != nil {
 			s.listeners["proxy"].Close()
 			s.listeners["api"].Close()
 			return err
 		}
 	}
+	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
+		mux := http.NewServeMux()
+		mux.Handle(p.MetricsPath, s.Metrics.Handler())
+		if err := add("prometheus", p.Listener, mux, false); err != nil {
+			for _, ln := range s.listeners {
+				ln.Close()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// listenGRPC binds serve.grpc and prepares the gRPC server of the ext_authz
+// service, with the API listener's bounds: 5 s to complete a connection's
+// handshake, idle connections closed after two minutes, 1 MiB messages.
+func (s *Server) listenGRPC(l config.Listener) error {
+	ln, err := net.Listen("tcp", l.Addr())
+	if err != nil {
+		return fmt.Errorf("serve.grpc: %w", err)
+	}
+	opts := []grpc.ServerOption{
+		grpc.ConnectionTimeout(5 * time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
+		grpc.MaxRecvMsgSize(1 << 20),
+	}
+	if l.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(l.TLS.Cert.Path, l.TLS.Key.Path)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve.grpc.tls: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(s.grpc, s.ExtAuthz)
+	s.listeners["grpc"] = ln
 	return nil
 }
 
@@ -322,6 +365,17 @@ func (s *Server) Start() {
 		}()
 		s.Log.WithField("listener", name).WithField("address", ln.Addr().String()).Info("listening")
 	}
+	if s.grpc != nil {
+		ln := s.listeners["grpc"]
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.Log.WithError(err).WithField("listener", "grpc").Error("listener stopped")
+			}
+		}()
+		s.Log.WithField("listener", "grpc").WithField("address", ln.Addr().String()).Info("listening")
+	}
 }
 
 // Shutdown stops accepting, lets in-flight requests finish, runs the
@@ -340,6 +394,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
+			}
+		}()
+	}
+	if s.grpc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				s.grpc.Stop()
+				<-stopped
 			}
 		}()
 	}

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/sirupsen/logrus"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// ExtAuthzOptions configures an [ExtAuthz]. Zero fields take the documented
+// defaults; NewExtAuthz copies the options and never changes them.
+type ExtAuthzOptions struct {
+	// Rules supplies the rule set; required.
+	Rules RuleSource
+	// Log receives one "check" line per call; nil discards.
+	Log logrus.FieldLogger
+	// Observer is told about every call as front end "grpc"; nil discards.
+	Observer Observer
+}
+
+// ExtAuthz serves Envoy's external authorization API over gRPC
+// (envoy.service.auth.v3.Authorization/Check) with the semantics of
+// /decisions: the request is described by the CheckRequest's
+// attributes.request.http (method, scheme, host, path and headers; the body
+// when Envoy sends it; the client address from attributes.source), runs
+// through [Decide] like every other front end, and is answered with an
+// OkHttpResponse carrying the mutators' headers (and the removal of the
+// credential carriers the authenticators asked to scrub) or a
+// DeniedHttpResponse carrying the error handler's status, headers and body.
+//
+// Envoy asks once per request; a WebSocket is authorised once, at its
+// upgrade, and then left open: tunnels bound to the session's lifetime
+// need portcullis in proxy mode.
+type ExtAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	opts ExtAuthzOptions
+}
+
+// NewExtAuthz returns the ext_authz service.
+func NewExtAuthz(o ExtAuthzOptions) *ExtAuthz {
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		o.Log = l
+	}
+	return &ExtAuthz{opts: o}
+}
+
+var _ authv3.AuthorizationServer = (*ExtAuthz)(nil)
+
+// Check implements authv3.AuthorizationServer. It never returns a gRPC
+// error for a request it can describe: denials, malformed descriptions (400)
+// and rules not loaded (503) are all DeniedHttpResponses, so Envoy answers
+// the client with portcullis's status whatever its failure_mode_allow says.
+func (x *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	var out Outcome
+	status := http.StatusOK
+	described, u, err := describeCheck(ctx, req)
+	defer func() {
+		d := time.Since(start)
+		x.opts.Observer.Request("grpc", out.RuleID(), out.Decision(), status, d)
+		if !infoEnabled(x.opts.Log) {
+			return
+		}
+		f := logrus.Fields{
+			"method":     described.Method,
+			"path":       u.Path,
+			"host":       u.Host,
+			"rule":       out.RuleID(),
+			"decision":   out.Decision(),
+			"status":     status,
+			"subject":    out.Subject(),
+			"latency_ms": float64(d.Microseconds()) / 1000,
+		}
+		out.logDenial(f)
+		logEntry(x.opts.Log, f).Info("check")
+	}()
+	if err != nil {
+		out = Outcome{Request: described, URL: u, Err: err, refused: true}
+	} else {
+		out = Decide(x.opts.Rules.Current(), described, u, nil)
+	}
+	if out.Allowed() {
+		return okResponse(described.Header, out.Session), nil
+	}
+	res := denied(&out)
+	status = int(res.GetDeniedResponse().GetStatus().GetCode())
+	return res, nil
+}
+
+// errBadCheck refuses a CheckRequest that does not describe an HTTP request.
+func errBadCheck(reason string) *pipeline.Error {
+	return pipeline.NewError(http.StatusBadRequest, reason, nil)
+}
+
+// describeCheck turns a CheckRequest into the request the decision path
+// evaluates, and its matched URL. An unusable description is an error with
+// status 400; the returned request and URL are then still usable for the
+// log line.
+func describeCheck(ctx context.Context, req *authv3.CheckRequest) (*http.Request, *url.URL, error) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	r := (&http.Request{Method: strings.ToUpper(h.GetMethod()), Header: http.Header{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: http.NoBody}).WithContext(ctx)
+	u := &url.URL{Scheme: h.GetScheme(), Host: h.GetHost(), Path: "/"}
+	r.URL, r.Host = u, u.Host
+	if h == nil {
+		return r, u, errBadCheck("the check request has no attributes.request.http")
+	}
+	if u.Scheme == "" {
+		u.Scheme = "http"
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return r, u, errBadCheck("attributes.request.http.scheme must be http or https")
+	}
+	if r.Method == "" || u.Host == "" || h.GetPath() == "" {
+		return r, u, errBadCheck("attributes.request.http needs a method, a host and a path")
+	}
+	u.Path, u.RawQuery = describedPath(h.GetPath())
+	if h.GetQuery() != "" && u.RawQuery == "" {
+		u.RawQuery = h.GetQuery()
+	}
+	for k, v := range h.GetHeaders() {
+		addCheckHeader(r.Header, k, v)
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		v := hv.GetValue()
+		if v == "" && len(hv.GetRawValue()) > 0 {
+			v = string(hv.GetRawValue())
+		}
+		addCheckHeader(r.Header, hv.GetKey(), v)
+	}
+	r.Header.Del("Host")
+	switch {
+	case len(h.GetRawBody()) > 0:
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(h.GetRawBody())), int64(len(h.GetRawBody()))
+	case h.GetBody() != "":
+		r.Body, r.ContentLength = io.NopCloser(strings.NewReader(h.GetBody())), int64(len(h.GetBody()))
+	}
+	if sa := req.GetAttributes().GetSource().GetAddress().GetSocketAddress(); sa != nil {
+		r.RemoteAddr = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
+	}
+	r.RequestURI = u.RequestURI()
+	return r, u, nil
+}
+
+// addCheckHeader adds one header of the description; HTTP/2 pseudo-headers
+// (":path", ":authority") are the description's own fields and skipped.
+func addCheckHeader(h http.Header, k, v string) {
+	if k == "" || k[0] == ':' {
+		return
+	}
+	h.Add(k, v)
+}
+
+// okResponse is the answer to an allowed request: the mutators' headers
+// replace the client's of the same name, the merged Cookie header when the
+// cookie mutator set cookies, and the credential carriers the
+// authenticators recorded are removed (headers, query parameters, and
+// Sec-WebSocket-Protocol entries).
+func okResponse(client http.Header, s *pipeline.Session) *authv3.CheckResponse {
+	ok := &authv3.OkHttpResponse{}
+	set := map[string]bool{}
+	for _, k := range slices.Sorted(keysOf(s.Header)) {
+		name := http.CanonicalHeaderKey(k)
+		set[name] = true
+		ok.Headers = append(ok.Headers, headerOptions(name, s.Header[k])...)
+	}
+	if len(s.Cookies) > 0 {
+		set["Cookie"] = true
+		ok.Headers = append(ok.Headers, headerOptions("Cookie", []string{mergeCookies(client.Values("Cookie"), s.Cookies)})...)
+	}
+	for _, h := range s.Scrub.Headers {
+		if name := http.CanonicalHeaderKey(h); !set[name] && !slices.Contains(ok.HeadersToRemove, name) {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+		}
+	}
+	if len(s.Scrub.Subprotocols) > 0 && !set["Sec-Websocket-Protocol"] {
+		var kept []string
+		for _, v := range client.Values("Sec-WebSocket-Protocol") {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" && !slices.Contains(s.Scrub.Subprotocols, p) {
+					kept = append(kept, p)
+				}
+			}
+		}
+		if len(kept) == 0 {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, "Sec-Websocket-Protocol")
+		} else {
+			ok.Headers = append(ok.Headers, headerOptions("Sec-Websocket-Protocol", []string{strings.Join(kept, ", ")})...)
+		}
+	}
+	ok.QueryParametersToRemove = append(ok.QueryParametersToRemove, s.Scrub.QueryParams...)
+	return &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+	}
+}
+
+// headerOptions sets name to values: the first replaces what the client
+// sent, the rest are appended.
+func headerOptions(name string, values []string) []*corev3.HeaderValueOption {
+	out := make([]*corev3.HeaderValueOption, 0, len(values))
+	for i, v := range values {
+		action := corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
+		if i == 0 {
+			action = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		}
+		out = append(out, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: name, Value: v}, AppendAction: action})
+	}
+	return out
+}
+
+// denied is the answer to a denial: the error handler writes into a buffer
+// and its status, headers and body become the DeniedHttpResponse.
+func denied(o *Outcome) *authv3.CheckResponse {
+	w := &bufferedResponse{header: http.Header{}}
+	o.WriteError(w)
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	d := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(w.code)}, Body: w.body.String()}
+	for _, k := range slices.Sorted(keysOf(w.header)) {
+		d.Headers = append(d.Headers, headerOptions(k, w.header[k])...)
+	}
+	return &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(grpcCode(w.code)), Message: http.StatusText(w.code)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: d},
+	}
+}
+
+// grpcCode is the gRPC status of a denial answered with HTTP status code.
+func grpcCode(code int) codes.Code {
+	switch {
+	case code == http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case code == http.StatusNotFound:
+		return codes.NotFound
+	case code == http.StatusBadRequest:
+		return codes.InvalidArgument
+	case code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout || code == http.StatusBadGateway:
+		return codes.Unavailable
+	case code >= 500:
+		return codes.Internal
+	default:
+		// 403, and redirects to a login page.
+		return codes.PermissionDenied
+	}
+}
+
+func keysOf(h http.Header) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range h {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// bufferedResponse collects what an error handler writes.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.code == 0 {
+		b.code = code
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.code == 0 {
+		b.code = http.StatusOK
+	}
+	return b.body.Write(p)
+}
