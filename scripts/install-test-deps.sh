@@ -4,12 +4,13 @@
 set -euo pipefail
 
 # Debian packages the tests use, each named by the command it provides:
+#   caddy           forward_auth against /decisions (contrib/caddy/caddy_test.go)
 #   chromium        the real-browser journey (e2e/browser_test.go)
 #   docker-compose  validation of docker-compose.yml (e2e/compose_test.go)
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
 # Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium docker-compose nginx
+	set -- caddy chromium docker-compose nginx
 fi
 
 need=()
