@@ -16,7 +16,10 @@ import (
 func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	method, u := decisionURL(r)
+	// Stages and error handlers see the described request, not the call to
+	// /decisions: a redirect's return_to is the page the user asked for.
+	described, u := DescribeDecision(r)
+	method := described.Method
 	var out Outcome
 	defer func() {
 		d := time.Since(start)
@@ -39,11 +42,6 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		logEntry(log, f).Info("decision")
 	}()
 
-	// Stages and error handlers see the described request, not the call to
-	// /decisions: a redirect's return_to is the page the user asked for.
-	described := r.Clone(r.Context())
-	described.Method, described.URL, described.Host = method, u, u.Host
-	described.RequestURI = u.RequestURI()
 	out = Decide(a.Rules.Current(), described, u, nil)
 	if !out.Allowed() {
 		out.WriteError(rec)
