@@ -23,6 +23,7 @@ type Config struct {
 	Mutators       map[string]HandlerConfig `koanf:"mutators"`
 	Errors         Errors                   `koanf:"errors"`
 	Log            Log                      `koanf:"log"`
+	Tracing        Tracing                  `koanf:"tracing"`
 	// WebSocket holds the defaults of every rule's websocket block.
 	WebSocket rules.WebSocket `koanf:"-"`
 
@@ -137,6 +138,45 @@ type Log struct {
 	LeakSensitiveValues bool `koanf:"leak_sensitive_values"`
 }
 
+// Tracing is the tracing block, in Oathkeeper's shape. Only the "otel"
+// provider exists (OTLP over HTTP); any other provider leaves tracing off
+// with a warning. The standard OTEL_* environment variables apply to what
+// the file leaves unset (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER,
+// OTEL_SERVICE_NAME, ...).
+type Tracing struct {
+	// Provider is "otel" to trace, "" (the default) for no tracing.
+	Provider string `koanf:"provider"`
+	// ServiceName is the service.name of the spans (default portcullis).
+	ServiceName string           `koanf:"service_name"`
+	Providers   TracingProviders `koanf:"providers"`
+	// TrustIncoming continues the trace of a W3C traceparent (and
+	// tracestate) the client sent. Off, every request starts a trace of
+	// its own and the client's trace headers are replaced upstream. Turn it
+	// on only behind a proxy that sets or vets these headers.
+	TrustIncoming bool `koanf:"trust_incoming"`
+}
+
+// TracingProviders is tracing.providers.
+type TracingProviders struct {
+	OTLP OTLP `koanf:"otlp"`
+}
+
+// OTLP is tracing.providers.otlp: where the OTLP/HTTP exporter sends spans.
+type OTLP struct {
+	// ServerURL is host:port (or a URL) of the collector's OTLP/HTTP
+	// receiver; "" leaves it to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, else
+	// localhost:4318.
+	ServerURL string `koanf:"server_url"`
+	// Insecure sends spans over plain HTTP instead of HTTPS.
+	Insecure bool `koanf:"insecure"`
+	Sampling struct {
+		// SamplingRatio is the share of new traces recorded, 0 to 1 (a
+		// trusted parent's decision is kept); unset leaves it to
+		// OTEL_TRACES_SAMPLER, else every trace is recorded.
+		SamplingRatio *float64 `koanf:"sampling_ratio"`
+	} `koanf:"sampling"`
+}
+
 // Defaults are the values used for keys the file and environment leave unset.
 func Defaults() map[string]any {
 	return map[string]any{
@@ -164,6 +204,11 @@ func Defaults() map[string]any {
 		"log.level":                           "info",
 		"log.format":                          "text",
 		"log.leak_sensitive_values":           false,
+		"tracing.provider":                    "",
+		"tracing.service_name":                "portcullis",
+		"tracing.trust_incoming":              false,
+		"tracing.providers.otlp.server_url":   "",
+		"tracing.providers.otlp.insecure":     false,
 	}
 }
 
@@ -180,6 +225,7 @@ var knownLeaves = func() map[string]bool {
 		"serve.api.tls.cert.path", "serve.api.tls.key.path",
 		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
 		"serve.grpc.tls.cert.path", "serve.grpc.tls.key.path",
+		"tracing.providers.otlp.sampling.sampling_ratio",
 		"serve.proxy.upstream_ca_file",
 		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",

@@ -31,6 +31,8 @@ type API struct {
 	Routes map[string]http.Handler
 	// Ready, when set, adds a readiness condition beyond "rules loaded".
 	Ready func() error
+	// Tracing makes a span per decision; nil makes none.
+	Tracing *Tracing
 
 	mux *http.ServeMux
 }

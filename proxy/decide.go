@@ -53,7 +53,18 @@ func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) 
 		out.Err, out.refused = err, true
 		return out
 	}
+	var matched func(string, error)
+	if mo, ok := o.(matchObserver); ok {
+		matched = mo.MatchStart()
+	}
 	rule, groups, err := set.Match(r.Method, u)
+	if matched != nil {
+		id := ""
+		if rule != nil {
+			id = rule.ID
+		}
+		matched(id, err)
+	}
 	if err != nil {
 		out.Err, out.ErrorHandler = err, set.FallbackHandler(r, err)
 		return out

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // serveDecision answers /decisions/<path> with Oathkeeper's contract: it
@@ -21,8 +24,19 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	described, u := DescribeDecision(r)
 	method := described.Method
 	var out Outcome
+	var span trace.Span
+	var obs rules.StageObserver
+	if a.Tracing != nil {
+		var ctx context.Context
+		ctx, span = a.Tracing.startRequest(described.Context(), "decision "+method, method, described.Header)
+		described = described.WithContext(ctx)
+		obs = a.Tracing.observer(ctx)
+	}
 	defer func() {
 		d := time.Since(start)
+		if span != nil {
+			endRequest(span, &out, rec.status())
+		}
 		a.observer().Request("decisions", out.RuleID(), out.Decision(), rec.status(), d)
 		log := a.log()
 		if !infoEnabled(log) {
@@ -39,10 +53,13 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 			"latency_ms": float64(d.Microseconds()) / 1000,
 		}
 		out.logDenial(f)
+		if id := traceID(span); id != "" {
+			f["trace_id"] = id
+		}
 		logEntry(log, f).Info("decision")
 	}()
 
-	out = Decide(a.Rules.Current(), described, u, nil)
+	out = Decide(a.Rules.Current(), described, u, obs)
 	if !out.Allowed() {
 		out.WriteError(rec)
 		return

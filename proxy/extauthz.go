@@ -16,10 +16,12 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // ExtAuthzOptions configures an [ExtAuthz]. Zero fields take the documented
@@ -31,6 +33,10 @@ type ExtAuthzOptions struct {
 	Log logrus.FieldLogger
 	// Observer is told about every call as front end "grpc"; nil discards.
 	Observer Observer
+	// Tracing makes a span per check; nil makes none. The trace context
+	// read when trusted is the described request's (Envoy forwards the
+	// client's traceparent in attributes.request.http.headers).
+	Tracing *Tracing
 }
 
 // ExtAuthz serves Envoy's external authorization API over gRPC
@@ -75,8 +81,19 @@ func (x *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	var out Outcome
 	status := http.StatusOK
 	described, u, err := describeCheck(ctx, req)
+	var span trace.Span
+	var obs rules.StageObserver
+	if x.opts.Tracing != nil {
+		var tctx context.Context
+		tctx, span = x.opts.Tracing.startRequest(ctx, "check "+described.Method, described.Method, described.Header)
+		described = described.WithContext(tctx)
+		obs = x.opts.Tracing.observer(tctx)
+	}
 	defer func() {
 		d := time.Since(start)
+		if span != nil {
+			endRequest(span, &out, status)
+		}
 		x.opts.Observer.Request("grpc", out.RuleID(), out.Decision(), status, d)
 		if !infoEnabled(x.opts.Log) {
 			return
@@ -92,12 +109,15 @@ func (x *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 			"latency_ms": float64(d.Microseconds()) / 1000,
 		}
 		out.logDenial(f)
+		if id := traceID(span); id != "" {
+			f["trace_id"] = id
+		}
 		logEntry(x.opts.Log, f).Info("check")
 	}()
 	if err != nil {
 		out = Outcome{Request: described, URL: u, Err: err, refused: true}
 	} else {
-		out = Decide(x.opts.Rules.Current(), described, u, nil)
+		out = Decide(x.opts.Rules.Current(), described, u, obs)
 	}
 	if out.Allowed() {
 		return okResponse(described.Header, out.Session), nil

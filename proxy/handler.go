@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -47,6 +49,9 @@ type Handler struct {
 	// TrustForwardedHeaders lets X-Forwarded-Proto/-Host decide the URL
 	// that rules match. Enable only behind a trusted load balancer.
 	TrustForwardedHeaders bool
+	// Tracing makes a span per request (and its stages, the upstream round
+	// trip, the tunnel); nil makes none.
+	Tracing *Tracing
 
 	rp *httputil.ReverseProxy
 }
@@ -93,7 +98,7 @@ func (h *Handler) Init() *Handler {
 				pr.Out.Header.Del("Connection")
 			}
 		},
-		Transport: h.Transport,
+		Transport: h.upstreamTransport(),
 		// Streams (unknown length) and Server-Sent Events are flushed as
 		// they arrive whatever this says (httputil's own rule). A body of
 		// known length is written in as few writes as the buffer allows,
@@ -106,6 +111,15 @@ func (h *Handler) Init() *Handler {
 		BufferPool:    copyBuffers,
 	}
 	return h
+}
+
+// upstreamTransport is Transport, wrapped to make the upstream span when
+// tracing is on.
+func (h *Handler) upstreamTransport() http.RoundTripper {
+	if h.Tracing == nil {
+		return h.Transport
+	}
+	return tracedTransport{base: h.Transport, t: h.Tracing}
 }
 
 // copyBuffers lends httputil the buffers it copies response bodies
@@ -181,8 +195,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	var out Outcome
+	var span trace.Span
+	var obs rules.StageObserver
+	if h.Tracing != nil {
+		var ctx context.Context
+		ctx, span = h.Tracing.startRequest(r.Context(), "proxy "+r.Method, r.Method, r.Header)
+		r = r.WithContext(ctx)
+		obs = h.Tracing.observer(ctx)
+	}
 	defer func() {
 		d := time.Since(start)
+		if span != nil {
+			endRequest(span, &out, rec.status())
+		}
 		h.Observer.Request("proxy", out.RuleID(), out.Decision(), rec.status(), d)
 		if !infoEnabled(h.Log) {
 			return
@@ -198,6 +223,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"latency_ms": float64(d.Microseconds()) / 1000,
 		}
 		out.logDenial(f)
+		if id := traceID(span); id != "" {
+			f["trace_id"] = id
+		}
 		if rec.upstreamErr != nil {
 			f["upstream_error"] = rec.upstreamErr.Error()
 		}
@@ -205,7 +233,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	u := requestURL(r, h.TrustForwardedHeaders)
-	out = Decide(h.Rules.Current(), r, u, nil)
+	out = Decide(h.Rules.Current(), r, u, obs)
 	if !out.Allowed() {
 		out.WriteError(rec)
 		return
@@ -225,7 +253,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Header.Del("X-Forwarded-Proto")
 		out.Header.Del("Forwarded")
 		rewrite(out, r, rt)
-		h.Upgrade(rec, r, rule, s, out)
+		if h.Tracing == nil {
+			h.Upgrade(rec, r, rule, s, out)
+			return
+		}
+		// The tunnel span outlives the request's: the tunnel ends it with
+		// its close reason (TunnelSpan); a refused upgrade ends it here.
+		ctx, tspan := h.Tracing.tracer.Start(r.Context(), "websocket tunnel", trace.WithAttributes(attrRule.String(rule.ID)))
+		h.Upgrade(rec, r.WithContext(ctx), rule, s, out.WithContext(ctx))
+		if rec.status() != http.StatusSwitchingProtocols {
+			tspan.SetAttributes(attrCloseReason.String("refused"), attribute.Int("http.response.status_code", rec.status()))
+			tspan.End()
+		}
 		return
 	}
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))

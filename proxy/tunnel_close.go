@@ -64,6 +64,7 @@ type tunnel struct {
 	policy  rules.WebSocketPolicy
 	reval   pipeline.Revalidator
 	start   time.Time
+	closed  func(reason string) // TunnelRequest.Closed
 
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
@@ -88,7 +89,7 @@ type tunnel struct {
 // open starts the tunnel between the upgraded client and upstream.
 func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
 	now := time.Now()
-	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now}
+	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now, closed: req.Closed}
 	p := req.Policy
 	if s := req.Session; s != nil {
 		tun.subject = s.Subject
@@ -344,6 +345,9 @@ func (t *tunnel) finish() {
 	t.mu.Unlock()
 	life := time.Since(t.start)
 	t.owner.m.Closed(t.rule, c.reason, life)
+	if t.closed != nil {
+		t.closed(c.reason)
+	}
 	f := logrus.Fields{
 		"rule":              t.rule,
 		"subject":           t.subject,

@@ -29,6 +29,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/internal/tracing"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -155,8 +156,10 @@ type Server struct {
 	listeners map[string]net.Listener
 	servers   map[string]*http.Server
 	grpc      *grpc.Server
-	wg        sync.WaitGroup
-	shutdown  []func(context.Context) error
+	// tracerShutdown flushes and stops the tracer provider (nil: no tracing).
+	tracerShutdown func(context.Context) error
+	wg             sync.WaitGroup
+	shutdown       []func(context.Context) error
 }
 
 // New assembles a server from the configuration and loads the rules. It
@@ -201,6 +204,18 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	tp, err := tracing.New(ctx, cfg.Tracing, Version)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	var tr *proxy.Tracing
+	if tp != nil {
+		tr = proxy.NewTracing(tp, cfg.Tracing.TrustIncoming)
+		// Last of the shutdown work: the spans of the final requests and
+		// tunnels are flushed.
+		s.tracerShutdown = tp.Shutdown
+	}
 	transport := proxy.NewTransport()
 	if t := cfg.Serve.Proxy.Timeout.Upstream; t > 0 {
 		transport.ResponseHeaderTimeout = t
@@ -224,8 +239,10 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:                   log,
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+		Tracing:               tr,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
-			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
+			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out,
+				Closed: proxy.TunnelSpan(r.Context())})
 		},
 	}).Init()
 	s.API = &proxy.API{
@@ -234,8 +251,9 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:      log,
 		Observer: s.Metrics,
 		Routes:   s.Catalog.APIRoutes(),
+		Tracing:  tr,
 	}
-	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics})
+	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Tracing: tr})
 	return s, nil
 }
 
@@ -417,6 +435,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	if s.tracerShutdown != nil {
+		if err := s.tracerShutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tracing: %w", err))
+		}
+	}
 	s.cancel()
 	s.wg.Wait()
 	if set := s.Rules.Current(); set != nil {
