@@ -192,7 +192,8 @@ func addCheckHeader(h http.Header, k, v string) {
 }
 
 // okResponse is the answer to an allowed request: the mutators' headers
-// replace the client's of the same name, the merged Cookie header when the
+// replace the client's of the same name (headers the mutators left as the
+// client sent them are not repeated), the merged Cookie header when the
 // cookie mutator set cookies, and the credential carriers the
 // authenticators recorded are removed (headers, query parameters, and
 // Sec-WebSocket-Protocol entries).
@@ -201,6 +202,12 @@ func okResponse(client http.Header, s *pipeline.Session) *authv3.CheckResponse {
 	set := map[string]bool{}
 	for _, k := range slices.Sorted(keysOf(s.Header)) {
 		name := http.CanonicalHeaderKey(k)
+		if slices.Equal(s.Header[k], client.Values(name)) {
+			// The client's own value (the noop mutator echoes the request):
+			// Envoy forwards it anyway, and a carrier among them must
+			// still be removed.
+			continue
+		}
 		set[name] = true
 		ok.Headers = append(ok.Headers, headerOptions(name, s.Header[k])...)
 	}
