@@ -197,8 +197,14 @@ func TestTraefikFiles(t *testing.T) {
 	if h := fa["authResponseHeaders"].([]any); !slices.Contains(h, any("X-User")) {
 		t.Errorf("authResponseHeaders %v", h)
 	}
-	if m := get(t, d, "http", "routers", "application", "middlewares").([]any); !slices.Contains(m, any("portcullis")) {
-		t.Errorf("router middlewares %v", m)
+	if m := get(t, d, "http", "routers", "application", "middlewares").([]any); !slices.Equal(m, []any{"strip-identity", "portcullis"}) {
+		t.Errorf("router middlewares %v, want the client's identity headers removed before the decision", m)
+	}
+	strip := get(t, d, "http", "middlewares", "strip-identity", "headers", "customRequestHeaders").(map[string]any)
+	for _, h := range fa["authResponseHeaders"].([]any) {
+		if v, ok := strip[h.(string)]; !ok || v != "" {
+			t.Errorf("strip-identity does not remove %v", h)
+		}
 	}
 	s := docs(t, filepath.Join("traefik", "traefik.yml"))[0]
 	if f := get(t, s, "providers", "file", "filename"); !strings.HasSuffix(f.(string), "dynamic.yml") {
