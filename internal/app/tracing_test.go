@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	collector "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -150,6 +153,11 @@ authenticators: {anonymous: {enabled: true}}
 authorizers: {allow: {enabled: true}, deny: {enabled: true}}
 mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}}
 log: {format: json}
+serve:
+  proxy: {host: 127.0.0.1, port: 0}
+  api: {host: 127.0.0.1, port: 0}
+  prometheus: {port: -1}
+  grpc: {host: 127.0.0.1, port: 0}
 tracing:
   provider: otel
   service_name: edge
@@ -283,6 +291,58 @@ tracing:
 		spans := waitSpans(logTrace(untrusted, "/ws"), "proxy GET", "websocket tunnel")
 		if got := attr(spans["websocket tunnel"].span, "portcullis.tunnel.close_reason"); got != "max_lifetime" {
 			t.Errorf("tunnel close reason %q, want max_lifetime", got)
+		}
+	})
+
+	t.Run("decision API and ext_authz", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", untrusted.url("api")+"/decisions/closed/d", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		conn, err := grpc.NewClient(untrusted.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Scheme: "http", Host: "app.example", Path: "/open/g"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ root, stage, outcome string }{
+			{"decision GET", "authorizer deny", "denied"},
+			{"check GET", "mutator header", "ok"},
+		} {
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				var root *tracepb.Span
+				rc.mu.Lock()
+				for _, s := range rc.spans {
+					if s.span.GetName() == tc.root {
+						root = s.span
+					}
+				}
+				rc.mu.Unlock()
+				if root != nil {
+					spans := rc.trace(hex.EncodeToString(root.GetTraceId()))
+					if st, ok := spans[tc.stage]; ok {
+						if got := attr(st.span, "portcullis.outcome"); got != tc.outcome {
+							t.Errorf("%s: %s outcome %q, want %q", tc.root, tc.stage, got, tc.outcome)
+						}
+						if _, ok := spans["rule match"]; !ok {
+							t.Errorf("%s: no rule match span", tc.root)
+						}
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no %s span with a %s child", tc.root, tc.stage)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 	})
 
