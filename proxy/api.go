@@ -56,8 +56,6 @@ func (a *API) log() logrus.FieldLogger {
 // Handler returns the API's http.Handler.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/decisions", a.serveDecision)
-	mux.HandleFunc("/decisions/", a.serveDecision)
 	mux.HandleFunc("GET /rules", a.listRules)
 	mux.HandleFunc("GET /rules/{id}", a.getRule)
 	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, _ *http.Request) {
@@ -71,7 +69,23 @@ func (a *API) Handler() http.Handler {
 		mux.Handle(p, h)
 	}
 	a.mux = mux
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /decisions is routed on the target as received: ServeMux would
+		// answer a path it cleans ("//", "..") with a redirect, and a
+		// decoded "/%64ecisions" would reach it under another name.
+		if isDecisionsTarget(rawTarget(r)) {
+			a.serveDecision(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// isDecisionsTarget reports whether the raw target t is /decisions or
+// below it.
+func isDecisionsTarget(t string) bool {
+	rest, ok := strings.CutPrefix(t, "/decisions")
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == '?')
 }
 
 func (a *API) ready(w http.ResponseWriter, _ *http.Request) {

@@ -39,18 +39,32 @@ type Outcome struct {
 var errRulesNotLoaded = pipeline.Unavailable("access rules are not loaded", nil)
 
 // Decide runs the one decision path for r, the request a front end
-// describes, whose matched URL is u: rules loaded, the path strictness
-// check, exactly one rule ([rules.Set.Match]), the rule's stages
-// ([rules.Compiled.RunObserved], telling o when it is not nil) and, on a
-// denial, the choice of error handler. r is not modified.
+// describes (already checked by that front end: the proxy's path check, the
+// decision front ends' describeStrict), whose matched URL is u: rules
+// loaded, exactly one rule ([rules.Set.Match]; when u.RawPath holds the
+// path as received, the same rule must match it too, or the answer is
+// errAmbiguousPath), the rule's stages ([rules.Compiled.RunObserved],
+// telling o when it is not nil) and, on a denial, the choice of error
+// handler. r is not modified.
 func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) Outcome {
+	return decide(set, r, u, o, nil)
+}
+
+// Refused is the outcome of a request its front end could not describe: err
+// (a 400) is answered as JSON, and no rule is asked.
+func Refused(r *http.Request, u *url.URL, err error) Outcome {
+	if u == nil {
+		u = &url.URL{Path: "-"} // what the log shows of a refused description
+	}
+	return Outcome{Request: r, URL: u, Err: err, refused: true}
+}
+
+// decide is Decide; view, when set, is how the error handlers see the
+// request after a stage's denial (the proxy makes its URL absolute).
+func decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver, view func(*http.Request) *http.Request) Outcome {
 	out := Outcome{Request: r, URL: u}
 	if set == nil {
 		out.Err = errRulesNotLoaded
-		return out
-	}
-	if err := checkPath(u.Path); err != nil {
-		out.Err, out.refused = err, true
 		return out
 	}
 	var matched func(string, error)
@@ -58,6 +72,11 @@ func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) 
 		matched = mo.MatchStart()
 	}
 	rule, groups, err := set.Match(r.Method, u)
+	if err == nil && u.RawPath != "" && !rule.MatchesPath(u, u.RawPath) {
+		// /%67uest is /guest only to an application that decodes before
+		// routing.
+		rule, groups, err = nil, nil, errAmbiguousPath
+	}
 	if matched != nil {
 		id := ""
 		if rule != nil {
@@ -74,6 +93,9 @@ func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) 
 	if err := rule.RunObserved(r, out.Session, o); err != nil {
 		out.Err = err
 		out.Request = withoutCarriers(r, out.Session)
+		if view != nil {
+			out.Request = view(out.Request)
+		}
 		out.ErrorHandler = rule.ErrorHandler(out.Request, err)
 	}
 	return out

@@ -21,7 +21,8 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	// Stages and error handlers see the described request, not the call to
 	// /decisions: a redirect's return_to is the page the user asked for.
-	described, u := DescribeDecision(r)
+	set := a.Rules.Current()
+	described, u, derr := DescribeDecision(r)
 	method := described.Method
 	var out Outcome
 	var span trace.Span
@@ -59,7 +60,11 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		logEntry(log, f).Info("decision")
 	}()
 
-	out = Decide(a.Rules.Current(), described, u, obs)
+	if derr != nil && set != nil {
+		out = Refused(described, u, derr)
+	} else {
+		out = Decide(set, described, u, obs)
+	}
 	if !out.Allowed() {
 		out.WriteError(rec)
 		return

@@ -63,13 +63,32 @@ type ExplainedStage struct {
 // stage in order with its outcome, and the answer. It has the effects the
 // decision has (identity providers and remote authorizers are asked).
 func Explain(set *rules.Set, r *http.Request, u *url.URL) Explanation {
+	return explain(set, r, u, nil)
+}
+
+// ExplainDecision explains the decision /decisions would make for the call
+// r: the request it describes (see [DescribeDecision]) run through
+// [Explain], or the refusal of an ambiguous description.
+func ExplainDecision(set *rules.Set, r *http.Request) Explanation {
+	described, u, err := DescribeDecision(r)
+	return explain(set, described, u, err)
+}
+
+// explain is Explain for a request whose description may have been refused
+// (refused, a 400 the front end answers without asking any rule).
+func explain(set *rules.Set, r *http.Request, u *url.URL, refused error) Explanation {
 	ex := Explanation{Method: r.Method, URL: rules.MatchURL(u)}
 	for k := range u.Query() {
 		ex.Query = append(ex.Query, k)
 	}
 	slices.Sort(ex.Query)
 	rec := &stageRecorder{}
-	out := Decide(set, r, u, rec)
+	var out Outcome
+	if refused != nil {
+		out = Refused(r, u, refused)
+	} else {
+		out = Decide(set, r, u, rec)
+	}
 	if set != nil && !out.refused {
 		ex.Candidates = set.Explain(r.Method, u)
 	}
@@ -182,22 +201,22 @@ func ExplainHandler(src RuleSource) http.Handler {
 			pipeline.WriteError(w, pipeline.Errorf(http.StatusBadRequest, "request body: %v", err), false)
 			return
 		}
-		described, u, err := er.Describe(r)
+		call, err := er.decisionCall(r)
 		if err != nil {
 			pipeline.WriteError(w, err, false)
 			return
 		}
-		writeJSON(w, http.StatusOK, Explain(src.Current(), described, u))
+		writeJSON(w, http.StatusOK, ExplainDecision(src.Current(), call))
 	})
 }
 
-// Describe turns the description into the request the decision path
-// evaluates, described as /decisions describes a request
-// (X-Forwarded-Method, -Proto, -Host and -Uri), with parent's context.
-func (er ExplainRequest) Describe(parent *http.Request) (*http.Request, *url.URL, error) {
+// decisionCall turns the description into the call to /decisions that
+// describes it (X-Forwarded-Method, -Proto, -Host and -Uri), with parent's
+// context.
+func (er ExplainRequest) decisionCall(parent *http.Request) (*http.Request, error) {
 	target, err := url.Parse(er.URL)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return nil, nil, pipeline.Errorf(http.StatusBadRequest, "url: %q is not an absolute http(s) URL", er.URL)
+		return nil, pipeline.Errorf(http.StatusBadRequest, "url: %q is not an absolute http(s) URL", er.URL)
 	}
 	method := strings.ToUpper(er.Method)
 	if method == "" {
@@ -205,7 +224,7 @@ func (er ExplainRequest) Describe(parent *http.Request) (*http.Request, *url.URL
 	}
 	r, err := http.NewRequestWithContext(parent.Context(), method, "/decisions", strings.NewReader(er.Body))
 	if err != nil {
-		return nil, nil, pipeline.Errorf(http.StatusBadRequest, "method: %v", err)
+		return nil, pipeline.Errorf(http.StatusBadRequest, "method: %v", err)
 	}
 	for k, v := range er.Headers {
 		r.Header.Set(k, v)
@@ -213,24 +232,37 @@ func (er ExplainRequest) Describe(parent *http.Request) (*http.Request, *url.URL
 	r.Header.Set("X-Forwarded-Method", method)
 	r.Header.Set("X-Forwarded-Proto", target.Scheme)
 	r.Header.Set("X-Forwarded-Host", target.Host)
-	r.Header.Set("X-Forwarded-Uri", target.RequestURI())
+	r.Header.Set("X-Forwarded-Uri", target.EscapedPath()+queryPart(target))
 	r.Host = target.Host
 	r.RemoteAddr = parent.RemoteAddr
 	if er.RemoteAddr != "" {
 		r.RemoteAddr = er.RemoteAddr
 	}
-	described, u := DescribeDecision(r)
-	return described, u, nil
+	return r, nil
+}
+
+// queryPart is "?" and u's raw query, or "" without one.
+func queryPart(u *url.URL) string {
+	if u.RawQuery == "" && !u.ForceQuery {
+		return ""
+	}
+	return "?" + u.RawQuery
 }
 
 // DescribeDecision is the request a call to /decisions describes and the URL
-// rules match for it: the method, scheme, host and path from
+// rules match for it, by the one strict description of every decision front
+// end (describeStrict): the method, scheme, host and target from
 // X-Forwarded-Method/-Proto/-Host/-Uri (or the call itself), the call's
-// other headers.
-func DescribeDecision(r *http.Request) (*http.Request, *url.URL) {
-	method, u := decisionURL(r)
+// other headers. The described request's URL is absolute. An ambiguous
+// description is an error with status 400; r and a placeholder URL are then
+// returned for the log line.
+func DescribeDecision(r *http.Request) (*http.Request, *url.URL, error) {
+	d, err := describeStrict(decisionInput(r))
+	if err != nil {
+		return r, &url.URL{Path: "-"}, err
+	}
 	described := r.Clone(r.Context())
-	described.Method, described.URL, described.Host = method, u, u.Host
-	described.RequestURI = u.RequestURI()
-	return described, u
+	described.Method, described.URL, described.Host = d.Method, d.URL, d.URL.Host
+	described.RequestURI = d.URL.RequestURI()
+	return described, d.URL, nil
 }

@@ -140,24 +140,29 @@ func describeCheck(ctx context.Context, req *authv3.CheckRequest) (*http.Request
 	h := req.GetAttributes().GetRequest().GetHttp()
 	r := (&http.Request{Method: strings.ToUpper(h.GetMethod()), Header: http.Header{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Body: http.NoBody}).WithContext(ctx)
-	u := &url.URL{Scheme: h.GetScheme(), Host: h.GetHost(), Path: "/"}
-	r.URL, r.Host = u, u.Host
+	u := &url.URL{Path: "-"} // what the log shows of a refused description
+	r.URL = u
 	if h == nil {
 		return r, u, errBadCheck("the check request has no attributes.request.http")
 	}
-	if u.Scheme == "" {
-		u.Scheme = "http"
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return r, u, errBadCheck("attributes.request.http.scheme must be http or https")
-	}
-	if r.Method == "" || u.Host == "" || h.GetPath() == "" {
+	if r.Method == "" || h.GetHost() == "" || h.GetPath() == "" {
 		return r, u, errBadCheck("attributes.request.http needs a method, a host and a path")
 	}
-	u.Path, u.RawQuery = describedPath(h.GetPath())
-	if h.GetQuery() != "" && u.RawQuery == "" {
-		u.RawQuery = h.GetQuery()
+	// The one strict description of every decision front end: a scheme,
+	// host or path some parser could read differently is a 400.
+	in := describedInput{Method: h.GetMethod(), DefaultScheme: "http", Host: []string{h.GetHost()}, Target: h.GetPath()}
+	if sc := h.GetScheme(); sc != "" {
+		in.Proto = []string{sc}
 	}
+	if !strings.Contains(in.Target, "?") && h.GetQuery() != "" {
+		in.Target += "?" + h.GetQuery()
+	}
+	d, err := describeStrict(in)
+	if err != nil {
+		return r, u, err
+	}
+	u = d.URL
+	r.Method, r.URL, r.Host = d.Method, u, u.Host
 	for k, v := range h.GetHeaders() {
 		addCheckHeader(r.Header, k, v)
 	}
@@ -220,22 +225,22 @@ func okResponse(client http.Header, s *pipeline.Session) *authv3.CheckResponse {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
 		}
 	}
-	if len(s.Scrub.Subprotocols) > 0 && !set["Sec-Websocket-Protocol"] {
-		var kept []string
-		for _, v := range client.Values("Sec-WebSocket-Protocol") {
-			for _, p := range strings.Split(v, ",") {
-				if p = strings.TrimSpace(p); p != "" && !slices.Contains(s.Scrub.Subprotocols, p) {
-					kept = append(kept, p)
-				}
-			}
-		}
-		if len(kept) == 0 {
+	if offered := client.Values("Sec-WebSocket-Protocol"); len(offered) > 0 && !set["Sec-Websocket-Protocol"] {
+		// The token entry of the offer (by exact value or prefix) never
+		// reaches the upstream; the rest of the offer is kept.
+		kept := offeredProtocols(client, s.Scrub)
+		switch {
+		case len(kept) == 0:
 			ok.HeadersToRemove = append(ok.HeadersToRemove, "Sec-Websocket-Protocol")
-		} else {
+		case strings.Join(kept, ", ") != strings.Join(offered, ", "):
 			ok.Headers = append(ok.Headers, headerOptions("Sec-Websocket-Protocol", []string{strings.Join(kept, ", ")})...)
 		}
 	}
-	ok.QueryParametersToRemove = append(ok.QueryParametersToRemove, s.Scrub.QueryParams...)
+	for _, q := range s.Scrub.QueryParams {
+		if !slices.Contains(ok.QueryParametersToRemove, q) {
+			ok.QueryParametersToRemove = append(ok.QueryParametersToRemove, q)
+		}
+	}
 	return &authv3.CheckResponse{
 		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},

@@ -60,6 +60,7 @@ func (c *Compiled) Run(r *http.Request, s *pipeline.Session) error {
 // RunObserved is [Compiled.Run] telling o about each stage; a nil o costs
 // nothing.
 func (c *Compiled) RunObserved(r *http.Request, s *pipeline.Session, o StageObserver) error {
+	s.Scrub = c.Carriers.Merge(s.Scrub)
 	authenticated := false
 	for _, a := range c.authenticators {
 		done := start(o, StageAuthenticator, a.name, r, s)

@@ -302,8 +302,7 @@ func runCases(w io.Writer, set *rules.Set, cases []testCase, explain bool) int {
 // explainCase runs the case's request through the decision path again,
 // described exactly as evaluate describes it to /decisions, and explains it.
 func explainCase(set *rules.Set, tc testCase) proxy.Explanation {
-	described, u := proxy.DescribeDecision(decisionCall(tc))
-	return proxy.Explain(set, described, u)
+	return proxy.ExplainDecision(set, decisionCall(tc))
 }
 
 // printExplanation writes an explanation indented under its case.

@@ -239,6 +239,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:                   log,
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
 		Tracing:               tr,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out,
@@ -279,7 +280,8 @@ func (s *Server) OnShutdown(f func(context.Context) error) { s.shutdown = append
 // Listen binds the proxy and API listeners.
 func (s *Server) Listen() error {
 	t := s.Config.Serve.Proxy.Timeout
-	add := func(name string, l config.Listener, h http.Handler, timeouts bool) error {
+	proxyTimeouts := config.APITimeouts{Read: t.Read, ReadHeader: t.ReadHeader, Write: t.Write, Idle: t.Idle}
+	add := func(name string, l config.Listener, h http.Handler, timeouts *config.APITimeouts) error {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {
 			return fmt.Errorf("serve.%s: %w", name, err)
@@ -287,7 +289,7 @@ func (s *Server) Listen() error {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 1 << 20,
 			ErrorLog:    stdlog.New(s.Log.WriterLevel(logrus.DebugLevel), "", 0),
 			BaseContext: func(net.Listener) context.Context { return s.ctx }}
-		if timeouts {
+		if t := timeouts; t != nil {
 			srv.ReadTimeout, srv.ReadHeaderTimeout, srv.WriteTimeout, srv.IdleTimeout = t.Read, t.ReadHeader, t.Write, t.Idle
 		}
 		if l.TLS.Enabled() {
@@ -305,15 +307,15 @@ func (s *Server) Listen() error {
 		s.listeners[name], s.servers[name] = ln, srv
 		return nil
 	}
-	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, true); err != nil {
+	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, &proxyTimeouts); err != nil {
 		return err
 	}
-	if err := add("api", s.Config.Serve.API, s.API.Handler(), false); err != nil {
+	if err := add("api", s.Config.Serve.API.Listener, s.API.Handler(), &s.Config.Serve.API.Timeout); err != nil {
 		s.listeners["proxy"].Close()
 		return err
 	}
 	if g := s.Config.Serve.GRPC; g.Port >= 0 {
-		if err := s.listenGRPC(g); err != nil {
+		if err := s.listenGRPC(g, s.Config.Serve.API.Timeout); err != nil {
 			s.listeners["proxy"].Close()
 			s.listeners["api"].Close()
 			return err
@@ -322,7 +324,7 @@ func (s *Server) Listen() error {
 	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
 		mux := http.NewServeMux()
 		mux.Handle(p.MetricsPath, s.Metrics.Handler())
-		if err := add("prometheus", p.Listener, mux, false); err != nil {
+		if err := add("prometheus", p.Listener, mux, nil); err != nil {
 			for _, ln := range s.listeners {
 				ln.Close()
 			}
@@ -333,17 +335,29 @@ func (s *Server) Listen() error {
 }
 
 // listenGRPC binds serve.grpc and prepares the gRPC server of the ext_authz
-// service, with the API listener's bounds: 5 s to complete a connection's
-// handshake, idle connections closed after two minutes, 1 MiB messages.
-func (s *Server) listenGRPC(l config.Listener) error {
+// service, with the API listener's timeouts (serve.api.timeout): read_header
+// to complete a connection's handshake, write to answer each check (its
+// context ends then, and with it any identity provider call), idle to close
+// an unused connection; messages up to 1 MiB.
+func (s *Server) listenGRPC(l config.Listener, t config.APITimeouts) error {
 	ln, err := net.Listen("tcp", l.Addr())
 	if err != nil {
 		return fmt.Errorf("serve.grpc: %w", err)
 	}
 	opts := []grpc.ServerOption{
-		grpc.ConnectionTimeout(5 * time.Second),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: t.Idle}),
 		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if t.Write <= 0 {
+				return h(ctx, req)
+			}
+			ctx, cancel := context.WithTimeout(ctx, t.Write)
+			defer cancel()
+			return h(ctx, req)
+		}),
+	}
+	if t.ReadHeader > 0 {
+		opts = append(opts, grpc.ConnectionTimeout(t.ReadHeader))
 	}
 	if l.TLS.Enabled() {
 		cert, err := tls.LoadX509KeyPair(l.TLS.Cert.Path, l.TLS.Key.Path)
