@@ -53,8 +53,12 @@ type BearerTokenConfig struct {
 	AcceptXSessionToken bool `json:"accept_x_session_token"`
 }
 
-// SetDefaults sets the shared defaults.
-func (c *BearerTokenConfig) SetDefaults() { c.SessionCheckConfig.SetDefaults() }
+// SetDefaults sets the shared defaults, with Oathkeeper's subject_from of
+// bearer_token: "sub".
+func (c *BearerTokenConfig) SetDefaults() {
+	c.SessionCheckConfig.SetDefaults()
+	c.SubjectFrom = "sub"
+}
 
 // Validate checks the shared keys and token_from.
 func (c *BearerTokenConfig) Validate() error {
@@ -74,7 +78,7 @@ func (c *BearerTokenConfig) Validate() error {
 // token is a 401; a store that is down, slow past `timeout` or failing is a
 // 503. A token taken from a query parameter is removed from the URL before
 // the request goes upstream.
-var NewBearerToken = pipeline.Typed(func(c *BearerTokenConfig, _ pipeline.Deps) (pipeline.Authenticator, error) {
+var NewBearerToken = pipeline.Typed(func(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
 	from := c.TokenFrom
 	if from == nil {
 		from = &TokenFrom{}
@@ -83,7 +87,7 @@ var NewBearerToken = pipeline.Typed(func(c *BearerTokenConfig, _ pipeline.Deps) 
 		from:    from,
 		prefix:  c.Prefix,
 		xst:     c.AcceptXSessionToken,
-		checker: newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization"),
+		checker: newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization").withRevocations(deps.Revocations),
 	}, nil
 })
 
@@ -126,7 +130,27 @@ func (a *bearerToken) Authenticate(r *http.Request, s *pipeline.Session) error {
 	if token == "" || !strings.HasPrefix(token, a.prefix) {
 		return pipeline.ErrNotResponsible
 	}
-	return a.checker.authenticate(r, s, a.checker.input(r, "", token))
+	in := a.checker.input(r, "", token)
+	if a.fromAuthorization() && entry == "" && bearerValue(r) == token {
+		// A plain session store gets the Authorization header as the
+		// client wrote it ("bearer zyx" stays lower case), as Oathkeeper
+		// forwards it.
+		in.authorization = r.Header.Get("Authorization")
+	}
+	return a.checker.authenticate(r, s, in)
+}
+
+// fromAuthorization reports whether the token is read from the
+// Authorization header.
+func (a *bearerToken) fromAuthorization() bool {
+	f := a.from
+	return f.WebsocketProtocol == "" && f.QueryParameter == "" && f.Cookie == "" &&
+		(f.Header == "" || http.CanonicalHeaderKey(f.Header) == "Authorization")
+}
+
+// bearerValue is the token of the request's Authorization header.
+func bearerValue(r *http.Request) string {
+	return (*tokenfrom.Location)(nil).Extract(r)
 }
 
 // token returns the request's token and, when it came from a

@@ -38,7 +38,7 @@ func WriteError(w http.ResponseWriter, err error, verbose bool) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(body)

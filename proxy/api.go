@@ -31,6 +31,9 @@ type API struct {
 	Routes map[string]http.Handler
 	// Ready, when set, adds a readiness condition beyond "rules loaded".
 	Ready func() error
+	// Revocations, when set, denies decisions for revoked sessions and
+	// subjects (401), as the proxy does.
+	Revocations SessionRevocations
 	// Tracing makes a span per decision; nil makes none.
 	Tracing *Tracing
 
@@ -145,7 +148,7 @@ func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

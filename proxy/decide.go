@@ -47,8 +47,24 @@ var errRulesNotLoaded = pipeline.Unavailable("access rules are not loaded", nil)
 // telling o when it is not nil) and, on a denial, the choice of error
 // handler. r is not modified.
 func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) Outcome {
-	return decide(set, r, u, o, nil)
+	return decide(set, r, u, decideOptions{observer: o})
 }
+
+// decideOptions are what a front end adds to the decision path.
+type decideOptions struct {
+	// observer is told about the match and each stage; nil: nothing.
+	observer rules.StageObserver
+	// view, when set, is how the error handlers see the request after a
+	// stage's denial (the proxy makes its URL absolute).
+	view func(*http.Request) *http.Request
+	// revocations, when set, denies (401) an allowed request whose session
+	// or subject was revoked, here or on another replica, although a cache
+	// or a still-valid token admitted it.
+	revocations SessionRevocations
+}
+
+// errSessionRevoked denies a request whose session or subject was revoked.
+var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
 
 // Refused is the outcome of a request its front end could not describe: err
 // (a 400) is answered as JSON, and no rule is asked.
@@ -59,9 +75,9 @@ func Refused(r *http.Request, u *url.URL, err error) Outcome {
 	return Outcome{Request: r, URL: u, Err: err, refused: true}
 }
 
-// decide is Decide; view, when set, is how the error handlers see the
-// request after a stage's denial (the proxy makes its URL absolute).
-func decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver, view func(*http.Request) *http.Request) Outcome {
+// decide is Decide with a front end's options.
+func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Outcome {
+	o := opts.observer
 	out := Outcome{Request: r, URL: u}
 	if set == nil {
 		out.Err = errRulesNotLoaded
@@ -90,11 +106,15 @@ func decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver, 
 	}
 	out.Rule = rule
 	out.Session = pipeline.NewSession(r, u, groups)
-	if err := rule.RunObserved(r, out.Session, o); err != nil {
+	err = rule.RunObserved(r, out.Session, o)
+	if err == nil && opts.revocations != nil && opts.revocations.Revoked(out.Session.SessionID, out.Session.Subject) {
+		err = errSessionRevoked
+	}
+	if err != nil {
 		out.Err = err
 		out.Request = withoutCarriers(r, out.Session)
-		if view != nil {
-			out.Request = view(out.Request)
+		if opts.view != nil {
+			out.Request = opts.view(out.Request)
 		}
 		out.ErrorHandler = rule.ErrorHandler(out.Request, err)
 	}
@@ -158,11 +178,16 @@ func (o *Outcome) Denial() Denial {
 		return Denial{}
 	}
 	d := Denial{Reason: reasonOf(o.Err)}
-	var se *rules.StageError
-	if o.Rule == nil || !errors.As(o.Err, &se) {
+	if o.Rule == nil {
 		return d
 	}
 	authz := o.Rule.Rule.Authorizer.Handler
+	var se *rules.StageError
+	if !errors.As(o.Err, &se) {
+		// Every stage allowed it; the session was revoked since.
+		d.Authenticator, d.Authorizer = o.Session.Authenticator, authz+": allowed"
+		return d
+	}
 	switch se.Stage {
 	case rules.StageAuthenticator:
 		d.Authenticator, d.Authorizer = se.Handler, "not reached"

@@ -63,7 +63,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	if derr != nil && set != nil {
 		out = Refused(described, u, derr)
 	} else {
-		out = Decide(set, described, u, obs)
+		out = decide(set, described, u, decideOptions{observer: obs, revocations: a.Revocations})
 	}
 	if !out.Allowed() {
 		out.WriteError(rec)
@@ -77,6 +77,13 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 // header).
 func writeAllowed(w http.ResponseWriter, client http.Header, s *pipeline.Session) {
 	for k, v := range s.Header {
+		// The noop mutator hands back the request's own headers: the
+		// client's framing (Content-Length of its body) must not become
+		// the framing of this empty answer.
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Length", "Transfer-Encoding":
+			continue
+		}
 		w.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
 	if len(s.Cookies) > 0 {

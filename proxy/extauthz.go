@@ -37,6 +37,9 @@ type ExtAuthzOptions struct {
 	// read when trusted is the described request's (Envoy forwards the
 	// client's traceparent in attributes.request.http.headers).
 	Tracing *Tracing
+	// Revocations, when set, denies checks for revoked sessions and
+	// subjects (401), as the proxy and /decisions do.
+	Revocations SessionRevocations
 }
 
 // ExtAuthz serves Envoy's external authorization API over gRPC
@@ -117,7 +120,7 @@ func (x *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	if err != nil {
 		out = Outcome{Request: described, URL: u, Err: err, refused: true}
 	} else {
-		out = Decide(x.opts.Rules.Current(), described, u, obs)
+		out = decide(x.opts.Rules.Current(), described, u, decideOptions{observer: obs, revocations: x.opts.Revocations})
 	}
 	if out.Allowed() {
 		return okResponse(described.Header, out.Session), nil

@@ -28,9 +28,9 @@ type RuleSource interface {
 // UpgradeFunc serves an authorised WebSocket upgrade: r is the client's
 // request, its URL made absolute with the scheme and host portcullis
 // believes it was sent to (the connection's, or a trusted load
-// balancer's); out is the request as it would go upstream (URL, Host, forwarding and mutated headers,
-// credential carriers removed; the client's Sec-WebSocket-*, Origin and
-// Cookie headers still present).
+// balancer's); out is the request as it would go upstream (URL, Host,
+// forwarding and mutated headers, credential carriers removed; the
+// client's Sec-WebSocket-*, Origin and Cookie headers still present).
 type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
 
 // Handler is the reverse proxy: it matches the request to exactly one
@@ -62,11 +62,22 @@ type Handler struct {
 	// trusted X-Forwarded-Host decide the host rules match. It has no
 	// effect without TrustForwardedHeaders.
 	MatchForwardedHost bool
+	// Revocations, when set, refuses requests whose session or subject
+	// was revoked (401, even where a cache still holds the session) and
+	// applies the rules' revoke_session_on_success.
+	Revocations SessionRevocations
 	// Tracing makes a span per request (and its stages, the upstream round
 	// trip, the tunnel); nil makes none.
 	Tracing *Tracing
 
 	rp *httputil.ReverseProxy
+}
+
+// SessionRevocations is what the proxy needs of the revocation service.
+type SessionRevocations interface {
+	Revoker
+	// Revoked reports whether the session or the subject was revoked.
+	Revoked(sessionID, subject string) bool
 }
 
 type routeKey struct{}
@@ -120,8 +131,14 @@ func (h *Handler) Init() *Handler {
 		// per request.
 		FlushInterval: 100 * time.Millisecond,
 		ErrorHandler:  upstreamError,
-		ErrorLog:      nil,
-		BufferPool:    copyBuffers,
+		ModifyResponse: func(res *http.Response) error {
+			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
+				h.revokeOnSuccess(rt, res.StatusCode)
+			}
+			return nil
+		},
+		ErrorLog:   nil,
+		BufferPool: copyBuffers,
 	}
 	return h
 }
@@ -262,7 +279,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// After a stage's denial the error handlers see the request's URL
 	// absolute, with the scheme and host portcullis believes.
-	out = decide(h.Rules.Current(), r, u, obs, func(r *http.Request) *http.Request { return errorView(r, fv) })
+	out = decide(h.Rules.Current(), r, u, decideOptions{observer: obs, revocations: h.Revocations,
+		view: func(r *http.Request) *http.Request { return errorView(r, fv) }})
 	if !out.Allowed() {
 		out.WriteError(rec)
 		return
@@ -305,11 +323,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
 }
 
+// revokeOnSuccess applies the rule's revoke_session_on_success: the
+// upstream (the identity provider's logout endpoint) answered status for
+// the route's request; 2xx and 3xx mean the session ended there, so it is
+// revoked here and on every replica, and remembered until it would have
+// expired.
+func (h *Handler) revokeOnSuccess(rt *route, status int) {
+	s := rt.session
+	if h.Revocations == nil || !rt.rule.RevokeSessionOnSuccess || s.SessionID == "" || status < 200 || status >= 400 {
+		return
+	}
+	h.Revocations.Revoke(Revocation{SessionID: s.SessionID, Source: SourceLogout, Until: s.ExpiresAt})
+}
+
 // withoutCarriers returns r without the query parameters that carried a
 // credential (as the authenticators recorded them in s.Scrub), so that an
 // error handler building a URL from the request (redirect's return_to)
 // cannot copy a token into it. X-Forwarded-Uri, which the decision API and
-// the redirect handler read, is cleaned the same way.
+// the redirect handler read, is cleaned the same way, and subprotocol
+// carriers are removed from Sec-WebSocket-Protocol.
 func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
 	sc := s.Scrub
 	if len(sc.QueryParams) == 0 && len(sc.Subprotocols) == 0 && len(sc.SubprotocolPrefixes) == 0 {

@@ -127,8 +127,10 @@ type pump struct {
 	hr      sliceReader
 	scratch [ws.MaxHeaderSize]byte
 
-	relayed    int64 // bytes written to dst
-	reported   int64 // part of relayed already passed to metrics
+	relayed  int64 // bytes written to dst
+	reported int64 // part of relayed already passed to metrics
+	// shown is relayed as of the last report, for Describe.
+	shown      atomic.Int64
 	lastReport int64 // unix nanoseconds
 
 	// splicing is set, under spliceMu, while the kernel moves a frame's
@@ -281,6 +283,10 @@ func (p *pump) forward(closeAt int) error {
 		// At a frame boundary: the proxy may write its own frames.
 		dst.mu.Unlock()
 		p.locked = false
+	} else if p.locked && p.t.closeDecided.Load() {
+		// In the middle of a frame and the tunnel is closing: nothing
+		// more goes to dst (see splice; the copy path drops the rest).
+		p.stopMidFrame()
 	}
 	if closeAt >= 0 {
 		p.src.closeRecv.Store(true)
@@ -572,6 +578,7 @@ func (p *pump) report(now int64) {
 		}
 		p.t.owner.m.Relayed(p.t.rule, dir, d)
 		p.reported = p.relayed
+		p.shown.Store(p.relayed)
 	}
 	p.lastReport = now
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/internal/tracing"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
@@ -85,7 +86,7 @@ func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error
 			hc := b.configs[n]
 			raw, err := hc.Raw()
 			if err != nil {
-				return fmt.Errorf("%s.%s.config: %w", b.key, n, err)
+				return &HandlerConfigError{Key: b.key + "." + n + ".config", Err: err}
 			}
 			if !hc.Enabled {
 				// A disabled handler portcullis does not have (an
@@ -97,11 +98,31 @@ func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error
 				continue
 			}
 			if err := b.enable(n, raw); err != nil {
-				return fmt.Errorf("%s.%s: %w", b.key, n, err)
+				return &HandlerConfigError{Key: b.key + "." + n, Err: err}
 			}
 		}
 	}
 	return nil
+}
+
+// HandlerConfigError is a handler block of the configuration that could
+// not be enabled; Key is its dotted path (authenticators.jwt).
+type HandlerConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *HandlerConfigError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *HandlerConfigError) Unwrap() error { return e.Err }
+
+// positionedEnableError prefixes a [HandlerConfigError] with the file:line
+// of its key.
+func positionedEnableError(cfg *config.Config, err error) error {
+	var he *HandlerConfigError
+	if errors.As(err, &he) && cfg.File != "" {
+		return fmt.Errorf("%s: %w", cfg.Position(he.Key), err)
+	}
+	return err
 }
 
 func checkKnown(cat *pipeline.Catalog, key, name string) error {
@@ -140,14 +161,21 @@ func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error
 // Server is a running portcullis: the proxy and API listeners over one
 // rule repository.
 type Server struct {
-	Config  *config.Config
-	Log     *logrus.Logger
+	// Config is the configuration the server started with; after a
+	// reload of the file, CurrentConfig is the one serving.
+	Config *config.Config
+	Log    *logrus.Logger
+	// Catalog is the handler catalog of the starting configuration; a
+	// reload builds its own (ReloadConfig).
 	Catalog *pipeline.Catalog
 	Rules   *rules.Repository
 	Proxy   *proxy.Handler
 	API     *proxy.API
 	Tunnels *proxy.Tunnels
 	Metrics *metrics.Metrics
+	// Revocations applies and spreads revocations (admin API, logout
+	// seen in the path, re-checks) and remembers them.
+	Revocations *revocation.Service
 	// ExtAuthz is the Envoy ext_authz service, served on serve.grpc.
 	ExtAuthz *proxy.ExtAuthz
 
@@ -160,6 +188,9 @@ type Server struct {
 	tracerShutdown func(context.Context) error
 	wg             sync.WaitGroup
 	shutdown       []func(context.Context) error
+
+	// reload is the configuration hot reload's state (reload.go).
+	reload reloadState
 }
 
 // New assembles a server from the configuration and loads the rules. It
@@ -171,21 +202,44 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{Config: cfg, Log: log, Catalog: registry.NewCatalog(), ctx: ctx, cancel: cancel,
 		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
+	s.reload.current.Store(cfg)
 	deps := cfg.Deps()
-	deps.Log, deps.Context = log, ctx
-	if err := Enable(s.Catalog, cfg, deps); err != nil {
-		cancel()
-		return nil, err
-	}
-	comp, err := Compiler(s.Catalog, cfg)
+	gctx, gcancel := context.WithCancel(ctx)
+	s.reload.generation = gcancel
+	deps.Log, deps.Context = log, gctx
+	s.Metrics = metrics.New()
+	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
 		cancel()
 		return nil, err
 	}
+	channels := proxy.NewRegistry()
+	ropts := revocation.Options{
+		Closer: registryCloser{channels}, Log: log, Metrics: s.Metrics,
+		TombstoneTTL: cfg.Revocation.TombstoneTTL, MaxTombstones: cfg.Revocation.MaxTombstones,
+	}
+	if u := cfg.Revocation.Redis.URL; u != "" {
+		ch, err := revocation.NewRedis(revocation.RedisOptions{URL: u, Stream: cfg.Revocation.Redis.Stream,
+			CatchUp: cfg.Revocation.TombstoneTTL, Log: log, Metrics: s.Metrics})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("revocation.redis.%w", err)
+		}
+		ropts.Channel = ch
+		s.OnShutdown(func(context.Context) error { return ch.Close() })
+	}
+	s.Revocations = revocation.New(ropts)
+	deps.Revocations = s.Revocations
+	if err := Enable(s.Catalog, cfg, deps); err != nil {
+		return s.abort(positionedEnableError(cfg, err))
+	}
+	comp, err := Compiler(s.Catalog, cfg)
+	if err != nil {
+		return s.abort(err)
+	}
 	if len(cfg.AccessRules.Repositories) == 0 {
 		log.Warn("access_rules.repositories is empty: every request will be answered 404")
 	}
-	s.Metrics = metrics.New()
 	s.Rules = &rules.Repository{
 		Locations:        cfg.AccessRules.Repositories,
 		Compiler:         comp,
@@ -201,8 +255,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		s.Metrics.Reload(err, n)
 	}
 	if err := s.Rules.Load(ctx); err != nil {
-		cancel()
-		return nil, err
+		return s.abort(err)
 	}
 	tp, err := tracing.New(ctx, cfg.Tracing, Version)
 	if err != nil {
@@ -224,14 +277,13 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
 		pool, err := loadCAPool(ca)
 		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("serve.proxy.upstream_ca_file: %w", err)
+			return s.abort(fmt.Errorf("serve.proxy.upstream_ca_file: %w", err))
 		}
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
 	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
-		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream})
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,
@@ -240,6 +292,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
 		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
+		Revocations:           revoker{s.Revocations},
 		Tracing:               tr,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out,
@@ -251,11 +304,60 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Version:  proxy.Version{Version: Version, Commit: Commit, Date: Date},
 		Log:      log,
 		Observer: s.Metrics,
-		Routes:   s.Catalog.APIRoutes(),
+		Routes:   s.apiRoutes(s.Catalog),
 		Tracing:  tr,
+
+		Revocations: revoker{s.Revocations},
 	}
-	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Tracing: tr})
+	if bc := cfg.Revocation.BackchannelLogout; bc.Path != "" {
+		if err := bc.Validate(); err != nil {
+			return s.abort(err)
+		}
+		h, err := revocation.NewBackchannel(revocation.BackchannelOptions{Issuer: bc.Issuer, Audience: bc.Audience,
+			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log})
+		if err != nil {
+			return s.abort(fmt.Errorf("revocation.backchannel_logout.%w", err))
+		}
+		s.API.Routes[bc.Path] = h
+	}
+	if adminToken != "" {
+		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: revoker{s.Revocations}, Rules: s.Rules})
+		if err != nil {
+			return s.abort(err)
+		}
+		for p, h := range admin.Routes() {
+			s.API.Routes[p] = h
+		}
+		log.Info("admin API enabled on the API listener (/admin/)")
+	}
+	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Tracing: tr,
+		Revocations: revoker{s.Revocations}})
 	return s, nil
+}
+
+// abort releases what New started before err stopped it.
+func (s *Server) abort(err error) (*Server, error) {
+	s.cancel()
+	for _, f := range s.shutdown {
+		_ = f(context.Background())
+	}
+	return nil, err
+}
+
+// revoker lets the proxy's front ends use the revocation service.
+type revoker struct{ *revocation.Service }
+
+func (r revoker) Revoke(v proxy.Revocation) int {
+	return r.Service.Revoke(revocation.Event{SessionID: v.SessionID, Subject: v.Subject, Rule: v.Rule,
+		Reason: v.Reason, Source: v.Source, Until: v.Until})
+}
+
+// registryCloser lets the revocation service close the registry's live
+// channels.
+type registryCloser struct{ r *proxy.Registry }
+
+func (c registryCloser) CloseMatching(sessionID, subject, rule, reason string) int {
+	return c.r.Revoke(proxy.Selector{SessionID: sessionID, Subject: subject, Rule: rule}, reason)
 }
 
 func loadCAPool(path string) (*x509.CertPool, error) {
@@ -386,6 +488,12 @@ func (s *Server) Addr(name string) string {
 func (s *Server) Start() {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.Rules.Watch(s.ctx) }()
+	if s.Config.File != "" {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.watchConfig(s.ctx) }()
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.Revocations.Run(s.ctx) }()
 	for name, srv := range s.servers {
 		ln, srv, name := s.listeners[name], srv, name
 		s.wg.Add(1)
