@@ -121,7 +121,16 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	default:
 		return nil, positioned(path, doc, fmt.Errorf("'log.format' must be text or json, got %q", c.Log.Format))
 	}
+	if r := c.Tracing.Providers.OTLP.Sampling.SamplingRatio; r != nil && (*r < 0 || *r > 1) {
+		return nil, positioned(path, doc, fmt.Errorf("'tracing.providers.otlp.sampling.sampling_ratio' must be between 0 and 1, got %v", *r))
+	}
 	c.Warnings = unknownKeys(k.Keys())
+	switch c.Tracing.Provider {
+	case "", "otel":
+	default:
+		c.Warnings = append(c.Warnings, fmt.Sprintf("tracing.provider %q is not supported (only otel, OTLP over HTTP): tracing is off", c.Tracing.Provider))
+		c.Tracing.Provider = ""
+	}
 	return c, nil
 }
 
