@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -151,7 +152,10 @@ func (h *Handler) Init() *Handler {
 			}
 			return nil
 		},
-		ErrorLog:   nil,
+		// httputil's own lines (a body copy cut short: an aborted stream,
+		// a client gone) go to the request log at debug level; the answer
+		// and the stream's end are logged where they are decided.
+		ErrorLog:   stdlog.New(debugWriter{h.Log}, "", 0),
 		BufferPool: copyBuffers,
 	}
 	return h
@@ -180,6 +184,14 @@ func (b *bufferPool) Get() []byte {
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// debugWriter writes each line it is given to l at debug level.
+type debugWriter struct{ l logrus.FieldLogger }
+
+func (d debugWriter) Write(p []byte) (int, error) {
+	d.l.Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 type discard struct{}
 
