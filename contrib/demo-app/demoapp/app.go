@@ -57,6 +57,8 @@ type Config struct {
 //	GET /login         the login flow page
 //	GET /registration  the registration flow page
 //	GET /error         Kratos's error page
+//	GET /clock         a clock fed by Server-Sent Events (/clock/events)
+//	GET /clock/events  text/event-stream, a tick every second
 //	GET /health        200 "ok", for readiness checks
 func New(c Config) (http.Handler, error) {
 	if c.KratosPublicURL == "" {
@@ -87,6 +89,8 @@ func New(c Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", &indexPage{kratos: k, pages: pages, log: log})
 	mux.Handle("GET /ws", &echoService{log: log, maxMessage: c.MaxMessage, idle: c.IdleTimeout})
+	mux.Handle("GET /clock", &clockPage{pages: pages, log: log})
+	mux.Handle("GET /clock/events", &clockEvents{log: log, tick: time.Second})
 	mux.Handle("GET /login", &flowPage{kind: "login", kratos: k, browser: browser, pages: pages, log: log})
 	mux.Handle("GET /registration", &flowPage{kind: "registration", kratos: k, browser: browser, pages: pages, log: log})
 	mux.Handle("GET /error", &errorPage{kratos: k, pages: pages, log: log})
