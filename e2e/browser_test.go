@@ -29,7 +29,7 @@ var screenshotDir = filepath.Join(repoRoot, ".build", "e2e")
 func TestBrowserJourney(t *testing.T) {
 	chromium := chromiumPath(t)
 	lifetime := 5 * time.Second
-	qs := startQuickstart(t, quickstartOptions{MaxLifetime: lifetime})
+	qs := startQuickstart(t, quickstartOptions{MaxLifetime: lifetime, ClockLifetime: lifetime})
 
 	out := &syncBuffer{max: 64 << 10}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -106,6 +106,16 @@ func TestBrowserJourney(t *testing.T) {
 
 	path := b.screenshot("browser-journey.png")
 	t.Logf("final page: %s", path)
+
+	// 6. The clock page's event stream ticks under the session, and the
+	// rule's max lifetime ends it with the final event the page shows.
+	b.do("open the clock", chromedp.Navigate(qs.URL+"/clock"), chromedp.WaitVisible(chromedp.ID("clock")))
+	b.poll("the clock ticks", fmt.Sprintf(`document.getElementById("clock").textContent.includes(%q)`, email), 20*time.Second)
+	b.poll("the page shows the stream's final event", `!document.getElementById("ended").hidden`, lifetime+30*time.Second)
+	if reason := b.text(chromedp.ID("end-reason")); reason != "max lifetime reached" {
+		t.Errorf("the clock page shows reason %q, want \"max lifetime reached\"", reason)
+	}
+	t.Logf("clock page: %s", b.screenshot("browser-clock.png"))
 }
 
 // chromiumSession runs the steps of one browser journey and, when a step

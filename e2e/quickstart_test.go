@@ -48,6 +48,9 @@ type quickstartOptions struct {
 	// MaxLifetime replaces the demo rule's websocket max_lifetime (60s),
 	// so a test sees a tunnel end without waiting a minute.
 	MaxLifetime time.Duration
+	// ClockLifetime replaces the demo clock rule's max_lifetime (20s), so a
+	// test sees its event stream end.
+	ClockLifetime time.Duration
 	// RevalidateEvery replaces the demo rule's revalidate_every (15s).
 	RevalidateEvery time.Duration
 }
@@ -123,6 +126,9 @@ func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 	}
 	if opts.MaxLifetime > 0 {
 		ruleChanges = append(ruleChanges, replacement{"max_lifetime: 60s", "max_lifetime: " + opts.MaxLifetime.String()})
+	}
+	if opts.ClockLifetime > 0 {
+		ruleChanges = append(ruleChanges, replacement{"max_lifetime: 20s", "max_lifetime: " + opts.ClockLifetime.String()})
 	}
 	if opts.RevalidateEvery > 0 {
 		ruleChanges = append(ruleChanges, replacement{"revalidate_every: 15s", "revalidate_every: " + opts.RevalidateEvery.String()})
