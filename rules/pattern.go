@@ -99,7 +99,7 @@ func compilePattern(s Strategy, p string) (pattern, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid glob in %q: %v", p, err)
 		}
-		return globPattern{g}, nil
+		return globPattern{g: g, src: b.String()}, nil
 	default:
 		b.WriteByte('^')
 		for i, part := range parts {
@@ -142,6 +142,10 @@ func (r regexpPattern) match(u string) ([]string, bool) {
 	return m[1:], true
 }
 
-type globPattern struct{ g glob.Glob }
+// globPattern keeps its glob source for the overlap prover.
+type globPattern struct {
+	g   glob.Glob
+	src string
+}
 
 func (g globPattern) match(u string) ([]string, bool) { return nil, g.g.Match(u) }
