@@ -62,3 +62,28 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// The overlaps of two patterns that the issue reported as "2 rules OK".
+func TestRulesValidateProvesPatternOverlaps(t *testing.T) {
+	rule := func(id, url string) string {
+		return "- id: " + id + "\n  match: {url: \"" + url + "\", methods: [GET, POST]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"
+	}
+	cases := []struct{ a, b, want string }{
+		{"http://example.com/<.*>", "http://example.com/api/<.*>", "both match GET http://example.com/api/ — requests matching both get 500"},
+		{"http://example.com/<[a-z]+>", "http://example.com/<[a-c]+>", "both match GET http://example.com/a — requests matching both get 500"},
+	}
+	for _, tc := range cases {
+		f := filepath.Join(t.TempDir(), "rules.yml")
+		os.WriteFile(f, []byte(rule("a", tc.a)+rule("b", tc.b)), 0o600)
+		out, errOut, err := run("rules", "validate", f)
+		want := f + ":6: rule \"b\" overlaps rule \"a\" (" + f + ":1): " + tc.want
+		if err == nil || strings.Contains(out, "OK") || !strings.Contains(errOut, want) {
+			t.Errorf("%s ~ %s: stdout %q, stderr %q, err %v; want %q", tc.a, tc.b, out, errOut, err, want)
+		}
+	}
+	f := filepath.Join(t.TempDir(), "rules.yml")
+	os.WriteFile(f, []byte(rule("a", "http://example.com/<[a-z]+>")+rule("b", "http://example.com/<[0-9]+>")), 0o600)
+	if out, errOut, err := run("rules", "validate", f); err != nil || !strings.Contains(out, "2 rules OK") {
+		t.Errorf("disjoint rules: %q %q %v", out, errOut, err)
+	}
+}
