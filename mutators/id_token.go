@@ -56,10 +56,10 @@ func (c *IDTokenConfig) SetDefaults() { c.TTL = pipeline.Duration(15 * time.Minu
 // Validate requires issuer_url and jwks_url and a positive ttl.
 func (c *IDTokenConfig) Validate() error {
 	if c.IssuerURL == "" {
-		return errors.New(`key "issuer_url": required`)
+		return pipeline.Required("issuer_url")
 	}
 	if c.JWKSURL == "" {
-		return errors.New(`key "jwks_url": required`)
+		return pipeline.Required("jwks_url")
 	}
 	if err := fetch.CheckURL(c.JWKSURL); err != nil {
 		return fmt.Errorf(`key "jwks_url": %w`, err)

@@ -113,7 +113,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	for i, h := range r.Authenticators {
 		a, err := c.Catalog.Authenticators.Build(h.Handler, h.Config)
 		if err != nil {
-			fail(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %v", i, err)
+			fail(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %w", i, err)
 			continue
 		}
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
@@ -121,7 +121,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	if r.Authorizer.Handler == "" {
 		fail(r.Line, "an authorizer is required")
 	} else if a, err := c.Catalog.Authorizers.Build(r.Authorizer.Handler, r.Authorizer.Config); err != nil {
-		fail(r.LineOf("authorizer"), "authorizer: %v", err)
+		fail(r.LineOf("authorizer"), "authorizer: %w", err)
 	} else {
 		cr.authorizer = a
 	}
@@ -131,7 +131,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	for i, h := range r.Mutators {
 		m, err := c.Catalog.Mutators.Build(h.Handler, h.Config)
 		if err != nil {
-			fail(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %v", i, err)
+			fail(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %w", i, err)
 			continue
 		}
 		cr.mutators = append(cr.mutators, m)
@@ -139,7 +139,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	for i, h := range r.Errors {
 		eh, err := c.Catalog.ErrorHandlers.Build(h.Handler, h.Config)
 		if err != nil {
-			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %v", i, err)
+			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %w", i, err)
 			continue
 		}
 		cr.errors = append(cr.errors, eh)

@@ -87,3 +87,44 @@ func TestRulesValidateProvesPatternOverlaps(t *testing.T) {
 		t.Errorf("disjoint rules: %q %q %v", out, errOut, err)
 	}
 }
+
+// Keys a handler's global config provides say so, with or without -c; the
+// project's own quickstart rules validate with their configuration.
+func TestRulesValidateMissingKeysSuggestConfig(t *testing.T) {
+	rules := filepath.Join("..", "..", "contrib", "quickstart", "access-rules.yml")
+	_, errOut, err := run("rules", "validate", rules)
+	want := `authenticator "cookie_session": key "check_session_url": required (not set by the rule; such keys usually come from the configuration file, at authenticators.cookie_session.config.check_session_url: pass it with -c FILE)`
+	if err == nil || !strings.Contains(errOut, want) || !strings.Contains(errOut, "errors.handlers.redirect.config.to: pass it with -c FILE") {
+		t.Errorf("without -c: %q, %v", errOut, err)
+	}
+	cfg := filepath.Join("..", "..", "contrib", "quickstart", "portcullis.yml")
+	if out, errOut, err := run("rules", "validate", "-c", cfg, rules); err != nil || !strings.Contains(out, "rules OK") {
+		t.Errorf("with -c: %q %q %v", out, errOut, err)
+	}
+	empty := filepath.Join(t.TempDir(), "c.yml")
+	os.WriteFile(empty, []byte("errors:\n  handlers:\n    redirect:\n      enabled: true\nauthenticators:\n  cookie_session:\n    enabled: true\nauthorizers:\n  allow: {enabled: true}\nmutators:\n  noop: {enabled: true}\n  header: {enabled: true}\n"), 0o600)
+	_, errOut, _ = run("rules", "validate", "-c", empty, rules)
+	if !strings.Contains(errOut, "(set it in the rule's config or at authenticators.cookie_session.config.check_session_url in "+empty+")") {
+		t.Errorf("with a -c lacking the key: %q", errOut)
+	}
+}
+
+// Syntax errors are file:line:col and the summary says syntax.
+func TestRulesValidateSyntaxErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, doc := range map[string]string{
+		"bad.yml":  "- id: a\n  match: {url: \"http://x/\", methods: [GET]\n  authenticators: [{handler: noop}]\n",
+		"bad.json": "[{\"id\": \"a\",\n \"match\": }]",
+	} {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(doc), 0o600)
+		_, errOut, err := run("rules", "validate", f)
+		if err == nil || !strings.Contains(err.Error(), "syntax errors") || strings.Contains(err.Error(), "schema") {
+			t.Errorf("%s: summary %v", name, err)
+		}
+		want := map[string]string{"bad.yml": f + ":3:3: syntax error: ", "bad.json": f + ":2:11: syntax error: invalid character '}'"}[name]
+		if !strings.HasPrefix(errOut, want) {
+			t.Errorf("%s: stderr %q, want prefix %q", name, errOut, want)
+		}
+	}
+}

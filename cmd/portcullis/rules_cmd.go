@@ -38,7 +38,10 @@ Overlapping rules are errors: for every pair of rules sharing a method the\nURL 
 Exits 0 when every file loads and checks out, 1 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			if !checkSchemas(cmd.ErrOrStderr(), file, files) {
+			switch checkSchemas(cmd.ErrOrStderr(), file, files) {
+			case schemaSyntax:
+				return errors.New("files are not well-formed YAML/JSON (syntax errors)")
+			case schemaViolations:
 				return errors.New("files do not conform to the schemas")
 			}
 			comp, err := validationCompiler(file)
@@ -48,12 +51,12 @@ Exits 0 when every file loads and checks out, 1 otherwise.`,
 			set, err := rules.LoadFiles(context.Background(), comp, files)
 			if err != nil {
 				var es rules.Errors
+				list := []error{err}
 				if errors.As(err, &es) {
-					for _, e := range es {
-						fmt.Fprintln(cmd.ErrOrStderr(), e)
-					}
-				} else {
-					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					list = es
+				}
+				for _, e := range list {
+					fmt.Fprintln(cmd.ErrOrStderr(), e.Error()+missingKeyHint(e, file))
 				}
 				return errors.New("rules are not valid")
 			}
@@ -120,4 +123,20 @@ func enableAll(cat *pipeline.Catalog, deps pipeline.Deps) error {
 		_ = cat.ErrorHandlers.Enable(n, nil, deps)
 	}
 	return nil
+}
+
+// missingKeyHint explains a required handler key without a value: such
+// keys usually come from the configuration file's global handler config,
+// which rules validate reads only with -c.
+func missingKeyHint(err error, cfgFile string) string {
+	var mk *pipeline.MissingKeyError
+	var he *pipeline.HandlerError
+	if !errors.As(err, &mk) || !errors.As(err, &he) {
+		return ""
+	}
+	at := he.ConfigSection() + "." + mk.Key
+	if cfgFile == "" {
+		return fmt.Sprintf(" (not set by the rule; such keys usually come from the configuration file, at %s: pass it with -c FILE)", at)
+	}
+	return fmt.Sprintf(" (set it in the rule's config or at %s in %s)", at, cfgFile)
 }
