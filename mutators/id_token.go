@@ -168,7 +168,7 @@ func (b *idTokenBuilder) APIRoutes() map[string]http.Handler {
 func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here", nil), false)
 		return
 	}
 	var sets []*jose.JSONWebKeySet
@@ -180,14 +180,8 @@ func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		}
 		sets = append(sets, set)
 	}
-	body, err := json.Marshal(jwks.Public(sets...))
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
-	_, _ = w.Write(body)
+	pipeline.WriteJSON(w, r, http.StatusOK, jwks.Public(sets...))
 }
 
 type idTokenMutator struct {

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // serveDecision answers /decisions/<path> with Oathkeeper's contract: it
@@ -16,7 +18,8 @@ import (
 func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ruleID, decision, subject := "", "allowed", ""
+	// tried is the URL matched, logged when no rule matched it.
+	ruleID, decision, subject, tried := "", "allowed", "", ""
 	method, u := decisionURL(r)
 	defer func() {
 		d := time.Since(start)
@@ -25,7 +28,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		if !infoEnabled(log) {
 			return
 		}
-		logEntry(log, logrus.Fields{
+		entry := logEntry(log, logrus.Fields{
 			"method":     method,
 			"path":       u.Path,
 			"host":       u.Host,
@@ -34,7 +37,11 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 			"status":     rec.status(),
 			"subject":    subject,
 			"latency_ms": float64(d.Microseconds()) / 1000,
-		}).Info("decision")
+		})
+		if tried != "" {
+			entry = entry.WithField("url", tried)
+		}
+		entry.Info("decision")
 	}()
 
 	set := a.Rules.Current()
@@ -56,6 +63,9 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	rule, groups, err := set.Match(method, u)
 	if err != nil {
 		decision = decisionOf(err)
+		if errors.Is(err, rules.ErrNoRule) {
+			tried = rules.MatchURL(u)
+		}
 		answerError(rec, described, set.FallbackHandler(described, err), err)
 		return
 	}

@@ -180,7 +180,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ruleID, decision, subject := "", "allowed", ""
+	// tried is the URL matched, logged when no rule matched it.
+	ruleID, decision, subject, tried := "", "allowed", "", ""
 	defer func() {
 		d := time.Since(start)
 		h.Observer.Request("proxy", ruleID, decision, rec.status(), d)
@@ -200,6 +201,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.upstreamErr != nil {
 			entry = entry.WithField("upstream_error", rec.upstreamErr.Error())
 		}
+		if tried != "" {
+			entry = entry.WithField("url", tried)
+		}
 		entry.Info("request")
 	}()
 
@@ -218,6 +222,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rule, groups, err := set.Match(r.Method, u)
 	if err != nil {
 		decision = decisionOf(err)
+		if errors.Is(err, rules.ErrNoRule) {
+			tried = rules.MatchURL(u)
+		}
 		answerError(rec, r, set.FallbackHandler(r, err), err)
 		return
 	}
