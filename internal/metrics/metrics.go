@@ -88,7 +88,39 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
 		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.zero()
 	return m
+}
+
+// zero creates, at start-up, a series at zero for every label value known
+// in advance, so that every family is exported before its first event and
+// a dashboard's rate() or an alert's increase() sees 0, not "no data".
+// Rule IDs are not known in advance: these series carry rule="" (the
+// label value of requests no rule matched), and each rule's own series
+// appear with its first event.
+func (m *Metrics) zero() {
+	for _, fe := range []string{"proxy", "decisions"} {
+		m.requests.WithLabelValues(fe, "", "denied", "404")
+		m.requestDuration.WithLabelValues(fe, "")
+	}
+	m.tunnelsActive.WithLabelValues("")
+	m.tunnelLifetime.WithLabelValues("")
+	m.handshakeTime.WithLabelValues("")
+	for _, r := range proxy.HandshakeResults() {
+		m.handshakes.WithLabelValues("", r)
+	}
+	for _, r := range proxy.CloseReasons() {
+		m.tunnelsClosed.WithLabelValues("", r)
+	}
+	for _, r := range proxy.DeadlineReasons() {
+		m.closeLateness.WithLabelValues("", r)
+	}
+	for _, d := range proxy.Directions() {
+		m.bytesRelayed.WithLabelValues("", d)
+	}
+	for _, r := range []string{"ok", "failed"} {
+		m.reloads.WithLabelValues(r)
+	}
 }
 
 // Handler serves the registry in Prometheus's text format.
