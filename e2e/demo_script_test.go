@@ -56,10 +56,20 @@ func TestDemoScriptStartsAndStopsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the script has ended, with waitErr set.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	pgid := cmd.Process.Pid
 	t.Cleanup(func() {
+		// SIGTERM first: the script stops the services it started (they
+		// run in sessions of their own); SIGKILL if it does not exit.
+		if syscall.Kill(-pgid, syscall.SIGTERM) == nil {
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Second):
+			}
+		}
 		_ = syscall.Kill(-pgid, syscall.SIGKILL) // no-op when all is gone
 		if t.Failed() {
 			t.Logf("--- demo.sh output ---\n%s", out)
@@ -70,8 +80,8 @@ func TestDemoScriptStartsAndStopsEverything(t *testing.T) {
 	deadline := time.Now().Add(8 * time.Minute)
 	for !strings.Contains(out.String(), "portcullis demo is running: open  http://127.0.0.1:4455/") {
 		select {
-		case err := <-exited:
-			t.Fatalf("demo.sh exited before it was ready: %v", err)
+		case <-exited:
+			t.Fatalf("demo.sh exited before it was ready: %v", waitErr)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -79,6 +89,16 @@ func TestDemoScriptStartsAndStopsEverything(t *testing.T) {
 		}
 	}
 	children := childPIDs(t, cmd.Process.Pid)
+	// The services run in sessions of their own: end them too should the
+	// script misbehave (no-op when all is gone).
+	names := procNames(children)
+	t.Cleanup(func() {
+		for i, pid := range children {
+			if procName(pid) == names[i] { // still the process started, not a reused pid
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
 	services := 0
 	for _, pid := range children {
 		if !strings.HasPrefix(procName(pid), "tail ") {
@@ -132,9 +152,9 @@ func TestDemoScriptStartsAndStopsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("demo.sh ended with %v after Ctrl-C, want exit status 0", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("demo.sh ended with %v after Ctrl-C, want exit status 0", waitErr)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("demo.sh did not exit within 30s of SIGINT")

@@ -86,15 +86,17 @@ trap 'stop; exit 0' INT
 trap 'stop; exit 143' TERM
 trap 'stop' EXIT
 
-# start NAME LOG COMMAND...: runs COMMAND in the background. LOG "-" keeps
-# the output on this terminal.
+# start NAME LOG COMMAND...: runs COMMAND in the background, its output in
+# LOG, in a session of its own (setsid): a terminal's Ctrl-C reaches this
+# script (and the log follower) only, and stop() ends the services in order,
+# so none of them stops on its own first or prints its shutdown here.
 start() {
 	local name=$1 log=$2
 	shift 2
-	if [[ $log == - ]]; then
-		"$@" &
+	if command -v setsid >/dev/null 2>&1; then
+		setsid "$@" >"$log" 2>&1 </dev/null &
 	else
-		"$@" >"$log" 2>&1 &
+		"$@" >"$log" 2>&1 </dev/null &
 	fi
 	pids+=($!)
 	names+=("$name")
