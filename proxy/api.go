@@ -162,3 +162,10 @@ func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
 	}
 	pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusNotFound, "Unable to find rule "+strconv.Quote(strings.TrimSpace(id)), nil), false)
 }
+
+// writeJSON answers v as JSON (unescaped, one line) for handlers that do
+// not have the request at hand; [pipeline.WriteJSON] is the same with
+// ?pretty honoured.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	pipeline.WriteJSON(w, nil, status, v)
+}
