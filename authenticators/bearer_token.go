@@ -94,7 +94,23 @@ type bearerToken struct {
 	checker *sessionChecker
 }
 
-var _ pipeline.Authenticator = (*bearerToken)(nil)
+var (
+	_ pipeline.Authenticator = (*bearerToken)(nil)
+	_ pipeline.CarrierReader = (*bearerToken)(nil)
+)
+
+// Carriers names the query parameter or the subprotocol prefix the token
+// is read from, so the rule removes it whichever authenticator decides.
+func (a *bearerToken) Carriers() pipeline.Scrub {
+	var c pipeline.Scrub
+	if a.from.WebsocketProtocol != "" {
+		c.SubprotocolPrefixes = []string{a.from.WebsocketProtocol}
+	}
+	if a.from.QueryParameter != "" {
+		c.QueryParams = []string{a.from.QueryParameter}
+	}
+	return c
+}
 
 func (a *bearerToken) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token, entry := a.token(r)

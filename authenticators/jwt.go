@@ -191,7 +191,19 @@ type jwtAuthenticator struct {
 	now      func() time.Time
 }
 
-var _ pipeline.Authenticator = (*jwtAuthenticator)(nil)
+var (
+	_ pipeline.Authenticator = (*jwtAuthenticator)(nil)
+	_ pipeline.CarrierReader = (*jwtAuthenticator)(nil)
+)
+
+// Carriers names the query parameter the token is read from, if any, so
+// the rule removes it whichever authenticator decides.
+func (a *jwtAuthenticator) Carriers() pipeline.Scrub {
+	if q := a.from.ScrubQueryParameter(); q != "" {
+		return pipeline.Scrub{QueryParams: []string{q}}
+	}
+	return pipeline.Scrub{}
+}
 
 func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token := a.from.Extract(r)
@@ -208,6 +220,11 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 		return err
 	}
 	sub, _ := claims["sub"].(string)
+	if strings.TrimSpace(sub) == "" {
+		// As for sessions: an identity without a subject is no identity,
+		// and would reach the upstream as an empty X-User.
+		return pipeline.Unauthorized("invalid token", errors.New("token has no subject"))
+	}
 	s.Subject = sub
 	s.Extra = claims
 	s.ExpiresAt = exp

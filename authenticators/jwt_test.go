@@ -311,3 +311,25 @@ func TestJWTConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestJWTWithoutSubjectIsRefused: a valid signature over claims without a
+// sub (absent, empty, blank or not a string) is a 401, as a session without
+// a subject is, never an admission with an empty X-User.
+func TestJWTWithoutSubjectIsRefused(t *testing.T) {
+	k := testkeys.RSA(t, "k1")
+	ks := newJWKSServer(t, k)
+	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, nil)
+	for name, sub := range map[string]any{"absent": nil, "empty": "", "blank": "  ", "number": 42} {
+		claims := claimsFor("x", time.Now().Add(time.Hour), nil)
+		if sub == nil {
+			delete(claims, "sub")
+		} else {
+			claims["sub"] = sub
+		}
+		r, s := jwtRequest(t, "http://gw.test/x")
+		r.Header.Set("Authorization", "Bearer "+testkeys.Sign(t, k, claims, false))
+		if err := a.Authenticate(r, s); pipeline.StatusOf(err) != http.StatusUnauthorized {
+			t.Errorf("sub %s: %v (subject %q), want 401", name, err, s.Subject)
+		}
+	}
+}

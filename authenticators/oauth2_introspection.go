@@ -146,8 +146,8 @@ type introspectionGlobal OAuth2IntrospectionConfig
 // next revalidation.
 //
 // With cache.enabled, positive answers are kept (keyed by a hash of the
-// endpoint, required scopes and token — the token itself is not stored
-// as a key) for cache.ttl, never past the token's exp.
+// rule's whole effective configuration and the token — the token itself
+// is not stored as a key) for cache.ttl, never past the token's exp.
 func NewOAuth2Introspection(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authenticator], error) {
 	g := &OAuth2IntrospectionConfig{}
 	g.SetDefaults()
@@ -190,8 +190,13 @@ func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticat
 		return nil, errors.New(`key "cache.max_cost" is set once, in the global config (authenticators.oauth2_introspection.config), not per rule`)
 	}
 	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
+	cfgHash, err := pipeline.ConfigHash(c)
+	if err != nil {
+		return nil, err
+	}
 	a := &introspection{
 		b:        b,
+		cfgHash:  cfgHash,
 		url:      c.IntrospectionURL,
 		from:     c.TokenFrom,
 		prefix:   c.Prefix,
@@ -214,7 +219,12 @@ func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticat
 }
 
 type introspection struct {
-	b        *introspectionBuilder
+	b *introspectionBuilder
+	// cfgHash is the hash of the rule's effective configuration: the
+	// answer cache is shared by all rules, and what one rule's
+	// introspection (its endpoint, headers, pre_authorization, scope)
+	// answered must never admit a request on another.
+	cfgHash  [32]byte
 	url      string
 	from     *tokenfrom.Location
 	prefix   string
@@ -229,7 +239,19 @@ type introspection struct {
 	pre      *IntrospectionPreAuthorization
 }
 
-var _ pipeline.Authenticator = (*introspection)(nil)
+var (
+	_ pipeline.Authenticator = (*introspection)(nil)
+	_ pipeline.CarrierReader = (*introspection)(nil)
+)
+
+// Carriers names the query parameter the token is read from, if any, so
+// the rule removes it whichever authenticator decides.
+func (a *introspection) Carriers() pipeline.Scrub {
+	if q := a.from.ScrubQueryParameter(); q != "" {
+		return pipeline.Scrub{QueryParams: []string{q}}
+	}
+	return pipeline.Scrub{}
+}
 
 // introspectionAnswer is an RFC 7662 response.
 type introspectionAnswer struct {
@@ -306,10 +328,7 @@ func (ans *introspectionAnswer) extra() map[string]any {
 // answer returns the introspection result, from the cache unless fresh.
 func (a *introspection) answer(ctx context.Context, token string, fresh bool) (*introspectionAnswer, error) {
 	h := sha256.New()
-	h.Write([]byte(a.url))
-	h.Write([]byte{0})
-	h.Write([]byte(strings.Join(a.required, " ")))
-	h.Write([]byte{0})
+	h.Write(a.cfgHash[:]) // fixed length: no two inputs share an encoding
 	h.Write([]byte(token))
 	var key [32]byte
 	h.Sum(key[:0])

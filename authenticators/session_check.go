@@ -127,6 +127,7 @@ type sessionChecker struct {
 	subjectFrom string
 	extraFrom   string
 	cache       *sessionCache
+	cfgHash     [32]byte // pipeline.ConfigHash of cfg and the handler name
 }
 
 // newSessionChecker prepares the checker. credentialHeader is the header
@@ -147,6 +148,12 @@ func newSessionChecker(name string, c *SessionCheckConfig, credentialHeader stri
 		extraFrom:   c.ExtraFrom,
 		cache:       newSessionCache(c.Cache),
 	}
+	// SessionCheckConfig marshals (strings, maps, durations); a failure
+	// would leave the zero hash, which the per-rule cache does not need.
+	ch.cfgHash, _ = pipeline.ConfigHash(struct {
+		Name string
+		Cfg  *SessionCheckConfig
+	}{name, c})
 	credential := []string{credentialHeader}
 	if base, ok := kratosBase(u, c.ForceMethod); ok {
 		cfg := kratos.NewConfiguration()
@@ -192,6 +199,7 @@ func (c *sessionChecker) isKratos() bool { return c.kratos != nil }
 // once and kept by the Revalidator, so a long-lived connection can be
 // re-checked without holding on to the request.
 type checkInput struct {
+	cfg    [32]byte    // the checker's configuration hash (pipeline.ConfigHash)
 	method string      // plain mode: the method of the check
 	url    string      // plain mode: the URL of the check
 	cookie string      // Cookie header value carrying the credential
@@ -201,7 +209,7 @@ type checkInput struct {
 
 // input derives the check for r carrying the credential cookie or token.
 func (c *sessionChecker) input(r *http.Request, cookie, token string) checkInput {
-	in := checkInput{cookie: cookie, token: token}
+	in := checkInput{cfg: c.cfgHash, cookie: cookie, token: token}
 	for _, h := range c.forward {
 		if v := r.Header.Values(h); len(v) > 0 {
 			if in.header == nil {
@@ -241,13 +249,14 @@ func (c *sessionChecker) input(r *http.Request, cookie, token string) checkInput
 	return in
 }
 
-// key hashes everything the check sends: two requests with equal keys get
-// the same answer from the store. Each field is length-prefixed, so no two
+// key hashes the checker's effective configuration and everything the
+// check sends: two requests with equal keys get the same answer from the
+// store, read the same way (subject_from, extra_from). Each field is length-prefixed, so no two
 // inputs share an encoding. The encoding is built in a stack buffer when it
 // fits, keeping the cache-hit path free of allocations here.
 func (in *checkInput) key() cacheKey {
 	var stack [512]byte
-	b := stack[:0]
+	b := append(stack[:0], in.cfg[:]...)
 	put := func(s string) {
 		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
 		b = append(b, s...)

@@ -1,7 +1,6 @@
 package authorizers
 
 import (
-
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 

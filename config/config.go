@@ -36,7 +36,7 @@ type Config struct {
 // Serve holds the listeners.
 type Serve struct {
 	Proxy      ProxyServe `koanf:"proxy"`
-	API        Listener   `koanf:"api"`
+	API        APIServe   `koanf:"api"`
 	Prometheus Prometheus `koanf:"prometheus"`
 }
 
@@ -69,9 +69,16 @@ func (l Listener) Addr() string { return fmt.Sprintf("%s:%d", l.Host, l.Port) }
 type ProxyServe struct {
 	Listener `koanf:",squash"`
 	Timeout  Timeouts `koanf:"timeout"`
-	// TrustForwardedHeaders lets X-Forwarded-Proto/-Host from the client
-	// decide the URL rules match (only behind a trusted load balancer).
+	// TrustForwardedHeaders is Oathkeeper's key: the client's
+	// X-Forwarded-For/-Host/-Proto come from a trusted load balancer and
+	// are passed upstream (validated). Off, portcullis sends its own
+	// values. X-Forwarded-Proto selects a rule's https:// form either way,
+	// as in Oathkeeper.
 	TrustForwardedHeaders bool `koanf:"trust_forwarded_headers"`
+	// MatchForwardedHost (portcullis's own key) also lets a trusted
+	// X-Forwarded-Host decide the host rules match; it needs
+	// trust_forwarded_headers.
+	MatchForwardedHost bool `koanf:"match_forwarded_host"`
 	// UpstreamCAFile is a PEM bundle trusted for https/wss upstreams, in
 	// addition to the system pool.
 	UpstreamCAFile string `koanf:"upstream_ca_file"`
@@ -81,6 +88,23 @@ type ProxyServe struct {
 type Prometheus struct {
 	Listener    `koanf:",squash"`
 	MetricsPath string `koanf:"metrics_path"`
+}
+
+// APIServe is serve.api.
+type APIServe struct {
+	Listener `koanf:",squash"`
+	// Timeout bounds the API's connections as serve.proxy.timeout does the
+	// proxy's (same defaults): a slow body on /decisions or an idle
+	// keep-alive cannot hold a connection open.
+	Timeout APITimeouts `koanf:"timeout"`
+}
+
+// APITimeouts are serve.api.timeout.
+type APITimeouts struct {
+	Read       time.Duration `koanf:"read"`
+	ReadHeader time.Duration `koanf:"read_header"`
+	Write      time.Duration `koanf:"write"`
+	Idle       time.Duration `koanf:"idle"`
 }
 
 // Timeouts are serve.proxy.timeout.
@@ -146,8 +170,13 @@ func Defaults() map[string]any {
 		"serve.proxy.timeout.shutdown":        "10s",
 		"serve.proxy.timeout.upstream":        "60s",
 		"serve.proxy.trust_forwarded_headers": false,
+		"serve.proxy.match_forwarded_host":    false,
 		"serve.api.host":                      "",
 		"serve.api.port":                      4456,
+		"serve.api.timeout.read":              "5s",
+		"serve.api.timeout.read_header":       "5s",
+		"serve.api.timeout.write":             "120s",
+		"serve.api.timeout.idle":              "120s",
 		"serve.prometheus.host":               "",
 		"serve.prometheus.port":               9000,
 		"serve.prometheus.metrics_path":       "/metrics",

@@ -45,7 +45,7 @@ func TestLoadOathkeeperFile(t *testing.T) {
 		t.Errorf("log = %+v", c.Log)
 	}
 	ws, err := c.WebSocketDefaults()
-	if err != nil || ws.MaxLifetime != 30*time.Minute || !ws.OriginAllowed("https://app.example") || ws.OriginAllowed("https://evil.example") {
+	if err != nil || ws.MaxLifetime != 30*time.Minute || !ws.OriginAllowed([]string{"https://app.example"}, "") || ws.OriginAllowed([]string{"https://evil.example"}, "") {
 		t.Errorf("websocket = %+v, %v", ws, err)
 	}
 	if ws.RevalidateEvery != 5*time.Minute {

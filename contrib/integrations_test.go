@@ -212,6 +212,12 @@ func TestEnvoyFile(t *testing.T) {
 	if len(filters) < 2 || get(t, filters[0], "name") != "envoy.filters.http.ext_authz" || get(t, filters[len(filters)-1], "name") != "envoy.filters.http.router" {
 		t.Fatalf("http_filters: ext_authz must come first and the router last: %v", filters)
 	}
+	// The application and portcullis must see the same path.
+	for key, want := range map[string]any{"normalize_path": true, "merge_slashes": true, "path_with_escaped_slashes_action": "REJECT_REQUEST"} {
+		if got := get(t, hcm, key); got != want {
+			t.Errorf("http_connection_manager %s = %v, want %v", key, got, want)
+		}
+	}
 	ea := get(t, filters[0], "typed_config")
 	if get(t, ea, "failure_mode_allow") != false {
 		t.Error("failure_mode_allow must be false (fail closed)")

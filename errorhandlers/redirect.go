@@ -81,11 +81,19 @@ func (h *redirect) HandleError(w http.ResponseWriter, r *http.Request, _ error) 
 	http.Redirect(w, r, target.String(), h.code)
 }
 
-// originalURL is the URL the client asked for, as Oathkeeper reconstructs
-// it: X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri when a
-// fronting proxy (or a decision API caller) sets them, else the request's
-// own scheme, Host and request URI.
+// originalURL is the URL the client asked for. The front ends hand error
+// handlers a request whose URL is absolute, with the scheme and host they
+// decided on: the connection's (or a trusted load balancer's X-Forwarded-*)
+// on the proxy, the described request's on the decision API. That URL is
+// used as it is, so a client's own X-Forwarded-Host cannot choose where
+// return_to points. Only a request that is not absolute (a caller outside
+// the front ends) is reconstructed as Oathkeeper does, from
+// X-Forwarded-Proto, -Host and -Uri, else its own scheme, Host and request
+// URI.
 func originalURL(r *http.Request) string {
+	if r.URL.IsAbs() && r.URL.Host != "" {
+		return r.URL.Scheme + "://" + r.URL.Host + r.URL.RequestURI()
+	}
 	u := url.URL{Scheme: "http", Host: r.Host}
 	if r.TLS != nil {
 		u.Scheme = "https"

@@ -43,9 +43,11 @@ func TestRedirect(t *testing.T) {
 			wantLoc:  "http://login.test/ui/login?aal=aal1&return_to=http%3A%2F%2Fapp.test%2Fdashboard%3Ftab%3D2",
 		},
 		{
+			// A request the front ends did not make absolute (their
+			// own requests carry the scheme and host they decided on).
 			name:   "forwarded headers describe the original URL",
 			cfg:    `{"to":"/login","return_to_query_param":"return_to"}`,
-			target: "http://portcullis:4456/decisions/x",
+			target: "/decisions/x",
 			prep: func(r *http.Request) {
 				r.Header.Set("X-Forwarded-Proto", "https")
 				r.Header.Set("X-Forwarded-Host", "app.example")
@@ -53,6 +55,17 @@ func TestRedirect(t *testing.T) {
 			},
 			wantCode: http.StatusFound,
 			wantLoc:  "/login?return_to=https%3A%2F%2Fapp.example%2Forders%2F7%3Fview%3Dfull",
+		},
+		{
+			name:   "an absolute URL from a front end wins over the client's headers",
+			cfg:    `{"to":"/login","return_to_query_param":"return_to"}`,
+			target: "http://app.example/orders/7",
+			prep: func(r *http.Request) {
+				r.Header.Set("X-Forwarded-Host", "evil.example")
+				r.Header.Set("X-Forwarded-Proto", "https")
+			},
+			wantCode: http.StatusFound,
+			wantLoc:  "/login?return_to=http%3A%2F%2Fapp.example%2Forders%2F7",
 		},
 		{
 			name:     "temporary redirect keeps the method",

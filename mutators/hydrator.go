@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,9 +94,11 @@ var hydratorClient = sync.OnceValue(fetch.NewClient)
 // an answer that is not a session of the same subject, is a 500. Neither
 // lets the request through.
 //
-// With the cache enabled, answers are reused for cache.ttl for the same
-// subject, extra, header and matched request (URL, method, capture
-// groups); the client's own request headers are not part of the key.
+// With the cache enabled, answers are reused for cache.ttl for a call
+// that would send exactly the same: the same configuration, the same
+// session document (subject, extra, headers, the matched request and the
+// client's headers in it) and the same forwarded header values. A header
+// that changes on every request (a trace id) therefore defeats the cache.
 //
 // match_context.header carries the client's request headers, credentials
 // included, as in Oathkeeper: the API must be trusted with them.
@@ -113,6 +116,11 @@ var NewHydrator = pipeline.Typed(func(c *HydratorConfig, _ pipeline.Deps) (pipel
 	}
 	if c.Cache.Enabled {
 		h.cache = ttlcache.New[[32]byte, []byte](10000)
+		hash, err := pipeline.ConfigHash(c)
+		if err != nil {
+			return nil, err
+		}
+		h.cfgHash = hash
 	}
 	return h, nil
 })
@@ -125,6 +133,7 @@ type hydrator struct {
 	forward    []string
 	cache      *ttlcache.Cache[[32]byte, []byte]
 	ttl        time.Duration
+	cfgHash    [32]byte // pipeline.ConfigHash of the effective config
 }
 
 var _ pipeline.Mutator = (*hydrator)(nil)
@@ -143,10 +152,7 @@ func (h *hydrator) Mutate(r *http.Request, s *pipeline.Session) error {
 	}
 	var key [32]byte
 	if h.cache != nil {
-		key, err = h.cacheKey(s)
-		if err != nil {
-			return pipeline.NewError(http.StatusInternalServerError, "hydrator failed", err)
-		}
+		key = h.cacheKey(body, r)
 		if answer, ok := h.cache.Get(key); ok {
 			return h.apply(answer, s)
 		}
@@ -213,24 +219,31 @@ func (h *hydrator) apply(answer []byte, s *pipeline.Session) error {
 	return nil
 }
 
-// cacheKey identifies what the answer may depend on, leaving out the
-// client's request headers (which vary per request and carry credentials).
-func (h *hydrator) cacheKey(s *pipeline.Session) ([32]byte, error) {
-	u := ""
-	if s.MatchContext.URL != nil {
-		u = s.MatchContext.URL.String()
+// cacheKey hashes everything the answer may depend on: the effective
+// configuration (endpoint, credentials, retry, forwarded header names) and
+// everything the call sends — the session document as posted (subject,
+// extra, headers so far, the matched request with the client's headers)
+// and the forwarded client headers' values. Fields are length-prefixed,
+// so no two inputs share an encoding.
+func (h *hydrator) cacheKey(body []byte, r *http.Request) [32]byte {
+	d := sha256.New()
+	d.Write(h.cfgHash[:])
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		d.Write(n[:])
+		d.Write(b)
 	}
-	b, err := json.Marshal(struct {
-		URL     string         `json:"u"`
-		Subject string         `json:"s"`
-		Extra   map[string]any `json:"e"`
-		Header  http.Header    `json:"h"`
-		Match   string         `json:"m"`
-		Method  string         `json:"x"`
-		Groups  []string       `json:"g"`
-	}{h.url, s.Subject, s.Extra, s.Header, u, s.MatchContext.Method, s.MatchContext.RegexpCaptureGroups})
-	if err != nil {
-		return [32]byte{}, fmt.Errorf("hashing session: %w", err)
+	put(body)
+	for _, name := range h.forward {
+		vs := r.Header.Values(name)
+		binary.BigEndian.PutUint64(n[:], uint64(len(vs)))
+		d.Write(n[:])
+		for _, v := range vs {
+			put([]byte(v))
+		}
 	}
-	return sha256.Sum256(b), nil
+	var key [32]byte
+	d.Sum(key[:0])
+	return key
 }

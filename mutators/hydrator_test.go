@@ -217,3 +217,40 @@ func TestHydratorConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHydratorCacheKeyedByForwardedHeaders: the answer depends on the
+// forwarded client headers the call carries, so tenant B never gets tenant
+// A's cached X-Tenant.
+func TestHydratorCacheKeyedByForwardedHeaders(t *testing.T) {
+	var calls atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var sess map[string]any
+		json.NewDecoder(r.Body).Decode(&sess)
+		json.NewEncoder(w).Encode(map[string]any{
+			"subject": sess["subject"],
+			"header":  map[string][]string{"X-Tenant": {"tenant-" + r.Header.Get("X-Tenant-Id")}},
+		})
+	}))
+	t.Cleanup(api.Close)
+	m := buildMutator(t, NewHydrator, map[string]any{
+		"api":   map[string]any{"url": api.URL, "forward_headers": []string{"X-Tenant-Id"}},
+		"cache": map[string]any{"enabled": true, "ttl": "1h"},
+	})
+	run := func(m pipeline.Mutator, tenant string) string {
+		r, s := newSession(t, "alice", "http://gw.test/ws/a", "a")
+		r.Header.Set("X-Tenant-Id", tenant)
+		if err := m.Mutate(r, s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Header.Get("X-Tenant")
+	}
+	for _, tenant := range []string{"A", "B", "A", "B"} {
+		if got := run(m, tenant); got != "tenant-"+tenant {
+			t.Errorf("tenant %s got X-Tenant %q", tenant, got)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("API called %d times, want 2 (one per tenant, then cached)", n)
+	}
+}

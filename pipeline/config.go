@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -162,4 +163,17 @@ func JSONCompatible(v any) any {
 	default:
 		return v
 	}
+}
+
+// ConfigHash is the SHA-256 of a handler's effective configuration (the
+// typed config after defaults and the rule's keys are merged), as JSON.
+// A cache shared by several rules keys its answers with it, so two rules
+// whose configurations differ in anything never share an answer. v must
+// marshal deterministically (structs, and maps, which encoding/json sorts).
+func ConfigHash(v any) ([32]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("hashing configuration: %w", err)
+	}
+	return sha256.Sum256(b), nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -88,9 +90,66 @@ type Scrub struct {
 	// Subprotocols are exact Sec-WebSocket-Protocol entries removed from the
 	// upstream handshake and never echoed back to the client.
 	Subprotocols []string
+	// SubprotocolPrefixes remove every Sec-WebSocket-Protocol entry that
+	// starts with one of them (a token carrier "<prefix><token>"), whether
+	// or not the authenticator reading it ran.
+	SubprotocolPrefixes []string
 	// Headers are request header names removed before the upstream request
 	// (headers set by mutators are applied afterwards and survive).
 	Headers []string
+}
+
+// Merge returns the union of s and o (s's entries first, no duplicates).
+func (s Scrub) Merge(o Scrub) Scrub {
+	return Scrub{
+		QueryParams:         union(s.QueryParams, o.QueryParams),
+		Subprotocols:        union(s.Subprotocols, o.Subprotocols),
+		SubprotocolPrefixes: union(s.SubprotocolPrefixes, o.SubprotocolPrefixes),
+		Headers:             union(s.Headers, o.Headers),
+	}
+}
+
+// DropsSubprotocol reports whether the Sec-WebSocket-Protocol entry e is a
+// credential carrier: one of Subprotocols, or one starting with one of
+// SubprotocolPrefixes.
+func (s Scrub) DropsSubprotocol(e string) bool {
+	for _, x := range s.Subprotocols {
+		if e == x {
+			return true
+		}
+	}
+	for _, p := range s.SubprotocolPrefixes {
+		if strings.HasPrefix(e, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// union returns a with b's new entries appended. The result is clipped
+// (capacity equal to length), so appending to it never writes into a's
+// backing array: a rule's carriers are shared by all its requests.
+func union(a, b []string) []string {
+	if len(b) == 0 {
+		return slices.Clip(a)
+	}
+	out := append([]string(nil), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return slices.Clip(out)
+}
+
+// CarrierReader is implemented by an authenticator that reads its
+// credential from a carrier the proxy must never forward (a query
+// parameter, a Sec-WebSocket-Protocol entry). Carriers returns them, once,
+// when the rule is compiled: a rule removes the carriers of all its
+// authenticators from every request it serves, whichever authenticator
+// decides, or none.
+type CarrierReader interface {
+	Carriers() Scrub
 }
 
 // Revalidator re-checks the credential that admitted a session, bypassing

@@ -57,8 +57,6 @@ func (a *API) log() logrus.FieldLogger {
 // mutator enabled) that path answers an empty key set.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/decisions", a.serveDecision)
-	mux.HandleFunc("/decisions/", a.serveDecision)
 	mux.Handle("/rules", onlyGet(a.listRules))
 	mux.Handle("/rules/{id}", onlyGet(a.getRule))
 	mux.Handle("/health/alive", onlyGet(func(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +80,23 @@ func (a *API) Handler() http.Handler {
 		pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusNotFound, "no API endpoint "+strconv.Quote(r.URL.Path), nil), false)
 	})
 	a.mux = mux
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /decisions is routed on the target as received: ServeMux would
+		// answer a path it cleans ("//", "..") with a redirect, and a
+		// decoded "/%64ecisions" would reach it under another name.
+		if isDecisionsTarget(rawTarget(r)) {
+			a.serveDecision(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// isDecisionsTarget reports whether the raw target t is /decisions or
+// below it.
+func isDecisionsTarget(t string) bool {
+	rest, ok := strings.CutPrefix(t, "/decisions")
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == '?')
 }
 
 // JWKSPath is where the API serves the id_token mutator's public keys.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -20,7 +21,7 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	// tried is the URL matched, logged when no rule matched it.
 	ruleID, decision, subject, tried := "", "allowed", "", ""
-	method, u := decisionURL(r)
+	method, u := r.Method, &url.URL{Path: "-"} // what the log shows of a refused description
 	defer func() {
 		d := time.Since(start)
 		a.observer().Request("decisions", ruleID, decision, rec.status(), d)
@@ -50,17 +51,21 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
 		return
 	}
-	if err := checkPath(u.Path); err != nil {
+	d, err := describeStrict(decisionInput(r))
+	if err != nil {
 		decision = "denied"
 		pipeline.WriteError(rec, err, false)
 		return
 	}
+	method, u = d.Method, d.URL
 	// Stages and error handlers see the described request, not the call to
 	// /decisions: a redirect's return_to is the page the user asked for.
+	// Its URL is absolute (scheme and host as described), and the
+	// X-Forwarded-* headers it was described by are its own.
 	described := r.Clone(r.Context())
 	described.Method, described.URL, described.Host = method, u, u.Host
 	described.RequestURI = u.RequestURI()
-	rule, groups, err := set.Match(method, u)
+	rule, groups, err := d.match(set)
 	if err != nil {
 		decision = decisionOf(err)
 		if errors.Is(err, rules.ErrNoRule) {

@@ -124,8 +124,10 @@ func TestDecisionsPathCannotBeSpelledAround(t *testing.T) {
 			t.Fatal(err)
 		}
 		res.Body.Close()
-		if res.StatusCode != 403 {
-			t.Errorf("%s = %d, want 403 (it is /admin)", uri, res.StatusCode)
+		// The application behind the fronting proxy may read these paths
+		// otherwise than portcullis would resolve them: refused.
+		if res.StatusCode != 400 {
+			t.Errorf("%s = %d, want 400", uri, res.StatusCode)
 		}
 	}
 	_ = strings.TrimSpace

@@ -23,8 +23,10 @@ type RuleSource interface {
 	Current() *rules.Set
 }
 
-// UpgradeFunc serves an authorised WebSocket upgrade: out is the request
-// as it would go upstream (URL, Host, forwarding and mutated headers,
+// UpgradeFunc serves an authorised WebSocket upgrade: r is the client's
+// request, its URL made absolute with the scheme and host portcullis
+// believes it was sent to (the connection's, or a trusted load
+// balancer's); out is the request as it would go upstream (URL, Host, forwarding and mutated headers,
 // credential carriers removed; the client's Sec-WebSocket-*, Origin and
 // Cookie headers still present).
 type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
@@ -44,9 +46,20 @@ type Handler struct {
 	Log logrus.FieldLogger
 	// Observer is told about every request; nil discards.
 	Observer Observer
-	// TrustForwardedHeaders lets X-Forwarded-Proto/-Host decide the URL
-	// that rules match. Enable only behind a trusted load balancer.
+	// TrustForwardedHeaders is Oathkeeper's serve.proxy.trust_forwarded_headers:
+	// the client's X-Forwarded-For, -Host and -Proto are a trusted load
+	// balancer's and are passed upstream (For with the peer's address
+	// appended), each exactly one valid value or the request is a 400.
+	// When false they are replaced by what portcullis itself saw (For: the
+	// peer, Host: the Host header, Proto: the connection's), and no stage
+	// or error handler sees them. Either way, as in Oathkeeper,
+	// X-Forwarded-Proto: https selects a rule's https:// form. Enable only
+	// behind a load balancer that sets them.
 	TrustForwardedHeaders bool
+	// MatchForwardedHost (serve.proxy.match_forwarded_host) also lets a
+	// trusted X-Forwarded-Host decide the host rules match. It has no
+	// effect without TrustForwardedHeaders.
+	MatchForwardedHost bool
 
 	rp *httputil.ReverseProxy
 }
@@ -213,11 +226,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
 		return
 	}
-	u := requestURL(r, h.TrustForwardedHeaders)
-	if err := checkPath(r.URL.Path); err != nil {
+	u, fv, err := requestURL(r, h.TrustForwardedHeaders, h.MatchForwardedHost)
+	if err == nil {
+		err = checkPath(r.URL.Path)
+	}
+	if err != nil {
 		decision = "denied"
 		pipeline.WriteError(rec, err, false)
 		return
+	}
+	if !fv.trusted {
+		// The client's own X-Forwarded-* describe nothing portcullis
+		// believes: no stage or error handler (a redirect's return_to)
+		// may read them.
+		r = withoutForwarded(r)
 	}
 	rule, groups, err := set.Match(r.Method, u)
 	if err != nil {
@@ -232,7 +254,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := pipeline.NewSession(r, u, groups)
 	if err := rule.Run(r, s); err != nil {
 		decision, subject = decisionOf(err), s.Subject
-		r = withoutCarriers(r, s)
+		r = errorView(withoutCarriers(r, s), fv)
 		answerError(rec, r, rule.ErrorHandler(r, err), err)
 		return
 	}
@@ -242,7 +264,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteError(rec, pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty")), false)
 		return
 	}
-	rt := &route{rule: rule, session: s, url: u}
+	rt := &route{rule: rule, session: s, url: u, fwd: fv}
 	if h.Upgrade != nil && isWebSocketUpgrade(r) {
 		out := r.Clone(r.Context())
 		removeHopByHop(out.Header)
@@ -251,7 +273,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Header.Del("X-Forwarded-Proto")
 		out.Header.Del("Forwarded")
 		rewrite(out, r, rt)
-		h.Upgrade(rec, r, rule, s, out)
+		// The tunnel's same-origin check compares the browser's Origin
+		// with the origin portcullis believes the request was sent to.
+		in := r.WithContext(r.Context())
+		self := *r.URL
+		self.Scheme, self.Host = fv.proto, fv.host
+		in.URL = &self
+		h.Upgrade(rec, in, rule, s, out)
 		return
 	}
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
@@ -263,12 +291,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cannot copy a token into it. X-Forwarded-Uri, which the decision API and
 // the redirect handler read, is cleaned the same way.
 func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
-	if len(s.Scrub.QueryParams) == 0 {
+	sc := s.Scrub
+	if len(sc.QueryParams) == 0 && len(sc.Subprotocols) == 0 && len(sc.SubprotocolPrefixes) == 0 {
 		return r
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.RawQuery = scrubQuery(r.URL.RawQuery, s.Scrub.QueryParams)
 	r2.RequestURI = r2.URL.RequestURI()
+	if vs := r2.Header.Values("Sec-WebSocket-Protocol"); len(vs) > 0 {
+		if kept := offeredProtocols(r2.Header, sc); len(kept) > 0 {
+			r2.Header.Set("Sec-WebSocket-Protocol", strings.Join(kept, ", "))
+		} else {
+			r2.Header.Del("Sec-WebSocket-Protocol")
+		}
+	}
 	if fu := r2.Header.Get("X-Forwarded-Uri"); fu != "" {
 		if p, q, ok := strings.Cut(fu, "?"); ok {
 			if q = scrubQuery(q, s.Scrub.QueryParams); q != "" {
@@ -277,6 +313,43 @@ func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
 			r2.Header.Set("X-Forwarded-Uri", p)
 		}
 	}
+	return r2
+}
+
+// forwardedHeaders are the headers a load balancer in front of portcullis
+// sets to describe the client's request.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Uri", "X-Forwarded-Method", "Forwarded"}
+
+// withoutForwarded returns r without the client's forwarding headers.
+func withoutForwarded(r *http.Request) *http.Request {
+	has := false
+	for _, k := range forwardedHeaders {
+		if _, ok := r.Header[k]; ok {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Header = r.Header.Clone()
+	for _, k := range forwardedHeaders {
+		r2.Header.Del(k)
+	}
+	return r2
+}
+
+// errorView returns r as the error handlers see it on the proxy: its URL
+// absolute, with the scheme and host portcullis believes (the connection's
+// and the Host header, or a trusted load balancer's), so a redirect's
+// return_to never points where an untrusted header chose; path and query
+// as received, carriers already removed.
+func errorView(r *http.Request, fv forwardedView) *http.Request {
+	r2 := r.WithContext(r.Context())
+	u := *r.URL
+	u.Scheme, u.Host = fv.proto, fv.host
+	r2.URL = &u
 	return r2
 }
 

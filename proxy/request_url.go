@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"github.com/portcullis-proxy/portcullis/pipeline"
 	"net/http"
 	"net/url"
 	"path"
@@ -27,72 +26,124 @@ func cleanPath(p string) string {
 	return c
 }
 
-// requestURL is the URL rules match for a request the proxy received:
-// scheme from the connection (or X-Forwarded-Proto when trusted), the Host
-// header (or X-Forwarded-Host when trusted), the cleaned path and the query.
-func requestURL(r *http.Request, trustForwarded bool) *url.URL {
-	u := &url.URL{Scheme: "http", Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
+// forwardedView is what the proxy believes about how the client reached
+// it, for the upstream's X-Forwarded-* headers, the tunnel's same-origin
+// check and error handlers: the scheme and host the request was addressed
+// to, and whether the client's X-Forwarded-* headers are a trusted load
+// balancer's.
+type forwardedView struct {
+	trusted bool
+	proto   string // "http" or "https": the connection's, or a trusted X-Forwarded-Proto
+	host    string // the Host header, or a trusted X-Forwarded-Host
+}
+
+// requestURL is the URL rules match for a request the proxy received and
+// what the proxy believes about its forwarding.
+//
+// The scheme is "https" for a TLS connection or, as in Oathkeeper, when
+// X-Forwarded-Proto says so, trusted or not (it selects between a rule's
+// http:// and https:// forms; it grants nothing a client could not get by
+// connecting over TLS). The host is the Host header or, with
+// matchForwardedHost and trustForwarded, X-Forwarded-Host. The path is
+// cleaned; the query is kept.
+//
+// A Host, an X-Forwarded-Proto, or a trusted X-Forwarded-Host that is not
+// exactly one valid value is a 400 (see describeStrict), so nothing but a
+// host lands in the host part of the matched URL and a list is never read
+// as its first value. An untrusted X-Forwarded-Host is not looked at.
+func requestURL(r *http.Request, trustForwarded, matchForwardedHost bool) (*url.URL, forwardedView, error) {
+	fv := forwardedView{trusted: trustForwarded, proto: "http", host: r.Host}
 	if r.TLS != nil {
-		u.Scheme = "https"
+		fv.proto = "https"
 	}
-	if trustForwarded {
-		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+	if r.Host != "" && !validHostPort(r.Host) {
+		return nil, fv, errBadHostHeader
+	}
+	u := &url.URL{Scheme: fv.proto, Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
+	if vs := r.Header.Values("X-Forwarded-Proto"); len(vs) > 0 {
+		p, err := forwardedProto(vs)
+		if err != nil {
+			return nil, fv, err
+		}
+		if r.TLS == nil {
 			u.Scheme = p
 		}
-		if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+		if trustForwarded {
+			fv.proto = p
+		}
+	}
+	if !trustForwarded {
+		return u, fv, nil
+	}
+	if vs := r.Header.Values("X-Forwarded-Host"); len(vs) > 0 {
+		h, err := forwardedHost(vs)
+		if err != nil {
+			return nil, fv, err
+		}
+		fv.host = h
+		if matchForwardedHost {
 			u.Host = h
 		}
 	}
-	return u
+	return u, fv, nil
 }
 
-func firstValue(v string) string {
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
+// decisionInput gathers what a call to /decisions says about the request
+// to decide on, for describeStrict: X-Forwarded-Method/-Proto/-Host/-Uri
+// when present, else the call's own method, scheme, Host and target with
+// the /decisions prefix removed. Nothing is decoded or cleaned here.
+func decisionInput(r *http.Request) describedInput {
+	in := describedInput{
+		Method:        r.Method,
+		Proto:         r.Header.Values("X-Forwarded-Proto"),
+		DefaultScheme: "http",
+		Host:          r.Header.Values("X-Forwarded-Host"),
+		DefaultHost:   r.Host,
 	}
-	return strings.TrimSpace(v)
-}
-
-// decisionURL is the URL the decision API evaluates: the request it
-// describes, taken from X-Forwarded-Method/-Proto/-Host/-Uri when present
-// (the query of X-Forwarded-Uri is kept for templates but never matched),
-// else from the call itself with the /decisions prefix removed.
-func decisionURL(r *http.Request) (method string, u *url.URL) {
-	method = r.Method
-	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
-		method = strings.ToUpper(m)
-	}
-	u = &url.URL{Scheme: "http", Host: r.Host}
 	if r.TLS != nil {
-		u.Scheme = "https"
+		in.DefaultScheme = "https"
 	}
-	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p != "" {
-		u.Scheme = p
+	if ms := r.Header.Values("X-Forwarded-Method"); len(ms) > 0 {
+		in.Method = strings.Join(ms, ",") // several lines: not a token, refused
 	}
-	if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
-		u.Host = h
-	}
-	if fu := r.Header.Get("X-Forwarded-Uri"); fu != "" {
-		p, q, _ := strings.Cut(fu, "?")
-		if dp, err := url.PathUnescape(p); err == nil {
-			p = dp
+	if fus := r.Header.Values("X-Forwarded-Uri"); len(fus) > 0 {
+		in.Target = strings.Join(fus, ",")
+		if len(fus) > 1 {
+			in.Target = "?" // several lines: ambiguous, refused as a path
 		}
-		u.Path, u.RawQuery = cleanPath(p), q
-		return method, u
+		return in
 	}
-	u.Path = cleanPath(strings.TrimPrefix(r.URL.Path, "/decisions"))
-	u.RawQuery = r.URL.RawQuery
-	return method, u
+	in.Target = strings.TrimPrefix(rawTarget(r), "/decisions")
+	if in.Target == "" || in.Target[0] == '?' {
+		in.Target = "/" + in.Target
+	}
+	return in
 }
 
-// errAmbiguousPath refuses paths that some upstreams resolve differently
-// from portcullis: a backslash (a separator to some servers) and dot
-// segments with path parameters ("..;", ".;", which Java servlet containers
-// resolve as ".." and "."). Matching them as written would let a request
-// reach an upstream path no rule allowed.
-var errAmbiguousPath = pipeline.NewError(http.StatusBadRequest, "ambiguous request path", nil)
+// rawTarget is r's request target as received, in origin form (an
+// absolute-form target loses its scheme and authority).
+func rawTarget(r *http.Request) string {
+	t := r.RequestURI
+	if t == "" || t[0] == '/' {
+		return t
+	}
+	if _, rest, ok := strings.Cut(t, "://"); ok {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			return rest[i:]
+		}
+		if i := strings.IndexByte(rest, '?'); i >= 0 {
+			return "/" + rest[i:]
+		}
+	}
+	return "/"
+}
 
-// checkPath returns errAmbiguousPath for a path upstreams may not agree on.
+// checkPath returns errAmbiguousPath for a path upstreams may not agree
+// on, in proxy mode (where the cleaned path is what goes upstream): a
+// backslash (a separator to some servers) and dot segments with path
+// parameters ("..;", ".;", which Java servlet containers resolve as ".."
+// and "."). Matching them as written would let a request reach an upstream
+// path no rule allowed.
 func checkPath(p string) error {
 	if strings.ContainsAny(p, "\\\x00") {
 		return errAmbiguousPath

@@ -25,7 +25,8 @@ type TunnelRequest struct {
 	// cookies, connection cap, close grace).
 	Policy rules.WebSocketPolicy
 	// Session is what the pipeline learnt: Subject, ExpiresAt, Revalidator
-	// and Scrub.Subprotocols (token carriers never sent upstream nor echoed).
+	// and Scrub (Subprotocols and SubprotocolPrefixes: token carriers never
+	// sent upstream nor echoed).
 	// The tunnel keeps only those fields, not the session itself.
 	Session *pipeline.Session
 	// Upstream is the request as it would go upstream: URL scheme http or
@@ -207,13 +208,32 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 	return t
 }
 
+// selfOrigin is the request's own origin for the same-origin check: the
+// scheme and host of r.URL when it is absolute (the proxy handler makes it
+// so, with the scheme and host it believes: the connection's, or a trusted
+// load balancer's), else the connection's scheme and the Host header.
+func selfOrigin(r *http.Request) string {
+	if r.URL.IsAbs() && r.URL.Host != "" {
+		return rules.NormalizeOrigin(r.URL.Scheme, r.URL.Host)
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if r.Host == "" {
+		return ""
+	}
+	return rules.NormalizeOrigin(scheme, r.Host)
+}
+
 // ServeTunnel opens a tunnel for the authorised upgrade request r (not yet
 // hijacked) as described by req.
 //
 // Before anything is upgraded it refuses, as plain HTTP with a JSON error
 // body: a malformed WebSocket handshake (400, or 426 for another version),
-// a browser Origin not in Policy.AllowedOrigins (403: cross-site WebSocket
-// hijacking), a rule at Policy.MaxConnections or a server shutting down
+// a browser Origin that is not the request's own nor in
+// Policy.AllowedOrigins, or several Origin headers (403: cross-site
+// WebSocket hijacking), a rule at Policy.MaxConnections or a server shutting down
 // (503). It then dials the upstream first, so that an upstream refusing the
 // upgrade is answered with the upstream's status (502 if that status is not
 // an error) and an unreachable one with 502 (504 on timeout): the client is
@@ -230,7 +250,7 @@ func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req Tunnel
 		t.refuse(w, req, start, "bad_handshake", status, msg)
 		return
 	}
-	if origin := r.Header.Get("Origin"); !req.Policy.OriginAllowed(origin) {
+	if !req.Policy.OriginAllowed(r.Header.Values("Origin"), selfOrigin(r)) {
 		t.refuse(w, req, start, "origin_refused", http.StatusForbidden, "origin not allowed")
 		return
 	}

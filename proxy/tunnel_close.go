@@ -68,9 +68,10 @@ type tunnel struct {
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
 
-	lastActive atomic.Int64 // unix nanoseconds of the last read either way
-	clientShut atomic.Bool  // the client's connection was closed after its Close handshake
-	pumps      atomic.Int32 // directions still running
+	lastActive   atomic.Int64 // unix nanoseconds of the last read either way
+	closeDecided atomic.Bool  // beginClose ran: splices stop (see pump.splice)
+	clientShut   atomic.Bool  // the client's connection was closed after its Close handshake
+	pumps        atomic.Int32 // directions still running
 
 	mu           sync.Mutex
 	maxAt        time.Time // zero: no cap
@@ -158,6 +159,13 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	t.armLocked(max(t.policy.CloseGrace, closeSendLimit))
 	t.mu.Unlock()
 
+	// A frame being spliced would hold a peer's write lock until it ends
+	// (and the peer go on receiving it): splices stop now, mid-frame (see
+	// pump.splice). The download direction stops before the client's
+	// Close is due (which then cannot be sent inside that frame); the
+	// upload direction after it, so the client hears why first.
+	t.closeDecided.Store(true)
+	t.down.interruptSplice()
 	t.sendClose(&t.client, c)
 	if !deadline.IsZero() {
 		t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(deadline))
@@ -166,6 +174,7 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	// send their client's Close before this one writes to its upstream,
 	// so the side that waits for an answer hears first.
 	runtime.Gosched()
+	t.up.interruptSplice()
 	t.sendClose(&t.upstream, c)
 
 	// The grace for the replies counts from here, however long a busy

@@ -16,6 +16,8 @@ import (
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // dialed is the upstream side of a tunnel after its 101.
@@ -126,9 +128,9 @@ func (t *Tunnels) upstreamDialer(req TunnelRequest, d *dialed, status *int, conn
 	}
 	u.User, u.Fragment, u.RawFragment = nil, "", ""
 
-	var scrub []string
+	var scrub pipeline.Scrub
 	if req.Session != nil {
-		scrub = req.Session.Scrub.Subprotocols
+		scrub = req.Session.Scrub
 	}
 	protocols := offeredProtocols(up.Header, scrub)
 	extensions, err := offeredExtensions(up.Header)
@@ -318,19 +320,13 @@ func acceptAsUpstream(accepted []httphead.Option) func(httphead.Option) (httphea
 
 // offeredProtocols returns the subprotocols the client offered, in order,
 // without the entries named in scrub (credential carriers).
-func offeredProtocols(h http.Header, scrub []string) []string {
+func offeredProtocols(h http.Header, scrub pipeline.Scrub) []string {
 	var out []string
 	for _, v := range h.Values("Sec-WebSocket-Protocol") {
-	next:
 		for p := range strings.SplitSeq(v, ",") {
 			p = strings.TrimSpace(p)
-			if p == "" {
+			if p == "" || scrub.DropsSubprotocol(p) {
 				continue
-			}
-			for _, s := range scrub {
-				if p == s {
-					continue next
-				}
 			}
 			out = append(out, p)
 		}

@@ -129,7 +129,7 @@ func TestTunnelForwardedHeaders(t *testing.T) {
 			up := newUpstream(t)
 			h := newHarness(t, up.url())
 			h.preserveHost = tc.preserveHost
-			h.configure(func(p *rules.WebSocketPolicy) { p.ForwardCookies = tc.forwardCookies })
+			h.configure(func(p *rules.WebSocketPolicy) { p.ForwardCookies, p.AnyOrigin = tc.forwardCookies, true })
 			h.withSession(func() *pipeline.Session {
 				s := &pipeline.Session{Subject: "alice", Header: http.Header{"X-User": {"alice"}}, Cookies: tc.sessionCookies}
 				return s
@@ -209,6 +209,54 @@ func TestTunnelOrigin(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("Origin %q: status %d, want %d", tc.origin, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTunnelOriginDefaultSameOrigin: without allowed_origins only the
+// request's own origin passes (a cross-site page cannot open a
+// cookie-authenticated WebSocket), a request without Origin (not a browser)
+// passes, and two Origin headers are refused; allowed_origins: ["*"] opts
+// out.
+func TestTunnelOriginDefaultSameOrigin(t *testing.T) {
+	up := newUpstream(t)
+	h := newHarness(t, up.url())
+	self := h.front.URL // http://127.0.0.1:port, what the client dialled
+	tests := []struct {
+		name    string
+		origins []string
+		any     bool
+		want    int
+	}{
+		{"same origin", []string{self}, false, http.StatusSwitchingProtocols},
+		{"same origin, other case and a slash", []string{strings.ToUpper(self) + "/"}, false, http.StatusSwitchingProtocols},
+		{"no Origin", nil, false, http.StatusSwitchingProtocols},
+		{"cross site", []string{"https://evil.example"}, false, http.StatusForbidden},
+		{"other scheme", []string{strings.Replace(self, "http://", "https://", 1)}, false, http.StatusForbidden},
+		{"other port", []string{"http://127.0.0.1:1"}, false, http.StatusForbidden},
+		{"null", []string{"null"}, false, http.StatusForbidden},
+		{"two Origin headers", []string{self, self}, false, http.StatusForbidden},
+		{"any, cross site", []string{"https://evil.example"}, true, http.StatusSwitchingProtocols},
+		{"any, two Origin headers", []string{self, "https://evil.example"}, true, http.StatusForbidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.configure(func(p *rules.WebSocketPolicy) { p.AnyOrigin = tc.any })
+			hdr := http.Header{}
+			if tc.origins != nil {
+				hdr["Origin"] = tc.origins
+			}
+			got := http.StatusSwitchingProtocols
+			if _, err := h.tryDial("/origin", dialOpts{header: hdr}); err != nil {
+				ref, ok := err.(*refusal)
+				if !ok {
+					t.Fatalf("dial: %v", err)
+				}
+				got = ref.status
+			}
+			if got != tc.want {
+				t.Errorf("Origin %q: status %d, want %d", tc.origins, got, tc.want)
 			}
 		})
 	}

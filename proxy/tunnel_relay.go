@@ -130,6 +130,11 @@ type pump struct {
 	relayed    int64 // bytes written to dst
 	reported   int64 // part of relayed already passed to metrics
 	lastReport int64 // unix nanoseconds
+
+	// splicing is set, under spliceMu, while the kernel moves a frame's
+	// rest from src to dst; beginClose interrupts it (interruptSplice).
+	spliceMu sync.Mutex
+	splicing bool
 }
 
 // sliceReader reads a byte slice; ws.ReadHeaderBuffer parses headers
@@ -255,7 +260,9 @@ func (p *pump) forward(closeAt int) error {
 		p.t.noteCloser(p.src, code)
 	}
 	dst := p.dst
-	if !p.locked {
+	if !p.locked && !dst.closeSent.Load() {
+		// (closeSent never goes back to false: once set, nothing is
+		// written to dst and its lock is not needed.)
 		dst.mu.Lock()
 		p.locked = true
 	}
@@ -270,7 +277,7 @@ func (p *pump) forward(closeAt int) error {
 		}
 	}
 	p.r = p.c
-	if p.left == 0 {
+	if p.left == 0 && p.locked {
 		// At a frame boundary: the proxy may write its own frames.
 		dst.mu.Unlock()
 		p.locked = false
@@ -294,28 +301,82 @@ func (p *pump) spliceable() bool {
 		!p.dst.closeSent.Load() && !p.src.closeRecv.Load()
 }
 
+// spliceChunk is how much one splice call moves at most. Between chunks
+// the relay records activity (a long upload is not idle) and looks for a
+// Close the tunnel has decided on.
+const spliceChunk = 64 << 10
+
 // splice moves the rest of the current frame from src to dst in the
-// kernel; dst's write lock is held.
+// kernel, in chunks of spliceChunk; dst's write lock is held. Every chunk
+// counts as activity for the idle timeout.
+//
+// Once the tunnel decides to close (closeDecided; beginClose also cuts a
+// chunk short through interruptSplice) nothing more goes to dst: a Close
+// cannot be put inside the frame, so dst is marked as having had its Close,
+// the lock is released, and the copy path reads and drops the rest of the
+// frame and what follows until src's own Close, so the closing handshake
+// with src completes normally. dst's connection ends with the tunnel.
 func (p *pump) splice() error {
 	if p.dst.closeSent.Load() || p.src.closeRecv.Load() {
 		// A Close went in before the lock was taken: the rest of the
 		// frame is read and dropped by the copy path.
 		return nil
 	}
-	lr := io.LimitedReader{R: p.src.tcp.Load(), N: p.left}
-	n, err := p.dst.tcp.Load().ReadFrom(&lr)
-	p.relayed += n
-	p.left -= n
-	p.touch()
-	if p.left == 0 {
-		p.dst.mu.Unlock()
-		p.locked = false
-		return nil
+	src, dst := p.src.tcp.Load(), p.dst.tcp.Load()
+	p.spliceMu.Lock()
+	p.splicing = true
+	p.spliceMu.Unlock()
+	defer func() {
+		p.spliceMu.Lock()
+		p.splicing = false
+		_ = src.SetReadDeadline(time.Time{}) // undo an interrupt
+		p.spliceMu.Unlock()
+	}()
+	for p.left > 0 {
+		// splicing is set before closeDecided is read, and beginClose sets
+		// closeDecided before it looks at splicing: one sees the other.
+		if p.t.closeDecided.Load() {
+			p.stopMidFrame()
+			return nil
+		}
+		lr := io.LimitedReader{R: src, N: min(p.left, spliceChunk)}
+		n, err := dst.ReadFrom(&lr)
+		p.relayed += n
+		p.left -= n
+		if n > 0 {
+			p.touch()
+		}
+		if p.t.closeDecided.Load() && p.left > 0 {
+			p.stopMidFrame()
+			return nil
+		}
+		if err != nil {
+			return &relayError{side: p.src, err: err}
+		}
+		if n == 0 {
+			return &relayError{side: p.src, err: io.ErrUnexpectedEOF}
+		}
 	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
+	p.dst.mu.Unlock()
+	p.locked = false
+	return nil
+}
+
+// stopMidFrame ends relaying to dst in the middle of a frame (see splice).
+func (p *pump) stopMidFrame() {
+	p.dst.closeSent.Store(true)
+	p.dst.mu.Unlock()
+	p.locked = false
+}
+
+// interruptSplice makes a splice in progress return now (its source's
+// read deadline is moved to the past; splice restores it).
+func (p *pump) interruptSplice() {
+	p.spliceMu.Lock()
+	defer p.spliceMu.Unlock()
+	if p.splicing {
+		_ = p.src.conn.SetReadDeadline(time.Now())
 	}
-	return &relayError{side: p.src, err: err}
 }
 
 // headerLen is the length of a frame header given its second byte.

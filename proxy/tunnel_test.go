@@ -426,7 +426,7 @@ func newUpstream(t testing.TB) *upstream {
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	offered := offeredProtocols(r.Header, nil)
+	offered := offeredProtocols(r.Header, pipeline.Scrub{})
 	u.mu.Lock()
 	u.requests = append(u.requests, r)
 	u.offered = append(u.offered, offered)

@@ -17,6 +17,7 @@ type route struct {
 	rule    *rules.Compiled
 	session *pipeline.Session
 	url     *url.URL // the matched request URL (cleaned path)
+	fwd     forwardedView
 }
 
 // rewrite turns out (a copy of the client's request from which hop-by-hop
@@ -45,7 +46,7 @@ func rewrite(out, in *http.Request, rt *route) {
 		out.Host = ""
 	}
 
-	setForwarded(out, in)
+	setForwarded(out, in, rt.fwd)
 	for _, h := range rt.session.Scrub.Headers {
 		out.Header.Del(h)
 	}
@@ -57,23 +58,23 @@ func rewrite(out, in *http.Request, rt *route) {
 	}
 }
 
-// setForwarded appends the client address to X-Forwarded-For and sets
-// X-Forwarded-Proto and X-Forwarded-Host to what the client used.
-func setForwarded(out, in *http.Request) {
+// setForwarded sets X-Forwarded-For, -Host and -Proto for the upstream
+// from what the proxy believes (fv). With trusted forwarding headers the
+// load balancer's X-Forwarded-For gets the peer's address appended and its
+// (validated) -Host and -Proto are passed on; otherwise the client's values
+// are dropped: For is the peer, Host the Host header, Proto the
+// connection's.
+func setForwarded(out, in *http.Request, fv forwardedView) {
 	client, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		client = in.RemoteAddr
 	}
-	if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+	if prior := in.Header.Values("X-Forwarded-For"); fv.trusted && len(prior) > 0 {
 		client = strings.Join(prior, ", ") + ", " + client
 	}
 	out.Header.Set("X-Forwarded-For", client)
-	out.Header.Set("X-Forwarded-Host", in.Host)
-	if in.TLS != nil {
-		out.Header.Set("X-Forwarded-Proto", "https")
-	} else {
-		out.Header.Set("X-Forwarded-Proto", "http")
-	}
+	out.Header.Set("X-Forwarded-Host", fv.host)
+	out.Header.Set("X-Forwarded-Proto", fv.proto)
 }
 
 // stripPrefix removes strip_path from the start of p at a segment
@@ -112,7 +113,9 @@ func joinPath(base, p string) string {
 }
 
 // scrubQuery removes the named parameters from a raw query, keeping the
-// rest byte for byte.
+// rest byte for byte. Pairs are separated by "&" and also by ";", which
+// some upstream frameworks still accept as a separator: "x=1;token=t" must
+// not carry the token past portcullis.
 func scrubQuery(raw string, names []string) string {
 	if raw == "" || len(names) == 0 {
 		return raw
@@ -120,22 +123,39 @@ func scrubQuery(raw string, names []string) string {
 	parts := strings.Split(raw, "&")
 	kept := parts[:0]
 	for _, part := range parts {
-		key, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err == nil {
-			key = k
-		}
-		drop := false
-		for _, n := range names {
-			if key == n {
-				drop = true
-				break
+		if strings.IndexByte(part, ';') >= 0 {
+			sub := strings.Split(part, ";")
+			keptSub := sub[:0]
+			for _, p := range sub {
+				if !isCarrierPair(p, names) {
+					keptSub = append(keptSub, p)
+				}
 			}
+			if len(keptSub) > 0 {
+				kept = append(kept, strings.Join(keptSub, ";"))
+			}
+			continue
 		}
-		if !drop {
+		if !isCarrierPair(part, names) {
 			kept = append(kept, part)
 		}
 	}
 	return strings.Join(kept, "&")
+}
+
+// isCarrierPair reports whether the raw query pair's (decoded) key is one
+// of names.
+func isCarrierPair(pair string, names []string) bool {
+	key, _, _ := strings.Cut(pair, "=")
+	if k, err := url.QueryUnescape(key); err == nil {
+		key = k
+	}
+	for _, n := range names {
+		if key == n {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeCookies returns a Cookie header of the client's cookies with the

@@ -117,6 +117,9 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 			continue
 		}
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
+		if cr2, ok := a.(pipeline.CarrierReader); ok {
+			cr.Carriers = cr.Carriers.Merge(cr2.Carriers())
+		}
 	}
 	if r.Authorizer.Handler == "" {
 		fail(r.Line, "an authorizer is required")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 )
 
 // MaxDocumentSize bounds a rules document read from any repository.
@@ -36,7 +39,7 @@ func fetchRepository(ctx context.Context, client *http.Client, loc string) ([]do
 		data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(loc, "inline://"))
 		if err != nil {
 			if data, err = base64.RawStdEncoding.DecodeString(strings.TrimPrefix(loc, "inline://")); err != nil {
-				return nil, fmt.Errorf("%s: inline repository is not valid base64: %v", shortLoc(loc), err)
+				return nil, fmt.Errorf("%s: inline repository is not valid base64: %v", fetch.Redact(loc), err)
 			}
 		}
 		return []document{{name: "inline", data: data}}, nil
@@ -45,13 +48,6 @@ func fetchRepository(ctx context.Context, client *http.Client, loc string) ([]do
 	default:
 		return fetchFile(strings.TrimPrefix(loc, "file://"))
 	}
-}
-
-func shortLoc(loc string) string {
-	if len(loc) > 40 {
-		return loc[:40] + "…"
-	}
-	return loc
 }
 
 func fetchFile(path string) ([]document, error) {
@@ -103,28 +99,43 @@ func readDoc(path string) ([]document, error) {
 	return []document{{name: path, data: data}}, nil
 }
 
+// fetchHTTP reads an http(s) repository. The location may carry
+// credentials (user info, a token in the query): every error and the
+// document's name (which rule errors and /rules show) use the redacted
+// location, and net/http's *url.Error, which repeats the whole URL, is
+// unwrapped to its operation and cause.
 func fetchHTTP(ctx context.Context, client *http.Client, loc string) ([]document, error) {
+	name := fetch.Redact(loc)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: invalid URL", name)
 	}
 	req.Header.Set("Accept", "application/json, application/yaml, text/yaml")
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, err)
+		return nil, fmt.Errorf("%s: %w", name, withoutURL(err))
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: answered %s", loc, res.Status)
+		return nil, fmt.Errorf("%s: answered %s", name, res.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(res.Body, MaxDocumentSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, err)
+		return nil, fmt.Errorf("%s: %w", name, withoutURL(err))
 	}
 	if len(data) > MaxDocumentSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", loc, MaxDocumentSize)
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxDocumentSize)
 	}
-	return []document{{name: loc, data: data}}, nil
+	return []document{{name: name, data: data}}, nil
+}
+
+// withoutURL drops the URL a *url.Error repeats in its message.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }
 
 // LoadFiles parses and compiles the documents behind the locations, as

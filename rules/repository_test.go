@@ -154,3 +154,44 @@ func TestRepositoryHTTPSourceFailuresKeepLastGood(t *testing.T) {
 	mode.Store("good2")
 	waitFor(t, "the remote change to load", func() bool { _, ok := repo.Current().Get("remote2"); return ok })
 }
+
+// TestRepositoryErrorsNeverShowCredentials: a repository URL's user info
+// and query (where tokens travel) appear in no error — refused connection,
+// error status, unparsable document — whatever net/http's own error says.
+func TestRepositoryErrorsNeverShowCredentials(t *testing.T) {
+	var mode atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load().(string) {
+		case "500":
+			http.Error(w, "boom", 500)
+		case "garbage":
+			w.Write([]byte("- id: x\n  match: {url: 7\n"))
+		}
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	secret := func(base string) string {
+		return strings.Replace(base, "http://", "http://deploy:pa55word@", 1) + "/rules.yml?access_token=t0ken-42"
+	}
+	for _, tc := range []struct{ mode, loc string }{
+		{"refused", secret(closedURL)},
+		{"500", secret(srv.URL)},
+		{"garbage", secret(srv.URL)},
+	} {
+		mode.Store(tc.mode)
+		_, err := rules.LoadFiles(context.Background(), compiler(t, rules.Regexp), []string{tc.loc})
+		if err == nil {
+			t.Fatalf("%s: loaded", tc.mode)
+		}
+		for _, s := range []string{"pa55word", "t0ken-42", "deploy"} {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%s: error shows %q: %v", tc.mode, s, err)
+			}
+		}
+		if !strings.Contains(err.Error(), strings.TrimPrefix(srv.URL, "http://")[:9]) {
+			t.Errorf("%s: error %q does not say which repository failed", tc.mode, err)
+		}
+	}
+}

@@ -28,6 +28,22 @@ type Compiled struct {
 	UpstreamURL *url.URL
 	// WebSocketPolicy is the rule's resolved tunnel policy.
 	WebSocketPolicy WebSocketPolicy
+	// Carriers are the credential carriers of all the rule's
+	// authenticators (see [pipeline.CarrierReader]), computed once at
+	// compile time. Run starts every session's Scrub with them, so they are
+	// removed from the upstream request, the WebSocket handshake and the
+	// error handlers' view whichever authenticator decides, or none.
+	Carriers pipeline.Scrub
+}
+
+// MatchesPath reports whether the rule's pattern matches u with its path
+// replaced by p (the decision API checks that a raw path and its decoded
+// form select the same rule).
+func (c *Compiled) MatchesPath(u *url.URL, p string) bool {
+	v := *u
+	v.Path = p
+	_, ok := c.pattern.match(MatchURL(&v))
+	return ok
 }
 
 type namedAuthenticator struct {
@@ -40,6 +56,7 @@ type namedAuthenticator struct {
 // the first responsible one decides, none responsible is a 401), then the
 // authorizer, then every mutator. A nil error means the request is allowed.
 func (c *Compiled) Run(r *http.Request, s *pipeline.Session) error {
+	s.Scrub = c.Carriers.Merge(s.Scrub)
 	authenticated := false
 	for _, a := range c.authenticators {
 		err := a.Authenticate(r, s)

@@ -26,8 +26,10 @@ type WebSocket struct {
 	// IdleTimeout ends a tunnel that carried no frame either way for this
 	// long; 0 turns it off.
 	IdleTimeout *pipeline.Duration `json:"idle_timeout,omitempty"`
-	// AllowedOrigins lists exact origins (scheme://host[:port]). When set, an
-	// upgrade whose Origin is present and not listed is refused with 403.
+	// AllowedOrigins lists exact origins (scheme://host[:port]). An upgrade
+	// whose Origin is present and not listed is refused with 403. Unset,
+	// only the request's own origin is allowed (same-origin); ["*"] allows
+	// any origin.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 	// MaxConnections caps concurrent tunnels of the rule (0: no cap); beyond
 	// it upgrades get 503.
@@ -46,7 +48,8 @@ type WebSocketPolicy struct {
 	RevalidateEvery     time.Duration
 	TolerateUnavailable bool
 	IdleTimeout         time.Duration
-	AllowedOrigins      map[string]bool // lower-cased; nil: any origin
+	AllowedOrigins      map[string]bool // lower-cased, default ports removed; nil: same-origin only
+	AnyOrigin           bool            // allowed_origins: ["*"]
 	MaxConnections      int
 	ForwardCookies      bool
 	CloseGrace          time.Duration
@@ -96,13 +99,17 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 		p.CloseGrace = w.CloseGrace.D()
 	}
 	if w.AllowedOrigins != nil {
-		p.AllowedOrigins = map[string]bool{}
+		p.AllowedOrigins, p.AnyOrigin = map[string]bool{}, false
 		for _, o := range w.AllowedOrigins {
+			if o == "*" {
+				p.AnyOrigin = true
+				continue
+			}
 			u, err := url.Parse(o)
 			if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-				return p, fmt.Errorf("websocket.allowed_origins: %q is not an origin (scheme://host[:port])", o)
+				return p, fmt.Errorf("websocket.allowed_origins: %q is not an origin (scheme://host[:port]) or \"*\"", o)
 			}
-			p.AllowedOrigins[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+			p.AllowedOrigins[NormalizeOrigin(u.Scheme, u.Host)] = true
 		}
 	}
 	switch {
@@ -120,11 +127,43 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 	return p, nil
 }
 
-// OriginAllowed reports whether an upgrade with the given Origin header may
-// proceed: no list, no Origin (not a browser), or a listed origin.
-func (p WebSocketPolicy) OriginAllowed(origin string) bool {
-	if p.AllowedOrigins == nil || origin == "" {
+// OriginAllowed reports whether an upgrade carrying the Origin header
+// values origins may proceed, self being the request's own origin
+// (scheme://host as portcullis sees them). No Origin (not a browser)
+// passes; more than one is refused; otherwise the origin must be listed,
+// or, without a list, be self (same-origin: a cross-site page cannot open
+// a cookie-authenticated WebSocket); allowed_origins: ["*"] allows any.
+// Origins compare case-insensitively, default ports ignored.
+func (p WebSocketPolicy) OriginAllowed(origins []string, self string) bool {
+	switch {
+	case len(origins) == 0:
+		return true
+	case len(origins) > 1:
+		return false
+	case p.AnyOrigin:
 		return true
 	}
-	return p.AllowedOrigins[strings.ToLower(strings.TrimSuffix(origin, "/"))]
+	u, err := url.Parse(origins[0])
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.User != nil {
+		return false // "null" and anything else that is not an origin
+	}
+	o := NormalizeOrigin(u.Scheme, u.Host)
+	if p.AllowedOrigins != nil {
+		return p.AllowedOrigins[o]
+	}
+	return self != "" && o == self
+}
+
+// NormalizeOrigin renders scheme://host for comparison: lower case, the
+// scheme's default port (80 for http and ws, 443 for https and wss)
+// removed.
+func NormalizeOrigin(scheme, host string) string {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	switch {
+	case (scheme == "http" || scheme == "ws") && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	case (scheme == "https" || scheme == "wss") && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	}
+	return scheme + "://" + host
 }

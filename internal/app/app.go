@@ -217,6 +217,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:                   log,
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
+		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
 		},
@@ -253,7 +254,8 @@ func (s *Server) OnShutdown(f func(context.Context) error) { s.shutdown = append
 // Listen binds the proxy and API listeners.
 func (s *Server) Listen() error {
 	t := s.Config.Serve.Proxy.Timeout
-	add := func(name string, l config.Listener, h http.Handler, timeouts bool) error {
+	proxyTimeouts := config.APITimeouts{Read: t.Read, ReadHeader: t.ReadHeader, Write: t.Write, Idle: t.Idle}
+	add := func(name string, l config.Listener, h http.Handler, timeouts *config.APITimeouts) error {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {
 			return fmt.Errorf("serve.%s: %w", name, err)
@@ -261,7 +263,7 @@ func (s *Server) Listen() error {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 1 << 20,
 			ErrorLog:    stdlog.New(s.Log.WriterLevel(logrus.DebugLevel), "", 0),
 			BaseContext: func(net.Listener) context.Context { return s.ctx }}
-		if timeouts {
+		if t := timeouts; t != nil {
 			srv.ReadTimeout, srv.ReadHeaderTimeout, srv.WriteTimeout, srv.IdleTimeout = t.Read, t.ReadHeader, t.Write, t.Idle
 		}
 		if l.TLS.Enabled() {
@@ -279,17 +281,17 @@ func (s *Server) Listen() error {
 		s.listeners[name], s.servers[name] = ln, srv
 		return nil
 	}
-	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, true); err != nil {
+	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, &proxyTimeouts); err != nil {
 		return err
 	}
-	if err := add("api", s.Config.Serve.API, s.API.Handler(), false); err != nil {
+	if err := add("api", s.Config.Serve.API.Listener, s.API.Handler(), &s.Config.Serve.API.Timeout); err != nil {
 		s.listeners["proxy"].Close()
 		return err
 	}
 	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
 		mux := http.NewServeMux()
 		mux.Handle(p.MetricsPath, s.Metrics.Handler())
-		if err := add("prometheus", p.Listener, mux, false); err != nil {
+		if err := add("prometheus", p.Listener, mux, nil); err != nil {
 			s.listeners["proxy"].Close()
 			s.listeners["api"].Close()
 			return err

@@ -320,3 +320,59 @@ func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 		t.Errorf("answered after %v; the configured upstream timeout is 200ms", d)
 	}
 }
+
+// TestAPIListenerTimeouts: serve.api.timeout bounds the API's connections
+// as serve.proxy.timeout does the proxy's. A body trickled to /decisions
+// and an idle keep-alive are both cut off (before, both stayed open for as
+// long as the client liked). The bounds checked are generous (10x the
+// configured timeouts) for a loaded machine; the point is that the
+// connection ends at all.
+func TestAPIListenerTimeouts(t *testing.T) {
+	up, _ := countingUpstream(t)
+	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0, timeout: {read: 500ms, idle: 500ms}}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
+		strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	held := func(name string, c net.Conn, during func()) {
+		t.Helper()
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		go during()
+		_, err := io.ReadAll(c)
+		if elapsed := time.Since(start); errors.Is(err, os.ErrDeadlineExceeded) || elapsed > 5*time.Second {
+			t.Errorf("%s: connection held for %v (err %v), want it closed after the 500ms timeout", name, elapsed, err)
+		}
+	}
+	slow, err := net.Dial("tcp", s.Addr("api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "POST /decisions/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+	held("slow body", slow, func() {
+		for i := 0; i < 100; i++ {
+			if _, err := io.WriteString(slow, "x"); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	idle, err := net.Dial("tcp", s.Addr("api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET /health/alive HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(idle)
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	start := time.Now()
+	idle.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, err = br.ReadByte()
+	if elapsed := time.Since(start); errors.Is(err, os.ErrDeadlineExceeded) || elapsed > 5*time.Second {
+		t.Errorf("idle keep-alive: held for %v (err %v), want it closed after the 500ms idle timeout", elapsed, err)
+	}
+}

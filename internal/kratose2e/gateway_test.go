@@ -160,6 +160,15 @@ const rulesTemplate = `
   mutators: [{handler: header}]
   upstream: {url: %[1]q}
   websocket: {revalidate_every: 200ms, close_grace: 200ms}
+- id: ws-query
+  match: {url: "http://<[^/]+>/wsq/<.*>", methods: [GET]}
+  authenticators:
+    - {handler: cookie_session}
+    - {handler: bearer_token, config: {token_from: {query_parameter: token}}}
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  errors: [{handler: redirect}]
+  upstream: {url: %[1]q}
 - id: open
   match: {url: "http://<[^/]+>/open/<.*>", methods: [GET]}
   authenticators: [{handler: anonymous}]

@@ -1,0 +1,180 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-proxy/portcullis/proxy"
+)
+
+// forwardedRules: one rule per scheme on the front's host, a /public/ rule
+// on the literal host 127.0.0.1 (the review's attack pasted "/public" into
+// X-Forwarded-Host to reach it) and a redirecting rule.
+const forwardedRules = `
+- id: plain
+  match: {url: "http://<[^/]+>/page", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header, config: {headers: {X-Rule: plain}}}]
+  upstream: {url: "UPSTREAM"}
+- id: tls
+  match: {url: "https://<[^/]+>/page", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header, config: {headers: {X-Rule: tls}}}]
+  upstream: {url: "UPSTREAM"}
+- id: public
+  match: {url: "http://FRONTHOST/public/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header, config: {headers: {X-Rule: public}}}]
+  upstream: {url: "UPSTREAM"}
+- id: login
+  match: {url: "<https?>://<[^/]+>/account", methods: [GET]}
+  authenticators: [{handler: unauthorized}]
+  authorizer: {handler: allow}
+  mutators: [{handler: noop}]
+  errors: [{handler: redirect, config: {to: "http://login.test/", return_to_query_param: return_to}}]
+  upstream: {url: "UPSTREAM"}
+`
+
+// forwardedProxy is a real proxy on loopback with the given trust over
+// forwardedRules, in front of the echo upstream.
+func forwardedProxy(t *testing.T, trust, matchHost bool) string {
+	t.Helper()
+	up := echoUpstream(t)
+	front := httptest.NewUnstartedServer(nil)
+	host := front.Listener.Addr().String()
+	doc := strings.ReplaceAll(strings.ReplaceAll(forwardedRules, "UPSTREAM", up.URL), "FRONTHOST", host)
+	front.Config.Handler = (&proxy.Handler{Rules: staticRules{ruleSet(t, doc)}, TrustForwardedHeaders: trust, MatchForwardedHost: matchHost}).Init()
+	front.Start()
+	t.Cleanup(front.Close)
+	return front.URL
+}
+
+func getWith(t *testing.T, u string, h map[string][]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestProxyUntrustedForwardedHeaders: by default (Oathkeeper's
+// trust_forwarded_headers: false) the client's X-Forwarded-* reach neither
+// the upstream nor a redirect's return_to, and X-Forwarded-Host chooses no
+// rule. X-Forwarded-Proto selects a rule's https:// form, as Oathkeeper's
+// own forwarded-header e2e expects, and must then be one valid value.
+func TestProxyUntrustedForwardedHeaders(t *testing.T) {
+	front := forwardedProxy(t, false, false)
+	fh := strings.TrimPrefix(front, "http://")
+	spoof := map[string][]string{
+		"X-Forwarded-Host":  {"evil.example"},
+		"X-Forwarded-Proto": {"https"},
+		"X-Forwarded-For":   {"203.0.113.9"},
+	}
+	res := getWith(t, front+"/page", spoof)
+	s := decodeSeen(t, res)
+	for k, want := range map[string]string{"X-Rule": "tls", "X-Forwarded-Host": fh, "X-Forwarded-Proto": "http", "X-Forwarded-For": "127.0.0.1"} {
+		if got := strings.Join(s.Header.Values(k), ","); got != want {
+			t.Errorf("upstream saw %s = %q, want %q", k, got, want)
+		}
+	}
+	res = getWith(t, front+"/account?x=1", spoof)
+	res.Body.Close()
+	want := "http://login.test/?return_to=" + url.QueryEscape(front+"/account?x=1")
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
+		t.Errorf("redirect = %d %q, want 302 %q", res.StatusCode, res.Header.Get("Location"), want)
+	}
+	// Oathkeeper's forwarded-header e2e: the proto picks the rule's form.
+	for proto, want := range map[string]string{"": "plain", "http": "plain", "HTTPS": "tls"} {
+		h := map[string][]string{}
+		if proto != "" {
+			h["X-Forwarded-Proto"] = []string{proto}
+		}
+		if s := decodeSeen(t, getWith(t, front+"/page", h)); s.Header.Get("X-Rule") != want {
+			t.Errorf("X-Forwarded-Proto %q: rule %q, want %q", proto, s.Header.Get("X-Rule"), want)
+		}
+	}
+	// An untrusted X-Forwarded-Host is not looked at at all; an
+	// X-Forwarded-Proto, which chooses the rule's form, must be valid.
+	res = getWith(t, front+"/page", map[string][]string{"X-Forwarded-Host": {"a/b, c"}})
+	if s := decodeSeen(t, res); s.Header.Get("X-Forwarded-Host") != fh {
+		t.Errorf("upstream saw X-Forwarded-Host %q, want %q", s.Header.Get("X-Forwarded-Host"), fh)
+	}
+	for _, p := range [][]string{{"ftp"}, {"https, http"}, {"http", "https"}} {
+		res := getWith(t, front+"/page", map[string][]string{"X-Forwarded-Proto": p})
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("X-Forwarded-Proto %q = %d, want 400", p, res.StatusCode)
+		}
+		decodeError(t, res)
+	}
+}
+
+// TestProxyTrustedForwardedHeaders: trusted, X-Forwarded-Proto decides the
+// scheme rules match (as in Oathkeeper) and the load balancer's values go
+// upstream; each must be exactly one valid value. X-Forwarded-Host decides
+// the matched host only with match_forwarded_host.
+func TestProxyTrustedForwardedHeaders(t *testing.T) {
+	front := forwardedProxy(t, true, false)
+	fh := strings.TrimPrefix(front, "http://")
+	res := getWith(t, front+"/page", map[string][]string{
+		"X-Forwarded-Host":  {"app.example"},
+		"X-Forwarded-Proto": {"https"},
+		"X-Forwarded-For":   {"203.0.113.9"},
+	})
+	s := decodeSeen(t, res)
+	for k, want := range map[string]string{"X-Rule": "tls", "X-Forwarded-Host": "app.example", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9, 127.0.0.1"} {
+		if got := strings.Join(s.Header.Values(k), ","); got != want {
+			t.Errorf("upstream saw %s = %q, want %q", k, got, want)
+		}
+	}
+	// X-Forwarded-Host does not choose the rule without match_forwarded_host.
+	res = getWith(t, front+"/public/x", map[string][]string{"X-Forwarded-Host": {"other.example"}})
+	if s := decodeSeen(t, res); s.Header.Get("X-Rule") != "public" {
+		t.Errorf("rule = %q, want public (matched on Host %s)", s.Header.Get("X-Rule"), fh)
+	}
+	for _, h := range []map[string][]string{
+		{"X-Forwarded-Host": {fh + "/public"}},
+		{"X-Forwarded-Host": {"a.example, b.example"}},
+		{"X-Forwarded-Host": {"a.example", "b.example"}},
+		{"X-Forwarded-Host": {"user@a.example"}},
+		{"X-Forwarded-Proto": {"https, http"}},
+		{"X-Forwarded-Proto": {"javascript"}},
+		{"X-Forwarded-Proto": {"http", "https"}},
+	} {
+		res := getWith(t, front+"/page", h)
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%v = %d, want 400", h, res.StatusCode)
+		}
+		decodeError(t, res)
+	}
+}
+
+// TestProxyMatchForwardedHost: with match_forwarded_host the trusted
+// X-Forwarded-Host decides the host rules match, and the review's attack
+// (a host carrying "/public", the path /secret) is a 400, not the /public/
+// rule.
+func TestProxyMatchForwardedHost(t *testing.T) {
+	front := forwardedProxy(t, true, true)
+	fh := strings.TrimPrefix(front, "http://")
+	res := getWith(t, front+"/secret", map[string][]string{"X-Forwarded-Host": {fh + "/public"}})
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("X-Forwarded-Host %s/public + /secret = %d, want 400", fh, res.StatusCode)
+	}
+	decodeError(t, res)
+	res = getWith(t, "http://"+fh+"/public/x", map[string][]string{"X-Forwarded-Host": {"other.example"}})
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("X-Forwarded-Host other.example + /public/x = %d, want 404 (the /public/ rule is for %s)", res.StatusCode, fh)
+	}
+}
