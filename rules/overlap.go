@@ -118,11 +118,8 @@ func (s *Set) Overlaps() OverlapReport {
 			if nice, ok, err := intersection([]*nfa{langs[first], langs[second], shape}); err == nil && ok {
 				w = nice
 			}
-			_, okA := ra.pattern.match(w)
-			_, okB := rb.pattern.match(w)
-			if !okA || !okB {
-				rep.Unproven = append(rep.Unproven, Unproven{A: ra, B: rb,
-					Err: fmt.Errorf("%w: the automata share %q but the matchers do not both accept it", ErrUndecidable, w)})
+			if err := verifyWitness(ra, rb, w); err != nil {
+				rep.Unproven = append(rep.Unproven, Unproven{A: ra, B: rb, Err: err})
 				continue
 			}
 			rep.Overlaps = append(rep.Overlaps, Overlap{A: ra, B: rb, Method: method, Witness: w})
@@ -146,6 +143,24 @@ func pairLess(index map[*Compiled]int, a1, b1, a2, b2 *Compiled) bool {
 		return index[b1] < index[b2]
 	}
 	return index[a1] < index[a2]
+}
+
+// verifyWitness checks w with both rules' real matchers. A matcher that
+// refuses it, or panics on it (gobwas/glob has inputs it panics on), leaves
+// the pair undecided: the prover never reports what the matchers do not
+// confirm, and a rules load never fails because a matcher misbehaves.
+func verifyWitness(a, b *Compiled, w string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: a matcher panicked on %q: %v", ErrUndecidable, w, p)
+		}
+	}()
+	_, okA := a.pattern.match(w)
+	_, okB := b.pattern.match(w)
+	if !okA || !okB {
+		return fmt.Errorf("%w: the automata share %q but the matchers do not both accept it", ErrUndecidable, w)
+	}
+	return nil
 }
 
 // ruleNFA builds the automaton of a rule's pattern, or says why it cannot.
