@@ -1,12 +1,15 @@
-# syntax=docker/dockerfile:1
-#
 # portcullis and the quickstart's demo app, as static binaries in small
 # non-root images. Two targets share one build stage:
 #
 #   docker build -t portcullis .                        (the default target)
 #   docker build --target demo-app -t portcullis-demo-app .
 #
-# docker-compose.yml at the repository root builds both.
+# docker-compose.yml at the repository root builds both. Nothing here needs
+# a BuildKit frontend, so the classic builder and BuildKit build it alike.
+#
+# The build stage downloads the Go modules; GOPROXY, when given, is the
+# module proxy it asks (a company proxy, or a local one when there is no
+# network): docker build --build-arg GOPROXY=<proxy URL> .
 
 ARG GO_VERSION=1.26
 
@@ -14,6 +17,7 @@ FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 # Modules first, so a source change does not download them again.
 COPY go.mod go.sum ./
+ARG GOPROXY
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -228,6 +228,15 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 	s.Subject = sub
 	s.Extra = claims
 	s.ExpiresAt = exp
+	s.Authenticator = "jwt"
+	s.CredentialID = pipeline.CredentialID(token)
+	// The session a revocation (OpenID Connect back-channel logout, the
+	// admin API) names: the OP's session id, else the token's own id.
+	if sid, _ := claims["sid"].(string); sid != "" {
+		s.SessionID = sid
+	} else if jti, _ := claims["jti"].(string); jti != "" {
+		s.SessionID = jti
+	}
 	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
 		_, exp, err := a.verify(ctx, token, true)
 		return exp, err

@@ -268,6 +268,9 @@ type introspectionAnswer struct {
 	TokenUse  string         `json:"token_use"`
 	Username  string         `json:"username"`
 	Ext       map[string]any `json:"ext"`
+	// SessionID is the authorization server's session id, when it says
+	// (RFC 7662 allows extension members; Hydra and others send sid).
+	SessionID string `json:"sid"`
 }
 
 func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error {
@@ -290,6 +293,9 @@ func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error
 	s.Subject = ans.Subject
 	s.Extra = ans.extra()
 	s.ExpiresAt = ans.expiry()
+	s.SessionID = ans.SessionID
+	s.Authenticator = "oauth2_introspection"
+	s.CredentialID = pipeline.CredentialID(token)
 	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
 		ans, err := a.answer(ctx, token, true)
 		if err != nil {

@@ -128,6 +128,27 @@ type sessionChecker struct {
 	extraFrom   string
 	cache       *sessionCache
 	cfgHash     [32]byte // pipeline.ConfigHash of cfg and the handler name
+	// revocations, when set, says which sessions were revoked: a cached
+	// answer for one is dropped, never served.
+	revocations pipeline.RevocationView
+}
+
+// withRevocations makes the checker drop cached answers for revoked
+// sessions and subjects (nil: none are known).
+func (c *sessionChecker) withRevocations(r pipeline.RevocationView) *sessionChecker {
+	c.revocations = r
+	return c
+}
+
+// cached returns the cache's answer for key unless the session or its
+// subject was revoked since, in which case the entry is evicted.
+func (c *sessionChecker) cached(key cacheKey) (*checkedSession, bool) {
+	v, ok := c.cache.get(key)
+	if ok && c.revocations != nil && c.revocations.Revoked(v.sessionID, v.subject) {
+		c.cache.remove(key)
+		return nil, false
+	}
+	return v, ok
 }
 
 // newSessionChecker prepares the checker. credentialHeader is the header
@@ -293,6 +314,7 @@ func (c *sessionChecker) authenticate(r *http.Request, s *pipeline.Session, in c
 	s.SessionID = v.sessionID
 	s.ExpiresAt = v.expiresAt
 	s.Authenticator = c.name
+	s.CredentialID = pipeline.CredentialID(in.cookie + "\x00" + in.token)
 	s.Revalidator = &revalidation{checker: c, in: in, key: key, subject: v.subject}
 	return nil
 }
@@ -305,7 +327,7 @@ func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInpu
 		defer cancel()
 		return c.check(ctx, in)
 	}
-	if v, ok := c.cache.get(key); ok {
+	if v, ok := c.cached(key); ok {
 		return v, nil
 	}
 	// The shared check must not end when the first caller goes away, so it
@@ -314,7 +336,7 @@ func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInpu
 	ch := c.cache.flight.DoChan(string(key[:]), func() (any, error) {
 		// A flight that ended between our miss and this call has filled
 		// the cache already.
-		if v, ok := c.cache.get(key); ok {
+		if v, ok := c.cached(key); ok {
 			return v, nil
 		}
 		ctx, cancel := context.WithTimeout(detached, c.timeout)

@@ -32,6 +32,7 @@ func ensureKratos(root string) error {
 
 // kratosSession is a session registered in Kratos through the API flow.
 type kratosSession struct {
+	ID        string
 	Token     string
 	ExpiresAt time.Time
 }
@@ -56,6 +57,7 @@ func registerIdentity(k *kratostest.Kratos) (kratosSession, error) {
 	var res struct {
 		SessionToken string `json:"session_token"`
 		Session      struct {
+			ID        string    `json:"id"`
 			ExpiresAt time.Time `json:"expires_at"`
 		} `json:"session"`
 	}
@@ -66,7 +68,7 @@ func registerIdentity(k *kratostest.Kratos) (kratosSession, error) {
 	if res.SessionToken == "" {
 		return kratosSession{}, fmt.Errorf("kratos registration returned no session token")
 	}
-	return kratosSession{Token: res.SessionToken, ExpiresAt: res.Session.ExpiresAt}, nil
+	return kratosSession{ID: res.Session.ID, Token: res.SessionToken, ExpiresAt: res.Session.ExpiresAt}, nil
 }
 
 func doJSON(client *http.Client, method, u string, in, out any) error {

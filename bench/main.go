@@ -31,25 +31,26 @@ import (
 
 // options are the command's flags.
 type options struct {
-	duration    time.Duration
-	wsDuration  time.Duration
-	rounds      int
-	connections int
-	threads     int
-	tunnels     int
-	kratos      bool
-	install     bool
-	logLevel    string
-	logFormat   string
-	only        string
-	profileDir  string
-	benchtime   string
-	out         string
-	timeout     time.Duration
-	baseline    string
-	variants    string
-	oathkeeper  string
-	keep        bool
+	duration      time.Duration
+	wsDuration    time.Duration
+	rounds        int
+	connections   int
+	threads       int
+	tunnels       int
+	revokeTunnels int
+	kratos        bool
+	install       bool
+	logLevel      string
+	logFormat     string
+	only          string
+	profileDir    string
+	benchtime     string
+	out           string
+	timeout       time.Duration
+	baseline      string
+	variants      string
+	oathkeeper    string
+	keep          bool
 }
 
 func main() {
@@ -69,11 +70,12 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "wrk connections")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
 	flag.IntVar(&o.tunnels, "tunnels", 5000, "idle tunnels for figures 6-7")
+	flag.IntVar(&o.revokeTunnels, "revoke-tunnels", 1000, "tunnels per replica for figure 9 (three replicas)")
 	flag.BoolVar(&o.kratos, "kratos", true, "start a real Ory Kratos for the session figures (3, 7)")
 	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get and build Kratos when missing")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log.level of portcullis and Oathkeeper (their logs go to files)")
 	flag.StringVar(&o.logFormat, "log-format", "text", "log.format of portcullis and Oathkeeper: text (the default of both) or json")
-	flag.StringVar(&o.only, "only", "http,ws,idle,go", "sections to run: http (1-3), ws (4-5), idle (6-7), go (8)")
+	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3), ws (4-5), idle (6-7), go (8), revoke (9)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of portcullis (round 1 of each figure) into this directory")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
@@ -139,7 +141,7 @@ func run(o options) error {
 			return err
 		}
 	}
-	needKratos := o.kratos && (sections["http"] || sections["idle"] || sections["go"])
+	needKratos := o.kratos && (sections["http"] || sections["idle"] || sections["go"] || sections["revoke"])
 	if needKratos {
 		if err := ensureKratos(root); err != nil {
 			if !o.install {
@@ -202,6 +204,11 @@ func run(o options) error {
 		if err := e.idle(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("figures 6-7: %w", err))
 			e.table.fail("6", "idle tunnels", err)
+		}
+	}
+	if sections["revoke"] && ctx.Err() == nil {
+		if err := e.revoke(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("figure 9: %w", err))
 		}
 	}
 	if sections["go"] && ctx.Err() == nil {

@@ -7,7 +7,10 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -23,6 +26,7 @@ type Config struct {
 	Mutators       map[string]HandlerConfig `koanf:"mutators"`
 	Errors         Errors                   `koanf:"errors"`
 	Log            Log                      `koanf:"log"`
+	Revocation     Revocation               `koanf:"revocation"`
 	// WebSocket holds the defaults of every rule's websocket block.
 	WebSocket rules.WebSocket `koanf:"-"`
 
@@ -65,6 +69,98 @@ func (t TLSConfig) Enabled() bool { return t.Cert.Path != "" && t.Key.Path != ""
 // Addr formats host:port.
 func (l Listener) Addr() string { return fmt.Sprintf("%s:%d", l.Host, l.Port) }
 
+// Admin is serve.api.admin.
+type Admin struct {
+	// Token is the bearer token admin requests must carry; empty with an
+	// empty TokenFile turns the admin API off.
+	Token string `koanf:"token"`
+	// TokenFile is a file holding the token (surrounding white space is
+	// ignored), for a token mounted as a secret.
+	TokenFile string `koanf:"token_file"`
+}
+
+// MinAdminTokenLength is the shortest admin token accepted.
+const MinAdminTokenLength = 16
+
+// ResolveToken returns the admin token from token or token_file ("" when
+// the admin API is off). The token itself never appears in an error.
+func (a Admin) ResolveToken() (string, error) {
+	tok := a.Token
+	switch {
+	case a.Token != "" && a.TokenFile != "":
+		return "", errors.New("serve.api.admin: set token or token_file, not both")
+	case a.TokenFile != "":
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("serve.api.admin.token_file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("serve.api.admin.token_file: %s is empty", a.TokenFile)
+		}
+	}
+	if tok != "" && len(tok) < MinAdminTokenLength {
+		return "", fmt.Errorf("serve.api.admin.token: must be at least %d characters", MinAdminTokenLength)
+	}
+	return tok, nil
+}
+
+// Revocation is the revocation block: how revocations are remembered and
+// spread to the other replicas.
+type Revocation struct {
+	// TombstoneTTL is the longest a revoked session or subject is refused.
+	TombstoneTTL time.Duration `koanf:"tombstone_ttl"`
+	// MaxTombstones bounds the remembered revocations.
+	MaxTombstones int `koanf:"max_tombstones"`
+	// Redis is the fleet channel; an empty URL means a single replica.
+	Redis RevocationRedis `koanf:"redis"`
+	// BackchannelLogout is the OpenID Connect Back-Channel Logout
+	// endpoint on the API listener; off unless path is set.
+	BackchannelLogout BackchannelLogout `koanf:"backchannel_logout"`
+}
+
+// BackchannelLogout is revocation.backchannel_logout.
+type BackchannelLogout struct {
+	// Path is where the OP POSTs logout tokens, on the API listener.
+	Path string `koanf:"path"`
+	// Issuer is the OP's issuer (the token's iss).
+	Issuer string `koanf:"issuer"`
+	// Audience lists this deployment's client ids at the OP (the token's aud).
+	Audience []string `koanf:"audience"`
+	// JWKSURLs are the OP's key sets.
+	JWKSURLs []string `koanf:"jwks_urls"`
+	// MaxAge bounds how old a token's iat may be.
+	MaxAge time.Duration `koanf:"max_age"`
+}
+
+// Validate checks that an enabled endpoint is fully configured.
+func (b BackchannelLogout) Validate() error {
+	if b.Path == "" {
+		return nil
+	}
+	switch {
+	case !strings.HasPrefix(b.Path, "/"):
+		return fmt.Errorf("revocation.backchannel_logout.path: %q must start with /", b.Path)
+	case strings.HasPrefix(b.Path, "/admin/") || strings.HasPrefix(b.Path, "/decisions") || strings.HasPrefix(b.Path, "/health/"):
+		return fmt.Errorf("revocation.backchannel_logout.path: %q is taken by another endpoint", b.Path)
+	case b.Issuer == "":
+		return errors.New("revocation.backchannel_logout.issuer: required with path")
+	case len(b.Audience) == 0:
+		return errors.New("revocation.backchannel_logout.audience: required with path")
+	case len(b.JWKSURLs) == 0:
+		return errors.New("revocation.backchannel_logout.jwks_urls: required with path")
+	}
+	return nil
+}
+
+// RevocationRedis is revocation.redis.
+type RevocationRedis struct {
+	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS).
+	URL string `koanf:"url"`
+	// Stream is the Redis Stream's key.
+	Stream string `koanf:"stream"`
+}
+
 // ProxyServe is serve.proxy.
 type ProxyServe struct {
 	Listener `koanf:",squash"`
@@ -97,6 +193,8 @@ type APIServe struct {
 	// proxy's (same defaults): a slow body on /decisions or an idle
 	// keep-alive cannot hold a connection open.
 	Timeout APITimeouts `koanf:"timeout"`
+	// Admin is the admin API (/admin/...), off unless a token is set.
+	Admin Admin `koanf:"admin"`
 }
 
 // APITimeouts are serve.api.timeout.
@@ -161,33 +259,37 @@ type Log struct {
 // Defaults are the values used for keys the file and environment leave unset.
 func Defaults() map[string]any {
 	return map[string]any{
-		"serve.proxy.host":                    "",
-		"serve.proxy.port":                    4455,
-		"serve.proxy.timeout.read":            "5s",
-		"serve.proxy.timeout.read_header":     "5s",
-		"serve.proxy.timeout.write":           "120s",
-		"serve.proxy.timeout.idle":            "120s",
-		"serve.proxy.timeout.shutdown":        "10s",
-		"serve.proxy.timeout.upstream":        "60s",
-		"serve.proxy.trust_forwarded_headers": false,
-		"serve.proxy.match_forwarded_host":    false,
-		"serve.api.host":                      "",
-		"serve.api.port":                      4456,
-		"serve.api.timeout.read":              "5s",
-		"serve.api.timeout.read_header":       "5s",
-		"serve.api.timeout.write":             "120s",
-		"serve.api.timeout.idle":              "120s",
-		"serve.prometheus.host":               "",
-		"serve.prometheus.port":               9000,
-		"serve.prometheus.metrics_path":       "/metrics",
-		"access_rules.matching_strategy":      "regexp",
-		"access_rules.poll_interval":          "1s",
-		"access_rules.http_poll_interval":     "30s",
-		"errors.fallback":                     []any{"json"},
-		"errors.handlers.json.enabled":        true,
-		"log.level":                           "info",
-		"log.format":                          "text",
-		"log.leak_sensitive_values":           false,
+		"serve.proxy.host":                      "",
+		"serve.proxy.port":                      4455,
+		"serve.proxy.timeout.read":              "5s",
+		"serve.proxy.timeout.read_header":       "5s",
+		"serve.proxy.timeout.write":             "120s",
+		"serve.proxy.timeout.idle":              "120s",
+		"serve.proxy.timeout.shutdown":          "10s",
+		"serve.proxy.timeout.upstream":          "60s",
+		"serve.proxy.trust_forwarded_headers":   false,
+		"serve.proxy.match_forwarded_host":      false,
+		"serve.api.host":                        "",
+		"serve.api.port":                        4456,
+		"serve.api.timeout.read":                "5s",
+		"serve.api.timeout.read_header":         "5s",
+		"serve.api.timeout.write":               "120s",
+		"serve.api.timeout.idle":                "120s",
+		"serve.prometheus.host":                 "",
+		"serve.prometheus.port":                 9000,
+		"serve.prometheus.metrics_path":         "/metrics",
+		"access_rules.matching_strategy":        "regexp",
+		"access_rules.poll_interval":            "1s",
+		"access_rules.http_poll_interval":       "30s",
+		"errors.fallback":                       []any{"json"},
+		"errors.handlers.json.enabled":          true,
+		"log.level":                             "info",
+		"log.format":                            "text",
+		"log.leak_sensitive_values":             false,
+		"revocation.tombstone_ttl":              "24h",
+		"revocation.max_tombstones":             100000,
+		"revocation.redis.stream":               "portcullis:revocations",
+		"revocation.backchannel_logout.max_age": "5m",
 	}
 }
 
@@ -204,6 +306,11 @@ var knownLeaves = func() map[string]bool {
 		"serve.api.tls.cert.path", "serve.api.tls.key.path",
 		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
 		"serve.proxy.upstream_ca_file",
+		"serve.api.admin.token", "serve.api.admin.token_file",
+		"revocation.redis.url",
+		"revocation.backchannel_logout.path", "revocation.backchannel_logout.issuer",
+		"revocation.backchannel_logout.audience", "revocation.backchannel_logout.jwks_urls",
+		"websocket.unavailable_grace",
 		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",
 		"websocket.max_connections", "websocket.forward_cookies", "websocket.close_grace",

@@ -29,9 +29,11 @@ var HandlerKinds = []string{"authenticators", "authorizers", "mutators", "errors
 // listKeys are read from a comma-separated environment value when the
 // value is not a YAML/JSON list.
 var listKeys = map[string]bool{
-	"access_rules.repositories": true,
-	"errors.fallback":           true,
-	"websocket.allowed_origins": true,
+	"access_rules.repositories":               true,
+	"errors.fallback":                         true,
+	"websocket.allowed_origins":               true,
+	"revocation.backchannel_logout.audience":  true,
+	"revocation.backchannel_logout.jwks_urls": true,
 }
 
 // Load reads the file at path (YAML, or JSON for a .json name; "" for none),

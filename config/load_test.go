@@ -48,7 +48,7 @@ func TestLoadOathkeeperFile(t *testing.T) {
 	if err != nil || ws.MaxLifetime != 30*time.Minute || !ws.OriginAllowed([]string{"https://app.example"}, "") || ws.OriginAllowed([]string{"https://evil.example"}, "") {
 		t.Errorf("websocket = %+v, %v", ws, err)
 	}
-	if ws.RevalidateEvery != 5*time.Minute {
+	if ws.RevalidateEvery != time.Minute {
 		t.Errorf("websocket.revalidate_every default = %v", ws.RevalidateEvery)
 	}
 	// serve.proxy.cors is an Oathkeeper key portcullis does not have: warned.

@@ -156,6 +156,40 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s port %v, want api", probe, p)
 		}
 	}
+	// The admin token comes from the Secret, mounted where the
+	// configuration reads it; the Redis URL names the Redis Service.
+	secret := docs(t, filepath.Join("kubernetes", "secret.yaml"))[0]
+	if secret["kind"] != "Secret" || get(t, secret, "stringData", "token") == nil {
+		t.Fatalf("secret.yaml is not a Secret with a token: %v", secret)
+	}
+	secretName := get(t, secret, "metadata", "name")
+	tokenFile := cfg.Serve.API.Admin.TokenFile
+	mountedSecret := false
+	for _, v := range get(t, pod, "volumes").([]any) {
+		vol := v.(map[string]any)
+		if s, ok := vol["secret"].(map[string]any); ok && s["secretName"] == secretName {
+			for _, m := range get(t, c, "volumeMounts").([]any) {
+				mm := m.(map[string]any)
+				if mm["name"] == vol["name"] && filepath.Join(mm["mountPath"].(string), "token") == tokenFile {
+					mountedSecret = true
+				}
+			}
+		}
+	}
+	if tokenFile == "" || !mountedSecret {
+		t.Errorf("serve.api.admin.token_file %q is not the mounted %v Secret's token", tokenFile, secretName)
+	}
+	redisNames := map[string]bool{}
+	for _, d := range docs(t, filepath.Join("kubernetes", "redis.yaml")) {
+		redisNames[d["kind"].(string)+"/"+get(t, d, "metadata", "name").(string)] = true
+	}
+	if !redisNames["Service/portcullis-redis"] || !redisNames["StatefulSet/portcullis-redis"] {
+		t.Errorf("redis.yaml lacks the portcullis-redis Service or StatefulSet: %v", redisNames)
+	}
+	if u := cfg.Revocation.Redis.URL; !strings.HasPrefix(u, "redis://portcullis-redis:6379") {
+		t.Errorf("revocation.redis.url %q does not name the Redis Service", u)
+	}
+
 	grace := time.Duration(get(t, pod, "terminationGracePeriodSeconds").(int)) * time.Second
 	if grace <= cfg.Serve.Proxy.Timeout.Shutdown {
 		t.Errorf("terminationGracePeriodSeconds %s <= serve.proxy.timeout.shutdown %s", grace, cfg.Serve.Proxy.Timeout.Shutdown)

@@ -206,3 +206,72 @@ func chromiumPath(t *testing.T) string {
 	return mustTool(t, "run scripts/install-test-deps.sh (apt-get install chromium) or set "+EnvChromium,
 		"chromium", "chromium-browser", "google-chrome")
 }
+
+// TestBrowserSignOutClosesOtherTab is the quickstart's promise in a real
+// headless Chromium: a signed-in visitor has the app open in one tab, with
+// its WebSocket; signing out in a second tab closes the first tab's tunnel
+// at once — 1008 "session revoked" — because the quickstart's logout rule
+// revokes the session as Kratos confirms the logout. The rule's re-check
+// (15s) and max lifetime (60s) are far off, so nothing else can explain a
+// close within the bound.
+func TestBrowserSignOutClosesOtherTab(t *testing.T) {
+	chromium := chromiumPath(t)
+	qs := startQuickstart(t, quickstartOptions{})
+
+	out := &syncBuffer{max: 64 << 10}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		// A background tab must keep running its page's script.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 1100),
+		chromedp.CombinedOutput(out),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	defer cancel()
+	first := &chromiumSession{t: t, ctx: ctx, output: out}
+
+	// Tab 1: register and land on the app with its tunnel open.
+	first.do("open the app", chromedp.Navigate(qs.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login input[name="identifier"]`)))
+	first.do("go to registration", chromedp.Click(chromedp.ID("other-flow")),
+		chromedp.WaitVisible(chromedp.CSS(`#registration input[name="traits.email"]`)))
+	email := fmt.Sprintf("chromium-tabs-%d@example.com", time.Now().UnixNano())
+	first.do("register",
+		chromedp.SendKeys(chromedp.CSS(`input[name="traits.email"]`), email),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct horse battery staple"),
+		chromedp.Click(chromedp.CSS(`button[name="method"][value="password"]`)),
+		chromedp.WaitVisible(chromedp.ID("status")))
+	first.poll("the WebSocket opens", `document.getElementById("status").textContent === "open"`, 20*time.Second)
+
+	// Tab 2, same browser and so the same session: open the app, sign out.
+	tab2, cancelTab2 := chromedp.NewContext(ctx)
+	defer cancelTab2()
+	second := &chromiumSession{t: t, ctx: tab2, output: out}
+	second.do("open the app in a second tab", chromedp.Navigate(qs.URL+"/"), chromedp.WaitVisible(chromedp.ID("logout")))
+	start := time.Now()
+	second.do("sign out in the second tab", chromedp.Click(chromedp.ID("logout")))
+
+	// Tab 1's page reports its tunnel's end: the logout, not a deadline.
+	first.poll("the first tab's tunnel closes", `!document.getElementById("closed").hidden`, 10*time.Second)
+	took := time.Since(start)
+	code, reason := first.text(chromedp.ID("close-code")), first.text(chromedp.ID("close-reason"))
+	if code != "1008" || reason != "session revoked" {
+		t.Errorf("the first tab shows close code %q reason %q, want 1008 \"session revoked\"", code, reason)
+	}
+	t.Logf("sign-out click in tab 2 to tab 1's close seen by its page: %v", took)
+	first.screenshot("browser-signed-out-elsewhere.png")
+}

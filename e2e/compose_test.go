@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,10 +24,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 )
 
-// No container engine runs where these tests run: docker-compose.yml is
-// checked with docker-compose's own validator, the configuration it mounts
-// is loaded by the real programs, and the Dockerfile's build commands are
-// run natively.
+// These tests need no container engine: docker-compose.yml is checked with
+// docker-compose's own validator, the configuration it mounts is loaded by
+// the real programs, and the Dockerfile's build commands are run natively.
+// TestComposeStack (compose_stack_test.go) builds and runs both files when
+// a Docker Engine answers.
 
 // composeMount is where docker-compose.yml mounts contrib/quickstart.
 const composeMount = "/etc/config/quickstart/"
@@ -249,8 +251,8 @@ func TestComposeConfigurationLoads(t *testing.T) {
 			t.Fatalf("portcullis does not start with the compose configuration: %v", err)
 		}
 		set := srv.Rules.Current()
-		if set == nil || set.Len() != 3 {
-			t.Fatalf("compose rules: got %v, want the quickstart's 3 rules", set)
+		if set == nil || set.Len() != 4 {
+			t.Fatalf("compose rules: got %v, want the quickstart's 4 rules", set)
 		}
 		set.Close()
 	})
@@ -383,5 +385,68 @@ func TestDockerfileBuildsStaticNonRootImages(t *testing.T) {
 	}
 	if built != 2 {
 		t.Errorf("found %d go build commands writing /out/<name>, want 2 (portcullis, demo-app)", built)
+	}
+}
+
+// TestComposeOverrideChangesOnlyStandIns keeps the test-only override to
+// what e2e/testdata/docker-compose.test.yml says it changes: the names of
+// the two images built from the Dockerfile, and the image and command of
+// the two services whose images cannot be made here. Everything else the
+// stack test runs is docker-compose.yml's.
+func TestComposeOverrideChangesOnlyStandIns(t *testing.T) {
+	var doc struct {
+		Services map[string]map[string]any `yaml:"services"`
+		Rest     map[string]any            `yaml:",inline"`
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot, composeOverride))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for key := range doc.Rest {
+		if key != "version" {
+			t.Errorf("the override sets top-level %q", key)
+		}
+	}
+	allowed := map[string][]string{
+		"portcullis":                 {"image"},
+		"demo-app":                   {"image"},
+		"kratos-selfservice-ui-node": {"image", "command"},
+		"mailslurper":                {"image", "command"},
+	}
+	for name, svc := range doc.Services {
+		keys, ok := allowed[name]
+		if !ok {
+			t.Errorf("the override changes service %s", name)
+			continue
+		}
+		for key := range svc {
+			if !slices.Contains(keys, key) {
+				t.Errorf("the override sets %s.%s", name, key)
+			}
+		}
+		// Stand-ins run the demo app built from the Dockerfile.
+		if img, _ := svc["image"].(string); !strings.HasPrefix(img, "portcullis-compose-test/") {
+			t.Errorf("%s: image %q is not one built from the Dockerfile", name, img)
+		}
+	}
+}
+
+// TestDockerImagesScriptWithoutEngine: with no Docker Engine answering,
+// scripts/docker-images.sh says so and exits 3, the status the compose
+// stack test's skip rests on, without making anything.
+func TestDockerImagesScriptWithoutEngine(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker command")
+	}
+	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "docker-images.sh"))
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "no Docker Engine answers") {
+		t.Errorf("docker-images.sh without an engine: %v\n%s", err, out)
 	}
 }

@@ -2,10 +2,12 @@
 // configuration in contrib/quickstart run with a real Ory Kratos, the demo
 // app and portcullis on loopback, driven over HTTP and WebSocket and by a
 // real headless Chromium; the demo script started and stopped as a person
-// would; and the docker-compose file and Dockerfile checked with the tools
-// available without a container engine.
+// would; the docker-compose file and Dockerfile checked without a container
+// engine; and, when a Docker Engine answers, both built and run as shipped
+// (TestComposeStack, on stand-in base images scripts/docker-images.sh makes).
 //
-// The tests need the Kratos binary (scripts/build-kratos.sh), Chromium and
-// docker-compose (scripts/install-test-deps.sh). When one is missing they
-// fail and say how to install it; under `go test -short` they are skipped.
+// The tests need the Kratos binary (scripts/build-kratos.sh), Chromium,
+// docker-compose and debootstrap (scripts/install-test-deps.sh). When one is
+// missing they fail and say how to install it; under `go test -short` they
+// are skipped. TestComposeStack is skipped, saying so, without an engine.
 package e2e

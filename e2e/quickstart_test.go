@@ -65,6 +65,9 @@ type quickstart struct {
 	// KratosPublicURL and KratosAdminURL reach Kratos directly.
 	KratosPublicURL string
 	KratosAdminURL  string
+	// dial, when set, makes the connections to URL (the compose stack
+	// publishes its origin on another port); nil dials directly.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	portcullisLog *syncBuffer
 	appLog        *syncBuffer

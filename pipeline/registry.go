@@ -19,6 +19,16 @@ type Deps struct {
 	Context context.Context
 	// LeakSensitiveValues mirrors log.leak_sensitive_values.
 	LeakSensitiveValues bool
+	// Revocations says which sessions and subjects were revoked; session
+	// caches evict their entries for those. Nil: no revocation service.
+	Revocations RevocationView
+}
+
+// RevocationView reports revoked sessions (by the identity provider's
+// session id) and subjects. Implementations are safe for concurrent use
+// and cheap: session caches ask on every hit.
+type RevocationView interface {
+	Revoked(sessionID, subject string) bool
 }
 
 // Factory makes a handler's [Builder] from its global config (the `config`

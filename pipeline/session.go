@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,8 +44,13 @@ type Session struct {
 	// ExpiresAt is when the identity stops being valid; zero means unknown.
 	// A WebSocket tunnel bound to the session closes at this time.
 	ExpiresAt time.Time `json:"-"`
-	// SessionID is the identity provider's id of the session, if any.
+	// SessionID is the identity provider's id of the session, if any:
+	// Kratos's session id, a JWT's sid (else its jti), an introspection
+	// answer's sid. Revocations name sessions by it.
 	SessionID string `json:"-"`
+	// CredentialID is a hash of the credential that admitted the request
+	// (hex SHA-256), never the credential itself; empty when none.
+	CredentialID string `json:"-"`
 	// Authenticator names the handler that admitted the request.
 	Authenticator string `json:"-"`
 	// Revalidator, when set by the admitting authenticator, re-checks the
@@ -165,3 +172,10 @@ type RevalidatorFunc func(ctx context.Context) (time.Time, error)
 
 // Revalidate calls f.
 func (f RevalidatorFunc) Revalidate(ctx context.Context) (time.Time, error) { return f(ctx) }
+
+// CredentialID returns the hex SHA-256 of a credential, the form in which
+// [Session.CredentialID] names it.
+func CredentialID(credential string) string {
+	sum := sha256.Sum256([]byte(credential))
+	return hex.EncodeToString(sum[:])
+}

@@ -30,6 +30,9 @@ type API struct {
 	Routes map[string]http.Handler
 	// Ready, when set, adds a readiness condition beyond "rules loaded".
 	Ready func() error
+	// Revocations, when set, denies decisions for revoked sessions and
+	// subjects (401), as the proxy does.
+	Revocations SessionRevocations
 
 	mux *http.ServeMux
 }

@@ -83,6 +83,13 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subject = s.Subject
+	if a.Revocations != nil && a.Revocations.Revoked(s.SessionID, s.Subject) {
+		decision = "denied"
+		err := pipeline.Unauthorized("session revoked", nil)
+		described = withoutCarriers(described, s)
+		answerError(rec, described, rule.ErrorHandler(described, err), err)
+		return
+	}
 	for k, v := range s.Header {
 		rec.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}

@@ -60,8 +60,19 @@ type Handler struct {
 	// trusted X-Forwarded-Host decide the host rules match. It has no
 	// effect without TrustForwardedHeaders.
 	MatchForwardedHost bool
+	// Revocations, when set, refuses requests whose session or subject
+	// was revoked (401, even where a cache still holds the session) and
+	// applies the rules' revoke_session_on_success.
+	Revocations SessionRevocations
 
 	rp *httputil.ReverseProxy
+}
+
+// SessionRevocations is what the proxy needs of the revocation service.
+type SessionRevocations interface {
+	Revoker
+	// Revoked reports whether the session or the subject was revoked.
+	Revoked(sessionID, subject string) bool
 }
 
 type routeKey struct{}
@@ -115,8 +126,14 @@ func (h *Handler) Init() *Handler {
 		// per request.
 		FlushInterval: 100 * time.Millisecond,
 		ErrorHandler:  upstreamError,
-		ErrorLog:      nil,
-		BufferPool:    copyBuffers,
+		ModifyResponse: func(res *http.Response) error {
+			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
+				h.revokeOnSuccess(rt, res.StatusCode)
+			}
+			return nil
+		},
+		ErrorLog:   nil,
+		BufferPool: copyBuffers,
 	}
 	return h
 }
@@ -259,6 +276,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subject = s.Subject
+	if h.Revocations != nil && h.Revocations.Revoked(s.SessionID, s.Subject) {
+		// Revoked here or on another replica: refused although a session
+		// cache, or a token still cryptographically valid, admitted it.
+		decision = "denied"
+		err := pipeline.Unauthorized("session revoked", nil)
+		r = errorView(withoutCarriers(r, s), fv)
+		answerError(rec, r, rule.ErrorHandler(r, err), err)
+		return
+	}
 	if rule.UpstreamURL == nil {
 		decision = "error"
 		pipeline.WriteError(rec, pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty")), false)
@@ -283,6 +309,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))
+}
+
+// revokeOnSuccess applies the rule's revoke_session_on_success: the
+// upstream (the identity provider's logout endpoint) answered status for
+// the route's request; 2xx and 3xx mean the session ended there, so it is
+// revoked here and on every replica, and remembered until it would have
+// expired.
+func (h *Handler) revokeOnSuccess(rt *route, status int) {
+	s := rt.session
+	if h.Revocations == nil || !rt.rule.RevokeSessionOnSuccess || s.SessionID == "" || status < 200 || status >= 400 {
+		return
+	}
+	h.Revocations.Revoke(Revocation{SessionID: s.SessionID, Source: SourceLogout, Until: s.ExpiresAt})
 }
 
 // withoutCarriers returns r without the query parameters that carried a

@@ -61,6 +61,27 @@ type TunnelOptions struct {
 	// nil counts nothing. When it also implements [DeadlineMetrics], it
 	// learns how late deadline closes are.
 	Metrics TunnelMetrics
+	// Registry indexes the open tunnels for revocation and the admin API;
+	// nil gives the Tunnels a registry of their own ([Tunnels.Registry]).
+	// Other session-bound channels of the process may share it.
+	Registry *Registry
+	// Revocations is asked about every upgrade (a revoked session or
+	// subject is refused with 401) and told about every re-check that
+	// found a session rejected; nil: no revocation service.
+	Revocations Revocations
+}
+
+// Revocations is what the tunnels need of the process's revocation
+// service. Implementations must be safe for concurrent use and Revoked must
+// be cheap: it runs on every upgrade.
+type Revocations interface {
+	// Revoked reports whether the session (by id) or the subject was
+	// revoked and is still remembered.
+	Revoked(sessionID, subject string) bool
+	// Rejected reports that a re-check found the credential of the session
+	// rejected by the identity provider. The tunnels of the session on this
+	// process are closed already; the service tells the other replicas.
+	Rejected(sessionID, subject, rule string)
 }
 
 // TunnelMetrics receives the tunnel's measurements. Implementations must
@@ -157,6 +178,10 @@ type Tunnels struct {
 	m    TunnelMetrics
 	dm   DeadlineMetrics
 
+	reg    *Registry
+	rev    Revocations
+	checks rechecks
+
 	mu       sync.Mutex
 	live     map[*tunnel]struct{}
 	perRule  map[string]int // admitted tunnels (dialling or open) by rule
@@ -192,7 +217,13 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 		live:    map[*tunnel]struct{}{},
 		perRule: map[string]int{},
 		drained: make(chan struct{}),
+		reg:     opts.Registry,
+		rev:     opts.Revocations,
 	}
+	if t.reg == nil {
+		t.reg = NewRegistry()
+	}
+	t.checks = rechecks{owner: t, groups: map[string]*recheckGroup{}}
 	if t.log == nil {
 		l := logrus.New()
 		l.Out = io.Discard
@@ -250,6 +281,12 @@ func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req Tunnel
 		t.refuse(w, req, start, "bad_handshake", status, msg)
 		return
 	}
+	if s := req.Session; s != nil && t.rev != nil && t.rev.Revoked(s.SessionID, s.Subject) {
+		// A session revoked here or on another replica, which a session
+		// cache or a still-valid token would otherwise let in again.
+		t.refuse(w, req, start, "revoked", http.StatusUnauthorized, "session revoked")
+		return
+	}
 	if !req.Policy.OriginAllowed(r.Header.Values("Origin"), selfOrigin(r)) {
 		t.refuse(w, req, start, "origin_refused", http.StatusForbidden, "origin not allowed")
 		return
@@ -290,7 +327,7 @@ func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req Tunnel
 	}
 	t.m.Handshake(req.RuleID, "ok", time.Since(start))
 	admitted = false // the tunnel releases its slot when it ends
-	t.open(req, up, cl)
+	t.open(req, up, cl, r.RemoteAddr, r.Header.Get("Origin"))
 }
 
 // refuse answers an upgrade that will not be served, before any upgrade.
@@ -334,10 +371,11 @@ func (t *Tunnels) freeSlotLocked(rule string) {
 	t.signalDrainedLocked()
 }
 
-// register adds an established tunnel; it reports false when the server
-// began shutting down meanwhile (the tunnel is still tracked, and the caller
-// closes it with 1001).
+// register adds an established tunnel, to the registry as well; it reports
+// false when the server began shutting down meanwhile (the tunnel is still
+// tracked, and the caller closes it with 1001).
 func (t *Tunnels) register(tun *tunnel) bool {
+	tun.id = t.reg.Add(tun, tun.keys)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.live[tun] = struct{}{}
@@ -345,8 +383,11 @@ func (t *Tunnels) register(tun *tunnel) bool {
 	return !t.shutting
 }
 
-// unregister removes an ended tunnel and frees its slot.
+// unregister removes an ended tunnel, from the registry and its re-check
+// group as well, and frees its slot. Every way a tunnel ends comes here.
 func (t *Tunnels) unregister(tun *tunnel) {
+	t.reg.Remove(tun.id)
+	t.checks.leave(tun)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.live[tun]; !ok {
@@ -356,6 +397,9 @@ func (t *Tunnels) unregister(tun *tunnel) {
 	t.active.Add(-1)
 	t.freeSlotLocked(tun.rule)
 }
+
+// Registry returns the registry the open tunnels are indexed in.
+func (t *Tunnels) Registry() *Registry { return t.reg }
 
 // signalDrainedLocked closes drained once shutting and no tunnel is left,
 // open or still in its handshake; t.mu is held.

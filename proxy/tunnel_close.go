@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/sirupsen/logrus"
@@ -64,6 +65,11 @@ type tunnel struct {
 	policy  rules.WebSocketPolicy
 	reval   pipeline.Revalidator
 	start   time.Time
+	id      string        // the registry's id
+	keys    ChannelKeys   // what the registry indexes it by
+	remote  string        // the client's address
+	origin  string        // the client's Origin header
+	group   *recheckGroup // guarded by owner.checks.mu; nil: no re-check
 
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
@@ -73,36 +79,37 @@ type tunnel struct {
 	clientShut   atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps        atomic.Int32 // directions still running
 
-	mu           sync.Mutex
-	maxAt        time.Time // zero: no cap
-	expiresAt    time.Time // zero: not bound or unknown
-	revalAt      time.Time // zero: no re-validation
-	revalidating bool
-	timer        *time.Timer // next deadline; once closing, the end of the close grace
-	graceEnd     time.Time   // when closing: the end of the close grace
-	cause        *closeCause // first reason the tunnel began to end
-	closing      bool        // a Close was sent or relayed
-	torn         bool        // both connections are closed
-	peerCode     ws.StatusCode
+	mu         sync.Mutex
+	maxAt      time.Time   // zero: no cap
+	expiresAt  time.Time   // zero: not bound or unknown
+	sessionExp time.Time   // the session's expiry as last learnt, bound or not
+	timer      *time.Timer // next deadline; once closing, the end of the close grace
+	graceEnd   time.Time   // when closing: the end of the close grace
+	cause      *closeCause // first reason the tunnel began to end
+	closing    bool        // a Close was sent or relayed
+	torn       bool        // both connections are closed
+	peerCode   ws.StatusCode
 }
 
 // open starts the tunnel between the upgraded client and upstream.
-func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
+func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, origin string) {
 	now := time.Now()
-	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now}
+	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: remote, origin: origin}
+	tun.keys.Rule = req.RuleID
 	p := req.Policy
+	authenticator := ""
 	if s := req.Session; s != nil {
 		tun.subject = s.Subject
 		tun.reval = s.Revalidator
+		authenticator = s.Authenticator
+		tun.keys.SessionID, tun.keys.Subject, tun.keys.Credential = s.SessionID, s.Subject, s.CredentialID
+		tun.sessionExp = s.ExpiresAt
 		if p.BindToSession {
 			tun.expiresAt = s.ExpiresAt
 		}
 	}
 	if p.MaxLifetime > 0 {
 		tun.maxAt = now.Add(p.MaxLifetime)
-	}
-	if p.RevalidateEvery > 0 && tun.reval != nil {
-		tun.revalAt = now.Add(p.RevalidateEvery)
 	}
 	tun.lastActive.Store(now.UnixNano())
 
@@ -121,6 +128,9 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
 	tun.pumps.Store(2)
 
 	serving := t.register(tun)
+	if p.RevalidateEvery > 0 && tun.reval != nil {
+		t.checks.join(tun, recheckKey(authenticator, tun.keys, tun.id))
+	}
 	t.m.Opened(tun.rule)
 	tun.mu.Lock()
 	tun.scheduleLocked(now)
@@ -130,6 +140,62 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded) {
 	if !serving {
 		tun.beginClose(&causeShutdown, time.Time{})
 	}
+}
+
+// Revoke implements [LiveChannel]: the tunnel ends with 1008 and reason
+// (cut to fit a Close frame), ReasonSessionRevoked in logs and metrics.
+func (t *tunnel) Revoke(reason string) {
+	if reason == "" {
+		t.beginClose(&causeSessionRevoked, time.Time{})
+		return
+	}
+	t.beginClose(&closeCause{ReasonSessionRevoked, ws.StatusPolicyViolation, closeReasonText(reason)}, time.Time{})
+}
+
+// closeReasonText cuts s to the 123 bytes a Close frame's reason may hold
+// (RFC 6455 section 5.5: control frame payloads are at most 125 bytes, two
+// of which are the code), at a UTF-8 boundary: "the data MUST be UTF-8".
+func closeReasonText(s string) string {
+	const limit = ws.MaxControlFramePayloadSize - 2
+	if len(s) <= limit {
+		return s
+	}
+	s = s[:limit]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// Describe implements [LiveChannel].
+func (t *tunnel) Describe() ChannelInfo {
+	info := ChannelInfo{
+		Kind: "websocket", Rule: t.rule, Subject: t.subject, SessionID: t.keys.SessionID,
+		OpenedAt: t.start, ClientAddress: t.remote, Origin: t.origin,
+		BytesToUpstream: t.up.shown.Load(), BytesToClient: t.down.shown.Load(),
+	}
+	var next time.Time
+	consider := func(d time.Time, why string) {
+		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next, info.NextDeadlineReason = d, why
+		}
+	}
+	consider(t.owner.checks.nextOf(t), "revalidation")
+	t.mu.Lock()
+	consider(t.maxAt, ReasonMaxLifetime)
+	consider(t.expiresAt, ReasonSessionExpired)
+	if !t.sessionExp.IsZero() {
+		exp := t.sessionExp
+		info.SessionExpiresAt = &exp
+	}
+	t.mu.Unlock()
+	if idle := t.policy.IdleTimeout; idle > 0 {
+		consider(time.Unix(0, t.lastActive.Load()).Add(idle), ReasonIdleTimeout)
+	}
+	if !next.IsZero() {
+		info.NextDeadline = &next
+	}
+	return info
 }
 
 // loop runs one direction and ends the tunnel when it stops.

@@ -1,18 +1,16 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // A tunnel has one timer, set to the earliest of its deadlines: max
-// lifetime, session expiry, the idle deadline (last traffic plus
-// idle_timeout) and the next re-validation. The runtime keeps all timers in
+// lifetime, session expiry and the idle deadline (last traffic plus
+// idle_timeout). Re-validation is not the tunnel's: the tunnels of one
+// session share one re-check ([rechecks]). The runtime keeps all timers in
 // one heap, so thousands of tunnels reaching a deadline together cost one
 // short callback each; traffic does not touch the timer (the callback finds
 // the idle deadline moved and sets the timer again).
@@ -32,9 +30,6 @@ func (t *tunnel) scheduleLocked(now time.Time) {
 	consider(t.expiresAt)
 	if idle := t.policy.IdleTimeout; idle > 0 {
 		consider(time.Unix(0, t.lastActive.Load()).Add(idle))
-	}
-	if !t.revalidating {
-		consider(t.revalAt)
 	}
 	if next.IsZero() {
 		return
@@ -88,43 +83,32 @@ func (t *tunnel) onTimer() {
 	case t.policy.IdleTimeout > 0 && !now.Before(idleAt):
 		c, at = &causeIdleTimeout, idleAt
 	}
-	revalidate := c == nil && !t.revalidating && due(t.revalAt)
-	if revalidate {
-		t.revalidating = true
-	}
 	if c == nil {
 		t.scheduleLocked(now)
 	}
 	t.mu.Unlock()
-	switch {
-	case c != nil:
+	if c != nil {
 		t.beginClose(c, at)
-	case revalidate:
-		// The timer stays set for the other deadlines meanwhile.
-		t.revalidate()
 	}
 }
 
-// revalidate re-checks the credential that admitted the tunnel, bypassing
-// any cache. A rejection (401, 403) ends the tunnel with "session revoked";
-// an identity provider that cannot answer (503, timeout, any other error)
-// ends it too unless the policy tolerates unavailability, in which case the
-// tunnel lives on until the next re-validation or another deadline. A new
-// expiry from the identity provider replaces the one the tunnel had, in
-// either direction.
-func (t *tunnel) revalidate() {
-	ctx, cancel := context.WithTimeout(context.Background(), t.owner.opts.RevalidateTimeout)
-	expiresAt, err := t.reval.Revalidate(ctx)
-	cancel()
-	now := time.Now()
+// applyRecheck applies the outcome of the re-check the tunnel's session
+// group made at now: err nil with the session's current expiry (which
+// replaces the tunnel's, in either direction, when bound to the session);
+// a rejection (401, 403) ends the tunnel with "session revoked"; an
+// identity provider that cannot answer (503, timeout, any other error)
+// ends it too, unless the policy tolerates unavailability and the outage,
+// counted from downSince, is shorter than the policy's unavailable grace.
+func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
 	var c *closeCause
 	t.mu.Lock()
-	t.revalidating = false
-	t.revalAt = now.Add(t.policy.RevalidateEvery)
 	status := pipeline.StatusOf(err)
 	switch {
 	case t.closing || t.torn:
 	case err == nil:
+		if !expiresAt.IsZero() {
+			t.sessionExp = expiresAt
+		}
 		if t.policy.BindToSession && !expiresAt.IsZero() {
 			t.expiresAt = expiresAt
 			if !now.Before(expiresAt) {
@@ -133,23 +117,13 @@ func (t *tunnel) revalidate() {
 		}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		c = &causeSessionRevoked
-	case !t.policy.TolerateUnavailable:
+	case !t.policy.TolerateUnavailable || now.Sub(downSince) >= t.policy.UnavailableGrace:
 		c = &causeRevalidationUnavailable
 	}
 	if c == nil {
 		t.scheduleLocked(now)
 	}
 	t.mu.Unlock()
-	if err != nil {
-		entry := t.owner.log.WithFields(logrus.Fields{
-			"rule": t.rule, "subject": t.subject, "status": status, "error": err.Error(),
-		})
-		if c == nil {
-			entry.Warn("websocket session could not be revalidated; tunnel kept open as the rule tolerates it")
-		} else {
-			entry.Info("websocket session revalidation failed")
-		}
-	}
 	if c != nil {
 		t.beginClose(c, time.Time{})
 	}

@@ -127,8 +127,10 @@ type pump struct {
 	hr      sliceReader
 	scratch [ws.MaxHeaderSize]byte
 
-	relayed    int64 // bytes written to dst
-	reported   int64 // part of relayed already passed to metrics
+	relayed  int64 // bytes written to dst
+	reported int64 // part of relayed already passed to metrics
+	// shown is relayed as of the last report, for Describe.
+	shown      atomic.Int64
 	lastReport int64 // unix nanoseconds
 
 	// splicing is set, under spliceMu, while the kernel moves a frame's
@@ -572,6 +574,7 @@ func (p *pump) report(now int64) {
 		}
 		p.t.owner.m.Relayed(p.t.rule, dir, d)
 		p.reported = p.relayed
+		p.shown.Store(p.relayed)
 	}
 	p.lastReport = now
 }

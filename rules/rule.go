@@ -18,6 +18,13 @@ type Rule struct {
 	Errors         []Handler  `json:"errors,omitempty"`
 	Upstream       Upstream   `json:"upstream"`
 	WebSocket      *WebSocket `json:"websocket,omitempty"`
+	// RevokeSessionOnSuccess revokes the session the rule's authenticator
+	// found once the upstream answers the request with success (2xx or
+	// 3xx): for the rule that carries an identity provider's logout
+	// endpoints (Kratos's GET /self-service/logout and DELETE
+	// /self-service/logout/api), so that signing out closes the session's
+	// live tunnels on every replica at once. portcullis's addition.
+	RevokeSessionOnSuccess bool `json:"revoke_session_on_success,omitempty"`
 }
 
 // Match selects the requests a rule applies to.

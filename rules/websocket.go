@@ -23,6 +23,9 @@ type WebSocket struct {
 	// TolerateUnavailable keeps a tunnel open when the identity provider
 	// cannot be reached at re-validation (by default the tunnel is closed).
 	TolerateUnavailable *bool `json:"tolerate_unavailable,omitempty"`
+	// UnavailableGrace bounds how long tolerate_unavailable keeps a tunnel
+	// open while re-checks keep failing: past it the tunnel closes.
+	UnavailableGrace *pipeline.Duration `json:"unavailable_grace,omitempty"`
 	// IdleTimeout ends a tunnel that carried no frame either way for this
 	// long; 0 turns it off.
 	IdleTimeout *pipeline.Duration `json:"idle_timeout,omitempty"`
@@ -47,6 +50,7 @@ type WebSocketPolicy struct {
 	BindToSession       bool
 	RevalidateEvery     time.Duration
 	TolerateUnavailable bool
+	UnavailableGrace    time.Duration
 	IdleTimeout         time.Duration
 	AllowedOrigins      map[string]bool // lower-cased, default ports removed; nil: same-origin only
 	AnyOrigin           bool            // allowed_origins: ["*"]
@@ -55,15 +59,22 @@ type WebSocketPolicy struct {
 	CloseGrace          time.Duration
 }
 
+// DefaultRevalidateEvery is the built-in revalidate_every. Re-checks are
+// coalesced by session (one identity-provider call per session per
+// interval), so the cost is live sessions per interval, whatever the number
+// of tunnels: see docs/websockets.md for the measurement behind 1m.
+const DefaultRevalidateEvery = time.Minute
+
 // DefaultWebSocketPolicy is the built-in default policy.
 func DefaultWebSocketPolicy() WebSocketPolicy {
 	return WebSocketPolicy{
-		MaxLifetime:     time.Hour,
-		BindToSession:   true,
-		RevalidateEvery: 5 * time.Minute,
-		IdleTimeout:     10 * time.Minute,
-		ForwardCookies:  true,
-		CloseGrace:      time.Second,
+		MaxLifetime:      time.Hour,
+		BindToSession:    true,
+		RevalidateEvery:  DefaultRevalidateEvery,
+		UnavailableGrace: 5 * time.Minute,
+		IdleTimeout:      10 * time.Minute,
+		ForwardCookies:   true,
+		CloseGrace:       time.Second,
 	}
 }
 
@@ -85,6 +96,9 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 	}
 	if w.TolerateUnavailable != nil {
 		p.TolerateUnavailable = *w.TolerateUnavailable
+	}
+	if w.UnavailableGrace != nil {
+		p.UnavailableGrace = w.UnavailableGrace.D()
 	}
 	if w.IdleTimeout != nil {
 		p.IdleTimeout = w.IdleTimeout.D()

@@ -5,21 +5,27 @@ set -euo pipefail
 
 # Debian packages the tests use, each named by the command it provides:
 #   chromium        the real-browser journey (e2e/browser_test.go)
+#   debootstrap     the root file system of the stand-in base images
+#                   (scripts/docker-images.sh, e2e/compose_stack_test.go)
 #   docker-compose  validation of docker-compose.yml (e2e/compose_test.go)
+#                   and the compose stack test
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
+#   redis-server    the revocation fleet channel (internal/revocation,
+#                   internal/replicae2e)
 # Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium docker-compose nginx
+	set -- chromium debootstrap docker-compose nginx redis-server
 fi
 
 need=()
 for pkg in "$@"; do
-	command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+	command -v "$pkg" >/dev/null 2>&1 || [[ -x /usr/sbin/$pkg ]] || need+=("$pkg")
 done
 if ((${#need[@]})); then
 	echo "install-test-deps: installing ${need[*]}"
 	if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+	# Wait for another apt run (a parallel install) instead of failing.
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
 fi
 echo "install-test-deps: ready"

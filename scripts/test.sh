@@ -24,5 +24,9 @@ if ((status != 0)) && ((failed == 0)); then
 	failed=1
 fi
 echo
+# The compose stack needs a Docker Engine; say so when it did not run.
+if grep -qE '^--- SKIP: TestComposeStack' "$log"; then
+	grep -m1 -oE 'compose stack: skipped.*' "$log" || echo "compose stack: skipped"
+fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status

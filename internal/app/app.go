@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -143,6 +144,9 @@ type Server struct {
 	API     *proxy.API
 	Tunnels *proxy.Tunnels
 	Metrics *metrics.Metrics
+	// Revocations applies and spreads revocations (admin API, logout
+	// seen in the path, re-checks) and remembers them.
+	Revocations *revocation.Service
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -163,19 +167,39 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
 	deps := cfg.Deps()
 	deps.Log, deps.Context = log, ctx
-	if err := Enable(s.Catalog, cfg, deps); err != nil {
-		cancel()
-		return nil, err
-	}
-	comp, err := Compiler(s.Catalog, cfg)
+	s.Metrics = metrics.New()
+	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
 		cancel()
 		return nil, err
 	}
+	channels := proxy.NewRegistry()
+	ropts := revocation.Options{
+		Closer: registryCloser{channels}, Log: log, Metrics: s.Metrics,
+		TombstoneTTL: cfg.Revocation.TombstoneTTL, MaxTombstones: cfg.Revocation.MaxTombstones,
+	}
+	if u := cfg.Revocation.Redis.URL; u != "" {
+		ch, err := revocation.NewRedis(revocation.RedisOptions{URL: u, Stream: cfg.Revocation.Redis.Stream,
+			CatchUp: cfg.Revocation.TombstoneTTL, Log: log, Metrics: s.Metrics})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("revocation.redis.%w", err)
+		}
+		ropts.Channel = ch
+		s.OnShutdown(func(context.Context) error { return ch.Close() })
+	}
+	s.Revocations = revocation.New(ropts)
+	deps.Revocations = s.Revocations
+	if err := Enable(s.Catalog, cfg, deps); err != nil {
+		return s.abort(err)
+	}
+	comp, err := Compiler(s.Catalog, cfg)
+	if err != nil {
+		return s.abort(err)
+	}
 	if len(cfg.AccessRules.Repositories) == 0 {
 		log.Warn("access_rules.repositories is empty: every request will be answered 404")
 	}
-	s.Metrics = metrics.New()
 	s.Rules = &rules.Repository{
 		Locations:        cfg.AccessRules.Repositories,
 		Compiler:         comp,
@@ -191,8 +215,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		s.Metrics.Reload(err, n)
 	}
 	if err := s.Rules.Load(ctx); err != nil {
-		cancel()
-		return nil, err
+		return s.abort(err)
 	}
 	transport := proxy.NewTransport()
 	if t := cfg.Serve.Proxy.Timeout.Upstream; t > 0 {
@@ -202,14 +225,13 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if ca := cfg.Serve.Proxy.UpstreamCAFile; ca != "" {
 		pool, err := loadCAPool(ca)
 		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("serve.proxy.upstream_ca_file: %w", err)
+			return s.abort(fmt.Errorf("serve.proxy.upstream_ca_file: %w", err))
 		}
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
 	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
-		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream})
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,
@@ -218,6 +240,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
 		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
+		Revocations:           revoker{s.Revocations},
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
 			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
 		},
@@ -228,8 +251,56 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:      log,
 		Observer: s.Metrics,
 		Routes:   s.Catalog.APIRoutes(),
+
+		Revocations: revoker{s.Revocations},
+	}
+	if bc := cfg.Revocation.BackchannelLogout; bc.Path != "" {
+		if err := bc.Validate(); err != nil {
+			return s.abort(err)
+		}
+		h, err := revocation.NewBackchannel(revocation.BackchannelOptions{Issuer: bc.Issuer, Audience: bc.Audience,
+			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log})
+		if err != nil {
+			return s.abort(fmt.Errorf("revocation.backchannel_logout.%w", err))
+		}
+		s.API.Routes[bc.Path] = h
+	}
+	if adminToken != "" {
+		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: revoker{s.Revocations}})
+		if err != nil {
+			return s.abort(err)
+		}
+		for p, h := range admin.Routes() {
+			s.API.Routes[p] = h
+		}
+		log.Info("admin API enabled on the API listener (/admin/)")
 	}
 	return s, nil
+}
+
+// abort releases what New started before err stopped it.
+func (s *Server) abort(err error) (*Server, error) {
+	s.cancel()
+	for _, f := range s.shutdown {
+		_ = f(context.Background())
+	}
+	return nil, err
+}
+
+// revoker lets the proxy's front ends use the revocation service.
+type revoker struct{ *revocation.Service }
+
+func (r revoker) Revoke(v proxy.Revocation) int {
+	return r.Service.Revoke(revocation.Event{SessionID: v.SessionID, Subject: v.Subject, Rule: v.Rule,
+		Reason: v.Reason, Source: v.Source, Until: v.Until})
+}
+
+// registryCloser lets the revocation service close the registry's live
+// channels.
+type registryCloser struct{ r *proxy.Registry }
+
+func (c registryCloser) CloseMatching(sessionID, subject, rule, reason string) int {
+	return c.r.Revoke(proxy.Selector{SessionID: sessionID, Subject: subject, Rule: rule}, reason)
 }
 
 func loadCAPool(path string) (*x509.CertPool, error) {
@@ -313,6 +384,8 @@ func (s *Server) Addr(name string) string {
 func (s *Server) Start() {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.Rules.Watch(s.ctx) }()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.Revocations.Run(s.ctx) }()
 	for name, srv := range s.servers {
 		ln, srv, name := s.listeners[name], srv, name
 		s.wg.Add(1)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
@@ -31,6 +32,11 @@ type Metrics struct {
 	closeLateness   *prometheus.HistogramVec
 	reloads         *prometheus.CounterVec
 	rulesLoaded     prometheus.Gauge
+	revocations     *prometheus.CounterVec
+	revokedClosed   *prometheus.CounterVec
+	channelUp       prometheus.Gauge
+	channelLag      prometheus.Histogram
+	published       *prometheus.CounterVec
 }
 
 // New returns metrics registered in a fresh registry, with the Go runtime
@@ -85,6 +91,29 @@ func New() *Metrics {
 		Name: "portcullis_rules_loaded",
 		Help: "Rules in the serving rule set.",
 	})
+	m.revocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_revocations_total",
+		Help: "Revocations applied on this replica, by source (admin, logout, backchannel_logout, recheck), whether made here or received from another replica.",
+	}, []string{"source"})
+	m.revokedClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_revocation_tunnels_closed_total",
+		Help: "Live tunnels this replica closed because of a revocation, by source.",
+	}, []string{"source"})
+	m.channelUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portcullis_revocation_channel_up",
+		Help: "1 when the revocation fleet channel (Redis) answered the last call, 0 when it is unreachable; 1 without a channel.",
+	})
+	m.channelUp.Set(1)
+	m.channelLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "portcullis_revocation_channel_lag_seconds",
+		Help:    "Time from another replica's revocation to its application here (grows while the channel catches up after an outage).",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60, 300},
+	})
+	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_revocation_publish_total",
+		Help: "Attempts to publish a revocation to the fleet channel, by result (ok, retry, dropped).",
+	}, []string{"result"})
+	m.Registry.MustRegister(m.revocations, m.revokedClosed, m.channelUp, m.channelLag, m.published)
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
 		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -120,6 +149,13 @@ func (m *Metrics) zero() {
 	}
 	for _, r := range []string{"ok", "failed"} {
 		m.reloads.WithLabelValues(r)
+	}
+	for _, src := range []string{revocation.SourceAdmin, revocation.SourceLogout, revocation.SourceBackchannel, revocation.SourceRecheck} {
+		m.revocations.WithLabelValues(src)
+		m.revokedClosed.WithLabelValues(src)
+	}
+	for _, r := range []string{"ok", "retry", "dropped"} { // revocation's Redis channel publish results
+		m.published.WithLabelValues(r)
 	}
 }
 
@@ -176,3 +212,24 @@ var (
 	_ proxy.TunnelMetrics   = (*Metrics)(nil)
 	_ proxy.DeadlineMetrics = (*Metrics)(nil)
 )
+
+// Revocation implements revocation.Metrics.
+func (m *Metrics) Revocation(source string, closed int) {
+	m.revocations.WithLabelValues(source).Inc()
+	m.revokedClosed.WithLabelValues(source).Add(float64(closed))
+}
+
+// ChannelState implements revocation.ChannelMetrics.
+func (m *Metrics) ChannelState(up bool) {
+	if up {
+		m.channelUp.Set(1)
+		return
+	}
+	m.channelUp.Set(0)
+}
+
+// ChannelLag implements revocation.ChannelMetrics.
+func (m *Metrics) ChannelLag(d time.Duration) { m.channelLag.Observe(d.Seconds()) }
+
+// Published implements revocation.ChannelMetrics.
+func (m *Metrics) Published(result string) { m.published.WithLabelValues(result).Inc() }

@@ -19,7 +19,8 @@ func TestEveryFamilyExportedAtZeroFromStartUp(t *testing.T) {
 	m := New()
 	var want []string
 	for _, c := range []prometheus.Collector{m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
-		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded} {
+		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded,
+		m.revocations, m.revokedClosed, m.channelUp, m.channelLag, m.published} {
 		ch := make(chan *prometheus.Desc, 1)
 		c.Describe(ch)
 		d := (<-ch).String()
@@ -63,6 +64,8 @@ func TestEveryFamilyExportedAtZeroFromStartUp(t *testing.T) {
 		`portcullis_websocket_bytes_relayed_total{direction="to_client",rule=""} 0`,
 		`portcullis_websocket_deadline_close_lateness_seconds_count{reason="idle_timeout",rule=""} 0`,
 		`portcullis_requests_total{decision="denied",frontend="decisions",rule="",status="404"} 0`,
+		`portcullis_revocations_total{source="backchannel_logout"} 0`,
+		`portcullis_revocation_publish_total{result="dropped"} 0`,
 	} {
 		if !strings.Contains(text, line+"\n") {
 			t.Errorf("scrape lacks %s", line)

@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// Coalesced re-validation. Tunnels that share a session share one re-check:
+// one identity-provider call per session per interval per process, whatever
+// the number of tunnels (1,000 tunnels over 10 sessions are 10 calls per
+// interval, not 1,000). A group is keyed by the admitting authenticator and
+// the session id; a session without an id is grouped by the hash of its
+// credential, and one with neither re-checks alone. The group's interval is
+// the shortest revalidate_every of its members, shortened by a random
+// jitter of up to a tenth, so that sessions opened together do not re-check
+// together and no tunnel is re-checked later than its rule says.
+//
+// The outcome applies to every member at once ([tunnel.applyRecheck]); a
+// rejection is also reported to [Revocations.Rejected] once, so that the
+// other replicas close their tunnels of the session too.
+
+// rechecks holds the re-check groups of one [Tunnels].
+type rechecks struct {
+	owner *Tunnels
+
+	mu     sync.Mutex
+	groups map[string]*recheckGroup
+}
+
+// recheckGroup is the tunnels of one session; its fields are guarded by
+// rechecks.mu.
+type recheckGroup struct {
+	key     string
+	members map[*tunnel]struct{}
+	every   time.Duration // the shortest interval of the members
+	next    time.Time     // the next re-check; zero while one runs
+	timer   *time.Timer
+	// downSince is when the identity provider first failed to answer in
+	// the current run of failed re-checks; zero after an answer.
+	downSince time.Time
+}
+
+// recheckKey names the re-check group of a tunnel.
+func recheckKey(authenticator string, k ChannelKeys, tunnelID string) string {
+	switch {
+	case k.SessionID != "":
+		return "s\x00" + authenticator + "\x00" + k.SessionID
+	case k.Credential != "":
+		return "c\x00" + authenticator + "\x00" + k.Credential
+	default:
+		return "t\x00" + tunnelID
+	}
+}
+
+// jittered returns d shortened by a random part of up to a tenth of it.
+func jittered(d time.Duration) time.Duration {
+	if j := int64(d / 10); j > 0 {
+		return d - time.Duration(rand.Int64N(j))
+	}
+	return d
+}
+
+// join adds t (with a Revalidator and a positive revalidate_every) to the
+// group key.
+func (rc *rechecks) join(t *tunnel, key string) {
+	every := t.policy.RevalidateEvery
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	g := rc.groups[key]
+	if g == nil {
+		g = &recheckGroup{key: key, members: map[*tunnel]struct{}{}}
+		rc.groups[key] = g
+	}
+	g.members[t] = struct{}{}
+	t.group = g
+	if g.every != 0 && every >= g.every {
+		return
+	}
+	g.every = every
+	next := time.Now().Add(jittered(every))
+	switch {
+	case g.timer == nil:
+		g.next = next
+		g.timer = time.AfterFunc(time.Until(next), func() { rc.fire(g) })
+	case !g.next.IsZero() && next.Before(g.next):
+		g.next = next
+		g.timer.Reset(time.Until(next))
+	}
+}
+
+// leave removes t from its group; the last member stops the group.
+func (rc *rechecks) leave(t *tunnel) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	g := t.group
+	if g == nil {
+		return
+	}
+	t.group = nil
+	delete(g.members, t)
+	if len(g.members) == 0 {
+		g.timer.Stop()
+		if rc.groups[g.key] == g {
+			delete(rc.groups, g.key)
+		}
+		return
+	}
+	if t.policy.RevalidateEvery == g.every {
+		// The shortest interval may have left with t; the next re-check
+		// is scheduled with the remaining members' shortest.
+		g.every = 0
+		for m := range g.members {
+			if g.every == 0 || m.policy.RevalidateEvery < g.every {
+				g.every = m.policy.RevalidateEvery
+			}
+		}
+	}
+}
+
+// nextOf returns when t's session is re-checked next (zero: not scheduled,
+// or a re-check is running).
+func (rc *rechecks) nextOf(t *tunnel) time.Time {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if t.group == nil {
+		return time.Time{}
+	}
+	return t.group.next
+}
+
+// groups returns the number of re-check groups (sessions being re-checked).
+func (rc *rechecks) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.groups)
+}
+
+// fire runs the group's re-check with one member's credential (they share
+// the session) and applies the outcome to all members.
+func (rc *rechecks) fire(g *recheckGroup) {
+	rc.mu.Lock()
+	var first *tunnel
+	for m := range g.members {
+		first = m
+		break
+	}
+	if first == nil || rc.groups[g.key] != g {
+		rc.mu.Unlock()
+		return
+	}
+	g.next = time.Time{}
+	rv, keys := first.reval, first.keys
+	rc.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
+	expiresAt, err := rv.Revalidate(ctx)
+	cancel()
+	now := time.Now()
+	status := pipeline.StatusOf(err)
+	rejected := err != nil && (status == http.StatusUnauthorized || status == http.StatusForbidden)
+
+	rc.mu.Lock()
+	switch {
+	case err == nil:
+		g.downSince = time.Time{}
+	case !rejected && g.downSince.IsZero():
+		g.downSince = now
+	}
+	downSince := g.downSince
+	members := make([]*tunnel, 0, len(g.members))
+	for m := range g.members {
+		members = append(members, m)
+	}
+	switch {
+	case rejected && rc.groups[g.key] == g:
+		// The members are closing; a tunnel of the session opened after
+		// this (without a revocation service to refuse it) starts a group
+		// of its own.
+		delete(rc.groups, g.key)
+	case !rejected && len(members) > 0 && rc.groups[g.key] == g:
+		g.next = now.Add(jittered(g.every))
+		g.timer.Reset(time.Until(g.next))
+	}
+	rc.mu.Unlock()
+
+	for _, m := range members {
+		m.applyRecheck(now, expiresAt, err, downSince)
+	}
+	if err == nil {
+		return
+	}
+	entry := rc.owner.log.WithFields(logrus.Fields{
+		"rule": keys.Rule, "subject": keys.Subject, "session_id": keys.SessionID,
+		"tunnels": len(members), "status": status, "error": err.Error(),
+	})
+	if !rejected {
+		entry.Warn("websocket session could not be revalidated; tunnel kept open where the rule tolerates it")
+		return
+	}
+	entry.Info("websocket session rejected at revalidation; its tunnels close")
+	if rc.owner.rev != nil {
+		rc.owner.rev.Rejected(keys.SessionID, keys.Subject, keys.Rule)
+	}
+}
