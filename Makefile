@@ -4,7 +4,7 @@ BIN     := bin/portcullis
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
 
-.PHONY: build test test-deps kratos check bench bench-go clean demo fuzz soak
+.PHONY: build test test-deps kratos oathkeeper check bench bench-go clean demo fuzz soak
 
 ## build: the portcullis binary in bin/
 build:
@@ -18,8 +18,12 @@ demo:
 kratos:
 	scripts/build-kratos.sh
 
+## oathkeeper: build Ory Oathkeeper v0.40.9 (tools/oathkeeper) and its e2e helpers into .build/bin when missing
+oathkeeper:
+	scripts/build-oathkeeper.sh
+
 ## test-deps: everything the tests need that Go does not fetch by itself
-test-deps: kratos
+test-deps: kratos oathkeeper
 	scripts/install-test-deps.sh
 
 ## check: formatting and vet

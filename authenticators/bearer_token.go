@@ -53,8 +53,12 @@ type BearerTokenConfig struct {
 	AcceptXSessionToken bool `json:"accept_x_session_token"`
 }
 
-// SetDefaults sets the shared defaults.
-func (c *BearerTokenConfig) SetDefaults() { c.SessionCheckConfig.SetDefaults() }
+// SetDefaults sets the shared defaults, with Oathkeeper's subject_from of
+// bearer_token: "sub".
+func (c *BearerTokenConfig) SetDefaults() {
+	c.SessionCheckConfig.SetDefaults()
+	c.SubjectFrom = "sub"
+}
 
 // Validate checks the shared keys and token_from.
 func (c *BearerTokenConfig) Validate() error {
@@ -126,7 +130,27 @@ func (a *bearerToken) Authenticate(r *http.Request, s *pipeline.Session) error {
 	if token == "" || !strings.HasPrefix(token, a.prefix) {
 		return pipeline.ErrNotResponsible
 	}
-	return a.checker.authenticate(r, s, a.checker.input(r, "", token))
+	in := a.checker.input(r, "", token)
+	if a.fromAuthorization() && entry == "" && bearerValue(r) == token {
+		// A plain session store gets the Authorization header as the
+		// client wrote it ("bearer zyx" stays lower case), as Oathkeeper
+		// forwards it.
+		in.authorization = r.Header.Get("Authorization")
+	}
+	return a.checker.authenticate(r, s, in)
+}
+
+// fromAuthorization reports whether the token is read from the
+// Authorization header.
+func (a *bearerToken) fromAuthorization() bool {
+	f := a.from
+	return f.WebsocketProtocol == "" && f.QueryParameter == "" && f.Cookie == "" &&
+		(f.Header == "" || http.CanonicalHeaderKey(f.Header) == "Authorization")
+}
+
+// bearerValue is the token of the request's Authorization header.
+func bearerValue(r *http.Request) string {
+	return (*tokenfrom.Location)(nil).Extract(r)
 }
 
 // token returns the request's token and, when it came from a

@@ -86,6 +86,7 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 		auth, err := a.Build(idpJSON(t, map[string]any{
 			"check_session_url":  store.URL + "/session",
 			"preserve_path":      true,
+			"subject_from":       "identity.id",
 			"additional_headers": map[string]string{"X-Tenant": tenant},
 			"cache":              map[string]any{"enabled": true, "ttl": "10m"},
 		}))

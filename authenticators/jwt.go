@@ -35,11 +35,13 @@ type JWTConfig struct {
 	// TrustedIssuers, when set, lists the only accepted iss values.
 	TrustedIssuers []string `json:"trusted_issuers,omitempty"`
 	// AllowedAlgorithms lists accepted signature algorithms. Default
-	// ["RS256"]. Asymmetric algorithms only: "none" and the HMAC family
-	// are refused at load.
+	// ["RS256"]. The HMAC family (HS256, HS384, HS512, verified with the
+	// shared secrets of the key sets) is accepted only when listed here,
+	// as in Oathkeeper; "none" is refused at load.
 	AllowedAlgorithms []string `json:"allowed_algorithms,omitempty"`
 	// ScopeStrategy is exact, hierarchic, wildcard or none; default exact
-	// when required_scope is set. "none" with required_scope is refused.
+	// when required_scope is set. "none" with required_scope cannot check
+	// the scopes: as in Oathkeeper, every token is then rejected (401).
 	ScopeStrategy string `json:"scope_strategy,omitempty"`
 	// TokenFrom says where the token is; default the Authorization
 	// header's Bearer value.
@@ -73,8 +75,8 @@ func (c *JWTConfig) Validate() error {
 	if _, err := verificationAlgorithms(c.AllowedAlgorithms); err != nil {
 		return err
 	}
-	if _, err := scope.Resolve(c.ScopeStrategy, c.RequiredScope); err != nil {
-		return err
+	if _, ok := scope.Strategies[c.ScopeStrategy]; !ok && c.ScopeStrategy != "" {
+		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", c.ScopeStrategy)
 	}
 	if c.TokenFrom != nil {
 		return c.TokenFrom.Validate()
@@ -82,11 +84,16 @@ func (c *JWTConfig) Validate() error {
 	return nil
 }
 
-var asymmetricAlgorithms = map[string]jose.SignatureAlgorithm{
+// signatureAlgorithms are the algorithms allowed_algorithms may list.
+// The HMAC ones verify with a shared secret (a kty "oct" key of the key
+// set): anyone holding the key set can mint tokens, so they are never a
+// default.
+var signatureAlgorithms = map[string]jose.SignatureAlgorithm{
 	"RS256": jose.RS256, "RS384": jose.RS384, "RS512": jose.RS512,
 	"PS256": jose.PS256, "PS384": jose.PS384, "PS512": jose.PS512,
 	"ES256": jose.ES256, "ES384": jose.ES384, "ES512": jose.ES512,
 	"EdDSA": jose.EdDSA,
+	"HS256": jose.HS256, "HS384": jose.HS384, "HS512": jose.HS512,
 }
 
 func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
@@ -95,9 +102,9 @@ func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 	}
 	out := make([]jose.SignatureAlgorithm, 0, len(names))
 	for _, n := range names {
-		a, ok := asymmetricAlgorithms[n]
+		a, ok := signatureAlgorithms[n]
 		if !ok {
-			return nil, fmt.Errorf(`key "allowed_algorithms": %q is not accepted (use RS*, PS*, ES* or EdDSA; "none" and HMAC are refused)`, n)
+			return nil, fmt.Errorf(`key "allowed_algorithms": %q is not accepted (use RS*, PS*, ES*, EdDSA or HS*; "none" is refused)`, n)
 		}
 		out = append(out, a)
 	}
@@ -114,8 +121,8 @@ type jwtGlobal JWTConfig
 // shaped like a JWT (three dot-separated parts), is not this handler's
 // (the next authenticator is tried). A JWT is accepted when its header
 // names an allowed algorithm, its signature verifies with a key of the key
-// sets (found by kid; a kid not yet known refreshes the sets, at most once
-// per 5s per set), exp and nbf hold (10s leeway), and the issuer,
+// sets (found by kid, which the token must carry, as in Oathkeeper; a kid
+// not yet known refreshes the sets, at most once per 5s per set), exp and nbf hold (10s leeway), and the issuer,
 // audience and scope checks pass; otherwise the request is rejected with
 // 401. Key sets that cannot be read at all give 503.
 //
@@ -166,13 +173,14 @@ func (b *jwtBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error)
 	algs, _ := verificationAlgorithms(c.AllowedAlgorithms)
 	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
 	a := &jwtAuthenticator{
-		algs:     algs,
-		from:     c.TokenFrom,
-		issuers:  c.TrustedIssuers,
-		audience: c.TargetAudience,
-		required: c.RequiredScope,
-		strategy: strategy,
-		now:      b.now,
+		uncheckable: c.ScopeStrategy == "none" && len(c.RequiredScope) > 0,
+		algs:        algs,
+		from:        c.TokenFrom,
+		issuers:     c.TrustedIssuers,
+		audience:    c.TargetAudience,
+		required:    c.RequiredScope,
+		strategy:    strategy,
+		now:         b.now,
 	}
 	for _, u := range c.JWKSURLs {
 		a.sources = append(a.sources, b.keys.Source(u))
@@ -181,14 +189,16 @@ func (b *jwtBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error)
 }
 
 type jwtAuthenticator struct {
-	sources  []*jwks.Source
-	algs     []jose.SignatureAlgorithm
-	from     *tokenfrom.Location
-	issuers  []string
-	audience []string
-	required []string
-	strategy scope.Strategy
-	now      func() time.Time
+	// uncheckable is required_scope with scope_strategy none.
+	uncheckable bool
+	sources     []*jwks.Source
+	algs        []jose.SignatureAlgorithm
+	from        *tokenfrom.Location
+	issuers     []string
+	audience    []string
+	required    []string
+	strategy    scope.Strategy
+	now         func() time.Time
 }
 
 var (
@@ -226,6 +236,20 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 		return pipeline.Unauthorized("invalid token", errors.New("token has no subject"))
 	}
 	s.Subject = sub
+	// As in Oathkeeper, the granted scopes are always .Extra.scp, a list
+	// (empty without scopes), whichever claim carried them (scp, scope as
+	// a space-separated string, or scopes); that claim is replaced.
+	scopes := scope.FromClaims(claims)
+	if scopes == nil {
+		scopes = []string{}
+	}
+	for _, k := range []string{"scp", "scope", "scopes"} {
+		if _, ok := claims[k]; ok {
+			delete(claims, k)
+			break
+		}
+	}
+	claims["scp"] = scopes
 	s.Extra = claims
 	s.ExpiresAt = exp
 	s.Authenticator = "jwt"
@@ -257,6 +281,10 @@ func (a *jwtAuthenticator) verify(ctx context.Context, token string, refresh boo
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", errors.New("token must carry exactly one signature"))
 	}
 	h := parsed.Headers[0]
+	if h.KeyID == "" {
+		// As in Oathkeeper: the key is chosen by kid, never by trying.
+		return nil, time.Time{}, pipeline.Unauthorized("invalid token", errors.New("token has no kid header"))
+	}
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 	if refresh {
 		for _, src := range a.sources {
@@ -290,6 +318,9 @@ func (a *jwtAuthenticator) verify(ctx context.Context, token string, refresh boo
 	}
 	if err := scope.CheckAudience(std.Audience, a.audience); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
+	}
+	if a.uncheckable {
+		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", errors.New(`required_scope is set but scope_strategy is "none"`))
 	}
 	if err := scope.Check(a.strategy, scope.FromClaims(all), a.required); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
@@ -122,7 +123,21 @@ func noneToken(claims map[string]any) string {
 }
 
 func hmacToken(t *testing.T, claims map[string]any) string {
-	return testkeys.Sign(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "rsa-1", Algorithm: "HS256"}, claims, false)
+	return signHMAC(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "rsa-1", Algorithm: "HS256"}, claims)
+}
+
+// signHMAC signs claims with the shared secret k, its kid in the header.
+func signHMAC(t *testing.T, k jose.JSONWebKey, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: k.Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.KeyID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func TestJWTAuthenticator(t *testing.T) {
@@ -144,7 +159,7 @@ func TestJWTAuthenticator(t *testing.T) {
 	}{
 		{"RS256", testkeys.Sign(t, rsaKey, claimsFor("alice", hour, scoped), false), 0},
 		{"ES256", testkeys.Sign(t, ecKey, claimsFor("alice", hour, scoped), false), 0},
-		{"no kid, key found by algorithm", testkeys.Sign(t, ecKey, claimsFor("alice", hour, scoped), true), 0},
+		{"no kid (Oathkeeper requires one)", testkeys.Sign(t, ecKey, claimsFor("alice", hour, scoped), true), 401},
 		{"scope as a string", testkeys.Sign(t, rsaKey, claimsFor("alice", hour, map[string]any{"scope": "openid chat.read"}), false), 0},
 		{"expired", testkeys.Sign(t, rsaKey, claimsFor("alice", time.Now().Add(-time.Minute), scoped), false), 401},
 		{"expired within leeway", testkeys.Sign(t, rsaKey, claimsFor("alice", time.Now().Add(-2*time.Second), scoped), false), 0},
@@ -184,6 +199,80 @@ func TestJWTAuthenticator(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), tt.token) {
 				t.Errorf("%s: error reveals the token", tt.name)
 			}
+		}
+	}
+}
+
+// TestJWTHMACWhenAsked: as in Oathkeeper, HS256 tokens verify against the
+// key set's shared secrets when allowed_algorithms lists HS256, and only
+// then; an RSA key is never used as an HMAC secret.
+func TestJWTHMACWhenAsked(t *testing.T) {
+	secret := jose.JSONWebKey{Key: []byte("another-secret-of-thirty-two-byt"), KeyID: "hs-1", Algorithm: "HS256", Use: "sig"}
+	rsaKey := testkeys.RSA(t, "rsa-1")
+	ks := newJWKSServer(t, rsaKey)
+	ks.doc = testkeys.Set(t, secret, rsaKey.Public())
+	hour := time.Now().Add(time.Hour)
+	asked := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, map[string]any{"allowed_algorithms": []string{"HS256"}})
+	byDefault := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, nil)
+	for _, tt := range []struct {
+		name  string
+		a     pipeline.Authenticator
+		token string
+		want  int
+	}{
+		{"HS256 allowed", asked, signHMAC(t, secret, claimsFor("alice", hour, nil)), 0},
+		{"HS256 by default", byDefault, signHMAC(t, secret, claimsFor("alice", hour, nil)), 401},
+		{"HS256 with the RSA key's kid", asked, hmacToken(t, claimsFor("alice", hour, nil)), 401},
+	} {
+		r, s := jwtRequest(t, "http://gw.test/")
+		r.Header.Set("Authorization", "Bearer "+tt.token)
+		if got := pipeline.StatusOf(tt.a.Authenticate(r, s)); (tt.want == 0 && got != 0 && got != 200) || (tt.want != 0 && got != tt.want) {
+			t.Errorf("%s: status %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestJWTScp: .Extra.scp is always the list of granted scopes, as in
+// Oathkeeper, whichever claim carried them.
+// TestJWTScopeStrategyNoneWithRequiredScope: as in Oathkeeper, the rule
+// loads and every token is rejected, since no scope can be checked.
+func TestJWTScopeStrategyNoneWithRequiredScope(t *testing.T) {
+	k := testkeys.RSA(t, "k")
+	ks := newJWKSServer(t, k)
+	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, map[string]any{"required_scope": []string{"a"}, "scope_strategy": "none"})
+	r, s := jwtRequest(t, "http://gw.test/")
+	r.Header.Set("Authorization", "Bearer "+testkeys.Sign(t, k, claimsFor("alice", time.Now().Add(time.Hour), map[string]any{"scp": []string{"a"}}), false))
+	if err := a.Authenticate(r, s); pipeline.StatusOf(err) != 401 {
+		t.Errorf("Authenticate = %v, want 401", err)
+	}
+}
+
+func TestJWTScp(t *testing.T) {
+	k := testkeys.RSA(t, "k")
+	ks := newJWKSServer(t, k)
+	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{ks.URL}}, nil)
+	hour := time.Now().Add(time.Hour)
+	for _, tt := range []struct {
+		name   string
+		claims map[string]any
+		want   string
+	}{
+		{"scp list", map[string]any{"scp": []string{"scope-3", "scope-2", "scope-1"}}, `["scope-3","scope-2","scope-1"]`},
+		{"scope string", map[string]any{"scope": "a b"}, `["a","b"]`},
+		{"scopes list", map[string]any{"scopes": []string{"x"}}, `["x"]`},
+		{"none", nil, `[]`},
+	} {
+		r, s := jwtRequest(t, "http://gw.test/")
+		r.Header.Set("Authorization", "Bearer "+testkeys.Sign(t, k, claimsFor("alice", hour, tt.claims), false))
+		if err := a.Authenticate(r, s); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got, _ := json.Marshal(s.Extra["scp"])
+		if string(got) != tt.want {
+			t.Errorf("%s: Extra.scp = %s, want %s", tt.name, got, tt.want)
+		}
+		if _, ok := s.Extra["scope"]; ok && tt.name == "scope string" {
+			t.Errorf("%s: the scope claim is kept beside scp", tt.name)
 		}
 	}
 }
@@ -297,8 +386,6 @@ func TestJWTConfigErrors(t *testing.T) {
 	}
 	for name, rule := range map[string]map[string]any{
 		"none algorithm":       {"allowed_algorithms": []string{"none"}},
-		"hmac algorithm":       {"allowed_algorithms": []string{"HS256"}},
-		"scope none with req":  {"required_scope": []string{"a"}, "scope_strategy": "none"},
 		"unknown strategy":     {"scope_strategy": "fuzzy"},
 		"two token places":     {"token_from": map[string]any{"header": "X", "cookie": "c"}},
 		"per-rule jwks_ttl":    {"jwks_ttl": "1s"},

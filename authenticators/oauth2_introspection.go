@@ -25,12 +25,18 @@ import (
 type OAuth2IntrospectionConfig struct {
 	// IntrospectionURL is the RFC 7662 endpoint. Required.
 	IntrospectionURL string `json:"introspection_url"`
-	// RequiredScope lists scopes the token must grant; they are also sent
-	// as the introspection request's scope parameter.
+	// RequiredScope lists scopes the token must grant (see
+	// ScopeStrategy).
 	RequiredScope []string `json:"required_scope,omitempty"`
-	// ScopeStrategy is exact, hierarchic, wildcard or none; default exact
-	// when required_scope is set.
+	// ScopeStrategy is exact, hierarchic, wildcard or none (the default),
+	// as in Oathkeeper: with a strategy, required_scope is checked here
+	// against the answer's scope (a miss is a 403); with none, it is sent
+	// as the introspection request's scope parameter and the endpoint
+	// decides.
 	ScopeStrategy string `json:"scope_strategy,omitempty"`
+	// PreserveHost sends the request's Host to the endpoint as
+	// X-Forwarded-Host.
+	PreserveHost bool `json:"preserve_host,omitempty"`
 	// TargetAudience lists audiences that must all be in the answer's aud.
 	TargetAudience []string `json:"target_audience,omitempty"`
 	// TrustedIssuers, when set, lists the only accepted iss values.
@@ -90,8 +96,8 @@ func (c *OAuth2IntrospectionConfig) Validate() error {
 	if err := httpURL("introspection_url", c.IntrospectionURL); err != nil {
 		return err
 	}
-	if _, err := scope.Resolve(c.ScopeStrategy, c.RequiredScope); err != nil {
-		return err
+	if _, ok := scope.Strategies[c.ScopeStrategy]; !ok && c.ScopeStrategy != "" {
+		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", c.ScopeStrategy)
 	}
 	if c.TokenFrom != nil {
 		if err := c.TokenFrom.Validate(); err != nil {
@@ -189,25 +195,27 @@ func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticat
 	if c.Cache.MaxCost != b.maxCost {
 		return nil, errors.New(`key "cache.max_cost" is set once, in the global config (authenticators.oauth2_introspection.config), not per rule`)
 	}
-	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
+	// "" and "none" are no local check (Oathkeeper's nil strategy).
+	strategy := scope.Strategies[c.ScopeStrategy]
 	cfgHash, err := pipeline.ConfigHash(c)
 	if err != nil {
 		return nil, err
 	}
 	a := &introspection{
-		b:        b,
-		cfgHash:  cfgHash,
-		url:      c.IntrospectionURL,
-		from:     c.TokenFrom,
-		prefix:   c.Prefix,
-		required: c.RequiredScope,
-		strategy: strategy,
-		audience: c.TargetAudience,
-		issuers:  c.TrustedIssuers,
-		caller:   &fetch.Caller{Client: b.client, Timeout: c.Timeout.D(), Retry: c.Retry},
-		cache:    c.Cache.Enabled,
-		ttl:      c.Cache.TTL.D(),
-		headers:  http.Header{},
+		b:            b,
+		cfgHash:      cfgHash,
+		preserveHost: c.PreserveHost,
+		url:          c.IntrospectionURL,
+		from:         c.TokenFrom,
+		prefix:       c.Prefix,
+		required:     c.RequiredScope,
+		strategy:     strategy,
+		audience:     c.TargetAudience,
+		issuers:      c.TrustedIssuers,
+		caller:       &fetch.Caller{Client: b.client, Timeout: c.Timeout.D(), Retry: c.Retry},
+		cache:        c.Cache.Enabled,
+		ttl:          c.Cache.TTL.D(),
+		headers:      http.Header{},
 	}
 	for k, v := range c.IntrospectionRequestHeaders {
 		a.headers.Set(k, v)
@@ -224,19 +232,20 @@ type introspection struct {
 	// answer cache is shared by all rules, and what one rule's
 	// introspection (its endpoint, headers, pre_authorization, scope)
 	// answered must never admit a request on another.
-	cfgHash  [32]byte
-	url      string
-	from     *tokenfrom.Location
-	prefix   string
-	required []string
-	strategy scope.Strategy
-	audience []string
-	issuers  []string
-	caller   *fetch.Caller
-	cache    bool
-	ttl      time.Duration
-	headers  http.Header
-	pre      *IntrospectionPreAuthorization
+	cfgHash      [32]byte
+	preserveHost bool
+	url          string
+	from         *tokenfrom.Location
+	prefix       string
+	required     []string
+	strategy     scope.Strategy
+	audience     []string
+	issuers      []string
+	caller       *fetch.Caller
+	cache        bool
+	ttl          time.Duration
+	headers      http.Header
+	pre          *IntrospectionPreAuthorization
 }
 
 var (
@@ -283,7 +292,11 @@ func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error
 	if token == "" || !strings.HasPrefix(token, a.prefix) {
 		return pipeline.ErrNotResponsible
 	}
-	ans, err := a.answer(r.Context(), token, !a.cache)
+	host := ""
+	if a.preserveHost {
+		host = r.Host
+	}
+	ans, err := a.answer(r.Context(), token, host, !a.cache)
 	if err != nil {
 		return err
 	}
@@ -297,7 +310,7 @@ func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error
 	s.Authenticator = "oauth2_introspection"
 	s.CredentialID = pipeline.CredentialID(token)
 	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
-		ans, err := a.answer(ctx, token, true)
+		ans, err := a.answer(ctx, token, host, true)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -332,9 +345,14 @@ func (ans *introspectionAnswer) extra() map[string]any {
 }
 
 // answer returns the introspection result, from the cache unless fresh.
-func (a *introspection) answer(ctx context.Context, token string, fresh bool) (*introspectionAnswer, error) {
+// host, when set, is sent as X-Forwarded-Host (preserve_host).
+func (a *introspection) answer(ctx context.Context, token, host string, fresh bool) (*introspectionAnswer, error) {
 	h := sha256.New()
 	h.Write(a.cfgHash[:]) // fixed length: no two inputs share an encoding
+	// The Host forwarded with preserve_host is part of what the endpoint
+	// is told (a Host never holds a NUL).
+	h.Write([]byte(host))
+	h.Write([]byte{0})
 	h.Write([]byte(token))
 	var key [32]byte
 	h.Sum(key[:0])
@@ -343,7 +361,7 @@ func (a *introspection) answer(ctx context.Context, token string, fresh bool) (*
 			return ans, nil
 		}
 	}
-	ans, err := a.introspect(ctx, token, false)
+	ans, err := a.introspect(ctx, token, host, false)
 	if err != nil {
 		return nil, err
 	}
@@ -357,15 +375,19 @@ func (a *introspection) answer(ctx context.Context, token string, fresh bool) (*
 	return ans, nil
 }
 
-func (a *introspection) introspect(ctx context.Context, token string, retriedAuth bool) (*introspectionAnswer, error) {
+func (a *introspection) introspect(ctx context.Context, token, host string, retriedAuth bool) (*introspectionAnswer, error) {
 	form := url.Values{"token": {token}}
-	if len(a.required) > 0 {
+	if a.strategy == nil && len(a.required) > 0 {
+		// No local strategy: the endpoint is asked to check the scope.
 		form.Set("scope", strings.Join(a.required, " "))
 	}
 	body := form.Encode()
 	header := a.headers.Clone()
 	header.Set("Content-Type", "application/x-www-form-urlencoded")
 	header.Set("Accept", "application/json")
+	if host != "" {
+		header.Set("X-Forwarded-Host", host)
+	}
 	if a.pre != nil {
 		ct, err := a.clientToken(ctx)
 		if err != nil {
@@ -390,7 +412,7 @@ func (a *introspection) introspect(ctx context.Context, token string, retriedAut
 		// The client credentials token may have been revoked or expired
 		// early: get a new one, once.
 		a.b.clientTokens.Delete(a.clientTokenKey())
-		return a.introspect(ctx, token, true)
+		return a.introspect(ctx, token, host, true)
 	case res.StatusCode >= 500:
 		return nil, pipeline.Unavailable("token introspection unavailable", fmt.Errorf("status %d", res.StatusCode))
 	default:
@@ -410,20 +432,24 @@ func (a *introspection) check(ans *introspectionAnswer) error {
 	case !ans.Active:
 		return pipeline.Unauthorized("invalid token", errors.New("token is not active"))
 	case ans.TokenUse != "" && ans.TokenUse != "access_token":
-		return pipeline.Unauthorized("invalid token", fmt.Errorf("token use %q is not access_token", ans.TokenUse))
+		// An active token that is not an access token: as in
+		// Oathkeeper, a 403 (the checks below too).
+		return pipeline.Forbidden("token not accepted", fmt.Errorf("token use %q is not access_token", ans.TokenUse))
 	case ans.Expiry != 0 && !now.Before(time.Unix(ans.Expiry, 0)):
 		return pipeline.Unauthorized("invalid token", errors.New("token expired"))
 	case ans.NotBefore != 0 && now.Add(jwtLeeway).Before(time.Unix(ans.NotBefore, 0)):
 		return pipeline.Unauthorized("invalid token", errors.New("token not valid yet"))
 	}
 	if err := scope.CheckIssuer(ans.Issuer, a.issuers); err != nil {
-		return pipeline.Unauthorized("invalid token", err)
+		return pipeline.Forbidden("token not accepted", err)
 	}
 	if err := scope.CheckAudience(scope.Strings(ans.Audience, false), a.audience); err != nil {
-		return pipeline.Unauthorized("invalid token", err)
+		return pipeline.Forbidden("token not accepted", err)
 	}
-	if err := scope.Check(a.strategy, strings.Fields(ans.Scope), a.required); err != nil {
-		return pipeline.Unauthorized("insufficient scope", err)
+	if a.strategy != nil {
+		if err := scope.Check(a.strategy, strings.Fields(ans.Scope), a.required); err != nil {
+			return pipeline.Forbidden("insufficient scope", err)
+		}
 	}
 	return nil
 }

@@ -132,6 +132,7 @@ func TestIntrospectionChecks(t *testing.T) {
 	a, _ := newIntrospection(t, map[string]any{
 		"introspection_url": as.URL + "/oauth2/introspect",
 		"required_scope":    []string{"chat.read"},
+		"scope_strategy":    "exact",
 		"target_audience":   []string{"chat"},
 		"trusted_issuers":   []string{"https://auth.example.test/"},
 	})
@@ -143,10 +144,11 @@ func TestIntrospectionChecks(t *testing.T) {
 		{"", -1},
 		{"unknown", 401},
 		{"expired-but-active", 401},
-		{"id-token", 401},
-		{"foreign-issuer", 401},
-		{"other-audience", 401},
-		{"narrow-scope", 401},
+		// An active token that fails a check is a 403, as in Oathkeeper.
+		{"id-token", 403},
+		{"foreign-issuer", 403},
+		{"other-audience", 403},
+		{"narrow-scope", 403},
 		{"future", 401},
 	}
 	for _, tt := range tests {
@@ -172,6 +174,21 @@ func TestIntrospectionChecks(t *testing.T) {
 				t.Errorf("%q: %v, want %d", tt.token, err, tt.want)
 			}
 		}
+	}
+	as.mu.Lock()
+	if as.lastScope != "" {
+		t.Errorf("introspection request scope = %q, want none: the strategy checks it here", as.lastScope)
+	}
+	as.mu.Unlock()
+	// Without a strategy (Oathkeeper's default) the endpoint is asked to
+	// check the scope, and nothing is checked here.
+	endpoint, _ := newIntrospection(t, map[string]any{
+		"introspection_url": as.URL + "/oauth2/introspect",
+		"required_scope":    []string{"chat.read"},
+	})
+	nr, ns := introspectionRequest(t, "narrow-scope")
+	if err := endpoint.Authenticate(nr, ns); err != nil {
+		t.Errorf("no strategy: %v, want the endpoint's answer to decide", err)
 	}
 	as.mu.Lock()
 	if as.lastScope != "chat.read" {
@@ -322,7 +339,7 @@ func TestIntrospectionConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]map[string]any{
 		"no url":             {},
 		"bad url":            {"introspection_url": "file:///x"},
-		"scope none":         {"introspection_url": "http://127.0.0.1:1", "required_scope": []string{"a"}, "scope_strategy": "none"},
+		"unknown strategy":   {"introspection_url": "http://127.0.0.1:1", "scope_strategy": "fuzzy"},
 		"pre-auth no secret": {"introspection_url": "http://127.0.0.1:1", "pre_authorization": map[string]any{"enabled": true, "client_id": "x", "token_url": "http://127.0.0.1:1"}},
 		"per-rule max_cost":  {"introspection_url": "http://127.0.0.1:1", "cache": map[string]any{"max_cost": 5}},
 		"unknown key":        {"introspection_url": "http://127.0.0.1:1", "introspect_url": "x"},

@@ -1,6 +1,7 @@
 package authenticators
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -42,8 +43,9 @@ type SessionCheckConfig struct {
 	// PreservePath keeps the URL's path; otherwise the request's path
 	// replaces it (plain HTTP only).
 	PreservePath bool `json:"preserve_path"`
-	// PreserveQuery keeps the URL's query; otherwise the request's query
-	// replaces it (plain HTTP only).
+	// PreserveQuery keeps the URL's query (default true, as in
+	// Oathkeeper); false makes the request's query replace it (plain HTTP
+	// only).
 	PreserveQuery bool `json:"preserve_query"`
 	// PreserveHost sends the request's Host as X-Forwarded-Host.
 	PreserveHost bool `json:"preserve_host"`
@@ -57,7 +59,8 @@ type SessionCheckConfig struct {
 	// AdditionalHeaders are set on every check.
 	AdditionalHeaders map[string]string `json:"additional_headers"`
 	// SubjectFrom is a GJSON path to the subject in the session document
-	// (default "identity.id", a Kratos session's identity).
+	// (default "subject", as in Oathkeeper; a Kratos session's identity is
+	// "identity.id"). A document without it gives an empty subject.
 	SubjectFrom string `json:"subject_from"`
 	// ExtraFrom is a GJSON path to the extra data (default "extra", as in
 	// Oathkeeper; "@this" keeps the whole session document).
@@ -69,11 +72,14 @@ type SessionCheckConfig struct {
 	Cache CacheConfig `json:"cache"`
 }
 
-// SetDefaults sets Oathkeeper's defaults, subject_from "identity.id", a 5s
-// timeout and the cache defaults.
+// SetDefaults sets Oathkeeper's defaults — subject_from "subject",
+// extra_from "extra", preserve_query true — a 5s timeout and the cache
+// defaults. A Kratos session's subject is at "identity.id": configurations
+// for Kratos set subject_from (the quickstart does).
 func (c *SessionCheckConfig) SetDefaults() {
-	c.SubjectFrom = "identity.id"
+	c.SubjectFrom = "subject"
 	c.ExtraFrom = "extra"
+	c.PreserveQuery = true
 	c.Timeout = pipeline.Duration(5 * time.Second)
 	c.Cache.SetDefaults()
 }
@@ -220,12 +226,15 @@ func (c *sessionChecker) isKratos() bool { return c.kratos != nil }
 // once and kept by the Revalidator, so a long-lived connection can be
 // re-checked without holding on to the request.
 type checkInput struct {
-	cfg    [32]byte    // the checker's configuration hash (pipeline.ConfigHash)
-	method string      // plain mode: the method of the check
-	url    string      // plain mode: the URL of the check
-	cookie string      // Cookie header value carrying the credential
-	token  string      // session token (bearer_token)
-	header http.Header // forwarded and additional headers; nil if none
+	cfg    [32]byte // the checker's configuration hash (pipeline.ConfigHash)
+	method string   // plain mode: the method of the check
+	url    string   // plain mode: the URL of the check
+	cookie string   // Cookie header value carrying the credential
+	token  string   // session token (bearer_token)
+	// authorization, when set, is the Authorization header sent to a plain
+	// store instead of "Bearer <token>": the client's own header value.
+	authorization string
+	header        http.Header // forwarded and additional headers; nil if none
 }
 
 // input derives the check for r carrying the credential cookie or token.
@@ -286,6 +295,7 @@ func (in *checkInput) key() cacheKey {
 	put(in.url)
 	put(in.cookie)
 	put(in.token)
+	put(in.authorization)
 	if len(in.header) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(in.header)) {
 			put(k)
@@ -430,7 +440,10 @@ func (c *sessionChecker) checkPlain(ctx context.Context, in *checkInput) (*check
 	if in.cookie != "" {
 		req.Header.Set("Cookie", in.cookie)
 	}
-	if in.token != "" {
+	switch {
+	case in.authorization != "":
+		req.Header.Set("Authorization", in.authorization)
+	case in.token != "":
 		req.Header.Set("Authorization", "Bearer "+in.token)
 	}
 	res, err := c.client.Do(req)
@@ -450,6 +463,12 @@ func (c *sessionChecker) checkPlain(ctx context.Context, in *checkInput) (*check
 	}
 	if len(body) > maxSessionBody {
 		return nil, pipeline.Unavailable("identity provider unavailable", errors.New("session document too large"))
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		// Oathkeeper reads an empty 200 as a valid session with an empty
+		// subject: the store vouched for the credential and said nothing
+		// more. The authorizer decides what an empty subject may do.
+		return &checkedSession{}, nil
 	}
 	v, err := c.extract(body)
 	if err != nil {
@@ -485,8 +504,9 @@ func statusError(status int) *pipeline.Error {
 }
 
 // extract evaluates subject_from and extra_from over the session document,
-// as Oathkeeper does: the subject must be a JSON string, the extra a JSON
-// object (or absent).
+// as Oathkeeper does: the subject must be a JSON string or absent (an
+// empty subject, as in Oathkeeper: the store vouched for the credential),
+// the extra a JSON object (or absent).
 func (c *sessionChecker) extract(body []byte) (*checkedSession, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, pipeline.Unavailable("identity provider unavailable", errors.New("session document is not JSON"))
@@ -500,10 +520,6 @@ func (c *sessionChecker) extract(body []byte) (*checkedSession, error) {
 	default:
 		return nil, pipeline.Forbidden("session subject is not a string",
 			fmt.Errorf("subject_from %q did not select a string", c.subjectFrom))
-	}
-	if v.subject == "" {
-		return nil, pipeline.Unauthorized("session has no subject",
-			fmt.Errorf("subject_from %q selected nothing", c.subjectFrom))
 	}
 	if ex := gjson.GetBytes(body, c.extraFrom); ex.Exists() && ex.Type != gjson.Null {
 		if !ex.IsObject() {

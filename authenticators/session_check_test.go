@@ -28,6 +28,11 @@ func TestMain(m *testing.M) { kratostest.RunMain(m, kratosShared) }
 // buildSession builds a session authenticator from a rule config.
 func buildSession(tb testing.TB, f pipeline.Factory[pipeline.Authenticator], cfg map[string]any) pipeline.Authenticator {
 	tb.Helper()
+	// The sessions the tests check are Kratos's: their subject is the
+	// identity's id (the default, "subject", is Oathkeeper's).
+	if _, set := cfg["subject_from"]; !set {
+		cfg["subject_from"] = "identity.id"
+	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -240,7 +245,7 @@ func TestPlainSessionStore(t *testing.T) {
 	}{
 		{
 			name:     "path and query replaced by the request's",
-			cfg:      map[string]any{"check_session_url": front.URL + "/check?store=1"},
+			cfg:      map[string]any{"check_session_url": front.URL + "/check?store=1", "preserve_query": false},
 			method:   http.MethodPost,
 			wantPath: "/resource", wantQuery: "x=1", wantMeth: http.MethodPost,
 		},
@@ -342,6 +347,43 @@ func TestBearerPlainStoreGetsAuthorization(t *testing.T) {
 	}
 }
 
+// TestBearerPlainStoreGetsAuthorizationAsWritten: a token read from the
+// Authorization header reaches a plain store as the client wrote it,
+// scheme case included (Oathkeeper forwards the header unchanged).
+func TestBearerPlainStoreGetsAuthorizationAsWritten(t *testing.T) {
+	k := kratosShared.Get(t)
+	id := k.RegisterAPI(t)
+	front := newSessionFront(t, k, true)
+	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": front.URL + "/check", "preserve_path": true})
+	if _, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+id.SessionToken) }); err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	if got := front.lastRequest().Header.Get("Authorization"); got != "bearer "+id.SessionToken {
+		t.Error("the store did not receive the Authorization header as the client wrote it")
+	}
+}
+
+// TestPlainStoreEmptyAnswerAdmits: a store answering 200 with no body
+// vouches for the credential; as in Oathkeeper the session has an empty
+// subject.
+func TestPlainStoreEmptyAnswerAdmits(t *testing.T) {
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer zyx" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(store.Close)
+	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": store.URL})
+	s, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer zyx") })
+	if err != nil || s.Subject != "" {
+		t.Fatalf("Authenticate = %v, subject %q; want admitted with an empty subject", err, s.Subject)
+	}
+	_, err = authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer other") })
+	wantStatus(t, "rejected token", err, http.StatusUnauthorized)
+}
+
 // TestSubjectAndExtraFrom evaluates GJSON paths over Kratos's session.
 func TestSubjectAndExtraFrom(t *testing.T) {
 	k := kratosShared.Get(t)
@@ -354,11 +396,14 @@ func TestSubjectAndExtraFrom(t *testing.T) {
 		wantExtra  func(map[string]any) bool
 		wantStatus int
 	}{
-		{"defaults", "", "", id.IdentityID, func(m map[string]any) bool { return len(m) == 0 }, 0},
+		// Oathkeeper's defaults: subject_from "subject", which a Kratos
+		// session lacks: an empty subject, admitted.
+		{"defaults", "subject", "", "", func(m map[string]any) bool { return len(m) == 0 }, 0},
+		{"identity id", "identity.id", "", id.IdentityID, func(m map[string]any) bool { return len(m) == 0 }, 0},
 		{"email and traits", "identity.traits.email", "identity.traits", id.Email,
 			func(m map[string]any) bool { return m["email"] == id.Email }, 0},
 		{"subject not a string", "identity.traits", "", "", nil, http.StatusForbidden},
-		{"subject missing", "identity.nope", "", "", nil, http.StatusUnauthorized},
+		{"subject missing", "identity.nope", "", "", func(m map[string]any) bool { return len(m) == 0 }, 0},
 		{"extra not an object", "", "identity.id", "", nil, http.StatusForbidden},
 	}
 	for _, tc := range cases {

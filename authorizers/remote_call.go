@@ -153,8 +153,6 @@ func (a *remoteAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error
 		return nil
 	case http.StatusForbidden:
 		return pipeline.Forbidden("access denied by the authorization service", nil)
-	case http.StatusUnauthorized:
-		return pipeline.Unauthorized("credentials rejected by the authorization service", nil)
 	case http.StatusTooManyRequests:
 		e := pipeline.NewError(http.StatusTooManyRequests, "authorization service rate limit", nil)
 		if ra := res.Header.Get("Retry-After"); ra != "" {
@@ -165,8 +163,9 @@ func (a *remoteAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error
 		if res.StatusCode >= 500 {
 			return a.fail(http.StatusServiceUnavailable, "authorization service unavailable", fmt.Errorf("status %d", res.StatusCode))
 		}
-		// Any other answer is not a yes.
-		return a.fail(http.StatusForbidden, "access denied by the authorization service", fmt.Errorf("unexpected status %d", res.StatusCode))
+		// Any other answer (400, 401, 404, ...) is not a yes, and not a
+		// considered no either: as in Oathkeeper, a 500.
+		return a.fail(http.StatusInternalServerError, "unexpected answer from the authorization service", fmt.Errorf("expected status 200 or 403, got %d", res.StatusCode))
 	}
 }
 

@@ -159,14 +159,16 @@ func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 	}{
 		{http.StatusOK, nil, 0},
 		{http.StatusForbidden, nil, http.StatusForbidden},
-		{http.StatusUnauthorized, nil, http.StatusUnauthorized},
+		// Oathkeeper (pipeline/authz/remote_json.go): 403 denies, anything
+		// else but 200 is a 500.
+		{http.StatusUnauthorized, nil, http.StatusInternalServerError},
 		{http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, http.StatusTooManyRequests},
 		{http.StatusInternalServerError, nil, http.StatusServiceUnavailable},
 		{http.StatusServiceUnavailable, nil, http.StatusServiceUnavailable},
-		{http.StatusNotFound, nil, http.StatusForbidden},
-		{http.StatusBadRequest, nil, http.StatusForbidden},
-		{http.StatusNoContent, nil, http.StatusForbidden},
-		{http.StatusFound, http.Header{"Location": {"http://elsewhere.test/"}}, http.StatusForbidden},
+		{http.StatusNotFound, nil, http.StatusInternalServerError},
+		{http.StatusBadRequest, nil, http.StatusInternalServerError},
+		{http.StatusNoContent, nil, http.StatusInternalServerError},
+		{http.StatusFound, http.Header{"Location": {"http://elsewhere.test/"}}, http.StatusInternalServerError},
 	}
 	for _, tt := range tests {
 		api.answer(tt.answer, tt.header)

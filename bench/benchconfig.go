@@ -54,6 +54,7 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string) (s
     enabled: true
     config:
       check_session_url: %q
+      subject_from: identity.id
 `, whoami)
 	}
 	cfg := "# portcullis benchmark configuration (written by bench/).\n" +

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
@@ -32,6 +34,11 @@ type Config struct {
 
 	// File is the path the configuration was read from ("" for none).
 	File string `koanf:"-"`
+	// Env is the environment the configuration was loaded with; a reload
+	// of File applies the same one.
+	Env []string `koanf:"-"`
+	// doc is File's YAML tree, for the line of a key.
+	doc *yaml.Node
 	// Warnings lists keys that were ignored (unknown keys, Oathkeeper
 	// features portcullis does not have).
 	Warnings []string `koanf:"-"`
@@ -333,4 +340,19 @@ func (c *Config) WebSocketDefaults() (rules.WebSocketPolicy, error) {
 // Deps are the pipeline dependencies derived from the configuration.
 func (c *Config) Deps() pipeline.Deps {
 	return pipeline.Deps{LeakSensitiveValues: c.Log.LeakSensitiveValues}
+}
+
+// Position is "file:line" of the dotted key path in the configuration file
+// (the deepest part of the path found), or the file alone when the key is
+// not written in it (a default or an environment value).
+func (c *Config) Position(path string) string {
+	if c.File == "" {
+		return "config"
+	}
+	if c.doc != nil {
+		if line := keyLine(c.doc, path); line > 0 {
+			return fmt.Sprintf("%s:%d", c.File, line)
+		}
+	}
+	return c.File
 }

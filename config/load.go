@@ -83,7 +83,7 @@ func Load(path string, env []string, handlers map[string][]string) (*Config, err
 		}
 	}
 
-	c := &Config{File: path}
+	c := &Config{File: path, Env: env, doc: doc}
 	dc := &mapstructure.DecoderConfig{
 		Result:           c,
 		TagName:          "koanf",

@@ -37,18 +37,19 @@ func (c *WWWAuthenticateConfig) Validate() error {
 	return nil
 }
 
-// NewWWWAuthenticate builds the `www_authenticate` error handler: a 401
-// with a `WWW-Authenticate: <scheme> realm="<realm>"` challenge, so API
-// clients (and browsers, for Basic) learn how to authenticate. An error
-// that is not a 401 — a 403, or a 503 because the identity provider is
-// down — is answered with its own status as JSON and no challenge: a
-// challenge would tell the client its credentials are the problem.
+// NewWWWAuthenticate builds the `www_authenticate` error handler, as
+// Oathkeeper's: whatever the error it is chosen for (a missing session, an
+// authorizer's deny, an identity provider that is down — `when` decides
+// which), the answer is a 401 with `WWW-Authenticate: <scheme>
+// realm=<realm>` (the realm written as configured, unquoted, as Oathkeeper
+// writes it) and the body "Unauthorized". Access is never granted by it:
+// every error it answers stays a denial.
 var NewWWWAuthenticate = pipeline.Typed(func(c *WWWAuthenticateConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
 	w, err := pipeline.CompileWhens(c.When)
 	if err != nil {
 		return nil, err
 	}
-	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + quote(c.Realm), when: w}, nil
+	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + c.Realm, when: w}, nil
 })
 
 type wwwAuthenticate struct {
@@ -60,25 +61,9 @@ var _ pipeline.ErrorHandler = (*wwwAuthenticate)(nil)
 
 func (h *wwwAuthenticate) Matches(r *http.Request, err error) bool { return h.when.Matches(r, err) }
 
-func (h *wwwAuthenticate) HandleError(w http.ResponseWriter, _ *http.Request, err error) {
-	if pipeline.StatusOf(err) == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", h.challenge)
-	}
-	pipeline.WriteError(w, err, false)
-}
-
-// quote renders s as an HTTP quoted-string.
-func quote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		if r == '"' || r == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	b.WriteByte('"')
-	return b.String()
+func (h *wwwAuthenticate) HandleError(w http.ResponseWriter, _ *http.Request, _ error) {
+	w.Header().Set("WWW-Authenticate", h.challenge)
+	http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 }
 
 // isTokenChar reports whether r may appear in an HTTP token.

@@ -212,6 +212,41 @@ func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
 	}
 }
 
+// TestIDTokenClaimsKeepJSONTypes: a number the claims template renders
+// stays a number in the token (Oathkeeper's mutator_id_token_test.go), as do
+// booleans, lists and objects.
+func TestIDTokenClaimsKeepJSONTypes(t *testing.T) {
+	b, err := NewIDToken(mustJSON(t, map[string]any{
+		"issuer_url": "https://gateway.example.test/",
+		"jwks_url":   writeKeySet(t, testkeys.Set(t, testkeys.RSA(t, "rsa-1"))),
+	}), testDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Build(mustJSON(t, map[string]any{
+		"claims": `{"n": {{ print .Extra.n }}, "f": 1.5, "big": 9007199254740993, "flag": true, "list": [1, "a"], "obj": {"m": 2}}`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, s := newSession(t, "alice", "http://gw.test/")
+	s.Extra["n"] = 10
+	if err := m.Mutate(r, s); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(bearerOf(t, s), ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"n": `10`, "f": `1.5`, "big": `9007199254740993`, "flag": `true`, "list": `[1,"a"]`, "obj": `{"m":2}`} {
+		if string(got[k]) != want {
+			t.Errorf("claim %s = %s, want %s", k, got[k], want)
+		}
+	}
+}
+
 func TestIDTokenCache(t *testing.T) {
 	b, err := NewIDToken(mustJSON(t, map[string]any{
 		"issuer_url": "https://gw.example.test/",

@@ -14,11 +14,16 @@ import (
 type Deps struct {
 	// Log is the process logger. Handlers never log credentials.
 	Log logrus.FieldLogger
-	// Context ends when the process shuts down; background work
-	// (refreshers, pollers) stops with it.
+	// Context ends when the process shuts down, or when a configuration
+	// reload replaces the handlers; background work (refreshers, pollers)
+	// stops with it.
 	Context context.Context
 	// LeakSensitiveValues mirrors log.leak_sensitive_values.
 	LeakSensitiveValues bool
+	// Offline forbids network access while handlers are built (`rules
+	// validate` without --online): a remote document (an http(s) key set)
+	// is then neither fetched nor checked; local ones still are.
+	Offline bool
 	// Revocations says which sessions and subjects were revoked; session
 	// caches evict their entries for those. Nil: no revocation service.
 	Revocations RevocationView

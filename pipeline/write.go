@@ -61,7 +61,7 @@ func EncodeJSON(w io.Writer, v any, pretty bool) error {
 
 // WriteJSON answers v as JSON with status, indented when r asks for it.
 func WriteJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", "application/json") // as WriteRequestError, and Oathkeeper
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = EncodeJSON(w, v, WantsPretty(r))
@@ -88,7 +88,7 @@ func WriteRequestError(w http.ResponseWriter, r *http.Request, err error, verbos
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.Status)
 	_ = EncodeJSON(w, body, WantsPretty(r))

@@ -30,12 +30,12 @@ func BenchmarkDecisionSession(b *testing.B) {
   mutators: [{handler: header}]
 - id: hit
   match: {url: "http://<[^/]+>/hit/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {check_session_url: %[1]q, cache: {ttl: 1h}}}]
+  authenticators: [{handler: bearer_token, config: {check_session_url: %[1]q, subject_from: identity.id, cache: {ttl: 1h}}}]
   authorizer: {handler: allow}
   mutators: [{handler: header}]
 - id: off
   match: {url: "http://<[^/]+>/off/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {check_session_url: %[1]q, cache: {enabled: false}}}]
+  authenticators: [{handler: bearer_token, config: {check_session_url: %[1]q, subject_from: identity.id, cache: {enabled: false}}}]
   authorizer: {handler: allow}
   mutators: [{handler: header}]
 `, k.WhoamiURL())

@@ -91,6 +91,13 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for k, v := range s.Header {
+		// The noop mutator hands back the request's own headers: the
+		// client's framing (Content-Length of its body) must not become
+		// the framing of this empty answer.
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Length", "Transfer-Encoding":
+			continue
+		}
 		rec.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
 	if len(s.Cookies) > 0 {

@@ -26,9 +26,9 @@ type RuleSource interface {
 // UpgradeFunc serves an authorised WebSocket upgrade: r is the client's
 // request, its URL made absolute with the scheme and host portcullis
 // believes it was sent to (the connection's, or a trusted load
-// balancer's); out is the request as it would go upstream (URL, Host, forwarding and mutated headers,
-// credential carriers removed; the client's Sec-WebSocket-*, Origin and
-// Cookie headers still present).
+// balancer's); out is the request as it would go upstream (URL, Host,
+// forwarding and mutated headers, credential carriers removed; the
+// client's Sec-WebSocket-*, Origin and Cookie headers still present).
 type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
 
 // Handler is the reverse proxy: it matches the request to exactly one
@@ -328,7 +328,8 @@ func (h *Handler) revokeOnSuccess(rt *route, status int) {
 // credential (as the authenticators recorded them in s.Scrub), so that an
 // error handler building a URL from the request (redirect's return_to)
 // cannot copy a token into it. X-Forwarded-Uri, which the decision API and
-// the redirect handler read, is cleaned the same way.
+// the redirect handler read, is cleaned the same way, and subprotocol
+// carriers are removed from Sec-WebSocket-Protocol.
 func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
 	sc := s.Scrub
 	if len(sc.QueryParams) == 0 && len(sc.Subprotocols) == 0 && len(sc.SubprotocolPrefixes) == 0 {

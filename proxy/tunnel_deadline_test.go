@@ -213,6 +213,11 @@ func TestTunnelDeadlines(t *testing.T) {
 			late := h.metrics.deadlineCloses(tc.wantLabel)
 			switch tc.wantLabel {
 			case ReasonMaxLifetime, ReasonSessionExpired, ReasonIdleTimeout:
+				// Recorded once the client's Close is written: the
+				// client's reply, relayed to the upstream, can end the
+				// tunnel before that line runs.
+				waitFor(t, "the deadline close metric", func() bool { return len(h.metrics.deadlineCloses(tc.wantLabel)) > 0 })
+				late = h.metrics.deadlineCloses(tc.wantLabel)
 				if len(late) != 1 || late[0] < 0 {
 					t.Errorf("deadline closes recorded for %q: %v, want one, not early", tc.wantLabel, late)
 				}

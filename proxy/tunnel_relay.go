@@ -283,6 +283,10 @@ func (p *pump) forward(closeAt int) error {
 		// At a frame boundary: the proxy may write its own frames.
 		dst.mu.Unlock()
 		p.locked = false
+	} else if p.locked && p.t.closeDecided.Load() {
+		// In the middle of a frame and the tunnel is closing: nothing
+		// more goes to dst (see splice; the copy path drops the rest).
+		p.stopMidFrame()
 	}
 	if closeAt >= 0 {
 		p.src.closeRecv.Store(true)

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -153,18 +155,25 @@ func TestTunnelSplicedUploadIsActivity(t *testing.T) {
 }
 
 // TestTunnelSpliceStopsWhenCloseIsDecided: when the tunnel's lifetime
-// ends in the middle of a spliced upload, the client gets its 1008 and the
+// ends in the middle of a large upload, the client gets its 1008 and the
 // upstream stops receiving at once — not when the frame ends, nor after
 // the 5 s Close-send limit — and its connection ends with the close grace
-// (300 ms). The upload would last ~6 s; the bounds (2 s after the client's
-// Close for the last byte, 3 s for the end) are generous for a loaded
-// machine.
+// (300 ms). Both relay paths: spliced (TCP on both sides) and copied (the
+// client over TLS). The upload would last ~6 s; the bounds
+// (2 s after the client's Close for the last byte, 3 s for the end) are
+// generous for a loaded machine.
 func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
+	for path, front := range map[string]func(http.Handler) *httptest.Server{"spliced": nil, "copied": httptest.NewTLSServer} {
+		t.Run(path, func(t *testing.T) { stopsWhenCloseIsDecided(t, front) })
+	}
+}
+
+func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Server) {
 	const size = 8 << 20
 	up := newUpstream(t)
 	sink := newCountingSink()
 	up.onConn = sink.serve
-	h := newHarness(t, up.url())
+	h := newHarnessWith(t, up.url(), front, nil)
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0

@@ -79,10 +79,18 @@ func setForwarded(out, in *http.Request, fv forwardedView) {
 
 // stripPrefix removes strip_path from the start of p at a segment
 // boundary: "/api" turns "/api/x" into "/x" and "/api" into "/", and leaves
-// "/apiary" alone. The result always starts with "/".
+// "/apiary" alone. As in Oathkeeper, strip_path is read without its
+// slashes, so "api", "api/" and "/api/" strip the same as "/api".
+// Oathkeeper removes the first occurrence anywhere in the path; portcullis
+// only a leading segment (docs/migration-from-oathkeeper.md). The result
+// always starts with "/".
 func stripPrefix(p, strip string) string {
-	strip = strings.TrimSuffix(strip, "/")
-	if strip == "" || !strings.HasPrefix(p, strip) {
+	strip = strings.Trim(strip, "/")
+	if strip == "" {
+		return p
+	}
+	strip = "/" + strip
+	if !strings.HasPrefix(p, strip) {
 		return p
 	}
 	rest := p[len(strip):]

@@ -21,6 +21,11 @@ type Compiler struct {
 	Fallback []string
 	// WebSocketDefaults is the resolved top-level websocket block.
 	WebSocketDefaults WebSocketPolicy
+	// Strict turns every load-time warning into an error. Serving is
+	// lenient where Oathkeeper is (a rule whose handler cannot be built
+	// loads, with a warning, and fails closed on every request it
+	// matches); `rules validate` is strict.
+	Strict bool
 }
 
 var validMethods = map[string]bool{
@@ -31,7 +36,8 @@ var validMethods = map[string]bool{
 
 // Compile checks and builds every rule. It reports every problem it finds,
 // each as file:line, and returns a nil set when there is any: a rule set is
-// accepted whole or not at all.
+// accepted whole or not at all. Problems Oathkeeper tolerates at load (see
+// Strict) are kept as the set's Warnings instead.
 func (c *Compiler) Compile(rs []Sourced) (*Set, error) {
 	var errs Errors
 	set := &Set{byID: map[string]*Compiled{}}
@@ -49,7 +55,8 @@ func (c *Compiler) Compile(rs []Sourced) (*Set, error) {
 			continue
 		}
 		firstPos[r.ID] = r.Pos()
-		cr, rerrs := c.compileRule(r, fallback)
+		cr, rerrs, warns := c.compileRule(r, fallback)
+		set.warnings = append(set.warnings, warns...)
 		if len(rerrs) > 0 {
 			errs = append(errs, rerrs...)
 			continue
@@ -80,11 +87,26 @@ func (c *Compiler) fallbackHandlers() ([]pipeline.ErrorHandler, error) {
 	return out, nil
 }
 
-func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Compiled, Errors) {
-	var errs Errors
+func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Compiled, Errors, Errors) {
+	var errs, warns Errors
 	fail := func(line int, format string, args ...any) {
 		errs = append(errs, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
 	}
+	// warn records a problem Oathkeeper loads anyway; Strict makes it an
+	// error. failsClosed says the rule then answers 500 (said in the
+	// warning only: under Strict the rule does not load at all).
+	warnRule := func(failsClosed bool, line int, format string, args ...any) {
+		if c.Strict {
+			fail(line, format, args...)
+			return
+		}
+		if failsClosed {
+			format += "; every request the rule matches is answered 500"
+		}
+		warns = append(warns, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
+	}
+	warn := func(line int, format string, args ...any) { warnRule(false, line, format, args...) }
+	warn500 := func(line int, format string, args ...any) { warnRule(true, line, format, args...) }
 	cr := &Compiled{Sourced: r, methods: map[string]bool{}}
 
 	if strings.TrimSpace(r.ID) == "" {
@@ -101,20 +123,33 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		fail(r.LineOf("match"), "match.methods must list at least one method")
 	}
 	for i, m := range r.Match.Methods {
-		if !validMethods[m] {
-			fail(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method (methods are upper case)", m)
+		// Oathkeeper compares methods as written: a custom method
+		// (methods: [CUSTOM]) is a method like any other. One that is not
+		// an HTTP token can never match a request.
+		switch {
+		case validMethods[m]:
+		case !isToken(m):
+			warn(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method token; no request can match it", m)
+		case validMethods[strings.ToUpper(m)]:
+			warn(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method (methods are upper case); %s requests do not match it", m, strings.ToUpper(m))
 		}
 		cr.methods[m] = true
 	}
 
+	// A handler that cannot be built loads as a stage that fails every
+	// request (500, as in Oathkeeper), with a warning.
+	broken := func(err error) failedStage {
+		return newFailedStage(http.StatusInternalServerError, "The rule's pipeline is misconfigured", err)
+	}
 	if len(r.Authenticators) == 0 {
-		fail(r.Line, "at least one authenticator is required")
+		warn500(r.Line, "no authenticators")
+		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: "", Authenticator: broken(errors.New("no authentication handler was set in the rule"))})
 	}
 	for i, h := range r.Authenticators {
 		a, err := c.Catalog.Authenticators.Build(h.Handler, h.Config)
 		if err != nil {
-			fail(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %w", i, err)
-			continue
+			warn500(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %w", i, err)
+			a = broken(err)
 		}
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
 		if cr2, ok := a.(pipeline.CarrierReader); ok {
@@ -122,20 +157,23 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		}
 	}
 	if r.Authorizer.Handler == "" {
-		fail(r.Line, "an authorizer is required")
+		warn500(r.Line, "no authorizer")
+		cr.authorizer = broken(errors.New("no authorization handler was set in the rule"))
 	} else if a, err := c.Catalog.Authorizers.Build(r.Authorizer.Handler, r.Authorizer.Config); err != nil {
-		fail(r.LineOf("authorizer"), "authorizer: %w", err)
+		warn500(r.LineOf("authorizer"), "authorizer: %w", err)
+		cr.authorizer = broken(err)
 	} else {
 		cr.authorizer = a
 	}
 	if len(r.Mutators) == 0 {
-		fail(r.Line, "at least one mutator is required (use noop to forward the request unchanged)")
+		warn500(r.Line, "no mutators (use noop to forward the request unchanged)")
+		cr.mutators = append(cr.mutators, broken(errors.New("no mutation handler was set in the rule")))
 	}
 	for i, h := range r.Mutators {
 		m, err := c.Catalog.Mutators.Build(h.Handler, h.Config)
 		if err != nil {
-			fail(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %w", i, err)
-			continue
+			warn500(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %w", i, err)
+			m = broken(err)
 		}
 		cr.mutators = append(cr.mutators, m)
 	}
@@ -162,13 +200,28 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 			cr.UpstreamURL = u
 		}
 	}
-	if r.Upstream.StripPath != "" && !strings.HasPrefix(r.Upstream.StripPath, "/") {
-		fail(r.LineOf("upstream", "strip_path"), "upstream.strip_path must start with /")
-	}
 	policy, err := r.WebSocket.Apply(c.WebSocketDefaults)
 	if err != nil {
 		fail(r.LineOf("websocket"), "%v", err)
 	}
 	cr.WebSocketPolicy = policy
-	return cr, errs
+	return cr, errs, warns
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), the syntax
+// of a method.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

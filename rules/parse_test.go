@@ -2,10 +2,14 @@ package rules_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -80,25 +84,48 @@ func TestCompileErrors(t *testing.T) {
 		doc      string
 		disabled []string
 		want     string
+		// lenient problems are Oathkeeper's to tolerate: serving loads
+		// the rule with the problem as a warning and answers 500 on it;
+		// only the strict compiler (rules validate) refuses it.
+		lenient bool
 	}{
-		{"unknown authenticator", strings.Replace(base(""), "handler: noop\n  authorizer", "handler: kerberos\n  authorizer", 1), nil, `f.yml:6: rule "r1": authenticators[0]: unknown authenticator "kerberos"`},
-		{"disabled authenticator", base(""), []string{"noop"}, `authenticator "noop" is not enabled`},
-		{"duplicate id", base("") + strings.TrimPrefix(base(""), ""), nil, `f.yml:11: duplicate rule id "r1" (first defined at f.yml:1)`},
-		{"bad template", base("") + "- id: r2\n  match:\n    url: http://x/y\n    methods: [POST]\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators:\n    - handler: header\n      config:\n        headers:\n          X-User: \"{{ .Subject \"\n", nil, `f.yml:18: rule "r2": mutators[0]: mutator "header": template headers.X-User`},
-		{"unknown handler config key", strings.Replace(base(""), "handler: allow", "handler: allow\n    config: {foo: 1}", 1), nil, `unknown field "foo"`},
-		{"bad regexp", strings.Replace(base(""), "<.*>", "<(>", 1), nil, "f.yml:3: rule \"r1\": match.url: invalid regular expression"},
-		{"unbalanced", strings.Replace(base(""), "<.*>", "<.*", 1), nil, "unbalanced < >"},
-		{"lower-case method", strings.Replace(base(""), "[GET]", "[get]", 1), nil, `"get" is not an HTTP method`},
-		{"no mutators", strings.Replace(base(""), "  mutators:\n    - handler: noop\n", "", 1), nil, "at least one mutator"},
-		{"bad upstream", base("  upstream:\n    url: ftp://x\n"), nil, "f.yml:12: rule \"r1\": upstream.url: scheme must be"},
-		{"bad websocket", base("  websocket:\n    allowed_origins: [\"not an origin\"]\n"), nil, "is not an origin"},
-		{"missing id", strings.Replace(base(""), "id: r1", "description: x", 1), nil, "f.yml:1: rule has no id"},
+		{"unknown authenticator", strings.Replace(base(""), "handler: noop\n  authorizer", "handler: kerberos\n  authorizer", 1), nil, `f.yml:6: rule "r1": authenticators[0]: unknown authenticator "kerberos"`, true},
+		{"disabled authenticator", base(""), []string{"noop"}, `authenticator "noop" is not enabled`, true},
+		{"duplicate id", base("") + strings.TrimPrefix(base(""), ""), nil, `f.yml:11: duplicate rule id "r1" (first defined at f.yml:1)`, false},
+		{"bad template", base("") + "- id: r2\n  match:\n    url: http://x/y\n    methods: [POST]\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators:\n    - handler: header\n      config:\n        headers:\n          X-User: \"{{ .Subject \"\n", nil, `f.yml:18: rule "r2": mutators[0]: mutator "header": template headers.X-User`, true},
+		{"unknown handler config key", strings.Replace(base(""), "handler: allow", "handler: allow\n    config: {foo: 1}", 1), nil, `unknown field "foo"`, true},
+		{"bad regexp", strings.Replace(base(""), "<.*>", "<(>", 1), nil, "f.yml:3: rule \"r1\": match.url: invalid regular expression", false},
+		{"unbalanced", strings.Replace(base(""), "<.*>", "<.*", 1), nil, "unbalanced < >", false},
+		{"lower-case method", strings.Replace(base(""), "[GET]", "[get]", 1), nil, `"get" is not an HTTP method`, true},
+		{"no mutators", strings.Replace(base(""), "  mutators:\n    - handler: noop\n", "", 1), nil, "no mutators", true},
+		{"bad upstream", base("  upstream:\n    url: ftp://x\n"), nil, "f.yml:12: rule \"r1\": upstream.url: scheme must be", false},
+		{"bad websocket", base("  websocket:\n    allowed_origins: [\"not an origin\"]\n"), nil, "is not an origin", false},
+		{"missing id", strings.Replace(base(""), "id: r1", "description: x", 1), nil, "f.yml:1: rule has no id", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := compile(t, compiler(t, rules.Regexp, tc.disabled...), "f.yml", tc.doc)
+			strict := compiler(t, rules.Regexp, tc.disabled...)
+			strict.Strict = true
+			_, err := compile(t, strict, "f.yml", tc.doc)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+				t.Errorf("strict: error = %v\nwant it to contain %q", err, tc.want)
+			}
+			set, err := compile(t, compiler(t, rules.Regexp, tc.disabled...), "f.yml", tc.doc)
+			if !tc.lenient {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("lenient: error = %v, want the rules loaded with a warning", err)
+			}
+			var warned bool
+			for _, w := range set.Warnings() {
+				warned = warned || strings.Contains(w.Error(), tc.want)
+			}
+			if !warned {
+				t.Errorf("warnings = %v\nwant one containing %q", set.Warnings(), tc.want)
 			}
 		})
 	}
@@ -120,5 +147,31 @@ func TestLoadFilesDirectoryAndInline(t *testing.T) {
 	}
 	if _, err := rules.LoadFiles(context.Background(), c, []string{"file://testdata/missing.yml"}); err == nil {
 		t.Error("missing file loaded without error")
+	}
+}
+
+// TestLenientRulesFailClosed: a rule loaded despite a problem (here no
+// authorizer, and a disabled mutator) answers every request it matches
+// with a 500, as Oathkeeper does; it never lets one through.
+func TestLenientRulesFailClosed(t *testing.T) {
+	doc := "- id: r1\n  match:\n    url: http://x/a\n    methods: [GET]\n  authenticators: [{handler: anonymous}]\n  mutators: [{handler: noop}]\n" +
+		"- id: r2\n  match:\n    url: http://x/b\n    methods: [GET]\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]\n"
+	set, err := compile(t, compiler(t, rules.Regexp, "header"), "f.yml", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Warnings()) != 2 {
+		t.Errorf("warnings = %v, want two", set.Warnings())
+	}
+	for _, p := range []string{"/a", "/b"} {
+		u, _ := url.Parse("http://x" + p)
+		rule, groups, err := set.Match(http.MethodGet, u)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		r := httptest.NewRequest(http.MethodGet, u.String(), nil)
+		if err := rule.Run(r, pipeline.NewSession(r, u, groups)); pipeline.StatusOf(err) != http.StatusInternalServerError {
+			t.Errorf("%s: Run = %v, want a 500", p, err)
+		}
 	}
 }

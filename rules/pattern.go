@@ -4,9 +4,16 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/dlclark/regexp2"
 	"github.com/gobwas/glob"
 )
+
+// BacktrackTimeout bounds one match of a pattern that needs the
+// backtracking engine (lookarounds, backreferences): past it the URL does
+// not match. Oathkeeper (through ladon) uses the same engine with 250 ms.
+const BacktrackTimeout = 250 * time.Millisecond
 
 // Strategy is access_rules.matching_strategy.
 type Strategy string
@@ -101,7 +108,11 @@ func compilePattern(s Strategy, p string) (pattern, error) {
 		}
 		return globPattern{g: g, src: b.String()}, nil
 	default:
+		// Go's linear-time RE2 engine serves every pattern it accepts;
+		// only a pattern RE2 refuses (a lookaround, a backreference) falls
+		// back to regexp2, Oathkeeper's engine, with a match time limit.
 		b.WriteByte('^')
+		backtrack := false
 		for i, part := range parts {
 			if i%2 == 0 {
 				b.WriteString(regexp.QuoteMeta(part))
@@ -112,20 +123,49 @@ func compilePattern(s Strategy, p string) (pattern, error) {
 			// into an alternation that no longer starts with the literal
 			// text before it.
 			if _, err := regexp.Compile(part); err != nil {
-				return nil, fmt.Errorf("invalid regular expression <%s> in %q: %v", part, p, err)
+				if _, err2 := regexp2.Compile(part, regexp2.RE2); err2 != nil {
+					return nil, fmt.Errorf("invalid regular expression <%s> in %q: %v", part, p, err)
+				}
+				backtrack = true
 			}
 			b.WriteString("(" + part + ")")
 		}
 		b.WriteByte('$')
+		if len(parts) == 1 {
+			return literalPattern(p), nil
+		}
+		if backtrack {
+			re, err := regexp2.Compile(b.String(), regexp2.RE2)
+			if err != nil {
+				return nil, fmt.Errorf("invalid regular expression in %q: %v", p, err)
+			}
+			re.MatchTimeout = BacktrackTimeout
+			return backtrackPattern{re}, nil
+		}
 		re, err := regexp.Compile(b.String())
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression in %q: %v", p, err)
 		}
-		if len(parts) == 1 {
-			return literalPattern(p), nil
-		}
 		return regexpPattern{re}, nil
 	}
+}
+
+// backtrackPattern is a regular expression RE2 refuses, run by regexp2. A
+// match that errs (its time limit passed) is no match: the request is
+// answered 404, never let through by a rule it did not match.
+type backtrackPattern struct{ re *regexp2.Regexp }
+
+func (r backtrackPattern) match(u string) ([]string, bool) {
+	m, err := r.re.FindStringMatch(u)
+	if err != nil || m == nil {
+		return nil, false
+	}
+	gs := m.Groups()[1:]
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.String()
+	}
+	return out, true
 }
 
 type literalPattern string

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -198,7 +199,11 @@ type Repository struct {
 	// OnReload, when set, is told of every reload attempt's outcome.
 	OnReload func(err error)
 
-	current  atomic.Pointer[Set]
+	current atomic.Pointer[Set]
+	// mu serialises reloads: the poll loop and Reconfigure (a new
+	// configuration) never compile at the same time, and Locations and
+	// Compiler change only under it. Requests never take it.
+	mu       sync.Mutex
 	lastHash [32]byte
 	// pending is a changed content seen once: it is applied only when the
 	// next poll sees the same bytes, so a file caught half-written (an
@@ -216,8 +221,32 @@ func (r *Repository) Current() *Set { return r.current.Load() }
 // Load reads and compiles every source and makes the result current. It is
 // called once before Watch.
 func (r *Repository) Load(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	_, err := r.reload(ctx, time.Now(), true)
 	return err
+}
+
+// Reconfigure replaces the locations and the compiler (a configuration
+// reload: other handlers, another strategy) and compiles every source with
+// them. The new set, locations and compiler are installed together, in one
+// step, only when all of it succeeds; otherwise nothing changes, the
+// error is returned and the current rules keep serving.
+func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *Compiler) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	oldLocs, oldComp := r.Locations, r.Compiler
+	oldCache, oldFetched := r.cache, r.fetchedAt
+	oldHash, oldPending := r.lastHash, r.pending
+	r.Locations, r.Compiler = locations, comp
+	r.cache, r.fetchedAt = nil, nil
+	if _, err := r.reload(ctx, time.Now(), true); err != nil {
+		r.Locations, r.Compiler = oldLocs, oldComp
+		r.cache, r.fetchedAt = oldCache, oldFetched
+		r.lastHash, r.pending = oldHash, oldPending
+		return err
+	}
+	return nil
 }
 
 func (r *Repository) client() *http.Client {
@@ -283,6 +312,9 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 	}
 	r.report(nil)
 	if r.Log != nil {
+		for _, w := range set.Warnings() {
+			r.Log.Warn(w.Error())
+		}
 		r.Log.WithField("rules", set.Len()).Info("access rules loaded")
 		// Overlapping rules still load, as in Oathkeeper; each proven
 		// (or undecided) overlap is one warning.
@@ -317,7 +349,9 @@ func (r *Repository) Watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			r.mu.Lock()
 			_, _ = r.reload(ctx, now, false)
+			r.mu.Unlock()
 		}
 	}
 }

@@ -108,7 +108,13 @@ type Set struct {
 	index    prefixIndex
 	fallback []pipeline.ErrorHandler
 	closers  []pipeline.Closer
+	warnings Errors
 }
+
+// Warnings lists the problems the set loaded despite (file:line each): a
+// rule whose handler could not be built, a rule without an authorizer or
+// mutators. Each such rule fails every request it matches.
+func (s *Set) Warnings() []error { return s.warnings }
 
 var candidatePool = sync.Pool{New: func() any { s := make([]int, 0, 16); return &s }}
 

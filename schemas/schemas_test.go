@@ -84,7 +84,7 @@ func TestViolationsHaveLines(t *testing.T) {
 - match: {url: "x"}
 `
 	want := []string{
-		`r.yml:2: rule "a": match.methods[1]: value must be one of 'GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE'`,
+		`r.yml:2: rule "a": match.methods[1]: 'get' does not match pattern`,
 		`r.yml:6: rule "a": authenticators[0].config: unknown key "subjekt"`,
 		`r.yml:7: rule "a": authenticators[1]: unknown authenticator "nope" (known: [anonymous bearer_token`,
 		`r.yml:8: rule "a": authorizer.config: unknown key "x"`,

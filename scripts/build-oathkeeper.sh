@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds Ory Oathkeeper v0.40.9, the product bench/ compares portcullis with,
-# into .build/bin/oathkeeper from the separate tool module in
-# tools/oathkeeper.
+# Builds Ory Oathkeeper v0.40.9 — the product bench/ compares portcullis
+# with and e2e/oathkeeper's differential suite runs beside it — into
+# .build/bin/oathkeeper from the separate tool module in tools/oathkeeper,
+# and the helper programs of Oathkeeper's own e2e scripts (test/e2e's okapi
+# and okclient, test/bearer-token's okapi) into .build/bin/oathkeeper-test/.
 #
 # The build is skipped when the binary exists and its stamp matches the
 # current tools/oathkeeper module files and Go version; otherwise Oathkeeper
@@ -22,7 +24,14 @@ version=v0.40.9
 ldflags="-X github.com/ory/oathkeeper/x.Version=$version"
 want="$(cd "$tooldir" && { cat go.mod go.sum; go env GOVERSION GOOS GOARCH; echo "$ldflags"; } | sha256sum | cut -d' ' -f1)"
 
-if [[ "${1:-}" != "--force" && -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+testdir="$(dirname "$out")/oathkeeper-test"
+up_to_date() {
+	[[ -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" &&
+		-x "$testdir/okapi-e2e" && -x "$testdir/okclient" && -x "$testdir/okapi-bearer" &&
+		-f "$testdir/.stamp" && "$(cat "$testdir/.stamp")" == "$want" ]]
+}
+
+if [[ "${1:-}" != "--force" ]] && up_to_date; then
 	echo "build-oathkeeper: $out is up to date"
 	exit 0
 fi
@@ -36,7 +45,7 @@ if command -v flock >/dev/null 2>&1; then
 		echo "build-oathkeeper: another build is running; waiting for it"
 		flock 9
 	fi
-	if [[ "${1:-}" != "--force" && -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+	if [[ "${1:-}" != "--force" ]] && up_to_date; then
 		echo "build-oathkeeper: $out was built meanwhile"
 		exit 0
 	fi
@@ -53,4 +62,13 @@ start=$(date +%s)
 )
 mv -f "$tmp" "$out"
 echo "$want" >"$stamp"
-echo "build-oathkeeper: built Ory Oathkeeper $version in $(($(date +%s) - start))s"
+# The helper programs of Oathkeeper's e2e scripts, from the same module.
+mkdir -p "$testdir"
+(
+	cd "$tooldir"
+	for p in okapi-e2e:test/e2e/okapi okclient:test/e2e/okclient okapi-bearer:test/bearer-token/okapi; do
+		CGO_ENABLED=1 GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o "$testdir/${p%%:*}" "github.com/ory/oathkeeper/${p#*:}"
+	done
+)
+echo "$want" >"$testdir/.stamp"
+echo "build-oathkeeper: built Ory Oathkeeper $version and its e2e helpers in $(($(date +%s) - start))s"

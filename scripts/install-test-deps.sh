@@ -12,14 +12,19 @@ set -euo pipefail
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
 #   redis-server    the revocation fleet channel (internal/revocation,
 #                   internal/replicae2e)
-# Arguments replace the list.
+#   curl, nc        Oathkeeper's own e2e scripts run against portcullis
+#                   (e2e/oathkeeper/scripts_test.go); nc is netcat-openbsd
+# An entry COMMAND=PACKAGE names a command its package provides under
+# another name. Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium debootstrap docker-compose nginx redis-server
+	set -- chromium debootstrap docker-compose nginx redis-server curl nc=netcat-openbsd
 fi
 
 need=()
-for pkg in "$@"; do
-	command -v "$pkg" >/dev/null 2>&1 || [[ -x /usr/sbin/$pkg ]] || need+=("$pkg")
+for entry in "$@"; do
+	cmd="${entry%%=*}"
+	pkg="${entry#*=}"
+	command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd ]] || need+=("$pkg")
 done
 if ((${#need[@]})); then
 	echo "install-test-deps: installing ${need[*]}"

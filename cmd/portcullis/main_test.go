@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -60,6 +64,41 @@ func TestVersionAndHelp(t *testing.T) {
 		if err != nil || !strings.Contains(out, "Usage:") {
 			t.Errorf("%v: %q %v", args, out, err)
 		}
+	}
+}
+
+// TestRulesValidateStrictAndOffline: what serve loads with a warning (an
+// unknown key in a handler's config) is an error here, and a remote key
+// set is not fetched unless --online is given.
+func TestRulesValidateStrictAndOffline(t *testing.T) {
+	var hits atomic.Int64
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"keys":[]}`))
+	}))
+	defer keys.Close()
+	dir := t.TempDir()
+	remote := filepath.Join(dir, "remote.yml")
+	os.WriteFile(remote, []byte(fmt.Sprintf("- id: a\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n"+
+		"  mutators: [{handler: id_token, config: {issuer_url: \"http://gw/\", jwks_url: %q}}]\n", keys.URL)), 0o600)
+	if out, errOut, err := run("rules", "validate", remote); err != nil || !strings.Contains(out, "1 rules OK") {
+		t.Errorf("remote key set: %q %q, %v", out, errOut, err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("rules validate fetched the remote key set %d times without --online", n)
+	}
+	if _, _, err := run("rules", "validate", "--online", remote); err != nil {
+		t.Errorf("--online: %v", err)
+	}
+	if hits.Load() == 0 {
+		t.Error("--online did not fetch the key set")
+	}
+	unknown := filepath.Join(dir, "unknown.yml")
+	os.WriteFile(unknown, []byte("- id: u\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous, config: {bar: baz}}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"), 0o600)
+	_, errOut, err := run("rules", "validate", unknown)
+	if err == nil || !strings.Contains(errOut, `unknown key "bar"`) {
+		t.Errorf("unknown handler key: %q, %v; want an error", errOut, err)
 	}
 }
 

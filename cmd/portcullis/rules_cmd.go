@@ -26,6 +26,7 @@ func newRulesCmd() *cobra.Command {
 
 func newRulesValidate() *cobra.Command {
 	var file string
+	var online bool
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check access rule files without starting the proxy",
@@ -34,7 +35,13 @@ func newRulesValidate() *cobra.Command {
 (JSON or YAML, Oathkeeper's format), build each rule's handlers
 with the configuration given by -c (without -c every handler is enabled with an
 empty global config), and report every problem as file:line: message.
-Overlapping rules are errors: for every pair of rules sharing a method the\nURL patterns are intersected as automata, and a request both match is printed\n(such requests get 500); a pair that cannot be decided is an error too.
+Overlapping rules are errors: for every pair of rules sharing a method the
+URL patterns are intersected as automata, and a request both match is printed
+(such requests get 500); a pair that cannot be decided is an error too.
+The check is strict: what serve loads with a warning (a rule without an
+authorizer or mutators, a handler that is not enabled, an unknown key in a
+handler's config) is an error here. Nothing is fetched over the network
+(remote key sets are not read) unless --online is given.
 Exits 0 when every file loads and checks out, 1 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
@@ -44,7 +51,7 @@ Exits 0 when every file loads and checks out, 1 otherwise.`,
 			case schemaViolations:
 				return errors.New("files do not conform to the schemas")
 			}
-			comp, err := validationCompiler(file)
+			comp, err := validationCompiler(file, online)
 			if err != nil {
 				return err
 			}
@@ -78,13 +85,15 @@ Exits 0 when every file loads and checks out, 1 otherwise.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file whose handler settings apply")
+	cmd.Flags().BoolVar(&online, "online", false, "let handlers fetch remote documents (key sets) while checking")
 	return cmd
 }
 
 // validationCompiler builds a compiler from the configuration file, or,
 // without one, with every handler enabled on an empty global config so
-// that the rule files alone are checked.
-func validationCompiler(file string) (*rules.Compiler, error) {
+// that the rule files alone are checked. The compiler is strict, and
+// offline unless online is set.
+func validationCompiler(file string, online bool) (*rules.Compiler, error) {
 	cat := registry.NewCatalog()
 	cfg, err := config.Load(file, os.Environ(), registry.HandlerNames(cat))
 	if err != nil {
@@ -92,6 +101,7 @@ func validationCompiler(file string) (*rules.Compiler, error) {
 	}
 	deps := cfg.Deps()
 	deps.Context = context.Background()
+	deps.Offline = !online
 	if log, err := app.NewLogger(cfg.Log); err == nil {
 		deps.Log = log
 	}
@@ -104,7 +114,12 @@ func validationCompiler(file string) (*rules.Compiler, error) {
 			return nil, err
 		}
 	}
-	return app.Compiler(cat, cfg)
+	comp, err := app.Compiler(cat, cfg)
+	if err != nil {
+		return nil, err
+	}
+	comp.Strict = true
+	return comp, nil
 }
 
 // enableAll enables every handler that accepts an empty global config;

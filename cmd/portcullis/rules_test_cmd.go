@@ -294,7 +294,7 @@ func loadRulesForTest(cfgFile string, files []string) (*rules.Set, error) {
 			return nil, fmt.Errorf("%s: access_rules.repositories is empty; give RULES files", cfgFile)
 		}
 	}
-	comp, err := validationCompiler(cfgFile)
+	comp, err := validationCompiler(cfgFile, true)
 	if err != nil {
 		return nil, err
 	}

@@ -276,10 +276,10 @@ authenticators:
   anonymous: {enabled: true, config: {subject: guest}}
   bearer_token:
     enabled: true
-    config: {check_session_url: %q, cache: {enabled: false}}
+    config: {check_session_url: %q, subject_from: identity.id, cache: {enabled: false}}
   cookie_session:
     enabled: true
-    config: {check_session_url: %q, only: [ory_kratos_session], cache: {enabled: false}}
+    config: {check_session_url: %q, only: [ory_kratos_session], subject_from: identity.id, cache: {enabled: false}}
 authorizers: {allow: {enabled: true}, deny: {enabled: true}}
 mutators:
   noop: {enabled: true}

@@ -81,7 +81,7 @@ func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error
 			hc := b.configs[n]
 			raw, err := hc.Raw()
 			if err != nil {
-				return fmt.Errorf("%s.%s.config: %w", b.key, n, err)
+				return &HandlerConfigError{Key: b.key + "." + n + ".config", Err: err}
 			}
 			if !hc.Enabled {
 				// A disabled handler portcullis does not have (an
@@ -93,11 +93,31 @@ func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error
 				continue
 			}
 			if err := b.enable(n, raw); err != nil {
-				return fmt.Errorf("%s.%s: %w", b.key, n, err)
+				return &HandlerConfigError{Key: b.key + "." + n, Err: err}
 			}
 		}
 	}
 	return nil
+}
+
+// HandlerConfigError is a handler block of the configuration that could
+// not be enabled; Key is its dotted path (authenticators.jwt).
+type HandlerConfigError struct {
+	Key string
+	Err error
+}
+
+func (e *HandlerConfigError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *HandlerConfigError) Unwrap() error { return e.Err }
+
+// positionedEnableError prefixes a [HandlerConfigError] with the file:line
+// of its key.
+func positionedEnableError(cfg *config.Config, err error) error {
+	var he *HandlerConfigError
+	if errors.As(err, &he) && cfg.File != "" {
+		return fmt.Errorf("%s: %w", cfg.Position(he.Key), err)
+	}
+	return err
 }
 
 func checkKnown(cat *pipeline.Catalog, key, name string) error {
@@ -136,8 +156,12 @@ func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error
 // Server is a running portcullis: the proxy and API listeners over one
 // rule repository.
 type Server struct {
-	Config  *config.Config
-	Log     *logrus.Logger
+	// Config is the configuration the server started with; after a
+	// reload of the file, CurrentConfig is the one serving.
+	Config *config.Config
+	Log    *logrus.Logger
+	// Catalog is the handler catalog of the starting configuration; a
+	// reload builds its own (ReloadConfig).
 	Catalog *pipeline.Catalog
 	Rules   *rules.Repository
 	Proxy   *proxy.Handler
@@ -154,6 +178,9 @@ type Server struct {
 	servers   map[string]*http.Server
 	wg        sync.WaitGroup
 	shutdown  []func(context.Context) error
+
+	// reload is the configuration hot reload's state (reload.go).
+	reload reloadState
 }
 
 // New assembles a server from the configuration and loads the rules. It
@@ -165,8 +192,11 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{Config: cfg, Log: log, Catalog: registry.NewCatalog(), ctx: ctx, cancel: cancel,
 		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
+	s.reload.current.Store(cfg)
 	deps := cfg.Deps()
-	deps.Log, deps.Context = log, ctx
+	gctx, gcancel := context.WithCancel(ctx)
+	s.reload.generation = gcancel
+	deps.Log, deps.Context = log, gctx
 	s.Metrics = metrics.New()
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
@@ -191,7 +221,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	s.Revocations = revocation.New(ropts)
 	deps.Revocations = s.Revocations
 	if err := Enable(s.Catalog, cfg, deps); err != nil {
-		return s.abort(err)
+		return s.abort(positionedEnableError(cfg, err))
 	}
 	comp, err := Compiler(s.Catalog, cfg)
 	if err != nil {
@@ -250,7 +280,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Version:  proxy.Version{Version: Version, Commit: Commit, Date: Date},
 		Log:      log,
 		Observer: s.Metrics,
-		Routes:   s.Catalog.APIRoutes(),
+		Routes:   s.apiRoutes(s.Catalog),
 
 		Revocations: revoker{s.Revocations},
 	}
@@ -384,6 +414,10 @@ func (s *Server) Addr(name string) string {
 func (s *Server) Start() {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.Rules.Watch(s.ctx) }()
+	if s.Config.File != "" {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.watchConfig(s.ctx) }()
+	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.Revocations.Run(s.ctx) }()
 	for name, srv := range s.servers {

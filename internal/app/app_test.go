@@ -97,10 +97,22 @@ mutators:
 		t.Errorf("decision = %d %q", res.StatusCode, res.Header.Get("X-User"))
 	}
 
-	os.WriteFile(rulesFile, []byte(ruleText("v2", "second")), 0o600)
+	// Edits replace the file in one step (write, then rename): a poll
+	// that lands between os.WriteFile's truncation and its write would
+	// read, twice, an empty document — a valid, empty rule set.
+	replace := func(content string) {
+		tmp := rulesFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, rulesFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(ruleText("v2", "second"))
 	waitUntil(t, func() bool { return body(proxyURL+"/x") == "200 hello second" })
 
-	os.WriteFile(rulesFile, []byte(ruleText("v3", "third")+"  broken: [\n"), 0o600)
+	replace(ruleText("v3", "third") + "  broken: [\n")
 	waitUntil(t, func() bool { return strings.Contains(logs.String(), "last good rules keep serving") })
 	if got := body(proxyURL + "/x"); got != "200 hello second" {
 		t.Errorf("after a broken edit: %q, want the last good rules", got)

@@ -265,7 +265,9 @@ func TestRulesRepositoryFaultsKeepLastGood(t *testing.T) {
 		case "not rules":
 			io.WriteString(w, "hello: world\n")
 		case "does not build":
-			io.WriteString(w, strings.Replace(rulesFor("v1"), "anonymous", "no_such_handler", 1))
+			// An invalid pattern (an unknown handler would load, as in
+			// Oathkeeper, and fail closed on its own rule).
+			io.WriteString(w, strings.Replace(rulesFor("v1"), "<[^/]+>", "<(>", 1))
 		case "huge":
 			// Past the 16 MiB limit, streamed.
 			chunk := strings.Repeat("#", 1<<20)

@@ -283,6 +283,13 @@ func Fits(k jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
 		return AlgorithmFor(jose.JSONWebKey{Key: k.Key}) == alg
 	case ed25519.PublicKey, ed25519.PrivateKey:
 		return alg == jose.EdDSA
+	case []byte:
+		// A shared secret (kty oct) verifies HMAC tokens; callers allow
+		// the HMAC family only when a configuration asks for it.
+		switch alg {
+		case jose.HS256, jose.HS384, jose.HS512:
+			return true
+		}
 	}
 	return false
 }
@@ -290,6 +297,9 @@ func Fits(k jose.JSONWebKey, alg jose.SignatureAlgorithm) bool {
 // VerificationKey returns the public key of k (a private key in a JWKS is
 // reduced to its public half before use).
 func VerificationKey(k jose.JSONWebKey) any {
+	if secret, ok := k.Key.([]byte); ok {
+		return secret
+	}
 	if k.IsPublic() {
 		return k.Key
 	}

@@ -191,12 +191,14 @@ authenticators:
     config:
       check_session_url: %[2]q
       only: [ory_kratos_session]
+      subject_from: identity.id
       extra_from: "@this"
       cache: {ttl: %[4]s}
   bearer_token:
     enabled: true
     config:
       check_session_url: %[2]q
+      subject_from: identity.id
       extra_from: "@this"
       cache: {ttl: %[4]s}
 authorizers:

@@ -95,12 +95,12 @@ func TestDeniedRequests(t *testing.T) {
 		wantStatus int
 		challenge  string
 	}{
-		{"api client without session", "/web/page", func(r *http.Request) { r.Header.Set("Accept", "application/json") }, 401, `Bearer realm="portcullis"`},
-		{"no token", "/api/items", nil, 401, `Bearer realm="portcullis"`},
-		{"wrong token", "/api/items", func(r *http.Request) { r.Header.Set("Authorization", "Bearer ory_st_forged") }, 401, `Bearer realm="portcullis"`},
+		{"api client without session", "/web/page", func(r *http.Request) { r.Header.Set("Accept", "application/json") }, 401, `Bearer realm=portcullis`},
+		{"no token", "/api/items", nil, 401, `Bearer realm=portcullis`},
+		{"wrong token", "/api/items", func(r *http.Request) { r.Header.Set("Authorization", "Bearer ory_st_forged") }, 401, `Bearer realm=portcullis`},
 		{"wrong cookie", "/web/page", func(r *http.Request) {
 			r.AddCookie(&http.Cookie{Name: kratostest.SessionCookie, Value: "forged"})
-		}, 401, `Bearer realm="portcullis"`},
+		}, 401, `Bearer realm=portcullis`},
 		{"wrong query token", "/q/items?access_token=forged", nil, 401, ""},
 	}
 	for _, tc := range cases {
