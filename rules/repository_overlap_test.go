@@ -59,6 +59,8 @@ func TestRepositoryWarnsOfOverlapsAndKeepsLoading(t *testing.T) {
 	go repo.Watch(ctx)
 	write(ruleDoc("a", "http://app/<[a-z]+>", "GET") + ruleDoc("b", "http://app/<[a-c]+>", "GET") + ruleDoc("c", "http://app/<[0-9]+>", "GET"))
 	waitFor(t, "the reload", func() bool { _, ok := repo.Current().Get("c"); return ok })
+	// The set is swapped in before its warnings are logged.
+	waitFor(t, "the reload's warning", func() bool { return len(warnings()) >= 2 })
 	w := warnings()
 	if len(w) != 2 || !strings.Contains(w[1], `rule "b" overlaps rule "a"`) || !strings.Contains(w[1], "GET http://app/a ") {
 		t.Errorf("warnings after reload = %q", w)
