@@ -147,6 +147,12 @@ func TestDemoScriptStartsAndStopsEverything(t *testing.T) {
 
 	// Ctrl-C, as a terminal sends it: SIGINT to every process of the
 	// foreground process group at once, the script and all it started.
+	// The log follower shows the requests above within about a second;
+	// let it catch up, so that only what Ctrl-C causes comes after.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && !strings.Contains(out.String(), "rule=kratos-public status=303"); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond)
 	before := len(out.String())
 	if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
