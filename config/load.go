@@ -43,16 +43,25 @@ var listKeys = map[string]bool{
 // A wrong type is an error naming the key (and its line in the file);
 // unknown keys are collected in Config.Warnings.
 func Load(path string, env []string, handlers map[string][]string) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return LoadData(path, data, env, handlers)
+}
+
+// LoadData is [Load] of data, the content of the file at path, already
+// read: a reload decodes exactly the bytes it checked were stable.
+func LoadData(path string, data []byte, env []string, handlers map[string][]string) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
 		return nil, err
 	}
 	var doc *yaml.Node
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
 		if docsyntax.IsJSON(path) {
 			if e := docsyntax.CheckJSON(path, data); e != nil {
 				return nil, e
@@ -118,7 +127,16 @@ func Load(path string, env []string, handlers map[string][]string) (*Config, err
 	default:
 		return nil, positioned(path, doc, fmt.Errorf("'log.format' must be text or json, got %q", c.Log.Format))
 	}
+	if r := c.Tracing.Providers.OTLP.Sampling.SamplingRatio; r != nil && (*r < 0 || *r > 1) {
+		return nil, positioned(path, doc, fmt.Errorf("'tracing.providers.otlp.sampling.sampling_ratio' must be between 0 and 1, got %v", *r))
+	}
 	c.Warnings = unknownKeys(k.Keys())
+	switch c.Tracing.Provider {
+	case "", "otel":
+	default:
+		c.Warnings = append(c.Warnings, fmt.Sprintf("tracing.provider %q is not supported (only otel, OTLP over HTTP): tracing is off", c.Tracing.Provider))
+		c.Tracing.Provider = ""
+	}
 	return c, nil
 }
 
