@@ -117,7 +117,10 @@ func TestNoMatchNamesMethodAndURL(t *testing.T) {
 		t.Errorf("proxy = %d %s, want %s", res.StatusCode, body, want)
 	}
 	log := out.String()
-	for _, want := range []string{`url="http://wrong.example/api/x"`, `url="http://` + host + `/other"`} {
+	for _, want := range []string{
+		`reason="Requested url does not match any rules: POST http://wrong.example/api/x"`,
+		`reason="Requested url does not match any rules: GET http://` + host + `/other"`,
+	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %s:\n%s", want, log)
 		}
