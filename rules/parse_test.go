@@ -50,7 +50,7 @@ func TestParseErrorsCarryFileAndLine(t *testing.T) {
 	cases := []struct {
 		name, doc, want string
 	}{
-		{"bad yaml", "- id: a\n  match: [\n", "f.yml:2: invalid YAML/JSON"},
+		{"bad yaml", "- id: a\n  match: [\n", "f.yml:2:10: syntax error: sequence end token ']' not found"},
 		{"not a list", "id: a\n", "f.yml:1: expected a list of rules"},
 		{"unknown key", "- id: a\n  match:\n    url: http://x/\n    methods: [GET]\n  upstraem:\n    url: http://y\n", "f.yml:5: json: unknown field \"upstraem\""},
 		{"wrong type", "- id: a\n  match:\n    url: http://x/\n    methods: GET\n", "f.yml:4: key \"match.methods\""},
