@@ -113,13 +113,7 @@ func TestBrowserJourney(t *testing.T) {
 
 	b.screenshot("browser-journey-closed.png")
 
-	// 6. Reconnect, then a reconnect without a session.
-	b.checkClosedTunnelUI(qs, email, draft, lifetime)
-
-	path := b.screenshot("browser-journey.png")
-	t.Logf("final page: %s", path)
-
-	// 6. The clock page's event stream ticks under the session, and the
+	// 5b. While signed in: the clock page's event stream ticks under the session, and the
 	// rule's max lifetime ends it with the final event the page shows.
 	b.do("open the clock", chromedp.Navigate(qs.URL+"/clock"), chromedp.WaitVisible(chromedp.ID("clock")))
 	b.poll("the clock ticks", fmt.Sprintf(`document.getElementById("clock").textContent.includes(%q)`, email), 20*time.Second)
@@ -128,6 +122,18 @@ func TestBrowserJourney(t *testing.T) {
 		t.Errorf("the clock page shows reason %q, want \"max lifetime reached\"", reason)
 	}
 	t.Logf("clock page: %s", b.screenshot("browser-clock.png"))
+	// Back to the echo page, in the state step 6 starts from: the tunnel
+	// ended at its max lifetime, the draft typed.
+	b.do("back to the echo", chromedp.Navigate(qs.URL+"/"), chromedp.WaitVisible(chromedp.ID("status")))
+	b.poll("the new tunnel opens", `document.getElementById("status").textContent === "open"`, 20*time.Second)
+	b.do("type the draft again", chromedp.SendKeys(chromedp.ID("message"), draft))
+	b.poll("the new tunnel ends", `!document.getElementById("closed").hidden`, lifetime+30*time.Second)
+
+	// 6. Reconnect, then a reconnect without a session.
+	b.checkClosedTunnelUI(qs, email, draft, lifetime)
+
+	path := b.screenshot("browser-journey.png")
+	t.Logf("final page: %s", path)
 }
 
 // chromiumSession runs the steps of one browser journey and, when a step
