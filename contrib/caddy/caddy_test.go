@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,6 @@ func startCaddy(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	forwardauthtest.StartProcess(t, cmd, func() bool { return forwardauthtest.Listening(addr) }, 50*time.Millisecond, 20*time.Second)
+	forwardauthtest.StartProcess(t, cmd, syscall.SIGTERM, func() bool { return forwardauthtest.Listening(addr) }, 50*time.Millisecond, 20*time.Second)
 	return addr
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,6 +89,6 @@ func startTraefik(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	}
-	forwardauthtest.StartProcess(t, cmd, ready, 100*time.Millisecond, 30*time.Second)
+	forwardauthtest.StartProcess(t, cmd, syscall.SIGTERM, ready, 100*time.Millisecond, 30*time.Second)
 	return addr
 }

@@ -58,14 +58,15 @@ const Rules = `
   mutators: [{handler: noop}]
 `
 
-// configTemplate takes the rules file and Kratos's whoami URL.
-const configTemplate = `
+// Config is the configuration every gateway is tested with, a template for
+// [StartPortcullis].
+const Config = `
 serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0}
   prometheus: {port: -1}
 access_rules:
-  repositories: ["file://%s"]
+  repositories: ["file://%[1]s"]
 authenticators:
   anonymous: {enabled: true, config: {subject: guest}}
   bearer_token:
@@ -144,7 +145,7 @@ func Run(t *testing.T, k *kratostest.Kratos, g Gateway) {
 	defer upstream.Close()
 	hitCount := func() int { mu.Lock(); defer mu.Unlock(); return len(hits) }
 
-	apiAddr := startPortcullis(t, k.WhoamiURL())
+	apiAddr := StartPortcullis(t, Rules, Config, k.WhoamiURL())
 	base := "http://" + g.Start(t, apiAddr, strings.TrimPrefix(upstream.URL, "http://"))
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -243,17 +244,19 @@ func Run(t *testing.T, k *kratostest.Kratos, g Gateway) {
 	})
 }
 
-// startPortcullis runs portcullis in-process on loopback with [Rules] and
-// returns the API listener's address; it shuts down when the test ends.
-func startPortcullis(t *testing.T, whoami string) string {
+// StartPortcullis runs portcullis in-process on loopback with the rules and
+// the configuration cfg, a template whose %[1]s is the rules file and whose
+// %[2]q is whoami (Kratos's session check URL), and returns the API
+// listener's address; it shuts down when the test ends.
+func StartPortcullis(t *testing.T, rules, cfg, whoami string) string {
 	t.Helper()
 	dir := t.TempDir()
 	rulesFile := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rulesFile, []byte(Rules), 0o600); err != nil {
+	if err := os.WriteFile(rulesFile, []byte(rules), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfgFile := filepath.Join(dir, "portcullis.yml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(configTemplate, rulesFile, whoami)), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(cfg, rulesFile, whoami)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
@@ -279,20 +282,22 @@ func startPortcullis(t *testing.T, whoami string) string {
 }
 
 // EditFile reads the shipped file name (relative to the test's directory),
-// replaces each key of repl (which must occur) once by its value, and writes
-// the result under dir; it returns the written file's path.
-func EditFile(t *testing.T, dir, name string, repl map[string]string) string {
+// replaces each key of each repl (which must occur) once by its value, and
+// writes the result under dir; it returns the written file's path.
+func EditFile(t *testing.T, dir, name string, repls ...map[string]string) string {
 	t.Helper()
 	data, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := string(data)
-	for old, new := range repl {
-		if !strings.Contains(conf, old) {
-			t.Fatalf("%s no longer contains %q", name, old)
+	for _, repl := range repls {
+		for old, new := range repl {
+			if !strings.Contains(conf, old) {
+				t.Fatalf("%s no longer contains %q", name, old)
+			}
+			conf = strings.Replace(conf, old, new, 1)
 		}
-		conf = strings.Replace(conf, old, new, 1)
 	}
 	out := filepath.Join(dir, filepath.Base(name))
 	if err := os.WriteFile(out, []byte(conf), 0o600); err != nil {
@@ -303,9 +308,10 @@ func EditFile(t *testing.T, dir, name string, repl map[string]string) string {
 
 // StartProcess starts cmd (its output collected), polls ready every
 // interval until it answers true, and fails the test if the process exits
-// first or timeout passes. When the test ends the process gets SIGTERM,
-// then SIGKILL after 10 s, and its output is logged if the test failed.
-func StartProcess(t *testing.T, cmd *exec.Cmd, ready func() bool, interval, timeout time.Duration) {
+// first or timeout passes. When the test ends the process gets stop (its
+// graceful-stop signal), then SIGKILL after 10 s, and its output is logged
+// if the test failed.
+func StartProcess(t *testing.T, cmd *exec.Cmd, stop os.Signal, ready func() bool, interval, timeout time.Duration) {
 	t.Helper()
 	name := filepath.Base(cmd.Path)
 	out := &syncBuffer{}
@@ -317,7 +323,7 @@ func StartProcess(t *testing.T, cmd *exec.Cmd, ready func() bool, interval, time
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // graceful stop of the process we started
+		cmd.Process.Signal(stop)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
