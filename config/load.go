@@ -112,6 +112,9 @@ func Load(path string, env []string, handlers map[string][]string) (*Config, err
 	default:
 		return nil, positioned(path, doc, fmt.Errorf("'log.format' must be text or json, got %q", c.Log.Format))
 	}
+	if err := c.Log.Buffer.Validate(); err != nil {
+		return nil, positioned(path, doc, err)
+	}
 	c.Warnings = unknownKeys(k.Keys())
 	return c, nil
 }
