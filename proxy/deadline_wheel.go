@@ -37,6 +37,10 @@ type DeadlineWheel struct {
 	timer   *time.Timer
 	armedAt time.Time // the instant the timer is set for; zero: stopped
 	stopped bool
+
+	// first is held (for writing) while a tick runs its entries' Due:
+	// AwaitFirstSteps waits on it.
+	first sync.RWMutex
 }
 
 // NewDeadlineWheel returns an empty wheel. Its timer runs only while it
@@ -130,16 +134,30 @@ func (w *DeadlineWheel) tick() {
 		return
 	}
 	rests := make([]func(), 0, len(due))
+	w.first.Lock()
 	for _, e := range due {
 		if r := e.Due(now); r != nil {
 			rests = append(rests, r)
 		}
 	}
+	w.first.Unlock()
 	// The rest of each close may wait (a frame in flight to the upstream,
 	// the close grace): each runs on its own.
 	for _, r := range rests {
 		go r()
 	}
+}
+
+// AwaitFirstSteps returns once no tick is running its entries' Due. A
+// peer's answer to a Close the wheel just wrote calls it before doing its
+// own work, so that the replies of the first clients do not compete for
+// the processors with the Close frames still to be written (on a busy
+// machine each goroutine woken by a reply takes a turn before the wheel's
+// goroutine gets its next). It never waits for more than one tick's Due
+// calls, which do not block.
+func (w *DeadlineWheel) AwaitFirstSteps() {
+	w.first.RLock()
+	w.first.RUnlock()
 }
 
 type wheelItem struct {
