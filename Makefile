@@ -4,7 +4,7 @@ BIN     := bin/portcullis
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
 
-.PHONY: build test test-deps kratos oathkeeper check bench bench-go clean demo fuzz soak
+.PHONY: build test test-deps kratos oathkeeper traefik check bench bench-go clean demo fuzz soak
 
 ## build: the portcullis binary in bin/
 build:
@@ -18,6 +18,9 @@ demo:
 kratos:
 	scripts/build-kratos.sh
 
+## traefik: build Traefik (tools/traefik) into .build/bin/traefik, which the contrib/traefik test runs when present (not part of test-deps: about half an hour cold)
+traefik:
+	scripts/build-traefik.sh
 ## oathkeeper: build Ory Oathkeeper v0.40.9 (tools/oathkeeper) and its e2e helpers into .build/bin when missing
 oathkeeper:
 	scripts/build-oathkeeper.sh

@@ -28,6 +28,7 @@ type Config struct {
 	Mutators       map[string]HandlerConfig `koanf:"mutators"`
 	Errors         Errors                   `koanf:"errors"`
 	Log            Log                      `koanf:"log"`
+	Tracing        Tracing                  `koanf:"tracing"`
 	Revocation     Revocation               `koanf:"revocation"`
 	// WebSocket holds the defaults of every rule's websocket block.
 	WebSocket rules.WebSocket `koanf:"-"`
@@ -49,6 +50,9 @@ type Serve struct {
 	Proxy      ProxyServe `koanf:"proxy"`
 	API        APIServe   `koanf:"api"`
 	Prometheus Prometheus `koanf:"prometheus"`
+	// GRPC is the Envoy ext_authz (gRPC v3) listener; port -1 (the
+	// default) turns it off.
+	GRPC Listener `koanf:"grpc"`
 }
 
 // Listener is a host and port to listen on, with optional TLS.
@@ -286,6 +290,45 @@ func (b LogBuffer) Validate() error {
 	return nil
 }
 
+// Tracing is the tracing block, in Oathkeeper's shape. Only the "otel"
+// provider exists (OTLP over HTTP); any other provider leaves tracing off
+// with a warning. The standard OTEL_* environment variables apply to what
+// the file leaves unset (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER,
+// OTEL_SERVICE_NAME, ...).
+type Tracing struct {
+	// Provider is "otel" to trace, "" (the default) for no tracing.
+	Provider string `koanf:"provider"`
+	// ServiceName is the service.name of the spans (default portcullis).
+	ServiceName string           `koanf:"service_name"`
+	Providers   TracingProviders `koanf:"providers"`
+	// TrustIncoming continues the trace of a W3C traceparent (and
+	// tracestate) the client sent. Off, every request starts a trace of
+	// its own and the client's trace headers are replaced upstream. Turn it
+	// on only behind a proxy that sets or vets these headers.
+	TrustIncoming bool `koanf:"trust_incoming"`
+}
+
+// TracingProviders is tracing.providers.
+type TracingProviders struct {
+	OTLP OTLP `koanf:"otlp"`
+}
+
+// OTLP is tracing.providers.otlp: where the OTLP/HTTP exporter sends spans.
+type OTLP struct {
+	// ServerURL is host:port (or a URL) of the collector's OTLP/HTTP
+	// receiver; "" leaves it to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, else
+	// localhost:4318.
+	ServerURL string `koanf:"server_url"`
+	// Insecure sends spans over plain HTTP instead of HTTPS.
+	Insecure bool `koanf:"insecure"`
+	Sampling struct {
+		// SamplingRatio is the share of new traces recorded, 0 to 1 (a
+		// trusted parent's decision is kept); unset leaves it to
+		// OTEL_TRACES_SAMPLER, else every trace is recorded.
+		SamplingRatio *float64 `koanf:"sampling_ratio"`
+	} `koanf:"sampling"`
+}
+
 // Defaults are the values used for keys the file and environment leave unset.
 func Defaults() map[string]any {
 	return map[string]any{
@@ -322,6 +365,13 @@ func Defaults() map[string]any {
 		"revocation.max_tombstones":             100000,
 		"revocation.redis.stream":               "portcullis:revocations",
 		"revocation.backchannel_logout.max_age": "5m",
+		"serve.grpc.host":                       "",
+		"serve.grpc.port":                       -1,
+		"tracing.provider":                      "",
+		"tracing.service_name":                  "portcullis",
+		"tracing.trust_incoming":                false,
+		"tracing.providers.otlp.server_url":     "",
+		"tracing.providers.otlp.insecure":       false,
 	}
 }
 
@@ -337,6 +387,8 @@ var knownLeaves = func() map[string]bool {
 		"serve.proxy.tls.cert.path", "serve.proxy.tls.key.path",
 		"serve.api.tls.cert.path", "serve.api.tls.key.path",
 		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
+		"serve.grpc.tls.cert.path", "serve.grpc.tls.key.path",
+		"tracing.providers.otlp.sampling.sampling_ratio",
 		"serve.proxy.upstream_ca_file",
 		"serve.api.admin.token", "serve.api.admin.token_file",
 		"revocation.redis.url",

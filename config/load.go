@@ -42,16 +42,25 @@ var listKeys = map[string]bool{
 // A wrong type is an error naming the key (and its line in the file);
 // unknown keys are collected in Config.Warnings.
 func Load(path string, env []string, handlers map[string][]string) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return LoadData(path, data, env, handlers)
+}
+
+// LoadData is [Load] of data, the content of the file at path, already
+// read: a reload decodes exactly the bytes it checked were stable.
+func LoadData(path string, data []byte, env []string, handlers map[string][]string) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
 		return nil, err
 	}
 	var doc *yaml.Node
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
 		var n yaml.Node
 		if err := yaml.Unmarshal(data, &n); err != nil {
 			return nil, fmt.Errorf("%s:%d: invalid YAML/JSON: %s", path, yamlLine(err), yamlMessage(err))
@@ -115,7 +124,16 @@ func Load(path string, env []string, handlers map[string][]string) (*Config, err
 	if err := c.Log.Buffer.Validate(); err != nil {
 		return nil, positioned(path, doc, err)
 	}
+	if r := c.Tracing.Providers.OTLP.Sampling.SamplingRatio; r != nil && (*r < 0 || *r > 1) {
+		return nil, positioned(path, doc, fmt.Errorf("'tracing.providers.otlp.sampling.sampling_ratio' must be between 0 and 1, got %v", *r))
+	}
 	c.Warnings = unknownKeys(k.Keys())
+	switch c.Tracing.Provider {
+	case "", "otel":
+	default:
+		c.Warnings = append(c.Warnings, fmt.Sprintf("tracing.provider %q is not supported (only otel, OTLP over HTTP): tracing is off", c.Tracing.Provider))
+		c.Tracing.Provider = ""
+	}
 	return c, nil
 }
 

@@ -1,8 +1,9 @@
 // Package contrib_test checks the shipped integration files that no test
-// here can run (no Kubernetes cluster, no Traefik or Envoy binary): that
+// here can run (no Kubernetes cluster, no Envoy binary): that
 // they parse, that they keep the settings their READMEs describe, and that
 // the configuration and rules inside the Kubernetes ConfigMap load through
-// the same code as `portcullis serve`. nginx runs for real in contrib/nginx.
+// the same code as `portcullis serve`. nginx, Caddy and Traefik run for
+// real in contrib/nginx, contrib/caddy and contrib/traefik.
 package contrib_test
 
 import (
@@ -230,8 +231,14 @@ func TestTraefikFiles(t *testing.T) {
 	if h := fa["authResponseHeaders"].([]any); !slices.Contains(h, any("X-User")) {
 		t.Errorf("authResponseHeaders %v", h)
 	}
-	if m := get(t, d, "http", "routers", "application", "middlewares").([]any); !slices.Contains(m, any("portcullis")) {
-		t.Errorf("router middlewares %v", m)
+	if m := get(t, d, "http", "routers", "application", "middlewares").([]any); !slices.Equal(m, []any{"strip-identity", "portcullis"}) {
+		t.Errorf("router middlewares %v, want the client's identity headers removed before the decision", m)
+	}
+	strip := get(t, d, "http", "middlewares", "strip-identity", "headers", "customRequestHeaders").(map[string]any)
+	for _, h := range fa["authResponseHeaders"].([]any) {
+		if v, ok := strip[h.(string)]; !ok || v != "" {
+			t.Errorf("strip-identity does not remove %v", h)
+		}
 	}
 	s := docs(t, filepath.Join("traefik", "traefik.yml"))[0]
 	if f := get(t, s, "providers", "file", "filename"); !strings.HasSuffix(f.(string), "dynamic.yml") {
@@ -256,34 +263,26 @@ func TestEnvoyFile(t *testing.T) {
 	if get(t, ea, "failure_mode_allow") != false {
 		t.Error("failure_mode_allow must be false (fail closed)")
 	}
-	svc := get(t, ea, "http_service")
-	if get(t, svc, "path_prefix") != "/decisions" {
-		t.Errorf("path_prefix %v", get(t, svc, "path_prefix"))
+	if get(t, ea, "transport_api_version") != "V3" {
+		t.Error("transport_api_version must be V3")
 	}
-	patterns := func(path ...string) []string {
-		var out []string
-		for _, p := range get(t, svc, path...).([]any) {
-			out = append(out, p.(map[string]any)["exact"].(string))
+	for _, k := range []string{"normalize_path", "merge_slashes"} {
+		if get(t, hcm, k) != true {
+			t.Errorf("%s must be true: Envoy routes the path portcullis decided on", k)
 		}
-		return out
 	}
-	if up := patterns("authorization_response", "allowed_upstream_headers", "patterns"); !slices.Contains(up, "x-user") {
-		t.Errorf("allowed_upstream_headers %v", up)
+	if get(t, hcm, "path_with_escaped_slashes_action") != "REJECT_REQUEST" {
+		t.Error("path_with_escaped_slashes_action must be REJECT_REQUEST")
 	}
-	if req := patterns("authorization_request", "allowed_headers", "patterns"); !slices.Contains(req, "cookie") || !slices.Contains(req, "x-forwarded-proto") {
-		t.Errorf("allowed_headers %v", req)
-	}
-	if cl := patterns("authorization_response", "allowed_client_headers", "patterns"); !slices.Contains(cl, "location") || !slices.Contains(cl, "www-authenticate") {
-		t.Errorf("allowed_client_headers %v", cl)
-	}
-	cluster := get(t, svc, "server_uri", "cluster")
+	cluster := get(t, ea, "grpc_service", "envoy_grpc", "cluster_name")
 	found := false
 	for _, c := range get(t, d, "static_resources", "clusters").([]any) {
 		if get(t, c, "name") == cluster {
 			found = true
-			if port := get(t, c, "load_assignment", "endpoints", "0", "lb_endpoints", "0", "endpoint", "address", "socket_address", "port_value"); port != config.Defaults()["serve.api.port"] {
-				t.Errorf("portcullis cluster port %v, want the API's default", port)
+			if port := get(t, c, "load_assignment", "endpoints", "0", "lb_endpoints", "0", "endpoint", "address", "socket_address", "port_value"); port != 4457 {
+				t.Errorf("portcullis cluster port %v, want the documented serve.grpc port 4457", port)
 			}
+			get(t, c, "typed_extension_protocol_options", "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "explicit_http_config", "http2_protocol_options")
 		}
 	}
 	if !found {

@@ -397,8 +397,9 @@ func (c *composeStack) journey(t *testing.T) {
 	}
 	lifetime := watchClose(connA, 3*time.Minute)
 
-	// A second identity signs out while its tunnel is open. The rule
-	// re-checks the session every 15s (revalidate_every).
+	// A second identity signs out while its tunnel is open: the
+	// kratos-logout rule revokes the session as Kratos confirms the logout,
+	// long before the demo rule's re-check (revalidate_every: 15s).
 	b := newFormBrowserDialing(t, qs.dial)
 	_, pageB := register(t, qs, b, b.get(qs.URL+"/"))
 	connB, _ := dialEcho(t, qs, b.cookieHeader(qs.URL), qs.URL)
@@ -412,9 +413,11 @@ func (c *composeStack) journey(t *testing.T) {
 	if res.err != nil || res.code != ws.StatusPolicyViolation || res.reason != "session revoked" {
 		t.Errorf("after signing out the tunnel ended with %d %q (%v), want 1008 \"session revoked\"", res.code, res.reason, res.err)
 	}
-	// Bound: one re-validation interval, plus slack for a loaded machine.
-	if d := res.at.Sub(signedOut); d > 15*time.Second+10*time.Second {
-		t.Errorf("the signed-out tunnel ended %s after signing out, want within revalidate_every (15s)", d.Round(time.Millisecond))
+	// Within a second of the sign-out request (which also follows the
+	// redirect to a new login flow); the periodic re-check would take up
+	// to 15s.
+	if d := res.at.Sub(signedOut); d > time.Second {
+		t.Errorf("the signed-out tunnel ended %s after signing out, want within a second", d.Round(time.Millisecond))
 	} else {
 		t.Logf("the signed-out tunnel ended %s after signing out", d.Round(time.Millisecond))
 	}

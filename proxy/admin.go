@@ -47,6 +47,9 @@ type AdminOptions struct {
 	Channels *Registry
 	// Revoker applies revocations.
 	Revoker Revoker
+	// Rules, when set, adds POST /admin/explain: the explanation of the
+	// decision for a request described in the body (see [ExplainHandler]).
+	Rules RuleSource
 }
 
 // Admin serves the admin API under /admin/ on the API listener. Every
@@ -57,6 +60,7 @@ type Admin struct {
 	tokenSum [sha256.Size]byte
 	channels *Registry
 	revoker  Revoker
+	explain  http.Handler // nil without AdminOptions.Rules
 }
 
 // NewAdmin returns the admin API; o.Token must not be empty.
@@ -67,7 +71,11 @@ func NewAdmin(o AdminOptions) (*Admin, error) {
 	if o.Channels == nil || o.Revoker == nil {
 		return nil, errors.New("admin API: channels and revoker are required")
 	}
-	return &Admin{tokenSum: sha256.Sum256([]byte(o.Token)), channels: o.Channels, revoker: o.Revoker}, nil
+	a := &Admin{tokenSum: sha256.Sum256([]byte(o.Token)), channels: o.Channels, revoker: o.Revoker}
+	if o.Rules != nil {
+		a.explain = ExplainHandler(o.Rules)
+	}
+	return a, nil
 }
 
 // adminEndpoint is one admin route: a net/http pattern and its handler.
@@ -79,10 +87,14 @@ type adminEndpoint struct {
 // endpoints is the one list of the admin API's routes; each is served
 // behind the token check.
 func (a *Admin) endpoints() []adminEndpoint {
-	return []adminEndpoint{
+	eps := []adminEndpoint{
 		{"GET /admin/tunnels", a.listTunnels},
 		{"POST /admin/revocations", a.revoke},
 	}
+	if a.explain != nil {
+		eps = append(eps, adminEndpoint{"POST /admin/explain", a.explain.ServeHTTP})
+	}
+	return eps
 }
 
 // Routes returns the admin routes (pattern → handler) to serve on the API

@@ -34,6 +34,8 @@ type API struct {
 	// Revocations, when set, denies decisions for revoked sessions and
 	// subjects (401), as the proxy does.
 	Revocations SessionRevocations
+	// Tracing makes a span per decision; nil makes none.
+	Tracing *Tracing
 
 	mux *http.ServeMux
 }

@@ -1,13 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // serveDecision answers /decisions/<path> with Oathkeeper's contract: it
@@ -17,69 +19,63 @@ import (
 func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ruleID, decision, subject := "", "allowed", ""
-	method, u := r.Method, &url.URL{Path: "-"} // what the log shows of a refused description
+	// Stages and error handlers see the described request, not the call to
+	// /decisions: a redirect's return_to is the page the user asked for.
+	set := a.Rules.Current()
+	described, u, derr := DescribeDecision(r)
+	method := described.Method
+	var out Outcome
+	var span trace.Span
+	var obs rules.StageObserver
+	if a.Tracing != nil {
+		var ctx context.Context
+		ctx, span = a.Tracing.startRequest(described.Context(), "decision "+method, method, described.Header)
+		described = described.WithContext(ctx)
+		obs = a.Tracing.observer(ctx)
+	}
 	defer func() {
 		d := time.Since(start)
-		a.observer().Request("decisions", ruleID, decision, rec.status(), d)
+		if span != nil {
+			endRequest(span, &out, rec.status())
+		}
+		a.observer().Request("decisions", out.RuleID(), out.Decision(), rec.status(), d)
 		log := a.log()
 		if !infoEnabled(log) {
 			return
 		}
-		logEntry(log, logrus.Fields{
+		f := logrus.Fields{
 			"method":     method,
 			"path":       u.Path,
 			"host":       u.Host,
-			"rule":       ruleID,
-			"decision":   decision,
+			"rule":       out.RuleID(),
+			"decision":   out.Decision(),
 			"status":     rec.status(),
-			"subject":    subject,
+			"subject":    out.Subject(),
 			"latency_ms": float64(d.Microseconds()) / 1000,
-		}).Info("decision")
+		}
+		out.logDenial(f)
+		if id := traceID(span); id != "" {
+			f["trace_id"] = id
+		}
+		logEntry(log, f).Info("decision")
 	}()
 
-	set := a.Rules.Current()
-	if set == nil {
-		decision = "error"
-		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
+	if derr != nil && set != nil {
+		out = Refused(described, u, derr)
+	} else {
+		out = decide(set, described, u, decideOptions{observer: obs, revocations: a.Revocations})
+	}
+	if !out.Allowed() {
+		out.WriteError(rec)
 		return
 	}
-	d, err := describeStrict(decisionInput(r))
-	if err != nil {
-		decision = "denied"
-		pipeline.WriteError(rec, err, false)
-		return
-	}
-	method, u = d.Method, d.URL
-	// Stages and error handlers see the described request, not the call to
-	// /decisions: a redirect's return_to is the page the user asked for.
-	// Its URL is absolute (scheme and host as described), and the
-	// X-Forwarded-* headers it was described by are its own.
-	described := r.Clone(r.Context())
-	described.Method, described.URL, described.Host = method, u, u.Host
-	described.RequestURI = u.RequestURI()
-	rule, groups, err := d.match(set)
-	if err != nil {
-		decision = decisionOf(err)
-		answerError(rec, described, set.FallbackHandler(described, err), err)
-		return
-	}
-	ruleID = rule.ID
-	s := pipeline.NewSession(described, u, groups)
-	if err := rule.Run(described, s); err != nil {
-		decision, subject = decisionOf(err), s.Subject
-		described = withoutCarriers(described, s)
-		answerError(rec, described, rule.ErrorHandler(described, err), err)
-		return
-	}
-	subject = s.Subject
-	if a.Revocations != nil && a.Revocations.Revoked(s.SessionID, s.Subject) {
-		decision = "denied"
-		err := pipeline.Unauthorized("session revoked", nil)
-		described = withoutCarriers(described, s)
-		answerError(rec, described, rule.ErrorHandler(described, err), err)
-		return
-	}
+	writeAllowed(rec, r.Header, out.Session)
+}
+
+// writeAllowed answers an allowed decision: 200 with the headers the
+// mutators set (and, when the cookie mutator set any, the merged Cookie
+// header).
+func writeAllowed(w http.ResponseWriter, client http.Header, s *pipeline.Session) {
 	for k, v := range s.Header {
 		// The noop mutator hands back the request's own headers: the
 		// client's framing (Content-Length of its body) must not become
@@ -88,10 +84,10 @@ func (a *API) serveDecision(w http.ResponseWriter, r *http.Request) {
 		case "Content-Length", "Transfer-Encoding":
 			continue
 		}
-		rec.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+		w.Header()[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
 	if len(s.Cookies) > 0 {
-		rec.Header().Set("Cookie", mergeCookies(r.Header.Values("Cookie"), s.Cookies))
+		w.Header().Set("Cookie", mergeCookies(client.Values("Cookie"), s.Cookies))
 	}
-	rec.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusOK)
 }

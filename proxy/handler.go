@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -64,6 +66,9 @@ type Handler struct {
 	// was revoked (401, even where a cache still holds the session) and
 	// applies the rules' revoke_session_on_success.
 	Revocations SessionRevocations
+	// Tracing makes a span per request (and its stages, the upstream round
+	// trip, the tunnel); nil makes none.
+	Tracing *Tracing
 
 	rp *httputil.ReverseProxy
 }
@@ -117,7 +122,7 @@ func (h *Handler) Init() *Handler {
 				pr.Out.Header.Del("Connection")
 			}
 		},
-		Transport: h.Transport,
+		Transport: h.upstreamTransport(),
 		// Streams (unknown length) and Server-Sent Events are flushed as
 		// they arrive whatever this says (httputil's own rule). A body of
 		// known length is written in as few writes as the buffer allows,
@@ -136,6 +141,15 @@ func (h *Handler) Init() *Handler {
 		BufferPool: copyBuffers,
 	}
 	return h
+}
+
+// upstreamTransport is Transport, wrapped to make the upstream span when
+// tracing is on.
+func (h *Handler) upstreamTransport() http.RoundTripper {
+	if h.Tracing == nil {
+		return h.Transport
+	}
+	return tracedTransport{base: h.Transport, t: h.Tracing}
 }
 
 // copyBuffers lends httputil the buffers it copies response bodies
@@ -210,42 +224,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	ruleID, decision, subject := "", "allowed", ""
+	var out Outcome
+	var span trace.Span
+	var obs rules.StageObserver
+	if h.Tracing != nil {
+		var ctx context.Context
+		ctx, span = h.Tracing.startRequest(r.Context(), "proxy "+r.Method, r.Method, r.Header)
+		r = r.WithContext(ctx)
+		obs = h.Tracing.observer(ctx)
+	}
 	defer func() {
 		d := time.Since(start)
-		h.Observer.Request("proxy", ruleID, decision, rec.status(), d)
+		if span != nil {
+			endRequest(span, &out, rec.status())
+		}
+		h.Observer.Request("proxy", out.RuleID(), out.Decision(), rec.status(), d)
 		if !infoEnabled(h.Log) {
 			return
 		}
-		entry := logEntry(h.Log, logrus.Fields{
+		f := logrus.Fields{
 			"method":     r.Method,
 			"path":       r.URL.Path,
 			"host":       r.Host,
-			"rule":       ruleID,
-			"decision":   decision,
+			"rule":       out.RuleID(),
+			"decision":   out.Decision(),
 			"status":     rec.status(),
-			"subject":    subject,
+			"subject":    out.Subject(),
 			"latency_ms": float64(d.Microseconds()) / 1000,
-		})
-		if rec.upstreamErr != nil {
-			entry = entry.WithField("upstream_error", rec.upstreamErr.Error())
 		}
-		entry.Info("request")
+		out.logDenial(f)
+		if id := traceID(span); id != "" {
+			f["trace_id"] = id
+		}
+		if rec.upstreamErr != nil {
+			f["upstream_error"] = rec.upstreamErr.Error()
+		}
+		logEntry(h.Log, f).Info("request")
 	}()
 
-	set := h.Rules.Current()
-	if set == nil {
-		decision = "error"
-		pipeline.WriteError(rec, pipeline.Unavailable("access rules are not loaded", nil), false)
-		return
-	}
 	u, fv, err := requestURL(r, h.TrustForwardedHeaders, h.MatchForwardedHost)
 	if err == nil {
 		err = checkPath(r.URL.Path)
 	}
 	if err != nil {
-		decision = "denied"
-		pipeline.WriteError(rec, err, false)
+		out = Refused(r, u, err)
+		out.WriteError(rec)
 		return
 	}
 	if !fv.trusted {
@@ -254,33 +277,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// may read them.
 		r = withoutForwarded(r)
 	}
-	rule, groups, err := set.Match(r.Method, u)
-	if err != nil {
-		decision = decisionOf(err)
-		answerError(rec, r, set.FallbackHandler(r, err), err)
+	// After a stage's denial the error handlers see the request's URL
+	// absolute, with the scheme and host portcullis believes.
+	out = decide(h.Rules.Current(), r, u, decideOptions{observer: obs, revocations: h.Revocations,
+		view: func(r *http.Request) *http.Request { return errorView(r, fv) }})
+	if !out.Allowed() {
+		out.WriteError(rec)
 		return
 	}
-	ruleID = rule.ID
-	s := pipeline.NewSession(r, u, groups)
-	if err := rule.Run(r, s); err != nil {
-		decision, subject = decisionOf(err), s.Subject
-		r = errorView(withoutCarriers(r, s), fv)
-		answerError(rec, r, rule.ErrorHandler(r, err), err)
-		return
-	}
-	subject = s.Subject
-	if h.Revocations != nil && h.Revocations.Revoked(s.SessionID, s.Subject) {
-		// Revoked here or on another replica: refused although a session
-		// cache, or a token still cryptographically valid, admitted it.
-		decision = "denied"
-		err := pipeline.Unauthorized("session revoked", nil)
-		r = errorView(withoutCarriers(r, s), fv)
-		answerError(rec, r, rule.ErrorHandler(r, err), err)
-		return
-	}
+	rule, s := out.Rule, out.Session
 	if rule.UpstreamURL == nil {
-		decision = "error"
-		pipeline.WriteError(rec, pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty")), false)
+		out.Err = pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty"))
+		pipeline.WriteError(rec, out.Err, false)
 		return
 	}
 	rt := &route{rule: rule, session: s, url: u, fwd: fv}
@@ -298,7 +306,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		self := *r.URL
 		self.Scheme, self.Host = fv.proto, fv.host
 		in.URL = &self
-		h.Upgrade(rec, in, rule, s, out)
+		if h.Tracing == nil {
+			h.Upgrade(rec, in, rule, s, out)
+			return
+		}
+		// The tunnel span outlives the request's: the tunnel ends it with
+		// its close reason (TunnelSpan); a refused upgrade ends it here.
+		ctx, tspan := h.Tracing.tracer.Start(r.Context(), "websocket tunnel", trace.WithAttributes(attrRule.String(rule.ID)))
+		h.Upgrade(rec, in.WithContext(ctx), rule, s, out.WithContext(ctx))
+		if rec.status() != http.StatusSwitchingProtocols {
+			tspan.SetAttributes(attrCloseReason.String("refused"), attribute.Int("http.response.status_code", rec.status()))
+			tspan.End()
+		}
 		return
 	}
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)))

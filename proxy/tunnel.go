@@ -36,6 +36,10 @@ type TunnelRequest struct {
 	// Sec-WebSocket-Protocol, Sec-WebSocket-Extensions, Origin and Cookie
 	// headers are still present: the tunnel filters and forwards them.
 	Upstream *http.Request
+	// Closed, when set, is called once when an established tunnel ends,
+	// with its close reason (see the reason constants); a refused upgrade
+	// never calls it. Tracing ends the tunnel's span with it.
+	Closed func(reason string)
 }
 
 // TunnelOptions configures [Tunnels]. Zero fields take the documented

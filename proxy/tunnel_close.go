@@ -65,11 +65,12 @@ type tunnel struct {
 	policy  rules.WebSocketPolicy
 	reval   pipeline.Revalidator
 	start   time.Time
-	id      string        // the registry's id
-	keys    ChannelKeys   // what the registry indexes it by
-	remote  string        // the client's address
-	origin  string        // the client's Origin header
-	group   *recheckGroup // guarded by owner.checks.mu; nil: no re-check
+	id      string              // the registry's id
+	keys    ChannelKeys         // what the registry indexes it by
+	remote  string              // the client's address
+	origin  string              // the client's Origin header
+	group   *recheckGroup       // guarded by owner.checks.mu; nil: no re-check
+	closed  func(reason string) // TunnelRequest.Closed
 
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
@@ -94,7 +95,7 @@ type tunnel struct {
 // open starts the tunnel between the upgraded client and upstream.
 func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, origin string) {
 	now := time.Now()
-	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: remote, origin: origin}
+	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: remote, origin: origin, closed: req.Closed}
 	tun.keys.Rule = req.RuleID
 	p := req.Policy
 	authenticator := ""
@@ -432,6 +433,9 @@ func (t *tunnel) finish() {
 	t.mu.Unlock()
 	life := time.Since(t.start)
 	t.owner.m.Closed(t.rule, c.reason, life)
+	if t.closed != nil {
+		t.closed(c.reason)
+	}
 	f := logrus.Fields{
 		"rule":              t.rule,
 		"subject":           t.subject,

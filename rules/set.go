@@ -51,41 +51,6 @@ type namedAuthenticator struct {
 	pipeline.Authenticator
 }
 
-// Run passes the request through the rule's stages and fills s:
-// authenticators in order (one that is not responsible passes to the next,
-// the first responsible one decides, none responsible is a 401), then the
-// authorizer, then every mutator. A nil error means the request is allowed.
-func (c *Compiled) Run(r *http.Request, s *pipeline.Session) error {
-	s.Scrub = c.Carriers.Merge(s.Scrub)
-	authenticated := false
-	for _, a := range c.authenticators {
-		err := a.Authenticate(r, s)
-		if errors.Is(err, pipeline.ErrNotResponsible) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if s.Authenticator == "" {
-			s.Authenticator = a.name
-		}
-		authenticated = true
-		break
-	}
-	if !authenticated {
-		return pipeline.Unauthorized("Access credentials are invalid", errors.New("no authenticator was responsible for the request"))
-	}
-	if err := c.authorizer.Authorize(r, s); err != nil {
-		return err
-	}
-	for _, m := range c.mutators {
-		if err := m.Mutate(r, s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ErrorHandler returns the handler for err: the first of the rule's error
 // handlers whose `when` matches, else the first matching fallback handler.
 func (c *Compiled) ErrorHandler(r *http.Request, err error) pipeline.ErrorHandler {

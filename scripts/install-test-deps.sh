@@ -4,6 +4,7 @@
 set -euo pipefail
 
 # Debian packages the tests use, each named by the command it provides:
+#   caddy           forward_auth against /decisions (contrib/caddy/caddy_test.go)
 #   chromium        the real-browser journey (e2e/browser_test.go)
 #   debootstrap     the root file system of the stand-in base images
 #                   (scripts/docker-images.sh, e2e/compose_stack_test.go)
@@ -17,7 +18,7 @@ set -euo pipefail
 # An entry COMMAND=PACKAGE names a command its package provides under
 # another name. Arguments replace the list.
 if (($# == 0)); then
-	set -- chromium debootstrap docker-compose nginx redis-server curl nc=netcat-openbsd
+	set -- caddy chromium debootstrap docker-compose nginx redis-server curl nc=netcat-openbsd
 fi
 
 need=()

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +31,7 @@ import (
 
 func newRulesTest() *cobra.Command {
 	var file string
+	var explain bool
 	cmd := &cobra.Command{
 		Use:   "test CASES.yml [RULES...]",
 		Short: "Check access rules against a file of requests and expected outcomes",
@@ -60,7 +63,11 @@ Handlers that ask an identity provider or a remote authorizer do so for real,
 so a case's credential must be valid where the test runs.
 
 Prints each case and, for a failing one, what differed; exits 1 when any case
-fails or the files do not load, 0 otherwise.`,
+fails or the files do not load, 0 otherwise. With --explain every case is
+followed by how the decision was made: the rule that matched (or each rule
+and why it did not), each authenticator, the authorizer and each mutator in
+order with what it found and decided, and the headers the mutators would set
+(values that may be credentials redacted).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cases, err := readCases(args[0])
@@ -74,7 +81,7 @@ fails or the files do not load, 0 otherwise.`,
 				return errors.New("rules are not valid")
 			}
 			defer set.Close()
-			failed := runCases(cmd.OutOrStdout(), set, cases)
+			failed := runCases(cmd.OutOrStdout(), set, cases, explain)
 			fmt.Fprintf(cmd.OutOrStdout(), "%d of %d cases passed\n", len(cases)-failed, len(cases))
 			if failed > 0 {
 				return fmt.Errorf("%d of %d cases failed", failed, len(cases))
@@ -83,6 +90,7 @@ fails or the files do not load, 0 otherwise.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file whose handler settings (and, without RULES, repositories) apply")
+	cmd.Flags().BoolVar(&explain, "explain", false, "after each case, print how the decision was made, stage by stage")
 	return cmd
 }
 
@@ -257,7 +265,7 @@ type outcome struct {
 
 // runCases answers each case with an in-process decision API over set and
 // prints the result; it returns the number of failed cases.
-func runCases(w io.Writer, set *rules.Set, cases []testCase) int {
+func runCases(w io.Writer, set *rules.Set, cases []testCase, explain bool) int {
 	capture := &decisionCapture{}
 	log := logrus.New()
 	log.Out = io.Discard
@@ -270,6 +278,9 @@ func runCases(w io.Writer, set *rules.Set, cases []testCase) int {
 		diffs := tc.Expect.diff(got)
 		if len(diffs) == 0 {
 			fmt.Fprintf(w, "ok    %s\n", tc.Name)
+			if explain {
+				printExplanation(w, explainCase(set, tc))
+			}
 			continue
 		}
 		failed++
@@ -281,14 +292,82 @@ func runCases(w io.Writer, set *rules.Set, cases []testCase) int {
 		if b := strings.TrimSpace(got.body); b != "" {
 			fmt.Fprintf(w, "      answer: %s\n", truncate(b, 300))
 		}
+		if explain {
+			printExplanation(w, explainCase(set, tc))
+		}
 	}
 	return failed
+}
+
+// explainCase runs the case's request through the decision path again,
+// described exactly as evaluate describes it to /decisions, and explains it.
+func explainCase(set *rules.Set, tc testCase) proxy.Explanation {
+	return proxy.ExplainDecision(set, decisionCall(tc))
+}
+
+// printExplanation writes an explanation indented under its case.
+func printExplanation(w io.Writer, ex proxy.Explanation) {
+	fmt.Fprintf(w, "      explain %s %s", ex.Method, ex.URL)
+	if len(ex.Query) > 0 {
+		fmt.Fprintf(w, " (query parameters: %s)", strings.Join(ex.Query, ", "))
+	}
+	fmt.Fprintln(w)
+	matched := 0
+	for _, c := range ex.Candidates {
+		if c.Matches {
+			matched++
+		}
+	}
+	switch {
+	case ex.Rule != "":
+		fmt.Fprintf(w, "        rule     %s\n", ex.Rule)
+	case len(ex.Candidates) > 0 && matched == 0:
+		fmt.Fprintln(w, "        rule     none matched:")
+	case matched > 1:
+		fmt.Fprintf(w, "        rule     %d rules matched (exactly one must):\n", matched)
+	}
+	if ex.Rule == "" {
+		for _, c := range ex.Candidates {
+			fmt.Fprintf(w, "          %-16s %s\n", c.Rule, c.Why)
+		}
+	}
+	for i, st := range ex.Stages {
+		line := fmt.Sprintf("        %d. %-13s %-20s %s", i+1, st.Stage, st.Handler, st.Outcome)
+		if st.Detail != "" {
+			line += ": " + st.Detail
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintf(w, "        decision %s, status %d", ex.Decision, ex.Status)
+	if ex.Subject != "" {
+		fmt.Fprintf(w, ", subject %q", ex.Subject)
+	}
+	if ex.Reason != "" {
+		fmt.Fprintf(w, ": %s", ex.Reason)
+	}
+	fmt.Fprintln(w)
+	for _, k := range slices.Sorted(maps.Keys(ex.Headers)) {
+		fmt.Fprintf(w, "        header   %s: %s\n", k, ex.Headers[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(ex.Cookies)) {
+		fmt.Fprintf(w, "        cookie   %s=%s\n", k, ex.Cookies[k])
+	}
 }
 
 // evaluate sends the case's request to the decision API as a proxy in
 // front of portcullis would describe it: X-Forwarded-Method, -Proto, -Host
 // and -Uri, with the case's own headers.
 func evaluate(h http.Handler, capture *decisionCapture, tc testCase) outcome {
+	r := decisionCall(tc)
+	rec := httptest.NewRecorder()
+	capture.reset()
+	h.ServeHTTP(rec, r)
+	rule, subject := capture.result()
+	return outcome{status: rec.Code, rule: rule, subject: subject, header: rec.Header(), body: rec.Body.String()}
+}
+
+// decisionCall is the call to /decisions that describes the case's request.
+func decisionCall(tc testCase) *http.Request {
 	u, _ := url.Parse(tc.Request.URL) // checked when read
 	var body io.Reader
 	if tc.Request.Body != "" {
@@ -309,11 +388,7 @@ func evaluate(h http.Handler, capture *decisionCapture, tc testCase) outcome {
 	if tc.Request.RemoteAddr != "" {
 		r.RemoteAddr = tc.Request.RemoteAddr
 	}
-	rec := httptest.NewRecorder()
-	capture.reset()
-	h.ServeHTTP(rec, r)
-	rule, subject := capture.result()
-	return outcome{status: rec.Code, rule: rule, subject: subject, header: rec.Header(), body: rec.Body.String()}
+	return r
 }
 
 func truncate(s string, n int) string {

@@ -18,7 +18,11 @@ import (
 	"sync"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
@@ -27,6 +31,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/internal/revocation"
+	"github.com/portcullis-proxy/portcullis/internal/tracing"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -172,13 +177,18 @@ type Server struct {
 	// Revocations applies and spreads revocations (admin API, logout
 	// seen in the path, re-checks) and remembers them.
 	Revocations *revocation.Service
+	// ExtAuthz is the Envoy ext_authz service, served on serve.grpc.
+	ExtAuthz *proxy.ExtAuthz
 
 	ctx       context.Context
 	cancel    context.CancelFunc
 	listeners map[string]net.Listener
 	servers   map[string]*http.Server
-	wg        sync.WaitGroup
-	shutdown  []func(context.Context) error
+	grpc      *grpc.Server
+	// tracerShutdown flushes and stops the tracer provider (nil: no tracing).
+	tracerShutdown func(context.Context) error
+	wg             sync.WaitGroup
+	shutdown       []func(context.Context) error
 
 	// reload is the configuration hot reload's state (reload.go).
 	reload reloadState
@@ -265,6 +275,18 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if err := s.Rules.Load(ctx); err != nil {
 		return s.abort(err)
 	}
+	tp, err := tracing.New(ctx, cfg.Tracing, Version)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	var tr *proxy.Tracing
+	if tp != nil {
+		tr = proxy.NewTracing(tp, cfg.Tracing.TrustIncoming)
+		// Last of the shutdown work: the spans of the final requests and
+		// tunnels are flushed.
+		s.tracerShutdown = tp.Shutdown
+	}
 	transport := proxy.NewTransport()
 	if t := cfg.Serve.Proxy.Timeout.Upstream; t > 0 {
 		transport.ResponseHeaderTimeout = t
@@ -289,8 +311,10 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
 		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
 		Revocations:           revoker{s.Revocations},
+		Tracing:               tr,
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
-			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out})
+			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out,
+				Closed: proxy.TunnelSpan(r.Context())})
 		},
 	}).Init()
 	s.API = &proxy.API{
@@ -299,6 +323,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Log:      log,
 		Observer: s.Metrics,
 		Routes:   s.apiRoutes(s.Catalog),
+		Tracing:  tr,
 
 		Revocations: revoker{s.Revocations},
 	}
@@ -314,7 +339,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		s.API.Routes[bc.Path] = h
 	}
 	if adminToken != "" {
-		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: revoker{s.Revocations}})
+		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: revoker{s.Revocations}, Rules: s.Rules})
 		if err != nil {
 			return s.abort(err)
 		}
@@ -323,6 +348,8 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		}
 		log.Info("admin API enabled on the API listener (/admin/)")
 	}
+	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Tracing: tr,
+		Revocations: revoker{s.Revocations}})
 	return s, nil
 }
 
@@ -408,15 +435,62 @@ func (s *Server) Listen() error {
 		s.listeners["proxy"].Close()
 		return err
 	}
-	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
-		mux := http.NewServeMux()
-		mux.Handle(p.MetricsPath, s.Metrics.Handler())
-		if err := add("prometheus", p.Listener, mux, nil); err != nil {
+	if g := s.Config.Serve.GRPC; g.Port >= 0 {
+		if err := s.listenGRPC(g, s.Config.Serve.API.Timeout); err != nil {
 			s.listeners["proxy"].Close()
 			s.listeners["api"].Close()
 			return err
 		}
 	}
+	if p := s.Config.Serve.Prometheus; p.Port >= 0 {
+		mux := http.NewServeMux()
+		mux.Handle(p.MetricsPath, s.Metrics.Handler())
+		if err := add("prometheus", p.Listener, mux, nil); err != nil {
+			for _, ln := range s.listeners {
+				ln.Close()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// listenGRPC binds serve.grpc and prepares the gRPC server of the ext_authz
+// service, with the API listener's timeouts (serve.api.timeout): read_header
+// to complete a connection's handshake, write to answer each check (its
+// context ends then, and with it any identity provider call), idle to close
+// an unused connection; messages up to 1 MiB.
+func (s *Server) listenGRPC(l config.Listener, t config.APITimeouts) error {
+	ln, err := net.Listen("tcp", l.Addr())
+	if err != nil {
+		return fmt.Errorf("serve.grpc: %w", err)
+	}
+	opts := []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: t.Idle}),
+		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if t.Write <= 0 {
+				return h(ctx, req)
+			}
+			ctx, cancel := context.WithTimeout(ctx, t.Write)
+			defer cancel()
+			return h(ctx, req)
+		}),
+	}
+	if t.ReadHeader > 0 {
+		opts = append(opts, grpc.ConnectionTimeout(t.ReadHeader))
+	}
+	if l.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(l.TLS.Cert.Path, l.TLS.Key.Path)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve.grpc.tls: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(s.grpc, s.ExtAuthz)
+	s.listeners["grpc"] = ln
 	return nil
 }
 
@@ -450,6 +524,17 @@ func (s *Server) Start() {
 		}()
 		s.Log.WithField("listener", name).WithField("address", ln.Addr().String()).Info("listening")
 	}
+	if s.grpc != nil {
+		ln := s.listeners["grpc"]
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.Log.WithError(err).WithField("listener", "grpc").Error("listener stopped")
+			}
+		}()
+		s.Log.WithField("listener", "grpc").WithField("address", ln.Addr().String()).Info("listening")
+	}
 }
 
 // Shutdown stops accepting, lets in-flight requests finish, runs the
@@ -471,12 +556,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.grpc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				s.grpc.Stop()
+				<-stopped
+			}
+		}()
+	}
 	for _, f := range s.shutdown {
 		if err := f(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	wg.Wait()
+	if s.tracerShutdown != nil {
+		if err := s.tracerShutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tracing: %w", err))
+		}
+	}
 	s.cancel()
 	s.wg.Wait()
 	if set := s.Rules.Current(); set != nil {

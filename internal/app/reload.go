@@ -75,10 +75,19 @@ func (s *Server) apiRoutes(cat *pipeline.Catalog) map[string]http.Handler {
 // The listeners (serve.*) are not rebound: a change there is logged and
 // takes effect at the next start. log.level applies at once.
 func (s *Server) ReloadConfig(ctx context.Context) error {
+	data, err := os.ReadFile(s.CurrentConfig().File)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return s.reloadConfig(ctx, data)
+}
+
+// reloadConfig applies data, the configuration file's content.
+func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	s.reload.mu.Lock()
 	defer s.reload.mu.Unlock()
 	old := s.CurrentConfig()
-	cfg, err := config.Load(old.File, old.Env, registry.HandlerNames(registry.NewCatalog()))
+	cfg, err := config.LoadData(old.File, data, old.Env, registry.HandlerNames(registry.NewCatalog()))
 	if err != nil {
 		return err
 	}
@@ -169,7 +178,9 @@ func (s *Server) watchConfig(ctx context.Context) {
 			continue
 		}
 		s.reload.applied = sum
-		if err := s.ReloadConfig(ctx); err != nil {
+		// The bytes read twice are the ones applied: the file may be
+		// rewritten (truncated first) while this runs.
+		if err := s.reloadConfig(ctx, data); err != nil {
 			s.Log.WithError(err).Error("configuration not reloaded; the last good configuration and rules keep serving")
 			continue
 		}

@@ -116,6 +116,7 @@ func (u *upstream) handshakes() []seen {
 // gateway is a running portcullis in front of the upstream, using Kratos.
 type gateway struct {
 	proxyURL, apiURL string
+	grpcAddr         string // the ext_authz listener
 }
 
 const rulesTemplate = `
@@ -160,6 +161,12 @@ const rulesTemplate = `
   mutators: [{handler: header}]
   upstream: {url: %[1]q}
   websocket: {revalidate_every: 200ms, close_grace: 200ms}
+- id: admin
+  match: {url: "http://<[^/]+>/admin/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: deny}
+  mutators: [{handler: noop}]
+  upstream: {url: %[1]q}
 - id: ws-query
   match: {url: "http://<[^/]+>/wsq/<.*>", methods: [GET]}
   authenticators:
@@ -182,6 +189,7 @@ serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0}
   prometheus: {host: 127.0.0.1, port: 0}
+  grpc: {host: 127.0.0.1, port: 0}
 access_rules:
   repositories: ["file://%[1]s"]
 authenticators:
@@ -203,7 +211,9 @@ authenticators:
       cache: {ttl: %[4]s}
 authorizers:
   allow: {enabled: true}
+  deny: {enabled: true}
 mutators:
+  noop: {enabled: true}
   header:
     enabled: true
     config:
@@ -261,7 +271,7 @@ func startGateway(tb testing.TB, k *kratostest.Kratos, up *upstream, cacheTTL st
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return gateway{proxyURL: "http://" + srv.Addr("proxy"), apiURL: "http://" + srv.Addr("api")}
+	return gateway{proxyURL: "http://" + srv.Addr("proxy"), apiURL: "http://" + srv.Addr("api"), grpcAddr: srv.Addr("grpc")}
 }
 
 // noRedirects is a client that shows redirects instead of following them.

@@ -134,12 +134,14 @@ authenticators:
     config:
       check_session_url: %[2]q
       only: [ory_kratos_session]
+      subject_from: identity.id
       cache: {ttl: 30s}
   bearer_token:
     enabled: true
     config:
       check_session_url: %[2]q
       token_from: {header: X-Session-Token}
+      subject_from: identity.id
       cache: {ttl: 30s}
 authorizers:
   allow: {enabled: true}

@@ -1,0 +1,235 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// Outcome is what the one decision path made of a described request. Every
+// front end (the reverse proxy, /decisions, gRPC ext_authz, explain) gets
+// one from [Decide] and differs only in how it writes the answer.
+type Outcome struct {
+	// Rule is the rule that matched (nil when none, or several, did).
+	Rule *rules.Compiled
+	// Session is what the rule's stages found (nil when no rule matched).
+	Session *pipeline.Session
+	// Request is the described request as the stages and the error handler
+	// see it; after a denial, query parameters that carried a credential
+	// are removed from it (see withoutCarriers).
+	Request *http.Request
+	// URL is the URL rules were matched against (cleaned path, query kept).
+	URL *url.URL
+	// Err is nil when the request is allowed; otherwise the reason, with
+	// its status ([pipeline.StatusOf]) and, for a stage's denial, a
+	// [*rules.StageError] naming the handler.
+	Err error
+	// ErrorHandler answers Err: the first of the rule's (or, without a rule,
+	// the fallback) handlers whose `when` matches; nil answers JSON.
+	ErrorHandler pipeline.ErrorHandler
+
+	refused bool // the path check refused the request
+}
+
+// errRulesNotLoaded answers every request until the first rule set loads.
+var errRulesNotLoaded = pipeline.Unavailable("access rules are not loaded", nil)
+
+// Decide runs the one decision path for r, the request a front end
+// describes (already checked by that front end: the proxy's path check, the
+// decision front ends' describeStrict), whose matched URL is u: rules
+// loaded, exactly one rule ([rules.Set.Match]; when u.RawPath holds the
+// path as received, the same rule must match it too, or the answer is
+// errAmbiguousPath), the rule's stages ([rules.Compiled.RunObserved],
+// telling o when it is not nil) and, on a denial, the choice of error
+// handler. r is not modified.
+func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) Outcome {
+	return decide(set, r, u, decideOptions{observer: o})
+}
+
+// decideOptions are what a front end adds to the decision path.
+type decideOptions struct {
+	// observer is told about the match and each stage; nil: nothing.
+	observer rules.StageObserver
+	// view, when set, is how the error handlers see the request after a
+	// stage's denial (the proxy makes its URL absolute).
+	view func(*http.Request) *http.Request
+	// revocations, when set, denies (401) an allowed request whose session
+	// or subject was revoked, here or on another replica, although a cache
+	// or a still-valid token admitted it.
+	revocations SessionRevocations
+}
+
+// errSessionRevoked denies a request whose session or subject was revoked.
+var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
+
+// Refused is the outcome of a request its front end could not describe: err
+// (a 400) is answered as JSON, and no rule is asked.
+func Refused(r *http.Request, u *url.URL, err error) Outcome {
+	if u == nil {
+		u = &url.URL{Path: "-"} // what the log shows of a refused description
+	}
+	return Outcome{Request: r, URL: u, Err: err, refused: true}
+}
+
+// decide is Decide with a front end's options.
+func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Outcome {
+	o := opts.observer
+	out := Outcome{Request: r, URL: u}
+	if set == nil {
+		out.Err = errRulesNotLoaded
+		return out
+	}
+	var matched func(string, error)
+	if mo, ok := o.(matchObserver); ok {
+		matched = mo.MatchStart()
+	}
+	rule, groups, err := set.Match(r.Method, u)
+	if err == nil && u.RawPath != "" && !rule.MatchesPath(u, u.RawPath) {
+		// /%67uest is /guest only to an application that decodes before
+		// routing.
+		rule, groups, err = nil, nil, errAmbiguousPath
+	}
+	if matched != nil {
+		id := ""
+		if rule != nil {
+			id = rule.ID
+		}
+		matched(id, err)
+	}
+	if err != nil {
+		out.Err, out.ErrorHandler = err, set.FallbackHandler(r, err)
+		return out
+	}
+	out.Rule = rule
+	out.Session = pipeline.NewSession(r, u, groups)
+	err = rule.RunObserved(r, out.Session, o)
+	if err == nil && opts.revocations != nil && opts.revocations.Revoked(out.Session.SessionID, out.Session.Subject) {
+		err = errSessionRevoked
+	}
+	if err != nil {
+		out.Err = err
+		out.Request = withoutCarriers(r, out.Session)
+		if opts.view != nil {
+			out.Request = opts.view(out.Request)
+		}
+		out.ErrorHandler = rule.ErrorHandler(out.Request, err)
+	}
+	return out
+}
+
+// Allowed reports whether the request may proceed.
+func (o *Outcome) Allowed() bool { return o.Err == nil }
+
+// Decision is the outcome as the request log and metrics name it:
+// "allowed", "denied" (401, 403, 404 and 400s for refused paths) or "error".
+func (o *Outcome) Decision() string {
+	if o.Err == nil {
+		return "allowed"
+	}
+	if o.refused {
+		return "denied"
+	}
+	return decisionOf(o.Err)
+}
+
+// RuleID is the matched rule's id, "" when none matched.
+func (o *Outcome) RuleID() string {
+	if o.Rule == nil {
+		return ""
+	}
+	return o.Rule.ID
+}
+
+// Subject is the subject the authenticator found, "" when none did.
+func (o *Outcome) Subject() string {
+	if o.Session == nil {
+		return ""
+	}
+	return o.Session.Subject
+}
+
+// WriteError writes the denial with the chosen error handler, or as JSON
+// when none was chosen. It must only be called when Err is set.
+func (o *Outcome) WriteError(w http.ResponseWriter) {
+	answerError(w, o.Request, o.ErrorHandler, o.Err)
+}
+
+// Denial describes, for the request log, who decided a denial: the
+// authenticator responsible ("none responsible" when every authenticator
+// passed; "" when no rule matched), the authorizer's verdict ("not reached",
+// "<name>: allowed", "<name>: denied"), the mutator that failed, and the
+// reason (the error's client-safe reason and its cause, which by
+// [pipeline.Error]'s contract never holds a credential). All are "" for an
+// allowed request.
+type Denial struct {
+	Authenticator string
+	Authorizer    string
+	Mutator       string
+	Reason        string
+}
+
+// Denial returns who decided the denial; the zero Denial when allowed.
+func (o *Outcome) Denial() Denial {
+	if o.Err == nil {
+		return Denial{}
+	}
+	d := Denial{Reason: reasonOf(o.Err)}
+	if o.Rule == nil {
+		return d
+	}
+	authz := o.Rule.Rule.Authorizer.Handler
+	var se *rules.StageError
+	if !errors.As(o.Err, &se) {
+		// Every stage allowed it; the session was revoked since.
+		d.Authenticator, d.Authorizer = o.Session.Authenticator, authz+": allowed"
+		return d
+	}
+	switch se.Stage {
+	case rules.StageAuthenticator:
+		d.Authenticator, d.Authorizer = se.Handler, "not reached"
+		if se.Handler == "" {
+			d.Authenticator = "none responsible"
+		}
+	case rules.StageAuthorizer:
+		d.Authenticator, d.Authorizer = o.Session.Authenticator, authz+": denied"
+	case rules.StageMutator:
+		d.Authenticator, d.Authorizer, d.Mutator = o.Session.Authenticator, authz+": allowed", se.Handler
+	}
+	return d
+}
+
+// reasonOf is err's reason and cause on one line.
+func reasonOf(err error) string {
+	e := pipeline.AsError(err)
+	msg := e.Reason
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
+}
+
+// logDenial adds the denial's fields to a request log line: authenticator,
+// authorizer, mutator (when one failed) and reason.
+func (o *Outcome) logDenial(f map[string]any) {
+	if o.Err == nil {
+		return
+	}
+	d := o.Denial()
+	f["reason"] = d.Reason
+	if d.Authenticator != "" {
+		f["authenticator"] = d.Authenticator
+	}
+	if d.Authorizer != "" {
+		f["authorizer"] = d.Authorizer
+	}
+	if d.Mutator != "" {
+		f["mutator"] = d.Mutator
+	}
+}

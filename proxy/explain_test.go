@@ -1,0 +1,140 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/portcullis-proxy/portcullis/proxy"
+)
+
+const explainRules = `
+- id: open
+  match: {url: "http://<[^/]+>/open/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  upstream: {url: "UPSTREAM"}
+- id: closed
+  match: {url: "http://<[^/]+>/closed/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: deny}
+  mutators: [{handler: noop}]
+  upstream: {url: "UPSTREAM"}
+`
+
+func TestExplainHandler(t *testing.T) {
+	set := ruleSet(t, strings.ReplaceAll(explainRules, "UPSTREAM", "http://127.0.0.1:1"))
+	srv := httptest.NewServer(proxy.ExplainHandler(staticRules{set}))
+	defer srv.Close()
+	post := func(body string) (*http.Response, proxy.Explanation) {
+		t.Helper()
+		res, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var ex proxy.Explanation
+		if res.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(res.Body).Decode(&ex); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res, ex
+	}
+
+	res, ex := post(`{"method":"GET","url":"http://app.example/closed/x?access_token=t0k3n"}`)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", res.StatusCode)
+	}
+	if ex.Rule != "closed" || ex.Decision != "denied" || ex.Status != http.StatusForbidden {
+		t.Errorf("rule %q, decision %q, status %d; want closed, denied, 403", ex.Rule, ex.Decision, ex.Status)
+	}
+	if len(ex.Stages) != 2 || ex.Stages[0].Handler != "anonymous" || ex.Stages[0].Outcome != "accepted" ||
+		ex.Stages[1].Handler != "deny" || ex.Stages[1].Outcome != "denied" {
+		t.Errorf("stages %+v, want anonymous accepted then deny denied", ex.Stages)
+	}
+	if len(ex.Query) != 1 || ex.Query[0] != "access_token" {
+		t.Errorf("query %q, want the parameter's name only", ex.Query)
+	}
+
+	_, ex = post(`{"url":"http://app.example/open/x","headers":{"Authorization":"Bearer abc"}}`)
+	if ex.Decision != "denied" || ex.Status != http.StatusUnauthorized || len(ex.Stages) != 1 || ex.Stages[0].Outcome != "not responsible" {
+		t.Errorf("with a credential anonymous steps aside: got %+v", ex)
+	}
+
+	_, ex = post(`{"url":"http://app.example/open/x"}`)
+	if ex.Decision != "allowed" || ex.Headers["X-User"] != "anonymous" {
+		t.Errorf("allowed: decision %q, headers %v; want allowed with X-User anonymous", ex.Decision, ex.Headers)
+	}
+
+	for _, bad := range []string{`{"url":"/relative"}`, `{"url":"http://app.example/","bogus":1}`, `not json`} {
+		res, _ := post(bad)
+		if res.StatusCode != http.StatusBadRequest || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: status %d (%s), want a 400 JSON error", bad, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+	}
+	if res, err := http.Get(srv.URL); err != nil || res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %v %v, want 405", res.StatusCode, err)
+	}
+}
+
+// Every denial's request line names the authenticator that decided (or
+// that none was responsible), the authorizer's verdict and the reason, in
+// the proxy and the decision API alike, and never the credential.
+func TestDenialLogNamesTheDecider(t *testing.T) {
+	up := echoUpstream(t)
+	set := ruleSet(t, strings.ReplaceAll(explainRules, "UPSTREAM", up.URL))
+	var out lockedBuffer
+	l := logrus.New()
+	l.Out = &out
+	l.SetFormatter(&logrus.JSONFormatter{})
+	front := httptest.NewServer((&proxy.Handler{Rules: staticRules{set}, Log: l}).Init())
+	defer front.Close()
+	api := httptest.NewServer((&proxy.API{Rules: staticRules{set}, Log: l}).Handler())
+	defer api.Close()
+
+	for _, tc := range []struct {
+		path, auth string
+		want       map[string]string
+	}{
+		{"/closed/x", "", map[string]string{"authenticator": "anonymous", "authorizer": "deny: denied", "reason": "Access is forbidden"}},
+		{"/open/x", "Bearer s3cr3t-token", map[string]string{"authenticator": "none responsible", "authorizer": "not reached",
+			"reason": "Access credentials are invalid: no authenticator was responsible for the request"}},
+		{"/nowhere", "", map[string]string{"reason": "Requested url does not match any rules"}},
+	} {
+		for _, base := range []string{front.URL, api.URL + "/decisions"} {
+			out.mu.Lock()
+			out.b.Reset()
+			out.mu.Unlock()
+			req, _ := http.NewRequest("GET", base+tc.path, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			var line map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &line); err != nil {
+				t.Fatalf("%s%s: log %q: %v", base, tc.path, out.String(), err)
+			}
+			for k, v := range tc.want {
+				if line[k] != v {
+					t.Errorf("%s%s: %s = %v, want %q", base, tc.path, k, line[k], v)
+				}
+			}
+			if line["decision"] != "denied" {
+				t.Errorf("%s%s: decision %v, want denied", base, tc.path, line["decision"])
+			}
+			if strings.Contains(out.String(), "s3cr3t") {
+				t.Errorf("%s%s: the log shows the credential: %s", base, tc.path, out.String())
+			}
+		}
+	}
+}
