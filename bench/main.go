@@ -454,7 +454,7 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 			got:   fmtRate(median(rps("proxy+logbuf"))) + ", " + lat("proxy+logbuf") + ", CPU " + cpuText("proxy+logbuf"),
 			ref:   fmtRate(median(rps("httputil+pool"))) + ", CPU " + cpuText("httputil+pool") + " httputil+pool",
 			ratio: ratioOf(rps("proxy+logbuf"), rps("httputil+pool")), target: 0.9, targetText: "≥ 0.90"})
-		t.add(row{fig: "1", what: "(context) log.buffer on vs off: req/s, CPU per request",
+		t.add(row{fig: "1", what: "(context) log.buffer on vs off: req/s",
 			got:   fmtRate(median(rps("proxy+logbuf"))) + ", CPU " + cpuText("proxy+logbuf"),
 			ref:   fmtRate(median(rps("proxy"))) + ", CPU " + cpuText("proxy") + " unbuffered",
 			ratio: ratioOf(rps("proxy+logbuf"), rps("proxy"))})
@@ -893,6 +893,8 @@ func (e *env) goFigures(ctx context.Context, withKratos bool) error {
 		t.add(r)
 	}
 	allocRow("allocations: proxy request (handler + upstream round trip)", "BenchmarkProxyRequest/portcullis", "BenchmarkProxyRequest/httputil", "bare httputil")
+	allocRow("tracing off: proxy request (tracing.provider unset)", "BenchmarkTracing/off", "BenchmarkTracing/httputil", "bare httputil")
+	allocRow("tracing on: proxy request, every request sampled (spans to a discarding exporter)", "BenchmarkTracing/on", "BenchmarkTracing/off", "tracing off")
 	allocRow("allocations: decision (pipeline only)", "BenchmarkDecision/anonymous", "", "")
 	allocRow("allocations: decision with a Kratos session, cache hit", "BenchmarkDecisionSession/cache=hit", "BenchmarkDecisionSession/anonymous", "anonymous decision")
 	allocRow("allocations: decision with a Kratos session, cache off", "BenchmarkDecisionSession/cache=off", "BenchmarkDecisionSession/anonymous", "anonymous decision")
