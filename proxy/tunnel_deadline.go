@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -136,9 +138,7 @@ func (t *tunnel) tryCloseClient(c *closeCause) bool {
 	}
 	var buf [closeFrameMax]byte
 	frame := closeFrame(buf[:0], c, false)
-	_ = e.conn.SetWriteDeadline(time.Now().Add(wheelWriteLimit))
-	n, err := e.conn.Write(frame)
-	_ = e.conn.SetWriteDeadline(time.Time{})
+	n, err := writeNow(e, frame)
 	switch {
 	case err == nil:
 		e.closeSent.Store(true)
@@ -189,4 +189,34 @@ func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince tim
 	if c != nil {
 		t.beginClose(c, time.Time{})
 	}
+}
+
+// writeNow writes b to e's connection without waiting: on a plain TCP
+// connection one write system call that takes what the socket buffer has
+// room for (none: an error, nothing written); on any other (TLS) a write
+// bounded by wheelWriteLimit.
+func writeNow(e *endpoint, b []byte) (int, error) {
+	if tc := e.tcp.Load(); tc != nil {
+		if rc, err := tc.SyscallConn(); err == nil {
+			n, werr := 0, error(nil)
+			err = rc.Write(func(fd uintptr) bool {
+				n, werr = syscall.Write(int(fd), b)
+				if n < 0 {
+					n = 0
+				}
+				return true // never wait for room
+			})
+			if err == nil {
+				err = werr
+			}
+			if err == nil && n < len(b) {
+				err = io.ErrShortWrite
+			}
+			return n, err
+		}
+	}
+	_ = e.conn.SetWriteDeadline(time.Now().Add(wheelWriteLimit))
+	n, err := e.conn.Write(b)
+	_ = e.conn.SetWriteDeadline(time.Time{})
+	return n, err
 }
