@@ -811,7 +811,7 @@ func (e *env) lateRow(ans []string, n int, what string, target bool) error {
 		got: fmt.Sprintf("p50 %.1f ms / p99 %.1f ms / max %.1f ms (%s of %d)", ms("p50"), ms("p99"), ms("max"), m["received"], n),
 		ref: "close codes: " + strings.Join(codes, ", ")}
 	if target {
-		r.target, r.targetText, r.inverse, r.absolute = 100, "p99 ≤ 100 ms", true, ms("p99")
+		r.target, r.targetText, r.inverse, r.absolute = 50, "p99 ≤ 50 ms", true, ms("p99")
 	}
 	e.table.add(r)
 	if m["received"] != fmt.Sprint(n) {
