@@ -125,7 +125,7 @@ func httpURL(key, raw string) error {
 	u, err := url.Parse(raw)
 	switch {
 	case raw == "":
-		return fmt.Errorf("key %q: required", key)
+		return pipeline.Required(key)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return fmt.Errorf("key %q: %q is not an http(s) URL", key, fetch.Redact(raw))
 	}

@@ -87,7 +87,7 @@ func (c *SessionCheckConfig) SetDefaults() {
 // Validate checks the URL, the timeout and the cache block.
 func (c *SessionCheckConfig) Validate() error {
 	if c.CheckSessionURL == "" {
-		return errors.New("check_session_url: required")
+		return pipeline.Required("check_session_url")
 	}
 	u, err := url.Parse(c.CheckSessionURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -56,9 +56,9 @@ func (c *LadonConfig) SetDefaults() {
 func (c *LadonConfig) Validate() error {
 	switch {
 	case strings.TrimSpace(c.RequiredAction) == "":
-		return errors.New(`key "required_action": required`)
+		return pipeline.Required("required_action")
 	case strings.TrimSpace(c.RequiredResource) == "":
-		return errors.New(`key "required_resource": required`)
+		return pipeline.Required("required_resource")
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func (c *remoteCommon) setDefaults() { c.Timeout = pipeline.Duration(defaultRemo
 func (c *remoteCommon) validate() error {
 	u, err := url.Parse(c.Remote)
 	if c.Remote == "" {
-		return errors.New(`key "remote": required`)
+		return pipeline.Required("remote")
 	}
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf(`key "remote": %q is not an http(s) URL`, fetch.Redact(c.Remote))

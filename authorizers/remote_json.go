@@ -1,8 +1,6 @@
 package authorizers
 
 import (
-	"errors"
-
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -23,7 +21,7 @@ func (c *RemoteJSONConfig) SetDefaults() { c.setDefaults() }
 // Validate requires a remote and a payload.
 func (c *RemoteJSONConfig) Validate() error {
 	if c.Payload == "" {
-		return errors.New(`key "payload": required`)
+		return pipeline.Required("payload")
 	}
 	return c.validate()
 }

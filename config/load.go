@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -61,9 +62,14 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	}
 	var doc *yaml.Node
 	if path != "" {
+		if docsyntax.IsJSON(path) {
+			if e := docsyntax.CheckJSON(path, data); e != nil {
+				return nil, e
+			}
+		}
 		var n yaml.Node
 		if err := yaml.Unmarshal(data, &n); err != nil {
-			return nil, fmt.Errorf("%s:%d: invalid YAML/JSON: %s", path, yamlLine(err), yamlMessage(err))
+			return nil, docsyntax.Locate(path, data, err)
 		}
 		doc = &n
 		var parser koanf.Parser = kyaml.Parser()
@@ -276,24 +282,5 @@ func keyLine(doc *yaml.Node, path string) int {
 	return line
 }
 
-func yamlLine(err error) int {
-	var line int
-	if i := strings.Index(err.Error(), "line "); i >= 0 {
-		fmt.Sscanf(err.Error()[i+5:], "%d", &line)
-	}
-	return line
-}
-
 // ensure the rules package's websocket block decodes from JSON.
 var _ = rules.WebSocket{}
-
-// yamlMessage is a YAML error without its "yaml: line N:" prefix.
-func yamlMessage(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if strings.HasPrefix(msg, "line ") {
-		if _, rest, ok := strings.Cut(msg, ": "); ok {
-			return rest
-		}
-	}
-	return msg
-}

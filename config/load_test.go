@@ -113,7 +113,7 @@ func TestLoadErrorsNameKeyAndLine(t *testing.T) {
 	}{
 		{"wrong type", "serve:\n  proxy:\n    port: abc\n", "c.yml:3: 'serve.proxy.port'", nil},
 		{"bad duration", "serve:\n  proxy:\n    timeout:\n      read: soon\n", "c.yml:4: 'serve.proxy.timeout.read'", nil},
-		{"bad yaml", "serve:\n  proxy: [\n", "c.yml:2: invalid YAML/JSON: did not find", nil},
+		{"bad yaml", "serve:\n  proxy: [\n", "c.yml:2:10: syntax error: sequence end token ']' not found", nil},
 		{"bad strategy", "access_rules:\n  matching_strategy: fuzzy\n", "c.yml:2: 'access_rules.matching_strategy' unknown matching strategy", nil},
 		{"bad log format", "log:\n  format: xml\n", "c.yml:2: 'log.format' must be text or json", nil},
 		{"bad env", "", "'serve.proxy.port'", []string{"SERVE_PROXY_PORT=eighty"}},

@@ -126,8 +126,8 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer set.Close()
-	if len(set.Overlaps()) > 0 {
-		t.Errorf("rules overlap: %v", set.Overlaps())
+	if errs := set.Overlaps().Errors(); len(errs) > 0 {
+		t.Errorf("rules overlap: %v", errs)
 	}
 
 	// The Deployment mounts the rules where the configuration reads them,

@@ -24,8 +24,11 @@ var screenshotDir = filepath.Join(repoRoot, ".build", "e2e")
 // Chromium: open the demo app through portcullis, get sent to the login
 // page, go on to registration, register, land back on the app, see the
 // WebSocket echo what is typed, and see the page report the tunnel's end
-// with close code 1008 and its reason when the rule's max lifetime passes.
-// The registration page and the final page are saved under .build/e2e/.
+// with close code 1008 and its reason when the rule's max lifetime passes
+// (counted down on the page; input disabled once closed), reconnect, and be
+// told "signed out — sign in again" when the session is gone. The
+// registration page, the closed tunnel and the final page are saved under
+// .build/e2e/.
 func TestBrowserJourney(t *testing.T) {
 	chromium := chromiumPath(t)
 	lifetime := 5 * time.Second
@@ -85,6 +88,7 @@ func TestBrowserJourney(t *testing.T) {
 		t.Errorf("the page says %q, want it to name %s", who, email)
 	}
 	b.poll("the WebSocket opens", `document.getElementById("status").textContent === "open"`, 20*time.Second)
+	b.checkCountdown(lifetime)
 	b.poll("the app greets the identity over the tunnel",
 		fmt.Sprintf(`[...document.querySelectorAll("#log li.echo")].some(li => li.textContent.includes(%q))`, email), 10*time.Second)
 
@@ -95,6 +99,9 @@ func TestBrowserJourney(t *testing.T) {
 		fmt.Sprintf(`[...document.querySelectorAll("#log li.echo")].some(li => li.textContent === "← " + %q)`, typed), 10*time.Second)
 
 	// 5. The rule's max lifetime ends the tunnel; the page shows the close.
+	// A draft typed and not sent goes with the tunnel.
+	const draft = "unsent draft"
+	b.do("type a draft", chromedp.SendKeys(chromedp.ID("message"), draft))
 	b.poll("the page reports the tunnel's end", `!document.getElementById("closed").hidden`, lifetime+30*time.Second)
 	code, reason := b.text(chromedp.ID("close-code")), b.text(chromedp.ID("close-reason"))
 	if code != "1008" || reason != "max lifetime reached" {
@@ -103,6 +110,11 @@ func TestBrowserJourney(t *testing.T) {
 	if status := b.text(chromedp.ID("status")); status != "closed" {
 		t.Errorf("status = %q, want closed", status)
 	}
+
+	b.screenshot("browser-journey-closed.png")
+
+	// 6. Reconnect, then a reconnect without a session.
+	b.checkClosedTunnelUI(qs, email, draft, lifetime)
 
 	path := b.screenshot("browser-journey.png")
 	t.Logf("final page: %s", path)

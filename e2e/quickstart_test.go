@@ -143,8 +143,10 @@ func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 
 	// The demo app.
 	h, err := demoapp.New(demoapp.Config{
-		KratosPublicURL: qs.KratosPublicURL,
-		Log:             slog.New(slog.NewTextHandler(qs.appLog, nil)),
+		KratosPublicURL:  qs.KratosPublicURL,
+		PortcullisAPIURL: qs.APIURL,
+		Rule:             "demo-echo",
+		Log:              slog.New(slog.NewTextHandler(qs.appLog, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,6 @@ type jsonHandler struct {
 
 func (h jsonHandler) Matches(r *http.Request, err error) bool { return h.when.Matches(r, err) }
 
-func (h jsonHandler) HandleError(w http.ResponseWriter, _ *http.Request, err error) {
-	pipeline.WriteError(w, err, h.verbose)
+func (h jsonHandler) HandleError(w http.ResponseWriter, r *http.Request, err error) {
+	pipeline.WriteRequestError(w, r, err, h.verbose)
 }

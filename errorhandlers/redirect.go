@@ -1,7 +1,6 @@
 package errorhandlers
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,7 +31,7 @@ func (c *RedirectConfig) SetDefaults() { c.Code = http.StatusFound }
 // Validate requires an absolute or root-relative `to` and a redirect code.
 func (c *RedirectConfig) Validate() error {
 	if c.To == "" {
-		return errors.New("to: required")
+		return pipeline.Required("to")
 	}
 	u, err := url.Parse(c.To)
 	if err != nil || (!u.IsAbs() && !strings.HasPrefix(c.To, "/")) {

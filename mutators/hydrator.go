@@ -69,7 +69,7 @@ func (c *HydratorConfig) Validate() error {
 	u, err := url.Parse(c.API.URL)
 	switch {
 	case c.API.URL == "":
-		return errors.New(`key "api.url": required`)
+		return pipeline.Required("api.url")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return fmt.Errorf(`key "api.url": %q is not an http(s) URL`, fetch.Redact(c.API.URL))
 	case c.API.Timeout <= 0:

@@ -56,10 +56,10 @@ func (c *IDTokenConfig) SetDefaults() { c.TTL = pipeline.Duration(15 * time.Minu
 // Validate requires issuer_url and jwks_url and a positive ttl.
 func (c *IDTokenConfig) Validate() error {
 	if c.IssuerURL == "" {
-		return errors.New(`key "issuer_url": required`)
+		return pipeline.Required("issuer_url")
 	}
 	if c.JWKSURL == "" {
-		return errors.New(`key "jwks_url": required`)
+		return pipeline.Required("jwks_url")
 	}
 	if err := fetch.CheckURL(c.JWKSURL); err != nil {
 		return fmt.Errorf(`key "jwks_url": %w`, err)
@@ -174,7 +174,7 @@ func (b *idTokenBuilder) APIRoutes() map[string]http.Handler {
 func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here", nil), false)
 		return
 	}
 	var sets []*jose.JSONWebKeySet
@@ -186,14 +186,8 @@ func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		}
 		sets = append(sets, set)
 	}
-	body, err := json.Marshal(jwks.Public(sets...))
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
-	_, _ = w.Write(body)
+	pipeline.WriteJSON(w, r, http.StatusOK, jwks.Public(sets...))
 }
 
 type idTokenMutator struct {

@@ -102,7 +102,7 @@ func (s *Set[T]) Enable(name string, global json.RawMessage, deps Deps) error {
 	}
 	b, err := f(global, deps)
 	if err != nil {
-		return fmt.Errorf("%s %q: %w", s.Kind, name, err)
+		return &HandlerError{Kind: s.Kind, Name: name, Err: err}
 	}
 	s.Enabled[name] = b
 	return nil
@@ -120,7 +120,7 @@ func (s *Set[T]) Build(name string, rule json.RawMessage) (T, error) {
 	}
 	h, err := b.Build(rule)
 	if err != nil {
-		return zero, fmt.Errorf("%s %q: %w", s.Kind, name, err)
+		return zero, &HandlerError{Kind: s.Kind, Name: name, Err: err}
 	}
 	return h, nil
 }
@@ -165,3 +165,35 @@ func (c *Catalog) APIRoutes() map[string]http.Handler {
 	}
 	return out
 }
+
+// HandlerError is a handler that could not be enabled or built; Kind is
+// the Set's kind ("authenticator", …) and Name the handler's name.
+type HandlerError struct {
+	Kind, Name string
+	Err        error
+}
+
+func (e *HandlerError) Error() string { return fmt.Sprintf("%s %q: %v", e.Kind, e.Name, e.Err) }
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+// ConfigSection is where the handler's global config lives in the
+// configuration file: authenticators.NAME.config, errors.handlers.NAME.config.
+func (e *HandlerError) ConfigSection() string {
+	switch e.Kind {
+	case "error handler":
+		return "errors.handlers." + e.Name + ".config"
+	default:
+		return e.Kind + "s." + e.Name + ".config"
+	}
+}
+
+// MissingKeyError is a required config key that has no value, neither in
+// the rule's config nor in the handler's global config.
+type MissingKeyError struct {
+	Key string // dotted, relative to the handler's config
+}
+
+func (e *MissingKeyError) Error() string { return fmt.Sprintf("key %q: required", e.Key) }
+
+// Required returns the error for a required key without a value.
+func Required(key string) error { return &MissingKeyError{Key: key} }

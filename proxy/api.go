@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -56,21 +55,35 @@ func (a *API) log() logrus.FieldLogger {
 	return a.Log
 }
 
-// Handler returns the API's http.Handler.
+// Handler returns the API's http.Handler. Every answer is JSON, the
+// mux's own included (an unknown path is a JSON 404, a wrong method a JSON
+// 405 with Allow), never HTML-escaped, and indented when the request asks
+// with ?pretty. Without a contributed /.well-known/jwks.json (no id_token
+// mutator enabled) that path answers an empty key set.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /rules", a.listRules)
-	mux.HandleFunc("GET /rules/{id}", a.getRule)
-	mux.HandleFunc("GET /health/alive", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /health/ready", a.ready)
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, a.Version)
-	})
+	mux.Handle("/rules", onlyGet(a.listRules))
+	mux.Handle("/rules/{id}", onlyGet(a.getRule))
+	mux.Handle("/health/alive", onlyGet(func(w http.ResponseWriter, r *http.Request) {
+		pipeline.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	mux.Handle("/health/ready", onlyGet(a.ready))
+	mux.Handle("/version", onlyGet(func(w http.ResponseWriter, r *http.Request) {
+		pipeline.WriteJSON(w, r, http.StatusOK, a.Version)
+	}))
+	jwks := false
 	for p, h := range a.Routes {
 		mux.Handle(p, h)
+		jwks = jwks || strings.HasSuffix(p, JWKSPath)
 	}
+	if !jwks {
+		mux.Handle(JWKSPath, onlyGet(func(w http.ResponseWriter, r *http.Request) {
+			pipeline.WriteJSON(w, r, http.StatusOK, emptyKeySet{Keys: []struct{}{}})
+		}))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusNotFound, "no API endpoint "+strconv.Quote(r.URL.Path), nil), false)
+	})
 	a.mux = mux
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /decisions is routed on the target as received: ServeMux would
@@ -91,18 +104,40 @@ func isDecisionsTarget(t string) bool {
 	return ok && (rest == "" || rest[0] == '/' || rest[0] == '?')
 }
 
-func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
+// JWKSPath is where the API serves the id_token mutator's public keys.
+const JWKSPath = "/.well-known/jwks.json"
+
+// emptyKeySet is the JWKS document of a server that signs nothing (RFC
+// 7517 §5: "keys" is required, and may be empty).
+type emptyKeySet struct {
+	Keys []struct{} `json:"keys"`
+}
+
+// onlyGet serves GET and HEAD with h and answers any other method with a
+// JSON 405 and Allow.
+func onlyGet(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here", nil), false)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	if a.Rules.Current() == nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": map[string]string{"rules": "access rules are not loaded"}})
+		pipeline.WriteJSON(w, r, http.StatusServiceUnavailable, map[string]any{"errors": map[string]string{"rules": "access rules are not loaded"}})
 		return
 	}
 	if a.Ready != nil {
 		if err := a.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": map[string]string{"ready": err.Error()}})
+			pipeline.WriteJSON(w, r, http.StatusServiceUnavailable, map[string]any{"errors": map[string]string{"ready": err.Error()}})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	pipeline.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // listRules answers GET /rules?limit=&offset= with the rules in load order
@@ -110,7 +145,7 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 	set := a.Rules.Current()
 	if set == nil {
-		writeJSON(w, http.StatusOK, []rules.Rule{})
+		pipeline.WriteJSON(w, r, http.StatusOK, []rules.Rule{})
 		return
 	}
 	limit, offset := 100, 0
@@ -119,7 +154,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				pipeline.WriteError(w, pipeline.Errorf(http.StatusBadRequest, "query parameter %s must be a non-negative integer", name), false)
+				pipeline.WriteRequestError(w, r, pipeline.Errorf(http.StatusBadRequest, "query parameter %s must be a non-negative integer", name), false)
 				return
 			}
 			*dst = n
@@ -133,22 +168,23 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 	for i := offset; i < len(all) && len(out) < limit; i++ {
 		out = append(out, all[i].Rule)
 	}
-	writeJSON(w, http.StatusOK, out)
+	pipeline.WriteJSON(w, r, http.StatusOK, out)
 }
 
 func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if set := a.Rules.Current(); set != nil {
 		if c, ok := set.Get(id); ok {
-			writeJSON(w, http.StatusOK, c.Rule)
+			pipeline.WriteJSON(w, r, http.StatusOK, c.Rule)
 			return
 		}
 	}
-	pipeline.WriteError(w, pipeline.NewError(http.StatusNotFound, "Unable to find rule "+strconv.Quote(strings.TrimSpace(id)), nil), false)
+	pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusNotFound, "Unable to find rule "+strconv.Quote(strings.TrimSpace(id)), nil), false)
 }
 
+// writeJSON answers v as JSON (unescaped, one line) for handlers that do
+// not have the request at hand; [pipeline.WriteJSON] is the same with
+// ?pretty honoured.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	pipeline.WriteJSON(w, nil, status, v)
 }

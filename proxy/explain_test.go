@@ -125,7 +125,9 @@ func TestDenialLogNamesTheDecider(t *testing.T) {
 				t.Fatalf("%s%s: log %q: %v", base, tc.path, out.String(), err)
 			}
 			for k, v := range tc.want {
-				if line[k] != v {
+				// The no-match reason names the method and URL tried after
+				// Oathkeeper's text.
+				if got, _ := line[k].(string); got != v && !(k == "reason" && strings.HasPrefix(got, v+": ")) {
 					t.Errorf("%s%s: %s = %v, want %q", base, tc.path, k, line[k], v)
 				}
 			}

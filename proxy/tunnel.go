@@ -125,6 +125,29 @@ type DeadlineMetrics interface {
 	DeadlineClose(rule, reason string, late time.Duration)
 }
 
+// HandshakeResults lists every result [TunnelMetrics.Handshake] is given,
+// so that metrics can start each at zero.
+func HandshakeResults() []string {
+	return []string{"ok", "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
+		"upstream_refused", "upstream_bad_handshake", "upstream_unreachable", "upstream_timeout", "client_failed"}
+}
+
+// CloseReasons lists every reason [TunnelMetrics.Closed] is given.
+func CloseReasons() []string {
+	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonSessionRevoked, ReasonRevalidationUnavailable,
+		ReasonIdleTimeout, ReasonShutdown, ReasonClientClosed, ReasonUpstreamClosed, ReasonClientGone,
+		ReasonUpstreamGone, ReasonProtocolError}
+}
+
+// DeadlineReasons lists the reasons [DeadlineMetrics.DeadlineClose] is
+// given: the closes that fall due at a deadline.
+func DeadlineReasons() []string {
+	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonIdleTimeout}
+}
+
+// Directions lists the directions [TunnelMetrics.Relayed] is given.
+func Directions() []string { return []string{DirToUpstream, DirToClient} }
+
 // Directions of relayed bytes, as passed to [TunnelMetrics.Relayed].
 const (
 	DirToUpstream = "to_upstream"

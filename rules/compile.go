@@ -148,7 +148,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	for i, h := range r.Authenticators {
 		a, err := c.Catalog.Authenticators.Build(h.Handler, h.Config)
 		if err != nil {
-			warn500(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %v", i, err)
+			warn500(r.LineOf("authenticators", strconv.Itoa(i)), "authenticators[%d]: %w", i, err)
 			a = broken(err)
 		}
 		cr.authenticators = append(cr.authenticators, namedAuthenticator{name: h.Handler, Authenticator: a})
@@ -160,7 +160,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		warn500(r.Line, "no authorizer")
 		cr.authorizer = broken(errors.New("no authorization handler was set in the rule"))
 	} else if a, err := c.Catalog.Authorizers.Build(r.Authorizer.Handler, r.Authorizer.Config); err != nil {
-		warn500(r.LineOf("authorizer"), "authorizer: %v", err)
+		warn500(r.LineOf("authorizer"), "authorizer: %w", err)
 		cr.authorizer = broken(err)
 	} else {
 		cr.authorizer = a
@@ -172,7 +172,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	for i, h := range r.Mutators {
 		m, err := c.Catalog.Mutators.Build(h.Handler, h.Config)
 		if err != nil {
-			warn500(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %v", i, err)
+			warn500(r.LineOf("mutators", strconv.Itoa(i)), "mutators[%d]: %w", i, err)
 			m = broken(err)
 		}
 		cr.mutators = append(cr.mutators, m)
@@ -180,7 +180,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	for i, h := range r.Errors {
 		eh, err := c.Catalog.ErrorHandlers.Build(h.Handler, h.Config)
 		if err != nil {
-			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %v", i, err)
+			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %w", i, err)
 			continue
 		}
 		cr.errors = append(cr.errors, eh)
@@ -224,48 +224,4 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// Overlap is a pair of rules that both match some request.
-type Overlap struct {
-	A, B    *Compiled
-	Example string // a URL both match, when one is known
-}
-
-// Overlaps lists pairs of rules that share a method and whose patterns are
-// found to match a common URL: one rule's literal match.url matched by the
-// other's pattern, or two identical patterns. Such pairs make requests fail
-// with "more than one rule" at run time. The check is conservative: it
-// reports only overlaps it can prove.
-func (s *Set) Overlaps() []Overlap {
-	var out []Overlap
-	for i, a := range s.rules {
-		for _, b := range s.rules[i+1:] {
-			if !sharesMethod(a, b) {
-				continue
-			}
-			switch {
-			case a.Match.URL == b.Match.URL:
-				out = append(out, Overlap{A: a, B: b, Example: a.Match.URL})
-			case !strings.Contains(a.Match.URL, "<"):
-				if _, ok := b.pattern.match(a.Match.URL); ok {
-					out = append(out, Overlap{A: a, B: b, Example: a.Match.URL})
-				}
-			case !strings.Contains(b.Match.URL, "<"):
-				if _, ok := a.pattern.match(b.Match.URL); ok {
-					out = append(out, Overlap{A: a, B: b, Example: b.Match.URL})
-				}
-			}
-		}
-	}
-	return out
-}
-
-func sharesMethod(a, b *Compiled) bool {
-	for m := range a.methods {
-		if b.methods[m] {
-			return true
-		}
-	}
-	return false
 }

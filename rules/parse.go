@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -100,9 +101,14 @@ func Parse(file string, data []byte) ([]Sourced, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
+	if docsyntax.IsJSON(file) {
+		if e := docsyntax.CheckJSON(file, data); e != nil {
+			return nil, e
+		}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &PosError{File: file, Line: yamlErrorLine(err), Err: fmt.Errorf("invalid YAML/JSON: %s", cleanYAMLError(err))}
+		return nil, docsyntax.Locate(file, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -209,23 +215,4 @@ func kindName(n *yaml.Node) string {
 	default:
 		return "document"
 	}
-}
-
-func yamlErrorLine(err error) int {
-	var line int
-	msg := err.Error()
-	if i := strings.Index(msg, "line "); i >= 0 {
-		fmt.Sscanf(msg[i+5:], "%d", &line)
-	}
-	return line
-}
-
-func cleanYAMLError(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if i := strings.Index(msg, "line "); i == 0 {
-		if j := strings.Index(msg, ": "); j > 0 {
-			return msg[j+2:]
-		}
-	}
-	return msg
 }

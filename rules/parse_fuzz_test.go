@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"errors"
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"net/url"
 	"os"
 	"strings"
@@ -112,6 +113,13 @@ func checkPositioned(t *testing.T, err error) {
 		errs = list
 	}
 	for _, e := range errs {
+		var se *docsyntax.Error
+		if errors.As(e, &se) {
+			if se.File != "rules.yml" || se.Line < 1 {
+				t.Fatalf("syntax error without a position: %v", e)
+			}
+			continue
+		}
 		var pe *rules.PosError
 		if !errors.As(e, &pe) || pe.File != "rules.yml" || pe.Line < 0 {
 			t.Fatalf("error without a position: %v", e)

@@ -50,7 +50,7 @@ func TestParseErrorsCarryFileAndLine(t *testing.T) {
 	cases := []struct {
 		name, doc, want string
 	}{
-		{"bad yaml", "- id: a\n  match: [\n", "f.yml:2: invalid YAML/JSON"},
+		{"bad yaml", "- id: a\n  match: [\n", "f.yml:2:10: syntax error: sequence end token ']' not found"},
 		{"not a list", "id: a\n", "f.yml:1: expected a list of rules"},
 		{"unknown key", "- id: a\n  match:\n    url: http://x/\n    methods: [GET]\n  upstraem:\n    url: http://y\n", "f.yml:5: json: unknown field \"upstraem\""},
 		{"wrong type", "- id: a\n  match:\n    url: http://x/\n    methods: GET\n", "f.yml:4: key \"match.methods\""},
@@ -155,15 +155,16 @@ func TestLoadFilesDirectoryAndInline(t *testing.T) {
 // with a 500, as Oathkeeper does; it never lets one through.
 func TestLenientRulesFailClosed(t *testing.T) {
 	doc := "- id: r1\n  match:\n    url: http://x/a\n    methods: [GET]\n  authenticators: [{handler: anonymous}]\n  mutators: [{handler: noop}]\n" +
-		"- id: r2\n  match:\n    url: http://x/b\n    methods: [GET]\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]\n"
+		"- id: r2\n  match:\n    url: http://x/b\n    methods: [GET]\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]\n" +
+		"- id: r3\n  match:\n    url: http://x/c\n    methods: [GET]\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n"
 	set, err := compile(t, compiler(t, rules.Regexp, "header"), "f.yml", doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(set.Warnings()) != 2 {
-		t.Errorf("warnings = %v, want two", set.Warnings())
+	if len(set.Warnings()) != 3 {
+		t.Errorf("warnings = %v, want three", set.Warnings())
 	}
-	for _, p := range []string{"/a", "/b"} {
+	for _, p := range []string{"/a", "/b", "/c"} {
 		u, _ := url.Parse("http://x" + p)
 		rule, groups, err := set.Match(http.MethodGet, u)
 		if err != nil {

@@ -106,7 +106,7 @@ func compilePattern(s Strategy, p string) (pattern, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid glob in %q: %v", p, err)
 		}
-		return globPattern{g}, nil
+		return globPattern{g: g, src: b.String()}, nil
 	default:
 		// Go's linear-time RE2 engine serves every pattern it accepts;
 		// only a pattern RE2 refuses (a lookaround, a backreference) falls
@@ -182,6 +182,10 @@ func (r regexpPattern) match(u string) ([]string, bool) {
 	return m[1:], true
 }
 
-type globPattern struct{ g glob.Glob }
+// globPattern keeps its glob source for the overlap prover.
+type globPattern struct {
+	g   glob.Glob
+	src string
+}
 
 func (g globPattern) match(u string) ([]string, bool) { return nil, g.g.Match(u) }

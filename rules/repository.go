@@ -316,6 +316,11 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 			r.Log.Warn(w.Error())
 		}
 		r.Log.WithField("rules", set.Len()).Info("access rules loaded")
+		// Overlapping rules still load, as in Oathkeeper; each proven
+		// (or undecided) overlap is one warning.
+		for _, e := range set.Overlaps().Errors() {
+			r.Log.WithField("rules_overlap", true).Warn(e.Error())
+		}
 	}
 	return true, nil
 }

@@ -90,9 +90,17 @@ var (
 	ErrManyRules = pipeline.NewError(http.StatusInternalServerError, "Expected exactly one rule but found multiple rules", nil)
 )
 
+// noRule is [ErrNoRule] naming what was tried, so that a client behind a
+// wrong X-Forwarded-Host or scheme sees which URL matched nothing. The
+// target has no query (credentials may travel there).
+func noRule(method, target string) error {
+	return pipeline.NewError(http.StatusNotFound, ErrNoRule.Reason+": "+method+" "+target, nil)
+}
+
 // Match returns the single rule whose method list contains method and whose
 // pattern matches u (scheme://host/path; the query is ignored), with the
-// pattern's capture groups. No rule is [ErrNoRule] (404); more than one is
+// pattern's capture groups. No rule is [ErrNoRule] (404, errors.Is finds
+// it; its reason names the method and URL tried); more than one is
 // [ErrManyRules] (500), as in Oathkeeper.
 func (s *Set) Match(method string, u *url.URL) (*Compiled, []string, error) {
 	target := MatchURL(u)
@@ -119,7 +127,7 @@ func (s *Set) Match(method string, u *url.URL) (*Compiled, []string, error) {
 	*cp = cands
 	candidatePool.Put(cp)
 	if found == nil {
-		return nil, nil, ErrNoRule
+		return nil, nil, noRule(method, target)
 	}
 	return found, groups, nil
 }

@@ -93,7 +93,12 @@ func (c *Compiled) RunObserved(r *http.Request, s *pipeline.Session, o StageObse
 		return &StageError{Stage: StageAuthorizer, Handler: name, Err: err}
 	}
 	for i, m := range c.mutators {
-		name := c.Rule.Mutators[i].Handler
+		// A rule loaded without mutators runs one that always fails
+		// (Oathkeeper's 500); it has no name of its own.
+		name := ""
+		if i < len(c.Rule.Mutators) {
+			name = c.Rule.Mutators[i].Handler
+		}
 		done := start(o, StageMutator, name, r, s)
 		err := m.Mutate(r, s)
 		if done != nil {

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,9 +122,14 @@ func check(schema, file string, data []byte, isRules bool) []error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
+	if docsyntax.IsJSON(file) {
+		if e := docsyntax.CheckJSON(file, data); e != nil {
+			return []error{e}
+		}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return []error{&Error{File: file, Msg: "invalid YAML/JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return []error{docsyntax.Locate(file, data, err)}
 	}
 	if len(doc.Content) == 0 {
 		return nil

@@ -127,7 +127,7 @@ func TestViolationsHaveLines(t *testing.T) {
 			t.Errorf("CheckRules(%q) = %v", ok, errs)
 		}
 	}
-	if errs := schemas.CheckRules("r.yml", []byte("- id: [")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "invalid YAML/JSON") {
+	if errs := schemas.CheckRules("r.yml", []byte("- id: [")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "r.yml:1:7: syntax error: ") {
 		t.Errorf("broken YAML: %v", errs)
 	}
 }

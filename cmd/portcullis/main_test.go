@@ -101,3 +101,69 @@ func TestRulesValidateStrictAndOffline(t *testing.T) {
 		t.Errorf("unknown handler key: %q, %v; want an error", errOut, err)
 	}
 }
+
+// The overlaps of two patterns that the issue reported as "2 rules OK".
+func TestRulesValidateProvesPatternOverlaps(t *testing.T) {
+	rule := func(id, url string) string {
+		return "- id: " + id + "\n  match: {url: \"" + url + "\", methods: [GET, POST]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"
+	}
+	cases := []struct{ a, b, want string }{
+		{"http://example.com/<.*>", "http://example.com/api/<.*>", "both match GET http://example.com/api/ — requests matching both get 500"},
+		{"http://example.com/<[a-z]+>", "http://example.com/<[a-c]+>", "both match GET http://example.com/a — requests matching both get 500"},
+	}
+	for _, tc := range cases {
+		f := filepath.Join(t.TempDir(), "rules.yml")
+		os.WriteFile(f, []byte(rule("a", tc.a)+rule("b", tc.b)), 0o600)
+		out, errOut, err := run("rules", "validate", f)
+		want := f + ":6: rule \"b\" overlaps rule \"a\" (" + f + ":1): " + tc.want
+		if err == nil || strings.Contains(out, "OK") || !strings.Contains(errOut, want) {
+			t.Errorf("%s ~ %s: stdout %q, stderr %q, err %v; want %q", tc.a, tc.b, out, errOut, err, want)
+		}
+	}
+	f := filepath.Join(t.TempDir(), "rules.yml")
+	os.WriteFile(f, []byte(rule("a", "http://example.com/<[a-z]+>")+rule("b", "http://example.com/<[0-9]+>")), 0o600)
+	if out, errOut, err := run("rules", "validate", f); err != nil || !strings.Contains(out, "2 rules OK") {
+		t.Errorf("disjoint rules: %q %q %v", out, errOut, err)
+	}
+}
+
+// Keys a handler's global config provides say so, with or without -c; the
+// project's own quickstart rules validate with their configuration.
+func TestRulesValidateMissingKeysSuggestConfig(t *testing.T) {
+	rules := filepath.Join("..", "..", "contrib", "quickstart", "access-rules.yml")
+	_, errOut, err := run("rules", "validate", rules)
+	want := `authenticator "cookie_session": key "check_session_url": required (not set by the rule; such keys usually come from the configuration file, at authenticators.cookie_session.config.check_session_url: pass it with -c FILE)`
+	if err == nil || !strings.Contains(errOut, want) || !strings.Contains(errOut, "errors.handlers.redirect.config.to: pass it with -c FILE") {
+		t.Errorf("without -c: %q, %v", errOut, err)
+	}
+	cfg := filepath.Join("..", "..", "contrib", "quickstart", "portcullis.yml")
+	if out, errOut, err := run("rules", "validate", "-c", cfg, rules); err != nil || !strings.Contains(out, "rules OK") {
+		t.Errorf("with -c: %q %q %v", out, errOut, err)
+	}
+	empty := filepath.Join(t.TempDir(), "c.yml")
+	os.WriteFile(empty, []byte("errors:\n  handlers:\n    redirect:\n      enabled: true\nauthenticators:\n  cookie_session:\n    enabled: true\nauthorizers:\n  allow: {enabled: true}\nmutators:\n  noop: {enabled: true}\n  header: {enabled: true}\n"), 0o600)
+	_, errOut, _ = run("rules", "validate", "-c", empty, rules)
+	if !strings.Contains(errOut, "(set it in the rule's config or at authenticators.cookie_session.config.check_session_url in "+empty+")") {
+		t.Errorf("with a -c lacking the key: %q", errOut)
+	}
+}
+
+// Syntax errors are file:line:col and the summary says syntax.
+func TestRulesValidateSyntaxErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, doc := range map[string]string{
+		"bad.yml":  "- id: a\n  match: {url: \"http://x/\", methods: [GET]\n  authenticators: [{handler: noop}]\n",
+		"bad.json": "[{\"id\": \"a\",\n \"match\": }]",
+	} {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(doc), 0o600)
+		_, errOut, err := run("rules", "validate", f)
+		if err == nil || !strings.Contains(err.Error(), "syntax errors") || strings.Contains(err.Error(), "schema") {
+			t.Errorf("%s: summary %v", name, err)
+		}
+		want := map[string]string{"bad.yml": f + ":3:3: syntax error: ", "bad.json": f + ":2:11: syntax error: invalid character '}'"}[name]
+		if !strings.HasPrefix(errOut, want) {
+			t.Errorf("%s: stderr %q, want prefix %q", name, errOut, want)
+		}
+	}
+}

@@ -35,7 +35,9 @@ func newRulesValidate() *cobra.Command {
 (JSON or YAML, Oathkeeper's format), build each rule's handlers
 with the configuration given by -c (without -c every handler is enabled with an
 empty global config), and report every problem as file:line: message.
-Overlapping rules (two rules matching one URL) are reported as well.
+Overlapping rules are errors: for every pair of rules sharing a method the
+URL patterns are intersected as automata, and a request both match is printed
+(such requests get 500); a pair that cannot be decided is an error too.
 The check is strict: what serve loads with a warning (a rule without an
 authorizer or mutators, a handler that is not enabled, an unknown key in a
 handler's config) is an error here. Nothing is fetched over the network
@@ -43,7 +45,10 @@ handler's config) is an error here. Nothing is fetched over the network
 Exits 0 when every file loads and checks out, 1 otherwise.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			if !checkSchemas(cmd.ErrOrStderr(), file, files) {
+			switch checkSchemas(cmd.ErrOrStderr(), file, files) {
+			case schemaSyntax:
+				return errors.New("files are not well-formed YAML/JSON (syntax errors)")
+			case schemaViolations:
 				return errors.New("files do not conform to the schemas")
 			}
 			comp, err := validationCompiler(file, online)
@@ -53,22 +58,27 @@ Exits 0 when every file loads and checks out, 1 otherwise.`,
 			set, err := rules.LoadFiles(context.Background(), comp, files)
 			if err != nil {
 				var es rules.Errors
+				list := []error{err}
 				if errors.As(err, &es) {
-					for _, e := range es {
-						fmt.Fprintln(cmd.ErrOrStderr(), e)
-					}
-				} else {
-					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					list = es
+				}
+				for _, e := range list {
+					fmt.Fprintln(cmd.ErrOrStderr(), e.Error()+missingKeyHint(e, file))
 				}
 				return errors.New("rules are not valid")
 			}
-			overlaps := set.Overlaps()
-			for _, o := range overlaps {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: rule %q overlaps rule %q (%s) for %s: requests matching both get 500\n",
-					o.B.Pos(), o.B.ID, o.A.ID, o.A.Pos(), o.Example)
+			// Two rules matching one request answer it 500: a proven
+			// overlap fails validation, and so does a pair the prover
+			// could not decide.
+			rep := set.Overlaps()
+			for _, e := range rep.Errors() {
+				fmt.Fprintln(cmd.ErrOrStderr(), e)
 			}
-			if len(overlaps) > 0 {
-				return errors.New("rules overlap")
+			switch {
+			case len(rep.Overlaps) > 0:
+				return fmt.Errorf("rules overlap: %d pairs", len(rep.Overlaps)+len(rep.Unproven))
+			case len(rep.Unproven) > 0:
+				return fmt.Errorf("could not prove %d pairs of rules disjoint", len(rep.Unproven))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d rules OK\n", set.Len())
 			return nil
@@ -128,4 +138,20 @@ func enableAll(cat *pipeline.Catalog, deps pipeline.Deps) error {
 		_ = cat.ErrorHandlers.Enable(n, nil, deps)
 	}
 	return nil
+}
+
+// missingKeyHint explains a required handler key without a value: such
+// keys usually come from the configuration file's global handler config,
+// which rules validate reads only with -c.
+func missingKeyHint(err error, cfgFile string) string {
+	var mk *pipeline.MissingKeyError
+	var he *pipeline.HandlerError
+	if !errors.As(err, &mk) || !errors.As(err, &he) {
+		return ""
+	}
+	at := he.ConfigSection() + "." + mk.Key
+	if cfgFile == "" {
+		return fmt.Sprintf(" (not set by the rule; such keys usually come from the configuration file, at %s: pass it with -c FILE)", at)
+	}
+	return fmt.Sprintf(" (set it in the rule's config or at %s in %s)", at, cfgFile)
 }

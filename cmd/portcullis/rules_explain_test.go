@@ -110,7 +110,7 @@ ok    nowhere
           chain            match.url does not match https://app.example/public/x
           twin-a           match.url does not match https://app.example/public/x
           twin-b           match.url does not match https://app.example/public/x
-        decision denied, status 404: Requested url does not match any rules
+        decision denied, status 404: Requested url does not match any rules: POST https://app.example/public/x
 ok    twins
       explain GET https://app.example/twin
         rule     2 rules matched (exactly one must):

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,14 +17,19 @@ import (
 // config.schema.json and every local rules file among locs (file://PATH,
 // a bare path, or the .json/.yaml/.yml files of a directory) against
 // rules.schema.json, printing each violation as file:line: message. It
-// reports whether everything conforms. http(s):// and inline://
+// reports the worst finding. http(s):// and inline://
 // repositories are not read here; the rule compiler still checks them.
-func checkSchemas(w io.Writer, cfgFile string, locs []string) bool {
-	ok := true
+func checkSchemas(w io.Writer, cfgFile string, locs []string) schemaResult {
+	res := schemaOK
 	report := func(errs []error) {
 		for _, e := range errs {
 			fmt.Fprintln(w, e)
-			ok = false
+			var se *docsyntax.Error
+			if errors.As(e, &se) {
+				res = schemaSyntax
+			} else if res == schemaOK {
+				res = schemaViolations
+			}
 		}
 	}
 	if cfgFile != "" {
@@ -39,8 +46,18 @@ func checkSchemas(w io.Writer, cfgFile string, locs []string) bool {
 			report(schemas.CheckRules(path, data))
 		}
 	}
-	return ok
+	return res
 }
+
+// schemaResult is the outcome of checkSchemas: a syntax error in any file
+// outranks schema violations, so the summary names what to fix first.
+type schemaResult int
+
+const (
+	schemaOK schemaResult = iota
+	schemaViolations
+	schemaSyntax
+)
 
 // localRuleFiles lists the files behind a repository location that is on
 // the local file system, as the rule loader reads them.

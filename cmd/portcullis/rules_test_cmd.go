@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -127,16 +127,30 @@ func (e caseExpect) empty() bool {
 	return e.Status == 0 && e.Rule == nil && e.Subject == nil && len(e.Headers) == 0 && e.BodyContains == ""
 }
 
-// readCases parses a cases file strictly: unknown keys and cases that
-// check nothing are errors with their line.
+// caseKeys are the keys a cases file may use, by block; anything else is
+// an error (a typo such as "statuss" must not silently check nothing).
+var caseKeys = map[string][]string{
+	"":        {"expect", "name", "request"},
+	"request": {"body", "headers", "method", "remote_addr", "url"},
+	"expect":  {"body_contains", "headers", "rule", "status", "subject"},
+}
+
+// readCases parses a cases file strictly and reports every problem at
+// once, each as file:line[:col]: unknown keys, values of the wrong type,
+// and cases that are incomplete or check nothing.
 func readCases(path string) ([]testCase, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	if docsyntax.IsJSON(path) {
+		if e := docsyntax.CheckJSON(path, data); e != nil {
+			return nil, e
+		}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, docsyntax.Locate(path, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: no cases", path)
@@ -146,21 +160,35 @@ func readCases(path string) ([]testCase, error) {
 		return nil, fmt.Errorf("%s:%d: expected a list of cases", path, root.Line)
 	}
 	var list []testCase
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&list); err != nil {
-		return nil, yamlErrors(path, err)
-	}
 	var errs []string
-	for i := range list {
-		tc := &list[i]
-		tc.pos = fmt.Sprintf("%s:%d", path, root.Content[i].Line)
+	for i, item := range root.Content {
+		var tc testCase
+		tc.pos = fmt.Sprintf("%s:%d", path, item.Line)
+		label := fmt.Sprintf("case %d", i+1)
+		if item.Kind != yaml.MappingNode {
+			errs = append(errs, fmt.Sprintf("%s: %s: expected a mapping with request and expect", tc.pos, label))
+			continue
+		}
+		if n := mapValue(item, "name"); n != nil && n.Kind == yaml.ScalarNode {
+			label = fmt.Sprintf("case %q", n.Value)
+		}
+		bad := unknownCaseKeys(path, label, item)
+		if err := item.Decode(&tc); err != nil {
+			bad = append(bad, yamlErrors(path, label, err)...)
+		}
+		tc.pos = fmt.Sprintf("%s:%d", path, item.Line)
+		if len(bad) > 0 {
+			errs = append(errs, bad...)
+			continue
+		}
 		if tc.Name == "" {
 			tc.Name = strings.TrimSpace(strings.ToUpper(tc.Request.Method) + " " + tc.Request.URL)
 		}
 		if err := tc.check(); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: case %q: %v", tc.pos, tc.Name, err))
+			continue
 		}
+		list = append(list, tc)
 	}
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "\n"))
@@ -171,27 +199,64 @@ func readCases(path string) ([]testCase, error) {
 	return list, nil
 }
 
+// unknownCaseKeys reports, with line and column, every key of a case (and
+// of its request and expect blocks) that caseKeys does not list.
+func unknownCaseKeys(path, label string, item *yaml.Node) []string {
+	var out []string
+	check := func(block string, n *yaml.Node) {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if !slices.Contains(caseKeys[block], k.Value) {
+				where := "the case"
+				if block != "" {
+					where = block
+				}
+				out = append(out, fmt.Sprintf("%s:%d:%d: %s: unknown key %q in %s (known: %s)",
+					path, k.Line, k.Column, label, k.Value, where, strings.Join(caseKeys[block], ", ")))
+			}
+		}
+	}
+	check("", item)
+	check("request", mapValue(item, "request"))
+	check("expect", mapValue(item, "expect"))
+	return out
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
 var (
 	yamlLineRef  = regexp.MustCompile(`^\s*line (\d+): (.*)$`)
 	yamlTypeName = regexp.MustCompile(` in type main\.\w+`)
 )
 
-// yamlErrors turns a strict decoding error into file:line: message lines.
-func yamlErrors(path string, err error) error {
+// yamlErrors turns a case's decoding error into file:line: message lines.
+// yaml.v3 reports type mismatches only as text ("line N: cannot
+// unmarshal …"), so the line is read from it.
+func yamlErrors(path, label string, err error) []string {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return fmt.Errorf("%s: %v", path, err)
+		return []string{fmt.Sprintf("%s: %s: %v", path, label, err)}
 	}
 	var lines []string
 	for _, e := range te.Errors {
 		e = yamlTypeName.ReplaceAllString(e, "")
 		if m := yamlLineRef.FindStringSubmatch(e); m != nil {
-			lines = append(lines, fmt.Sprintf("%s:%s: %s", path, m[1], m[2]))
+			lines = append(lines, fmt.Sprintf("%s:%s: %s: %s", path, m[1], label, m[2]))
 		} else {
-			lines = append(lines, fmt.Sprintf("%s: %s", path, e))
+			lines = append(lines, fmt.Sprintf("%s: %s: %s", path, label, e))
 		}
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return lines
 }
 
 func (tc *testCase) check() error {

@@ -151,7 +151,7 @@ func TestRulesTestRejectsBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"unknown.yml", "rules.yml"}, "unknown.yml:2: field statuss not found"},
+		{[]string{"unknown.yml", "rules.yml"}, `unknown.yml:2:25: case 1: unknown key "statuss" in expect (known: body_contains, headers, rule, status, subject)`},
 		{[]string{"empty.yml", "rules.yml"}, `empty.yml:1: case "checks nothing": expect checks nothing`},
 		{[]string{"nourl.yml", "rules.yml"}, `request.url: "/relative" is not an absolute http(s) URL`},
 		{[]string{"none.yml", "rules.yml"}, "none.yml: no cases"},
@@ -174,6 +174,37 @@ func TestRulesTestRejectsBadInput(t *testing.T) {
 	_, errOut, err := run("rules", "test", filepath.Join(dir, "ok.yml"), filepath.Join(dir, "badrules.yml"))
 	if err == nil || !strings.Contains(errOut, filepath.Join(dir, "badrules.yml")+":2: rule \"x\": match.url") {
 		t.Errorf("bad rules: %q, %v", errOut, err)
+	}
+}
+
+// Every problem of a cases file is reported at once, each with its line:
+// unknown keys at any level, wrong types, incomplete cases, syntax.
+func TestRulesTestReportsEveryCaseProblem(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"rules.yml": testRules,
+		"cases.yml": "- name: one\n  request: {url: \"http://x/\", methd: POST}\n  expect: {statuss: 200}\n" +
+			"- name: two\n  request: {url: \"http://x/\"}\n  expect: {status: many}\n" +
+			"- name: three\n  requests: {url: \"http://x/\"}\n  expect: {status: 200}\n" +
+			"- name: four\n  request: {url: \"http://x/\"}\n  expect: {status: 200}\n",
+		"syntax.yml": "- name: one\n  request: {url: \"http://x/\"\n  expect: {status: 200}\n",
+	})
+	_, errOut, err := run("rules", "test", filepath.Join(dir, "cases.yml"), filepath.Join(dir, "rules.yml"))
+	f := filepath.Join(dir, "cases.yml")
+	for _, want := range []string{
+		f + `:2:31: case "one": unknown key "methd" in request (known: body, headers, method, remote_addr, url)`,
+		f + `:3:12: case "one": unknown key "statuss" in expect`,
+		f + `:6: case "two": cannot unmarshal !!str ` + "`many`" + ` into int`,
+		f + `:8:3: case "three": unknown key "requests" in the case (known: expect, name, request)`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if err == nil || strings.Contains(errOut, "four") {
+		t.Errorf("err %v; a good case is not an error: %s", err, errOut)
+	}
+	_, errOut, _ = run("rules", "test", filepath.Join(dir, "syntax.yml"), filepath.Join(dir, "rules.yml"))
+	if want := filepath.Join(dir, "syntax.yml") + ":3:3: syntax error: "; !strings.HasPrefix(errOut, want) {
+		t.Errorf("syntax: %q, want prefix %q", errOut, want)
 	}
 }
 

@@ -7,9 +7,11 @@
 //
 //	demo-app [-listen 127.0.0.1:4457] [-kratos-public-url http://127.0.0.1:4433]
 //	         [-kratos-browser-url /.ory/kratos/public]
+//	         [-portcullis-api-url http://127.0.0.1:4456 -rule demo-echo]
 //
-// The flags default to $DEMO_LISTEN, $KRATOS_PUBLIC_URL and
-// $KRATOS_BROWSER_URL when set.
+// The flags default to $DEMO_LISTEN, $KRATOS_PUBLIC_URL, $KRATOS_BROWSER_URL,
+// $PORTCULLIS_API_URL and $DEMO_RULE when set. With -portcullis-api-url the
+// echo page counts down to the rule's websocket.max_lifetime.
 package main
 
 import (
@@ -40,10 +42,14 @@ func run() error {
 		"Kratos public API as this process reaches it")
 	browser := flag.String("kratos-browser-url", envOr("KRATOS_BROWSER_URL", "/.ory/kratos/public"),
 		"Kratos public API as browsers reach it (a path on this origin, or a URL)")
+	api := flag.String("portcullis-api-url", envOr("PORTCULLIS_API_URL", ""),
+		"portcullis's API as this process reaches it, to read the rule's max lifetime (empty: no countdown)")
+	rule := flag.String("rule", envOr("DEMO_RULE", "demo-echo"), "id of the rule that admits /ws")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	h, err := demoapp.New(demoapp.Config{KratosPublicURL: *kratos, KratosBrowserURL: *browser, Log: log})
+	h, err := demoapp.New(demoapp.Config{KratosPublicURL: *kratos, KratosBrowserURL: *browser, Log: log,
+		PortcullisAPIURL: *api, Rule: *rule})
 	if err != nil {
 		return err
 	}

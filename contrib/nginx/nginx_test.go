@@ -71,6 +71,11 @@ const rulesTemplate = `
   authenticators: [{handler: anonymous}]
   authorizer: {handler: deny}
   mutators: [{handler: noop}]
+- id: echo
+  match: {url: "http://<[^/]+>/echo/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: noop}]
 `
 
 func TestNginxAuthRequest(t *testing.T) {
@@ -126,6 +131,19 @@ func TestNginxAuthRequest(t *testing.T) {
 		}
 		if got := s.Header.Values("X-User"); len(got) != 1 || got[0] != "guest" {
 			t.Errorf("upstream X-User = %q, want [guest]", got)
+		}
+	})
+
+	t.Run("a rule that sets no identity header cannot let the client's through", func(t *testing.T) {
+		// The noop mutator answers with the request's own headers; the
+		// decision subrequest must not carry the client's X-User, or
+		// auth_request_set would copy it upstream as if portcullis had set it.
+		res, s := get("/echo/x", map[string]string{"X-User": "admin"})
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", res.StatusCode)
+		}
+		if got := s.Header.Values("X-User"); len(got) != 0 {
+			t.Errorf("upstream X-User = %q, want none", got)
 		}
 	})
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
@@ -116,7 +117,46 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
 		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.zero()
 	return m
+}
+
+// zero creates, at start-up, a series at zero for every label value known
+// in advance, so that every family is exported before its first event and
+// a dashboard's rate() or an alert's increase() sees 0, not "no data".
+// Rule IDs are not known in advance: these series carry rule="" (the
+// label value of requests no rule matched), and each rule's own series
+// appear with its first event.
+func (m *Metrics) zero() {
+	for _, fe := range []string{"proxy", "decisions"} {
+		m.requests.WithLabelValues(fe, "", "denied", "404")
+		m.requestDuration.WithLabelValues(fe, "")
+	}
+	m.tunnelsActive.WithLabelValues("")
+	m.tunnelLifetime.WithLabelValues("")
+	m.handshakeTime.WithLabelValues("")
+	for _, r := range proxy.HandshakeResults() {
+		m.handshakes.WithLabelValues("", r)
+	}
+	for _, r := range proxy.CloseReasons() {
+		m.tunnelsClosed.WithLabelValues("", r)
+	}
+	for _, r := range proxy.DeadlineReasons() {
+		m.closeLateness.WithLabelValues("", r)
+	}
+	for _, d := range proxy.Directions() {
+		m.bytesRelayed.WithLabelValues("", d)
+	}
+	for _, r := range []string{"ok", "failed"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, src := range []string{revocation.SourceAdmin, revocation.SourceLogout, revocation.SourceBackchannel, revocation.SourceRecheck} {
+		m.revocations.WithLabelValues(src)
+		m.revokedClosed.WithLabelValues(src)
+	}
+	for _, r := range []string{"ok", "retry", "dropped"} { // revocation's Redis channel publish results
+		m.published.WithLabelValues(r)
+	}
 }
 
 // Handler serves the registry in Prometheus's text format.

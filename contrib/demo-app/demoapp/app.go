@@ -48,6 +48,14 @@ type Config struct {
 	// IdleTimeout closes a WebSocket that sent nothing for this long
 	// (default 10 minutes).
 	IdleTimeout time.Duration
+	// PortcullisAPIURL is portcullis's API as this process reaches it
+	// (e.g. http://127.0.0.1:4456); with Rule, the echo page reads the
+	// rule's websocket.max_lifetime there and counts down to the close.
+	// Empty: no countdown.
+	PortcullisAPIURL string
+	// Rule is the id of the rule that admits /ws (the quickstart's
+	// "demo-echo").
+	Rule string
 }
 
 // New returns the app's handler:
@@ -80,12 +88,18 @@ func New(c Config) (http.Handler, error) {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 10 * time.Minute
 	}
+	var lifetime *ruleLifetime
+	if c.PortcullisAPIURL != "" {
+		if lifetime, err = newRuleLifetime(c.PortcullisAPIURL, c.Rule); err != nil {
+			return nil, err
+		}
+	}
 	pages, err := template.ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", &indexPage{kratos: k, pages: pages, log: log})
+	mux.Handle("GET /{$}", &indexPage{kratos: k, browser: browser, lifetime: lifetime, pages: pages, log: log})
 	mux.Handle("GET /ws", &echoService{log: log, maxMessage: c.MaxMessage, idle: c.IdleTimeout})
 	mux.Handle("GET /login", &flowPage{kind: "login", kratos: k, browser: browser, pages: pages, log: log})
 	mux.Handle("GET /registration", &flowPage{kind: "registration", kratos: k, browser: browser, pages: pages, log: log})

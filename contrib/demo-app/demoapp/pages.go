@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // flowPage serves /login or /registration: the minimal self-service UI
@@ -141,6 +142,13 @@ type indexView struct {
 	Subject   string
 	Email     string
 	LogoutURL string
+	// SessionURL is Kratos's /sessions/whoami as the browser reaches it:
+	// the page asks it, after a tunnel ends, whether the visitor is still
+	// signed in.
+	SessionURL string
+	// MaxLifetime is the rule's websocket.max_lifetime in seconds (0:
+	// unknown, no countdown).
+	MaxLifetime int
 }
 
 // indexPage serves the echo page. It is meant to be reached through
@@ -149,13 +157,22 @@ type indexView struct {
 // these headers because it listens on loopback behind the proxy only — an
 // application that can be reached around its proxy must not.
 type indexPage struct {
-	kratos *kratosClient
-	pages  *template.Template
-	log    *slog.Logger
+	kratos   *kratosClient
+	browser  string        // Kratos's public API as browsers reach it
+	lifetime *ruleLifetime // nil: no countdown
+	pages    *template.Template
+	log      *slog.Logger
 }
 
 func (p *indexPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	v := indexView{Subject: r.Header.Get(HeaderSubject), Email: r.Header.Get(HeaderEmail)}
+	v := indexView{Subject: r.Header.Get(HeaderSubject), Email: r.Header.Get(HeaderEmail), SessionURL: p.browser + "/sessions/whoami"}
+	if p.lifetime != nil {
+		if d, err := p.lifetime.MaxLifetime(r.Context()); err != nil {
+			p.log.Warn("no tunnel countdown", "error", err)
+		} else {
+			v.MaxLifetime = int(d.Round(time.Second) / time.Second)
+		}
+	}
 	if cookie := r.Header.Get("Cookie"); cookie != "" {
 		// The signed logout link; without a session there is none to show.
 		if u, err := p.kratos.LogoutURL(r.Context(), cookie); err == nil {
