@@ -21,8 +21,9 @@ const (
 
 // writeConfig writes portcullis's benchmark configuration and rules into
 // dir and returns the configuration's path. whoami is Kratos's
-// /sessions/whoami ("" leaves the session rules out).
-func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string) (string, error) {
+// /sessions/whoami ("" leaves the session rules out); logBuffer, when not
+// empty, is the log.buffer block's flow mapping ("{size: 65536, flush: 1s}").
+func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer string) (string, error) {
 	var r strings.Builder
 	rule := func(id, prefix, authn string, extra string) {
 		fmt.Fprintf(&r, `- id: %s
@@ -59,6 +60,11 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string) (s
 	}
 	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
 		serverConfig([3]int{}, rulesPath, bearer, logLevel, logFormat)
+	if logBuffer != "" {
+		// The log block is the configuration's last (portcullis only:
+		// Oathkeeper has no such key).
+		cfg += "  buffer: " + logBuffer + "\n"
+	}
 	cfgPath := filepath.Join(dir, "portcullis.yml")
 	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
@@ -94,3 +100,7 @@ log:
   format: %s
 `, ports[0], ports[1], ports[2], rulesPath, bearer, logLevel, logFormat)
 }
+
+// benchLogBuffer is the log.buffer of figure 1's buffered-log row: nginx's
+// usual 64k buffer, lines at most a second late.
+const benchLogBuffer = "{size: 65536, flush: 1s}"

@@ -27,7 +27,7 @@ var goBenchmarks = []struct {
 	kratos       bool
 }{
 	{"./rules/", "^BenchmarkMatch$", false},
-	{"./proxy/", "^(BenchmarkProxyRequest|BenchmarkDecision)$", false},
+	{"./proxy/", "^(BenchmarkProxyRequest|BenchmarkDecision|BenchmarkTracing)$", false},
 	{"./proxy/", "^BenchmarkDecisionSession$", true},
 	{"./authenticators/", "^BenchmarkCookieSession$", true},
 }

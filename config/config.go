@@ -265,6 +265,29 @@ type Log struct {
 	Format string `koanf:"format"`
 	// LeakSensitiveValues allows credentials in logs. Never in production.
 	LeakSensitiveValues bool `koanf:"leak_sensitive_values"`
+	// Buffer, when its Size is above zero, buffers log lines
+	// (internal/logbuf): one write per Size bytes or Flush interval.
+	Buffer LogBuffer `koanf:"buffer"`
+}
+
+// LogBuffer is log.buffer: size 0 (the default) writes each line at once.
+type LogBuffer struct {
+	Size  int           `koanf:"size"`  // bytes; 0: off
+	Flush time.Duration `koanf:"flush"` // how long a line may wait
+}
+
+// MaxLogBuffer bounds log.buffer.size.
+const MaxLogBuffer = 16 << 20
+
+// Validate checks log.buffer's values.
+func (b LogBuffer) Validate() error {
+	switch {
+	case b.Size < 0 || b.Size > MaxLogBuffer:
+		return fmt.Errorf("'log.buffer.size' must be between 0 and %d bytes, got %d", MaxLogBuffer, b.Size)
+	case b.Size > 0 && b.Flush <= 0:
+		return fmt.Errorf("'log.buffer.flush' must be a positive duration when log.buffer.size is set, got %v", b.Flush)
+	}
+	return nil
 }
 
 // Tracing is the tracing block, in Oathkeeper's shape. Only the "otel"
@@ -336,6 +359,8 @@ func Defaults() map[string]any {
 		"log.level":                             "info",
 		"log.format":                            "text",
 		"log.leak_sensitive_values":             false,
+		"log.buffer.size":                       0,
+		"log.buffer.flush":                      "1s",
 		"revocation.tombstone_ttl":              "24h",
 		"revocation.max_tombstones":             100000,
 		"revocation.redis.stream":               "portcullis:revocations",

@@ -127,6 +127,9 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	default:
 		return nil, positioned(path, doc, fmt.Errorf("'log.format' must be text or json, got %q", c.Log.Format))
 	}
+	if err := c.Log.Buffer.Validate(); err != nil {
+		return nil, positioned(path, doc, err)
+	}
 	if r := c.Tracing.Providers.OTLP.Sampling.SamplingRatio; r != nil && (*r < 0 || *r > 1) {
 		return nil, positioned(path, doc, fmt.Errorf("'tracing.providers.otlp.sampling.sampling_ratio' must be between 0 and 1, got %v", *r))
 	}

@@ -73,6 +73,11 @@ type TunnelOptions struct {
 	// subject is refused with 401) and told about every re-check that
 	// found a session rejected; nil: no revocation service.
 	Revocations Revocations
+	// Wheel keeps the tunnels' deadlines; nil gives the Tunnels a wheel
+	// of their own. Other session-bound channels of the process may share
+	// it, so that everything due at one instant gets its first close step
+	// out together.
+	Wheel *DeadlineWheel
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -182,6 +187,7 @@ type Tunnels struct {
 	m    TunnelMetrics
 	dm   DeadlineMetrics
 
+	wheel  *DeadlineWheel
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
@@ -225,6 +231,10 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 		drained: make(chan struct{}),
 		reg:     opts.Registry,
 		rev:     opts.Revocations,
+		wheel:   opts.Wheel,
+	}
+	if t.wheel == nil {
+		t.wheel = NewDeadlineWheel()
 	}
 	if t.reg == nil {
 		t.reg = NewRegistry()

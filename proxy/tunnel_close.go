@@ -84,7 +84,7 @@ type tunnel struct {
 	maxAt      time.Time   // zero: no cap
 	expiresAt  time.Time   // zero: not bound or unknown
 	sessionExp time.Time   // the session's expiry as last learnt, bound or not
-	timer      *time.Timer // next deadline; once closing, the end of the close grace
+	timer      *time.Timer // once closing, the end of the close grace (deadlines are on the wheel)
 	graceEnd   time.Time   // when closing: the end of the close grace
 	cause      *closeCause // first reason the tunnel began to end
 	closing    bool        // a Close was sent or relayed
@@ -217,13 +217,7 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 		t.mu.Unlock()
 		return
 	}
-	t.closing = true
-	if t.cause == nil {
-		t.cause = c
-	}
-	// Writing the Close frames waits for a frame in flight to end and for
-	// the peer to take the bytes; closeSendLimit bounds both.
-	t.armLocked(max(t.policy.CloseGrace, closeSendLimit))
+	t.decideCloseLocked(c)
 	t.mu.Unlock()
 
 	// A frame being spliced would hold a peer's write lock until it ends
@@ -237,10 +231,28 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 	if !deadline.IsZero() {
 		t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(deadline))
 	}
-	// Tunnels reaching a deadline together close at once: let the others
-	// send their client's Close before this one writes to its upstream,
-	// so the side that waits for an answer hears first.
+	// Tunnels closing together (a revocation, a shutdown) close at once:
+	// let the others send their client's Close before this one writes to
+	// its upstream, so the side that waits for an answer hears first.
 	runtime.Gosched()
+	t.closeRest(c)
+}
+
+// decideCloseLocked marks the tunnel closing for c and bounds the close;
+// t.mu is held and the tunnel is neither closing nor torn.
+func (t *tunnel) decideCloseLocked(c *closeCause) {
+	t.closing = true
+	if t.cause == nil {
+		t.cause = c
+	}
+	// Writing the Close frames waits for a frame in flight to end and for
+	// the peer to take the bytes; closeSendLimit bounds both.
+	t.armLocked(max(t.policy.CloseGrace, closeSendLimit))
+}
+
+// closeRest is the close after the client's Close frame: the upstream's
+// Close, then the close grace for the replies (or the teardown at once).
+func (t *tunnel) closeRest(c *closeCause) {
 	t.up.interruptSplice()
 	t.sendClose(&t.upstream, c)
 
@@ -264,9 +276,10 @@ func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
 // before both connections are closed anyway.
 const closeSendLimit = 5 * time.Second
 
-// armLocked turns the deadline timer into the end of the closing
-// handshake, d from now; t.mu is held.
+// armLocked takes the tunnel off the wheel and sets its timer to the end
+// of the closing handshake, d from now; t.mu is held.
 func (t *tunnel) armLocked(d time.Duration) {
+	t.owner.wheel.Remove(t)
 	t.graceEnd = time.Now().Add(d)
 	if t.timer == nil {
 		t.timer = time.AfterFunc(d, t.onTimer)

@@ -210,11 +210,14 @@ func TestTunnelNoLeaks(t *testing.T) {
 			defer c.conn.Close()
 			c.t = noFatal{t}
 			switch i % 4 {
+			// The client's own writes may find the tunnel already ended by
+			// the 100 ms idle timeout on a busy machine; what this test
+			// judges is what is left afterwards, so their errors are ignored.
 			case 0: // Close handshake started by the client
-				c.write(ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
 				_, _ = readFrameFrom(c.rd)
 			case 1: // the client vanishes mid-stream
-				c.write(ws.OpText, true, []byte("x"))
+				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewTextFrame([]byte("x"))))
 				c.conn.Close()
 				return
 			case 2: // idle timeout, answered (unless the grace already ran out on a busy machine)

@@ -1,21 +1,25 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
-// A tunnel has one timer, set to the earliest of its deadlines: max
-// lifetime, session expiry and the idle deadline (last traffic plus
-// idle_timeout). Re-validation is not the tunnel's: the tunnels of one
-// session share one re-check ([rechecks]). The runtime keeps all timers in
-// one heap, so thousands of tunnels reaching a deadline together cost one
-// short callback each; traffic does not touch the timer (the callback finds
-// the idle deadline moved and sets the timer again).
+// A tunnel's deadlines — max lifetime, session expiry and the idle
+// deadline (last traffic plus idle_timeout) — are one entry on the
+// process's [DeadlineWheel], due at the earliest of them. Re-validation is
+// not the tunnel's: the tunnels of one session share one re-check
+// ([rechecks]). Traffic does not touch the wheel: when the entry falls due,
+// Due finds the idle deadline moved and schedules the entry again. Once a
+// close has begun, the tunnel's own timer bounds the closing handshake
+// (the close grace).
 
-// scheduleLocked sets the timer to the next deadline; t.mu is held.
+// scheduleLocked puts the tunnel on the wheel at its next deadline; t.mu
+// is held.
 func (t *tunnel) scheduleLocked(now time.Time) {
 	if t.closing || t.torn {
 		return
@@ -32,43 +36,51 @@ func (t *tunnel) scheduleLocked(now time.Time) {
 		consider(time.Unix(0, t.lastActive.Load()).Add(idle))
 	}
 	if next.IsZero() {
+		t.owner.wheel.Remove(t)
 		return
 	}
-	d := next.Sub(now)
-	if t.timer == nil {
-		t.timer = time.AfterFunc(d, t.onTimer)
-		return
-	}
-	t.timer.Reset(d)
+	t.owner.wheel.Schedule(t, next)
 }
 
-// stopTimerLocked stops the deadline timer; t.mu is held.
+// stopTimerLocked takes the tunnel off the wheel and stops the close
+// grace timer; t.mu is held.
 func (t *tunnel) stopTimerLocked() {
+	t.owner.wheel.Remove(t)
 	if t.timer != nil {
 		t.timer.Stop()
 	}
 }
 
-// onTimer handles whichever deadlines have passed.
+// onTimer ends the close grace: both connections are closed.
 func (t *tunnel) onTimer() {
 	now := time.Now()
+	t.mu.Lock()
+	if t.torn || !t.closing {
+		t.mu.Unlock()
+		return
+	}
+	// Over, unless the timer was re-armed after this call was already on
+	// its way.
+	if now.Before(t.graceEnd) {
+		t.timer.Reset(t.graceEnd.Sub(now))
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	t.teardown(nil)
+}
+
+// Due implements [WheelEntry]: whichever deadline has passed begins the
+// close, the client's Close frame written here when its connection is
+// free at once (no frame in flight, room in its socket buffer), and the
+// rest — the upstream's Close, the replies, the teardown — returned to run
+// after every tunnel due at this tick had its client's Close.
+func (t *tunnel) Due(now time.Time) func() {
 	due := func(d time.Time) bool { return !d.IsZero() && !now.Before(d) }
 	t.mu.Lock()
-	switch {
-	case t.torn:
+	if t.torn || t.closing {
 		t.mu.Unlock()
-		return
-	case t.closing:
-		// The close grace: over, unless the timer was re-armed after
-		// this call was already on its way.
-		if now.Before(t.graceEnd) {
-			t.timer.Reset(t.graceEnd.Sub(now))
-			t.mu.Unlock()
-			return
-		}
-		t.mu.Unlock()
-		t.teardown(nil)
-		return
+		return nil
 	}
 	var (
 		c  *closeCause
@@ -85,10 +97,60 @@ func (t *tunnel) onTimer() {
 	}
 	if c == nil {
 		t.scheduleLocked(now)
+		t.mu.Unlock()
+		return nil
 	}
+	t.decideCloseLocked(c)
 	t.mu.Unlock()
-	if c != nil {
-		t.beginClose(c, at)
+
+	t.closeDecided.Store(true)
+	t.down.interruptSplice()
+	sent := t.tryCloseClient(c)
+	if sent {
+		t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(at))
+	}
+	return func() {
+		if !sent {
+			t.sendClose(&t.client, c)
+			t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(at))
+		}
+		t.closeRest(c)
+	}
+}
+
+// wheelWriteLimit bounds the wheel's write of one client Close frame: a
+// client whose socket buffer is full gets its Close from the rest of the
+// close instead, so that it cannot hold up the others due with it.
+const wheelWriteLimit = 10 * time.Millisecond
+
+// tryCloseClient writes the client's Close frame if nothing is being
+// written to the client and the frame fits within wheelWriteLimit; it
+// reports whether the client has its Close (or never will: a frame cut
+// short ends the tunnel).
+func (t *tunnel) tryCloseClient(c *closeCause) bool {
+	e := &t.client
+	if !e.mu.TryLock() {
+		return false
+	}
+	defer e.mu.Unlock()
+	if e.closeSent.Load() {
+		return true
+	}
+	var buf [closeFrameMax]byte
+	frame := closeFrame(buf[:0], c, false)
+	n, err := writeNow(e, frame)
+	switch {
+	case err == nil:
+		e.closeSent.Store(true)
+		return true
+	case n > 0:
+		// Part of a frame went out: nothing more can be written to this
+		// connection.
+		e.closeSent.Store(true)
+		go t.teardown(c)
+		return true
+	default:
+		return false
 	}
 }
 
@@ -127,4 +189,34 @@ func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince tim
 	if c != nil {
 		t.beginClose(c, time.Time{})
 	}
+}
+
+// writeNow writes b to e's connection without waiting: on a plain TCP
+// connection one write system call that takes what the socket buffer has
+// room for (none: an error, nothing written); on any other (TLS) a write
+// bounded by wheelWriteLimit.
+func writeNow(e *endpoint, b []byte) (int, error) {
+	if tc := e.tcp.Load(); tc != nil {
+		if rc, err := tc.SyscallConn(); err == nil {
+			n, werr := 0, error(nil)
+			err = rc.Write(func(fd uintptr) bool {
+				n, werr = syscall.Write(int(fd), b)
+				if n < 0 {
+					n = 0
+				}
+				return true // never wait for room
+			})
+			if err == nil {
+				err = werr
+			}
+			if err == nil && n < len(b) {
+				err = io.ErrShortWrite
+			}
+			return n, err
+		}
+	}
+	_ = e.conn.SetWriteDeadline(time.Now().Add(wheelWriteLimit))
+	n, err := e.conn.Write(b)
+	_ = e.conn.SetWriteDeadline(time.Time{})
+	return n, err
 }

@@ -257,6 +257,11 @@ func (p *pump) forward(closeAt int) error {
 	b := p.win[p.r:p.c]
 	var code ws.StatusCode
 	if closeAt >= 0 {
+		if p.t.closeDecided.Load() {
+			// Most likely an answer to the proxy's Close: the wheel
+			// writes the other tunnels' first.
+			p.t.owner.wheel.AwaitFirstSteps()
+		}
 		code = closeCode(p.win[closeAt:p.c])
 		// Before the Close can reach the other peer and be answered.
 		p.t.noteCloser(p.src, code)

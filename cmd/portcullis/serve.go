@@ -22,7 +22,8 @@ func newServe() *cobra.Command {
 :4456) with the configuration file given by -c. Environment variables override
 file values: the key path upper-cased with _ for . (SERVE_PROXY_PORT=8080).
 SIGINT or SIGTERM stops accepting, finishes in-flight requests, closes every
-WebSocket tunnel with 1001 and exits within serve.proxy.timeout.shutdown.`,
+WebSocket tunnel with 1001 and exits within serve.proxy.timeout.shutdown.
+With log.buffer set, SIGHUP writes the buffered log lines out at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file, os.Environ(), registry.HandlerNames(registry.NewCatalog()))
@@ -43,7 +44,19 @@ WebSocket tunnel with 1001 and exits within serve.proxy.timeout.shutdown.`,
 			srv.Start()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			<-ctx.Done()
+			hup := make(chan os.Signal, 1)
+			if cfg.Log.Buffer.Size > 0 {
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+			}
+			for waiting := true; waiting; {
+				select {
+				case <-ctx.Done():
+					waiting = false
+				case <-hup:
+					_ = srv.FlushLog()
+				}
+			}
 			log.Info("shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Serve.Proxy.Timeout.Shutdown)
 			defer cancel()

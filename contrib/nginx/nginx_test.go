@@ -7,7 +7,6 @@ package nginx_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,12 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
 	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 )
 
 var kratos = &kratostest.Shared{}
@@ -94,7 +89,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	apiAddr := startPortcullis(t, k.WhoamiURL())
+	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, configTemplate, k.WhoamiURL())
 	nginxAddr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), nil)
 	base := "http://" + nginxAddr
 
@@ -247,7 +242,7 @@ func TestNginxLoginRedirect(t *testing.T) {
 	k := kratos.Get(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
-	apiAddr := startPortcullis(t, k.WhoamiURL())
+	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, configTemplate, k.WhoamiURL())
 	addr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), map[string]string{
 		"auth_request /.portcullis/decision;":    "auth_request /.portcullis/decision;\n        error_page 401 = @login;",
 		"    location = /.portcullis/decision {": "    location @login { return 302 https://login.example/?return_to=$scheme://$http_host$request_uri; }\n\n    location = /.portcullis/decision {",
@@ -273,92 +268,42 @@ func TestNginxLoginRedirect(t *testing.T) {
 	}
 }
 
-// startPortcullis runs portcullis in-process on loopback with the rules
-// above and returns the API listener's address.
-func startPortcullis(t *testing.T, whoami string) string {
-	t.Helper()
-	dir := t.TempDir()
-	rulesFile := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rulesFile, []byte(rulesTemplate), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(dir, "portcullis.yml")
-	cfg := fmt.Sprintf(`
+// configTemplate is the configuration the nginx tests run portcullis with
+// (a template for forwardauthtest.StartPortcullis).
+const configTemplate = `
 serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0}
   prometheus: {port: -1}
 access_rules:
-  repositories: ["file://%s"]
+  repositories: ["file://%[1]s"]
 authenticators:
   anonymous: {enabled: true, config: {subject: guest}}
   bearer_token:
     enabled: true
-    config: {check_session_url: %q, subject_from: identity.id, cache: {enabled: false}}
+    config: {check_session_url: %[2]q, subject_from: identity.id, cache: {enabled: false}}
   cookie_session:
     enabled: true
-    config: {check_session_url: %q, only: [ory_kratos_session], subject_from: identity.id, cache: {enabled: false}}
+    config: {check_session_url: %[2]q, only: [ory_kratos_session], subject_from: identity.id, cache: {enabled: false}}
 authorizers: {allow: {enabled: true}, deny: {enabled: true}}
 mutators:
   noop: {enabled: true}
   header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}
-`, rulesFile, whoami, whoami)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := app.New(c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv.Addr("api")
-}
+`
 
 // startNginx runs nginx in the foreground with the shipped portcullis.conf
 // (its addresses replaced by the test's, and the edits applied) and returns
 // its address. nginx is stopped when the test ends.
 func startNginx(t *testing.T, bin, apiAddr, upstreamAddr string, edits map[string]string) string {
 	t.Helper()
-	shipped, err := os.ReadFile("portcullis.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	conf := string(shipped)
-	for old, repl := range map[string]string{
+	port := forwardauthtest.FreePort(t)
+	dir := t.TempDir()
+	forwardauthtest.EditFile(t, dir, "portcullis.conf", map[string]string{
 		"server 127.0.0.1:4456;": "server " + apiAddr + ";",
 		"server 127.0.0.1:8080;": "server " + upstreamAddr + ";",
 		"listen 8000;":           fmt.Sprintf("listen 127.0.0.1:%d;", port),
-	} {
-		if !strings.Contains(conf, old) {
-			t.Fatalf("portcullis.conf no longer contains %q", old)
-		}
-		conf = strings.Replace(conf, old, repl, 1)
-	}
-	for old, repl := range edits {
-		if !strings.Contains(conf, old) {
-			t.Fatalf("portcullis.conf no longer contains %q", old)
-		}
-		conf = strings.Replace(conf, old, repl, 1)
-	}
-	dir := t.TempDir()
-	for _, d := range []string{"tmp"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
+	}, edits)
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o755)
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;\n"
@@ -378,73 +323,10 @@ http {
     include portcullis.conf;
 }
 `
-	os.WriteFile(filepath.Join(dir, "portcullis.conf"), []byte(conf), 0o600)
 	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600)
-
-	stderr := &syncBuffer{}
 	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr")
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGQUIT) // graceful stop of the nginx we started
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("nginx output:\n%s", stderr.String())
-		}
-	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("nginx exited: %v\n%s", err, stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s\n%s", addr, stderr.String())
-		}
-	}
-}
-
-// syncBuffer collects nginx's output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	// SIGQUIT is nginx's graceful stop.
+	forwardauthtest.StartProcess(t, cmd, syscall.SIGQUIT, func() bool { return forwardauthtest.Listening(addr) }, 50*time.Millisecond, 15*time.Second)
+	return addr
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
+	"github.com/portcullis-proxy/portcullis/internal/logbuf"
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
@@ -192,17 +193,34 @@ type Server struct {
 
 	// reload is the configuration hot reload's state (reload.go).
 	reload reloadState
+	// logBuf is the log.buffer writer in front of Log's output; nil: off.
+	logBuf *logbuf.Writer
 }
 
 // New assembles a server from the configuration and loads the rules. It
 // does not listen yet.
 func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{Config: cfg, Log: log, Catalog: registry.NewCatalog(), ctx: ctx, cancel: cancel,
 		listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}}
+	if b := cfg.Log.Buffer; b.Size > 0 {
+		// log.buffer: the server's lines go through a buffer in front of
+		// the logger's output, flushed at the end of Shutdown (and of a
+		// failed New), after which lines go straight through again.
+		out := log.Out
+		w, err := logbuf.New(out, logbuf.Options{Size: b.Size, Flush: b.Flush, OnError: func(err error) {
+			fmt.Fprintf(os.Stderr, "portcullis: log write failed: %v\n", err)
+		}})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("log.buffer: %w", err)
+		}
+		s.logBuf = w
+		log.SetOutput(w)
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	s.reload.current.Store(cfg)
 	deps := cfg.Deps()
 	gctx, gcancel := context.WithCancel(ctx)
@@ -346,6 +364,7 @@ func (s *Server) abort(err error) (*Server, error) {
 	for _, f := range s.shutdown {
 		_ = f(context.Background())
 	}
+	s.closeLog()
 	return nil, err
 }
 
@@ -572,5 +591,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if set := s.Rules.Current(); set != nil {
 		_ = set.Close()
 	}
+	s.closeLog()
 	return errors.Join(errs...)
+}
+
+// FlushLog writes the lines log.buffer holds now (nothing when it is off).
+func (s *Server) FlushLog() error {
+	if s.logBuf == nil {
+		return nil
+	}
+	return s.logBuf.Flush()
+}
+
+// closeLog flushes log.buffer and lets later lines through unbuffered.
+func (s *Server) closeLog() {
+	if s.logBuf != nil {
+		_ = s.logBuf.Close()
+	}
 }

@@ -1,0 +1,7 @@
+// Package forwardauthtest is the test harness shared by the forward-auth
+// integrations (contrib/caddy, contrib/traefik): one set of rules and one
+// configuration served by a real portcullis in-process, a real upstream
+// that reports what it received, a real gateway process started from the
+// shipped files, and one table of requests every gateway must answer the
+// same way. Only tests import it.
+package forwardauthtest
