@@ -89,6 +89,12 @@ func FuzzOverlap(f *testing.F) {
 		probes := []string{u}
 		for _, c := range set.rules {
 			n, err := ruleNFA(c)
+			if errors.Is(err, ErrUndecidable) {
+				// A pattern kind without an automaton (regexp2) yields no
+				// probe of its own; a pair the prefix index never compared
+				// is still probed with the others.
+				continue
+			}
 			if err != nil {
 				t.Fatalf("%s %q: %v", strategy, c.Match.URL, err)
 			}
