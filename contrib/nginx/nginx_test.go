@@ -89,7 +89,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, configTemplate, k.WhoamiURL())
+	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, forwardauthtest.Config, k.WhoamiURL())
 	nginxAddr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), nil)
 	base := "http://" + nginxAddr
 
@@ -242,7 +242,7 @@ func TestNginxLoginRedirect(t *testing.T) {
 	k := kratos.Get(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
-	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, configTemplate, k.WhoamiURL())
+	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, forwardauthtest.Config, k.WhoamiURL())
 	addr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), map[string]string{
 		"auth_request /.portcullis/decision;":    "auth_request /.portcullis/decision;\n        error_page 401 = @login;",
 		"    location = /.portcullis/decision {": "    location @login { return 302 https://login.example/?return_to=$scheme://$http_host$request_uri; }\n\n    location = /.portcullis/decision {",
@@ -267,29 +267,6 @@ func TestNginxLoginRedirect(t *testing.T) {
 		t.Errorf("/admin: status %d, want 403", res.StatusCode)
 	}
 }
-
-// configTemplate is the configuration the nginx tests run portcullis with
-// (a template for forwardauthtest.StartPortcullis).
-const configTemplate = `
-serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {port: -1}
-access_rules:
-  repositories: ["file://%[1]s"]
-authenticators:
-  anonymous: {enabled: true, config: {subject: guest}}
-  bearer_token:
-    enabled: true
-    config: {check_session_url: %[2]q, subject_from: identity.id, cache: {enabled: false}}
-  cookie_session:
-    enabled: true
-    config: {check_session_url: %[2]q, only: [ory_kratos_session], subject_from: identity.id, cache: {enabled: false}}
-authorizers: {allow: {enabled: true}, deny: {enabled: true}}
-mutators:
-  noop: {enabled: true}
-  header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}
-`
 
 // startNginx runs nginx in the foreground with the shipped portcullis.conf
 // (its addresses replaced by the test's, and the edits applied) and returns

@@ -1,5 +1,6 @@
 // Package forwardauthtest is the test harness shared by the forward-auth
-// integrations (contrib/caddy, contrib/traefik): one set of rules and one
+// integrations (contrib/nginx, contrib/caddy, contrib/traefik): one set of
+// rules (nginx brings its own) and one
 // configuration served by a real portcullis in-process, a real upstream
 // that reports what it received, a real gateway process started from the
 // shipped files, and one table of requests every gateway must answer the
