@@ -34,29 +34,7 @@ func TestBrowserJourney(t *testing.T) {
 	lifetime := 5 * time.Second
 	qs := startQuickstart(t, quickstartOptions{MaxLifetime: lifetime, ClockLifetime: lifetime})
 
-	out := &syncBuffer{max: 64 << 10}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 1100),
-		chromedp.CombinedOutput(out),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-
-	b := &chromiumSession{t: t, ctx: ctx, output: out}
+	b := newChromium(t, chromium)
 
 	// 1. The app, through portcullis: no session, so the login page.
 	b.do("open the app", chromedp.Navigate(qs.URL+"/"),
@@ -234,31 +212,11 @@ func TestBrowserSignOutClosesOtherTab(t *testing.T) {
 	chromium := chromiumPath(t)
 	qs := startQuickstart(t, quickstartOptions{})
 
-	out := &syncBuffer{max: 64 << 10}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// A background tab must keep running its page's script.
+	// A background tab must keep running its page's script.
+	first := newChromium(t, chromium,
 		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 1100),
-		chromedp.CombinedOutput(out),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-	first := &chromiumSession{t: t, ctx: ctx, output: out}
+		chromedp.Flag("disable-renderer-backgrounding", true))
+	ctx := first.ctx
 
 	// Tab 1: register and land on the app with its tunnel open.
 	first.do("open the app", chromedp.Navigate(qs.URL+"/"),
@@ -276,7 +234,7 @@ func TestBrowserSignOutClosesOtherTab(t *testing.T) {
 	// Tab 2, same browser and so the same session: open the app, sign out.
 	tab2, cancelTab2 := chromedp.NewContext(ctx)
 	defer cancelTab2()
-	second := &chromiumSession{t: t, ctx: tab2, output: out}
+	second := &chromiumSession{t: t, ctx: tab2, output: first.output}
 	second.do("open the app in a second tab", chromedp.Navigate(qs.URL+"/"), chromedp.WaitVisible(chromedp.ID("logout")))
 	start := time.Now()
 	second.do("sign out in the second tab", chromedp.Click(chromedp.ID("logout")))
@@ -290,4 +248,32 @@ func TestBrowserSignOutClosesOtherTab(t *testing.T) {
 	}
 	t.Logf("sign-out click in tab 2 to tab 1's close seen by its page: %v", took)
 	first.screenshot("browser-signed-out-elsewhere.png")
+}
+
+// newChromium starts a headless Chromium with a fresh profile and the flags
+// every browser test uses, plus extra, and returns its first tab, bounded to
+// 3 minutes; the browser stops when the test ends.
+func newChromium(t *testing.T, chromium string, extra ...chromedp.ExecAllocatorOption) *chromiumSession {
+	t.Helper()
+	out := &syncBuffer{max: 64 << 10}
+	opts := append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 1100),
+		chromedp.CombinedOutput(out),
+	}, extra...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	return &chromiumSession{t: t, ctx: ctx, output: out}
 }
