@@ -159,6 +159,19 @@ type CarrierReader interface {
 	Carriers() Scrub
 }
 
+// Identity is what the identity provider says of a session when a
+// [Revalidator] checks it again: the same fields, read the same way, as the
+// authenticator filled in the [Session] that admitted the request.
+type Identity struct {
+	// Subject is the session's subject now.
+	Subject string
+	// Extra is what the authenticator learnt beyond the subject now (a
+	// map of its own, which the caller may keep).
+	Extra map[string]any
+	// ExpiresAt is the session's expiry now; zero means unknown.
+	ExpiresAt time.Time
+}
+
 // Revalidator re-checks the credential that admitted a session, bypassing
 // any cache. It returns the session's current expiry (zero if unknown).
 // A rejected credential returns an error whose status is 401 or 403; an

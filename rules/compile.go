@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +22,14 @@ type Compiler struct {
 	Fallback []string
 	// WebSocketDefaults is the resolved top-level websocket block.
 	WebSocketDefaults WebSocketPolicy
+	// GlobalConfig returns the global config of an enabled handler
+	// (authenticators.NAME.config, authorizers.NAME.config,
+	// mutators.NAME.config) by its block ("authenticators", "authorizers",
+	// "mutators") and name; nil for none. It is part of each rule's
+	// definition, so that a reload that changes a handler's global config
+	// changes every rule using it (see [Set.Reevaluate]). A nil
+	// GlobalConfig compares rules by their own config alone.
+	GlobalConfig func(block, name string) json.RawMessage
 	// Strict turns every load-time warning into an error. Serving is
 	// lenient where Oathkeeper is (a rule whose handler cannot be built
 	// loads, with a warning, and fails closed on every request it
@@ -204,7 +213,8 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 	if err != nil {
 		fail(r.LineOf("websocket"), "%v", err)
 	}
-	cr.WebSocketPolicy = policy
+	cr.WebSocketPolicy = policy.resolveReauthorize(r.Authorizer.Handler)
+	cr.def = c.definitionOf(r.Rule)
 	return cr, errs, warns
 }
 

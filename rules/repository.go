@@ -198,6 +198,12 @@ type Repository struct {
 	HTTPPollInterval time.Duration
 	// OnReload, when set, is told of every reload attempt's outcome.
 	OnReload func(err error)
+	// OnSwap, when set, is called each time a new set replaces a serving
+	// one (a changed source, a Reconfigure), once the new set serves and
+	// before the old one is closed, with both; not for the first load.
+	// Reloads wait for it: live channels are re-evaluated against the new
+	// rules here ([Set.Reevaluate]) before the next reload can begin.
+	OnSwap func(old, current *Set)
 
 	current atomic.Pointer[Set]
 	// mu serialises reloads: the poll loop and Reconfigure (a new
@@ -306,6 +312,9 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 		return false, err
 	}
 	if old := r.current.Swap(set); old != nil {
+		if r.OnSwap != nil {
+			r.OnSwap(old, set)
+		}
 		// Requests in flight keep the old handlers, which hold no
 		// per-request state; closing only stops their background work.
 		_ = old.Close()

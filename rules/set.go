@@ -22,6 +22,7 @@ type Compiled struct {
 	authorizer     pipeline.Authorizer
 	mutators       []pipeline.Mutator
 	errors         []pipeline.ErrorHandler // the rule's own, then the fallback
+	def            definition              // what a reload compares ([Set.Reevaluate])
 
 	// UpstreamURL is the parsed upstream.url (nil when the rule has none,
 	// which only the decision API can serve).

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -20,8 +21,14 @@ type WebSocket struct {
 	// RevalidateEvery re-runs the admitting authenticator with the original
 	// credential, bypassing caches; 0 turns re-validation off.
 	RevalidateEvery *pipeline.Duration `json:"revalidate_every,omitempty"`
+	// Reauthorize re-runs the rule's authorizer at every re-check, with
+	// the session as the re-validation found it; a deny closes the
+	// channel ("access revoked"). Unset, it is on unless the rule's
+	// authorizer is allow.
+	Reauthorize *bool `json:"reauthorize,omitempty"`
 	// TolerateUnavailable keeps a tunnel open when the identity provider
-	// cannot be reached at re-validation (by default the tunnel is closed).
+	// (or, re-authorizing, the authorizer) cannot be reached at a re-check
+	// (by default the tunnel is closed).
 	TolerateUnavailable *bool `json:"tolerate_unavailable,omitempty"`
 	// UnavailableGrace bounds how long tolerate_unavailable keeps a tunnel
 	// open while re-checks keep failing: past it the tunnel closes.
@@ -50,9 +57,13 @@ type WebSocket struct {
 
 // WebSocketPolicy is the resolved lifetime policy of one rule's tunnels.
 type WebSocketPolicy struct {
-	MaxLifetime         time.Duration
-	BindToSession       bool
-	RevalidateEvery     time.Duration
+	MaxLifetime     time.Duration
+	BindToSession   bool
+	RevalidateEvery time.Duration
+	// Reauthorize re-runs the rule's authorizer at every re-check (see
+	// [WebSocket.Reauthorize]); in a compiled rule's policy the default is
+	// resolved already.
+	Reauthorize         bool
 	TolerateUnavailable bool
 	UnavailableGrace    time.Duration
 	IdleTimeout         time.Duration
@@ -64,6 +75,10 @@ type WebSocketPolicy struct {
 	// StreamCloseEvent is the final event's type on a text/event-stream
 	// the proxy ends; "": no final event.
 	StreamCloseEvent string
+
+	// reauthorizeSet says that a websocket block set reauthorize; else the
+	// compiler resolves it from the rule's authorizer.
+	reauthorizeSet bool
 }
 
 // DefaultRevalidateEvery is the built-in revalidate_every. Re-checks are
@@ -104,6 +119,9 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 	}
 	if w.RevalidateEvery != nil {
 		p.RevalidateEvery = w.RevalidateEvery.D()
+	}
+	if w.Reauthorize != nil {
+		p.Reauthorize, p.reauthorizeSet = *w.Reauthorize, true
 	}
 	if w.TolerateUnavailable != nil {
 		p.TolerateUnavailable = *w.TolerateUnavailable
@@ -156,6 +174,22 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 		return p, fmt.Errorf("websocket.close_grace must not be negative")
 	}
 	return p, nil
+}
+
+// resolveReauthorize returns p with reauthorize resolved for a rule whose
+// authorizer is named authorizer: as a websocket block set it, else on
+// unless the authorizer is allow (which has nothing to decide again).
+func (p WebSocketPolicy) resolveReauthorize(authorizer string) WebSocketPolicy {
+	if !p.reauthorizeSet {
+		p.Reauthorize = authorizer != "allow"
+	}
+	return p
+}
+
+// Equal reports whether p and o are the same policy.
+func (p WebSocketPolicy) Equal(o WebSocketPolicy) bool {
+	p.reauthorizeSet, o.reauthorizeSet = false, false
+	return reflect.DeepEqual(p, o)
 }
 
 // OriginAllowed reports whether an upgrade carrying the Origin header

@@ -1,0 +1,138 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"net/url"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// Admission is what a live channel (a WebSocket tunnel, a governed stream)
+// keeps of the request that opened it: enough to run the rule's authorizer
+// again at each re-check ([Compiled.Reauthorize]) and to match the request
+// again when the rules change ([Set.Reevaluate]). It is immutable.
+type Admission struct {
+	// Method is the request's method.
+	Method string
+	// URL is the URL the rule set matched: the scheme and host portcullis
+	// believed, the cleaned path (RawPath set when the client's encoding
+	// differed), the query.
+	URL *url.URL
+	// Header is the client's request header as the stages saw it. It may
+	// hold the credential (Cookie, Authorization): an authorizer such as
+	// remote sends the Authorization header to its decision API again.
+	Header http.Header
+	// RemoteAddr is the client's address (ladon's remote_ip).
+	RemoteAddr string
+}
+
+// NewAdmission records the request an allowed session s was found for (its
+// MatchContext) and the client's address. The URL and the header are
+// copied: the request may change after the channel opens.
+func NewAdmission(s *pipeline.Session, remoteAddr string) *Admission {
+	a := &Admission{Method: s.MatchContext.Method, RemoteAddr: remoteAddr, Header: s.MatchContext.Header.Clone()}
+	if u := s.MatchContext.URL; u != nil {
+		c := *u
+		a.URL = &c
+	}
+	if a.Header == nil {
+		a.Header = http.Header{}
+	}
+	return a
+}
+
+// ErrNoLongerMatches is the denial of [Compiled.Reauthorize] for an
+// admission the rule's pattern no longer matches.
+var ErrNoLongerMatches = pipeline.Forbidden("the request no longer matches the rule", nil)
+
+// Reauthorize runs the rule's authorizer again for the channel a admitted,
+// with the session as the identity provider describes it now (id): the
+// authorizer sees the original request (method, URL, header, client
+// address, the pattern's capture groups) and a session whose Subject and
+// Extra are id's. No authenticator and no mutator runs. A nil error means
+// the channel may stay; a denial is a [*StageError] of the authorizer
+// stage whose status ([pipeline.StatusOf]) tells a considered "no" (401,
+// 403, or any other error) from an authorizer that could not be reached
+// (503, 504, 429).
+//
+// ctx bounds the call (a remote authorizer's request).
+func (c *Compiled) Reauthorize(ctx context.Context, a *Admission, id pipeline.Identity) error {
+	name := c.Rule.Authorizer.Handler
+	groups, ok := c.pattern.match(MatchURL(a.URL))
+	if !ok || !c.methods[a.Method] {
+		return &StageError{Stage: StageAuthorizer, Handler: name, Err: ErrNoLongerMatches}
+	}
+	r := (&http.Request{
+		Method:     a.Method,
+		URL:        a.URL,
+		Host:       a.URL.Host,
+		Header:     a.Header,
+		Body:       http.NoBody,
+		RemoteAddr: a.RemoteAddr,
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}).WithContext(ctx)
+	s := pipeline.NewSession(r, a.URL, groups)
+	s.Subject = id.Subject
+	if id.Extra != nil {
+		s.Extra = maps.Clone(id.Extra)
+	}
+	s.ExpiresAt = id.ExpiresAt
+	if err := c.authorizer.Authorize(r, s); err != nil {
+		return &StageError{Stage: StageAuthorizer, Handler: name, Err: err}
+	}
+	return nil
+}
+
+// Reevaluation is what a new rule set means for a live channel opened
+// under a rule ([Set.Reevaluate]).
+type Reevaluation struct {
+	// Rule is the rule the channel is under from now on: the new set's
+	// compiled rule, with the same id (its handlers are the new set's).
+	// Nil: the channel's request now selects no rule, another rule, or a
+	// rule with the same id whose authenticators, mutators or upstream
+	// changed; it must close ("rule changed").
+	Rule *Compiled
+	// PolicyChanged says that Rule's policy differs from the old one: the
+	// new limits apply from now.
+	PolicyChanged bool
+	// AuthorizerChanged says that Rule's authorizer (or its effective
+	// config) differs: the decision that admitted the channel was made by
+	// an authorizer the rule no longer has, and must be made again at once.
+	AuthorizerChanged bool
+}
+
+// Reevaluate decides what the set s means for a channel admitted by a
+// under old, a rule of an earlier set. An unchanged rule (the same id and
+// definition, see [definition]) keeps the channel as it is, under the new
+// compiled rule. Otherwise a's request is matched again, as the decision
+// path matches it (exactly one rule; the same rule for the path as received
+// and as cleaned): no rule, several, or a rule with another id, or the same
+// id with other authenticators, mutators or upstream, closes the channel;
+// the same id with the same pipeline keeps it, with whatever changed in the
+// policy and the authorizer flagged.
+func (s *Set) Reevaluate(old *Compiled, a *Admission) Reevaluation {
+	if c, ok := s.byID[old.ID]; ok && c.def == old.def && c.WebSocketPolicy.Equal(old.WebSocketPolicy) {
+		return Reevaluation{Rule: c}
+	}
+	c, _, err := s.Match(a.Method, a.URL)
+	if err == nil && a.URL.RawPath != "" && !c.MatchesPath(a.URL, a.URL.RawPath) {
+		err = errors.New("ambiguous path")
+	}
+	if err != nil || c.ID != old.ID || c.def.pipeline != old.def.pipeline {
+		return Reevaluation{}
+	}
+	return Reevaluation{
+		Rule:              c,
+		PolicyChanged:     !c.WebSocketPolicy.Equal(old.WebSocketPolicy),
+		AuthorizerChanged: c.def.authorizer != old.def.authorizer,
+	}
+}
+
+// SameDefinition reports whether c and o are the same rule as a reload
+// sees it: the same id, definition and policy.
+func (c *Compiled) SameDefinition(o *Compiled) bool {
+	return c.ID == o.ID && c.def == o.def && c.WebSocketPolicy.Equal(o.WebSocketPolicy)
+}
