@@ -395,7 +395,7 @@ var knownLeaves = func() map[string]bool {
 		"revocation.backchannel_logout.path", "revocation.backchannel_logout.issuer",
 		"revocation.backchannel_logout.audience", "revocation.backchannel_logout.jwks_urls",
 		"websocket.unavailable_grace",
-		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every",
+		"websocket.max_lifetime", "websocket.bind_to_session", "websocket.revalidate_every", "websocket.reauthorize",
 		"websocket.tolerate_unavailable", "websocket.idle_timeout", "websocket.allowed_origins",
 		"websocket.max_connections", "websocket.forward_cookies", "websocket.close_grace",
 	} {

@@ -93,9 +93,12 @@ const DefaultStreamCloseEvent = "portcullis-close"
 // DefaultWebSocketPolicy is the built-in default policy.
 func DefaultWebSocketPolicy() WebSocketPolicy {
 	return WebSocketPolicy{
-		MaxLifetime:      time.Hour,
-		BindToSession:    true,
-		RevalidateEvery:  DefaultRevalidateEvery,
+		MaxLifetime:     time.Hour,
+		BindToSession:   true,
+		RevalidateEvery: DefaultRevalidateEvery,
+		// Unless a websocket block sets it, a rule whose authorizer is
+		// allow does not re-authorize (resolveReauthorize).
+		Reauthorize:      true,
 		UnavailableGrace: 5 * time.Minute,
 		IdleTimeout:      10 * time.Minute,
 		ForwardCookies:   true,

@@ -157,7 +157,29 @@ func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error
 	if err != nil {
 		return nil, err
 	}
-	return &rules.Compiler{Catalog: cat, Strategy: strategy, Fallback: cfg.Errors.Fallback, WebSocketDefaults: ws}, nil
+	return &rules.Compiler{Catalog: cat, Strategy: strategy, Fallback: cfg.Errors.Fallback, WebSocketDefaults: ws,
+		GlobalConfig: globalConfigs(cfg)}, nil
+}
+
+// globalConfigs returns the handlers' global configs by block and name, as
+// [rules.Compiler.GlobalConfig] reads them: part of each rule's definition,
+// so that a configuration reload that changes one changes the rules using
+// the handler.
+func globalConfigs(cfg *config.Config) func(block, name string) json.RawMessage {
+	blocks := map[string]map[string]config.HandlerConfig{
+		"authenticators": cfg.Authenticators, "authorizers": cfg.Authorizers, "mutators": cfg.Mutators,
+	}
+	out := map[string]json.RawMessage{}
+	for b, hs := range blocks {
+		for n, hc := range hs {
+			// A config that does not encode fails Enable before any rule
+			// compiles.
+			if raw, err := hc.Raw(); err == nil {
+				out[b+"."+n] = raw
+			}
+		}
+	}
+	return func(block, name string) json.RawMessage { return out[block+"."+name] }
 }
 
 // Server is a running portcullis: the proxy and API listeners over one
