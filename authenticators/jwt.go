@@ -225,17 +225,40 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 	if token == "" || strings.Count(token, ".") != 2 {
 		return pipeline.ErrNotResponsible
 	}
-	claims, exp, err := a.verify(r.Context(), token, false)
+	id, err := a.identity(r.Context(), token, false)
 	if err != nil {
 		return err
+	}
+	s.Subject, s.Extra, s.ExpiresAt = id.Subject, id.Extra, id.ExpiresAt
+	s.Authenticator = "jwt"
+	s.CredentialID = pipeline.CredentialID(token)
+	// The session a revocation (OpenID Connect back-channel logout, the
+	// admin API) names: the OP's session id, else the token's own id.
+	if sid, _ := id.Extra["sid"].(string); sid != "" {
+		s.SessionID = sid
+	} else if jti, _ := id.Extra["jti"].(string); jti != "" {
+		s.SessionID = jti
+	}
+	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (pipeline.Identity, error) {
+		return a.identity(ctx, token, true)
+	})
+	return nil
+}
+
+// identity verifies the token and reads the session from its claims: the
+// subject (required) and the claims as the extra. refresh re-reads the key
+// sets first, for revalidation.
+func (a *jwtAuthenticator) identity(ctx context.Context, token string, refresh bool) (pipeline.Identity, error) {
+	claims, exp, err := a.verify(ctx, token, refresh)
+	if err != nil {
+		return pipeline.Identity{}, err
 	}
 	sub, _ := claims["sub"].(string)
 	if strings.TrimSpace(sub) == "" {
 		// As for sessions: an identity without a subject is no identity,
 		// and would reach the upstream as an empty X-User.
-		return pipeline.Unauthorized("invalid token", errors.New("token has no subject"))
+		return pipeline.Identity{}, pipeline.Unauthorized("invalid token", errors.New("token has no subject"))
 	}
-	s.Subject = sub
 	// As in Oathkeeper, the granted scopes are always .Extra.scp, a list
 	// (empty without scopes), whichever claim carried them (scp, scope as
 	// a space-separated string, or scopes); that claim is replaced.
@@ -250,22 +273,7 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 		}
 	}
 	claims["scp"] = scopes
-	s.Extra = claims
-	s.ExpiresAt = exp
-	s.Authenticator = "jwt"
-	s.CredentialID = pipeline.CredentialID(token)
-	// The session a revocation (OpenID Connect back-channel logout, the
-	// admin API) names: the OP's session id, else the token's own id.
-	if sid, _ := claims["sid"].(string); sid != "" {
-		s.SessionID = sid
-	} else if jti, _ := claims["jti"].(string); jti != "" {
-		s.SessionID = jti
-	}
-	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
-		_, exp, err := a.verify(ctx, token, true)
-		return exp, err
-	})
-	return nil
+	return pipeline.Identity{Subject: sub, Extra: claims, ExpiresAt: exp}, nil
 }
 
 // verify checks the token and returns its claims and expiry. refresh

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -294,8 +295,13 @@ func TestJWTExpiryBindsSession(t *testing.T) {
 		t.Fatal("no Revalidator set")
 	}
 	got, err := s.Revalidator.Revalidate(context.Background())
-	if err != nil || !got.Equal(exp) {
-		t.Errorf("Revalidate = %v, %v; want %v", got, err, exp)
+	if err != nil || !got.ExpiresAt.Equal(exp) {
+		t.Errorf("Revalidate = %v, %v; want %v", got.ExpiresAt, err, exp)
+	}
+	// The identity a re-authorization sees is read from the claims as
+	// the admitting session was.
+	if got.Subject != s.Subject || !reflect.DeepEqual(got.Extra, s.Extra) {
+		t.Errorf("Revalidate = subject %q, extra %v; want %q, %v", got.Subject, got.Extra, s.Subject, s.Extra)
 	}
 	// The key set keeps serving from cache when the key server is down.
 	ks.setDown(true)

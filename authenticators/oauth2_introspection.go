@@ -309,15 +309,19 @@ func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error
 	s.SessionID = ans.SessionID
 	s.Authenticator = "oauth2_introspection"
 	s.CredentialID = pipeline.CredentialID(token)
-	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
+	subject := ans.Subject
+	s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (pipeline.Identity, error) {
 		ans, err := a.answer(ctx, token, host, true)
 		if err != nil {
-			return time.Time{}, err
+			return pipeline.Identity{}, err
 		}
 		if err := a.check(ans); err != nil {
-			return time.Time{}, err
+			return pipeline.Identity{}, err
 		}
-		return ans.expiry(), nil
+		if ans.Subject != subject {
+			return pipeline.Identity{}, pipeline.Unauthorized("token now belongs to another subject", nil)
+		}
+		return pipeline.Identity{Subject: ans.Subject, Extra: ans.extra(), ExpiresAt: ans.expiry()}, nil
 	})
 	return nil
 }

@@ -553,10 +553,11 @@ type revalidation struct {
 	subject string
 }
 
-// Revalidate re-checks the credential. A rejected credential, or one that
-// now belongs to another subject, returns a 401/403 *pipeline.Error; an
-// unreachable store a 503.
-func (rv *revalidation) Revalidate(ctx context.Context) (time.Time, error) {
+// Revalidate re-checks the credential and returns the session as the store
+// describes it now (subject_from and extra_from evaluated again). A
+// rejected credential, or one that now belongs to another subject, returns
+// a 401/403 *pipeline.Error; an unreachable store a 503.
+func (rv *revalidation) Revalidate(ctx context.Context) (pipeline.Identity, error) {
 	c := rv.checker
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -568,12 +569,17 @@ func (rv *revalidation) Revalidate(ctx context.Context) (time.Time, error) {
 		if c.cache != nil && pipeline.StatusOf(err) != http.StatusServiceUnavailable {
 			c.cache.remove(rv.key)
 		}
-		return time.Time{}, err
+		return pipeline.Identity{}, err
 	}
 	if c.cache != nil {
 		c.cache.put(rv.key, v)
 	}
-	return v.expiresAt, nil
+	// v is shared with the cache: the caller gets an extra of its own.
+	id := pipeline.Identity{Subject: v.subject, Extra: map[string]any{}, ExpiresAt: v.expiresAt}
+	if v.extra != nil {
+		id.Extra = maps.Clone(v.extra)
+	}
+	return id, nil
 }
 
 // contextHeaderKey carries per-check headers (forwarded, additional,

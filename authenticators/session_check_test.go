@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	kratos "github.com/ory/kratos-client-go"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -489,9 +490,12 @@ func TestRevalidator(t *testing.T) {
 	if s.Revalidator == nil {
 		t.Fatal("no Revalidator")
 	}
-	exp, err := s.Revalidator.Revalidate(context.Background())
-	if err != nil || exp.Sub(id.ExpiresAt).Abs() > time.Second {
-		t.Fatalf("Revalidate = %v, %v; want %v, nil", exp, err, id.ExpiresAt)
+	now, err := s.Revalidator.Revalidate(context.Background())
+	if err != nil || now.ExpiresAt.Sub(id.ExpiresAt).Abs() > time.Second {
+		t.Fatalf("Revalidate = %v, %v; want %v, nil", now.ExpiresAt, err, id.ExpiresAt)
+	}
+	if now.Subject != s.Subject || now.Subject == "" {
+		t.Errorf("Revalidate subject = %q, want the admitting session's %q", now.Subject, s.Subject)
 	}
 	k.RevokeSession(t, id.SessionID)
 	_, err = s.Revalidator.Revalidate(context.Background())
@@ -504,6 +508,40 @@ func TestRevalidator(t *testing.T) {
 	k.Stop()
 	_, err = s.Revalidator.Revalidate(context.Background())
 	wantStatus(t, "revalidate with kratos down", err, http.StatusServiceUnavailable)
+}
+
+// TestRevalidatorReadsTheIdentityAgain: what the identity provider says of
+// the session now (here an operator's change to the identity's public
+// metadata in Kratos) is in the identity Revalidate returns, and the
+// admitting session keeps what it was admitted with.
+func TestRevalidatorReadsTheIdentityAgain(t *testing.T) {
+	k := kratostest.Start(t, kratostest.Options{})
+	id := k.RegisterAPI(t)
+	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": k.WhoamiURL(), "extra_from": "identity"})
+	s, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+id.SessionToken) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role := s.Extra["metadata_public"]; role != nil {
+		t.Fatalf("metadata_public before the change = %v, want none", role)
+	}
+	_, res, err := k.Admin().IdentityAPI.PatchIdentity(context.Background(), id.IdentityID).
+		JsonPatch([]kratos.JsonPatch{{Op: "add", Path: "/metadata_public", Value: map[string]any{"role": "banned"}}}).Execute()
+	if err != nil {
+		t.Fatalf("kratos patch identity: %v", err)
+	}
+	res.Body.Close()
+	now, err := s.Revalidator.Revalidate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := now.Extra["metadata_public"].(map[string]any)
+	if now.Subject != id.IdentityID || meta["role"] != "banned" {
+		t.Errorf("Revalidate = subject %q, metadata_public %v; want %q, role banned", now.Subject, now.Extra["metadata_public"], id.IdentityID)
+	}
+	if s.Extra["metadata_public"] != nil {
+		t.Errorf("the admitting session's extra changed: %v", s.Extra["metadata_public"])
+	}
 }
 
 // TestConcurrentMissesShareOneCheck: many requests with one fresh credential

@@ -173,18 +173,20 @@ type Identity struct {
 }
 
 // Revalidator re-checks the credential that admitted a session, bypassing
-// any cache. It returns the session's current expiry (zero if unknown).
-// A rejected credential returns an error whose status is 401 or 403; an
-// identity provider that cannot be reached returns one with status 503.
+// any cache. It returns the session as the identity provider describes it
+// now: its subject, extra and expiry, which a re-authorization hands to the
+// rule's authorizer. A rejected credential (or one that now names another
+// subject) returns an error whose status is 401 or 403; an identity
+// provider that cannot be reached returns one with status 503.
 type Revalidator interface {
-	Revalidate(ctx context.Context) (expiresAt time.Time, err error)
+	Revalidate(ctx context.Context) (Identity, error)
 }
 
 // RevalidatorFunc adapts a function to [Revalidator].
-type RevalidatorFunc func(ctx context.Context) (time.Time, error)
+type RevalidatorFunc func(ctx context.Context) (Identity, error)
 
 // Revalidate calls f.
-func (f RevalidatorFunc) Revalidate(ctx context.Context) (time.Time, error) { return f(ctx) }
+func (f RevalidatorFunc) Revalidate(ctx context.Context) (Identity, error) { return f(ctx) }
 
 // CredentialID returns the hex SHA-256 of a credential, the form in which
 // [Session.CredentialID] names it.

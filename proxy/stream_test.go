@@ -252,17 +252,17 @@ func TestStreamSSESessionExpiryAndRejectedRecheck(t *testing.T) {
 	defer idp.Close()
 	p = newStreamProxyWith(t, up.URL, `{max_lifetime: 1h, revalidate_every: 200ms}`, 0, func(s *pipeline.Session) {
 		s.SessionID, s.Authenticator = "session-1", "cookie_session"
-		s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
+		s.Revalidator = pipeline.RevalidatorFunc(func(ctx context.Context) (pipeline.Identity, error) {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, idp.URL, nil)
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
-				return time.Time{}, pipeline.Unavailable("identity provider unreachable", err)
+				return pipeline.Identity{}, pipeline.Unavailable("identity provider unreachable", err)
 			}
 			res.Body.Close()
 			if res.StatusCode == http.StatusUnauthorized {
-				return time.Time{}, pipeline.Unauthorized("session is no longer valid", nil)
+				return pipeline.Identity{}, pipeline.Unauthorized("session is no longer valid", nil)
 			}
-			return time.Time{}, nil
+			return pipeline.Identity{Subject: s.Subject}, nil
 		})
 	})
 	res = p.get(t, "/sse")

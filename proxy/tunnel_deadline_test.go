@@ -61,15 +61,15 @@ func newIdentity(t *testing.T) *identity {
 
 // revalidator re-checks the session at the identity endpoint.
 func (id *identity) revalidator() pipeline.Revalidator {
-	return pipeline.RevalidatorFunc(func(ctx context.Context) (time.Time, error) {
+	return pipeline.RevalidatorFunc(func(ctx context.Context) (pipeline.Identity, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, id.srv.URL+"/sessions/whoami", nil)
 		if err != nil {
-			return time.Time{}, err
+			return pipeline.Identity{}, err
 		}
 		req.AddCookie(&http.Cookie{Name: "ory_kratos_session", Value: "secret-token"})
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return time.Time{}, pipeline.Unavailable("identity provider unreachable", err)
+			return pipeline.Identity{}, pipeline.Unavailable("identity provider unreachable", err)
 		}
 		defer resp.Body.Close()
 		switch resp.StatusCode {
@@ -78,13 +78,13 @@ func (id *identity) revalidator() pipeline.Revalidator {
 				ExpiresAt time.Time `json:"expires_at"`
 			}
 			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-				return time.Time{}, pipeline.Unavailable("identity provider answered garbage", err)
+				return pipeline.Identity{}, pipeline.Unavailable("identity provider answered garbage", err)
 			}
-			return body.ExpiresAt, nil
+			return pipeline.Identity{Subject: "alice", ExpiresAt: body.ExpiresAt}, nil
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return time.Time{}, pipeline.Unauthorized("session is no longer valid", nil)
+			return pipeline.Identity{}, pipeline.Unauthorized("session is no longer valid", nil)
 		default:
-			return time.Time{}, pipeline.Unavailable("identity provider answered "+resp.Status, nil)
+			return pipeline.Identity{}, pipeline.Unavailable("identity provider answered "+resp.Status, nil)
 		}
 	})
 }

@@ -177,7 +177,7 @@ func (rc *rechecks) fire(g *recheckGroup) {
 	rc.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
-	expiresAt, err := rv.Revalidate(ctx)
+	id, err := rv.Revalidate(ctx)
 	cancel()
 	now := time.Now()
 	status := pipeline.StatusOf(err)
@@ -208,7 +208,7 @@ func (rc *rechecks) fire(g *recheckGroup) {
 	rc.mu.Unlock()
 
 	for _, m := range members {
-		m.applyRecheck(now, expiresAt, err, downSince)
+		m.applyRecheck(now, id.ExpiresAt, err, downSince)
 	}
 	if err == nil {
 		return
