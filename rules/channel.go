@@ -21,31 +21,44 @@ type Admission struct {
 	// believed, the cleaned path (RawPath set when the client's encoding
 	// differed), the query.
 	URL *url.URL
-	// Header is the client's request header as the stages saw it. It may
-	// hold the credential (Cookie, Authorization): an authorizer such as
-	// remote sends the Authorization header to its decision API again.
+	// Header is the client's request header as the stages saw it; nil
+	// when the rule did not re-authorize when the channel opened (see
+	// [Compiled.Admit]). It may hold the credential (Cookie,
+	// Authorization): an authorizer such as remote sends the Authorization
+	// header to its decision API again.
 	Header http.Header
 	// RemoteAddr is the client's address (ladon's remote_ip).
 	RemoteAddr string
 }
 
-// NewAdmission records the request an allowed session s was found for (its
-// MatchContext) and the client's address. The URL and the header are
-// copied: the request may change after the channel opens.
-func NewAdmission(s *pipeline.Session, remoteAddr string) *Admission {
-	a := &Admission{Method: s.MatchContext.Method, RemoteAddr: remoteAddr, Header: s.MatchContext.Header.Clone()}
+// Admit records what a channel opened under c keeps of its request: the
+// request an allowed session s was found for (its MatchContext) and the
+// client's address. The header is kept only when c's policy re-authorizes
+// (it is what the authorizer reads again); a channel without it is
+// re-matched on reloads, never re-authorized. The URL and the header are
+// copies: the request may change after the channel opens.
+func (c *Compiled) Admit(s *pipeline.Session, remoteAddr string) *Admission {
+	a := &Admission{Method: s.MatchContext.Method, RemoteAddr: remoteAddr}
 	if u := s.MatchContext.URL; u != nil {
-		c := *u
-		a.URL = &c
+		v := *u
+		a.URL = &v
 	}
-	if a.Header == nil {
-		a.Header = http.Header{}
+	if c.WebSocketPolicy.Reauthorize {
+		a.Header = s.MatchContext.Header.Clone()
+		if a.Header == nil {
+			a.Header = http.Header{}
+		}
 	}
 	return a
 }
 
+// Reauthorizable reports whether a channel admitted with a can be
+// re-authorized: its request header was kept.
+func (a *Admission) Reauthorizable() bool { return a.Header != nil }
+
 // ErrNoLongerMatches is the denial of [Compiled.Reauthorize] for an
-// admission the rule's pattern no longer matches.
+// admission the rule's pattern no longer matches (or one that kept no
+// request header to decide on).
 var ErrNoLongerMatches = pipeline.Forbidden("the request no longer matches the rule", nil)
 
 // Reauthorize runs the rule's authorizer again for the channel a admitted,
@@ -62,7 +75,7 @@ var ErrNoLongerMatches = pipeline.Forbidden("the request no longer matches the r
 func (c *Compiled) Reauthorize(ctx context.Context, a *Admission, id pipeline.Identity) error {
 	name := c.Rule.Authorizer.Handler
 	groups, ok := c.pattern.match(MatchURL(a.URL))
-	if !ok || !c.methods[a.Method] {
+	if !ok || !c.methods[a.Method] || !a.Reauthorizable() {
 		return &StageError{Stage: StageAuthorizer, Handler: name, Err: ErrNoLongerMatches}
 	}
 	r := (&http.Request{

@@ -56,11 +56,11 @@ func (c chatRule) doc() string {
 
 const otherRule = "- id: other\n  match: {url: \"http://app/other/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://other:8080\"}\n"
 
-// admission is the request of a tunnel opened at /chat/room1.
-func admission(t *testing.T) *rules.Admission {
+// admission is the request of a tunnel opened at /chat/room1 under c.
+func admission(t *testing.T, c *rules.Compiled) *rules.Admission {
 	r := httptest.NewRequest(http.MethodGet, "http://app/chat/room1?x=1", nil)
 	s := pipeline.NewSession(r, mustURL(t, "http://app/chat/room1?x=1"), nil)
-	return rules.NewAdmission(s, "192.0.2.1:4711")
+	return c.Admit(s, "192.0.2.1:4711")
 }
 
 // TestReevaluate: what a new rule set means for a channel opened under the
@@ -101,7 +101,7 @@ func TestReevaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	chat, _ := old.Get("chat")
-	a := admission(t)
+	a := admission(t, chat)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			next, err := compile(t, comp, "new.yml", tc.docs)
@@ -134,7 +134,7 @@ func TestReevaluateGlobalConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	chat, _ := old.Get("chat")
-	a := admission(t)
+	a := admission(t, chat)
 	for _, tc := range []struct {
 		name, key, config string
 		kept, authorizer  bool
@@ -258,7 +258,7 @@ func TestReauthorize(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://app/chat/room1", nil)
 	r.Header.Set("Authorization", "Bearer opaque")
 	s := pipeline.NewSession(r, mustURL(t, "http://app/chat/room1"), []string{"room1"})
-	a := rules.NewAdmission(s, "192.0.2.1:4711")
+	a := chat.Admit(s, "192.0.2.1:4711")
 	r.Header.Set("Authorization", "Bearer changed-after-admission")
 
 	id := pipeline.Identity{Subject: "alice", Extra: map[string]any{"plan": "gold"}}
@@ -306,16 +306,38 @@ func TestReauthorize(t *testing.T) {
 }
 
 // TestReauthorizeNoLongerMatches: an admission the rule's pattern does not
-// match (the rule was edited) is denied without calling the authorizer.
+// match (the rule was edited), or one that kept no request header (its rule
+// did not re-authorize when it opened), is denied without calling the
+// authorizer.
 func TestReauthorizeNoLongerMatches(t *testing.T) {
-	set, err := compile(t, compiler(t, rules.Regexp), "rules.yml", chatRule{url: "http://app/chat/lobby"}.doc())
+	comp := compiler(t, rules.Regexp)
+	lobby, err := compile(t, comp, "rules.yml", chatRule{url: "http://app/chat/lobby", authz: "{handler: allow}", websocket: "{reauthorize: true}"}.doc())
 	if err != nil {
 		t.Fatal(err)
 	}
-	chat, _ := set.Get("chat")
-	err = chat.Reauthorize(context.Background(), admission(t), pipeline.Identity{Subject: "alice"})
-	if !errors.Is(err, rules.ErrNoLongerMatches) {
-		t.Errorf("Reauthorize = %v, want ErrNoLongerMatches", err)
+	chat, _ := lobby.Get("chat")
+	if err := chat.Reauthorize(context.Background(), admission(t, chat), pipeline.Identity{Subject: "alice"}); !errors.Is(err, rules.ErrNoLongerMatches) {
+		t.Errorf("Reauthorize of a request the pattern no longer matches = %v, want ErrNoLongerMatches", err)
+	}
+	plain, err := compile(t, comp, "rules.yml", chatRule{}.doc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := plain.Get("chat")
+	a := admission(t, allow)
+	if a.Reauthorizable() {
+		t.Fatal("an allow rule's admission kept the request header")
+	}
+	rooms, err := compile(t, comp, "rules.yml", chatRule{websocket: "{reauthorize: true}"}.doc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, _ = rooms.Get("chat")
+	if err := chat.Reauthorize(context.Background(), admission(t, chat), pipeline.Identity{Subject: "alice"}); err != nil {
+		t.Fatalf("Reauthorize of an admission the rule matches = %v", err)
+	}
+	if err := chat.Reauthorize(context.Background(), a, pipeline.Identity{Subject: "alice"}); !errors.Is(err, rules.ErrNoLongerMatches) {
+		t.Errorf("Reauthorize of an admission without its header = %v, want ErrNoLongerMatches", err)
 	}
 }
 
