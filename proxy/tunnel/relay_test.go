@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
@@ -278,7 +278,7 @@ func TestTunnelOverTLS(t *testing.T) {
 	up.srv = httptest.NewTLSServer(http.HandlerFunc(up.serve))
 	t.Cleanup(up.srv.Close)
 	roots := up.srv.Client().Transport.(*http.Transport).TLSClientConfig
-	h := newHarnessWith(t, up.srv.URL, httptest.NewTLSServer, func(o *TunnelOptions) { o.TLSConfig = roots })
+	h := newHarnessWith(t, up.srv.URL, httptest.NewTLSServer, func(o *Options) { o.TLSConfig = roots })
 	if !strings.HasPrefix(h.wsURL("/"), "wss://") || !strings.HasPrefix(up.srv.URL, "https://") {
 		t.Fatalf("not TLS: front %s, upstream %s", h.wsURL("/"), up.srv.URL)
 	}

@@ -1,4 +1,4 @@
-package proxy_test
+package tunnel_test
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
-	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
 
 // streamUpstream is a real loopback server: /sse ticks an event every
@@ -70,7 +70,7 @@ func streamUpstream(t testing.TB) *httptest.Server {
 // a real http.Server with the given write timeout.
 type streamProxy struct {
 	srv     *httptest.Server
-	tunnels *proxy.Tunnels
+	tunnels *tunnel.Server
 }
 
 func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration) *streamProxy {
@@ -91,23 +91,30 @@ func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, wr
   upstream: {url: "`+upstream+`"}
   websocket: `+websocketBlock+`
 `)
-	tun := proxy.NewTunnels(proxy.TunnelOptions{})
-	h := (&proxy.Handler{
-		Rules: staticRules{set},
-		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
-			if bind != nil {
-				bind(s)
-			}
-			return tun.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s,
-				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
-		},
-	}).Init()
+	tun := tunnel.New(tunnel.Options{})
+	var streams proxy.StreamGovernor = tun
+	if bind != nil {
+		streams = bindingGovernor{tun, bind}
+	}
+	h := proxyHandler(set, nil, streams)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Config.ReadTimeout = writeTimeout
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &streamProxy{srv: srv, tunnels: tun}
+}
+
+// bindingGovernor has bind change the session of every stream before
+// next governs it.
+type bindingGovernor struct {
+	next proxy.StreamGovernor
+	bind func(*pipeline.Session)
+}
+
+func (g bindingGovernor) GovernStream(req tunnel.StreamRequest) io.ReadCloser {
+	g.bind(req.Session)
+	return g.next.GovernStream(req)
 }
 
 func (p *streamProxy) get(t testing.TB, path string) *http.Response {
@@ -199,7 +206,7 @@ func TestStreamSSEAdminRevocation(t *testing.T) {
 	res := p.get(t, "/sse")
 	defer res.Body.Close()
 	eventually(t, "stream registered", func() bool { return p.tunnels.Registry().Len() == 1 })
-	infos := p.tunnels.Registry().Describe(proxy.Selector{})
+	infos := p.tunnels.Registry().Describe(tunnel.Selector{})
 	if infos[0].Kind != "sse" || infos[0].Rule != "streams" || infos[0].NextDeadlineReason == "" {
 		t.Errorf("listed as %+v", infos[0])
 	}
@@ -209,7 +216,7 @@ func TestStreamSSEAdminRevocation(t *testing.T) {
 		done <- ev
 	}()
 	time.Sleep(150 * time.Millisecond)
-	if n := p.tunnels.Registry().Revoke(proxy.Selector{Rule: "streams"}, "revoked by admin"); n != 1 {
+	if n := p.tunnels.Registry().Revoke(tunnel.Selector{Rule: "streams"}, "revoked by admin"); n != 1 {
 		t.Fatalf("revoked %d channels, want 1", n)
 	}
 	select {

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"context"
@@ -42,9 +42,9 @@ type recheckMember interface {
 	applyRecheck(now, expiresAt time.Time, err error, downSince time.Time)
 }
 
-// rechecks holds the re-check groups of one [Tunnels].
+// rechecks holds the re-check groups of one [Server].
 type rechecks struct {
-	owner *Tunnels
+	owner *Server
 
 	mu     sync.Mutex
 	groups map[string]*recheckGroup

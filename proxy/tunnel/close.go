@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"crypto/rand"
@@ -16,7 +16,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// Reasons a tunnel ends, as passed to [TunnelMetrics.Closed] and logged.
+// Reasons a tunnel ends, as passed to [Metrics.Closed] and logged.
 const (
 	ReasonMaxLifetime             = "max_lifetime"
 	ReasonSessionExpired          = "session_expired"
@@ -59,7 +59,7 @@ var (
 
 // tunnel is one open client/upstream pair.
 type tunnel struct {
-	owner   *Tunnels
+	owner   *Server
 	rule    string
 	subject string
 	policy  rules.WebSocketPolicy
@@ -70,7 +70,7 @@ type tunnel struct {
 	remote  string              // the client's address
 	origin  string              // the client's Origin header
 	group   *recheckGroup       // guarded by owner.checks.mu; nil: no re-check
-	closed  func(reason string) // TunnelRequest.Closed
+	closed  func(reason string) // Request.Closed
 
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
@@ -93,7 +93,7 @@ type tunnel struct {
 }
 
 // open starts the tunnel between the upgraded client and upstream.
-func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, origin string) {
+func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin string) {
 	now := time.Now()
 	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: remote, origin: origin, closed: req.Closed}
 	tun.keys.Rule = req.RuleID

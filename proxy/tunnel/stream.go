@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"context"
@@ -33,7 +33,7 @@ import (
 // stream (HTTP/2) is reset without the terminating chunk — so that a
 // client cannot mistake it for a complete body.
 
-// StreamRequest is a streaming response handed to [Tunnels.GovernStream].
+// StreamRequest is a streaming response handed to [Server.GovernStream].
 type StreamRequest struct {
 	// RuleID names the rule that matched.
 	RuleID string
@@ -86,7 +86,7 @@ func (e *ErrStreamEnded) Error() string { return "stream ended by the proxy: " +
 // stream (a final event and io.EOF, or an [*ErrStreamEnded]); closing it
 // unregisters the stream. A server shutting down ends new streams at
 // once.
-func (t *Tunnels) GovernStream(req StreamRequest) io.ReadCloser {
+func (t *Server) GovernStream(req StreamRequest) io.ReadCloser {
 	now := time.Now()
 	s := &stream{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: req.RemoteAddr,
 		body: req.Response.Body, cancel: req.Cancel, sse: isEventStream(req.Response.Header)}
@@ -132,7 +132,7 @@ func (t *Tunnels) GovernStream(req StreamRequest) io.ReadCloser {
 
 // stream is one governed streaming response.
 type stream struct {
-	owner   *Tunnels
+	owner   *Server
 	rule    string
 	subject string
 	policy  rules.WebSocketPolicy

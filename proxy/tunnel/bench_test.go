@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
@@ -71,7 +71,7 @@ const (
 )
 
 // tunnelFront serves every request as an authorised upgrade to target.
-func tunnelFront(tb testing.TB, target string, tunnels *Tunnels, policy rules.WebSocketPolicy, session func() *pipeline.Session) *httptest.Server {
+func tunnelFront(tb testing.TB, target string, tunnels *Server, policy rules.WebSocketPolicy, session func() *pipeline.Session) *httptest.Server {
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := tunnelRequestFor(r, target, policy, session(), false)
 		if err != nil {
@@ -95,7 +95,7 @@ func newBenchTargets(b *testing.B) benchTargets {
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	viaRP := httptest.NewServer(rp)
 	b.Cleanup(viaRP.Close)
-	viaT := tunnelFront(b, up.URL, NewTunnels(TunnelOptions{}), rules.DefaultWebSocketPolicy(),
+	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(),
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} })
 	toWS := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	return benchTargets{
@@ -374,7 +374,7 @@ func BenchmarkTunnelIdle(b *testing.B) {
 	expiry := time.Now().Add(3*time.Second + time.Duration(n)*2*time.Millisecond)
 	policy := rules.DefaultWebSocketPolicy()
 	sent := &lateMetrics{}
-	tunnels := NewTunnels(TunnelOptions{Metrics: sent})
+	tunnels := New(Options{Metrics: sent})
 	front := tunnelFront(b, "http://"+upstreamAddr, tunnels, policy,
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench", ExpiresAt: expiry} })
 
@@ -422,7 +422,7 @@ func BenchmarkTunnelIdle(b *testing.B) {
 
 // lateMetrics records how late deadline closes were written.
 type lateMetrics struct {
-	NopTunnelMetrics
+	NopMetrics
 	mu   sync.Mutex
 	late []time.Duration
 }

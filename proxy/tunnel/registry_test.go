@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"errors"
@@ -187,7 +187,7 @@ func TestTunnelRechecksCoalesced(t *testing.T) {
 	id := newIdentity(t)
 	up, seen := closingUpstream(t)
 	rev := &revocations{revoked: "gone"}
-	h := newHarnessWith(t, up.url(), nil, func(o *TunnelOptions) { o.Revocations = rev })
+	h := newHarnessWith(t, up.url(), nil, func(o *Options) { o.Revocations = rev })
 	const interval = 300 * time.Millisecond
 	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = interval })
 	h.withSession(func() *pipeline.Session {
