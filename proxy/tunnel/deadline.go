@@ -2,11 +2,8 @@ package tunnel
 
 import (
 	"io"
-	"net/http"
 	"syscall"
 	"time"
-
-	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // A tunnel's deadlines — max lifetime, session expiry and the idle
@@ -20,26 +17,15 @@ import (
 
 // scheduleLocked puts the tunnel on the wheel at its next deadline; t.mu
 // is held.
-func (t *tunnel) scheduleLocked(now time.Time) {
+func (t *tunnel) scheduleLocked(time.Time) {
 	if t.closing || t.torn {
 		return
 	}
-	var next time.Time
-	consider := func(d time.Time) {
-		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-			next = d
-		}
-	}
-	consider(t.maxAt)
-	consider(t.expiresAt)
-	if idle := t.policy.IdleTimeout; idle > 0 {
-		consider(time.Unix(0, t.lastActive.Load()).Add(idle))
-	}
-	if next.IsZero() {
-		t.owner.wheel.Remove(t)
+	if next := t.nextDeadlineLocked(); !next.IsZero() {
+		t.owner.wheel.Schedule(t, next)
 		return
 	}
-	t.owner.wheel.Schedule(t, next)
+	t.owner.wheel.Remove(t)
 }
 
 // stopTimerLocked takes the tunnel off the wheel and stops the close
@@ -76,25 +62,12 @@ func (t *tunnel) onTimer() {
 // rest — the upstream's Close, the replies, the teardown — returned to run
 // after every tunnel due at this tick had its client's Close.
 func (t *tunnel) Due(now time.Time) func() {
-	due := func(d time.Time) bool { return !d.IsZero() && !now.Before(d) }
 	t.mu.Lock()
 	if t.torn || t.closing {
 		t.mu.Unlock()
 		return nil
 	}
-	var (
-		c  *closeCause
-		at time.Time // when c was due
-	)
-	idleAt := time.Unix(0, t.lastActive.Load()).Add(t.policy.IdleTimeout)
-	switch {
-	case due(t.maxAt):
-		c, at = &causeMaxLifetime, t.maxAt
-	case due(t.expiresAt):
-		c, at = &causeSessionExpired, t.expiresAt
-	case t.policy.IdleTimeout > 0 && !now.Before(idleAt):
-		c, at = &causeIdleTimeout, idleAt
-	}
+	c, at := t.dueLocked(now)
 	if c == nil {
 		t.scheduleLocked(now)
 		t.mu.Unlock()
@@ -154,33 +127,14 @@ func (t *tunnel) tryCloseClient(c *closeCause) bool {
 	}
 }
 
-// applyRecheck applies the outcome of the re-check the tunnel's session
-// group made at now: err nil with the session's current expiry (which
-// replaces the tunnel's, in either direction, when bound to the session);
-// a rejection (401, 403) ends the tunnel with "session revoked"; an
-// identity provider that cannot answer (503, timeout, any other error)
-// ends it too, unless the policy tolerates unavailability and the outage,
-// counted from downSince, is shorter than the policy's unavailable grace.
+// applyRecheck implements recheckMember: the outcome of the re-check the
+// tunnel's session group made at now ([binding.recheckLocked]) ends the
+// tunnel or moves its deadlines.
 func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
 	var c *closeCause
 	t.mu.Lock()
-	status := pipeline.StatusOf(err)
-	switch {
-	case t.closing || t.torn:
-	case err == nil:
-		if !expiresAt.IsZero() {
-			t.sessionExp = expiresAt
-		}
-		if t.policy.BindToSession && !expiresAt.IsZero() {
-			t.expiresAt = expiresAt
-			if !now.Before(expiresAt) {
-				c = &causeSessionExpired
-			}
-		}
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		c = &causeSessionRevoked
-	case !t.policy.TolerateUnavailable || now.Sub(downSince) >= t.policy.UnavailableGrace:
-		c = &causeRevalidationUnavailable
+	if !t.closing && !t.torn {
+		c = t.recheckLocked(now, expiresAt, err, downSince)
 	}
 	if c == nil {
 		t.scheduleLocked(now)
