@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,83 +63,6 @@ func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, s 
 // coalesced re-checks: its rule asks for them and the authenticator can
 // re-validate.
 func (b *binding) rechecked() bool { return b.policy.RevalidateEvery > 0 && b.reval != nil }
-
-// idleAt returns the idle deadline, zero without idle_timeout.
-func (b *binding) idleAt() time.Time {
-	if idle := b.policy.IdleTimeout; idle > 0 {
-		return time.Unix(0, b.lastActive.Load()).Add(idle)
-	}
-	return time.Time{}
-}
-
-// earliest tracks the earliest of a set of deadlines, zero ones ignored.
-type earliest struct {
-	at  time.Time
-	why string
-}
-
-func (e *earliest) consider(d time.Time, why string) {
-	if !d.IsZero() && (e.at.IsZero() || d.Before(e.at)) {
-		e.at, e.why = d, why
-	}
-}
-
-// nextDeadlineLocked returns the earliest of max lifetime, session expiry
-// (when bound) and the idle deadline; zero when none is set. b.mu is held.
-func (b *binding) nextDeadlineLocked() time.Time {
-	var e earliest
-	e.consider(b.maxAt, ReasonMaxLifetime)
-	e.consider(b.expiresAt, ReasonSessionExpired)
-	e.consider(b.idleAt(), ReasonIdleTimeout)
-	return e.at
-}
-
-// dueLocked returns the cause of the first deadline that has passed at
-// now, in the order max lifetime, session expiry, idle timeout, and when
-// it was due; nil when none has. b.mu is held.
-func (b *binding) dueLocked(now time.Time) (c *closeCause, at time.Time) {
-	due := func(d time.Time) bool { return !d.IsZero() && !now.Before(d) }
-	switch idle := b.idleAt(); {
-	case due(b.maxAt):
-		return &causeMaxLifetime, b.maxAt
-	case due(b.expiresAt):
-		return &causeSessionExpired, b.expiresAt
-	case due(idle):
-		return &causeIdleTimeout, idle
-	}
-	return nil, time.Time{}
-}
-
-// recheckLocked applies the outcome of the re-check the channel's session
-// group made at now to the deadlines and returns the cause to end the
-// channel for, nil to keep it: err nil with the session's current expiry
-// (which replaces the channel's, in either direction, when bound to the
-// session, and ends it when already past); a rejection (401, 403) ends it
-// with "session revoked"; an identity provider that cannot answer (503,
-// timeout, any other error) ends it too, unless the policy tolerates
-// unavailability and the outage, counted from downSince, is shorter than
-// the policy's unavailable grace. b.mu is held and the channel is not
-// ending.
-func (b *binding) recheckLocked(now, expiresAt time.Time, err error, downSince time.Time) *closeCause {
-	status := pipeline.StatusOf(err)
-	switch {
-	case err == nil:
-		if !expiresAt.IsZero() {
-			b.sessionExp = expiresAt
-		}
-		if b.policy.BindToSession && !expiresAt.IsZero() {
-			b.expiresAt = expiresAt
-			if !now.Before(expiresAt) {
-				return &causeSessionExpired
-			}
-		}
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return &causeSessionRevoked
-	case !b.policy.TolerateUnavailable || now.Sub(downSince) >= b.policy.UnavailableGrace:
-		return &causeRevalidationUnavailable
-	}
-	return nil
-}
 
 // describe completes info, which holds what only the channel knows (its
 // kind, bytes, origin), with what it is bound to and its next deadline.

@@ -101,7 +101,7 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 	}
 	t.m.Opened(tun.rule)
 	tun.mu.Lock()
-	tun.scheduleLocked(now)
+	tun.scheduleLocked()
 	tun.mu.Unlock()
 	go tun.up.loop()
 	go tun.down.loop()
@@ -392,3 +392,31 @@ func (t *tunnel) finish() {
 
 // bound implements recheckMember.
 func (t *tunnel) bound() *binding { return &t.binding }
+
+// stopTimerLocked takes the tunnel off the wheel and stops the close
+// grace timer; t.mu is held.
+func (t *tunnel) stopTimerLocked() {
+	t.owner.wheel.Remove(t)
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+// onTimer ends the close grace: both connections are closed.
+func (t *tunnel) onTimer() {
+	now := time.Now()
+	t.mu.Lock()
+	if t.torn || !t.closing {
+		t.mu.Unlock()
+		return
+	}
+	// Over, unless the timer was re-armed after this call was already on
+	// its way.
+	if now.Before(t.graceEnd) {
+		t.timer.Reset(t.graceEnd.Sub(now))
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	t.teardown(nil)
+}

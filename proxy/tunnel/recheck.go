@@ -222,3 +222,68 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		rc.owner.rev.Rejected(keys.SessionID, keys.Subject, keys.Rule)
 	}
 }
+
+// recheckLocked applies the outcome of the re-check the channel's session
+// group made at now to the deadlines and returns the cause to end the
+// channel for, nil to keep it: err nil with the session's current expiry
+// (which replaces the channel's, in either direction, when bound to the
+// session, and ends it when already past); a rejection (401, 403) ends it
+// with "session revoked"; an identity provider that cannot answer (503,
+// timeout, any other error) ends it too, unless the policy tolerates
+// unavailability and the outage, counted from downSince, is shorter than
+// the policy's unavailable grace. b.mu is held and the channel is not
+// ending.
+func (b *binding) recheckLocked(now, expiresAt time.Time, err error, downSince time.Time) *closeCause {
+	status := pipeline.StatusOf(err)
+	switch {
+	case err == nil:
+		if !expiresAt.IsZero() {
+			b.sessionExp = expiresAt
+		}
+		if b.policy.BindToSession && !expiresAt.IsZero() {
+			b.expiresAt = expiresAt
+			if !now.Before(expiresAt) {
+				return &causeSessionExpired
+			}
+		}
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return &causeSessionRevoked
+	case !b.policy.TolerateUnavailable || now.Sub(downSince) >= b.policy.UnavailableGrace:
+		return &causeRevalidationUnavailable
+	}
+	return nil
+}
+
+// applyRecheck implements recheckMember: the outcome of the re-check the
+// tunnel's session group made at now ([binding.recheckLocked]) ends the
+// tunnel or moves its deadlines.
+func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
+	var c *closeCause
+	t.mu.Lock()
+	if !t.closing && !t.torn {
+		c = t.recheckLocked(now, expiresAt, err, downSince)
+	}
+	if c == nil {
+		t.scheduleLocked()
+	}
+	t.mu.Unlock()
+	if c != nil {
+		t.beginClose(c, time.Time{})
+	}
+}
+
+// applyRecheck implements recheckMember, as [tunnel.applyRecheck] does.
+func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
+	var c *closeCause
+	s.mu.Lock()
+	if s.cause == nil && s.ended == "" {
+		c = s.recheckLocked(now, expiresAt, err, downSince)
+	}
+	if c == nil {
+		s.scheduleLocked()
+	}
+	s.mu.Unlock()
+	if c != nil {
+		s.end(c)
+	}
+}

@@ -65,19 +65,20 @@ type Options struct {
 	// nil counts nothing. When it also implements [DeadlineMetrics], it
 	// learns how late deadline closes are.
 	Metrics Metrics
-	// Registry indexes the open tunnels for revocation and the admin API;
-	// nil gives the Server a registry of their own ([Server.Registry]).
-	// Other session-bound channels of the process may share it.
+	// Registry indexes the open tunnels and streams for revocation and the
+	// admin API; nil gives the Server a registry of its own
+	// ([Server.Registry]). The process's revocation service closes
+	// channels through it.
 	Registry *Registry
 	// Revocations is asked about every upgrade (a revoked session or
 	// subject is refused with 401) and told about every re-check that
 	// found a session rejected; nil: no revocation service.
 	Revocations Revocations
-	// Wheel keeps the tunnels' deadlines; nil gives the Server a wheel
-	// of their own. Other session-bound channels of the process may share
-	// it, so that everything due at one instant gets its first close step
-	// out together.
-	Wheel *DeadlineWheel
+	// SpliceMin is the payload left in a frame from which the relay
+	// splices it between two plain TCP connections (socket to pipe to
+	// socket, no copy through the process) rather than reading and
+	// writing it (default [DefaultSpliceMin]); negative never splices.
+	SpliceMin int64
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -92,85 +93,6 @@ type Revocations interface {
 	// process are closed already; the service tells the other replicas.
 	Rejected(sessionID, subject, rule string)
 }
-
-// Metrics receives the tunnel's measurements. Implementations must
-// be safe for concurrent use and cheap: Relayed is called up to about once
-// a second per busy direction of every tunnel.
-type Metrics interface {
-	// Handshake records one upgrade handed to the tunnel, its outcome and
-	// how long it took until the client had its answer. Results: "ok",
-	// "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
-	// "upstream_refused" (a non-101 answer), "upstream_bad_handshake" (an
-	// invalid 101), "upstream_unreachable", "upstream_timeout" and
-	// "client_failed" (the client went away during the handshake or the
-	// 101 could not be written to it).
-	Handshake(rule, result string, d time.Duration)
-	// Opened is called when a tunnel is established (active +1).
-	Opened(rule string)
-	// Closed is called once when a tunnel ends (active -1) with the reason
-	// (see the reason constants, e.g. [ReasonMaxLifetime]) and its lifetime.
-	Closed(rule, reason string, lifetime time.Duration)
-	// Relayed adds n bytes (frame headers included) relayed in direction
-	// dir: [DirToUpstream] or [DirToClient].
-	Relayed(rule, dir string, n int64)
-}
-
-// DeadlineMetrics is implemented by [Metrics] that also want to know
-// how late deadline closes are.
-type DeadlineMetrics interface {
-	// DeadlineClose records how long after a deadline (max lifetime,
-	// session expiry, idle timeout; reason as for Closed) the proxy's
-	// Close frame was written to the client: growing values mean the
-	// proxy is too busy to keep its deadlines.
-	DeadlineClose(rule, reason string, late time.Duration)
-}
-
-// HandshakeResults lists every result [Metrics.Handshake] is given,
-// so that metrics can start each at zero.
-func HandshakeResults() []string {
-	return []string{"ok", "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
-		"upstream_refused", "upstream_bad_handshake", "upstream_unreachable", "upstream_timeout", "client_failed"}
-}
-
-// CloseReasons lists every reason [Metrics.Closed] is given.
-func CloseReasons() []string {
-	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonSessionRevoked, ReasonRevalidationUnavailable,
-		ReasonIdleTimeout, ReasonShutdown, ReasonClientClosed, ReasonUpstreamClosed, ReasonClientGone,
-		ReasonUpstreamGone, ReasonProtocolError}
-}
-
-// DeadlineReasons lists the reasons [DeadlineMetrics.DeadlineClose] is
-// given: the closes that fall due at a deadline.
-func DeadlineReasons() []string {
-	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonIdleTimeout}
-}
-
-// Directions lists the directions [Metrics.Relayed] is given.
-func Directions() []string { return []string{DirToUpstream, DirToClient} }
-
-// Directions of relayed bytes, as passed to [Metrics.Relayed].
-const (
-	DirToUpstream = "to_upstream"
-	DirToClient   = "to_client"
-)
-
-// NopMetrics counts nothing; it is the default [Metrics].
-type NopMetrics struct{}
-
-// Handshake implements [Metrics].
-func (NopMetrics) Handshake(string, string, time.Duration) {}
-
-// Opened implements [Metrics].
-func (NopMetrics) Opened(string) {}
-
-// Closed implements [Metrics].
-func (NopMetrics) Closed(string, string, time.Duration) {}
-
-// Relayed implements [Metrics].
-func (NopMetrics) Relayed(string, string, int64) {}
-
-// DeadlineClose implements [DeadlineMetrics].
-func (NopMetrics) DeadlineClose(string, string, time.Duration) {}
 
 // Server serves authorised WebSocket upgrades as session-bound tunnels and
 // keeps track of them: http.Server.Shutdown does not wait for hijacked
@@ -187,7 +109,7 @@ type Server struct {
 	m    Metrics
 	dm   DeadlineMetrics
 
-	wheel  *DeadlineWheel
+	wheel  *deadlineWheel
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
@@ -208,9 +130,13 @@ const (
 	DefaultDialTimeout       = 10 * time.Second
 	DefaultHandshakeTimeout  = 10 * time.Second
 	DefaultRevalidateTimeout = 10 * time.Second
+	// DefaultSpliceMin: below it a frame's rest costs less read and
+	// written through the relay's 64 KiB buffers than set up as a splice.
+	DefaultSpliceMin int64 = 256 << 10
 )
 
-// New returns a tunnel server configured by opts.
+// New returns a tunnel server configured by opts. New copies opts, and the
+// server never changes it afterwards.
 func New(opts Options) *Server {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = DefaultDialTimeout
@@ -220,6 +146,9 @@ func New(opts Options) *Server {
 	}
 	if opts.RevalidateTimeout <= 0 {
 		opts.RevalidateTimeout = DefaultRevalidateTimeout
+	}
+	if opts.SpliceMin == 0 {
+		opts.SpliceMin = DefaultSpliceMin
 	}
 	t := &Server{
 		opts:    opts,
@@ -231,10 +160,7 @@ func New(opts Options) *Server {
 		drained: make(chan struct{}),
 		reg:     opts.Registry,
 		rev:     opts.Revocations,
-		wheel:   opts.Wheel,
-	}
-	if t.wheel == nil {
-		t.wheel = NewDeadlineWheel()
+		wheel:   newDeadlineWheel(),
 	}
 	if t.reg == nil {
 		t.reg = NewRegistry()

@@ -118,7 +118,7 @@ func awaitClose(c *client) <-chan closed {
 }
 
 // TestTunnelSplicedUploadIsActivity: a frame large enough to be spliced
-// (4 MiB, over relaySpliceMin) uploaded steadily for ~3 s keeps a tunnel
+// (4 MiB, over DefaultSpliceMin) uploaded steadily for ~3 s keeps a tunnel
 // with a 600 ms idle timeout open; the upstream receives all of it; the
 // idle timeout still closes the tunnel once the upload is over. Before,
 // splicing recorded no activity and the active upload got 1008 idle

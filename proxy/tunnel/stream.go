@@ -263,49 +263,6 @@ func (s *stream) Describe() ChannelInfo {
 	return s.describe(ChannelInfo{Kind: s.kind(), BytesToClient: s.relayed.Load()})
 }
 
-// scheduleLocked puts the stream on the wheel at the earliest of max
-// lifetime, session expiry and the idle deadline; s.mu is held.
-func (s *stream) scheduleLocked() {
-	if s.cause != nil || s.ended != "" {
-		return
-	}
-	if next := s.nextDeadlineLocked(); !next.IsZero() {
-		s.owner.wheel.Schedule(s, next)
-	}
-}
-
-// Due implements [wheelEntry]: the stream ends for the deadline that
-// passed (which does not block: the copy to the client is unblocked and
-// ends on its own goroutine), or goes back on the wheel.
-func (s *stream) Due(now time.Time) func() {
-	s.mu.Lock()
-	c, _ := s.dueLocked(now)
-	if c == nil {
-		s.scheduleLocked()
-	}
-	s.mu.Unlock()
-	if c != nil {
-		s.end(c)
-	}
-	return nil
-}
-
-// applyRecheck implements recheckMember, as [tunnel.applyRecheck] does.
-func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
-	var c *closeCause
-	s.mu.Lock()
-	if s.cause == nil && s.ended == "" {
-		c = s.recheckLocked(now, expiresAt, err, downSince)
-	}
-	if c == nil {
-		s.scheduleLocked()
-	}
-	s.mu.Unlock()
-	if c != nil {
-		s.end(c)
-	}
-}
-
 // bound implements recheckMember.
 func (s *stream) bound() *binding { return &s.binding }
 
