@@ -115,6 +115,34 @@ func (tg benchTargets) order(r int) []string {
 	return out
 }
 
+// measure warms each target up with warmup operations, then times b.N
+// operations split into benchRounds rounds, the targets taking turns in
+// an order that changes every round; it returns each target's time.
+func (tg benchTargets) measure(b *testing.B, warmup int, run func(name string, n int) error) map[string]time.Duration {
+	for _, name := range tg.names {
+		if err := run(name, warmup); err != nil {
+			b.Fatalf("%s warm-up: %v", name, err)
+		}
+	}
+	spent := map[string]time.Duration{}
+	b.ResetTimer()
+	for r := range benchRounds {
+		n := b.N / benchRounds
+		if r < b.N%benchRounds {
+			n++
+		}
+		for _, name := range tg.order(r) {
+			start := time.Now()
+			if err := run(name, n); err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			spent[name] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	return spent
+}
+
 // benchConn is a client connection for the benchmarks.
 type benchConn struct {
 	conn net.Conn
@@ -196,27 +224,7 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 		close(errs)
 		return <-errs
 	}
-	for _, name := range tg.names {
-		if err := run(clients[name], 50*conns); err != nil {
-			b.Fatalf("%s warm-up: %v", name, err)
-		}
-	}
-	spent := map[string]time.Duration{}
-	b.ResetTimer()
-	for r := range benchRounds {
-		n := b.N / benchRounds
-		if r < b.N%benchRounds {
-			n++
-		}
-		for _, name := range tg.order(r) {
-			start := time.Now()
-			if err := run(clients[name], n); err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-			spent[name] += time.Since(start)
-		}
-	}
-	b.StopTimer()
+	spent := tg.measure(b, 50*conns, func(name string, n int) error { return run(clients[name], n) })
 	per := func(name string) float64 { return float64(spent[name].Nanoseconds()) / float64(b.N) }
 	b.ReportMetric(per(viaTunnel), "ns/op")
 	b.ReportMetric(per(viaDirect), "direct-ns/rt")
@@ -255,27 +263,7 @@ func BenchmarkTunnelBulk32K(b *testing.B) {
 		}
 		return <-errc
 	}
-	for _, name := range tg.names {
-		if err := run(clients[name], 200); err != nil {
-			b.Fatalf("%s warm-up: %v", name, err)
-		}
-	}
-	spent := map[string]time.Duration{}
-	b.ResetTimer()
-	for r := range benchRounds {
-		n := b.N / benchRounds
-		if r < b.N%benchRounds {
-			n++
-		}
-		for _, name := range tg.order(r) {
-			start := time.Now()
-			if err := run(clients[name], n); err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-			spent[name] += time.Since(start)
-		}
-	}
-	b.StopTimer()
+	spent := tg.measure(b, 200, func(name string, n int) error { return run(clients[name], n) })
 	mbps := func(name string) float64 {
 		return float64(b.N) * size / spent[name].Seconds() / 1e6
 	}

@@ -234,19 +234,31 @@ func TestTunnelDeadlines(t *testing.T) {
 	}
 }
 
-func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
-	t.Parallel()
-	id := newIdentity(t)
+// toleratingHarness returns a harness over a closing upstream (seen) whose
+// rule re-validates every 50 ms and tolerates an unavailable identity
+// provider (for grace; 0: the default), and the identity provider (id)
+// its sessions (subject alice, sessionID) re-validate with: it answers 503.
+func toleratingHarness(t *testing.T, grace time.Duration, sessionID string) (h *harness, id *identity, seen chan closeSeen) {
+	id = newIdentity(t)
 	id.status.Store(http.StatusServiceUnavailable)
 	up, seen := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h = newHarness(t, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.RevalidateEvery = 50 * time.Millisecond
 		p.TolerateUnavailable = true
+		if grace > 0 {
+			p.UnavailableGrace = grace
+		}
 	})
 	h.withSession(func() *pipeline.Session {
-		return &pipeline.Session{Subject: "alice", Revalidator: id.revalidator()}
+		return &pipeline.Session{Subject: "alice", SessionID: sessionID, Revalidator: id.revalidator()}
 	})
+	return h, id, seen
+}
+
+func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
+	t.Parallel()
+	h, id, seen := toleratingHarness(t, 0, "")
 	c := h.dial("/tolerate", dialOpts{})
 	waitFor(t, "three re-validations", func() bool { return id.calls.Load() >= 3 })
 	if h.tunnels.Active() != 1 {

@@ -52,22 +52,10 @@ type tunnelFixture struct {
 
 // panicLog records what net/http's error log receives: a handler panic is
 // recovered and logged there, never seen by the test otherwise.
-type panicLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (p *panicLog) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.b.Write(b)
-	return len(b), nil
-}
+type panicLog struct{ tunnel.LockedBuffer }
 
 func (p *panicLog) panicked() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s := p.b.String(); strings.Contains(s, "panic") {
+	if s := p.String(); strings.Contains(s, "panic") {
 		return s
 	}
 	return ""

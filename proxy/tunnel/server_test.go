@@ -36,24 +36,6 @@ import (
 // correctness (nothing hangs), never about speed.
 const ioWait = 10 * time.Second
 
-// lockedBuffer is a log sink safe to read while the tunnel writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // countingMetrics records what the tunnel reports.
 type countingMetrics struct {
 	mu         sync.Mutex
@@ -129,7 +111,7 @@ type harness struct {
 	tunnels *Server
 	front   *httptest.Server
 	metrics *countingMetrics
-	logs    *lockedBuffer
+	logs    *LockedBuffer
 
 	mu           sync.Mutex
 	upstreamURL  string
@@ -148,7 +130,7 @@ func newHarness(t *testing.T, upstreamURL string) *harness {
 // (httptest.NewServer when nil) and options edited by opts.
 func newHarnessWith(t *testing.T, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &lockedBuffer{}}
+	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &LockedBuffer{}}
 	h.policy = rules.DefaultWebSocketPolicy()
 	h.policy.CloseGrace = 2 * time.Second
 	h.session = func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }
@@ -355,6 +337,22 @@ func (c *client) write(op ws.OpCode, fin bool, payload []byte) {
 	if err := ws.WriteFrame(c.conn, f); err != nil {
 		c.t.Fatalf("client write: %v", err)
 	}
+}
+
+// echo sends payload as one masked binary frame, written on a goroutine
+// of its own so that a frame larger than the socket buffers can come back
+// while it is still being sent, and returns the frame that came back.
+func (c *client) echo(payload []byte) frame {
+	c.t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
+	}()
+	f := c.read()
+	if err := <-errc; err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+	return f
 }
 
 // read reads the next frame sent to the client.

@@ -117,6 +117,18 @@ func awaitClose(c *client) <-chan closed {
 	return got
 }
 
+// sinkHarness returns an upstream that counts what it receives (sink) and
+// a client tunnelled to it through a harness whose front server front
+// starts (nil: plain TCP), under the policy that policy sets.
+func sinkHarness(t *testing.T, front func(http.Handler) *httptest.Server, policy func(*rules.WebSocketPolicy)) (*countingSink, *client) {
+	up := newUpstream(t)
+	sink := newCountingSink()
+	up.onConn = sink.serve
+	h := newHarnessWith(t, up.url(), front, nil)
+	h.configure(policy)
+	return sink, h.dial("/upload", dialOpts{})
+}
+
 // TestTunnelSplicedUploadIsActivity: a frame large enough to be spliced
 // (4 MiB, over DefaultSpliceMin) uploaded steadily for ~3 s keeps a tunnel
 // with a 600 ms idle timeout open; the upstream receives all of it; the
@@ -125,14 +137,9 @@ func awaitClose(c *client) <-chan closed {
 // timeout.
 func TestTunnelSplicedUploadIsActivity(t *testing.T) {
 	const size = 4 << 20
-	up := newUpstream(t)
-	sink := newCountingSink()
-	up.onConn = sink.serve
-	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, nil, func(p *rules.WebSocketPolicy) {
 		p.IdleTimeout, p.CloseGrace = 600*time.Millisecond, 200*time.Millisecond
 	})
-	c := h.dial("/upload", dialOpts{})
 	// The client's side is read while it uploads: the Close must not
 	// arrive before the upload is over.
 	got := awaitClose(c)
@@ -170,16 +177,11 @@ func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
 
 func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Server) {
 	const size = 8 << 20
-	up := newUpstream(t)
-	sink := newCountingSink()
-	up.onConn = sink.serve
-	h := newHarnessWith(t, up.url(), front, nil)
-	h.configure(func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, front, func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 300 * time.Millisecond // the client never answers
 	})
-	c := h.dial("/upload", dialOpts{})
 	got := awaitClose(c)
 	uploaded := make(chan time.Time, 1)
 	go func() {
@@ -215,16 +217,11 @@ func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Se
 // normally. Nothing of the rest reaches the upstream.
 func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
 	const size = 8 << 20
-	up := newUpstream(t)
-	sink := newCountingSink()
-	up.onConn = sink.serve
-	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, nil, func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 3 * time.Second // the client answers; no need to cut it off
 	})
-	c := h.dial("/upload", dialOpts{})
 	got := awaitClose(c)
 	hurry := make(chan struct{})
 	uploaded := make(chan error, 1)

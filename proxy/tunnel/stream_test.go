@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,51 +19,6 @@ import (
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
-
-// streamUpstream is a real loopback server: /sse ticks an event every
-// 50 ms, /ndjson a JSON line every 50 ms, both until the client goes; /blob
-// sends a known-length body of ?n bytes, slowly enough to outlive a short
-// write timeout when ?slow is set.
-func streamUpstream(t testing.TB) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/sse", "/ndjson":
-			if r.URL.Path == "/sse" {
-				w.Header().Set("Content-Type", "text/event-stream")
-			} else {
-				w.Header().Set("Content-Type", "application/x-ndjson")
-			}
-			tick := time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; ; i++ {
-				if r.URL.Path == "/sse" {
-					fmt.Fprintf(w, "data: tick %d\n\n", i)
-				} else {
-					fmt.Fprintf(w, "{\"tick\":%d}\n", i)
-				}
-				w.(http.Flusher).Flush()
-				select {
-				case <-r.Context().Done():
-					return
-				case <-tick.C:
-				}
-			}
-		case "/blob":
-			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-			w.Header().Set("Content-Length", strconv.Itoa(n))
-			buf := make([]byte, 64<<10)
-			for n > 0 {
-				k := min(n, len(buf))
-				if _, err := w.Write(buf[:k]); err != nil {
-					return
-				}
-				n -= k
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // streamProxy is the proxy handler, its streams governed by tunnels, behind
 // a real http.Server with the given write timeout.
@@ -153,7 +107,7 @@ func readEvents(r io.Reader) ([]string, error) {
 }
 
 func TestStreamSSEEndsAtMaxLifetimeWithFinalEvent(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 400ms}`, 0)
 	start := time.Now()
 	res := p.get(t, "/sse")
@@ -182,7 +136,7 @@ func TestStreamSSEEndsAtMaxLifetimeWithFinalEvent(t *testing.T) {
 }
 
 func TestStreamSSECloseEventConfigurableOrOff(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	for _, tc := range []struct{ block, want string }{
 		{`{max_lifetime: 200ms, stream_close_event: session-over}`, "session-over|"},
 		{`{max_lifetime: 200ms, stream_close_event: ""}`, "message|tick"},
@@ -201,7 +155,7 @@ func TestStreamSSECloseEventConfigurableOrOff(t *testing.T) {
 }
 
 func TestStreamSSEAdminRevocation(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 1h}`, 0)
 	res := p.get(t, "/sse")
 	defer res.Body.Close()
@@ -231,7 +185,7 @@ func TestStreamSSEAdminRevocation(t *testing.T) {
 }
 
 func TestStreamSSESessionExpiryAndRejectedRecheck(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	// Expiry: the session ends 300 ms in.
 	p := newStreamProxyWith(t, up.URL, `{max_lifetime: 1h}`, 0, func(s *pipeline.Session) {
 		s.ExpiresAt = time.Now().Add(300 * time.Millisecond)
@@ -292,7 +246,7 @@ func TestStreamSSESessionExpiryAndRejectedRecheck(t *testing.T) {
 }
 
 func TestStreamNDJSONAbortedNotCompleted(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 300ms}`, 0)
 	res := p.get(t, "/ndjson")
 	defer res.Body.Close()
@@ -319,7 +273,7 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("8 s")
 	}
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 8s}`, 2*time.Second)
 	start := time.Now()
 	res := p.get(t, "/sse")
@@ -340,7 +294,7 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 }
 
 func TestStreamKnownLengthDownloadUnaffected(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	// A max lifetime far shorter than the download: a body of known
 	// length is not a stream, so nothing cuts it.
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 1ms, idle_timeout: 1ms}`, 0)
@@ -357,7 +311,7 @@ func TestStreamKnownLengthDownloadUnaffected(t *testing.T) {
 }
 
 func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 30ms}`, 0)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	run := func(n int) {
