@@ -94,15 +94,17 @@ type Revocations interface {
 	Rejected(sessionID, subject, rule string)
 }
 
-// Server serves authorised WebSocket upgrades as session-bound tunnels and
-// keeps track of them: http.Server.Shutdown does not wait for hijacked
-// connections, so the server's owner calls [Server.Shutdown] as well.
+// Server serves authorised WebSocket upgrades as session-bound tunnels,
+// governs streaming responses the same way, and keeps track of both:
+// http.Server.Shutdown does not wait for hijacked connections, so the
+// server's owner calls [Server.Shutdown] as well.
 //
 // A tunnel relays frames verbatim in both directions and ends, with a Close
 // frame 1008 and a reason to both peers, at the first of: max lifetime,
-// session expiry (bind_to_session), a re-validation that rejects the
-// credential (or cannot reach the identity provider, unless tolerated) and
-// idle timeout. See [Server.ServeTunnel].
+// session expiry (bind_to_session), a revocation, a re-validation that
+// rejects the credential (or cannot reach the identity provider, unless
+// tolerated) and idle timeout. See [Server.ServeTunnel] and
+// [Server.GovernStream]. A Server is safe for concurrent use.
 type Server struct {
 	opts Options
 	log  logrus.FieldLogger
@@ -130,8 +132,8 @@ const (
 	DefaultDialTimeout       = 10 * time.Second
 	DefaultHandshakeTimeout  = 10 * time.Second
 	DefaultRevalidateTimeout = 10 * time.Second
-	// DefaultSpliceMin: below it a frame's rest costs less read and
-	// written through the relay's 64 KiB buffers than set up as a splice.
+	// DefaultSpliceMin is the splice threshold when Options.SpliceMin is
+	// zero.
 	DefaultSpliceMin int64 = 256 << 10
 )
 
@@ -355,10 +357,10 @@ func (t *Server) signalDrainedLocked() {
 // Active returns the number of open tunnels.
 func (t *Server) Active() int { return int(t.active.Load()) }
 
-// Shutdown refuses new upgrades (503), sends every open tunnel a Close
-// frame 1001 ("going away") in both directions (tunnels still in their
-// handshake get theirs once open) and waits until all tunnels are gone or
-// ctx ends. Each tunnel waits at most its rule's close grace for
+// Shutdown refuses new upgrades (503), ends every governed stream (new
+// ones end at once), sends every open tunnel a Close frame 1001 ("going
+// away") in both directions (tunnels still in their handshake get theirs
+// once open) and waits until all tunnels and streams are gone or ctx ends. Each tunnel waits at most its rule's close grace for
 // the peers' Close replies. When ctx ends first, the remaining connections
 // are closed at once and ctx's error is returned.
 func (t *Server) Shutdown(ctx context.Context) error {

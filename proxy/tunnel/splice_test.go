@@ -247,3 +247,49 @@ func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
 		t.Errorf("the upstream received the whole frame (%d bytes)", n)
 	}
 }
+
+// TestSpliceMinOption: Options.SpliceMin decides from which payload left
+// in a frame the relay splices between two TCP connections: the default
+// when zero, never when negative.
+func TestSpliceMinOption(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := <-accepted
+	if server == nil {
+		t.Fatal("no connection accepted")
+	}
+	defer server.Close()
+	tests := []struct {
+		spliceMin, left int64
+		want            bool
+	}{
+		{0, DefaultSpliceMin, true},
+		{0, DefaultSpliceMin - 1, false},
+		{1 << 10, 1 << 10, true},
+		{1 << 10, 1<<10 - 1, false},
+		{-1, 1 << 30, false},
+	}
+	for _, tc := range tests {
+		tun := &tunnel{}
+		tun.owner = New(Options{SpliceMin: tc.spliceMin})
+		tun.client.setConn(server)
+		tun.upstream.setConn(client)
+		p := pump{t: tun, src: &tun.client, dst: &tun.upstream, left: tc.left}
+		if got := p.spliceable(); got != tc.want {
+			t.Errorf("SpliceMin %d, %d bytes left: spliceable = %v, want %v", tc.spliceMin, tc.left, got, tc.want)
+		}
+	}
+}
