@@ -152,7 +152,7 @@ func (h *Handler) Init() *Handler {
 			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
 				h.revokeOnSuccess(rt, res.StatusCode)
 				if h.Stream != nil && rt.cancel != nil && tunnel.IsStream(res) {
-					res.Body = h.Stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy,
+					res.Body = h.Stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy, Rule: rt.rule,
 						Session: rt.session, Response: res, Cancel: rt.cancel, Client: rt.w, RemoteAddr: rt.in.RemoteAddr})
 				}
 			}
@@ -338,7 +338,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		self := *r.URL
 		self.Scheme, self.Host = fv.proto, fv.host
 		in.URL = &self
-		req := tunnel.Request{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s, Upstream: out}
+		req := tunnel.Request{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Rule: rule, Session: s, Upstream: out}
 		if h.Tracing == nil {
 			h.Upgrade.ServeTunnel(rec, in, req)
 			return

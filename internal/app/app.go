@@ -326,6 +326,9 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	s.Tunnels = tunnel.New(tunnel.Options{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
 		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
+	// A reload (the rules' sources, the configuration) re-evaluates the
+	// open tunnels and streams against the rules it installed.
+	s.Rules.OnSwap = func(_, current *rules.Set) { s.Tunnels.FollowRules(current) }
 	s.Proxy = (&proxy.Handler{
 		Rules:                 s.Rules,
 		Transport:             transport,

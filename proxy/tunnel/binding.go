@@ -21,7 +21,6 @@ type binding struct {
 	rule          string
 	subject       string
 	authenticator string // the admitting authenticator: it names the re-check group
-	policy        rules.WebSocketPolicy
 	reval         pipeline.Revalidator
 	start         time.Time
 	id            string        // the registry's id
@@ -29,21 +28,30 @@ type binding struct {
 	remote        string        // the client's address
 	group         *recheckGroup // guarded by owner.checks.mu; nil: no re-check
 
+	// pol is the rule's policy; a rules reload that changes it replaces
+	// it (under mu, see follow.go). Read it through policy.
+	pol atomic.Pointer[rules.WebSocketPolicy]
+
 	// lastActive is the unix nanoseconds of the last traffic: a read
 	// either way for a tunnel, a byte from the upstream for a stream.
 	lastActive atomic.Int64
 
-	// mu guards the deadlines below and the embedding channel's own state.
+	// mu guards the deadlines below, the rule the channel is under and
+	// the embedding channel's own state.
 	mu         sync.Mutex
 	maxAt      time.Time // zero: no cap
 	expiresAt  time.Time // zero: not bound to the session, or its expiry unknown
 	sessionExp time.Time // the session's expiry as last learnt, bound or not
+	hold       ruleHold  // the compiled rule: re-authorization, rules reloads
 }
 
 // bind fills b for a channel opened at now under the rule ruleID with
-// policy p for session s (nil: anonymous, nothing to bind to).
-func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, s *pipeline.Session, remote string, now time.Time) {
-	b.owner, b.rule, b.policy, b.start, b.remote = owner, ruleID, p, now, remote
+// policy p for session s (nil: anonymous, nothing to bind to). rule, when
+// set, is the compiled rule (its id and policy are ruleID and p): the
+// channel then re-authorizes through it and follows rules reloads.
+func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, rule *rules.Compiled, s *pipeline.Session, remote string, now time.Time) {
+	b.owner, b.rule, b.start, b.remote = owner, ruleID, now, remote
+	b.pol.Store(&p)
 	b.keys.Rule = ruleID
 	if s != nil {
 		b.subject, b.reval, b.authenticator = s.Subject, s.Revalidator, s.Authenticator
@@ -52,6 +60,9 @@ func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, s 
 		if p.BindToSession {
 			b.expiresAt = s.ExpiresAt
 		}
+		if rule != nil && s.MatchContext.URL != nil {
+			b.hold = holdOf(rule, s, remote)
+		}
 	}
 	if p.MaxLifetime > 0 {
 		b.maxAt = now.Add(p.MaxLifetime)
@@ -59,10 +70,19 @@ func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, s 
 	b.lastActive.Store(now.UnixNano())
 }
 
-// rechecked reports whether the channel takes part in the session's
-// coalesced re-checks: its rule asks for them and the authenticator can
-// re-validate.
-func (b *binding) rechecked() bool { return b.policy.RevalidateEvery > 0 && b.reval != nil }
+// policy returns the channel's current policy (shared: never modified).
+func (b *binding) policy() *rules.WebSocketPolicy { return b.pol.Load() }
+
+// rechecksLocked reports whether the channel takes part in the session's
+// coalesced re-checks: its rule asks for them (revalidate_every) and there
+// is something to check again: the authenticator can re-validate, or the
+// rule re-authorizes. b.mu is held, or the channel is not shared yet.
+func (b *binding) rechecksLocked() bool {
+	return b.policy().RevalidateEvery > 0 && (b.reval != nil || b.reauthorizesLocked())
+}
+
+// checkKey names the channel's re-check group (see [recheckKey]).
+func (b *binding) checkKey() string { return recheckKey(b.authenticator, b.keys, b.id) }
 
 // describe completes info, which holds what only the channel knows (its
 // kind, bytes, origin), with what it is bound to and its next deadline.

@@ -79,7 +79,7 @@ type tunnel struct {
 func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin string) {
 	now := time.Now()
 	tun := &tunnel{origin: origin, closed: req.Closed}
-	tun.bind(t, req.RuleID, req.Policy, req.Session, remote, now)
+	tun.bind(t, req.RuleID, req.Policy, req.Rule, req.Session, remote, now)
 
 	tun.client.setConn(cl.conn)
 	tun.client.client = true
@@ -96,8 +96,8 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 	tun.pumps.Store(2)
 
 	serving := t.register(tun)
-	if tun.rechecked() {
-		t.checks.join(tun, recheckKey(tun.authenticator, tun.keys, tun.id))
+	if tun.rechecksLocked() {
+		t.checks.join(tun)
 	}
 	t.m.Opened(tun.rule)
 	tun.mu.Lock()
@@ -185,7 +185,7 @@ func (t *tunnel) decideCloseLocked(c *closeCause) {
 	}
 	// Writing the Close frames waits for a frame in flight to end and for
 	// the peer to take the bytes; closeSendLimit bounds both.
-	t.armLocked(max(t.policy.CloseGrace, closeSendLimit))
+	t.armLocked(max(t.policy().CloseGrace, closeSendLimit))
 }
 
 // closeRest is the close after the client's Close frame: the upstream's
@@ -197,7 +197,7 @@ func (t *tunnel) closeRest(c *closeCause) {
 	// The grace for the replies counts from here, however long a busy
 	// process took to get the frames out.
 	t.mu.Lock()
-	grace := t.policy.CloseGrace
+	grace := t.policy().CloseGrace
 	if grace > 0 && !t.torn {
 		t.armLocked(grace)
 	}
@@ -291,8 +291,8 @@ func (t *tunnel) peerClosed() {
 		// The other peer has the grace to answer.
 		t.closing = true
 		t.stopTimerLocked()
-		if teardown = t.policy.CloseGrace <= 0; !teardown {
-			t.armLocked(t.policy.CloseGrace)
+		if teardown = t.policy().CloseGrace <= 0; !teardown {
+			t.armLocked(t.policy().CloseGrace)
 		}
 	}
 	t.mu.Unlock()
@@ -392,6 +392,13 @@ func (t *tunnel) finish() {
 
 // bound implements recheckMember.
 func (t *tunnel) bound() *binding { return &t.binding }
+
+// endingLocked implements recheckMember.
+func (t *tunnel) endingLocked() bool { return t.closing || t.torn }
+
+// endFor implements recheckMember: the tunnel closes with c's code and
+// reason to both peers.
+func (t *tunnel) endFor(c *closeCause) { t.beginClose(c, time.Time{}) }
 
 // stopTimerLocked takes the tunnel off the wheel and stops the close
 // grace timer; t.mu is held.

@@ -201,7 +201,7 @@ func (h *wheelHeap) Pop() any {
 
 // idleAt returns the idle deadline, zero without idle_timeout.
 func (b *binding) idleAt() time.Time {
-	if idle := b.policy.IdleTimeout; idle > 0 {
+	if idle := b.policy().IdleTimeout; idle > 0 {
 		return time.Unix(0, b.lastActive.Load()).Add(idle)
 	}
 	return time.Time{}
@@ -367,7 +367,9 @@ func (s *stream) scheduleLocked() {
 	}
 	if next := s.nextDeadlineLocked(); !next.IsZero() {
 		s.owner.wheel.Schedule(s, next)
+		return
 	}
+	s.owner.wheel.Remove(s)
 }
 
 // Due implements [wheelEntry]: the stream ends for the deadline that

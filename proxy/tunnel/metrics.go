@@ -46,6 +46,7 @@ func HandshakeResults() []string {
 // CloseReasons lists every reason [Metrics.Closed] is given.
 func CloseReasons() []string {
 	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonSessionRevoked, ReasonRevalidationUnavailable,
+		ReasonAccessRevoked, ReasonAuthorizationUnavailable, ReasonRuleChanged,
 		ReasonIdleTimeout, ReasonShutdown, ReasonClientClosed, ReasonUpstreamClosed, ReasonClientGone,
 		ReasonUpstreamGone, ReasonProtocolError}
 }

@@ -33,8 +33,33 @@ type recheckMember interface {
 	// bound is what the member is bound to; its group field is guarded
 	// by rechecks.mu.
 	bound() *binding
-	// applyRecheck applies the group's outcome (see [binding.recheckLocked]).
-	applyRecheck(now, expiresAt time.Time, err error, downSince time.Time)
+	// endingLocked reports whether the channel has begun to end; its
+	// binding's mu is held.
+	endingLocked() bool
+	// scheduleLocked puts the channel on the wheel at its next deadline;
+	// its binding's mu is held.
+	scheduleLocked()
+	// endFor ends the channel on the proxy's initiative for c.
+	endFor(c *closeCause)
+}
+
+// settle runs f on m's binding under its lock, unless m is ending already,
+// and ends m for the cause f returns; a nil cause keeps m, on the wheel at
+// its (possibly moved) next deadline. It is how a re-check's outcome and a
+// rules reload apply to a channel of either kind.
+func settle(m recheckMember, f func(b *binding) *closeCause) {
+	b := m.bound()
+	var c *closeCause
+	b.mu.Lock()
+	if !m.endingLocked() {
+		if c = f(b); c == nil {
+			m.scheduleLocked()
+		}
+	}
+	b.mu.Unlock()
+	if c != nil {
+		m.endFor(c)
+	}
 }
 
 // rechecks holds the re-check groups of one [Server].
@@ -56,6 +81,13 @@ type recheckGroup struct {
 	// downSince is when the identity provider first failed to answer in
 	// the current run of failed re-checks; zero after an answer.
 	downSince time.Time
+	// authzDown is, by decision (see [ruleHold]), when the authorizer
+	// first failed to answer in the current run of failed
+	// re-authorizations.
+	authzDown map[string]time.Time
+	// again asks the re-check running now to be followed by another at
+	// once (a rules reload changed a member's authorizer meanwhile).
+	again bool
 }
 
 // recheckKey names the re-check group of a tunnel.
@@ -78,19 +110,19 @@ func jittered(d time.Duration) time.Duration {
 	return d
 }
 
-// join adds t (with a Revalidator and a positive revalidate_every) to the
-// group key.
-func (rc *rechecks) join(t recheckMember, key string) {
-	every := t.bound().policy.RevalidateEvery
+// join adds t (one that rechecksLocked) to its session's group.
+func (rc *rechecks) join(t recheckMember) {
+	b := t.bound()
+	every, key := b.policy().RevalidateEvery, b.checkKey()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	g := rc.groups[key]
 	if g == nil {
-		g = &recheckGroup{key: key, members: map[recheckMember]struct{}{}}
+		g = &recheckGroup{key: key, members: map[recheckMember]struct{}{}, authzDown: map[string]time.Time{}}
 		rc.groups[key] = g
 	}
 	g.members[t] = struct{}{}
-	t.bound().group = g
+	b.group = g
 	if g.every != 0 && every >= g.every {
 		return
 	}
@@ -124,14 +156,32 @@ func (rc *rechecks) leave(t recheckMember) {
 		}
 		return
 	}
-	if b.policy.RevalidateEvery == g.every {
-		// The shortest interval may have left with t; the next re-check
-		// is scheduled with the remaining members' shortest.
-		g.every = 0
-		for m := range g.members {
-			if every := m.bound().policy.RevalidateEvery; g.every == 0 || every < g.every {
-				g.every = every
-			}
+	// The shortest interval may have left with t (or changed with a
+	// reload): the next re-check is scheduled with the remaining members'
+	// shortest.
+	g.every = 0
+	for m := range g.members {
+		if every := m.bound().policy().RevalidateEvery; g.every == 0 || every < g.every {
+			g.every = every
+		}
+	}
+}
+
+// recheckNow runs the re-checks of the members' groups at once, one per
+// group however many of its members are named; a group whose re-check is
+// running re-checks again as soon as it is done.
+func (rc *rechecks) recheckNow(members []recheckMember) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, m := range members {
+		g := m.bound().group
+		switch {
+		case g == nil || rc.groups[g.key] != g:
+		case g.next.IsZero():
+			g.again = true
+		default:
+			g.next = time.Now()
+			g.timer.Reset(0)
 		}
 	}
 }
@@ -156,25 +206,43 @@ func (rc *rechecks) count() int {
 }
 
 // fire runs the group's re-check with one member's credential (they share
-// the session) and applies the outcome to all members.
+// the session): the identity provider is asked once, then the rule's
+// authorizer once per decision of the members that re-authorize
+// ([rechecks.reauthorize]); the outcome applies to all members.
 func (rc *rechecks) fire(g *recheckGroup) {
 	rc.mu.Lock()
-	var first recheckMember
-	for m := range g.members {
-		first = m
-		break
-	}
-	if first == nil || rc.groups[g.key] != g {
+	if len(g.members) == 0 || rc.groups[g.key] != g {
 		rc.mu.Unlock()
 		return
 	}
 	g.next = time.Time{}
-	rv, keys := first.bound().reval, first.bound().keys
+	members := make([]recheckMember, 0, len(g.members))
+	for m := range g.members {
+		members = append(members, m)
+	}
+	first := members[0].bound()
+	rv, keys := first.reval, first.keys
 	rc.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
-	id, err := rv.Revalidate(ctx)
-	cancel()
+	var (
+		id  pipeline.Identity
+		err error
+	)
+	if rv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
+		id, err = rv.Revalidate(ctx)
+		cancel()
+	} else {
+		// Nothing to re-validate: the members re-authorize with the
+		// identity that admitted them.
+		first.mu.Lock()
+		id = first.hold.identity
+		first.mu.Unlock()
+	}
+	var answers map[string]error
+	if err == nil {
+		answers = rc.reauthorize(members, id)
+	}
 	now := time.Now()
 	status := pipeline.StatusOf(err)
 	rejected := err != nil && (status == http.StatusUnauthorized || status == http.StatusForbidden)
@@ -186,26 +254,26 @@ func (rc *rechecks) fire(g *recheckGroup) {
 	case !rejected && g.downSince.IsZero():
 		g.downSince = now
 	}
-	downSince := g.downSince
-	members := make([]recheckMember, 0, len(g.members))
-	for m := range g.members {
-		members = append(members, m)
-	}
+	out := recheck{now: now, expiresAt: id.ExpiresAt, err: err, downSince: g.downSince, decisions: g.decisions(answers, now)}
 	switch {
 	case rejected && rc.groups[g.key] == g:
 		// The members are closing; a tunnel of the session opened after
 		// this (without a revocation service to refuse it) starts a group
 		// of its own.
 		delete(rc.groups, g.key)
-	case !rejected && len(members) > 0 && rc.groups[g.key] == g:
+	case !rejected && len(g.members) > 0 && rc.groups[g.key] == g:
 		g.next = now.Add(jittered(g.every))
+		if g.again {
+			g.again, g.next = false, now
+		}
 		g.timer.Reset(time.Until(g.next))
 	}
 	rc.mu.Unlock()
 
 	for _, m := range members {
-		m.applyRecheck(now, id.ExpiresAt, err, downSince)
+		settle(m, func(b *binding) *closeCause { return b.recheckLocked(out) })
 	}
+	rc.logDecisions(keys, members, answers)
 	if err == nil {
 		return
 	}
@@ -223,67 +291,52 @@ func (rc *rechecks) fire(g *recheckGroup) {
 	}
 }
 
-// recheckLocked applies the outcome of the re-check the channel's session
-// group made at now to the deadlines and returns the cause to end the
-// channel for, nil to keep it: err nil with the session's current expiry
-// (which replaces the channel's, in either direction, when bound to the
-// session, and ends it when already past); a rejection (401, 403) ends it
-// with "session revoked"; an identity provider that cannot answer (503,
-// timeout, any other error) ends it too, unless the policy tolerates
-// unavailability and the outage, counted from downSince, is shorter than
-// the policy's unavailable grace. b.mu is held and the channel is not
-// ending.
-func (b *binding) recheckLocked(now, expiresAt time.Time, err error, downSince time.Time) *closeCause {
-	status := pipeline.StatusOf(err)
+// recheck is the outcome of one re-check of a group, as every member gets
+// it.
+type recheck struct {
+	now time.Time
+	// expiresAt is the session's expiry as the identity provider said it
+	// (zero: unknown), when err is nil.
+	expiresAt time.Time
+	// err is the re-validation's error (nil: the session is valid) and
+	// downSince the start of the identity provider's outage.
+	err       error
+	downSince time.Time
+	// decisions are the answers of the re-authorizations, by decision.
+	decisions map[string]decision
+}
+
+// recheckLocked applies the outcome r of the re-check the channel's session
+// group made to the deadlines and returns the cause to end the channel
+// for, nil to keep it: a valid session with its current expiry (which
+// replaces the channel's, in either direction, when bound to the session,
+// and ends it when already past), then the channel's re-authorization
+// ([decision.causeLocked]); a rejection (401, 403) ends it with "session
+// revoked"; an identity provider that cannot answer (503, timeout, any
+// other error) ends it too, unless the policy tolerates unavailability and
+// the outage, counted from downSince, is shorter than the policy's
+// unavailable grace. b.mu is held and the channel is not ending.
+func (b *binding) recheckLocked(r recheck) *closeCause {
+	p := b.policy()
+	status := pipeline.StatusOf(r.err)
 	switch {
-	case err == nil:
-		if !expiresAt.IsZero() {
-			b.sessionExp = expiresAt
+	case r.err == nil:
+		if !r.expiresAt.IsZero() {
+			b.sessionExp = r.expiresAt
 		}
-		if b.policy.BindToSession && !expiresAt.IsZero() {
-			b.expiresAt = expiresAt
-			if !now.Before(expiresAt) {
+		if p.BindToSession && !r.expiresAt.IsZero() {
+			b.expiresAt = r.expiresAt
+			if !r.now.Before(r.expiresAt) {
 				return &causeSessionExpired
 			}
 		}
+		if d, ok := r.decisions[b.hold.decision]; ok && b.reauthorizesLocked() {
+			return d.causeLocked(p, r.now)
+		}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return &causeSessionRevoked
-	case !b.policy.TolerateUnavailable || now.Sub(downSince) >= b.policy.UnavailableGrace:
+	case !p.TolerateUnavailable || r.now.Sub(r.downSince) >= p.UnavailableGrace:
 		return &causeRevalidationUnavailable
 	}
 	return nil
-}
-
-// applyRecheck implements recheckMember: the outcome of the re-check the
-// tunnel's session group made at now ([binding.recheckLocked]) ends the
-// tunnel or moves its deadlines.
-func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
-	var c *closeCause
-	t.mu.Lock()
-	if !t.closing && !t.torn {
-		c = t.recheckLocked(now, expiresAt, err, downSince)
-	}
-	if c == nil {
-		t.scheduleLocked()
-	}
-	t.mu.Unlock()
-	if c != nil {
-		t.beginClose(c, time.Time{})
-	}
-}
-
-// applyRecheck implements recheckMember, as [tunnel.applyRecheck] does.
-func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
-	var c *closeCause
-	s.mu.Lock()
-	if s.cause == nil && s.ended == "" {
-		c = s.recheckLocked(now, expiresAt, err, downSince)
-	}
-	if c == nil {
-		s.scheduleLocked()
-	}
-	s.mu.Unlock()
-	if c != nil {
-		s.end(c)
-	}
 }

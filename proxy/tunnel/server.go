@@ -24,9 +24,16 @@ type Request struct {
 	// Policy is the rule's resolved WebSocket policy (lifetime, origins,
 	// cookies, connection cap, close grace).
 	Policy rules.WebSocketPolicy
+	// Rule, when set, is the compiled rule RuleID and Policy come from:
+	// the tunnel is then re-authorized through it at its re-checks
+	// (Policy.Reauthorize) and follows rules reloads
+	// ([Server.FollowRules]).
+	Rule *rules.Compiled
 	// Session is what the pipeline learnt: Subject, ExpiresAt, Revalidator
 	// and Scrub (Subprotocols and SubprotocolPrefixes: token carriers never
-	// sent upstream nor echoed).
+	// sent upstream nor echoed); with Rule, its MatchContext (the request
+	// as matched) and Extra (what a session without a Revalidator is
+	// re-authorized with).
 	// The tunnel keeps only those fields, not the session itself.
 	Session *pipeline.Session
 	// Upstream is the request as it would go upstream: URL scheme http or

@@ -39,6 +39,10 @@ type StreamRequest struct {
 	RuleID string
 	// Policy is the rule's resolved policy (the websocket block).
 	Policy rules.WebSocketPolicy
+	// Rule, when set, is the compiled rule RuleID and Policy come from:
+	// the stream is then re-authorized through it (Policy.Reauthorize) and
+	// follows rules reloads ([Server.FollowRules]).
+	Rule *rules.Compiled
 	// Session is what the pipeline learnt (Subject, SessionID, ExpiresAt,
 	// Revalidator); the stream keeps only those fields.
 	Session *pipeline.Session
@@ -89,7 +93,7 @@ func (e *ErrStreamEnded) Error() string { return "stream ended by the proxy: " +
 func (t *Server) GovernStream(req StreamRequest) io.ReadCloser {
 	now := time.Now()
 	s := &stream{body: req.Response.Body, cancel: req.Cancel, sse: isEventStream(req.Response.Header)}
-	s.bind(t, req.RuleID, req.Policy, req.Session, req.RemoteAddr, now)
+	s.bind(t, req.RuleID, req.Policy, req.Rule, req.Session, req.RemoteAddr, now)
 	s.boundary.at = true
 	if req.Client != nil {
 		s.rc = http.NewResponseController(req.Client)
@@ -103,8 +107,8 @@ func (t *Server) GovernStream(req StreamRequest) io.ReadCloser {
 	t.streams[s] = struct{}{}
 	shutting := t.shutting
 	t.mu.Unlock()
-	if s.rechecked() {
-		t.checks.join(s, recheckKey(s.authenticator, s.keys, "stream-"+s.id))
+	if s.rechecksLocked() {
+		t.checks.join(s)
 	}
 	t.m.Opened(s.rule)
 	s.mu.Lock()
@@ -175,8 +179,8 @@ func (s *stream) finish(p []byte, c *closeCause) (int, error) {
 		switch {
 		case !s.sse || !s.boundary.atBoundary():
 			return 0, &ErrStreamEnded{Reason: c.reason}
-		case s.policy.StreamCloseEvent != "":
-			s.final = closeEvent(s.policy.StreamCloseEvent, c)
+		case s.policy().StreamCloseEvent != "":
+			s.final = closeEvent(s.policy().StreamCloseEvent, c)
 		}
 	}
 	if s.final == nil {
@@ -250,7 +254,7 @@ func (s *stream) end(c *closeCause) {
 	s.owner.wheel.Remove(s)
 	s.mu.Unlock()
 	if s.rc != nil {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(max(s.policy.CloseGrace, 100*time.Millisecond)))
+		_ = s.rc.SetWriteDeadline(time.Now().Add(max(s.policy().CloseGrace, 100*time.Millisecond)))
 	}
 	s.cancel()
 }
@@ -265,6 +269,13 @@ func (s *stream) Describe() ChannelInfo {
 
 // bound implements recheckMember.
 func (s *stream) bound() *binding { return &s.binding }
+
+// endingLocked implements recheckMember.
+func (s *stream) endingLocked() bool { return s.cause != nil || s.ended != "" }
+
+// endFor implements recheckMember: the stream ends with its final event,
+// or is aborted.
+func (s *stream) endFor(c *closeCause) { s.end(c) }
 
 // sseBoundary follows the event stream's lines (terminated by CRLF, LF or
 // CR, as the HTML standard's parser reads them) to know whether what was
