@@ -23,8 +23,9 @@ type staticRules struct{ set *rules.Set }
 func (s staticRules) Current() *rules.Set { return s.set }
 
 // ruleSet compiles an access-rules document whose rules use the anonymous
-// authenticator, the allow authorizer and the noop or header mutator (the
-// latter sets X-User to the subject), with the json error handler.
+// authenticator, the allow or remote_json authorizer and the noop or header
+// mutator (the latter sets X-User to the subject), with the json error
+// handler.
 func ruleSet(t testing.TB, doc string) *rules.Set {
 	t.Helper()
 	cat := registry.NewCatalog()
@@ -32,6 +33,7 @@ func ruleSet(t testing.TB, doc string) *rules.Set {
 	for _, err := range []error{
 		cat.Authenticators.Enable("anonymous", nil, deps),
 		cat.Authorizers.Enable("allow", nil, deps),
+		cat.Authorizers.Enable("remote_json", nil, deps),
 		cat.Mutators.Enable("noop", nil, deps),
 		cat.Mutators.Enable("header", json.RawMessage(`{"headers":{"X-User":"{{ print .Subject }}"}}`), deps),
 		cat.ErrorHandlers.Enable("json", nil, deps),

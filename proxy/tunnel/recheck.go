@@ -173,15 +173,20 @@ func (rc *rechecks) leave(t recheckMember) {
 func (rc *rechecks) recheckNow(members []recheckMember) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	seen := map[*recheckGroup]bool{}
 	for _, m := range members {
 		g := m.bound().group
 		switch {
-		case g == nil || rc.groups[g.key] != g:
+		case g == nil || rc.groups[g.key] != g || seen[g]:
+			// A timer reset twice could fire twice.
 		case g.next.IsZero():
 			g.again = true
 		default:
 			g.next = time.Now()
 			g.timer.Reset(0)
+		}
+		if g != nil {
+			seen[g] = true
 		}
 	}
 }

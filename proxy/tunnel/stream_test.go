@@ -84,6 +84,14 @@ func (p *streamProxy) get(t testing.TB, path string) *http.Response {
 // events as "type|data" (type "message" when absent), or the read error.
 func readEvents(r io.Reader) ([]string, error) {
 	var out []string
+	err := scanEvents(r, func(e string) { out = append(out, e) })
+	return out, err
+}
+
+// scanEvents reads an event stream until its end, handing each event to f
+// as it completes ("type|data", as readEvents returns them), and returns
+// the read error (nil for a clean end).
+func scanEvents(r io.Reader, f func(event string)) error {
 	sc := bufio.NewScanner(r)
 	typ, data := "", ""
 	for sc.Scan() {
@@ -94,7 +102,7 @@ func readEvents(r io.Reader) ([]string, error) {
 				if typ == "" {
 					typ = "message"
 				}
-				out = append(out, typ+"|"+data)
+				f(typ + "|" + data)
 			}
 			typ, data = "", ""
 		case strings.HasPrefix(line, "event: "):
@@ -103,7 +111,7 @@ func readEvents(r io.Reader) ([]string, error) {
 			data = strings.TrimPrefix(line, "data: ")
 		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 func TestStreamSSEEndsAtMaxLifetimeWithFinalEvent(t *testing.T) {
