@@ -68,6 +68,10 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// Unwrap returns the errors, so that errors.As and errors.Is look into
+// each.
+func (es Errors) Unwrap() []error { return es }
+
 // Parse reads an Oathkeeper rules document (a JSON array or YAML sequence
 // of rules; an empty document is an empty list). file names the source in
 // errors. Unknown keys are errors, reported with their line.
