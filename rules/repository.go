@@ -196,11 +196,10 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 		r.report(err)
 		return false, err
 	}
-	if old := r.current.Swap(set); old != nil {
-		// Requests in flight keep the old handlers, which hold no
-		// per-request state; closing only stops their background work.
-		_ = old.Close()
-	}
+	// Requests in flight keep the old handlers, which hold no per-request
+	// state; their background work stops with the configuration that
+	// built them (pipeline.Deps.Context), not with the rule set.
+	r.current.Store(set)
 	r.report(nil)
 	if r.Log != nil {
 		for _, w := range set.Warnings() {

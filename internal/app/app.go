@@ -588,9 +588,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.wg.Wait()
-	if set := s.Rules.Current(); set != nil {
-		_ = set.Close()
-	}
 	s.closeLog()
 	return errors.Join(errs...)
 }
