@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -96,28 +97,13 @@ func TestCallerFailures(t *testing.T) {
 	closed := "http://" + l.Addr().String()
 	l.Close()
 
-	// Fault injector: accepts connections and never answers.
-	hang, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hang.Close()
-	go func() {
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
 
 	always502 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 	}))
 	defer always502.Close()
 
-	for _, target := range []string{closed, "http://" + hang.Addr().String(), always502.URL} {
+	for _, target := range []string{closed, faultinject.HangingURL(t), always502.URL} {
 		c := &Caller{Client: NewClient(), Timeout: 200 * time.Millisecond, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(20 * time.Millisecond)}}
 		_, err := c.Do(context.Background(), func(ctx context.Context) (*http.Request, error) {
 			return http.NewRequestWithContext(ctx, "GET", target+"/?token=secret", nil)

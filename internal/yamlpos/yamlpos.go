@@ -29,7 +29,7 @@ func Line(n *yaml.Node, path ...string) int {
 	}
 	line := 0
 	for _, step := range path {
-		next, at := child(n, step)
+		next, at := Child(n, step)
 		if next == nil {
 			break
 		}
@@ -49,9 +49,11 @@ func content(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// child returns the value under step in n and the line it is written at
-// (its key's line in a mapping); nil when n has no such step.
-func child(n *yaml.Node, step string) (*yaml.Node, int) {
+// Child returns the value under step in n (a mapping key, or a decimal
+// index in a sequence; an alias is looked into) and the line it is written
+// at: its key's line in a mapping, the item's in a sequence. It is nil, 0
+// when n has no such step.
+func Child(n *yaml.Node, step string) (*yaml.Node, int) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -65,7 +67,7 @@ func child(n *yaml.Node, step string) (*yaml.Node, int) {
 		}
 	case yaml.AliasNode:
 		if n.Alias != nil {
-			return child(n.Alias, step)
+			return Child(n.Alias, step)
 		}
 	}
 	return nil, 0
