@@ -115,6 +115,20 @@ func TestDecodeStrictAcceptsWhatEncodingJSONAccepts(t *testing.T) {
 	}
 }
 
+// selfEmbedding embeds itself: listing its keys must end.
+type selfEmbedding struct {
+	*selfEmbedding
+	Name string `json:"name"`
+}
+
+func TestDecodeStrictSelfEmbeddingType(t *testing.T) {
+	var v selfEmbedding
+	err := DecodeStrict(json.RawMessage(`{"nme":"x"}`), &v)
+	if path, ok := KeyPath(err); !ok || strings.Join(path, ".") != "nme" {
+		t.Errorf("DecodeStrict = %v, want the unknown key nme", err)
+	}
+}
+
 func TestKeyPathWithoutKey(t *testing.T) {
 	for _, err := range []error{nil, errors.New("plain"), fmt.Errorf("x: %w", errors.New("y"))} {
 		if path, ok := KeyPath(err); ok {

@@ -83,7 +83,7 @@ func locate(v any, t reflect.Type, path []string) ([]string, error) {
 		if !ok {
 			return decodeAlone(v, t, path)
 		}
-		fields := jsonFields(t)
+		fields := jsonFields(t, nil)
 		for _, k := range sortedKeys(m) {
 			ft, known := fields.lookup(k)
 			p := append(slices.Clip(path), k)
@@ -174,7 +174,16 @@ func (fs fieldSet) lookup(key string) (reflect.Type, bool) {
 // jsonFields lists t's keys: exported fields by their json tag or name,
 // those of untagged embedded structs promoted (after t's own, so that the
 // shallower field wins a name as in encoding/json), `json:"-"` left out.
-func jsonFields(t reflect.Type) fieldSet {
+// seen holds the embedded types already listed, so a type that embeds
+// itself through a pointer ends.
+func jsonFields(t reflect.Type, seen map[reflect.Type]bool) fieldSet {
+	if seen[t] {
+		return nil
+	}
+	if seen == nil {
+		seen = map[reflect.Type]bool{}
+	}
+	seen[t] = true
 	var own, promoted fieldSet
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -188,7 +197,7 @@ func jsonFields(t reflect.Type) fieldSet {
 			ft = ft.Elem()
 		}
 		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
-			promoted = append(promoted, jsonFields(ft)...)
+			promoted = append(promoted, jsonFields(ft, seen)...)
 			continue
 		}
 		if !f.IsExported() {
