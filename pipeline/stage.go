@@ -36,4 +36,3 @@ type ErrorHandler interface {
 	// HandleError writes the response for err.
 	HandleError(w http.ResponseWriter, r *http.Request, err error)
 }
-

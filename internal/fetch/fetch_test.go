@@ -97,7 +97,6 @@ func TestCallerFailures(t *testing.T) {
 	closed := "http://" + l.Addr().String()
 	l.Close()
 
-
 	always502 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 	}))
