@@ -115,6 +115,23 @@ func TestDecodeStrictAcceptsWhatEncodingJSONAccepts(t *testing.T) {
 	}
 }
 
+// selfDecoding decodes itself at the top of the document.
+type selfDecoding struct{}
+
+func (*selfDecoding) UnmarshalJSON([]byte) error { return errors.New("not like this") }
+
+// TestDecodeStrictTopLevelErrorUnchanged: a type that decodes itself and
+// fails names no key; its error is returned as it is.
+func TestDecodeStrictTopLevelErrorUnchanged(t *testing.T) {
+	err := DecodeStrict(json.RawMessage(`{"a":1}`), &selfDecoding{})
+	if err == nil || err.Error() != "not like this" {
+		t.Errorf("DecodeStrict = %v, want the type's own error", err)
+	}
+	if _, ok := KeyPath(err); ok {
+		t.Errorf("KeyPath(%v) found a key", err)
+	}
+}
+
 // selfEmbedding embeds itself: listing its keys must end.
 type selfEmbedding struct {
 	*selfEmbedding

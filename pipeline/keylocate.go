@@ -23,7 +23,7 @@ func keyed(raw []byte, t reflect.Type, err error) error {
 	dec.UseNumber()
 	var generic any
 	if dec.Decode(&generic) == nil {
-		if path, cause := locate(generic, t, nil); cause != nil {
+		if path, cause := locate(generic, t, nil); cause != nil && (len(path) > 0 || isKeyError(cause)) {
 			return keyError(path, cause)
 		}
 	}
@@ -53,6 +53,16 @@ func keyError(path []string, cause error) error {
 		return &UnknownKeyError{Path: path}
 	}
 	return &KeyError{Path: path, Err: cause}
+}
+
+// isKeyError reports whether err is itself a key error: a value that
+// decodes itself at the top and names no key is left as it is.
+func isKeyError(err error) bool {
+	switch err.(type) {
+	case *KeyError, *UnknownKeyError:
+		return true
+	}
+	return err == errUnknownKey
 }
 
 // errUnknownKey marks, inside locate, a key the type does not have.
