@@ -20,12 +20,18 @@
 //   - Ending: at the first of max lifetime, session expiry
 //     (bind_to_session), a revocation, a re-check that rejects the
 //     credential (or cannot reach the identity provider, unless tolerated),
+//     a re-authorization the rule's authorizer denies (or cannot answer,
+//     unless tolerated), a rules reload that removed or replaced the rule,
 //     idle timeout and shutdown, the client gets a Close 1008 (1001 on
 //     shutdown) and a reason first, then the upstream; the peers' replies
 //     are awaited for the close grace. A stream gets a final event (event
 //     streams) or is aborted, never ended as if complete.
 //   - Re-checks: the channels of one session share one re-validation per
-//     interval, whatever their number.
+//     interval, whatever their number; with reauthorize, the rule's
+//     authorizer is then asked once per decision (rule, method, URL) with
+//     the session as the identity provider describes it now.
+//   - Reloads: [Server.FollowRules] re-evaluates the channels against a
+//     new rule set; a channel whose rule is unchanged is not touched.
 //   - Registry: every channel is in the [Registry] from the moment it is
 //     established until it has ended, whichever way it ended, indexed by
 //     session id, subject, rule and credential hash; the admin API lists
@@ -34,7 +40,8 @@
 //     connections; the server's owner calls [Server.Shutdown] as well.
 //
 // The package reads the rule's policy (rules.WebSocketPolicy) and the
-// session (pipeline.Session); it never runs a pipeline stage nor imports a
-// handler. Options are applied once, in [New]; nothing is initialised on
+// session (pipeline.Session); of the pipeline it runs only the rule's
+// authorizer again, through the compiled rule
+// (rules.Compiled.Reauthorize), and it never imports a handler. Options are applied once, in [New]; nothing is initialised on
 // first use and the package has no mutable state of its own.
 package tunnel
