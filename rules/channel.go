@@ -143,9 +143,3 @@ func (s *Set) Reevaluate(old *Compiled, a *Admission) Reevaluation {
 		AuthorizerChanged: c.def.authorizer != old.def.authorizer,
 	}
 }
-
-// SameDefinition reports whether c and o are the same rule as a reload
-// sees it: the same id, definition and policy.
-func (c *Compiled) SameDefinition(o *Compiled) bool {
-	return c.ID == o.ID && c.def == o.def && c.WebSocketPolicy.Equal(o.WebSocketPolicy)
-}

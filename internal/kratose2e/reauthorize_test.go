@@ -111,52 +111,36 @@ func eventUpstream(t *testing.T) *httptest.Server {
 }
 
 // reauthRules are the rules of the continuous-authorization tests: each
-// room is a WebSocket (/<authz>/ws/<room>) and an event stream
-// (/<authz>/sse/<room>), re-checked every 200ms.
-const reauthRules = `
-- id: pdp-ws
-  match: {url: "http://<[^/]+>/pdp/ws/<[a-z0-9]+>", methods: [GET]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: remote_json, config: {remote: %[1]q}}
-  mutators: [{handler: noop}]
-  upstream: {url: %[3]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms}
-- id: pdp-sse
-  match: {url: "http://<[^/]+>/pdp/sse/<[a-z0-9]+>", methods: [GET]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: remote_json, config: {remote: %[1]q}}
-  mutators: [{handler: noop}]
-  upstream: {url: %[4]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms}
-- id: down-ws
-  match: {url: "http://<[^/]+>/down/ws/<[a-z0-9]+>", methods: [GET]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: remote_json, config: {remote: %[2]q}}
-  mutators: [{handler: noop}]
-  upstream: {url: %[3]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms}
-- id: tolerant-ws
-  match: {url: "http://<[^/]+>/tolerant/ws/<[a-z0-9]+>", methods: [GET]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: remote_json, config: {remote: %[2]q}}
-  mutators: [{handler: noop}]
-  upstream: {url: %[3]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms, tolerate_unavailable: true, unavailable_grace: 2s}
-- id: ladon-ws
-  match: {url: "http://<[^/]+>/ladon/ws/<[a-z0-9]+>", methods: [GET]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: ladon}
-  mutators: [{handler: noop}]
-  upstream: {url: %[3]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms}
-- id: ladon-sse
-  match: {url: "http://<[^/]+>/ladon/sse/<[a-z0-9]+>", methods: [GET]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: ladon}
-  mutators: [{handler: noop}]
-  upstream: {url: %[4]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms}
-`
+// room is a WebSocket (/<prefix>/ws/<room>) and an event stream
+// (/<prefix>/sse/<room>) behind cookie_session, re-checked every 200ms; pdp
+// rules ask the decision API pdp, down and tolerant ones flaky, ladon ones
+// the policy file.
+func reauthRules(pdp, flaky, wsUpstream, sseUpstream string) string {
+	var b strings.Builder
+	for _, r := range []struct{ id, prefix, kind, authorizer, websocket string }{
+		{"pdp-ws", "pdp", "ws", remoteJSON(pdp), ""},
+		{"pdp-sse", "pdp", "sse", remoteJSON(pdp), ""},
+		{"down-ws", "down", "ws", remoteJSON(flaky), ""},
+		{"tolerant-ws", "tolerant", "ws", remoteJSON(flaky), ", tolerate_unavailable: true, unavailable_grace: 2s"},
+		{"ladon-ws", "ladon", "ws", "{handler: ladon}", ""},
+		{"ladon-sse", "ladon", "sse", "{handler: ladon}", ""},
+	} {
+		up := wsUpstream
+		if r.kind == "sse" {
+			up = sseUpstream
+		}
+		fmt.Fprintf(&b, "- id: %s\n  match: {url: \"http://<[^/]+>/%s/%s/<[a-z0-9]+>\", methods: [GET]}\n", r.id, r.prefix, r.kind)
+		fmt.Fprintf(&b, "  authenticators: [{handler: cookie_session}]\n  authorizer: %s\n  mutators: [{handler: noop}]\n", r.authorizer)
+		fmt.Fprintf(&b, "  upstream: {url: %q}\n  websocket: {revalidate_every: 200ms, close_grace: 200ms%s}\n", up, r.websocket)
+	}
+	return b.String()
+}
+
+// remoteJSON is the remote_json authorizer asking the decision API at url
+// (the payload is the handler's global config).
+func remoteJSON(url string) string {
+	return fmt.Sprintf("{handler: remote_json, config: {remote: %q}}", url)
+}
 
 const reauthConfig = `
 serve:
@@ -216,7 +200,7 @@ func startReauthGateway(t *testing.T, k *kratostest.Kratos, ladonSubject string)
 	g := reauthGateway{policies: filepath.Join(dir, "policies.yml"), pdp: newDecisionAPI(t), flaky: newDecisionAPI(t)}
 	writeAtomically(t, g.policies, roomPolicy(ladonSubject, "room1", "room2"))
 	rulesFile := filepath.Join(dir, "rules.yml")
-	writeAtomically(t, rulesFile, fmt.Sprintf(reauthRules, g.pdp.URL, g.flaky.URL, newUpstream(t).URL, eventUpstream(t).URL))
+	writeAtomically(t, rulesFile, reauthRules(g.pdp.URL, g.flaky.URL, newUpstream(t).URL, eventUpstream(t).URL))
 	cfgFile := filepath.Join(dir, "config.yml")
 	writeAtomically(t, cfgFile, fmt.Sprintf(reauthConfig, rulesFile, k.WhoamiURL(), g.policies))
 	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
