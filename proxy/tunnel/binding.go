@@ -47,11 +47,16 @@ type binding struct {
 
 // bind fills b for a channel opened at now under the rule ruleID with
 // policy p for session s (nil: anonymous, nothing to bind to). rule, when
-// set, is the compiled rule (its id and policy are ruleID and p): the
-// channel then re-authorizes through it and follows rules reloads.
+// set, is the compiled rule (its id and policy are ruleID and p; the
+// channel reads the rule's own, immutable, policy): the channel then
+// re-authorizes through it and follows rules reloads.
 func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, rule *rules.Compiled, s *pipeline.Session, remote string, now time.Time) {
 	b.owner, b.rule, b.start, b.remote = owner, ruleID, now, remote
-	b.pol.Store(&p)
+	if rule != nil {
+		b.pol.Store(&rule.WebSocketPolicy) // shared, and p's source
+	} else {
+		b.pol.Store(&p)
+	}
 	b.keys.Rule = ruleID
 	if s != nil {
 		b.subject, b.reval, b.authenticator = s.Subject, s.Revalidator, s.Authenticator

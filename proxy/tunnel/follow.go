@@ -89,8 +89,8 @@ func (b *binding) followLocked(set *rules.Set, now time.Time) (followed, *closeC
 	b.hold.compiled = ev.Rule
 	if ev.PolicyChanged {
 		was, wasEvery := b.rechecksLocked(), b.policy().RevalidateEvery
-		p := ev.Rule.WebSocketPolicy
-		b.pol.Store(&p)
+		p := &ev.Rule.WebSocketPolicy
+		b.pol.Store(p)
 		b.maxAt, b.expiresAt = time.Time{}, time.Time{}
 		if p.MaxLifetime > 0 {
 			b.maxAt = b.start.Add(p.MaxLifetime)

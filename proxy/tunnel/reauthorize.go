@@ -60,21 +60,27 @@ type ruleHold struct {
 	// admission is the channel's request, as the rule set matched it.
 	admission *rules.Admission
 	// identity is the admitting session's, which re-authorizations of a
-	// session without a Revalidator decide on.
-	identity pipeline.Identity
+	// session without a Revalidator decide on; nil for the others.
+	identity *pipeline.Identity
 	// decision names the channel's authorization decision (rule id,
 	// method, URL): channels of one group with equal decisions share one
-	// authorizer call.
+	// authorizer call. "" when the channel cannot be re-authorized (its
+	// request header was not kept).
 	decision string
 }
 
 // holdOf is what a channel opened under rule for session s, from the
 // client address remote, keeps of them.
 func holdOf(rule *rules.Compiled, s *pipeline.Session, remote string) ruleHold {
+	// An idle tunnel's memory is watched: what only re-authorization
+	// needs is kept only when the channel can be re-authorized.
 	a := rule.Admit(s, remote)
-	h := ruleHold{compiled: rule, admission: a, decision: rule.ID + "\x00" + a.Method + " " + a.URL.String()}
-	if s.Revalidator == nil {
-		h.identity = pipeline.Identity{Subject: s.Subject, Extra: s.Extra, ExpiresAt: s.ExpiresAt}
+	h := ruleHold{compiled: rule, admission: a}
+	if a.Reauthorizable() {
+		h.decision = rule.ID + "\x00" + a.Method + " " + a.URL.String()
+		if s.Revalidator == nil {
+			h.identity = &pipeline.Identity{Subject: s.Subject, Extra: s.Extra, ExpiresAt: s.ExpiresAt}
+		}
 	}
 	return h
 }

@@ -241,7 +241,9 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		// Nothing to re-validate: the members re-authorize with the
 		// identity that admitted them.
 		first.mu.Lock()
-		id = first.hold.identity
+		if first.hold.identity != nil {
+			id = *first.hold.identity
+		}
 		first.mu.Unlock()
 	}
 	var answers map[string]error
