@@ -12,7 +12,8 @@ import (
 
 // Outcome is what the one decision path made of a described request. Every
 // front end (the reverse proxy, /decisions, gRPC ext_authz, explain) gets
-// one from [Decide] and differs only in how it writes the answer.
+// one from the same sequence and differs only in how it reads the request
+// and writes the answer.
 type Outcome struct {
 	// Rule is the rule that matched (nil when none, or several, did).
 	Rule *rules.Compiled
@@ -32,52 +33,61 @@ type Outcome struct {
 	// the fallback) handlers whose `when` matches; nil answers JSON.
 	ErrorHandler pipeline.ErrorHandler
 
-	refused bool // the path check refused the request
+	refused bool // the front end could not describe the request
 }
 
 // errRulesNotLoaded answers every request until the first rule set loads.
 var errRulesNotLoaded = pipeline.Unavailable("access rules are not loaded", nil)
 
-// Decide runs the one decision path for r, the request a front end
-// describes (already checked by that front end: the proxy's path check, the
-// decision front ends' describeStrict), whose matched URL is u: rules
-// loaded, exactly one rule ([rules.Set.Match]; when u.RawPath holds the
-// path as received, the same rule must match it too, or the answer is
-// errAmbiguousPath), the rule's stages ([rules.Compiled.RunObserved],
-// telling o when it is not nil) and, on a denial, the choice of error
-// handler. r is not modified.
-func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) Outcome {
-	return decide(set, r, u, decideOptions{observer: o})
+// errSessionRevoked denies a request whose session or subject was revoked.
+var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
+
+// description is a request as its front end read it, ready for the
+// decision path.
+type description struct {
+	// req is the request the stages and error handlers see, with the
+	// context the front end serves it under. decide does not modify it.
+	req *http.Request
+	// url is what rules match (cleaned path, query kept; RawPath the path
+	// as received when it held escapes). It may be nil when err is set.
+	url *url.URL
+	// err, when set, refuses the description (a 400 the front end's
+	// checks found: the proxy's path check, the decision front ends'
+	// describeStrict): no rule is asked, and it is answered as JSON.
+	err error
+	// logPath and logHost are what the log line shows of the request.
+	logPath, logHost string
+	// view, when set, is how the error handlers see the request after a
+	// stage's denial (the proxy makes its URL absolute).
+	view func(*http.Request) *http.Request
 }
 
 // decideOptions are what a front end adds to the decision path.
 type decideOptions struct {
 	// observer is told about the match and each stage; nil: nothing.
 	observer rules.StageObserver
-	// view, when set, is how the error handlers see the request after a
-	// stage's denial (the proxy makes its URL absolute).
-	view func(*http.Request) *http.Request
 	// revocations, when set, denies (401) an allowed request whose session
 	// or subject was revoked, here or on another replica, although a cache
 	// or a still-valid token admitted it.
 	revocations SessionRevocations
 }
 
-// errSessionRevoked denies a request whose session or subject was revoked.
-var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
-
-// Refused is the outcome of a request its front end could not describe: err
-// (a 400) is answered as JSON, and no rule is asked.
-func Refused(r *http.Request, u *url.URL, err error) Outcome {
-	if u == nil {
-		u = &url.URL{Path: "-"} // what the log shows of a refused description
+// decide is the one decision path for the request d describes: its
+// refusal when the front end could not describe it; otherwise rules loaded
+// (503 until they are), exactly one rule ([rules.Set.Match]; when
+// d.url.RawPath holds the path as received, the same rule must match it
+// too, or the answer is errAmbiguousPath), the rule's stages
+// ([rules.Compiled.RunObserved], telling opts.observer), the revocation
+// check and, on a denial, the removal of credential carriers and the
+// choice of error handler.
+func decide(set *rules.Set, d description, opts decideOptions) Outcome {
+	r, u, o := d.req, d.url, opts.observer
+	if d.err != nil {
+		if u == nil {
+			u = &url.URL{Path: "-"} // what the log shows of a refused description
+		}
+		return Outcome{Request: r, URL: u, Err: d.err, refused: true}
 	}
-	return Outcome{Request: r, URL: u, Err: err, refused: true}
-}
-
-// decide is Decide with a front end's options.
-func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Outcome {
-	o := opts.observer
 	out := Outcome{Request: r, URL: u}
 	if set == nil {
 		out.Err = errRulesNotLoaded
@@ -113,8 +123,8 @@ func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Out
 	if err != nil {
 		out.Err = err
 		out.Request = withoutCarriers(r, out.Session)
-		if opts.view != nil {
-			out.Request = opts.view(out.Request)
+		if d.view != nil {
+			out.Request = d.view(out.Request)
 		}
 		out.ErrorHandler = rule.ErrorHandler(out.Request, err)
 	}
@@ -231,5 +241,24 @@ func (o *Outcome) logDenial(f map[string]any) {
 	}
 	if d.Mutator != "" {
 		f["mutator"] = d.Mutator
+	}
+}
+
+// answerError writes err with the chosen error handler, or as JSON when no
+// handler's `when` matched.
+func answerError(w http.ResponseWriter, r *http.Request, eh pipeline.ErrorHandler, err error) {
+	if eh == nil {
+		pipeline.WriteError(w, err, false)
+		return
+	}
+	eh.HandleError(w, r, err)
+}
+
+func decisionOf(err error) string {
+	switch pipeline.StatusOf(err) {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return "denied"
+	default:
+		return "error"
 	}
 }

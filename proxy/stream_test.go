@@ -92,8 +92,8 @@ func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, wr
   websocket: `+websocketBlock+`
 `)
 	tun := proxy.NewTunnels(proxy.TunnelOptions{})
-	h := (&proxy.Handler{
-		Rules: staticRules{set},
+	h := proxy.NewHandler(proxy.HandlerOptions{
+		DecisionOptions: proxy.DecisionOptions{Rules: staticRules{set}},
 		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
 			if bind != nil {
 				bind(s)
@@ -101,7 +101,7 @@ func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, wr
 			return tun.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s,
 				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
 		},
-	}).Init()
+	})
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Config.ReadTimeout = writeTimeout

@@ -116,12 +116,12 @@ func fixture(t testing.TB, echo bool) *tunnelFixture {
 	log := logrus.New()
 	log.Out = io.Discard
 	fx.tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, DialTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second})
-	h := (&proxy.Handler{
-		Rules: staticRules{set},
+	h := proxy.NewHandler(proxy.HandlerOptions{
+		DecisionOptions: proxy.DecisionOptions{Rules: staticRules{set}},
 		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request) {
 			fx.tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s, Upstream: out})
 		},
-	}).Init()
+	})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
