@@ -25,10 +25,11 @@ import (
 // /decisions: the request is described by the CheckRequest's
 // attributes.request.http (method, scheme, host, path and headers; the body
 // when Envoy sends it; the client address from attributes.source), runs
-// through [Decide] like every other front end, and is answered with an
-// OkHttpResponse carrying the mutators' headers (and the removal of the
-// credential carriers the authenticators asked to scrub) or a
-// DeniedHttpResponse carrying the error handler's status, headers and body.
+// through the one decision path like every other front end, and is
+// answered with an OkHttpResponse carrying the mutators' headers (and the
+// removal of the credential carriers the authenticators asked to scrub) or
+// a DeniedHttpResponse carrying the error handler's status, headers and
+// body.
 //
 // Envoy asks once per request; a WebSocket is authorised once, at its
 // upgrade, and then left open: tunnels bound to the session's lifetime

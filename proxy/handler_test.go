@@ -2,13 +2,13 @@ package proxy_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
@@ -164,29 +164,14 @@ func TestProxyHopByHopCannotRemoveIdentityHeaders(t *testing.T) {
 }
 
 func TestProxyUpstreamTimeoutIs504(t *testing.T) {
-	// A fault injector: accepts connections and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
 	set := ruleSet(t, fmt.Sprintf(`
 - id: slow
   match: {url: "http://<[^/]+>/slow", methods: [GET]}
   authenticators: [{handler: noop}]
   authorizer: {handler: allow}
   mutators: [{handler: noop}]
-  upstream: {url: "http://%s"}
-`, ln.Addr()))
+  upstream: {url: %q}
+`, faultinject.HangingURL(t)))
 	tr := proxy.NewTransport()
 	tr.ResponseHeaderTimeout = 200 * time.Millisecond
 	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(set), Transport: tr}))

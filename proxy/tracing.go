@@ -122,7 +122,7 @@ func (o spanStages) MatchStart() func(rule string, err error) {
 }
 
 // matchObserver is implemented by stage observers that also want to know
-// about the rule match; [Decide] tells them.
+// about the rule match; the decision path (decide) tells them.
 type matchObserver interface {
 	MatchStart() (done func(rule string, err error))
 }
