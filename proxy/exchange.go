@@ -45,7 +45,9 @@ type DecisionOptions struct {
 type frontEnd struct {
 	metric string // [Observer.Request]'s front end: "proxy", "decisions", "grpc"
 	span   string // the request span's name, before the method
-	line   string // the log line's message
+	// line is the log line's message, a string; held as an interface so
+	// that it is not boxed again for every line.
+	line any
 }
 
 // decisionPath is the one sequence every front end runs for a request it

@@ -238,7 +238,8 @@ func (h *Handler) describe(r *http.Request) (d description, fv forwardedView) {
 		// may read them.
 		d.req = withoutForwarded(r)
 	}
-	d.view = func(r *http.Request) *http.Request { return errorView(r, fv) }
+	view := fv // a copy: capturing the result fv would move it to the heap
+	d.view = func(r *http.Request) *http.Request { return errorView(r, view) }
 	return d, fv
 }
 
