@@ -20,7 +20,8 @@ import (
 // constructor copies them and never changes them afterwards.
 type DecisionOptions struct {
 	// Rules supplies the rule set; required (a constructor panics without
-	// it). Until it returns a set, every request is answered 503.
+	// it). Until it returns a set, every request the front end can
+	// describe is answered 503.
 	Rules RuleSource
 	// Log receives one line per request at info level ("request" from the
 	// proxy, "decision" from /decisions, "check" from ext_authz); nil
@@ -52,8 +53,8 @@ type frontEnd struct {
 
 // decisionPath is the one sequence every front end runs for a request it
 // has described: the request's span, match → run → scrub → the denial's
-// answer ([decisionPath.decide]), then the span's end, the metric and the
-// log line ([exchange.finish]). A front end's constructor builds it once
+// answer ([exchange.decide]), then the span's end, the metric and the log
+// line ([exchange.finish]). A front end's constructor builds it once
 // from its [DecisionOptions]; it never changes afterwards.
 type decisionPath struct {
 	frontEnd
