@@ -91,3 +91,45 @@ func TestConstructorsRequireRules(t *testing.T) {
 		}()
 	}
 }
+
+// TestFrontEndsShareTheSequence: the proxy, /decisions and ext_authz run
+// one sequence, so they agree on what comes first. A request its front end
+// cannot describe is a 400 before any rule is asked, loaded or not; a
+// described request is a 503 until the rules load.
+func TestFrontEndsShareTheSequence(t *testing.T) {
+	opts := over(nil) // no rule set loaded
+	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: opts}))
+	api := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: opts}))
+	x := proxy.NewExtAuthz(opts)
+	check := func(path string) int {
+		res, err := x.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: http.MethodGet, Scheme: "http", Host: "app.example", Path: path,
+			}},
+		}})
+		if err != nil {
+			t.Fatalf("check %s: %v", path, err)
+		}
+		return int(res.GetDeniedResponse().GetStatus().GetCode())
+	}
+	for _, tc := range []struct {
+		name                  string
+		proxyPath, decidePath string
+		want                  int
+	}{
+		{"refused description", "/public/..;/admin", "/public/../admin", http.StatusBadRequest},
+		{"rules not loaded", "/public/x", "/public/x", http.StatusServiceUnavailable},
+	} {
+		res, _ := get(t, http.MethodGet, front.URL+tc.proxyPath, nil)
+		if res.StatusCode != tc.want {
+			t.Errorf("%s: proxy GET %s = %d, want %d", tc.name, tc.proxyPath, res.StatusCode, tc.want)
+		}
+		res, _ = get(t, http.MethodGet, api.URL+"/decisions", http.Header{"X-Forwarded-Host": {"app.example"}, "X-Forwarded-Uri": {tc.decidePath}})
+		if res.StatusCode != tc.want {
+			t.Errorf("%s: /decisions for %s = %d, want %d", tc.name, tc.decidePath, res.StatusCode, tc.want)
+		}
+		if got := check(tc.decidePath); got != tc.want {
+			t.Errorf("%s: ext_authz check of %s = %d, want %d", tc.name, tc.decidePath, got, tc.want)
+		}
+	}
+}
