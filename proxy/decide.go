@@ -10,11 +10,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// Outcome is what the one decision path made of a described request. Every
+// outcome is what the one decision path made of a described request. Every
 // front end (the reverse proxy, /decisions, gRPC ext_authz, explain) gets
 // one from the same sequence and differs only in how it reads the request
 // and writes the answer.
-type Outcome struct {
+type outcome struct {
 	// Rule is the rule that matched (nil when none, or several, did).
 	Rule *rules.Compiled
 	// Session is what the rule's stages found (nil when no rule matched).
@@ -80,15 +80,15 @@ type decideOptions struct {
 // ([rules.Compiled.RunObserved], telling opts.observer), the revocation
 // check and, on a denial, the removal of credential carriers and the
 // choice of error handler.
-func decide(set *rules.Set, d description, opts decideOptions) Outcome {
+func decide(set *rules.Set, d description, opts decideOptions) outcome {
 	r, u, o := d.req, d.url, opts.observer
 	if d.err != nil {
 		if u == nil {
 			u = &url.URL{Path: "-"} // what the log shows of a refused description
 		}
-		return Outcome{Request: r, URL: u, Err: d.err, refused: true}
+		return outcome{Request: r, URL: u, Err: d.err, refused: true}
 	}
-	out := Outcome{Request: r, URL: u}
+	out := outcome{Request: r, URL: u}
 	if set == nil {
 		out.Err = errRulesNotLoaded
 		return out
@@ -132,11 +132,11 @@ func decide(set *rules.Set, d description, opts decideOptions) Outcome {
 }
 
 // Allowed reports whether the request may proceed.
-func (o *Outcome) Allowed() bool { return o.Err == nil }
+func (o *outcome) Allowed() bool { return o.Err == nil }
 
 // Decision is the outcome as the request log and metrics name it:
 // "allowed", "denied" (401, 403, 404 and 400s for refused paths) or "error".
-func (o *Outcome) Decision() string {
+func (o *outcome) Decision() string {
 	if o.Err == nil {
 		return "allowed"
 	}
@@ -147,7 +147,7 @@ func (o *Outcome) Decision() string {
 }
 
 // RuleID is the matched rule's id, "" when none matched.
-func (o *Outcome) RuleID() string {
+func (o *outcome) RuleID() string {
 	if o.Rule == nil {
 		return ""
 	}
@@ -155,7 +155,7 @@ func (o *Outcome) RuleID() string {
 }
 
 // Subject is the subject the authenticator found, "" when none did.
-func (o *Outcome) Subject() string {
+func (o *outcome) Subject() string {
 	if o.Session == nil {
 		return ""
 	}
@@ -164,30 +164,30 @@ func (o *Outcome) Subject() string {
 
 // WriteError writes the denial with the chosen error handler, or as JSON
 // when none was chosen. It must only be called when Err is set.
-func (o *Outcome) WriteError(w http.ResponseWriter) {
+func (o *outcome) WriteError(w http.ResponseWriter) {
 	answerError(w, o.Request, o.ErrorHandler, o.Err)
 }
 
-// Denial describes, for the request log, who decided a denial: the
+// denial describes, for the request log, who decided a denial: the
 // authenticator responsible ("none responsible" when every authenticator
 // passed; "" when no rule matched), the authorizer's verdict ("not reached",
 // "<name>: allowed", "<name>: denied"), the mutator that failed, and the
 // reason (the error's client-safe reason and its cause, which by
 // [pipeline.Error]'s contract never holds a credential). All are "" for an
 // allowed request.
-type Denial struct {
+type denial struct {
 	Authenticator string
 	Authorizer    string
 	Mutator       string
 	Reason        string
 }
 
-// Denial returns who decided the denial; the zero Denial when allowed.
-func (o *Outcome) Denial() Denial {
+// Denial returns who decided the denial; the zero denial when allowed.
+func (o *outcome) Denial() denial {
 	if o.Err == nil {
-		return Denial{}
+		return denial{}
 	}
-	d := Denial{Reason: reasonOf(o.Err)}
+	d := denial{Reason: reasonOf(o.Err)}
 	if o.Rule == nil {
 		return d
 	}
@@ -227,7 +227,7 @@ func reasonOf(err error) string {
 
 // logDenial adds the denial's fields to a request log line: authenticator,
 // authorizer, mutator (when one failed) and reason.
-func (o *Outcome) logDenial(f map[string]any) {
+func (o *outcome) logDenial(f map[string]any) {
 	if o.Err == nil {
 		return
 	}

@@ -93,7 +93,7 @@ type exchange struct {
 	// rec is the answer's writer; its status is what the span, the metric
 	// and the log line report.
 	rec  *recorder
-	out  Outcome
+	out  outcome
 	span trace.Span
 	// method, logPath and logHost are the log line's.
 	method, logPath, logHost string

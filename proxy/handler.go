@@ -246,7 +246,7 @@ func (h *Handler) describe(r *http.Request) (d description, fv forwardedView) {
 // forward writes the answer to the allowed request o on rec: the
 // WebSocket tunnel for an upgrade, otherwise the upstream's answer (a
 // stream governed under the rule's policy).
-func (h *Handler) forward(rec *recorder, o *Outcome, fv forwardedView) {
+func (h *Handler) forward(rec *recorder, o *outcome, fv forwardedView) {
 	r, rule, s := o.Request, o.Rule, o.Session
 	if rule.UpstreamURL == nil {
 		o.Err = pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty"))

@@ -56,7 +56,7 @@ func (t *Tracing) startRequest(ctx context.Context, name, method string, header 
 }
 
 // endRequest records the request's outcome on its span and ends it.
-func endRequest(span trace.Span, out *Outcome, status int) {
+func endRequest(span trace.Span, out *outcome, status int) {
 	span.SetAttributes(attrRule.String(out.RuleID()), attrDecision.String(out.Decision()),
 		attribute.Int("http.response.status_code", status))
 	if status >= 500 {
