@@ -13,6 +13,7 @@
 // run its stages, and on a denial remove the credential carriers and
 // answer with the rule's error handler; then the request's span, its metric
 // and its log line. A front end differs only in how it reads the request
-// and writes the allowed answer. WebSocket upgrades run the same path and
-// are handed to the session-bound tunnel.
+// and writes the allowed answer. WebSocket upgrades and streaming answers
+// run the same path and are handed to package proxy/tunnel ([Upgrader],
+// [StreamGovernor]), which keeps them bound to the session.
 package proxy

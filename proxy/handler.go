@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -25,19 +26,23 @@ type RuleSource interface {
 	Current() *rules.Set
 }
 
-// UpgradeFunc serves an authorised WebSocket upgrade: r is the client's
+// Upgrader serves an authorised WebSocket upgrade: r is the client's
 // request, its URL made absolute with the scheme and host portcullis
 // believes it was sent to (the connection's, or a trusted load
-// balancer's); out is the request as it would go upstream (URL, Host,
-// forwarding and mutated headers, credential carriers removed; the
+// balancer's); req.Upstream is the request as it would go upstream (URL,
+// Host, forwarding and mutated headers, credential carriers removed; the
 // client's Sec-WebSocket-*, Origin and Cookie headers still present).
-type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
+// *tunnel.Server implements it.
+type Upgrader interface {
+	ServeTunnel(w http.ResponseWriter, r *http.Request, req tunnel.Request)
+}
 
-// StreamFunc governs the streaming response res ([IsStream]) of an allowed
-// request r under the rule's policy: it returns the body copied to the
-// client in place of res.Body. cancel aborts the upstream exchange; w is
-// the client's writer. [Tunnels.GovernStream] is one.
-type StreamFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser
+// StreamGovernor governs the streaming response ([tunnel.IsStream]) of an
+// allowed request under the rule's policy: it returns the body copied to
+// the client in place of req.Response.Body. *tunnel.Server implements it.
+type StreamGovernor interface {
+	GovernStream(req tunnel.StreamRequest) io.ReadCloser
+}
 
 // HandlerOptions configures a [Handler]. Zero fields take the documented
 // defaults; [NewHandler] copies them and the Handler never changes them.
@@ -47,11 +52,11 @@ type HandlerOptions struct {
 	Transport http.RoundTripper
 	// Upgrade serves WebSocket upgrades; nil forwards them with
 	// httputil.ReverseProxy (no session binding).
-	Upgrade UpgradeFunc
+	Upgrade Upgrader
 	// Stream governs streaming responses (no Content-Length, or
 	// text/event-stream) under their rule's policy; nil relays them as
 	// httputil does, unbound.
-	Stream StreamFunc
+	Stream StreamGovernor
 	// TrustForwardedHeaders is Oathkeeper's serve.proxy.trust_forwarded_headers:
 	// the client's X-Forwarded-For, -Host and -Proto are a trusted load
 	// balancer's and are passed upstream (For with the peer's address
@@ -74,8 +79,8 @@ type HandlerOptions struct {
 // ready for concurrent use from its first request.
 type Handler struct {
 	path    decisionPath
-	upgrade UpgradeFunc
-	stream  StreamFunc
+	upgrade Upgrader
+	stream  StreamGovernor
 	// trustForwarded and matchForwardedHost are HandlerOptions'
 	// TrustForwardedHeaders and MatchForwardedHost.
 	trustForwarded, matchForwardedHost bool
@@ -150,8 +155,9 @@ func NewHandler(o HandlerOptions) *Handler {
 		ModifyResponse: func(res *http.Response) error {
 			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
 				h.revokeOnSuccess(rt, res.StatusCode)
-				if h.stream != nil && rt.cancel != nil && IsStream(res) {
-					res.Body = h.stream(rt.w, rt.in, rt.rule, rt.session, res, rt.cancel)
+				if h.stream != nil && rt.cancel != nil && tunnel.IsStream(res) {
+					res.Body = h.stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy,
+						Session: rt.session, Response: res, Cancel: rt.cancel, Client: rt.w, RemoteAddr: rt.in.RemoteAddr})
 				}
 			}
 			return nil
@@ -268,14 +274,16 @@ func (h *Handler) forward(rec *recorder, o *outcome, fv forwardedView) {
 		self := *r.URL
 		self.Scheme, self.Host = fv.proto, fv.host
 		in.URL = &self
+		req := tunnel.Request{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s, Upstream: out}
 		if h.path.tracing == nil {
-			h.upgrade(rec, in, rule, s, out)
+			h.upgrade.ServeTunnel(rec, in, req)
 			return
 		}
 		// The tunnel span outlives the request's: the tunnel ends it with
 		// its close reason (TunnelSpan); a refused upgrade ends it here.
 		ctx, tspan := h.path.tracing.tracer.Start(r.Context(), "websocket tunnel", trace.WithAttributes(attrRule.String(rule.ID)))
-		h.upgrade(rec, in.WithContext(ctx), rule, s, out.WithContext(ctx))
+		req.Upstream, req.Closed = out.WithContext(ctx), TunnelSpan(ctx)
+		h.upgrade.ServeTunnel(rec, in.WithContext(ctx), req)
 		if rec.status() != http.StatusSwitchingProtocols {
 			tspan.SetAttributes(attrCloseReason.String("refused"), attribute.Int("http.response.status_code", rec.status()))
 			tspan.End()
@@ -330,7 +338,7 @@ func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
 	r2.URL.RawQuery = scrubQuery(r.URL.RawQuery, s.Scrub.QueryParams)
 	r2.RequestURI = r2.URL.RequestURI()
 	if vs := r2.Header.Values("Sec-WebSocket-Protocol"); len(vs) > 0 {
-		if kept := offeredProtocols(r2.Header, sc); len(kept) > 0 {
+		if kept := tunnel.OfferedProtocols(r2.Header, sc); len(kept) > 0 {
 			r2.Header.Set("Sec-WebSocket-Protocol", strings.Join(kept, ", "))
 		} else {
 			r2.Header.Del("Sec-WebSocket-Protocol")
