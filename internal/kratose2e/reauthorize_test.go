@@ -342,16 +342,15 @@ func openSSE(t *testing.T, g reauthGateway, id kratostest.Identity, path string)
 
 func (c sseChannel) relays() error {
 	// Events queued earlier do not count: the next one must arrive.
-	for {
+	for drained := false; !drained; {
 		select {
 		case _, ok := <-c.events:
 			if !ok {
 				return errors.New("the event stream ended")
 			}
-			continue
 		default:
+			drained = true
 		}
-		break
 	}
 	select {
 	case _, ok := <-c.events:
