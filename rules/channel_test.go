@@ -342,8 +342,9 @@ func TestReauthorizeNoLongerMatches(t *testing.T) {
 }
 
 // TestRepositoryOnSwap: each set that replaces a serving one is handed to
-// OnSwap with the set it replaced, by a changed source and by Reconfigure
-// alike; neither the first load nor a change that does not compile calls it.
+// OnSwap with the set it replaces, before it serves, by a changed source and
+// by Reconfigure alike; neither the first load nor a change that does not
+// compile calls it.
 func TestRepositoryOnSwap(t *testing.T) {
 	var mu sync.Mutex
 	var swaps [][2]string // the rule ids of the old and the new set
@@ -362,13 +363,17 @@ func TestRepositoryOnSwap(t *testing.T) {
 		return b.String()
 	}
 	inline := func(d string) string { return "inline://" + base64.StdEncoding.EncodeToString([]byte(d)) }
-	repo := &rules.Repository{
+	var repo *rules.Repository
+	repo = &rules.Repository{
 		Locations: []string{inline(doc("a"))},
 		Compiler:  compiler(t, rules.Regexp),
-		OnSwap: func(old, current *rules.Set) {
+		OnSwap: func(old, next *rules.Set) {
 			mu.Lock()
 			defer mu.Unlock()
-			swaps = append(swaps, [2]string{ids(old), ids(current)})
+			swaps = append(swaps, [2]string{ids(old), ids(next)})
+			if serving := repo.Current(); serving != old {
+				t.Errorf("OnSwap called while %q serves, want the old set %q still serving", ids(serving), ids(old))
+			}
 		},
 	}
 	ctx := context.Background()

@@ -89,12 +89,13 @@ type Repository struct {
 	HTTPPollInterval time.Duration
 	// OnReload, when set, is told of every reload attempt's outcome.
 	OnReload func(err error)
-	// OnSwap, when set, is called each time a new set replaces a serving
-	// one (a changed source, a Reconfigure), once the new set serves, with
-	// both; not for the first load.
-	// Reloads wait for it: live channels are re-evaluated against the new
-	// rules here ([Set.Reevaluate]) before the next reload can begin.
-	OnSwap func(old, current *Set)
+	// OnSwap, when set, is called each time a new set is about to replace
+	// a serving one (a changed source, a Reconfigure), with both, just
+	// before the new set serves; not for the first load. Reloads wait for
+	// it: live channels are re-evaluated against the new rules here
+	// ([Set.Reevaluate]), and a channel admitted meanwhile was admitted by
+	// the old set, never by a newer one than OnSwap was given.
+	OnSwap func(old, next *Set)
 
 	current atomic.Pointer[Set]
 	// mu serialises reloads: the poll loop and Reconfigure (a new
@@ -202,9 +203,10 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 		r.report(err)
 		return false, err
 	}
-	if old := r.current.Swap(set); old != nil && r.OnSwap != nil {
+	if old := r.current.Load(); old != nil && r.OnSwap != nil {
 		r.OnSwap(old, set)
 	}
+	r.current.Store(set)
 	// Requests in flight keep the old handlers, which hold no per-request
 	// state; their background work stops with the configuration that
 	// built them (pipeline.Deps.Context), not with the rule set.

@@ -328,8 +328,8 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	// A reload (the rules' sources, the configuration) re-evaluates the
-	// open tunnels and streams against the rules it installed.
-	s.Rules.OnSwap = func(_, current *rules.Set) { s.Tunnels.FollowRules(current) }
+	// open tunnels and streams against the rules it installs.
+	s.Rules.OnSwap = func(_, next *rules.Set) { s.Tunnels.FollowRules(next) }
 	// The three front ends over the one decision path share its options.
 	decisions := proxy.DecisionOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Revocations: revoker{s.Revocations}, Tracing: tr}
 	s.Proxy = proxy.NewHandler(proxy.HandlerOptions{

@@ -105,6 +105,7 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 	tun.mu.Unlock()
 	go tun.up.loop()
 	go tun.down.loop()
+	t.catchUp(tun)
 	if !serving {
 		tun.beginClose(&causeShutdown, time.Time{})
 	}

@@ -28,10 +28,16 @@ import (
 //     does not re-authorize, or it is not re-checked) closes with "rule
 //     changed".
 //
-// Channels opened without a compiled rule are left alone. FollowRules
-// returns once every channel was re-evaluated; closes and re-checks run
-// on. Calls must not overlap (the rules repository serialises its reloads).
+// Channels opened without a compiled rule are left alone. A channel that
+// registers while FollowRules runs, or after it, admitted by the rule set
+// set replaces (the rules repository calls FollowRules just before set
+// serves), is re-evaluated as it registers. FollowRules returns once every
+// channel was re-evaluated; closes and re-checks run on. Calls must not
+// overlap (the rules repository serialises its reloads).
 func (t *Server) FollowRules(set *rules.Set) {
+	// Stored before the channels are listed: one registering after the
+	// list is taken finds it (see catchUp).
+	t.followed.Store(set)
 	t.mu.Lock()
 	members := make([]recheckMember, 0, len(t.live)+len(t.streams))
 	for tun := range t.live {
@@ -45,23 +51,39 @@ func (t *Server) FollowRules(set *rules.Set) {
 	now := time.Now()
 	var recheck []recheckMember
 	for _, m := range members {
-		var out followed
-		settle(m, func(b *binding) *closeCause {
-			var c *closeCause
-			out, c = b.followLocked(set, now)
-			return c
-		})
-		if out.regroup {
-			t.checks.leave(m)
-			if out.rechecked {
-				t.checks.join(m)
-			}
-		}
-		if out.recheckNow {
+		if t.follow(m, set, now) {
 			recheck = append(recheck, m)
 		}
 	}
 	t.checks.recheckNow(recheck)
+}
+
+// catchUp re-evaluates a channel that has just registered against the
+// rule set the last FollowRules was given: it may have been admitted by
+// the set that one replaces. Under an unchanged rule (the usual case) it
+// costs a lookup.
+func (t *Server) catchUp(m recheckMember) {
+	if set := t.followed.Load(); set != nil && t.follow(m, set, time.Now()) {
+		t.checks.recheckNow([]recheckMember{m})
+	}
+}
+
+// follow applies what set means for m (see [binding.followLocked]) and
+// reports whether m must be re-checked at once.
+func (t *Server) follow(m recheckMember, set *rules.Set, now time.Time) bool {
+	var out followed
+	settle(m, func(b *binding) *closeCause {
+		var c *closeCause
+		out, c = b.followLocked(set, now)
+		return c
+	})
+	if out.regroup {
+		t.checks.leave(m)
+		if out.rechecked {
+			t.checks.join(m)
+		}
+	}
+	return out.recheckNow
 }
 
 // followed is what a rules reload changed for a channel that stays.

@@ -28,6 +28,8 @@ type eventStream struct {
 	end    chan error  // the read's end: nil for a clean one
 }
 
+// openEventStream opens the event stream at url: it is governed once this
+// returns (the proxy hands it over before the answer's header goes out).
 func openEventStream(t *testing.T, url string) eventStream {
 	t.Helper()
 	res, err := http.Get(url)
@@ -44,7 +46,6 @@ func openEventStream(t *testing.T, url string) eventStream {
 		close(s.events)
 		s.end <- err
 	}()
-	s.next(t) // it runs
 	return s
 }
 
@@ -121,6 +122,28 @@ func TestFollowRulesStreams(t *testing.T) {
 	if n := tun.Registry().Len(); n != 1 {
 		t.Errorf("%d channels registered, want the unchanged rule's stream alone", n)
 	}
+}
+
+// TestFollowRulesCatchesUpLateChannels: a stream admitted by the rule set
+// a reload is replacing (the proxy still serves it) registers after
+// FollowRules was given the new set: it is re-evaluated as it registers,
+// and ends at once when its rule is gone.
+func TestFollowRulesCatchesUpLateChannels(t *testing.T) {
+	up := tunnel.StreamUpstream(t)
+	allow := "{handler: allow}"
+	old := ruleSet(t, sseRule("gone", up.URL, allow, "{}")+sseRule("same", up.URL, allow, "{}"))
+	tun := tunnel.New(tunnel.Options{})
+	srv := httptest.NewServer(proxyHandler(old, nil, tun))
+	t.Cleanup(srv.Close)
+	tun.FollowRules(ruleSet(t, sseRule("same", up.URL, allow, "{}")))
+
+	gone := openEventStream(t, srv.URL+"/gone/sse")
+	if got := gone.final(t, 5*time.Second); got != closeEvent("rule_changed", "rule changed") {
+		t.Errorf("stream of the removed rule, opened late, ended with %q, want the rule_changed event", got)
+	}
+	same := openEventStream(t, srv.URL+"/same/sse")
+	same.next(t)
+	same.next(t)
 }
 
 // decisionAPI is a real decision endpoint on loopback answering with the

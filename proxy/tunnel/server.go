@@ -122,6 +122,9 @@ type Server struct {
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
+	// followed is the rule set the last FollowRules was given (nil: none
+	// yet); channels that register re-evaluate against it (catchUp).
+	followed atomic.Pointer[rules.Set]
 
 	mu       sync.Mutex
 	live     map[*tunnel]struct{}

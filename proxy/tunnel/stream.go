@@ -117,6 +117,7 @@ func (t *Server) GovernStream(req StreamRequest) io.ReadCloser {
 	if shutting {
 		s.end(&causeShutdown)
 	}
+	t.catchUp(s)
 	return s
 }
 
