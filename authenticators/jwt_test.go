@@ -19,8 +19,8 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 func idpDeps(t testing.TB) pipeline.Deps {

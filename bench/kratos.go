@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // ensureKratos builds Ory Kratos with scripts/build-kratos.sh when the

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // options are the command's flags.

@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/redistest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/redistest"
 )
 
 // Figure 9: revocation across replicas.

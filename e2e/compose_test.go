@@ -20,9 +20,9 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // These tests need no container engine: docker-compose.yml is checked with

@@ -25,8 +25,8 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 func testDeps(t *testing.T) pipeline.Deps {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 var kratos = &kratostest.Shared{}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 var timeNow = time.Now

@@ -14,8 +14,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // environment is what both products talk to: real loopback servers, a real

@@ -16,7 +16,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portcullis-proxy/portcullis/internal/revocation"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // TestBackchannelLogout: an OpenID Connect Back-Channel Logout token,

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // Fault injectors: endpoints that fail the way real services fail when

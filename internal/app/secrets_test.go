@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // TestSecretsNeverLoggedAndQueryTokensScrubbed sends valid and invalid

@@ -25,8 +25,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // Rules are the access rules every gateway is tested with: an anonymous

@@ -1,4 +1,4 @@
-package kratose2e
+package kratos
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // TestIdentityReachesUpstream: a registered identity reaches the upstream

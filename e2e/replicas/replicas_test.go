@@ -1,4 +1,4 @@
-package replicae2e
+package replicas
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/redistest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/redistest"
 )
 
 // closeBound is how long a revocation may take to reach a client's Close

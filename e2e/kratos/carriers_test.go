@@ -1,4 +1,4 @@
-package kratose2e
+package kratos
 
 import (
 	"net/http"

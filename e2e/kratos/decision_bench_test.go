@@ -1,4 +1,4 @@
-package kratose2e
+package kratos
 
 import (
 	"io"
@@ -13,7 +13,7 @@ import (
 // same run, its speed-up over cache=off and its cost relative to the
 // anonymous rule (about 1 means the hit is as cheap as no identity at all):
 //
-//	go test -run '^$' -bench DecisionAPI -benchmem ./internal/kratose2e
+//	go test -run '^$' -bench DecisionAPI -benchmem ./e2e/kratos
 func BenchmarkDecisionAPI(b *testing.B) {
 	k := kratosShared.Get(b)
 	gw := startGateway(b, k, newUpstream(b), "1h")

@@ -1,4 +1,4 @@
-package kratose2e
+package kratos
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // kratosShared is the real Ory Kratos most tests of this package use.

@@ -1,4 +1,4 @@
-package identitye2e
+package identity
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // verifyingUpstream is the protected service: it trusts only ID tokens

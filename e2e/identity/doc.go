@@ -3,4 +3,4 @@
 // authenticator, decided by ladon policies or a remote decision API, and
 // handed to the upstream as an ID token that verifies against the
 // server's /.well-known/jwks.json. It has no non-test code.
-package identitye2e
+package identity

@@ -4,4 +4,4 @@
 // bearer_token, and the redirect and www_authenticate error handlers. It
 // has no non-test code; its benchmark measures the decision API with a
 // Kratos session, cache hit against cache off and an anonymous rule.
-package kratose2e
+package kratos

@@ -1,4 +1,4 @@
-package replicae2e
+package replicas
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 var kratosShared = &kratostest.Shared{}
