@@ -1,6 +1,6 @@
 // Package faultinject holds the fault injectors tests use for failures a
-// real part cannot be made to show on demand. It is imported only by
-// _test files.
+// real part cannot be made to show on demand. It is part of testsupport
+// (the test harnesses): only _test files import it.
 package faultinject
 
 import (

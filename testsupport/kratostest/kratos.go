@@ -21,25 +21,25 @@
 //
 // Tests that stop Kratos or need a special session lifespan start their own
 // instance with [Start].
+//
+// It is part of testsupport (the test harnesses): only tests and the bench
+// harness import it.
 package kratostest
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // EnvBinary names the environment variable that overrides the Kratos binary.
@@ -67,9 +67,8 @@ type Kratos struct {
 	adminURL  string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *boundedBuffer
+	proc *proctest.Process // nil while stopped
+	out  *proctest.Buffer  // the last run's output
 }
 
 // BinaryPath returns where the Kratos binary is expected: $PORTCULLIS_KRATOS_BIN
@@ -78,34 +77,29 @@ func BinaryPath() string {
 	if p := os.Getenv(EnvBinary); p != "" {
 		return p
 	}
-	return filepath.Join(repoRoot(), ".build", "bin", "kratos")
+	return filepath.Join(proctest.BinDir(), "kratos")
 }
 
-// repoRoot walks up from this source file to the directory holding go.mod.
-func repoRoot() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "."
+// Binary returns [BinaryPath] for a test that runs Kratos itself. A missing
+// binary fails tb with the command that builds it (skips it under -short).
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	bin := BinaryPath()
+	if err := checkBinary(bin); err != nil {
+		handleStartError(tb, err)
 	}
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
+	return bin
 }
 
 // errMissingBinary is returned by [New] when the binary does not exist.
 var errMissingBinary = errors.New("kratos binary missing")
 
-func missingMessage(bin string) string {
-	return fmt.Sprintf("Ory Kratos binary not found at %s: run scripts/build-kratos.sh "+
-		"(or set %s to a Kratos v1.3.1 binary built with -tags sqlite)", bin, EnvBinary)
+func checkBinary(bin string) error {
+	if st, err := os.Stat(bin); err != nil || st.IsDir() {
+		return fmt.Errorf("%w: Ory Kratos binary not found at %s: run scripts/build-kratos.sh "+
+			"(or set %s to a Kratos v1.3.1 binary built with -tags sqlite)", errMissingBinary, bin, EnvBinary)
+	}
+	return nil
 }
 
 // Start starts a Kratos for one test and stops it when the test ends. It
@@ -137,14 +131,14 @@ func New(opts Options) (*Kratos, error) {
 		opts.StartTimeout = 60 * time.Second
 	}
 	bin := BinaryPath()
-	if st, err := os.Stat(bin); err != nil || st.IsDir() {
-		return nil, fmt.Errorf("%w: %s", errMissingBinary, missingMessage(bin))
+	if err := checkBinary(bin); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "kratostest-")
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
+	ports, err := proctest.Ports(2)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -183,92 +177,51 @@ func (k *Kratos) WhoamiURL() string { return k.publicURL + "/sessions/whoami" }
 // for this instance only by convention: a restart reuses them.
 func (k *Kratos) Stop() {
 	k.mu.Lock()
-	cmd, done := k.cmd, k.done
-	k.cmd, k.done = nil, nil
+	p := k.proc
+	k.proc = nil
 	k.mu.Unlock()
-	if cmd == nil {
-		return
+	if p != nil {
+		p.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // Restart stops Kratos if it runs and starts it again on the same ports and
-// configuration. The database is in memory: identities and sessions created
-// before a restart are gone after it.
+// configuration, waiting until both APIs are ready. The database is in
+// memory: identities and sessions created before a restart are gone after
+// it.
 func (k *Kratos) Restart() error {
 	k.Stop()
-	log := &boundedBuffer{max: 64 << 10}
+	out := proctest.NewBuffer(64 << 10)
 	cmd := exec.Command(k.bin, "serve", "--dev", "--sqa-opt-out", "-c", k.cfgPath)
 	cmd.Dir = k.dir
 	cmd.Env = append(os.Environ(), "SQA_OPT_OUT=true", "LOG_LEVEL=warning")
-	cmd.Stdout = log
-	cmd.Stderr = log
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start kratos: %w", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
+	p, err := proctest.Launch(cmd, proctest.Options{
+		Name:    "kratos",
+		Ready:   proctest.HTTPReady(k.adminURL+"/admin/health/ready", k.publicURL+"/health/ready"),
+		Timeout: k.opts.StartTimeout,
+		Output:  out,
+	})
 	k.mu.Lock()
-	k.cmd, k.done, k.log = cmd, done, log
+	k.proc, k.out = p, out
 	k.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), k.opts.StartTimeout)
-	defer cancel()
-	if err := k.waitReady(ctx, done); err != nil {
-		k.Stop()
-		return fmt.Errorf("kratos did not become ready: %w\n--- kratos output ---\n%s", err, log.String())
-	}
-	return nil
-}
-
-// waitReady polls both APIs' readiness endpoints.
-func (k *Kratos) waitReady(ctx context.Context, exited <-chan struct{}) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	ready := func(u string) bool {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		res, err := client.Do(req)
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ready(k.adminURL+"/admin/health/ready") && ready(k.publicURL+"/health/ready") {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("process exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
+	return err
 }
 
 // Running reports whether the process is up.
 func (k *Kratos) Running() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.cmd != nil
+	return k.proc != nil
 }
 
 // Output returns the tail of Kratos's log output (for failure messages).
 func (k *Kratos) Output() string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.log == nil {
+	if k.out == nil {
 		return ""
 	}
-	return k.log.String()
+	return strings.TrimSpace(k.out.String())
 }
 
 // Close stops Kratos and removes its files.
@@ -277,56 +230,12 @@ func (k *Kratos) Close() {
 	os.RemoveAll(k.dir)
 }
 
-// freePorts reserves n distinct loopback ports by listening on port 0 and
-// releasing them; Kratos binds them right after.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// boundedBuffer keeps the last max bytes written (Kratos's log).
-type boundedBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.max; over > 0 {
-		b.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (b *boundedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.buf.String())
 }
 
 // Shared is one Kratos started on first use and shared by a package's

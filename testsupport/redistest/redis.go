@@ -6,13 +6,14 @@
 //
 // When redis-server is not installed, tests fail with a message saying how
 // to install it; under `go test -short` they are skipped instead.
+//
+// It is part of testsupport (the test harnesses): only tests and the bench
+// harness import it.
 package redistest
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // EnvBinary names the environment variable that overrides the binary.
@@ -31,9 +34,7 @@ type Redis struct {
 	port     int
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *bytes.Buffer
+	proc *proctest.Process // nil while stopped
 }
 
 // ErrNotInstalled is returned by [New] when there is no redis-server.
@@ -64,12 +65,11 @@ func New() (*Redis, error) {
 			return nil, ErrNotInstalled
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := proctest.Ports(1)
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := ports[0]
 	dir, err := os.MkdirTemp("", "portcullis-redis-")
 	if err != nil {
 		return nil, err
@@ -98,52 +98,32 @@ func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 // stays in its append-only file for a restart.
 func (r *Redis) Stop() {
 	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd, r.done = nil, nil
+	p := r.proc
+	r.proc = nil
 	r.mu.Unlock()
-	if cmd == nil {
-		return
+	if p != nil {
+		p.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // Restart stops the server if it runs and starts it again on the same port
-// with the same data.
+// with the same data, waiting until it answers PING.
 func (r *Redis) Restart() error {
 	r.Stop()
-	out := &bytes.Buffer{}
 	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always",
 		"--save", "", "--daemonize", "no", "--protected-mode", "yes",
 		"--logfile", "", "--loglevel", "warning")
 	cmd.Dir = r.dir
-	cmd.Stdout, cmd.Stderr = out, out
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+	p, err := proctest.Launch(cmd, proctest.Options{Name: "redis-server", Ready: r.ping, Poll: 20 * time.Millisecond, Timeout: 20 * time.Second})
+	if err != nil {
+		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	r.mu.Lock()
-	r.cmd, r.done, r.out = cmd, done, out
+	r.proc = p
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		if r.ping() {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server exited: %s", out.String())
-		case <-ctx.Done():
-			r.Stop()
-			return errors.New("redis-server did not answer PING in time")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return nil
 }
 
 // ping sends PING in RESP and expects +PONG.

@@ -1,5 +1,6 @@
 // Package testkeys generates real signing keys and key sets for tests, and
-// signs tokens with them. It is imported only by _test files.
+// signs tokens with them. It is part of testsupport (the test harnesses):
+// only _test files import it.
 package testkeys
 
 import (

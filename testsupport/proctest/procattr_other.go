@@ -1,6 +1,6 @@
 //go:build !linux
 
-package kratostest
+package proctest
 
 import "os/exec"
 
