@@ -6,14 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
@@ -193,9 +192,9 @@ func TestDependencyFaultsDeny(t *testing.T) {
 				bound := dep.timeout + 3*time.Second
 				for _, via := range []string{"proxy", "decisions"} {
 					before := hits.Load()
-					target := s.url("proxy") + "/resource"
+					target := s.URL() + "/resource"
 					if via == "decisions" {
-						target = s.url("api") + "/decisions/resource"
+						target = s.APIURL() + "/decisions/resource"
 					}
 					req, _ := http.NewRequest("GET", target, nil)
 					dep.prepare(req)
@@ -227,18 +226,6 @@ func TestDependencyFaultsDeny(t *testing.T) {
 			})
 		}
 	}
-}
-
-// startWithConfig starts a server from a complete configuration (its
-// serve block is forced to loopback on free ports).
-func startWithConfig(t *testing.T, cfgYAML string) started {
-	t.Helper()
-	full := cfgYAML + "serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n"
-	cfgFile := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return launch(t, cfgFile, nil)
 }
 
 // TestRulesRepositoryFaultsKeepLastGood: an http rules repository that
@@ -281,7 +268,7 @@ func TestRulesRepositoryFaultsKeepLastGood(t *testing.T) {
 		}
 	}))
 	defer repo.Close()
-	s := startWithConfig(t, fmt.Sprintf(`
+	s := servertest.Start(t, servertest.Config{YAML: fmt.Sprintf(`
 access_rules:
   poll_interval: 20ms
   http_poll_interval: 20ms
@@ -289,9 +276,9 @@ access_rules:
 authenticators: {anonymous: {enabled: true}}
 authorizers: {allow: {enabled: true}}
 mutators: {noop: {enabled: true}}
-`, repo.URL+"/rules.yml"))
+`, repo.URL+"/rules.yml")})
 	status := func(path string) int {
-		res, err := http.Get(s.url("proxy") + "/" + path)
+		res, err := http.Get(s.URL() + "/" + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +306,7 @@ mutators: {noop: {enabled: true}}
 			t.Errorf("repository answering %s: the last good rules stopped serving (%d)", m, got)
 		}
 	}
-	if !strings.Contains(s.logs.String(), "the last good rules keep serving") {
+	if !strings.Contains(s.Logs(), "the last good rules keep serving") {
 		t.Error("the failed reloads were not logged")
 	}
 	setMode("v2")
@@ -389,7 +376,7 @@ func TestUpstreamFaults(t *testing.T) {
 		fmt.Fprintf(&doc, "- id: %s\n  match: {url: \"http://<[^/]+>/%s\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", id, id, u)
 	}
 	s := startServer(t, "authenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {noop: {enabled: true}}\n", doc.String())
-	transport := s.Proxy.Transport.(*http.Transport)
+	transport := s.App().Proxy.Transport.(*http.Transport)
 	// The default is 60s; a test does not wait that long.
 	transport.ResponseHeaderTimeout = 300 * time.Millisecond
 	client := &http.Client{Transport: &http.Transport{}}
@@ -407,7 +394,7 @@ func TestUpstreamFaults(t *testing.T) {
 		{"reset mid-answer", 200, true},
 	}
 	for _, tc := range cases {
-		res, err := client.Get(s.url("proxy") + "/" + strings.ReplaceAll(tc.name, " ", "-"))
+		res, err := client.Get(s.URL() + "/" + strings.ReplaceAll(tc.name, " ", "-"))
 		if err != nil && tc.broken {
 			// The upstream's reset can reach the proxy before the start
 			// of its answer does: the client's connection is closed with

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -236,7 +237,7 @@ func TestTLSListenersAndUpstream(t *testing.T) {
 	}
 	// Without the CA, the same upstream is refused: 502, not a bypass.
 	s2 := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
-	res, err = http.Get(s2.url("proxy") + "/x")
+	res, err = http.Get(s2.URL() + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
 	done := make(chan string, 1)
 	go func() {
-		res, err := http.Get(s.url("proxy") + "/slow")
+		res, err := http.Get(s.URL() + "/slow")
 		if err != nil {
 			done <- err.Error()
 			return
@@ -270,9 +271,9 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	shut := make(chan error, 1)
 	go func() {
-		ctx, cancel := contextWithTimeout(5 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		shut <- s.Shutdown(ctx)
+		shut <- s.Stop(ctx)
 	}()
 	time.Sleep(100 * time.Millisecond)
 	if _, err := net.DialTimeout("tcp", s.Addr("proxy"), time.Second); err == nil {
@@ -308,7 +309,7 @@ func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
 		strings.ReplaceAll(openRules, "UPSTREAM", "http://"+ln.Addr().String()))
 	start := time.Now()
-	res, err := http.Get(s.url("proxy") + "/x")
+	res, err := http.Get(s.URL() + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}

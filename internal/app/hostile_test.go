@@ -223,7 +223,7 @@ func TestOnlyWebSocketUpgradesAreTunnelled(t *testing.T) {
 	for _, upgrade := range []string{"h2c", "websocket, x-other", "x-other, websocket", "tcp", "WebSocket/13"} {
 		res, _ := rawGet(t, s.Addr("proxy"), "/chat", "Connection: Upgrade", "Upgrade: "+upgrade,
 			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
-		if res.StatusCode == http.StatusSwitchingProtocols && s.Tunnels.Active() == 0 {
+		if res.StatusCode == http.StatusSwitchingProtocols && s.App().Tunnels.Active() == 0 {
 			t.Errorf("Upgrade: %s was switched outside the tunnel", upgrade)
 		}
 	}

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // wsEchoUpstream is a real WebSocket server on loopback (gobwas/ws) that
@@ -38,15 +39,7 @@ func wsEchoUpstream(t *testing.T) (url string, conns chan net.Conn) {
 				case conns <- c:
 				default:
 				}
-				for {
-					msg, op, err := wsutil.ReadClientData(c)
-					if err != nil {
-						return
-					}
-					if err := wsutil.WriteServerMessage(c, op, msg); err != nil {
-						return
-					}
-				}
+				_ = wsecho.Echo(c)
 			}()
 		}
 	}()
@@ -88,7 +81,7 @@ func TestTunnelClientVanishes(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("the dial outlived its client by %v", d)
 		}
-		if n := s.Tunnels.Active(); n != 0 {
+		if n := s.App().Tunnels.Active(); n != 0 {
 			t.Errorf("%d tunnels open", n)
 		}
 	})
@@ -112,9 +105,9 @@ func TestTunnelClientVanishes(t *testing.T) {
 		// A masked text frame announcing 100 bytes, of which 10 are sent.
 		head := []byte{0x81, 0x80 | 100, 1, 2, 3, 4}
 		c.Write(append(head, strings.Repeat("x", 10)...))
-		waitUntil(t, func() bool { return s.Tunnels.Active() == 1 })
+		waitUntil(t, func() bool { return s.App().Tunnels.Active() == 1 })
 		c.Close()
-		waitUntil(t, func() bool { return s.Tunnels.Active() == 0 })
+		waitUntil(t, func() bool { return s.App().Tunnels.Active() == 0 })
 		// The upstream's goroutine, counted in the settle, ends only when
 		// the proxy closed its connection.
 		goroutinesSettle(t, baseline)
