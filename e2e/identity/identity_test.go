@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -20,11 +19,8 @@ import (
 	"time"
 
 	gjwt "github.com/golang-jwt/jwt/v5"
-	"github.com/sirupsen/logrus"
 
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
@@ -136,7 +132,7 @@ func TestJWTLadonRemoteIDTokenEndToEnd(t *testing.T) {
 	var jwksURL string
 	upstream := verifyingUpstream(t, &jwksURL)
 
-	rules := write("access-rules.yml", fmt.Sprintf(`
+	rules := fmt.Sprintf(`
 - id: chat
   match: {url: "http://<[^/]+>/chat/<[a-z]+>", methods: [GET]}
   authenticators: [{handler: jwt}]
@@ -162,14 +158,8 @@ func TestJWTLadonRemoteIDTokenEndToEnd(t *testing.T) {
       config:
         claims: '{"room": "ops"}'
   upstream: {url: %[1]q}
-`, upstream.URL))
-	cfgFile := write("portcullis.yml", fmt.Sprintf(`
-serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {host: 127.0.0.1, port: 0}
-access_rules:
-  repositories: ["file://%s"]
+`, upstream.URL)
+	srv := servertest.Start(t, servertest.Config{Rules: rules, YAML: fmt.Sprintf(`
 authenticators:
   jwt:
     enabled: true
@@ -190,28 +180,8 @@ mutators:
       issuer_url: https://gw.example.test/
       jwks_url: "file://%s"
       audience: [chat-backend]
-`, rules, idp.URL+"/jwks.json", policies, decisions.URL, gwKeys))
-
-	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	proxyURL, apiURL := "http://"+srv.Addr("proxy"), "http://"+srv.Addr("api")
+`, idp.URL+"/jwks.json", policies, decisions.URL, gwKeys)})
+	proxyURL, apiURL := srv.URL(), srv.APIURL()
 	jwksURL = apiURL + "/.well-known/jwks.json"
 
 	token := func(sub, role string, exp time.Time) string {

@@ -30,7 +30,7 @@ func TestCarriersScrubbedWhicheverAuthenticatorDecides(t *testing.T) {
 	}
 
 	// 1. HTTP: the cookie decides; the query token stays behind.
-	res, s := get(t, gw.proxyURL+"/wsq/page?token="+url.QueryEscape(tok)+"&keep=1", withCookie(browser.CookieHeader()))
+	res, s := get(t, gw.URL()+"/wsq/page?token="+url.QueryEscape(tok)+"&keep=1", withCookie(browser.CookieHeader()))
 	if res.StatusCode != http.StatusOK || s.Email != browser.Email {
 		t.Fatalf("cookie + query token: %d, upstream saw %q, want 200 for %s", res.StatusCode, s.Email, browser.Email)
 	}
@@ -38,12 +38,12 @@ func TestCarriersScrubbedWhicheverAuthenticatorDecides(t *testing.T) {
 		t.Errorf("cookie + query token: upstream query %q, want keep=1 only", s.Query)
 	}
 	// 1b. The same with ";" as the separator, which some frameworks split on.
-	res, s = get(t, gw.proxyURL+"/wsq/page?keep=1;token="+url.QueryEscape(tok), withCookie(browser.CookieHeader()))
+	res, s = get(t, gw.URL()+"/wsq/page?keep=1;token="+url.QueryEscape(tok), withCookie(browser.CookieHeader()))
 	if res.StatusCode != http.StatusOK || strings.Contains(s.Query, tok) || s.Query != "keep=1" {
 		t.Errorf("cookie + ;token: %d, upstream query %q, want 200 and keep=1 only", res.StatusCode, s.Query)
 	}
 	// 1. WebSocket: the same through the handshake.
-	wsBase := "ws" + strings.TrimPrefix(gw.proxyURL, "http")
+	wsBase := gw.WSURL()
 	h := http.Header{"Cookie": {browser.CookieHeader()}}
 	conn, _, err := wsDial(t, wsBase+"/wsq/chat?token="+url.QueryEscape(tok)+"&keep=1", h, "chat.v1")
 	if err != nil {
@@ -81,7 +81,7 @@ func TestCarriersScrubbedWhicheverAuthenticatorDecides(t *testing.T) {
 	// 3. A stale cookie fails; the redirect's return_to keeps no token.
 	stale := k.RegisterBrowser(t)
 	k.RevokeSession(t, stale.SessionID)
-	res, _ = get(t, gw.proxyURL+"/wsq/page?token="+url.QueryEscape(tok)+"&keep=1", func(r *http.Request) {
+	res, _ = get(t, gw.URL()+"/wsq/page?token="+url.QueryEscape(tok)+"&keep=1", func(r *http.Request) {
 		r.Header.Set("Cookie", stale.CookieHeader())
 		r.Header.Set("Accept", "text/html")
 	})

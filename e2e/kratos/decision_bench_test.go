@@ -20,7 +20,7 @@ func BenchmarkDecisionAPI(b *testing.B) {
 	id := k.RegisterBrowser(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	decide := func(b *testing.B, path string, withCookie bool) float64 {
-		req, err := http.NewRequest(http.MethodGet, gw.apiURL+"/decisions"+path, nil)
+		req, err := http.NewRequest(http.MethodGet, gw.DecisionsURL()+path, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

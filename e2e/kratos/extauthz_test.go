@@ -119,7 +119,7 @@ func TestExtAuthzMatchesDecisionAPI(t *testing.T) {
 	k := kratosShared.Get(t)
 	up := newUpstream(t)
 	g := startGateway(t, k, up, "1ms")
-	conn, err := grpc.NewClient(g.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(g.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestExtAuthzMatchesDecisionAPI(t *testing.T) {
 			if got.status == http.StatusForbidden && got.header.Get("Content-Type") == "" {
 				t.Error("gRPC: the JSON error's Content-Type is missing")
 			}
-			want := askDecisions(t, g.apiURL, tc.checkCase)
+			want := askDecisions(t, g.APIURL(), tc.checkCase)
 			if want.status != got.status {
 				t.Errorf("gRPC status %d, /decisions %d", got.status, want.status)
 			}

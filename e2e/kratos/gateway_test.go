@@ -8,21 +8,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
-	"github.com/sirupsen/logrus"
 
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // kratosShared is the real Ory Kratos most tests of this package use.
@@ -49,14 +44,21 @@ type seen struct {
 // received; over WebSocket it records the handshake and echoes messages.
 type upstream struct {
 	*httptest.Server
-	mu    sync.Mutex
-	wsHS  []seen
-	conns sync.WaitGroup
+	mu   sync.Mutex
+	wsHS []seen
 }
 
 func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
+	echo := wsecho.Handler(wsecho.Options{Protocol: func(p string) bool { return p == "chat.v1" }, OnUpgrade: u.record})
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			echo.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(received(r))
+	}))
 	t.Cleanup(u.Close)
 	return u
 }
@@ -69,54 +71,24 @@ func received(r *http.Request) seen {
 	}
 }
 
-func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(received(r))
-		return
-	}
+// record keeps what an upgrade request carried, before the 101 goes out, so
+// a client whose dial returned finds it.
+func (u *upstream) record(r *http.Request) {
 	s := received(r)
 	for _, line := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for _, p := range strings.Split(line, ",") {
 			s.Offered = append(s.Offered, strings.TrimSpace(p))
 		}
 	}
-	// Recorded before the 101 goes out, so a client whose dial returned
-	// finds it.
 	u.mu.Lock()
 	u.wsHS = append(u.wsHS, s)
 	u.mu.Unlock()
-	up := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "chat.v1" }}
-	conn, _, _, err := up.Upgrade(r, w)
-	if err != nil {
-		return
-	}
-	u.conns.Add(1)
-	go func() {
-		defer u.conns.Done()
-		defer conn.Close()
-		for {
-			msg, op, err := wsutil.ReadClientData(conn)
-			if err != nil {
-				return
-			}
-			if err := wsutil.WriteServerMessage(conn, op, msg); err != nil {
-				return
-			}
-		}
-	}()
 }
 
 func (u *upstream) handshakes() []seen {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]seen(nil), u.wsHS...)
-}
-
-// gateway is a running portcullis in front of the upstream, using Kratos.
-type gateway struct {
-	proxyURL, apiURL string
-	grpcAddr         string // the ext_authz listener
 }
 
 const rulesTemplate = `
@@ -190,25 +162,23 @@ serve:
   api: {host: 127.0.0.1, port: 0}
   prometheus: {host: 127.0.0.1, port: 0}
   grpc: {host: 127.0.0.1, port: 0}
-access_rules:
-  repositories: ["file://%[1]s"]
 authenticators:
   anonymous: {enabled: true}
   cookie_session:
     enabled: true
     config:
-      check_session_url: %[2]q
+      check_session_url: %[1]q
       only: [ory_kratos_session]
       subject_from: identity.id
       extra_from: "@this"
-      cache: {ttl: %[4]s}
+      cache: {ttl: %[3]s}
   bearer_token:
     enabled: true
     config:
-      check_session_url: %[2]q
+      check_session_url: %[1]q
       subject_from: identity.id
       extra_from: "@this"
-      cache: {ttl: %[4]s}
+      cache: {ttl: %[3]s}
 authorizers:
   allow: {enabled: true}
   deny: {enabled: true}
@@ -227,7 +197,7 @@ errors:
     redirect:
       enabled: true
       config:
-        to: %[3]q
+        to: %[2]q
         return_to_query_param: return_to
         when: [{error: [unauthorized, forbidden], request: {header: {accept: [text/html]}}}]
     www_authenticate:
@@ -240,38 +210,12 @@ errors:
 
 // startGateway runs portcullis with the rules above against k. cacheTTL is
 // the session cache ttl of both session authenticators.
-func startGateway(tb testing.TB, k *kratostest.Kratos, up *upstream, cacheTTL string) gateway {
+func startGateway(tb testing.TB, k *kratostest.Kratos, up *upstream, cacheTTL string) *servertest.Server {
 	tb.Helper()
-	dir := tb.TempDir()
-	rules := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rules, []byte(fmt.Sprintf(rulesTemplate, up.URL, wsTokenPrefix)), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cfgFile := filepath.Join(dir, "portcullis.yml")
-	cfgYAML := fmt.Sprintf(configTemplate, rules, k.WhoamiURL(), k.PublicURL()+"/self-service/login/browser", cacheTTL)
-	if err := os.WriteFile(cfgFile, []byte(cfgYAML), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		tb.Fatal(err)
-	}
-	srv.Start()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+	return servertest.Start(tb, servertest.Config{
+		YAML:  fmt.Sprintf(configTemplate, k.WhoamiURL(), k.PublicURL()+"/self-service/login/browser", cacheTTL),
+		Rules: fmt.Sprintf(rulesTemplate, up.URL, wsTokenPrefix),
 	})
-	return gateway{proxyURL: "http://" + srv.Addr("proxy"), apiURL: "http://" + srv.Addr("api"), grpcAddr: srv.Addr("grpc")}
 }
 
 // noRedirects is a client that shows redirects instead of following them.

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +40,7 @@ func TestIdentityReachesUpstream(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for round := range 2 { // a Kratos call, then a cache hit
-			res, s := get(t, gw.proxyURL+tc.path, tc.prep)
+			res, s := get(t, gw.URL()+tc.path, tc.prep)
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("%s (round %d): status %d", tc.name, round, res.StatusCode)
 			}
@@ -55,7 +54,7 @@ func TestIdentityReachesUpstream(t *testing.T) {
 	}
 
 	// A client cannot claim an identity by sending the identity headers.
-	_, s := get(t, gw.proxyURL+"/web/page", func(r *http.Request) {
+	_, s := get(t, gw.URL()+"/web/page", func(r *http.Request) {
 		r.AddCookie(browser.Cookie)
 		r.Header.Set("X-User", "admin")
 	})
@@ -64,7 +63,7 @@ func TestIdentityReachesUpstream(t *testing.T) {
 	}
 
 	// The decision API answers from the same pipeline with the headers.
-	res, _ := get(t, gw.apiURL+"/decisions/web/page", func(r *http.Request) { r.AddCookie(browser.Cookie) })
+	res, _ := get(t, gw.APIURL()+"/decisions/web/page", func(r *http.Request) { r.AddCookie(browser.Cookie) })
 	if res.StatusCode != http.StatusOK || res.Header.Get("X-User") != browser.IdentityID {
 		t.Errorf("decision: %d, X-User %q; want 200, %q", res.StatusCode, res.Header.Get("X-User"), browser.IdentityID)
 	}
@@ -80,10 +79,10 @@ func TestDeniedRequests(t *testing.T) {
 	login := k.PublicURL() + "/self-service/login/browser"
 
 	// A browser without a session lands on the login page and can come back.
-	res, _ := get(t, gw.proxyURL+"/web/page?tab=2", func(r *http.Request) {
+	res, _ := get(t, gw.URL()+"/web/page?tab=2", func(r *http.Request) {
 		r.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
 	})
-	wantLoc := login + "?return_to=" + url.QueryEscape(gw.proxyURL+"/web/page?tab=2")
+	wantLoc := login + "?return_to=" + url.QueryEscape(gw.URL()+"/web/page?tab=2")
 	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != wantLoc {
 		t.Errorf("browser without session: %d %q, want 302 %q", res.StatusCode, res.Header.Get("Location"), wantLoc)
 	}
@@ -104,7 +103,7 @@ func TestDeniedRequests(t *testing.T) {
 		{"wrong query token", "/q/items?access_token=forged", nil, 401, ""},
 	}
 	for _, tc := range cases {
-		res, _ := get(t, gw.proxyURL+tc.path, tc.prep)
+		res, _ := get(t, gw.URL()+tc.path, tc.prep)
 		if res.StatusCode != tc.wantStatus || res.Header.Get("WWW-Authenticate") != tc.challenge {
 			t.Errorf("%s: %d %q, want %d %q", tc.name, res.StatusCode, res.Header.Get("WWW-Authenticate"), tc.wantStatus, tc.challenge)
 		}
@@ -121,16 +120,16 @@ func TestRevokedSessionDenied(t *testing.T) {
 	id := k.RegisterBrowser(t)
 	withCookie := func(r *http.Request) { r.AddCookie(id.Cookie) }
 	for _, path := range []string{"/web/page", "/uncached/page"} {
-		if res, _ := get(t, gw.proxyURL+path, withCookie); res.StatusCode != http.StatusOK {
+		if res, _ := get(t, gw.URL()+path, withCookie); res.StatusCode != http.StatusOK {
 			t.Fatalf("%s before revocation: %d", path, res.StatusCode)
 		}
 	}
 	k.RevokeSession(t, id.SessionID)
-	if res, _ := get(t, gw.proxyURL+"/uncached/page", withCookie); res.StatusCode != http.StatusUnauthorized {
+	if res, _ := get(t, gw.URL()+"/uncached/page", withCookie); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("uncached after revocation: %d, want 401", res.StatusCode)
 	}
 	eventually(t, "cached rule denies the revoked session", func() bool {
-		res, _ := get(t, gw.proxyURL+"/web/page", withCookie)
+		res, _ := get(t, gw.URL()+"/web/page", withCookie)
 		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("unexpected status %d", res.StatusCode)
 		}
@@ -146,20 +145,20 @@ func TestKratosDownNeverAdmits(t *testing.T) {
 	up := newUpstream(t)
 	gw := startGateway(t, k, up, "300ms")
 	known, fresh := k.RegisterBrowser(t), k.RegisterAPI(t)
-	if res, _ := get(t, gw.proxyURL+"/web/page", func(r *http.Request) { r.AddCookie(known.Cookie) }); res.StatusCode != http.StatusOK {
+	if res, _ := get(t, gw.URL()+"/web/page", func(r *http.Request) { r.AddCookie(known.Cookie) }); res.StatusCode != http.StatusOK {
 		t.Fatalf("before the outage: %d", res.StatusCode)
 	}
 	k.Stop()
-	res, _ := get(t, gw.proxyURL+"/api/items", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+fresh.SessionToken) })
+	res, _ := get(t, gw.URL()+"/api/items", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+fresh.SessionToken) })
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("fresh token with Kratos down: %d, want 503", res.StatusCode)
 	}
-	res, _ = get(t, gw.proxyURL+"/uncached/page", func(r *http.Request) { r.AddCookie(known.Cookie) })
+	res, _ = get(t, gw.URL()+"/uncached/page", func(r *http.Request) { r.AddCookie(known.Cookie) })
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("uncached cookie with Kratos down: %d, want 503", res.StatusCode)
 	}
 	eventually(t, "cached cookie denied once its entry expires", func() bool {
-		res, _ := get(t, gw.proxyURL+"/web/page", func(r *http.Request) {
+		res, _ := get(t, gw.URL()+"/web/page", func(r *http.Request) {
 			r.AddCookie(known.Cookie)
 			r.Header.Set("Accept", "application/json")
 		})
@@ -170,7 +169,7 @@ func TestKratosDownNeverAdmits(t *testing.T) {
 	})
 	// A browser is not sent to a login page that cannot work either: the
 	// rule's redirect applies to 401 and 403 only.
-	res, _ = get(t, gw.proxyURL+"/web/page", func(r *http.Request) {
+	res, _ = get(t, gw.URL()+"/web/page", func(r *http.Request) {
 		r.AddCookie(known.Cookie)
 		r.Header.Set("Accept", "text/html")
 	})
@@ -188,7 +187,7 @@ func TestWebSocketTokenInSubprotocol(t *testing.T) {
 	up := newUpstream(t)
 	gw := startGateway(t, k, up, "5s")
 	id := k.RegisterAPI(t)
-	wsURL := "ws" + strings.TrimPrefix(gw.proxyURL, "http") + "/ws/room"
+	wsURL := gw.WSURL() + "/ws/room"
 
 	if _, _, err := wsDial(t, wsURL, nil, "chat.v1", wsTokenPrefix+"forged"); err == nil {
 		t.Fatal("a forged token opened a tunnel")
@@ -239,7 +238,7 @@ func TestWebSocketCookie(t *testing.T) {
 	up := newUpstream(t)
 	gw := startGateway(t, k, up, "5s")
 	id := k.RegisterBrowser(t)
-	wsURL := "ws" + strings.TrimPrefix(gw.proxyURL, "http") + "/ws/room"
+	wsURL := gw.WSURL() + "/ws/room"
 	conn, _, err := wsDial(t, wsURL, http.Header{"Cookie": {id.CookieHeader()}}, "chat.v1")
 	if err != nil {
 		t.Fatalf("dial: %v", err)

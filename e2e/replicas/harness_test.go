@@ -11,8 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,12 +18,9 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/sirupsen/logrus"
 
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 var kratosShared = &kratostest.Shared{}
@@ -34,31 +29,6 @@ func TestMain(m *testing.M) { kratostest.RunMain(m, kratosShared) }
 
 // adminToken is the admin API token of every replica in these tests.
 const adminToken = "test-admin-token-0123456789"
-
-// echoUpstream is the protected WebSocket service: it echoes messages and
-// answers the proxy's Close.
-func echoUpstream(t testing.TB) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, _, _, err := ws.UpgradeHTTP(r, w)
-		if err != nil {
-			return
-		}
-		go func() {
-			defer conn.Close()
-			for {
-				msg, op, err := wsutil.ReadClientData(conn)
-				if err != nil {
-					return
-				}
-				if err := wsutil.WriteServerMessage(conn, op, msg); err != nil {
-					return
-				}
-			}
-		}()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // countingKratos is a pass-through in front of a real Kratos's public API
 // that counts the /sessions/whoami calls reaching Kratos.
@@ -120,26 +90,24 @@ const rulesTemplate = `
 const configTemplate = `
 serve:
   proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0, admin: {token: %[4]q}}
+  api: {host: 127.0.0.1, port: 0, admin: {token: %[3]q}}
   prometheus: {host: 127.0.0.1, port: 0}
-access_rules:
-  repositories: ["file://%[1]s"]
 revocation:
-  redis: {url: %[3]q}
+  redis: {url: %[2]q}
 log: {level: info}
 authenticators:
   noop: {enabled: true}
   cookie_session:
     enabled: true
     config:
-      check_session_url: %[2]q
+      check_session_url: %[1]q
       only: [ory_kratos_session]
       subject_from: identity.id
       cache: {ttl: 30s}
   bearer_token:
     enabled: true
     config:
-      check_session_url: %[2]q
+      check_session_url: %[1]q
       token_from: {header: X-Session-Token}
       subject_from: identity.id
       cache: {ttl: 30s}
@@ -149,13 +117,6 @@ mutators:
   noop: {enabled: true}
 `
 
-// replica is one running portcullis.
-type replica struct {
-	*app.Server
-	proxy, api string
-	logs       *bytes.Buffer
-}
-
 type replicaOptions struct {
 	whoamiURL, kratosPublic, redisURL, upstream string
 	revalidateEvery                             string
@@ -163,40 +124,15 @@ type replicaOptions struct {
 
 // startReplica starts a whole portcullis server from files and stops it
 // when the test ends.
-func startReplica(t testing.TB, o replicaOptions) *replica {
+func startReplica(t testing.TB, o replicaOptions) *servertest.Server {
 	t.Helper()
 	if o.revalidateEvery == "" {
 		o.revalidateEvery = "5m"
 	}
-	dir := t.TempDir()
-	rules := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rules, []byte(fmt.Sprintf(rulesTemplate, o.upstream, o.kratosPublic, o.revalidateEvery)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(dir, "portcullis.yml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(configTemplate, rules, o.whoamiURL, o.redisURL, adminToken)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+	return servertest.Start(t, servertest.Config{
+		YAML:  fmt.Sprintf(configTemplate, o.whoamiURL, o.redisURL, adminToken),
+		Rules: fmt.Sprintf(rulesTemplate, o.upstream, o.kratosPublic, o.revalidateEvery),
 	})
-	return &replica{Server: srv, proxy: "http://" + srv.Addr("proxy"), api: "http://" + srv.Addr("api")}
 }
 
 // tunnel is a client's WebSocket through a replica.
@@ -206,12 +142,12 @@ type tunnel struct {
 }
 
 // dial opens a WebSocket through the replica's proxy with header.
-func dial(t testing.TB, r *replica, path string, header http.Header) (*tunnel, int) {
+func dial(t testing.TB, r *servertest.Server, path string, header http.Header) (*tunnel, int) {
 	t.Helper()
 	status := 0
 	d := ws.Dialer{Timeout: 10 * time.Second, OnStatusError: func(s int, _ []byte, _ io.Reader) { status = s }}
 	d.Header = ws.HandshakeHeaderHTTP(header)
-	conn, br, _, err := d.Dial(context.Background(), "ws"+strings.TrimPrefix(r.proxy, "http")+path)
+	conn, br, _, err := d.Dial(context.Background(), r.WSURL()+path)
 	if err != nil {
 		if status == 0 {
 			t.Fatalf("dial %s: %v", path, err)
@@ -226,7 +162,7 @@ func dial(t testing.TB, r *replica, path string, header http.Header) (*tunnel, i
 	return tu, http.StatusSwitchingProtocols
 }
 
-func mustDial(t testing.TB, r *replica, path string, header http.Header) *tunnel {
+func mustDial(t testing.TB, r *servertest.Server, path string, header http.Header) *tunnel {
 	t.Helper()
 	tu, status := dial(t, r, path, header)
 	if tu == nil {
@@ -280,14 +216,14 @@ func (tu *tunnel) openFor(d time.Duration) bool {
 }
 
 // adminDo sends an admin request with the token given ("" for none).
-func adminDo(t testing.TB, r *replica, method, path, token string, body any) (int, map[string]any) {
+func adminDo(t testing.TB, r *servertest.Server, method, path, token string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, r.api+path, rd)
+	req, err := http.NewRequest(method, r.APIURL()+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

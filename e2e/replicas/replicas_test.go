@@ -11,6 +11,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 	"github.com/portcullis-proxy/portcullis/testsupport/redistest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // closeBound is how long a revocation may take to reach a client's Close
@@ -22,14 +24,14 @@ const closeBound = 10 * time.Second
 type fleet struct {
 	k     *kratostest.Kratos
 	redis *redistest.Redis
-	r     [3]*replica
+	r     [3]*servertest.Server
 }
 
 func startFleet(t *testing.T) *fleet {
 	t.Helper()
 	k := kratosShared.Get(t)
 	rd := redistest.Start(t)
-	up := echoUpstream(t)
+	up := wsecho.Start(t, wsecho.Options{})
 	f := &fleet{k: k, redis: rd}
 	for i := range f.r {
 		f.r[i] = startReplica(t, replicaOptions{
@@ -129,7 +131,7 @@ func TestAdminRevocationAcrossReplicas(t *testing.T) {
 	}
 
 	// Plain requests too, on the same decision path.
-	req, _ := http.NewRequest(http.MethodGet, f.r[1].proxy+"/chat/plain", nil)
+	req, _ := http.NewRequest(http.MethodGet, f.r[1].URL()+"/chat/plain", nil)
 	req.Header.Set("X-Session-Token", alice.SessionToken)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -172,7 +174,7 @@ func TestLogoutThroughProxyClosesEverywhere(t *testing.T) {
 		id := f.k.RegisterBrowser(t)
 		tus := f.onAll(t, "/chat/browser", cookieHeader(id))
 		// The logout URL: Kratos's first step, which ends nothing.
-		req, _ := http.NewRequest(http.MethodGet, f.r[1].proxy+"/.ory/kratos/public/self-service/logout/browser", nil)
+		req, _ := http.NewRequest(http.MethodGet, f.r[1].URL()+"/.ory/kratos/public/self-service/logout/browser", nil)
 		req.Header.Set("Cookie", id.CookieHeader())
 		req.Header.Set("Accept", "application/json")
 		res, err := http.DefaultClient.Do(req)
@@ -191,7 +193,7 @@ func TestLogoutThroughProxyClosesEverywhere(t *testing.T) {
 			t.Fatal("creating the logout URL closed the tunnel")
 		}
 		// The logout itself, through replica 1.
-		req, _ = http.NewRequest(http.MethodGet, f.r[1].proxy+"/.ory/kratos/public/self-service/logout?token="+lo.Token, nil)
+		req, _ = http.NewRequest(http.MethodGet, f.r[1].URL()+"/.ory/kratos/public/self-service/logout?token="+lo.Token, nil)
 		req.Header.Set("Cookie", id.CookieHeader())
 		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		start := time.Now()
@@ -211,7 +213,7 @@ func TestLogoutThroughProxyClosesEverywhere(t *testing.T) {
 		id := f.k.RegisterAPI(t)
 		tus := f.onAll(t, "/chat/api", tokenHeader(id.SessionToken))
 		b, _ := json.Marshal(map[string]string{"session_token": id.SessionToken})
-		req, _ := http.NewRequest(http.MethodDelete, f.r[2].proxy+"/.ory/kratos/public/self-service/logout/api", bytes.NewReader(b))
+		req, _ := http.NewRequest(http.MethodDelete, f.r[2].URL()+"/.ory/kratos/public/self-service/logout/api", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Session-Token", id.SessionToken)
 		res, err := http.DefaultClient.Do(req)
@@ -271,7 +273,7 @@ func TestRechecksCoalescedAtKratos(t *testing.T) {
 	}
 	k := kratosShared.Get(t)
 	ck := newCountingKratos(t, k)
-	up := echoUpstream(t)
+	up := wsecho.Start(t, wsecho.Options{})
 	const interval = 3 * time.Second
 	r := startReplica(t, replicaOptions{
 		whoamiURL: ck.URL + "/sessions/whoami", kratosPublic: k.PublicURL(), upstream: up.URL,
@@ -286,9 +288,9 @@ func TestRechecksCoalescedAtKratos(t *testing.T) {
 	}
 	// A client has its 101 a moment before its tunnel is registered.
 	deadline := time.Now().Add(30 * time.Second)
-	for r.Tunnels.Active() != sessions*perSession {
+	for r.App().Tunnels.Active() != sessions*perSession {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d tunnels open, want %d", r.Tunnels.Active(), sessions*perSession)
+			t.Fatalf("%d tunnels open, want %d", r.App().Tunnels.Active(), sessions*perSession)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -303,7 +305,7 @@ func TestRechecksCoalescedAtKratos(t *testing.T) {
 			calls, rounds, sessions*perSession, sessions, sessions*rounds)
 	}
 	t.Logf("%d tunnels, %d sessions: %d whoami calls at Kratos in %d intervals of %v", sessions*perSession, sessions, calls, rounds, interval)
-	if r.Tunnels.Active() != sessions*perSession {
-		t.Errorf("tunnels closed during the re-checks: %d open", r.Tunnels.Active())
+	if r.App().Tunnels.Active() != sessions*perSession {
+		t.Errorf("tunnels closed during the re-checks: %d open", r.App().Tunnels.Active())
 	}
 }
