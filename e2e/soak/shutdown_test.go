@@ -54,7 +54,7 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 	clients := make([]*wsClient, tunnels)
 	for i := range clients {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cl, err := dialWS(ctx, fmt.Sprintf("ws://%s/ws/%d", p.proxy, i))
+		cl, err := dialWS(ctx, fmt.Sprintf("%s/ws/%d", p.WSURL(), i))
 		cancel()
 		if err != nil {
 			t.Fatalf("tunnel %d: %v", i, err)
@@ -73,7 +73,7 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 
 	inFlight := make(chan string, 1)
 	go func() {
-		res, err := http.Get("http://" + p.proxy + "/slow")
+		res, err := http.Get(p.URL() + "/slow")
 		if err != nil {
 			inFlight <- err.Error()
 			return
@@ -85,10 +85,10 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the request reached the slow upstream
 
 	sent := time.Now()
-	p.signal(t, syscall.SIGTERM)
+	p.Signal(t, syscall.SIGTERM)
 	// While the request in flight finishes, nothing new is accepted.
 	time.Sleep(150 * time.Millisecond)
-	if c, err := net.DialTimeout("tcp", p.proxy, time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", p.Addr("proxy"), time.Second); err == nil {
 		c.Close()
 		t.Error("new connections accepted during shutdown")
 	}
@@ -126,14 +126,14 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 	}
 
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(grace + 5*time.Second):
 		t.Fatalf("still running %v after SIGTERM (grace %v)", time.Since(sent), grace)
 	}
 	exited := time.Since(sent)
-	t.Logf("exited %v after SIGTERM (grace %v): %v", exited.Round(time.Millisecond), grace, p.exitErr)
-	if p.exitErr != nil {
-		t.Errorf("exit: %v, want status 0\n%s", p.exitErr, p.out.String())
+	t.Logf("exited %v after SIGTERM (grace %v): %v", exited.Round(time.Millisecond), grace, p.Err())
+	if err := p.Err(); err != nil {
+		t.Errorf("exit: %v, want status 0\n%s", err, p.Logs())
 	}
 	if exited > grace+time.Second {
 		t.Errorf("exited %v after SIGTERM, beyond the %v grace", exited, grace)
@@ -141,7 +141,7 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 	if up := wsUp.closeCodes(); up[1001] != tunnels {
 		t.Errorf("the upstream saw Close codes %v, want 1001 on all %d tunnels", up, tunnels)
 	}
-	if c, err := net.DialTimeout("tcp", p.proxy, time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", p.Addr("proxy"), time.Second); err == nil {
 		c.Close()
 		t.Error("the proxy port still accepts connections after exit")
 	}

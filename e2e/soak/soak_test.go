@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // soakSize is one run's load.
@@ -145,7 +147,7 @@ func TestSoak(t *testing.T) {
 	httpUp, wsUp := newHTTPUpstream(t), newWSUpstream(t)
 	p := startProxy(t, soakConfig, soakRules(httpUp.URL, wsUp.url, false), 20*time.Second)
 	testBaseline := runtime.NumGoroutine()
-	base := p.metrics(t, "go_goroutines", "process_open_fds")
+	base := metrics(t, p, "go_goroutines", "process_open_fds")
 	t.Logf("proxy at rest: %.0f goroutines, %.0f open files", base["go_goroutines"], base["process_open_fds"])
 
 	var c counters
@@ -166,7 +168,7 @@ func TestSoak(t *testing.T) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cl, err := dialWS(ctx, fmt.Sprintf("ws://%s/ws/%d", p.proxy, i))
+			cl, err := dialWS(ctx, fmt.Sprintf("%s/ws/%d", p.WSURL(), i))
 			if err != nil {
 				c.tunnelFailures.Add(1)
 				c.fail("tunnel %d: %v", i, err)
@@ -178,7 +180,7 @@ func TestSoak(t *testing.T) {
 	}
 	opening.Wait()
 	openTime := time.Since(start)
-	peakOpen := p.metrics(t, "portcullis_websocket_tunnels_active", "go_goroutines", "process_open_fds", "process_resident_memory_bytes")
+	peakOpen := metrics(t, p, "portcullis_websocket_tunnels_active", "go_goroutines", "process_open_fds", "process_resident_memory_bytes")
 	t.Logf("%d tunnels open in %v; proxy: %.0f active, %.0f goroutines, %.0f open files, %.1f MiB resident",
 		c.tunnelsOpened.Load(), openTime.Round(time.Millisecond), peakOpen["portcullis_websocket_tunnels_active"],
 		peakOpen["go_goroutines"], peakOpen["process_open_fds"], peakOpen["process_resident_memory_bytes"]/(1<<20))
@@ -208,7 +210,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	// Two rule reloads in the middle; each is seen to take effect.
-	reloadsBefore := p.metrics(t, "portcullis_rules_reloads_total")["portcullis_rules_reloads_total"]
+	reloadsBefore := metrics(t, p, "portcullis_rules_reloads_total")["portcullis_rules_reloads_total"]
 	time.Sleep(sz.duration / 3)
 	reload(t, p, soakRules(httpUp.URL, wsUp.url, true), 200)
 	time.Sleep(sz.duration / 3)
@@ -217,9 +219,9 @@ func TestSoak(t *testing.T) {
 	close(stop)
 	load.Wait()
 	elapsed := time.Since(start) - openTime
-	reloads := p.metrics(t, "portcullis_rules_reloads_total")["portcullis_rules_reloads_total"] - reloadsBefore
+	reloads := metrics(t, p, "portcullis_rules_reloads_total")["portcullis_rules_reloads_total"] - reloadsBefore
 
-	during := p.metrics(t, "portcullis_websocket_tunnels_active")
+	during := metrics(t, p, "portcullis_websocket_tunnels_active")
 	if got := during["portcullis_websocket_tunnels_active"]; got != float64(c.tunnelsOpened.Load()) {
 		t.Errorf("%.0f tunnels open at the end of the load, want all %d (none may drop, reloads included)", got, c.tunnelsOpened.Load())
 	}
@@ -251,7 +253,7 @@ func TestSoak(t *testing.T) {
 	var after map[string]float64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		after = p.metrics(t, "portcullis_websocket_tunnels_active", "go_goroutines", "process_open_fds")
+		after = metrics(t, p, "portcullis_websocket_tunnels_active", "go_goroutines", "process_open_fds")
 		if after["portcullis_websocket_tunnels_active"] == 0 && after["go_goroutines"] <= base["go_goroutines"] &&
 			after["process_open_fds"] <= base["process_open_fds"] && runtime.NumGoroutine() <= testBaseline {
 			break
@@ -353,7 +355,7 @@ func tunnelLoad(id int, cl *wsClient, sz soakSize, stop <-chan struct{}, c *coun
 // httpLoad sends rate requests a second until stop, rotating through an
 // allowed and a denied proxy request and an allowed and a denied decision,
 // and checks each answer.
-func httpLoad(p *proc, rate int, stop <-chan struct{}, c *counters) {
+func httpLoad(p *servertest.Server, rate int, stop <-chan struct{}, c *counters) {
 	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 	defer tick.Stop()
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -368,7 +370,7 @@ func httpLoad(p *proc, rate int, stop <-chan struct{}, c *counters) {
 		switch n % 4 {
 		case 0:
 			path := fmt.Sprintf("/api/items/%d", n)
-			res, err := client.Post("http://"+p.proxy+path, "text/plain", strings.NewReader("body"))
+			res, err := client.Post(p.URL()+path, "text/plain", strings.NewReader("body"))
 			c.httpRequests.Add(1)
 			var seen httpSeen
 			if err == nil {
@@ -380,7 +382,7 @@ func httpLoad(p *proc, rate int, stop <-chan struct{}, c *counters) {
 				c.fail("POST %s: %v %+v", path, err, seen)
 			}
 		case 1:
-			res, err := client.Get("http://" + p.proxy + "/private/x")
+			res, err := client.Get(p.URL() + "/private/x")
 			c.httpRequests.Add(1)
 			if err == nil {
 				io.Copy(io.Discard, res.Body)
@@ -391,7 +393,7 @@ func httpLoad(p *proc, rate int, stop <-chan struct{}, c *counters) {
 				c.fail("GET /private/x: %v", statusOf(res, err))
 			}
 		case 2:
-			res, err := client.Get("http://" + p.api + "/decisions/api/items")
+			res, err := client.Get(p.DecisionsURL() + "/api/items")
 			c.decisionRequests.Add(1)
 			if err == nil {
 				io.Copy(io.Discard, res.Body)
@@ -402,7 +404,7 @@ func httpLoad(p *proc, rate int, stop <-chan struct{}, c *counters) {
 				c.fail("decision /api/items: %v", statusOf(res, err))
 			}
 		case 3:
-			res, err := client.Get("http://" + p.api + "/decisions/private/x")
+			res, err := client.Get(p.DecisionsURL() + "/private/x")
 			c.decisionRequests.Add(1)
 			if err == nil {
 				io.Copy(io.Discard, res.Body)
@@ -426,18 +428,12 @@ func statusOf(res *http.Response, err error) string {
 
 // reload replaces the rules file (by rename, so it is never half written)
 // and waits until GET /v2/x answers want.
-func reload(t *testing.T, p *proc, rules string, want int) {
+func reload(t *testing.T, p *servertest.Server, rules string, want int) {
 	t.Helper()
-	tmp := p.rulesFile + ".new"
-	if err := os.WriteFile(tmp, []byte(rules), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, p.rulesFile); err != nil {
-		t.Fatal(err)
-	}
+	p.ReplaceRules(t, rules)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		res, err := http.Get("http://" + p.proxy + "/v2/x")
+		res, err := http.Get(p.URL() + "/v2/x")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == want {
