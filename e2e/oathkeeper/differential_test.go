@@ -44,7 +44,7 @@ func TestDifferential(t *testing.T) {
 			}
 			cfg := strings.NewReplacer("{{STRATEGY}}", sc.strategy, "{{RULES}}", rulesPath).Replace(env.expand(configTemplate))
 			ok := startOathkeeper(t, bin, dir, cfg)
-			pc := startPortcullis(t, dir, cfg)
+			pc := startPortcullis(t, cfg)
 			waitRulesLoaded(t, ok, pc)
 			for _, c := range sc.cases {
 				t.Run(c.name, func(t *testing.T) {
