@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 var kratos = &kratostest.Shared{}
@@ -61,7 +62,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 // ends. Its state goes to a temporary directory.
 func startCaddy(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	t.Helper()
-	port := forwardauthtest.FreePort(t)
+	port := proctest.FreePort(t)
 	dir := t.TempDir()
 	file := forwardauthtest.EditFile(t, dir, "Caddyfile", map[string]string{
 		"forward_auth 127.0.0.1:4456 {": "forward_auth " + apiAddr + " {",
@@ -71,6 +72,8 @@ func startCaddy(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	forwardauthtest.StartProcess(t, cmd, syscall.SIGTERM, func() bool { return forwardauthtest.Listening(addr) }, 50*time.Millisecond, 20*time.Second)
+	proctest.Start(t, cmd, syscall.SIGTERM, proctest.Options{
+		Ready: func() bool { return proctest.Listening(addr) }, Timeout: 20 * time.Second, ShowOnFailure: 1 << 20,
+	})
 	return addr
 }

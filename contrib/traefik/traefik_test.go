@@ -21,6 +21,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 var kratos = &kratostest.Shared{}
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
 func traefikBinary(t *testing.T) string {
 	bin := os.Getenv("TRAEFIK_BIN")
 	if bin == "" {
-		bin = filepath.Join("..", "..", ".build", "bin", "traefik")
+		bin = filepath.Join(proctest.BinDir(), "traefik")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("Traefik is not built (%s): run `make traefik` (scripts/build-traefik.sh) to run this test", bin)
@@ -67,7 +68,7 @@ func TestTraefikForwardAuth(t *testing.T) {
 func startTraefik(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	t.Helper()
 	dir := t.TempDir()
-	port := forwardauthtest.FreePort(t)
+	port := proctest.FreePort(t)
 	forwardauthtest.EditFile(t, dir, "dynamic.yml", map[string]string{
 		`address: "http://127.0.0.1:4456/decisions"`: fmt.Sprintf("address: %q", "http://"+apiAddr+"/decisions"),
 		`- url: "http://127.0.0.1:8080"`:             fmt.Sprintf("- url: %q", "http://"+upstreamAddr),
@@ -81,14 +82,9 @@ func startTraefik(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	// Traefik listens before the file provider's routers are in place:
 	// ready once a public path reaches the upstream.
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	ready := func() bool {
-		res, err := http.Get("http://" + addr + "/public/ready")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}
-	forwardauthtest.StartProcess(t, cmd, syscall.SIGTERM, ready, 100*time.Millisecond, 30*time.Second)
+	proctest.Start(t, cmd, syscall.SIGTERM, proctest.Options{
+		Ready: proctest.HTTPReady("http://" + addr + "/public/ready"), Poll: 100 * time.Millisecond, Timeout: 30 * time.Second,
+		ShowOnFailure: 1 << 20,
+	})
 	return addr
 }
