@@ -86,17 +86,29 @@ type Denial struct {
 }
 
 // denials are the refusals every gateway answers alike, as portcullis
-// answers them (a gateway's [Gateway.Relay] says what its client gets); a
-// gateway adds its own path-confusion cases, whose status depends on
-// whether it normalises the path before asking (403 from the rule the clean
-// path reaches) or passes it on as written (400 from the strict decision
-// API).
-func denials() []Denial {
+// answers them ([Gateway.Relay] says what the gateway's client gets):
+// missing and rejected credentials, the denying rule, no rule, and paths
+// whose meaning depends on the parser. Those whose dot or empty segments
+// lead to /admin meet the denying rule (403) at a gateway that cleans the
+// path before it asks ([Gateway.CleansPath]); as written, the strict
+// decision API refuses them (400), as it refuses ";" and "\" segments
+// from every gateway.
+func denials(cleansPath bool) []Denial {
+	dots := http.StatusBadRequest
+	if cleansPath {
+		dots = http.StatusForbidden
+	}
 	return []Denial{
 		{"/me", nil, http.StatusUnauthorized},
 		{"/me", map[string]string{"Authorization": "Bearer ory_st_invalid"}, http.StatusUnauthorized},
 		{"/admin/users", nil, http.StatusForbidden},
 		{"/nowhere", nil, http.StatusNotFound},
+		{"/public/%2e%2e/admin", nil, dots},
+		{"/public/../admin", nil, dots},
+		{"//admin", nil, dots},
+		{"/public/%2E%2E/%2E%2E/admin", nil, dots},
+		{"/public/..;/admin", nil, http.StatusBadRequest},
+		{"/public/..%5cadmin", nil, http.StatusBadRequest},
 	}
 }
 
@@ -106,15 +118,18 @@ type Gateway struct {
 	// portcullis's API and at the upstream, and returns the address it
 	// serves on once it serves; the gateway stops when the test ends.
 	Start func(t *testing.T, apiAddr, upstreamAddr string) string
-	// Relay is the status the gateway's client gets when portcullis
-	// refuses with status (nil: the same status).
-	Relay func(status int) int
+	// Relay is the status the gateway's client gets for d, which
+	// portcullis refuses with d.Want (nil: d.Want).
+	Relay func(d Denial) int
+	// CleansPath says the gateway resolves dot segments and empty
+	// segments before it asks portcullis.
+	CleansPath bool
 	// OwnLogin says the gateway cannot pass portcullis's redirect to the
 	// login page on and sends browsers to log in itself (its own test
 	// covers that); the shared login check is then left out.
 	OwnLogin bool
-	// PathConfusion are the gateway's own path-confusion cases, with the
-	// status its client gets.
+	// PathConfusion are the gateway's own cases beyond the shared ones,
+	// with the status its client gets.
 	PathConfusion []Denial
 }
 
@@ -260,10 +275,10 @@ func Run(t *testing.T, k *kratostest.Kratos, g Gateway) *Running {
 
 	t.Run("denials and path confusion never reach the upstream", func(t *testing.T) {
 		before := run.Hits()
-		cases := denials()
+		cases := denials(g.CleansPath)
 		for i := range cases {
 			if g.Relay != nil {
-				cases[i].Want = g.Relay(cases[i].Want)
+				cases[i].Want = g.Relay(cases[i])
 			}
 		}
 		for _, tc := range append(cases, g.PathConfusion...) {
