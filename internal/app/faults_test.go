@@ -3,7 +3,6 @@ package app_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -18,31 +17,14 @@ import (
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
-// Fault injectors: endpoints that fail the way real services fail when
-// they are down, overloaded or broken, which a real service cannot be made
-// to do on demand.
-
-// refusingURL is an http URL on which nothing listens: connections are
-// refused, as when the service is down.
-func refusingURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
-// hangingURL accepts connections, reads what is sent and never answers,
-// as an overloaded service does.
-func hangingURL(t *testing.T) string {
-	return faultinject.HangingURL(t)
-}
+// The dependencies fail the way real services fail when they are down,
+// overloaded or broken: through the fault injectors of
+// testsupport/faultinject, which a real service cannot be made to do on
+// demand, and real HTTP servers answering errors.
 
 // statusURL is a real HTTP server answering every request with status and
 // body.
-func statusURL(t *testing.T, status int, body string) string {
+func statusURL(t testing.TB, status int, body string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -52,44 +34,19 @@ func statusURL(t *testing.T, status int, body string) string {
 	return srv.URL
 }
 
-// notHTTPURL accepts connections and answers bytes that are not HTTP.
-func notHTTPURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				c.Write([]byte("\x00\xff\xfegarbage that is not a status line\r\n\r\n{]"))
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String()
-}
-
 // fault is one way a dependency fails.
 type fault struct {
 	name string
-	url  func(t *testing.T) string
+	url  func(t testing.TB) string
 }
 
 var faults = []fault{
-	{"down", refusingURL},
-	{"hanging", hangingURL},
-	{"500", func(t *testing.T) string { return statusURL(t, 500, `{"error":"boom"}`) }},
-	{"503", func(t *testing.T) string { return statusURL(t, 503, "") }},
-	{"not HTTP", notHTTPURL},
-	{"garbage 200", func(t *testing.T) string { return statusURL(t, 200, "<html>\x00not json{") }},
+	{"down", faultinject.RefusingURL},
+	{"hanging", faultinject.HangingURL},
+	{"500", func(t testing.TB) string { return statusURL(t, 500, `{"error":"boom"}`) }},
+	{"503", func(t testing.TB) string { return statusURL(t, 503, "") }},
+	{"not HTTP", faultinject.NotHTTPURL},
+	{"garbage 200", func(t testing.TB) string { return statusURL(t, 200, "<html>\x00not json{") }},
 }
 
 // dependency is a handler that calls out, with the configuration and rule
@@ -331,44 +288,17 @@ func goroutinesSettle(t *testing.T, baseline int) {
 	}
 }
 
-// resettingUpstream accepts connections, reads the request, writes head
-// (possibly nothing) and resets the connection.
-func resettingUpstream(t *testing.T, head string) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				io.WriteString(c, head)
-				c.(*net.TCPConn).SetLinger(0) // RST, not FIN
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String()
-}
-
 // TestUpstreamFaults: an upstream that refuses connections, resets them,
 // or is slower than the response-header timeout gets the client a clean
 // 502 or 504 (or, once its answer has begun, a body that ends in an error
 // rather than looking complete), and leaves no goroutine behind.
 func TestUpstreamFaults(t *testing.T) {
 	upstreams := map[string]string{
-		"refusing":               refusingURL(t),
-		"reset before answering": resettingUpstream(t, ""),
-		"reset mid-answer":       resettingUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly half of the body"),
-		"not HTTP":               notHTTPURL(t),
-		"slow":                   hangingURL(t),
+		"refusing":               faultinject.RefusingURL(t),
+		"reset before answering": faultinject.ResettingURL(t, ""),
+		"reset mid-answer":       faultinject.ResettingURL(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly half of the body"),
+		"not HTTP":               faultinject.NotHTTPURL(t),
+		"slow":                   faultinject.HangingURL(t),
 	}
 	var doc strings.Builder
 	for name, u := range upstreams {

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 const openRules = `
@@ -292,22 +294,8 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 // wait for a silent upstream (a fault injector that accepts and never
 // answers); the client gets 504.
 func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", "http://"+ln.Addr().String()))
+		strings.ReplaceAll(openRules, "UPSTREAM", faultinject.HangingURL(t)))
 	start := time.Now()
 	res, err := http.Get(s.URL() + "/x")
 	if err != nil {

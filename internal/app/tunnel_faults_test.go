@@ -13,38 +13,26 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // wsEchoUpstream is a real WebSocket server on loopback (gobwas/ws) that
 // echoes every message; it reports each connection it accepted on conns.
 func wsEchoUpstream(t *testing.T) (url string, conns chan net.Conn) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns = make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := ws.Upgrade(c); err != nil {
-					return
-				}
-				select {
-				case conns <- c:
-				default:
-				}
-				_ = wsecho.Echo(c)
-			}()
+	addr := faultinject.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		if _, err := ws.Upgrade(c); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String(), conns
+		select {
+		case conns <- c:
+		default:
+		}
+		_ = wsecho.Echo(c)
+	})
+	return "http://" + addr, conns
 }
 
 const tunnelConfig = `
@@ -64,7 +52,7 @@ const upgradeRequest = "GET /chat HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: webso
 // tunnel at once; nothing stays open and no goroutine is left.
 func TestTunnelClientVanishes(t *testing.T) {
 	t.Run("during the handshake", func(t *testing.T) {
-		silent := hangingURL(t) // accepts the upgrade's connection, never answers
+		silent := faultinject.HangingURL(t) // accepts the upgrade's connection, never answers
 		s := startServer(t, tunnelConfig, tunnelRule(silent))
 		baseline := runtime.NumGoroutine()
 		c, err := net.Dial("tcp", s.Addr("proxy"))
