@@ -18,9 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
-	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/rules"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
@@ -230,7 +228,7 @@ func TestComposeConfigurationLoads(t *testing.T) {
 		s = strings.ReplaceAll(s, "host: 0.0.0.0", "host: 127.0.0.1")
 		cfgPath := filepath.Join(dir, "portcullis.yml")
 		os.WriteFile(cfgPath, []byte(s), 0o600)
-		cfg, err := config.Load(cfgPath, nil, registry.HandlerNames(registry.NewCatalog()))
+		cfg, err := app.LoadConfig(cfgPath, nil)
 		if err != nil {
 			t.Fatalf("compose/portcullis.yml: %v", err)
 		}

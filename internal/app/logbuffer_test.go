@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
@@ -80,7 +79,7 @@ func TestLogBufferBadValues(t *testing.T) {
 	} {
 		f := filepath.Join(t.TempDir(), "config.yml")
 		_ = os.WriteFile(f, []byte(tc.yaml), 0o600)
-		_, err := config.Load(f, nil, registry.HandlerNames(registry.NewCatalog()))
+		_, err := app.LoadConfig(f, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f+":") {
 			t.Errorf("%q: err = %v, want %s with the file", tc.yaml, err, tc.want)
 		}

@@ -27,7 +27,6 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
@@ -105,11 +104,6 @@ func Start(tb testing.TB, c Config) *Server {
 	} else if c.YAML != "" || c.Rules != "" {
 		tb.Fatal("servertest: Config.File serves a file as written; YAML and Rules go without it")
 	}
-	cfg, err := config.Load(s.cfgFile, c.Env, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.cfg = cfg
 	tb.Cleanup(func() {
 		s.cleanup(tb)
 		if tb.Failed() && c.ShowLogOnFailure > 0 {
@@ -119,7 +113,7 @@ func Start(tb testing.TB, c Config) *Server {
 	if c.Binary {
 		s.startProcess(tb, c.Env)
 	} else {
-		s.startHere(tb)
+		s.startHere(tb, c.Env)
 	}
 	if c.WaitReady {
 		s.waitReady(tb)
@@ -167,23 +161,15 @@ func writeFile(tb testing.TB, path, content string) {
 	}
 }
 
-// startHere assembles and starts the server in this process.
-func (s *Server) startHere(tb testing.TB) {
+// startHere opens the server in this process, as `portcullis serve`
+// does.
+func (s *Server) startHere(tb testing.TB, env []string) {
 	tb.Helper()
-	log, err := app.NewLogger(s.cfg.Log)
+	srv, err := app.Open(s.cfgFile, env, s.logs)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	log.Out = s.logs
-	srv, err := app.New(s.cfg, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		tb.Fatal(err)
-	}
-	srv.Start()
-	s.app = srv
+	s.app, s.cfg = srv, srv.Config
 	for _, l := range listeners {
 		if a := srv.Addr(l.name); a != "" {
 			s.addrs[l.name] = reachable(a)
@@ -196,6 +182,11 @@ func (s *Server) startHere(tb testing.TB) {
 // alive.
 func (s *Server) startProcess(tb testing.TB, env []string) {
 	tb.Helper()
+	cfg, err := app.LoadConfig(s.cfgFile, env)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.cfg = cfg
 	bound := map[string]config.Listener{
 		"proxy": s.cfg.Serve.Proxy.Listener, "api": s.cfg.Serve.API.Listener,
 		"prometheus": s.cfg.Serve.Prometheus.Listener, "grpc": s.cfg.Serve.GRPC,
