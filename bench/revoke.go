@@ -144,7 +144,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		defer p.stop()
 		replicas[i] = p
 	}
-	sess, err := registerIdentity(k)
+	sess, err := k.Register()
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		return err
 	}
 	defer cl.stop()
-	auth := "Authorization=" + url.PathEscape("Bearer "+sess.Token)
+	auth := "Authorization=" + url.PathEscape("Bearer "+sess.SessionToken)
 	for i, p := range replicas {
 		ans, err := cl.ask(ctx, 5*time.Minute, "open %d ws://%s%s %s", n, p.info["proxy"], pathWSRevoke, auth)
 		if err != nil {
@@ -179,7 +179,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		awaited <- result{ans, err}
 	}()
 	time.Sleep(time.Until(t0))
-	body, _ := json.Marshal(map[string]string{"session_id": sess.ID})
+	body, _ := json.Marshal(map[string]string{"session_id": sess.SessionID})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+replicas[0].info["api"]+"/admin/revocations", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+admin)
 	start := time.Now()
@@ -228,11 +228,11 @@ func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *w
 	const sessions, perSession, interval, rounds = 10, 100, 2 * time.Second, 3
 	var tokens []string
 	for range sessions {
-		s, err := registerIdentity(k)
+		s, err := k.Register()
 		if err != nil {
 			return err
 		}
-		tokens = append(tokens, s.Token)
+		tokens = append(tokens, s.SessionToken)
 	}
 	measure := func(exe, name string) (float64, error) {
 		d := filepath.Join(e.dir, name)

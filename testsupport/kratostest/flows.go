@@ -61,14 +61,16 @@ var httpClient = &http.Client{Timeout: 15 * time.Second}
 // flow and returns it with its session token.
 func (k *Kratos) RegisterAPI(tb testing.TB) Identity {
 	tb.Helper()
-	id, err := k.registerAPI()
+	id, err := k.Register()
 	if err != nil {
 		tb.Fatalf("kratos API registration: %v", err)
 	}
 	return id
 }
 
-func (k *Kratos) registerAPI() (Identity, error) {
+// Register is [Kratos.RegisterAPI] for code that runs outside a test (the
+// bench harness): a failed registration is its error.
+func (k *Kratos) Register() (Identity, error) {
 	id := newIdentity()
 	var flow struct {
 		ID string `json:"id"`
