@@ -81,6 +81,11 @@ func Launch(cmd *exec.Cmd, o Options) (*Process, error) {
 	if cmd.SysProcAttr == nil {
 		setProcAttr(cmd)
 	}
+	if cmd.WaitDelay == 0 {
+		// A child of the process that outlives it would hold the output
+		// pipe open, and Wait with it.
+		cmd.WaitDelay = 2 * time.Second
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.Name, err)
 	}
