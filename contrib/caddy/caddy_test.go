@@ -24,20 +24,8 @@ var kratos = &kratostest.Shared{}
 
 func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
 
-// caddyBinary finds caddy; scripts/install-test-deps.sh installs it.
-func caddyBinary(t *testing.T) string {
-	if path, err := exec.LookPath("caddy"); err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("caddy is not installed (scripts/install-test-deps.sh installs it)")
-	}
-	t.Skip("caddy is not installed: run scripts/install-test-deps.sh")
-	return ""
-}
-
 func TestCaddyForwardAuth(t *testing.T) {
-	bin := caddyBinary(t)
+	bin := forwardauthtest.Installed(t, "caddy")
 	forwardauthtest.Run(t, kratos.Get(t), forwardauthtest.Gateway{
 		Start: func(t *testing.T, apiAddr, upstreamAddr string) string {
 			return startCaddy(t, bin, apiAddr, upstreamAddr)

@@ -29,22 +29,8 @@ var kratos = &kratostest.Shared{}
 
 func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
 
-// nginxBinary finds nginx; scripts/install-test-deps.sh installs it.
-func nginxBinary(t *testing.T) string {
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx is not installed (scripts/install-test-deps.sh installs it)")
-	}
-	t.Skip("nginx is not installed: run scripts/install-test-deps.sh")
-	return ""
-}
-
 func TestNginxAuthRequest(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := forwardauthtest.Installed(t, "nginx", "/usr/sbin/nginx")
 	g := forwardauthtest.Run(t, kratos.Get(t), forwardauthtest.Gateway{
 		Start: func(t *testing.T, apiAddr, upstreamAddr string) string {
 			return startNginx(t, bin, apiAddr, upstreamAddr, nil)
@@ -107,7 +93,7 @@ func TestNginxAuthRequest(t *testing.T) {
 // TestNginxLoginRedirect checks the README's variant: a 401 decision
 // becomes a redirect to the login page carrying the original URL.
 func TestNginxLoginRedirect(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := forwardauthtest.Installed(t, "nginx", "/usr/sbin/nginx")
 	k := kratos.Get(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -298,6 +299,23 @@ func Run(t *testing.T, k *kratostest.Kratos, g Gateway) *Running {
 func StartPortcullis(t *testing.T, k *kratostest.Kratos) *servertest.Server {
 	t.Helper()
 	return servertest.Start(t, servertest.Config{YAML: fmt.Sprintf(config, k.WhoamiURL()), Rules: rules})
+}
+
+// Installed returns the path of the first of names found (on $PATH or as
+// a path), a gateway scripts/install-test-deps.sh installs. Without one
+// the test is skipped saying so, or fails where $CI is set.
+func Installed(t *testing.T, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if path, err := exec.LookPath(n); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed (scripts/install-test-deps.sh installs it)", names[0])
+	}
+	t.Skipf("%s is not installed: run scripts/install-test-deps.sh", names[0])
+	return ""
 }
 
 // EditFile reads the shipped file name (relative to the test's directory),
