@@ -8,13 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
@@ -69,42 +66,18 @@ func writeRevokeConfig(dir, upstream, whoami, redisURL, adminToken, revalidate s
 	return p, os.WriteFile(p, []byte(cfg), 0o600)
 }
 
-// whoamiCounter is a pass-through in front of Kratos's public API that
-// counts /sessions/whoami calls.
-type whoamiCounter struct {
-	*httptest.Server
-	n atomic.Int64
-}
-
-func newWhoamiCounter(public string) (*whoamiCounter, error) {
-	u, err := url.Parse(public)
-	if err != nil {
-		return nil, err
-	}
-	c := &whoamiCounter{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 128}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/sessions/whoami") {
-			c.n.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	return c, nil
-}
-
 func (e *env) revoke(ctx context.Context) error {
 	k, err := kratostest.New(kratostest.Options{SessionLifespan: time.Hour})
 	if err != nil {
 		return fmt.Errorf("start Kratos: %w", err)
 	}
 	defer k.Close()
-	counter, err := newWhoamiCounter(k.PublicURL())
+	counter, err := kratostest.NewWhoamiCounter(k.PublicURL())
 	if err != nil {
 		return err
 	}
 	defer counter.Close()
-	whoami := counter.URL + "/sessions/whoami"
+	whoami := counter.WhoamiURL()
 	if err := e.revokeLatency(ctx, k, whoami); err != nil {
 		e.table.fail("9", "revocation to the last Close, 3 replicas", err)
 		return err
@@ -224,7 +197,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 }
 
 // recheckCalls measures figure 9b, and its reference with -baseline.
-func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *whoamiCounter) error {
+func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *kratostest.WhoamiCounter) error {
 	const sessions, perSession, interval, rounds = 10, 100, 2 * time.Second, 3
 	var tokens []string
 	for range sessions {
@@ -239,7 +212,7 @@ func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *w
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return 0, err
 		}
-		cfg, err := writeRevokeConfig(d, "http://"+e.upAddr, counter.URL+"/sessions/whoami", "", "", interval.String())
+		cfg, err := writeRevokeConfig(d, "http://"+e.upAddr, counter.WhoamiURL(), "", "", interval.String())
 		if err != nil {
 			return 0, err
 		}
@@ -262,9 +235,9 @@ func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *w
 				return 0, fmt.Errorf("%s: %s", name, strings.Join(ans, " "))
 			}
 		}
-		before := counter.n.Load()
+		before := counter.Calls()
 		time.Sleep(rounds * interval)
-		return float64(counter.n.Load()-before) / rounds, nil
+		return float64(counter.Calls()-before) / rounds, nil
 	}
 	got, err := measure("", "recheck")
 	if err != nil {

@@ -202,9 +202,7 @@ func replaceStrings(v any, r *strings.Replacer) any {
 func normalizeHeader(name, v string, env *environment) string {
 	if strings.EqualFold(name, "Set-Cookie") {
 		// Attribute order is not part of the contract.
-		parts := strings.Split(v, "; ")
-		sort.Strings(parts)
-		return strings.Join(parts, "; ")
+		return sortedParts(v)
 	}
 	return v
 }
@@ -242,9 +240,7 @@ func reduceBody(raw []byte, c testCase, env *environment) any {
 func normalizeCarried(name, v string, env *environment) any {
 	if strings.EqualFold(name, "Cookie") {
 		// Oathkeeper's cookie mutator writes its cookies in map order.
-		parts := strings.Split(v, "; ")
-		sort.Strings(parts)
-		return strings.Join(parts, "; ")
+		return sortedParts(v)
 	}
 	tok := strings.TrimPrefix(v, "Bearer ")
 	parts := strings.Split(tok, ".")
@@ -265,4 +261,11 @@ func normalizeCarried(name, v string, env *environment) any {
 		}
 	}
 	return claims
+}
+
+// sortedParts sorts the "; "-separated parts of a cookie header.
+func sortedParts(v string) string {
+	parts := strings.Split(v, "; ")
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }

@@ -8,11 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,31 +24,6 @@ func TestMain(m *testing.M) { kratostest.RunMain(m, kratosShared) }
 
 // adminToken is the admin API token of every replica in these tests.
 const adminToken = "test-admin-token-0123456789"
-
-// countingKratos is a pass-through in front of a real Kratos's public API
-// that counts the /sessions/whoami calls reaching Kratos.
-type countingKratos struct {
-	*httptest.Server
-	whoami atomic.Int64
-}
-
-func newCountingKratos(t testing.TB, k *kratostest.Kratos) *countingKratos {
-	target, err := url.Parse(k.PublicURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &countingKratos{}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/sessions/whoami") {
-			c.whoami.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(c.Close)
-	return c
-}
 
 const rulesTemplate = `
 - id: chat

@@ -272,11 +272,11 @@ func TestRechecksCoalescedAtKratos(t *testing.T) {
 		t.Skip("1,000 tunnels")
 	}
 	k := kratosShared.Get(t)
-	ck := newCountingKratos(t, k)
+	ck := k.CountWhoami(t)
 	up := wsecho.Start(t, wsecho.Options{})
 	const interval = 3 * time.Second
 	r := startReplica(t, replicaOptions{
-		whoamiURL: ck.URL + "/sessions/whoami", kratosPublic: k.PublicURL(), upstream: up.URL,
+		whoamiURL: ck.WhoamiURL(), kratosPublic: k.PublicURL(), upstream: up.URL,
 		revalidateEvery: interval.String(),
 	})
 	const sessions, perSession = 10, 100
@@ -294,10 +294,10 @@ func TestRechecksCoalescedAtKratos(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	before := ck.whoami.Load()
+	before := ck.Calls()
 	const rounds = 3
 	time.Sleep(rounds * interval)
-	calls := ck.whoami.Load() - before
+	calls := ck.Calls() - before
 	// Each session re-checks once per interval (jitter shortens it by up
 	// to a tenth): rounds or rounds+1 calls per session in the window.
 	if calls < sessions*(rounds-1) || calls > sessions*(rounds+1) {

@@ -56,8 +56,9 @@ func PublicSet(t testing.TB, keys ...jose.JSONWebKey) []byte {
 	return Set(t, pub...)
 }
 
-// Sign returns a compact JWT of claims signed with k (its kid in the
-// header unless omitKid).
+// Sign returns a compact JWT of claims signed with k — a private key from
+// [RSA] or [EC], or a shared secret ([]byte Key, Algorithm HS256) — with
+// its kid in the header unless omitKid.
 func Sign(t testing.TB, k jose.JSONWebKey, claims map[string]any, omitKid bool) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
