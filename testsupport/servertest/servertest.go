@@ -48,12 +48,14 @@ type Config struct {
 	// the configuration's default).
 	PollInterval time.Duration
 	// Env are environment overrides (KEY=value), as `portcullis serve`
-	// reads them from its environment.
+	// reads them from its environment; in this process they are the only
+	// ones (the test's own environment is not read).
 	Env []string
 	// Binary runs the built cmd/portcullis ([Binary]) as a child process
-	// instead of in this process. A listener on port 0 is then moved to a
-	// port chosen free just before the start (SERVE_<LISTENER>_PORT in the
-	// child's environment), and the API must be plain HTTP.
+	// instead of in this process; it inherits the test's environment, Env
+	// added. A listener on port 0 is then moved to a port chosen free just
+	// before the start (SERVE_<LISTENER>_PORT in the child's environment),
+	// and the API must be plain HTTP.
 	Binary bool
 	// WaitReady waits (60s at most) until /health/ready answers 200: the
 	// rules loaded and every readiness condition met. Otherwise Start
