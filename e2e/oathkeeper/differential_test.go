@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 var timeNow = time.Now
@@ -26,8 +24,6 @@ var scenarios = []scenario{
 	{name: "regexp", strategy: "regexp", rules: regexpRules, cases: regexpCases},
 	{name: "glob", strategy: "glob", rules: globRules, cases: globCases},
 }
-
-func TestMain(m *testing.M) { kratostest.RunMain(m) }
 
 // TestDifferential sends every case to Oathkeeper and to portcullis, both
 // started from the same configuration file and rules, and compares the
