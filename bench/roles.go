@@ -22,7 +22,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/proxy"
 
-	"github.com/portcullis-proxy/portcullis/internal/wsframe"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsframe"
 )
 
 // Environment of the role processes.

@@ -14,6 +14,8 @@
 //     child processes the others run, free ports, output buffers.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/wsecho]: a real
 //     WebSocket echo upstream.
+//   - [github.com/portcullis-proxy/portcullis/testsupport/wsframe]: the
+//     raw-frame WebSocket echo and sink the benchmarks measure against.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/testkeys]: real
 //     signing keys, key sets and signed tokens.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/faultinject]: the
