@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/rules"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
@@ -228,10 +229,7 @@ func TestComposeConfigurationLoads(t *testing.T) {
 		s = strings.ReplaceAll(s, "host: 0.0.0.0", "host: 127.0.0.1")
 		cfgPath := filepath.Join(dir, "portcullis.yml")
 		os.WriteFile(cfgPath, []byte(s), 0o600)
-		cfg, err := app.LoadConfig(cfgPath, nil)
-		if err != nil {
-			t.Fatalf("compose/portcullis.yml: %v", err)
-		}
+		cfg := configtest.Load(t, cfgPath)
 		for _, w := range cfg.Warnings {
 			t.Errorf("compose/portcullis.yml: %s", w)
 		}
@@ -254,7 +252,6 @@ func TestComposeConfigurationLoads(t *testing.T) {
 		if set == nil || len(want) == 0 || set.Len() != len(want) {
 			t.Fatalf("compose rules: got %v, want the quickstart's %d rules", set, len(want))
 		}
-		set.Close()
 	})
 }
 

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
@@ -79,7 +80,7 @@ func TestLogBufferBadValues(t *testing.T) {
 	} {
 		f := filepath.Join(t.TempDir(), "config.yml")
 		_ = os.WriteFile(f, []byte(tc.yaml), 0o600)
-		_, err := app.LoadConfig(f, nil)
+		_, err := config.Load(f, nil, configtest.Names())
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f+":") {
 			t.Errorf("%q: err = %v, want %s with the file", tc.yaml, err, tc.want)
 		}

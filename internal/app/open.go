@@ -16,7 +16,7 @@ import (
 // server down. An error is the configuration's (with file and line), the
 // logger's or a listener's; nothing is left running then.
 func Open(file string, env []string, out io.Writer) (*Server, error) {
-	cfg, err := LoadConfig(file, env)
+	cfg, err := config.Load(file, env, registry.HandlerNames(registry.NewCatalog()))
 	if err != nil {
 		return nil, err
 	}
@@ -36,11 +36,4 @@ func Open(file string, env []string, out io.Writer) (*Server, error) {
 	}
 	srv.Start()
 	return srv, nil
-}
-
-// LoadConfig loads a configuration file as `portcullis serve` does: env
-// holds the environment overrides (KEY=value), and the handler keys are
-// those of every handler portcullis has. An error names the file and line.
-func LoadConfig(file string, env []string) (*config.Config, error) {
-	return config.Load(file, env, registry.HandlerNames(registry.NewCatalog()))
 }

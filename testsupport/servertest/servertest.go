@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
@@ -184,11 +185,7 @@ func (s *Server) startHere(tb testing.TB, env []string) {
 // alive.
 func (s *Server) startProcess(tb testing.TB, env []string) {
 	tb.Helper()
-	cfg, err := app.LoadConfig(s.cfgFile, env)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.cfg = cfg
+	s.cfg = configtest.Load(tb, s.cfgFile, env...)
 	bound := map[string]config.Listener{
 		"proxy": s.cfg.Serve.Proxy.Listener, "api": s.cfg.Serve.API.Listener,
 		"prometheus": s.cfg.Serve.Prometheus.Listener, "grpc": s.cfg.Serve.GRPC,
