@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	kratos "github.com/ory/kratos-client-go"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -15,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // kratosShared is the real Ory Kratos this package's session tests talk to.
@@ -525,12 +524,7 @@ func TestRevalidatorReadsTheIdentityAgain(t *testing.T) {
 	if role := s.Extra["metadata_public"]; role != nil {
 		t.Fatalf("metadata_public before the change = %v, want none", role)
 	}
-	_, res, err := k.Admin().IdentityAPI.PatchIdentity(context.Background(), id.IdentityID).
-		JsonPatch([]kratos.JsonPatch{{Op: "add", Path: "/metadata_public", Value: map[string]any{"role": "banned"}}}).Execute()
-	if err != nil {
-		t.Fatalf("kratos patch identity: %v", err)
-	}
-	res.Body.Close()
+	k.SetMetadataPublic(t, id.IdentityID, map[string]any{"role": "banned"})
 	now, err := s.Revalidator.Revalidate(context.Background())
 	if err != nil {
 		t.Fatal(err)

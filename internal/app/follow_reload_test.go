@@ -7,13 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // pathRule is a rule for an anonymous tunnel at /<id> to upstream, with
@@ -28,7 +30,7 @@ func pathRule(id, upstream, authorizer, mutator, websocket string) string {
 }
 
 // openTunnel dials a WebSocket through the proxy and checks that it echoes.
-func openTunnel(t *testing.T, s started, path string) net.Conn {
+func openTunnel(t *testing.T, s *servertest.Server, path string) net.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -89,7 +91,7 @@ func closedWith(t *testing.T, conn net.Conn, d time.Duration) wsutil.ClosedError
 // whose rule's authorizer now asks another decision API, which denies
 // ("access revoked", long before its hourly re-check).
 func TestReloadReevaluatesOpenTunnels(t *testing.T) {
-	up := wsEcho(t)
+	up := wsecho.Start(t, wsecho.Options{})
 	answer := func(status int) string {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
 		t.Cleanup(srv.Close)
@@ -101,15 +103,8 @@ func TestReloadReevaluatesOpenTunnels(t *testing.T) {
 		pathRule("decided", up.URL, "remote_json", "noop", "{revalidate_every: 1h}")
 	after := pathRule("decided", up.URL, "remote_json", "noop", "{revalidate_every: 1h}") + pathRule("mutated", up.URL, "allow", "header", "") +
 		pathRule("same", up.URL, "allow", "noop", "") + pathRule("limits", up.URL, "allow", "noop", "{max_lifetime: 3s}")
-	configFor := func(rulesFile, header, remote string) string {
-		return fmt.Sprintf(`serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {host: 127.0.0.1, port: 0}
-access_rules:
-  poll_interval: 20ms
-  repositories: ["file://%s"]
-authenticators:
+	handlers := func(header, remote string) string {
+		return fmt.Sprintf(`authenticators:
   anonymous: {enabled: true}
 authorizers:
   allow: {enabled: true}
@@ -117,32 +112,29 @@ authorizers:
 mutators:
   noop: {enabled: true}
   header: {enabled: true, config: {headers: {X-User: %q}}}
-`, rulesFile, remote, header)
+`, remote, header)
 	}
 	for _, tc := range []struct {
 		name        string
-		reload      func(t *testing.T, dir string)
+		reload      func(t *testing.T, s *servertest.Server)
 		mutatedGoes bool
 	}{
-		{"rules file edited", func(t *testing.T, dir string) {
-			writeFile(t, filepath.Join(dir, "rules.yml"), after)
-		}, false},
-		{"configuration reloaded", func(t *testing.T, dir string) {
-			writeFile(t, filepath.Join(dir, "rules-v2.yml"), after)
-			writeFile(t, filepath.Join(dir, "config.yml"), configFor(filepath.Join(dir, "rules-v2.yml"), "{{ print .Subject }}!", denies))
+		{"rules file edited", func(t *testing.T, s *servertest.Server) { s.ReplaceRules(t, after) }, false},
+		{"configuration reloaded", func(t *testing.T, s *servertest.Server) {
+			rules := filepath.Join(t.TempDir(), "rules-v2.yml")
+			servertest.ReplaceFile(t, rules, after)
+			servertest.ReplaceFile(t, s.ConfigFile(), fmt.Sprintf("access_rules:\n  poll_interval: 20ms\n  repositories: [%q]\n", "file://"+rules)+
+				"serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n"+
+				handlers("{{ print .Subject }}!", denies))
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, "rules.yml"), before)
-			cfgFile := filepath.Join(dir, "config.yml")
-			writeFile(t, cfgFile, configFor(filepath.Join(dir, "rules.yml"), "{{ print .Subject }}", allows))
-			s := launch(t, cfgFile, nil)
+			s := servertest.Start(t, servertest.Config{YAML: handlers("{{ print .Subject }}", allows), Rules: before, PollInterval: 20 * time.Millisecond})
 
 			opened := time.Now()
 			gone, limits, same, mutated, decided := openTunnel(t, s, "/gone"), openTunnel(t, s, "/limits"), openTunnel(t, s, "/same"),
 				openTunnel(t, s, "/mutated"), openTunnel(t, s, "/decided")
-			tc.reload(t, dir)
+			tc.reload(t, s)
 
 			if c := closedWith(t, gone, 10*time.Second); c.Code != ws.StatusPolicyViolation || c.Reason != "rule changed" {
 				t.Errorf("tunnel of the removed rule: Close %d %q, want 1008 \"rule changed\"", c.Code, c.Reason)
@@ -181,20 +173,7 @@ mutators:
 			}
 			// The closed ones are gone once their close grace is over.
 			want := map[bool]int{false: 3, true: 1}[tc.mutatedGoes]
-			waitUntil(t, func() bool { return s.Tunnels.Active() == want })
+			waitUntil(t, func() bool { return s.App().Tunnels.Active() == want })
 		})
-	}
-}
-
-// writeFile replaces a file's content (write, then rename: a watcher never
-// reads it half-written).
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
 	}
 }
