@@ -15,8 +15,9 @@ const (
 	pathNoCache    = "/nocache/items/42" // bearer_token (Kratos, cache off) → allow → header
 	pathWSEcho     = "/ws/echo"          // anonymous → allow → header, tunnelled
 	pathWSSink     = "/ws/sink"
-	pathWSSession  = "/wss/idle" // bearer_token → allow → header, tunnel bound to the session
-	pathWSLifetime = "/wsl/idle" // anonymous → allow → header, tunnel with a max lifetime (figure 7)
+	pathWSSession  = "/wss/idle"   // bearer_token → allow → header, tunnel bound to the session
+	pathWSLifetime = "/wsl/idle"   // anonymous → allow → header, tunnel with a max lifetime (figure 7)
+	pathSSE        = "/sse/events" // anonymous → allow → header, an event stream held idle (figure 10)
 )
 
 // writeConfig writes portcullis's benchmark configuration and rules into
@@ -39,6 +40,7 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer
 	rule("anon", "/anon", "{handler: anonymous}", "")
 	rule("ws", "/ws", "{handler: anonymous}", "")
 	rule("ws-lifetime", "/wsl", "{handler: anonymous}", "  websocket: {max_lifetime: "+lifetime+"}\n")
+	rule("sse", "/sse", "{handler: anonymous}", "")
 	if whoami != "" {
 		rule("session", "/session", "{handler: bearer_token}", "")
 		rule("session-nocache", "/nocache", "{handler: bearer_token, config: {cache: {enabled: false}}}", "")
