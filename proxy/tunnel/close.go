@@ -291,7 +291,7 @@ func (t *tunnel) peerClosed() {
 	if !t.closing && !t.torn {
 		// The other peer has the grace to answer.
 		t.closing = true
-		t.stopTimerLocked()
+		t.offWheelLocked()
 		if teardown = t.policy.CloseGrace <= 0; !teardown {
 			t.armLocked(t.policy.CloseGrace)
 		}
@@ -333,7 +333,7 @@ func (t *tunnel) teardown(c *closeCause) {
 	if t.cause == nil {
 		t.cause = c
 	}
-	t.stopTimerLocked()
+	t.offWheelLocked()
 	t.mu.Unlock()
 	_ = t.client.conn.Close()
 	_ = t.upstream.conn.Close()
@@ -394,8 +394,8 @@ func (t *tunnel) finish() {
 // bound implements recheckMember.
 func (t *tunnel) bound() *binding { return &t.binding }
 
-// stopTimerLocked takes the tunnel off the wheel (its deadlines, or the
+// offWheelLocked takes the tunnel off the wheel (its deadlines, or the
 // end of its close grace); t.mu is held.
-func (t *tunnel) stopTimerLocked() {
+func (t *tunnel) offWheelLocked() {
 	t.owner.wheel.Remove(t)
 }
