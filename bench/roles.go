@@ -311,48 +311,24 @@ func roleWSClient() error {
 func openStreams(n int, u string) ([]io.ReadCloser, int, error) {
 	hc := &http.Client{Transport: &http.Transport{DisableCompression: true,
 		ResponseHeaderTimeout: 30 * time.Second}}
-	out := make([]io.ReadCloser, n)
-	sem := make(chan struct{}, 64)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		failed   int
-		firstErr error
-	)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			res, err := hc.Get(u)
-			if err == nil {
-				first := make([]byte, len(sseHello))
-				switch _, rerr := io.ReadFull(res.Body, first); {
-				case res.StatusCode != http.StatusOK:
-					err = fmt.Errorf("status %d", res.StatusCode)
-				case rerr != nil:
-					err = rerr
-				case string(first) != sseHello:
-					err = fmt.Errorf("first event %q, want %q", first, sseHello)
-				}
-				if err != nil {
-					res.Body.Close()
-				}
-			}
-			if err != nil {
-				mu.Lock()
-				failed++
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				return
-			}
-			out[i] = res.Body
-		}()
-	}
-	wg.Wait()
-	return slices.DeleteFunc(out, func(b io.ReadCloser) bool { return b == nil }), failed, firstErr
+	return openMany(n, func() (io.ReadCloser, error) {
+		res, err := hc.Get(u)
+		if err != nil {
+			return nil, err
+		}
+		first := make([]byte, len(sseHello))
+		switch _, err = io.ReadFull(res.Body, first); {
+		case res.StatusCode != http.StatusOK:
+			err = fmt.Errorf("status %d", res.StatusCode)
+		case err == nil && string(first) != sseHello:
+			err = fmt.Errorf("first event %q, want %q", first, sseHello)
+		}
+		if err != nil {
+			res.Body.Close()
+			return nil, err
+		}
+		return res.Body, nil
+	})
 }
 
 // openClients dials n clients to u, 64 handshakes at a time.
@@ -361,7 +337,23 @@ func openClients(n int, u string, h http.Header) ([]wsClient, int, error) {
 	if len(h) > 0 {
 		d.Header = ws.HandshakeHeaderHTTP(h)
 	}
-	out := make([]wsClient, n)
+	return openMany(n, func() (wsClient, error) {
+		conn, br, _, err := d.Dial(context.Background(), u)
+		if err == nil && br != nil {
+			err = fmt.Errorf("unexpected bytes after the handshake")
+			conn.Close()
+		}
+		if err != nil {
+			return wsClient{}, err
+		}
+		return wsClient{conn: conn, opened: time.Now()}, nil
+	})
+}
+
+// openMany calls open n times, 64 at a time, and returns what the calls
+// that succeeded opened, how many failed and the first error.
+func openMany[T any](n int, open func() (T, error)) ([]T, int, error) {
+	out := make([]T, 0, n)
 	sem := make(chan struct{}, 64)
 	var (
 		wg       sync.WaitGroup
@@ -369,30 +361,26 @@ func openClients(n int, u string, h http.Header) ([]wsClient, int, error) {
 		failed   int
 		firstErr error
 	)
-	for i := range n {
+	for range n {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			conn, br, _, err := d.Dial(context.Background(), u)
-			if err == nil && br != nil {
-				err = fmt.Errorf("unexpected bytes after the handshake")
-				conn.Close()
-			}
+			v, err := open()
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				mu.Lock()
 				failed++
 				if firstErr == nil {
 					firstErr = err
 				}
-				mu.Unlock()
 				return
 			}
-			out[i] = wsClient{conn: conn, opened: time.Now()}
+			out = append(out, v)
 		}()
 	}
 	wg.Wait()
-	return slices.DeleteFunc(out, func(c wsClient) bool { return c.conn == nil }), failed, firstErr
+	return out, failed, firstErr
 }
 
 // awaitCloses waits for a Close on every client, answers it, and reports
