@@ -81,7 +81,7 @@ type tunnel struct {
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
 
-	closeDecided atomic.Bool  // beginClose ran: splices stop (see pump.splice)
+	closeDecided atomic.Bool  // the proxy decided to close (firstStep): splices stop (see pump.splice)
 	clientShut   atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps        atomic.Int32 // directions still running
 
