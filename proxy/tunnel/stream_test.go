@@ -327,6 +327,12 @@ func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
 				}
 				res, err := client.Get(p.srv.URL + path)
 				if err != nil {
+					// An ndjson stream whose 30 ms lifetime passes before its
+					// head is written (a loaded machine) is aborted: the
+					// client sees the connection end, which is the promise.
+					if path == "/ndjson" && errors.Is(err, io.EOF) {
+						return
+					}
 					errs <- err
 					return
 				}
