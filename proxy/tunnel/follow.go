@@ -49,12 +49,20 @@ func (t *Server) FollowRules(set *rules.Set) {
 	t.mu.Unlock()
 
 	now := time.Now()
-	var recheck []recheckMember
+	var (
+		ends    []ending
+		recheck []recheckMember
+	)
 	for _, m := range members {
-		if t.follow(m, set, now) {
+		c, again := t.follow(m, set, now)
+		switch {
+		case c != nil:
+			ends = append(ends, ending{ch: m, c: c})
+		case again:
 			recheck = append(recheck, m)
 		}
 	}
+	t.endAll(ends)
 	t.checks.recheckNow(recheck)
 }
 
@@ -63,27 +71,34 @@ func (t *Server) FollowRules(set *rules.Set) {
 // the set that one replaces. Under an unchanged rule (the usual case) it
 // costs a lookup.
 func (t *Server) catchUp(m recheckMember) {
-	if set := t.followed.Load(); set != nil && t.follow(m, set, time.Now()) {
+	set := t.followed.Load()
+	if set == nil {
+		return
+	}
+	switch c, again := t.follow(m, set, time.Now()); {
+	case c != nil:
+		t.endAll([]ending{{ch: m, c: c}})
+	case again:
 		t.checks.recheckNow([]recheckMember{m})
 	}
 }
 
-// follow applies what set means for m (see [binding.followLocked]) and
-// reports whether m must be re-checked at once.
-func (t *Server) follow(m recheckMember, set *rules.Set, now time.Time) bool {
+// follow applies what set means for m (see [binding.followLocked]): it
+// returns the cause to end m for, or whether m must be re-checked at once.
+func (t *Server) follow(m recheckMember, set *rules.Set, now time.Time) (c *closeCause, recheckNow bool) {
 	var out followed
-	settle(m, func(b *binding) *closeCause {
+	c = settle(m, func(b *binding) *closeCause {
 		var c *closeCause
 		out, c = b.followLocked(set, now)
 		return c
 	})
-	if out.regroup {
+	if c == nil && out.regroup {
 		t.checks.leave(m)
 		if out.rechecked {
 			t.checks.join(m)
 		}
 	}
-	return out.recheckNow
+	return c, c == nil && out.recheckNow
 }
 
 // followed is what a rules reload changed for a channel that stays.

@@ -44,9 +44,9 @@ const (
 )
 
 var (
-	causeAccessRevoked            = closeCause{ReasonAccessRevoked, ws.StatusPolicyViolation, "access revoked"}
-	causeAuthorizationUnavailable = closeCause{ReasonAuthorizationUnavailable, ws.StatusPolicyViolation, "access could not be reauthorized"}
-	causeRuleChanged              = closeCause{ReasonRuleChanged, ws.StatusPolicyViolation, "rule changed"}
+	causeAccessRevoked            = proxyCause(ReasonAccessRevoked, ws.StatusPolicyViolation, "access revoked")
+	causeAuthorizationUnavailable = proxyCause(ReasonAuthorizationUnavailable, ws.StatusPolicyViolation, "access could not be reauthorized")
+	causeRuleChanged              = proxyCause(ReasonRuleChanged, ws.StatusPolicyViolation, "rule changed")
 )
 
 // ruleHold is what a channel keeps of the compiled rule that admitted it.

@@ -22,44 +22,46 @@ import (
 // jitter of up to a tenth, so that sessions opened together do not re-check
 // together and no tunnel is re-checked later than its rule says.
 //
-// The outcome applies to every member at once ([binding.recheckLocked]); a
-// rejection is also reported to [Revocations.Rejected] once, so that the
-// other replicas close their tunnels of the session too.
+// The outcome applies to every member at once ([binding.recheckLocked]):
+// the members it ends close in one batch ([Server.endAll]), every client
+// step first. A rejection is also reported to [Revocations.Rejected] once,
+// so that the other replicas close their tunnels of the session too. A
+// group is an entry of the server's deadline wheel, due at its next
+// re-check; the identity provider is asked in the entry's rest, off the
+// wheel's goroutine.
 
 // recheckMember is a live channel that takes part in coalesced re-checks:
 // a WebSocket [tunnel] or a session-bound [stream]. Tunnels and streams of
 // one session share one group.
 type recheckMember interface {
 	// bound is what the member is bound to; its group field is guarded
-	// by rechecks.mu.
-	bound() *binding
+	// by rechecks.mu. endFirst ends it, in a batch.
+	ender
 	// endingLocked reports whether the channel has begun to end; its
 	// binding's mu is held.
 	endingLocked() bool
 	// scheduleLocked puts the channel on the wheel at its next deadline;
 	// its binding's mu is held.
 	scheduleLocked()
-	// endFor ends the channel on the proxy's initiative for c.
-	endFor(c *closeCause)
 }
 
 // settle runs f on m's binding under its lock, unless m is ending already,
-// and ends m for the cause f returns; a nil cause keeps m, on the wheel at
-// its (possibly moved) next deadline. It is how a re-check's outcome and a
-// rules reload apply to a channel of either kind.
-func settle(m recheckMember, f func(b *binding) *closeCause) {
+// and returns the cause f returns to end m for; a nil cause keeps m, on
+// the wheel at its (possibly moved) next deadline. It is how a re-check's
+// outcome and a rules reload apply to a channel of either kind; the
+// caller ends the channels it collects in one batch ([Server.endAll]).
+func settle(m recheckMember, f func(b *binding) *closeCause) *closeCause {
 	b := m.bound()
-	var c *closeCause
 	b.mu.Lock()
-	if !m.endingLocked() {
-		if c = f(b); c == nil {
-			m.scheduleLocked()
-		}
+	defer b.mu.Unlock()
+	if m.endingLocked() {
+		return nil
 	}
-	b.mu.Unlock()
-	if c != nil {
-		m.endFor(c)
+	c := f(b)
+	if c == nil {
+		m.scheduleLocked()
 	}
+	return c
 }
 
 // rechecks holds the re-check groups of one [Server].
@@ -71,13 +73,13 @@ type rechecks struct {
 }
 
 // recheckGroup is the tunnels of one session; its fields are guarded by
-// rechecks.mu.
+// rechecks.mu. It is on the wheel, due at next, while it has members.
 type recheckGroup struct {
+	rc      *rechecks
 	key     string
 	members map[recheckMember]struct{}
 	every   time.Duration // the shortest interval of the members
 	next    time.Time     // the next re-check; zero while one runs
-	timer   *time.Timer
 	// downSince is when the identity provider first failed to answer in
 	// the current run of failed re-checks; zero after an answer.
 	downSince time.Time
@@ -117,8 +119,9 @@ func (rc *rechecks) join(t recheckMember) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	g := rc.groups[key]
-	if g == nil {
-		g = &recheckGroup{key: key, members: map[recheckMember]struct{}{}, authzDown: map[string]time.Time{}}
+	fresh := g == nil
+	if fresh {
+		g = &recheckGroup{rc: rc, key: key, members: map[recheckMember]struct{}{}, authzDown: map[string]time.Time{}}
 		rc.groups[key] = g
 	}
 	g.members[t] = struct{}{}
@@ -128,13 +131,9 @@ func (rc *rechecks) join(t recheckMember) {
 	}
 	g.every = every
 	next := time.Now().Add(jittered(every))
-	switch {
-	case g.timer == nil:
+	if fresh || !g.next.IsZero() && next.Before(g.next) {
 		g.next = next
-		g.timer = time.AfterFunc(time.Until(next), func() { rc.fire(g) })
-	case !g.next.IsZero() && next.Before(g.next):
-		g.next = next
-		g.timer.Reset(time.Until(next))
+		rc.owner.wheel.Schedule(g, next)
 	}
 }
 
@@ -150,7 +149,7 @@ func (rc *rechecks) leave(t recheckMember) {
 	b.group = nil
 	delete(g.members, t)
 	if len(g.members) == 0 {
-		g.timer.Stop()
+		rc.owner.wheel.Remove(g)
 		if rc.groups[g.key] == g {
 			delete(rc.groups, g.key)
 		}
@@ -173,20 +172,16 @@ func (rc *rechecks) leave(t recheckMember) {
 func (rc *rechecks) recheckNow(members []recheckMember) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	seen := map[*recheckGroup]bool{}
+	now := time.Now()
 	for _, m := range members {
 		g := m.bound().group
 		switch {
-		case g == nil || rc.groups[g.key] != g || seen[g]:
-			// A timer reset twice could fire twice.
+		case g == nil || rc.groups[g.key] != g:
 		case g.next.IsZero():
 			g.again = true
-		default:
-			g.next = time.Now()
-			g.timer.Reset(0)
-		}
-		if g != nil {
-			seen[g] = true
+		case now.Before(g.next):
+			g.next = now
+			rc.owner.wheel.Schedule(g, now)
 		}
 	}
 }
@@ -210,25 +205,37 @@ func (rc *rechecks) count() int {
 	return len(rc.groups)
 }
 
-// fire runs the group's re-check with one member's credential (they share
-// the session): the identity provider is asked once, then the rule's
-// authorizer once per decision of the members that re-authorize
-// ([rechecks.reauthorize]); the outcome applies to all members.
-func (rc *rechecks) fire(g *recheckGroup) {
+// Due implements [wheelEntry]: at its time the group's re-check starts,
+// in the rest (it waits for the identity provider).
+func (g *recheckGroup) Due(now time.Time) func() {
+	rc := g.rc
 	rc.mu.Lock()
-	if len(g.members) == 0 || rc.groups[g.key] != g {
-		rc.mu.Unlock()
-		return
+	defer rc.mu.Unlock()
+	switch {
+	case len(g.members) == 0 || rc.groups[g.key] != g || g.next.IsZero():
+		return nil
+	case now.Before(g.next):
+		// Moved after this tick had collected it: the group is on the
+		// wheel at its new time.
+		rc.owner.wheel.Schedule(g, g.next)
+		return nil
 	}
 	g.next = time.Time{}
 	members := make([]recheckMember, 0, len(g.members))
 	for m := range g.members {
 		members = append(members, m)
 	}
+	return func() { rc.fire(g, members) }
+}
+
+// fire runs the group's re-check with one member's credential (they share
+// the session): the identity provider is asked once, then the rule's
+// authorizer once per decision of the members that re-authorize
+// ([rechecks.reauthorize]). The outcome applies to all members; the ones
+// it ends close in one batch.
+func (rc *rechecks) fire(g *recheckGroup, members []recheckMember) {
 	first := members[0].bound()
 	rv, keys := first.reval, first.keys
-	rc.mu.Unlock()
-
 	var (
 		id  pipeline.Identity
 		err error
@@ -273,13 +280,17 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		if g.again {
 			g.again, g.next = false, now
 		}
-		g.timer.Reset(time.Until(g.next))
+		rc.owner.wheel.Schedule(g, g.next)
 	}
 	rc.mu.Unlock()
 
+	var ends []ending
 	for _, m := range members {
-		settle(m, func(b *binding) *closeCause { return b.recheckLocked(out) })
+		if c := settle(m, func(b *binding) *closeCause { return b.recheckLocked(out) }); c != nil {
+			ends = append(ends, ending{ch: m, c: c})
+		}
 	}
+	rc.owner.endAll(ends)
 	rc.logDecisions(keys, members, answers)
 	if err == nil {
 		return

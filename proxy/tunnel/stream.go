@@ -274,10 +274,6 @@ func (s *stream) bound() *binding { return &s.binding }
 // endingLocked implements recheckMember.
 func (s *stream) endingLocked() bool { return s.cause != nil || s.ended != "" }
 
-// endFor implements recheckMember: the stream ends with its final event,
-// or is aborted.
-func (s *stream) endFor(c *closeCause) { s.end(c) }
-
 // sseBoundary follows the event stream's lines (terminated by CRLF, LF or
 // CR, as the HTML standard's parser reads them) to know whether what was
 // delivered so far ends at an event boundary: a blank line, or nothing
