@@ -79,6 +79,10 @@ type Options struct {
 	// socket, no copy through the process) rather than reading and
 	// writing it (default [DefaultSpliceMin]); negative never splices.
 	SpliceMin int64
+	// Relay is how the tunnels' directions wait for data: a goroutine each
+	// ([RelayGoroutines], the default), or parked on epoll while idle
+	// ([RelayPoll]).
+	Relay Relay
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -112,6 +116,7 @@ type Server struct {
 	dm   DeadlineMetrics
 
 	wheel  *deadlineWheel
+	poll   *poller // the poll relay's; nil: RelayGoroutines
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
@@ -163,6 +168,9 @@ func New(opts Options) *Server {
 		reg:     opts.Registry,
 		rev:     opts.Revocations,
 		wheel:   newDeadlineWheel(),
+	}
+	if opts.Relay == RelayPoll {
+		t.poll = newPoller()
 	}
 	if t.reg == nil {
 		t.reg = NewRegistry()
