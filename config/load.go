@@ -122,6 +122,11 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	if _, err := c.WebSocketDefaults(); err != nil {
 		return nil, positioned(path, doc, fmt.Errorf("'%v", err))
 	}
+	switch c.Serve.Proxy.WebSocketRelay {
+	case "", "goroutines", "poll":
+	default:
+		return nil, positioned(path, doc, fmt.Errorf("'serve.proxy.websocket_relay' must be goroutines or poll, got %q", c.Serve.Proxy.WebSocketRelay))
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:

@@ -20,9 +20,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-func TestTunnelShutdown(t *testing.T) {
+func TestTunnelShutdown(t *testing.T) { EachRelay(t, testTunnelShutdown) }
+
+func testTunnelShutdown(t *testing.T, relay Relay) {
 	up, seen := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	var clients []*client
 	for i := range 3 {
 		clients = append(clients, h.dial(fmt.Sprintf("/s%d", i), dialOpts{}))
@@ -66,13 +68,15 @@ func TestTunnelShutdown(t *testing.T) {
 
 // TestTunnelShutdownDeadline: peers that do not answer are cut off when
 // the shutdown context ends.
-func TestTunnelShutdownDeadline(t *testing.T) {
+func TestTunnelShutdownDeadline(t *testing.T) { EachRelay(t, testTunnelShutdownDeadline) }
+
+func testTunnelShutdownDeadline(t *testing.T, relay Relay) {
 	up := newUpstream(t)
 	up.onConn = func(conn net.Conn) {
 		_ = conn.SetReadDeadline(time.Now().Add(ioWait))
 		_, _ = io.Copy(io.Discard, conn) // never answers
 	}
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.CloseGrace = time.Hour })
 	c := h.dial("/stubborn", dialOpts{})
 	h.waitActive(1)
@@ -88,7 +92,9 @@ func TestTunnelShutdownDeadline(t *testing.T) {
 	h.waitActive(0)
 }
 
-func TestTunnelPeerGoesAway(t *testing.T) {
+func TestTunnelPeerGoesAway(t *testing.T) { EachRelay(t, testTunnelPeerGoesAway) }
+
+func testTunnelPeerGoesAway(t *testing.T, relay Relay) {
 	tests := []struct {
 		name       string
 		upstream   func(conn net.Conn) // after the first frame was echoed
@@ -142,7 +148,7 @@ func TestTunnelPeerGoesAway(t *testing.T) {
 				_ = ws.WriteFrame(conn, ws.NewTextFrame(f.payload))
 				tc.upstream(conn)
 			}
-			h := newHarness(t, up.url())
+			h := newHarness(t, relay, up.url())
 			c := h.dial("/away", dialOpts{})
 			c.t = t
 			c.write(ws.OpText, true, []byte("first"))
@@ -176,12 +182,14 @@ func openFDs(t testing.TB) int {
 // TestTunnelNoLeaks opens and closes 1,000 tunnels, ended in every way a
 // tunnel ends, and checks that goroutines and open files return to where
 // they were.
-func TestTunnelNoLeaks(t *testing.T) {
+func TestTunnelNoLeaks(t *testing.T) { EachRelay(t, testTunnelNoLeaks) }
+
+func testTunnelNoLeaks(t *testing.T, relay Relay) {
 	if testing.Short() {
 		t.Skip("opens 1,000 tunnels")
 	}
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.CloseGrace = 200 * time.Millisecond
 		p.IdleTimeout = 100 * time.Millisecond

@@ -225,7 +225,8 @@ func selfOrigin(r *http.Request) string {
 // headers of the upstream's 101 (such as Set-Cookie).
 //
 // ServeTunnel returns once the tunnel is established or refused; the tunnel
-// runs on in two goroutines of its own (one per direction) until it ends.
+// runs on until it ends, in two goroutines of its own (one per direction),
+// or with [RelayPoll] on goroutines borrowed while it has data to relay.
 // r's context is not used after ServeTunnel returns.
 func (t *Server) ServeTunnel(w http.ResponseWriter, r *http.Request, req Request) {
 	start := time.Now()
