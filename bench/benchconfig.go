@@ -19,11 +19,21 @@ const (
 	pathWSLifetime = "/wsl/idle" // anonymous → allow → header, tunnel with a max lifetime (figure 7)
 )
 
+// portcullisKeys are portcullis's own keys a variant sets (Oathkeeper has
+// none of them); zero values leave them out.
+type portcullisKeys struct {
+	// logBuffer is the log.buffer block's flow mapping ("{size: 65536,
+	// flush: 1s}").
+	logBuffer string
+	// relay is serve.proxy.websocket_relay ("poll").
+	relay string
+}
+
 // writeConfig writes portcullis's benchmark configuration and rules into
 // dir and returns the configuration's path. whoami is Kratos's
-// /sessions/whoami ("" leaves the session rules out); logBuffer, when not
-// empty, is the log.buffer block's flow mapping ("{size: 65536, flush: 1s}").
-func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer string) (string, error) {
+// /sessions/whoami ("" leaves the session rules out); keys are the
+// variant's own settings.
+func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string, keys portcullisKeys) (string, error) {
 	var r strings.Builder
 	rule := func(id, prefix, authn string, extra string) {
 		fmt.Fprintf(&r, `- id: %s
@@ -58,12 +68,15 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer
       subject_from: identity.id
 `, whoami)
 	}
+	proxyKeys := ""
+	if keys.relay != "" {
+		proxyKeys = ", websocket_relay: " + keys.relay
+	}
 	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
-		serverConfig([3]int{}, rulesPath, bearer, logLevel, logFormat)
-	if logBuffer != "" {
-		// The log block is the configuration's last (portcullis only:
-		// Oathkeeper has no such key).
-		cfg += "  buffer: " + logBuffer + "\n"
+		serverConfig([3]int{}, rulesPath, bearer, logLevel, logFormat, proxyKeys)
+	if keys.logBuffer != "" {
+		// The log block is the configuration's last.
+		cfg += "  buffer: " + keys.logBuffer + "\n"
 	}
 	cfgPath := filepath.Join(dir, "portcullis.yml")
 	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
@@ -73,9 +86,11 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer
 // with (the same keys load in both): the listeners on loopback at ports
 // (0 picks free ones), the rules file, the anonymous authenticator plus
 // the bearer block when set, allow, the header mutator, and the log.
-func serverConfig(ports [3]int, rulesPath, bearer, logLevel, logFormat string) string {
+// proxyKeys ("" for Oathkeeper) go into serve.proxy's flow mapping, after
+// its port (", key: value").
+func serverConfig(ports [3]int, rulesPath, bearer, logLevel, logFormat, proxyKeys string) string {
 	return fmt.Sprintf(`serve:
-  proxy: {host: 127.0.0.1, port: %d}
+  proxy: {host: 127.0.0.1, port: %d%s}
   api: {host: 127.0.0.1, port: %d}
   prometheus: {host: 127.0.0.1, port: %d}
 access_rules:
@@ -98,7 +113,7 @@ mutators:
 log:
   level: %s
   format: %s
-`, ports[0], ports[1], ports[2], rulesPath, bearer, logLevel, logFormat)
+`, ports[0], proxyKeys, ports[1], ports[2], rulesPath, bearer, logLevel, logFormat)
 }
 
 // benchLogBuffer is the log.buffer of figure 1's buffered-log row: nginx's

@@ -75,7 +75,7 @@ func main() {
 	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get and build Kratos when missing")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log.level of portcullis and Oathkeeper (their logs go to files)")
 	flag.StringVar(&o.logFormat, "log-format", "text", "log.format of portcullis and Oathkeeper: text (the default of both) or json")
-	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3), ws (4-5), idle (6-7), go (8), revoke (9)")
+	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3), ws (4-5, both relays), idle (6-7; 6 on both relays), go (8), revoke (9)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of portcullis (round 1 of each figure) into this directory")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
@@ -121,6 +121,7 @@ type env struct {
 	ok       *oathkeeperProc
 	pooled   *roleProc // httputil with a buffer pool
 	buffered *roleProc // portcullis with log.buffer on (figure 1)
+	polled   *roleProc // portcullis on the poll relay (figures 4-5)
 }
 
 func run(o options) error {
@@ -256,17 +257,17 @@ func startRoleFrom(ctx context.Context, exe, role string, env ...string) (*roleP
 
 // startPortcullis writes the configuration and starts portcullis.
 func (e *env) startPortcullis(ctx context.Context, name, whoami string) (*roleProc, error) {
-	return e.startPortcullisFrom(ctx, "", name, whoami, "")
+	return e.startPortcullisFrom(ctx, "", name, whoami, portcullisKeys{})
 }
 
 // startPortcullisFrom starts portcullis from the bench binary exe, with
-// log.buffer set to logBuffer when it is not empty.
-func (e *env) startPortcullisFrom(ctx context.Context, exe, name, whoami, logBuffer string) (*roleProc, error) {
+// the variant's own keys.
+func (e *env) startPortcullisFrom(ctx context.Context, exe, name, whoami string, keys portcullisKeys) (*roleProc, error) {
 	d := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
 	}
-	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel, e.o.logFormat, lifetimeFor(e.o.tunnels).String(), logBuffer)
+	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel, e.o.logFormat, lifetimeFor(e.o.tunnels).String(), keys)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +296,7 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 		defer e.ok.stop()
 	}
 	if e.o.baseline != "" {
-		if e.base, err = e.startPortcullisFrom(ctx, e.o.baseline, "base", whoami, ""); err != nil {
+		if e.base, err = e.startPortcullisFrom(ctx, e.o.baseline, "base", whoami, portcullisKeys{}); err != nil {
 			return fmt.Errorf("baseline: %w", err)
 		}
 		defer e.base.stop()
@@ -317,10 +318,17 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 		}
 		defer e.pooled.stop()
 		// The same portcullis with its log buffered (log.buffer).
-		if e.buffered, err = e.startPortcullisFrom(ctx, "", "logbuf", whoami, benchLogBuffer); err != nil {
+		if e.buffered, err = e.startPortcullisFrom(ctx, "", "logbuf", whoami, portcullisKeys{logBuffer: benchLogBuffer}); err != nil {
 			return fmt.Errorf("log.buffer: %w", err)
 		}
 		defer e.buffered.stop()
+	}
+	if sections["ws"] {
+		// The same portcullis on the poll relay, in the same rounds.
+		if e.polled, err = e.startPortcullisFrom(ctx, "", "poll", whoami, portcullisKeys{relay: "poll"}); err != nil {
+			return fmt.Errorf("poll relay: %w", err)
+		}
+		defer e.polled.stop()
 	}
 
 	var errs []error
@@ -519,6 +527,12 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 		{"httputil", "ws://" + hu.info["addr"], hu.pid()},
 		{"tunnel", "ws://" + pc.info["proxy"], pc.pid()},
 	}
+	if e.polled != nil {
+		targets = append(targets, struct {
+			name, base string
+			pid        int
+		}{"tunnel-poll", "ws://" + e.polled.info["proxy"], e.polled.pid()})
+	}
 	if e.base != nil {
 		targets = append(targets, struct {
 			name, base string
@@ -602,6 +616,14 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	t.add(row{fig: "4", what: "(context) proxy CPU per echo round trip",
 		got: fmtDur(time.Duration(median(echoCPU("tunnel")))), ref: fmtDur(time.Duration(median(echoCPU("httputil")))) + " httputil",
 		ratio: ratioOf(echoCPU("tunnel"), echoCPU("httputil"))})
+	if _, ok := res["tunnel-poll"]; ok {
+		t.add(row{fig: "4", what: "(poll relay) echo msgs/s: websocket_relay poll vs goroutines",
+			got: fmtRate(median(mps("tunnel-poll"))) + ", " + rtt("tunnel-poll"), ref: fmtRate(median(mps("tunnel"))) + ", " + rtt("tunnel"),
+			ratio: ratioOf(mps("tunnel-poll"), mps("tunnel"))})
+		t.add(row{fig: "4", what: "(poll relay) proxy CPU per echo round trip",
+			got: fmtDur(time.Duration(median(echoCPU("tunnel-poll")))), ref: fmtDur(time.Duration(median(echoCPU("tunnel")))) + " goroutines",
+			ratio: ratioOf(echoCPU("tunnel-poll"), echoCPU("tunnel"))})
+	}
 
 	bulk := map[string]*wsConn{}
 	defer func() {
@@ -663,6 +685,14 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	t.add(row{fig: "5", what: "(context) proxy CPU per MiB relayed",
 		got: fmtDur(time.Duration(median(cpuPerMiB["tunnel"]))), ref: fmtDur(time.Duration(median(cpuPerMiB["httputil"]))) + " httputil",
 		ratio: ratioOf(cpuPerMiB["tunnel"], cpuPerMiB["httputil"])})
+	if _, ok := mib["tunnel-poll"]; ok {
+		t.add(row{fig: "5", what: "(poll relay) bulk MiB/s: websocket_relay poll vs goroutines",
+			got: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel-poll"])), ref: fmt.Sprintf("%.0f MiB/s", median(mib["tunnel"])),
+			ratio: ratioOf(mib["tunnel-poll"], mib["tunnel"])})
+		t.add(row{fig: "5", what: "(poll relay) proxy CPU per MiB relayed",
+			got: fmtDur(time.Duration(median(cpuPerMiB["tunnel-poll"]))), ref: fmtDur(time.Duration(median(cpuPerMiB["tunnel"]))) + " goroutines",
+			ratio: ratioOf(cpuPerMiB["tunnel-poll"], cpuPerMiB["tunnel"])})
+	}
 	t.add(row{fig: "5", what: "(context) client + upstream CPU per MiB, the two ends together",
 		got: fmtDur(time.Duration(median(endsPerMiB["tunnel"]))) + " through the tunnel",
 		ref: fmtDur(time.Duration(median(endsPerMiB["direct"]))) + " direct"})
@@ -784,7 +814,42 @@ func (e *env) idle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return e.lateRow(ans, n, fmt.Sprintf("Close lateness, %d tunnels at max lifetime (%s; opened over %ss)", n, life, m["secs"]), false)
+	if err := e.lateRow(ans, n, fmt.Sprintf("Close lateness, %d tunnels at max lifetime (%s; opened over %ss)", n, life, m["secs"]), false); err != nil {
+		return err
+	}
+	pc.stop()
+	return e.idlePoll(ctx, cl, got, n)
+}
+
+// idlePoll measures figure 6 again for a fresh portcullis on the poll
+// relay (serve.proxy.websocket_relay: poll), against the goroutine
+// relay's figures of the same run (goroutines).
+func (e *env) idlePoll(ctx context.Context, cl *roleProc, goroutines idleCost, n int) error {
+	pp, err := e.startPortcullisFrom(ctx, "", "idle-poll", "", portcullisKeys{relay: "poll"})
+	if err != nil {
+		return err
+	}
+	defer pp.stop()
+	got, err := e.measureIdle(ctx, cl, pp, "ws://"+pp.info["proxy"]+pathWSEcho, n, "")
+	if err != nil {
+		return fmt.Errorf("portcullis, poll relay: %w", err)
+	}
+	e.heapProfile(ctx, pp, "heap-idle-tunnels-poll.pprof")
+	if _, err := cl.ask(ctx, 2*time.Minute, "closeall"); err != nil {
+		return err
+	}
+	t := e.table
+	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+	t.add(row{fig: "6", what: fmt.Sprintf("(poll relay) heap+stack per idle tunnel (%d tunnels)", n),
+		got:   fmt.Sprintf("%s (heap %s + stacks %s)", kib(got.heapStack), kib(got.heap), kib(got.stack)),
+		ref:   fmt.Sprintf("%s (heap %s + stacks %s) goroutine relay", kib(goroutines.heapStack), kib(goroutines.heap), kib(goroutines.stack)),
+		ratio: []float64{got.heapStack / goroutines.heapStack}, inverse: true, target: 4 << 10, targetText: "≤ 4 KiB", absolute: got.heapStack})
+	t.add(row{fig: "6", what: "(poll relay) RSS per idle tunnel", got: kib(got.rss), ref: kib(goroutines.rss) + " goroutine relay",
+		ratio: []float64{got.rss / goroutines.rss}})
+	t.add(row{fig: "6", what: "(poll relay) goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
+		ref: fmt.Sprintf("%.2f goroutine relay", goroutines.goroutines), target: 0.01, targetText: "none (≤ 0.01: one dispatcher per process)", inverse: true,
+		absolute: math.Round(got.goroutines*100) / 100})
+	return nil
 }
 
 // lifetimeFor is the max lifetime of the figure 7 rule for n tunnels:

@@ -118,7 +118,7 @@ func startOathkeeper(ctx context.Context, bin, dir, upstream, whoami, logLevel, 
 	if err := os.WriteFile(rulesPath, []byte(r.String()), 0o600); err != nil {
 		return nil, err
 	}
-	cfg := serverConfig([3]int(ports), rulesPath, bearer, logLevel, logFormat)
+	cfg := serverConfig([3]int(ports), rulesPath, bearer, logLevel, logFormat, "")
 	cfgPath := filepath.Join(dir, "oathkeeper.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func writeRevokeConfig(dir, upstream, whoami, redisURL, adminToken, revalidate s
 		return "", err
 	}
 	bearer := fmt.Sprintf("  bearer_token:\n    enabled: true\n    config:\n      check_session_url: %q\n", whoami)
-	cfg := serverConfig([3]int{}, rulesPath, bearer, "warning", "text")
+	cfg := serverConfig([3]int{}, rulesPath, bearer, "warning", "text", "")
 	if adminToken != "" {
 		cfg = strings.Replace(cfg, "api: {host: 127.0.0.1, port: 0}", "api: {host: 127.0.0.1, port: 0, admin: {token: "+adminToken+"}}", 1)
 	}
