@@ -3,7 +3,6 @@ package tunnel
 import (
 	"errors"
 	"net"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -23,8 +22,8 @@ const (
 	RelayGoroutines Relay = iota
 	// RelayPoll parks a direction waiting for data on an epoll instance of
 	// the Server's own, holding no goroutine and no pooled buffer: a
-	// readable socket borrows a goroutine that runs the direction until it
-	// has had nothing to read for pollLinger, then parks it again. Writes,
+	// readable socket borrows a goroutine that runs the direction until a
+	// non-blocking read finds nothing more, then parks it again. Writes,
 	// and splices of long payloads, still block (with their deadlines) on
 	// that goroutine. Only a direction whose source is a plain TCP
 	// connection is parked; one reading TLS, or anything else, keeps a
@@ -63,22 +62,12 @@ type pollDir struct {
 	// reads block as on the goroutine relay.
 	rc     syscall.RawConn
 	noPoll bool // the source cannot be polled: reads block
-	// linger is set while the direction runs: a read waits up to
-	// pollLinger for bytes (in Go's netpoller, as on the goroutine relay)
-	// before the direction parks.
-	linger bool
 	state  atomic.Int32
 	// id is the direction's registration with the Server's poller (0:
 	// none), in inst. Only the goroutine running the direction sets it.
 	id   uint64
 	inst *pollInstance
 }
-
-// pollLinger is how long a running direction waits for its next bytes
-// before it parks: a busy tunnel (bytes at least this often) keeps its
-// goroutines and relays exactly as on the goroutine relay; a tunnel that
-// falls silent for this long holds none.
-const pollLinger = 20 * time.Millisecond
 
 // start runs the direction: on a goroutine of its own, or (poll relay) on
 // a goroutine that lasts until the direction first has nothing to read.
@@ -102,28 +91,16 @@ func (p *pump) readSrc(b []byte) (int, error) {
 		}
 		p.pd.noPoll = p.pd.rc == nil
 	}
-	if p.pd.rc == nil {
-		return p.rd.Read(b)
-	}
-	if !p.pd.linger {
+	if p.pd.rc != nil {
 		return readNonblocking(p.pd.rc, b)
 	}
-	_ = p.rd.SetReadDeadline(time.Now().Add(pollLinger))
-	n, err := p.rd.Read(b)
-	// No deadline outside this read: a splice reads the same socket.
-	_ = p.rd.SetReadDeadline(time.Time{})
-	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-		p.pd.linger = false
-		return 0, errWouldBlock
-	}
-	return n, err
+	return p.rd.Read(b)
 }
 
 // resume runs the direction until a read would block, then parks it on
 // the poller, or until it ends. Exactly one goroutine runs a direction at
 // a time: the one that moved its state to pollRunning.
 func (p *pump) resume() {
-	p.pd.linger = true
 	for {
 		err := p.run()
 		if !errors.Is(err, errWouldBlock) {
@@ -138,11 +115,10 @@ func (p *pump) resume() {
 			// only its head window.
 			p.putBuf()
 		}
-		if p.pd.rc != nil {
-			if err := p.t.owner.poll.arm(p); err != nil {
+		if p.pd.id == 0 {
+			if err := p.t.owner.poll.register(p); err != nil {
 				// The socket is closed (the next read says so) or epoll
 				// refused it: the direction reads blocking from now on.
-				p.t.owner.poll.unregister(p)
 				p.pd.rc, p.pd.noPoll = nil, true
 				continue
 			}

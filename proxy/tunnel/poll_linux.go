@@ -35,29 +35,9 @@ const pollBatch = 128
 // newPoller returns the poll relay's poller.
 func newPoller() *poller { return &poller{} }
 
-// pollEvents are a parked direction's: readable, peer hung up; one event,
-// then nothing until armed again (level-triggered, so arming a socket that
-// is already readable reports it at once).
-const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
-
-// arm has the next readiness of p's source socket (p.pd.rc) reported:
-// registered with the epoll instance the first time, re-armed after.
-func (pl *poller) arm(p *pump) error {
-	if p.pd.id == 0 {
-		return pl.register(p)
-	}
-	id := p.pd.id
-	ev := unix.EpollEvent{Events: pollEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
-	var cerr error
-	if err := p.pd.rc.Control(func(fd uintptr) {
-		cerr = unix.EpollCtl(p.pd.inst.fd, unix.EPOLL_CTL_MOD, int(fd), &ev)
-	}); err != nil {
-		return err
-	}
-	return cerr
-}
-
-// register adds p's source socket to the epoll instance.
+// register adds p's source socket (p.pd.rc) to the epoll instance,
+// edge-triggered: an event comes each time bytes (or the end) arrive,
+// including at once when some are already waiting.
 func (pl *poller) register(p *pump) error {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -70,7 +50,7 @@ func (pl *poller) register(p *pump) error {
 	}
 	pl.nextID++
 	id := pl.nextID
-	ev := unix.EpollEvent{Events: pollEvents, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 	var cerr error
 	err := p.pd.rc.Control(func(fd uintptr) {
 		cerr = unix.EpollCtl(inst.fd, unix.EPOLL_CTL_ADD, int(fd), &ev)

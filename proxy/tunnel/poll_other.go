@@ -16,7 +16,7 @@ type pollInstance struct{}
 
 func newPoller() *poller { return nil }
 
-func (*poller) arm(*pump) error { return errors.ErrUnsupported }
+func (*poller) register(*pump) error { return errors.ErrUnsupported }
 
 func (*poller) unregister(*pump) {}
 
