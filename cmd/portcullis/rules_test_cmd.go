@@ -80,7 +80,6 @@ order with what it found and decided, and the headers the mutators would set
 				printLoadError(cmd.ErrOrStderr(), err)
 				return errors.New("rules are not valid")
 			}
-			defer set.Close()
 			failed := runCases(cmd.OutOrStdout(), set, cases, explain)
 			fmt.Fprintf(cmd.OutOrStdout(), "%d of %d cases passed\n", len(cases)-failed, len(cases))
 			if failed > 0 {
@@ -335,8 +334,7 @@ func runCases(w io.Writer, set *rules.Set, cases []testCase, explain bool) int {
 	log := logrus.New()
 	log.Out = io.Discard
 	log.AddHook(capture)
-	api := &proxy.API{Rules: fixedRules{set}, Log: log, Observer: capture}
-	h := api.Handler()
+	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: fixedRules{set}, Log: log, Observer: capture}})
 	failed := 0
 	for _, tc := range cases {
 		got := evaluate(h, capture, tc)
