@@ -114,7 +114,7 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	switch c.Serve.Proxy.WebSocketRelay {
 	case "", "goroutines", "poll":
 	default:
-		return nil, positioned(path, doc, fmt.Errorf("'serve.proxy.websocket_relay' must be goroutines or poll, got %q", c.Serve.Proxy.WebSocketRelay))
+		return nil, at.keyError([]string{"serve", "proxy", "websocket_relay"}, fmt.Errorf("must be goroutines or poll, got %q", c.Serve.Proxy.WebSocketRelay))
 	}
 	switch c.Log.Format {
 	case "text", "json":
