@@ -760,16 +760,7 @@ func (e *env) idle(ctx context.Context) error {
 		return fmt.Errorf("portcullis reports %v tunnels, want %d", f, n)
 	}
 	t := e.table
-	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
-	t.add(row{fig: "6", what: fmt.Sprintf("heap+stack per idle tunnel (%d tunnels)", n),
-		got:   fmt.Sprintf("%s (heap %s + stacks %s)", kib(got.heapStack), kib(got.heap), kib(got.stack)),
-		ref:   fmt.Sprintf("%s (heap %s + stacks %s) httputil", kib(ref.heapStack), kib(ref.heap), kib(ref.stack)),
-		ratio: []float64{got.heapStack / ref.heapStack}, inverse: true, target: 8 << 10, targetText: "≤ 8 KiB", absolute: got.heapStack})
-	t.add(row{fig: "6", what: "RSS per idle tunnel", got: kib(got.rss), ref: kib(ref.rss) + " httputil",
-		ratio: []float64{got.rss / ref.rss}})
-	t.add(row{fig: "6", what: "goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
-		ref: fmt.Sprintf("%.2f httputil", ref.goroutines), target: 2, targetText: "≤ 2", inverse: true,
-		absolute: math.Round(got.goroutines*100) / 100})
+	e.idleRows("", n, got, ref, "httputil", idleTargets{8 << 10, "≤ 8 KiB", 2, "≤ 2"})
 
 	if k == nil {
 		t.add(row{fig: "7", what: "Close lateness at a common deadline", got: "not run (-kratos=false)"})
@@ -838,18 +829,34 @@ func (e *env) idlePoll(ctx context.Context, cl *roleProc, goroutines idleCost, n
 	if _, err := cl.ask(ctx, 2*time.Minute, "closeall"); err != nil {
 		return err
 	}
+	e.idleRows("(poll relay) ", n, got, goroutines, "goroutine relay",
+		idleTargets{4 << 10, "≤ 4 KiB", 0.01, "none (≤ 0.01: one dispatcher per process)"})
+	return nil
+}
+
+// idleTargets are figure 6's targets: heap+stack bytes and goroutines per
+// idle tunnel, at most.
+type idleTargets struct {
+	bytes          float64
+	bytesText      string
+	goroutines     float64
+	goroutinesText string
+}
+
+// idleRows adds figure 6's rows for got against ref (named refName), each
+// row's text starting with prefix.
+func (e *env) idleRows(prefix string, n int, got, ref idleCost, refName string, tg idleTargets) {
 	t := e.table
 	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
-	t.add(row{fig: "6", what: fmt.Sprintf("(poll relay) heap+stack per idle tunnel (%d tunnels)", n),
+	t.add(row{fig: "6", what: fmt.Sprintf("%sheap+stack per idle tunnel (%d tunnels)", prefix, n),
 		got:   fmt.Sprintf("%s (heap %s + stacks %s)", kib(got.heapStack), kib(got.heap), kib(got.stack)),
-		ref:   fmt.Sprintf("%s (heap %s + stacks %s) goroutine relay", kib(goroutines.heapStack), kib(goroutines.heap), kib(goroutines.stack)),
-		ratio: []float64{got.heapStack / goroutines.heapStack}, inverse: true, target: 4 << 10, targetText: "≤ 4 KiB", absolute: got.heapStack})
-	t.add(row{fig: "6", what: "(poll relay) RSS per idle tunnel", got: kib(got.rss), ref: kib(goroutines.rss) + " goroutine relay",
-		ratio: []float64{got.rss / goroutines.rss}})
-	t.add(row{fig: "6", what: "(poll relay) goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
-		ref: fmt.Sprintf("%.2f goroutine relay", goroutines.goroutines), target: 0.01, targetText: "none (≤ 0.01: one dispatcher per process)", inverse: true,
+		ref:   fmt.Sprintf("%s (heap %s + stacks %s) %s", kib(ref.heapStack), kib(ref.heap), kib(ref.stack), refName),
+		ratio: []float64{got.heapStack / ref.heapStack}, inverse: true, target: tg.bytes, targetText: tg.bytesText, absolute: got.heapStack})
+	t.add(row{fig: "6", what: prefix + "RSS per idle tunnel", got: kib(got.rss), ref: kib(ref.rss) + " " + refName,
+		ratio: []float64{got.rss / ref.rss}})
+	t.add(row{fig: "6", what: prefix + "goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
+		ref: fmt.Sprintf("%.2f %s", ref.goroutines, refName), target: tg.goroutines, targetText: tg.goroutinesText, inverse: true,
 		absolute: math.Round(got.goroutines*100) / 100})
-	return nil
 }
 
 // lifetimeFor is the max lifetime of the figure 7 rule for n tunnels:
