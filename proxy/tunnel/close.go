@@ -121,8 +121,8 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 	tun.mu.Lock()
 	tun.scheduleLocked()
 	tun.mu.Unlock()
-	go tun.up.loop()
-	go tun.down.loop()
+	tun.up.start()
+	tun.down.start()
 	if !serving {
 		tun.beginClose(&causeShutdown, time.Time{})
 	}
@@ -319,6 +319,7 @@ func (e *endpoint) done() bool { return e.closeSent.Load() && e.closeRecv.Load()
 func (t *tunnel) checkClientDone() {
 	if t.client.done() && t.clientShut.CompareAndSwap(false, true) {
 		_ = t.client.conn.Close()
+		t.up.wake()
 	}
 }
 
@@ -337,6 +338,8 @@ func (t *tunnel) teardown(c *closeCause) {
 	t.mu.Unlock()
 	_ = t.client.conn.Close()
 	_ = t.upstream.conn.Close()
+	t.up.wake()
+	t.down.wake()
 }
 
 // pumpDone is called when a direction stopped with err.
