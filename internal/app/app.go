@@ -324,8 +324,12 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
+	relay, err := tunnelRelay(cfg.Serve.Proxy.WebSocketRelay)
+	if err != nil {
+		return s.abort(err)
+	}
 	s.Tunnels = tunnel.New(tunnel.Options{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
-		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations, Relay: relay})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	// A reload (the rules' sources, the configuration) re-evaluates the
 	// open tunnels and streams against the rules it installs.
@@ -616,4 +620,16 @@ func (s *Server) closeLog() {
 	if s.logBuf != nil {
 		_ = s.logBuf.Close()
 	}
+}
+
+// tunnelRelay is serve.proxy.websocket_relay as a [tunnel.Relay]; the
+// schema allows only these values, and anything else is refused here too.
+func tunnelRelay(name string) (tunnel.Relay, error) {
+	switch name {
+	case "", "goroutines":
+		return tunnel.RelayGoroutines, nil
+	case "poll":
+		return tunnel.RelayPoll, nil
+	}
+	return 0, fmt.Errorf("serve.proxy.websocket_relay: %q is neither goroutines nor poll", name)
 }

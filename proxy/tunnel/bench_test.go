@@ -60,7 +60,8 @@ func benchUpstream(tb testing.TB) *httptest.Server {
 	return srv
 }
 
-// benchTargets are the three ways to reach the bench upstream.
+// benchTargets are the ways to reach the bench upstream: directly,
+// through httputil, through a tunnel on each relay.
 type benchTargets struct {
 	names []string
 	urls  map[string]string // ws:// base URLs
@@ -70,6 +71,7 @@ const (
 	viaDirect   = "direct"
 	viaHTTPUtil = "httputil"
 	viaTunnel   = "tunnel"
+	viaPoll     = "tunnel-poll" // RelayPoll
 )
 
 // tunnelFront serves every request as an authorised upgrade to target.
@@ -97,12 +99,14 @@ func newBenchTargets(b *testing.B) benchTargets {
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	viaRP := httptest.NewServer(rp)
 	b.Cleanup(viaRP.Close)
-	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(),
-		func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} })
+	session := func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} }
+	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(), session)
+	viaP := tunnelFront(b, up.URL, New(Options{Relay: RelayPoll}), rules.DefaultWebSocketPolicy(), session)
 	toWS := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	return benchTargets{
-		names: []string{viaDirect, viaHTTPUtil, viaTunnel},
-		urls:  map[string]string{viaDirect: toWS(up.URL), viaHTTPUtil: toWS(viaRP.URL), viaTunnel: toWS(viaT.URL)},
+		names: []string{viaDirect, viaHTTPUtil, viaTunnel, viaPoll},
+		urls: map[string]string{viaDirect: toWS(up.URL), viaHTTPUtil: toWS(viaRP.URL), viaTunnel: toWS(viaT.URL),
+			viaPoll: toWS(viaP.URL)},
 	}
 }
 
@@ -233,6 +237,8 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 	b.ReportMetric(per(viaHTTPUtil), "httputil-ns/rt")
 	b.ReportMetric(per(viaHTTPUtil)/per(viaTunnel), "x-httputil")
 	b.ReportMetric(per(viaDirect)/per(viaTunnel), "x-direct")
+	b.ReportMetric(per(viaPoll), "poll-ns/rt")
+	b.ReportMetric(per(viaTunnel)/per(viaPoll), "poll-x-goroutines")
 }
 
 // BenchmarkTunnelBulk32K measures one-way throughput of 32 KiB binary
@@ -275,6 +281,8 @@ func BenchmarkTunnelBulk32K(b *testing.B) {
 	b.ReportMetric(mbps(viaTunnel), "tunnel-MB/s")
 	b.ReportMetric(100*mbps(viaTunnel)/mbps(viaDirect), "pct-direct")
 	b.ReportMetric(mbps(viaTunnel)/mbps(viaHTTPUtil), "x-httputil")
+	b.ReportMetric(mbps(viaPoll), "poll-MB/s")
+	b.ReportMetric(mbps(viaPoll)/mbps(viaTunnel), "poll-x-goroutines")
 }
 
 // benchPeerEnv starts the test binary as the peer process.
@@ -344,11 +352,17 @@ func liveMemory() (heap, stack uint64) {
 	return ms.HeapAlloc, ms.StackInuse
 }
 
-// BenchmarkTunnelIdle opens N idle tunnels (PORTCULLIS_TUNNEL_BENCH_N,
+// BenchmarkTunnelIdle opens, on each relay, N idle tunnels (PORTCULLIS_TUNNEL_BENCH_N,
 // default 1000) from a peer process, measures what each costs this
 // process, then lets them all reach the same session expiry and reports
 // how late the clients received their Close.
 func BenchmarkTunnelIdle(b *testing.B) {
+	for _, r := range Relays {
+		b.Run(r.String(), func(b *testing.B) { benchmarkTunnelIdle(b, r) })
+	}
+}
+
+func benchmarkTunnelIdle(b *testing.B, relay Relay) {
 	n := 1000
 	if s := os.Getenv("PORTCULLIS_TUNNEL_BENCH_N"); s != "" {
 		var err error
@@ -364,7 +378,7 @@ func BenchmarkTunnelIdle(b *testing.B) {
 	expiry := time.Now().Add(3*time.Second + time.Duration(n)*2*time.Millisecond)
 	policy := rules.DefaultWebSocketPolicy()
 	sent := &lateMetrics{}
-	tunnels := New(Options{Metrics: sent})
+	tunnels := New(Options{Metrics: sent, Relay: relay})
 	if s := os.Getenv("PORTCULLIS_TUNNEL_BENCH_WORKERS"); s != "" {
 		// How many goroutines share a burst's client Close frames
 		// (default: one per processor), to compare.

@@ -121,8 +121,8 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 	tun.mu.Lock()
 	tun.scheduleLocked()
 	tun.mu.Unlock()
-	go tun.up.loop()
-	go tun.down.loop()
+	tun.up.start()
+	tun.down.start()
 	t.catchUp(tun)
 	if !serving {
 		tun.beginClose(&causeShutdown, time.Time{})
@@ -320,6 +320,7 @@ func (e *endpoint) done() bool { return e.closeSent.Load() && e.closeRecv.Load()
 func (t *tunnel) checkClientDone() {
 	if t.client.done() && t.clientShut.CompareAndSwap(false, true) {
 		_ = t.client.conn.Close()
+		t.up.wake()
 	}
 }
 
@@ -338,6 +339,8 @@ func (t *tunnel) teardown(c *closeCause) {
 	t.mu.Unlock()
 	_ = t.client.conn.Close()
 	_ = t.upstream.conn.Close()
+	t.up.wake()
+	t.down.wake()
 }
 
 // pumpDone is called when a direction stopped with err.

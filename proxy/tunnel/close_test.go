@@ -21,9 +21,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-func TestTunnelShutdown(t *testing.T) {
+func TestTunnelShutdown(t *testing.T) { EachRelay(t, testTunnelShutdown) }
+
+func testTunnelShutdown(t *testing.T, relay Relay) {
 	up, seen := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	var clients []*client
 	for i := range 3 {
 		clients = append(clients, h.dial(fmt.Sprintf("/s%d", i), dialOpts{}))
@@ -67,13 +69,15 @@ func TestTunnelShutdown(t *testing.T) {
 
 // TestTunnelShutdownDeadline: peers that do not answer are cut off when
 // the shutdown context ends.
-func TestTunnelShutdownDeadline(t *testing.T) {
+func TestTunnelShutdownDeadline(t *testing.T) { EachRelay(t, testTunnelShutdownDeadline) }
+
+func testTunnelShutdownDeadline(t *testing.T, relay Relay) {
 	up := newUpstream(t)
 	up.onConn = func(conn net.Conn) {
 		_ = conn.SetReadDeadline(time.Now().Add(ioWait))
 		_, _ = io.Copy(io.Discard, conn) // never answers
 	}
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.CloseGrace = time.Hour })
 	c := h.dial("/stubborn", dialOpts{})
 	h.waitActive(1)
@@ -89,7 +93,9 @@ func TestTunnelShutdownDeadline(t *testing.T) {
 	h.waitActive(0)
 }
 
-func TestTunnelPeerGoesAway(t *testing.T) {
+func TestTunnelPeerGoesAway(t *testing.T) { EachRelay(t, testTunnelPeerGoesAway) }
+
+func testTunnelPeerGoesAway(t *testing.T, relay Relay) {
 	tests := []struct {
 		name       string
 		upstream   func(conn net.Conn) // after the first frame was echoed
@@ -143,7 +149,7 @@ func TestTunnelPeerGoesAway(t *testing.T) {
 				_ = ws.WriteFrame(conn, ws.NewTextFrame(f.payload))
 				tc.upstream(conn)
 			}
-			h := newHarness(t, up.url())
+			h := newHarness(t, relay, up.url())
 			c := h.dial("/away", dialOpts{})
 			c.t = t
 			c.write(ws.OpText, true, []byte("first"))
@@ -177,12 +183,14 @@ func openFDs(t testing.TB) int {
 // TestTunnelNoLeaks opens and closes 1,000 tunnels, ended in every way a
 // tunnel ends, and checks that goroutines and open files return to where
 // they were.
-func TestTunnelNoLeaks(t *testing.T) {
+func TestTunnelNoLeaks(t *testing.T) { EachRelay(t, testTunnelNoLeaks) }
+
+func testTunnelNoLeaks(t *testing.T, relay Relay) {
 	if testing.Short() {
 		t.Skip("opens 1,000 tunnels")
 	}
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.CloseGrace = 200 * time.Millisecond
 		p.IdleTimeout = 100 * time.Millisecond
@@ -343,10 +351,10 @@ func (l *stepLog) check(t *testing.T, n int) {
 
 // batchHarness opens n idle tunnels whose closes the returned log
 // observes; session is every tunnel's session, policy edits the rule's.
-func batchHarness(t *testing.T, n int, session func() *pipeline.Session, policy func(*rules.WebSocketPolicy)) (*harness, []*client, chan closeSeen, *stepLog) {
+func batchHarness(t *testing.T, relay Relay, n int, session func() *pipeline.Session, policy func(*rules.WebSocketPolicy)) (*harness, []*client, chan closeSeen, *stepLog) {
 	t.Helper()
 	up, seen := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	steps := &stepLog{}
 	h.tunnels.wheel.observe = steps.note
 	if policy != nil {
@@ -385,11 +393,13 @@ func expectAll(t *testing.T, clients []*client, seen chan closeSeen, code ws.Sta
 // Many tunnels reaching one session expiry close in one tick: all get
 // 1008 "session expired", every client's Close before any upstream's, and
 // each is counted as a deadline close.
-func TestBatchSessionExpiry(t *testing.T) {
+func TestBatchSessionExpiry(t *testing.T) { EachRelay(t, testBatchSessionExpiry) }
+
+func testBatchSessionExpiry(t *testing.T, relay Relay) {
 	t.Parallel()
 	const n = 60
 	expiry := time.Now().Add(4 * time.Second)
-	h, clients, seen, steps := batchHarness(t, n,
+	h, clients, seen, steps := batchHarness(t, relay, n,
 		func() *pipeline.Session {
 			return &pipeline.Session{Subject: "alice", SessionID: "s1", ExpiresAt: expiry}
 		},
@@ -410,10 +420,12 @@ func TestBatchSessionExpiry(t *testing.T) {
 
 // Shutdown closes every tunnel in one batch: 1001 "going away" to all,
 // every client's first.
-func TestBatchShutdown(t *testing.T) {
+func TestBatchShutdown(t *testing.T) { EachRelay(t, testBatchShutdown) }
+
+func testBatchShutdown(t *testing.T, relay Relay) {
 	t.Parallel()
 	const n = 40
-	h, clients, seen, steps := batchHarness(t, n,
+	h, clients, seen, steps := batchHarness(t, relay, n,
 		func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }, nil)
 	done := make(chan error, 1)
 	go func() { done <- h.tunnels.Shutdown(t.Context()) }()
@@ -429,12 +441,14 @@ func TestBatchShutdown(t *testing.T) {
 
 // A revocation matching many tunnels closes them in one batch, as does a
 // re-check that finds the session rejected.
-func TestBatchRevocation(t *testing.T) {
+func TestBatchRevocation(t *testing.T) { EachRelay(t, testBatchRevocation) }
+
+func testBatchRevocation(t *testing.T, relay Relay) {
 	t.Parallel()
 	const n = 40
 	t.Run("registry", func(t *testing.T) {
 		t.Parallel()
-		h, clients, seen, steps := batchHarness(t, n,
+		h, clients, seen, steps := batchHarness(t, relay, n,
 			func() *pipeline.Session { return &pipeline.Session{Subject: "alice", SessionID: "s1"} }, nil)
 		if got := h.tunnels.Registry().Revoke(Selector{SessionID: "s1"}, "banned"); got != n {
 			t.Fatalf("Revoke = %d, want %d", got, n)
@@ -446,7 +460,7 @@ func TestBatchRevocation(t *testing.T) {
 	t.Run("re-check", func(t *testing.T) {
 		t.Parallel()
 		id := newIdentity(t)
-		h, clients, seen, steps := batchHarness(t, n,
+		h, clients, seen, steps := batchHarness(t, relay, n,
 			func() *pipeline.Session {
 				return &pipeline.Session{Subject: "alice", SessionID: "s1", Authenticator: "cookie_session",
 					Revalidator: id.revalidator()}

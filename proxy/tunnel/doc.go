@@ -17,6 +17,10 @@
 //   - Relay: frames pass verbatim in both directions (masks and RSV bits
 //     untouched, extensions end to end); nothing is buffered while waiting
 //     for a frame; the proxy's own Close frames go between frames.
+//     Options.Relay picks how a direction waits for its next bytes — a
+//     goroutine each ([RelayGoroutines], the default) or parked on epoll
+//     with no goroutine ([RelayPoll]) — with the same frame state machine
+//     and the same contract either way.
 //   - Ending: at the first of max lifetime, session expiry
 //     (bind_to_session), a revocation, a re-check that rejects the
 //     credential (or cannot reach the identity provider, unless tolerated),

@@ -86,6 +86,10 @@ type Options struct {
 	// socket, no copy through the process) rather than reading and
 	// writing it (default [DefaultSpliceMin]); negative never splices.
 	SpliceMin int64
+	// Relay is how the tunnels' directions wait for data: a goroutine each
+	// ([RelayGoroutines], the default), or parked on epoll while idle
+	// ([RelayPoll]).
+	Relay Relay
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -119,6 +123,7 @@ type Server struct {
 	dm   DeadlineMetrics
 
 	wheel  *deadlineWheel
+	poll   *poller // the poll relay's; nil: RelayGoroutines
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
@@ -174,6 +179,9 @@ func New(opts Options) *Server {
 		rev:     opts.Revocations,
 		wheel:   newDeadlineWheel(),
 	}
+	if opts.Relay == RelayPoll {
+		t.poll = newPoller()
+	}
 	if t.reg == nil {
 		t.reg = NewRegistry()
 	}
@@ -227,7 +235,8 @@ func selfOrigin(r *http.Request) string {
 // headers of the upstream's 101 (such as Set-Cookie).
 //
 // ServeTunnel returns once the tunnel is established or refused; the tunnel
-// runs on in two goroutines of its own (one per direction) until it ends.
+// runs on until it ends, in two goroutines of its own (one per direction),
+// or with [RelayPoll] on goroutines borrowed while it has data to relay.
 // r's context is not used after ServeTunnel returns.
 func (t *Server) ServeTunnel(w http.ResponseWriter, r *http.Request, req Request) {
 	start := time.Now()
