@@ -20,6 +20,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
@@ -260,7 +261,7 @@ const benchRule = `
 // nothing.
 func benchLogger() *logrus.Logger {
 	l := logTo(io.Discard)
-	l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	l.SetFormatter(&logfmt.Text{})
 	l.SetLevel(logrus.InfoLevel)
 	return l
 }
