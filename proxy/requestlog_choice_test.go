@@ -17,7 +17,7 @@ import (
 
 type nopHook struct{}
 
-func (nopHook) Levels() []logrus.Level { return logrus.AllLevels }
+func (nopHook) Levels() []logrus.Level   { return logrus.AllLevels }
 func (nopHook) Fire(*logrus.Entry) error { return nil }
 
 // The request line skips logrus only for a logger whose formatter writes
