@@ -16,8 +16,8 @@ import (
 // requestLog writes a front end's request line: one line per request at
 // info level, its fields as [exchange.finish] lists them.
 //
-// When the logger is a *logrus.Logger whose formatter is a
-// [logfmt.LineFormatter] (the server's text and JSON formats), with no
+// When the logger is a *logrus.Logger whose formatter is the server's
+// text or JSON format ([logfmt.Text], [logfmt.JSON]), with no
 // hooks and no caller reporting, and whose output is safe for concurrent
 // whole-line writes (a *logbuf.Writer, an *os.File, io.Discard), the line
 // is formatted straight from its fields into a pooled buffer and written
@@ -30,9 +30,12 @@ type requestLog struct {
 	msg string
 	// msgArg is msg as logrus's Info takes it, boxed once.
 	msgArg any
-	// format and out are set when lines are written straight to out.
-	format logfmt.LineFormatter
-	out    io.Writer
+	// text or json, and out, are set when lines are written straight to
+	// out. (Concrete types: through the LineFormatter interface the
+	// line's fields would leave the stack.)
+	text *logfmt.Text
+	json *logfmt.JSON
+	out  io.Writer
 }
 
 // newRequestLog returns the request log of lines msg on l.
@@ -42,8 +45,11 @@ func newRequestLog(l logrus.FieldLogger, msg string) requestLog {
 	if !ok || lg.ReportCaller || len(lg.Hooks[logrus.InfoLevel]) > 0 || !wholeLines(lg.Out) {
 		return rl
 	}
-	if lf, ok := lg.Formatter.(logfmt.LineFormatter); ok {
-		rl.format, rl.out = lf, lg.Out
+	switch f := lg.Formatter.(type) {
+	case *logfmt.Text:
+		rl.text, rl.out = f, lg.Out
+	case *logfmt.JSON:
+		rl.json, rl.out = f, lg.Out
 	}
 	return rl
 }
@@ -68,7 +74,7 @@ var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 
 // write writes the line of fields, timed at now.
 func (rl *requestLog) write(now time.Time, fields []logfmt.Field) {
-	if rl.format == nil {
+	if rl.out == nil {
 		f := make(logrus.Fields, len(fields))
 		for _, fl := range fields {
 			f[fl.Key] = fl.Value()
@@ -77,7 +83,12 @@ func (rl *requestLog) write(now time.Time, fields []logfmt.Field) {
 		return
 	}
 	bp := lineBufs.Get().(*[]byte)
-	b := rl.format.AppendLine((*bp)[:0], now, logrus.InfoLevel, rl.msg, fields)
+	var b []byte
+	if rl.text != nil {
+		b = rl.text.AppendLine((*bp)[:0], now, logrus.InfoLevel, rl.msg, fields)
+	} else {
+		b = rl.json.AppendLine((*bp)[:0], now, logrus.InfoLevel, rl.msg, fields)
+	}
 	if _, err := rl.out.Write(b); err != nil {
 		// What logrus does with a failed write: the log has nowhere
 		// else to say it.

@@ -59,11 +59,11 @@ func TestRequestLogWritesStraightOnlyWhenSafe(t *testing.T) {
 		{"an entry", logger(file, &logfmt.Text{}, nil).WithField("component", "x"), false},
 	} {
 		rl := newRequestLog(tc.log, "request")
-		if got := rl.format != nil; got != tc.straight {
+		if got := rl.out != nil; got != tc.straight {
 			t.Errorf("%s: written straight = %v, want %v", tc.name, got, tc.straight)
 		}
 	}
-	if rl := newDecisionPath(DecisionOptions{Rules: staticSource{}}, frontEnd{line: "request"}).lines; rl.format == nil {
+	if rl := newDecisionPath(DecisionOptions{Rules: staticSource{}}, frontEnd{line: "request"}).lines; rl.out == nil {
 		t.Error("the discarding default logger builds its lines through logrus")
 	}
 }
