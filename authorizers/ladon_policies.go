@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -17,7 +18,6 @@ import (
 	"github.com/ory/ladon"
 	"github.com/ory/ladon/compiler"
 	"github.com/ory/ladon/manager/memory"
-	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
@@ -49,7 +49,7 @@ func newPolicyStore(repos []string, interval time.Duration, deps pipeline.Deps) 
 	}
 	log := deps.Log
 	if log == nil {
-		log = logrus.StandardLogger()
+		log = slog.Default()
 	}
 	ctx := deps.Context
 	if ctx == nil {
@@ -86,15 +86,15 @@ func newPolicyStore(repos []string, interval time.Duration, deps pipeline.Deps) 
 	if err := apply(initial); err != nil {
 		return nil, err
 	}
-	log.WithField("policies", st.current.Load().size).Info("ladon policies loaded")
+	log.Info("ladon policies loaded", "policies", st.current.Load().size)
 	go fetch.Poll(ctx, interval, initial, load, func(b []byte) error {
 		if err := apply(b); err != nil {
 			return err
 		}
-		log.WithField("policies", st.current.Load().size).Info("ladon policies reloaded")
+		log.Info("ladon policies reloaded", "policies", st.current.Load().size)
 		return nil
 	}, func(err error) {
-		log.WithError(err).Error("ladon policies not reloaded; the last good set stays in force")
+		log.Error("ladon policies not reloaded; the last good set stays in force", "error", err)
 	})
 	return st, nil
 }

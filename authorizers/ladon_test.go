@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -29,7 +30,7 @@ func testDeps(t testing.TB) (pipeline.Deps, *logtest.Hook) {
 	log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return pipeline.Deps{Log: log, Context: ctx}, hook
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}, hook
 }
 
 func mustJSON(t testing.TB, v any) json.RawMessage {

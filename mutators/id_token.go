@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/jwks"
@@ -94,7 +94,7 @@ func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pi
 	}
 	log := deps.Log
 	if log == nil {
-		log = logrus.StandardLogger()
+		log = slog.Default()
 	}
 	b := &idTokenBuilder{
 		global:  global,
@@ -117,7 +117,7 @@ func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pi
 type idTokenBuilder struct {
 	global  json.RawMessage
 	offline bool
-	log     logrus.FieldLogger
+	log     *slog.Logger
 	keys    *jwks.Registry
 	cache   *ttlcache.Cache[[32]byte, string]
 	now     func() time.Time
@@ -161,7 +161,7 @@ func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
 		if !remote {
 			return nil, fmt.Errorf(`key "jwks_url": %w`, kerr)
 		}
-		b.log.WithError(kerr).Warn("id_token signing keys are not available yet; requests fail with 503 until they are")
+		b.log.Warn("id_token signing keys are not available yet; requests fail with 503 until they are", "error", kerr)
 	}
 	return m, nil
 }
@@ -181,7 +181,7 @@ func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	for _, s := range b.keys.Sources() {
 		set, err := s.Keys(r.Context())
 		if err != nil {
-			b.log.WithError(err).Warn("id_token key set not available for " + JWKSPath)
+			b.log.Warn("id_token key set not available for "+JWKSPath, "error", err)
 			continue
 		}
 		sets = append(sets, set)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -66,9 +67,11 @@ type Defaulter interface{ SetDefaults() }
 // decoding.
 type Validator interface{ Validate() error }
 
-// DecodeStrict decodes raw (JSON, possibly empty) into v: unknown keys and
-// wrong types are errors naming the key. If v implements [Defaulter] its
-// defaults are set first; if it implements [Validator] it is validated last.
+// DecodeStrict decodes raw (JSON, possibly empty) into v: an unknown key is
+// an [*UnknownKeyError] and a value that does not decode a [*KeyError], each
+// naming the key's path from the top of raw (found with [KeyPath]). If v
+// implements [Defaulter] its defaults are set first; if it implements
+// [Validator] it is validated last.
 func DecodeStrict(raw json.RawMessage, v any) error {
 	if d, ok := v.(Defaulter); ok {
 		d.SetDefaults()
@@ -78,7 +81,7 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
-			return describeJSONError(err)
+			return keyed(raw, reflect.TypeOf(v), err)
 		}
 	}
 	if val, ok := v.(Validator); ok {
@@ -87,19 +90,6 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 		}
 	}
 	return nil
-}
-
-func describeJSONError(err error) error {
-	switch e := err.(type) {
-	case *json.UnmarshalTypeError:
-		field := e.Field
-		if field == "" {
-			field = "(top level)"
-		}
-		return fmt.Errorf("key %q: expected %s, got %s", field, e.Type, e.Value)
-	default:
-		return err
-	}
 }
 
 // Duration is a time.Duration that reads from JSON and YAML as a Go

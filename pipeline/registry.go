@@ -4,16 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
-
-	"github.com/sirupsen/logrus"
 )
 
 // Deps are the process-wide services a handler may use.
 type Deps struct {
-	// Log is the process logger. Handlers never log credentials.
-	Log logrus.FieldLogger
+	// Log is the process logger (logrus, wired by the composition root
+	// with logfmt.Slog); nil means slog.Default(). Handlers never log
+	// credentials.
+	Log *slog.Logger
 	// Context ends when the process shuts down, or when a configuration
 	// reload replaces the handlers; background work (refreshers, pollers)
 	// stops with it.

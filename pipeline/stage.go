@@ -36,9 +36,3 @@ type ErrorHandler interface {
 	// HandleError writes the response for err.
 	HandleError(w http.ResponseWriter, r *http.Request, err error)
 }
-
-// Closer is implemented by handlers that hold resources (background
-// refreshers, connections) to release when a rule set is replaced.
-type Closer interface {
-	Close() error
-}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -103,7 +104,7 @@ func validationCompiler(file string, online bool) (*rules.Compiler, error) {
 	deps.Context = context.Background()
 	deps.Offline = !online
 	if log, err := app.NewLogger(cfg.Log); err == nil {
-		deps.Log = log
+		deps.Log = logfmt.Slog(log)
 	}
 	if file != "" {
 		if err := app.Enable(cat, cfg, deps); err != nil {

@@ -98,7 +98,7 @@ func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error
 				// Oathkeeper configuration listing keto_engine_acp_ory, say)
 				// is harmless: warn, so a typo is still visible.
 				if err := checkKnown(cat, b.key, n); err != nil && deps.Log != nil {
-					deps.Log.Warnf("%v; it is disabled and ignored", err)
+					deps.Log.Warn(fmt.Sprintf("%v; it is disabled and ignored", err))
 				}
 				continue
 			}
@@ -228,7 +228,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	deps := cfg.Deps()
 	gctx, gcancel := context.WithCancel(ctx)
 	s.reload.generation = gcancel
-	deps.Log, deps.Context = log, gctx
+	deps.Log, deps.Context = logfmt.Slog(log), gctx
 	s.Metrics = metrics.New()
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
@@ -576,9 +576,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.wg.Wait()
-	if set := s.Rules.Current(); set != nil {
-		_ = set.Close()
-	}
 	s.closeLog()
 	return errors.Join(errs...)
 }
