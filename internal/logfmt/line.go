@@ -104,14 +104,7 @@ func (*Text) AppendLine(dst []byte, t time.Time, level logrus.Level, msg string,
 		dst = append(dst, ' ')
 		dst = appendKey(dst, f.Key)
 		dst = append(dst, '=')
-		switch f.kind {
-		case kindString:
-			dst = appendTextString(dst, f.str)
-		case kindInt:
-			dst = strconv.AppendInt(dst, f.num, 10)
-		case kindFloat:
-			dst = strconv.AppendFloat(dst, f.flt, 'g', -1, 64)
-		}
+		dst = f.appendValue(dst, appendTextString, appendTextFloat)
 	}
 	return append(dst, '\n')
 }
@@ -145,18 +138,7 @@ func (*JSON) AppendLine(dst []byte, t time.Time, level logrus.Level, msg string,
 		first = false
 		dst = appendString(dst, key)
 		dst = append(dst, ':')
-		switch f.kind {
-		case kindString:
-			dst = appendString(dst, f.str)
-		case kindInt:
-			dst = strconv.AppendInt(dst, f.num, 10)
-		case kindFloat:
-			if math.IsInf(f.flt, 0) || math.IsNaN(f.flt) {
-				dst = append(dst, "null"...)
-			} else {
-				dst = appendFloat(dst, f.flt)
-			}
-		}
+		dst = f.appendValue(dst, appendString, appendJSONFloat)
 	}
 	for ; next < len(fixed); next++ {
 		if !first {
@@ -165,6 +147,30 @@ func (*JSON) AppendLine(dst []byte, t time.Time, level logrus.Level, msg string,
 		dst, first = appendJSONFixed(dst, fixed[next], t, level, msg), false
 	}
 	return append(dst, '}', '\n')
+}
+
+// appendValue writes f's value: a string with str, an int in decimal, a
+// float with flt.
+func (f *Field) appendValue(dst []byte, str func([]byte, string) []byte, flt func([]byte, float64) []byte) []byte {
+	switch f.kind {
+	case kindInt:
+		return strconv.AppendInt(dst, f.num, 10)
+	case kindFloat:
+		return flt(dst, f.flt)
+	}
+	return str(dst, f.str)
+}
+
+// appendTextFloat writes v as TextFormatter writes a float64 (%g, shortest).
+func appendTextFloat(dst []byte, v float64) []byte { return strconv.AppendFloat(dst, v, 'g', -1, 64) }
+
+// appendJSONFloat writes v as encoding/json does, and NaN and ±Inf, which
+// JSON cannot hold, as null.
+func appendJSONFloat(dst []byte, v float64) []byte {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return append(dst, "null"...)
+	}
+	return appendFloat(dst, v)
 }
 
 // appendJSONFixed writes the fixed key k (level, msg or time) and its value.
