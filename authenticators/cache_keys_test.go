@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // realmIntrospection is a real introspection endpoint that says a token is

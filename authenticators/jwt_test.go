@@ -20,8 +20,8 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 func idpDeps(t testing.TB) pipeline.Deps {

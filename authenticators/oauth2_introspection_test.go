@@ -15,7 +15,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // authServer is a real RFC 7662 introspection endpoint and RFC 6749 token

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // TestLadonWithKratosIdentity decides on traits of real Kratos identities:

@@ -15,7 +15,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // decisionAPI is a real HTTP decision endpoint on loopback. It records the

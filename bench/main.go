@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // options are the command's flags.
@@ -115,7 +115,7 @@ type env struct {
 	upstream *roleProc
 	upAddr   string
 	kratos   *kratostest.Kratos
-	session  kratosSession
+	session  kratostest.Identity
 	table    *table
 	base     *roleProc // portcullis from the -baseline binary, or nil
 	okBin    string    // the Oathkeeper binary, "" when it does not run
@@ -194,7 +194,7 @@ func run(o options) error {
 				return fmt.Errorf("start Kratos: %w", err)
 			}
 			e.kratos = k
-			if e.session, err = registerIdentity(k); err != nil {
+			if e.session, err = k.Register(); err != nil {
 				k.Close()
 				return err
 			}
@@ -404,8 +404,8 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	if b := e.baseBuffered; b != nil {
 		vs = append(vs, httpVariant{name: "proxy+logbuf@base", proc: b, url: "http://" + b.info["proxy"] + pathAnon})
 	}
-	if e.session.Token != "" {
-		bearer := map[string]string{"Authorization": "Bearer " + e.session.Token}
+	if e.session.SessionToken != "" {
+		bearer := map[string]string{"Authorization": "Bearer " + e.session.SessionToken}
 		vs = append(vs,
 			httpVariant{name: "session-hit", proc: pc, url: "http://" + api + "/decisions" + pathSession, headers: bearer, profile: "session-hit"},
 			httpVariant{name: "session-off", proc: pc, url: "http://" + api + "/decisions" + pathNoCache, headers: bearer})
@@ -787,12 +787,12 @@ func (e *env) idle(ctx context.Context) error {
 		return err
 	}
 	defer pc.stop()
-	var sess kratosSession
+	var sess kratostest.Identity
 	if k != nil {
-		if sess, err = registerIdentity(k); err != nil {
+		if sess, err = k.Register(); err != nil {
 			return err
 		}
-		auth = "Authorization=" + url.PathEscape("Bearer "+sess.Token)
+		auth = "Authorization=" + url.PathEscape("Bearer "+sess.SessionToken)
 	}
 	got, err := e.measureIdle(ctx, cl, pc, "ws://"+pc.info["proxy"]+path, n, auth)
 	if err != nil {
@@ -987,20 +987,7 @@ func (e *env) profile(ctx context.Context, pc *roleProc, name string, d time.Dur
 	done := make(chan struct{}, 2)
 	fetch := func(kind, file string) {
 		defer func() { done <- struct{}{} }()
-		u := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: profile:", err)
-			return
-		}
-		defer res.Body.Close()
-		f, err := os.Create(filepath.Join(e.o.profileDir, file))
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		_, _ = io.Copy(f, res.Body)
+		e.saveProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs), file)
 	}
 	go fetch("profile", "cpu-"+name+".pprof")
 	go fetch("allocs", "allocs-"+name+".pprof")
@@ -1014,10 +1001,16 @@ func (e *env) heapProfile(ctx context.Context, p *roleProc, file string) {
 	if e.o.profileDir == "" || addr == "" {
 		return
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	e.saveProfile(ctx, "http://"+addr+"/debug/pprof/heap?gc=1", file)
+}
+
+// saveProfile fetches the profile at u into file in the profile
+// directory; a failed fetch is reported on stderr and saves nothing.
+func (e *env) saveProfile(ctx context.Context, u, file string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
 		return
 	}
 	defer res.Body.Close()

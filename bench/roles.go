@@ -19,12 +19,10 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/proxy"
 
-	"github.com/portcullis-proxy/portcullis/internal/wsframe"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsframe"
 )
 
 // Environment of the role processes.
@@ -161,28 +159,15 @@ func maybePprof() (string, error) {
 // `portcullis serve` assembles it (internal/app), in a process of its own,
 // with its log written to a file.
 func rolePortcullis() error {
-	cfg, err := config.Load(os.Getenv(envConfig), nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		return err
-	}
-	log, err := app.NewLogger(cfg.Log)
-	if err != nil {
-		return err
-	}
 	logFile, err := os.Create(os.Getenv(envLogFile))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	log.Out = logFile
-	srv, err := app.New(cfg, log)
+	srv, err := app.Open(os.Getenv(envConfig), nil, logFile)
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-	srv.Start()
 	extra, err := maybePprof()
 	if err != nil {
 		return err

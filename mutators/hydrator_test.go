@@ -14,7 +14,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // directoryAPI is a real hydration endpoint: it looks the subject up in a

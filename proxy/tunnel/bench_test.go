@@ -26,7 +26,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 
-	"github.com/portcullis-proxy/portcullis/internal/wsframe"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsframe"
 )
 
 // The benchmarks compare the tunnel with a direct connection and with a
