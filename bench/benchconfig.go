@@ -14,8 +14,9 @@ const (
 	pathNoCache    = "/nocache/items/42" // bearer_token (Kratos, cache off) → allow → header
 	pathWSEcho     = "/ws/echo"          // anonymous → allow → header, tunnelled
 	pathWSSink     = "/ws/sink"
-	pathWSSession  = "/wss/idle" // bearer_token → allow → header, tunnel bound to the session
-	pathWSLifetime = "/wsl/idle" // anonymous → allow → header, tunnel with a max lifetime (figure 7)
+	pathWSSession  = "/wss/idle"   // bearer_token → allow → header, tunnel bound to the session
+	pathWSLifetime = "/wsl/idle"   // anonymous → allow → header, tunnel with a max lifetime (figure 7)
+	pathSSE        = "/sse/events" // anonymous → allow → header, an event stream held idle (figure 10)
 )
 
 // extras are what a portcullis variant adds to the benchmark
@@ -35,7 +36,8 @@ type extras struct {
 func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string, x extras) (string, error) {
 	rules := benchRule("anon", "/anon", "{handler: anonymous}", upstream, "") +
 		benchRule("ws", "/ws", "{handler: anonymous}", upstream, "") +
-		benchRule("ws-lifetime", "/wsl", "{handler: anonymous}", upstream, "  websocket: {max_lifetime: "+lifetime+"}\n")
+		benchRule("ws-lifetime", "/wsl", "{handler: anonymous}", upstream, "  websocket: {max_lifetime: "+lifetime+"}\n") +
+		benchRule("sse", "/sse", "{handler: anonymous}", upstream, "")
 	if whoami != "" {
 		rules += benchRule("session", "/session", "{handler: bearer_token}", upstream, "") +
 			benchRule("session-nocache", "/nocache", "{handler: bearer_token, config: {cache: {enabled: false}}}", upstream, "") +

@@ -190,6 +190,10 @@ type ProxyServe struct {
 	// UpstreamCAFile is a PEM bundle trusted for https/wss upstreams, in
 	// addition to the system pool.
 	UpstreamCAFile string `koanf:"upstream_ca_file"`
+	// WebSocketRelay (portcullis's own key) is how tunnels wait for data:
+	// "goroutines" (empty: the default), a goroutine per direction, or
+	// "poll", parked on epoll while idle (Linux; elsewhere goroutines).
+	WebSocketRelay string `koanf:"websocket_relay"`
 }
 
 // Prometheus is serve.prometheus.
@@ -391,7 +395,7 @@ var knownLeaves = func() map[string]bool {
 		"serve.prometheus.tls.cert.path", "serve.prometheus.tls.key.path",
 		"serve.grpc.tls.cert.path", "serve.grpc.tls.key.path",
 		"tracing.providers.otlp.sampling.sampling_ratio",
-		"serve.proxy.upstream_ca_file",
+		"serve.proxy.upstream_ca_file", "serve.proxy.websocket_relay",
 		"serve.api.admin.token", "serve.api.admin.token_file",
 		"revocation.redis.url",
 		"revocation.backchannel_logout.path", "revocation.backchannel_logout.issuer",

@@ -111,6 +111,11 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	if _, err := c.WebSocketDefaults(); err != nil {
 		return nil, at.block([]string{"websocket"}, err)
 	}
+	switch c.Serve.Proxy.WebSocketRelay {
+	case "", "goroutines", "poll":
+	default:
+		return nil, at.keyError([]string{"serve", "proxy", "websocket_relay"}, fmt.Errorf("must be goroutines or poll, got %q", c.Serve.Proxy.WebSocketRelay))
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:

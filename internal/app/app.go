@@ -304,8 +304,12 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
+	relay, err := tunnelRelay(cfg.Serve.Proxy.WebSocketRelay)
+	if err != nil {
+		return s.abort(err)
+	}
 	s.Tunnels = tunnel.New(tunnel.Options{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
-		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations, Relay: relay})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	// The three front ends over the one decision path share its options.
 	decisions := proxy.DecisionOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Revocations: revoker{s.Revocations}, Tracing: tr}
@@ -593,4 +597,16 @@ func (s *Server) closeLog() {
 	if s.logBuf != nil {
 		_ = s.logBuf.Close()
 	}
+}
+
+// tunnelRelay is serve.proxy.websocket_relay as a [tunnel.Relay]; the
+// schema allows only these values, and anything else is refused here too.
+func tunnelRelay(name string) (tunnel.Relay, error) {
+	switch name {
+	case "", "goroutines":
+		return tunnel.RelayGoroutines, nil
+	case "poll":
+		return tunnel.RelayPoll, nil
+	}
+	return 0, fmt.Errorf("serve.proxy.websocket_relay: %q is neither goroutines nor poll", name)
 }

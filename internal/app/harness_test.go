@@ -9,7 +9,9 @@ import (
 
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// 30 s: generous on a loaded two-core machine, where a poll that reads
+	// 16 MiB under the race detector takes seconds.
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not reached in time")

@@ -33,14 +33,16 @@ import (
 // bare httputil.ReverseProxy tunnel measured in the same run, and report
 // the ratios:
 //
-//	go test -run '^$' -bench BenchmarkTunnel ./proxy/
+//	go test -run '^$' -bench BenchmarkTunnel ./proxy/tunnel/
 //
 // BenchmarkTunnelIdle runs its WebSocket clients and upstream in a second
 // process, so that the proxy's own memory is measured and each process
 // stays within its open-file limit; PORTCULLIS_TUNNEL_BENCH_N sets the
-// number of tunnels (default 1000):
+// number of tunnels (default 1000) and PORTCULLIS_TUNNEL_BENCH_WORKERS the
+// goroutines that share a burst's client Close frames (default: one per
+// processor):
 //
-//	PORTCULLIS_TUNNEL_BENCH_N=5000 go test -run '^$' -bench BenchmarkTunnelIdle -benchtime 1x ./proxy/
+//	PORTCULLIS_TUNNEL_BENCH_N=5000 go test -run '^$' -bench BenchmarkTunnelIdle -benchtime 1x ./proxy/tunnel/
 
 // benchUpstream is a plain WebSocket server for the benchmarks: on /echo
 // it echoes every frame, on /sink it discards data frames and answers each
@@ -58,7 +60,8 @@ func benchUpstream(tb testing.TB) *httptest.Server {
 	return srv
 }
 
-// benchTargets are the three ways to reach the bench upstream.
+// benchTargets are the ways to reach the bench upstream: directly,
+// through httputil, through a tunnel on each relay.
 type benchTargets struct {
 	names []string
 	urls  map[string]string // ws:// base URLs
@@ -68,6 +71,7 @@ const (
 	viaDirect   = "direct"
 	viaHTTPUtil = "httputil"
 	viaTunnel   = "tunnel"
+	viaPoll     = "tunnel-poll" // RelayPoll
 )
 
 // tunnelFront serves every request as an authorised upgrade to target.
@@ -95,12 +99,14 @@ func newBenchTargets(b *testing.B) benchTargets {
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	viaRP := httptest.NewServer(rp)
 	b.Cleanup(viaRP.Close)
-	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(),
-		func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} })
+	session := func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} }
+	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(), session)
+	viaP := tunnelFront(b, up.URL, New(Options{Relay: RelayPoll}), rules.DefaultWebSocketPolicy(), session)
 	toWS := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	return benchTargets{
-		names: []string{viaDirect, viaHTTPUtil, viaTunnel},
-		urls:  map[string]string{viaDirect: toWS(up.URL), viaHTTPUtil: toWS(viaRP.URL), viaTunnel: toWS(viaT.URL)},
+		names: []string{viaDirect, viaHTTPUtil, viaTunnel, viaPoll},
+		urls: map[string]string{viaDirect: toWS(up.URL), viaHTTPUtil: toWS(viaRP.URL), viaTunnel: toWS(viaT.URL),
+			viaPoll: toWS(viaP.URL)},
 	}
 }
 
@@ -231,6 +237,8 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 	b.ReportMetric(per(viaHTTPUtil), "httputil-ns/rt")
 	b.ReportMetric(per(viaHTTPUtil)/per(viaTunnel), "x-httputil")
 	b.ReportMetric(per(viaDirect)/per(viaTunnel), "x-direct")
+	b.ReportMetric(per(viaPoll), "poll-ns/rt")
+	b.ReportMetric(per(viaTunnel)/per(viaPoll), "poll-x-goroutines")
 }
 
 // BenchmarkTunnelBulk32K measures one-way throughput of 32 KiB binary
@@ -273,6 +281,8 @@ func BenchmarkTunnelBulk32K(b *testing.B) {
 	b.ReportMetric(mbps(viaTunnel), "tunnel-MB/s")
 	b.ReportMetric(100*mbps(viaTunnel)/mbps(viaDirect), "pct-direct")
 	b.ReportMetric(mbps(viaTunnel)/mbps(viaHTTPUtil), "x-httputil")
+	b.ReportMetric(mbps(viaPoll), "poll-MB/s")
+	b.ReportMetric(mbps(viaPoll)/mbps(viaTunnel), "poll-x-goroutines")
 }
 
 // benchPeerEnv starts the test binary as the peer process.
@@ -342,11 +352,17 @@ func liveMemory() (heap, stack uint64) {
 	return ms.HeapAlloc, ms.StackInuse
 }
 
-// BenchmarkTunnelIdle opens N idle tunnels (PORTCULLIS_TUNNEL_BENCH_N,
+// BenchmarkTunnelIdle opens, on each relay, N idle tunnels (PORTCULLIS_TUNNEL_BENCH_N,
 // default 1000) from a peer process, measures what each costs this
 // process, then lets them all reach the same session expiry and reports
 // how late the clients received their Close.
 func BenchmarkTunnelIdle(b *testing.B) {
+	for _, r := range Relays {
+		b.Run(r.String(), func(b *testing.B) { benchmarkTunnelIdle(b, r) })
+	}
+}
+
+func benchmarkTunnelIdle(b *testing.B, relay Relay) {
 	n := 1000
 	if s := os.Getenv("PORTCULLIS_TUNNEL_BENCH_N"); s != "" {
 		var err error
@@ -362,7 +378,16 @@ func BenchmarkTunnelIdle(b *testing.B) {
 	expiry := time.Now().Add(3*time.Second + time.Duration(n)*2*time.Millisecond)
 	policy := rules.DefaultWebSocketPolicy()
 	sent := &lateMetrics{}
-	tunnels := New(Options{Metrics: sent})
+	tunnels := New(Options{Metrics: sent, Relay: relay})
+	if s := os.Getenv("PORTCULLIS_TUNNEL_BENCH_WORKERS"); s != "" {
+		// How many goroutines share a burst's client Close frames
+		// (default: one per processor), to compare.
+		w, err := strconv.Atoi(s)
+		if err != nil || w <= 0 {
+			b.Fatalf("PORTCULLIS_TUNNEL_BENCH_WORKERS=%q", s)
+		}
+		tunnels.wheel.workers = w
+	}
 	front := tunnelFront(b, "http://"+upstreamAddr, tunnels, policy,
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench", ExpiresAt: expiry} })
 

@@ -106,7 +106,9 @@ func closingUpstream(t *testing.T) (*upstream, chan closeSeen) {
 	return up, seen
 }
 
-func TestTunnelDeadlines(t *testing.T) {
+func TestTunnelDeadlines(t *testing.T) { EachRelay(t, testTunnelDeadlines) }
+
+func testTunnelDeadlines(t *testing.T, relay Relay) {
 	t.Parallel()
 	tests := []struct {
 		name       string
@@ -176,7 +178,7 @@ func TestTunnelDeadlines(t *testing.T) {
 				id.status.Store(int32(tc.idStatus))
 			}
 			up, seen := closingUpstream(t)
-			h := newHarness(t, up.url())
+			h := newHarness(t, relay, up.url())
 			if tc.policy != nil {
 				h.configure(tc.policy)
 			}
@@ -238,11 +240,11 @@ func TestTunnelDeadlines(t *testing.T) {
 // rule re-validates every 50 ms and tolerates an unavailable identity
 // provider (for grace; 0: the default), and the identity provider (id)
 // its sessions (subject alice, sessionID) re-validate with: it answers 503.
-func toleratingHarness(t *testing.T, grace time.Duration, sessionID string) (h *harness, id *identity, seen chan closeSeen) {
+func toleratingHarness(t *testing.T, relay Relay, grace time.Duration, sessionID string) (h *harness, id *identity, seen chan closeSeen) {
 	id = newIdentity(t)
 	id.status.Store(http.StatusServiceUnavailable)
 	up, seen := closingUpstream(t)
-	h = newHarness(t, up.url())
+	h = newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.RevalidateEvery = 50 * time.Millisecond
 		p.TolerateUnavailable = true
@@ -257,8 +259,12 @@ func toleratingHarness(t *testing.T, grace time.Duration, sessionID string) (h *
 }
 
 func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
+	EachRelay(t, testTunnelRevalidationToleratedUnavailable)
+}
+
+func testTunnelRevalidationToleratedUnavailable(t *testing.T, relay Relay) {
 	t.Parallel()
-	h, id, seen := toleratingHarness(t, 0, "")
+	h, id, seen := toleratingHarness(t, relay, 0, "")
 	c := h.dial("/tolerate", dialOpts{})
 	waitFor(t, "three re-validations", func() bool { return id.calls.Load() >= 3 })
 	if h.tunnels.Active() != 1 {
@@ -279,12 +285,14 @@ func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
 
 // TestTunnelRevalidationMovesExpiry: the expiry the identity provider
 // reports at re-validation replaces the one the tunnel started with.
-func TestTunnelRevalidationMovesExpiry(t *testing.T) {
+func TestTunnelRevalidationMovesExpiry(t *testing.T) { EachRelay(t, testTunnelRevalidationMovesExpiry) }
+
+func testTunnelRevalidationMovesExpiry(t *testing.T, relay Relay) {
 	t.Parallel()
 	id := newIdentity(t)
 	id.expires.Store(time.Now().Add(time.Hour).UnixNano())
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 50 * time.Millisecond })
 	initialExpiry := time.Now().Add(2 * time.Second)
 	h.withSession(func() *pipeline.Session {
@@ -311,10 +319,12 @@ func TestTunnelRevalidationMovesExpiry(t *testing.T) {
 }
 
 // TestTunnelPingsAreTraffic: a tunnel carrying only pings is not idle.
-func TestTunnelPingsAreTraffic(t *testing.T) {
+func TestTunnelPingsAreTraffic(t *testing.T) { EachRelay(t, testTunnelPingsAreTraffic) }
+
+func testTunnelPingsAreTraffic(t *testing.T, relay Relay) {
 	t.Parallel()
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout = 1500 * time.Millisecond })
 	c := h.dial("/ping", dialOpts{})
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
@@ -334,7 +344,9 @@ func TestTunnelPingsAreTraffic(t *testing.T) {
 
 // TestTunnelCloseBetweenFrames: a deadline reached while a frame is half
 // relayed sends the Close after that frame, never inside it.
-func TestTunnelCloseBetweenFrames(t *testing.T) {
+func TestTunnelCloseBetweenFrames(t *testing.T) { EachRelay(t, testTunnelCloseBetweenFrames) }
+
+func testTunnelCloseBetweenFrames(t *testing.T, relay Relay) {
 	t.Parallel()
 	up := newUpstream(t)
 	got := make(chan []frame, 1)
@@ -354,7 +366,7 @@ func TestTunnelCloseBetweenFrames(t *testing.T) {
 		}
 		got <- frames
 	}
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 300 * time.Millisecond
 		p.CloseGrace = ioWait
@@ -394,7 +406,9 @@ func TestTunnelCloseBetweenFrames(t *testing.T) {
 
 // TestTunnelCloseGrace: peers that do not answer the proxy's Close are cut
 // off when the grace ends.
-func TestTunnelCloseGrace(t *testing.T) {
+func TestTunnelCloseGrace(t *testing.T) { EachRelay(t, testTunnelCloseGrace) }
+
+func testTunnelCloseGrace(t *testing.T, relay Relay) {
 	t.Parallel()
 	up := newUpstream(t)
 	up.onConn = func(conn net.Conn) {
@@ -403,7 +417,7 @@ func TestTunnelCloseGrace(t *testing.T) {
 		_, _ = conn.Read(make([]byte, 1024))
 		_, _ = conn.Read(make([]byte, 1024))
 	}
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 100 * time.Millisecond
 		p.CloseGrace = 300 * time.Millisecond
@@ -423,7 +437,9 @@ func TestTunnelCloseGrace(t *testing.T) {
 // TestTunnelStalledFrame: a peer that starts a frame and never finishes it
 // holds the other side's writes; the proxy's Close waits for the frame, but
 // not forever.
-func TestTunnelStalledFrame(t *testing.T) {
+func TestTunnelStalledFrame(t *testing.T) { EachRelay(t, testTunnelStalledFrame) }
+
+func testTunnelStalledFrame(t *testing.T, relay Relay) {
 	t.Parallel()
 	up := newUpstream(t)
 	got := make(chan error, 1)
@@ -435,7 +451,7 @@ func TestTunnelStalledFrame(t *testing.T) {
 		}
 		got <- err
 	}
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 200 * time.Millisecond
 		p.CloseGrace = 100 * time.Millisecond
@@ -517,25 +533,40 @@ func (l *eventLog) await(t *testing.T, n int) {
 	}
 }
 
-// Entries due at one instant all get their Due before any rest runs.
+// Entries due at one instant all get their Due before any rest runs, and
+// each its Due once, also when the batch is split between goroutines.
 func TestWheelDueBeforeRest(t *testing.T) {
-	w := newDeadlineWheel()
-	defer w.Stop()
-	log := newEventLog()
-	at := time.Now().Add(30 * time.Millisecond)
-	const n = 500
-	for i := range n {
-		w.Schedule(&testEntry{name: string(rune('a' + i%26)), log: log}, at)
-	}
-	log.await(t, 2*n)
-	ev := log.snapshot()
-	for i, e := range ev {
-		if i < n && e[:3] != "due" || i >= n && e[:4] != "rest" {
-			t.Fatalf("event %d is %q: every Due must come before the rests", i, e)
-		}
-	}
-	if w.Len() != 0 {
-		t.Fatalf("%d entries left on the wheel", w.Len())
+	for _, tc := range []struct {
+		name       string
+		workers, n int
+	}{
+		{"one goroutine", 1, 500},
+		{"split between two", 2, 3 * batchShare},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newDeadlineWheel()
+			defer w.Stop()
+			w.workers = tc.workers
+			log := newEventLog()
+			at := time.Now().Add(30 * time.Millisecond)
+			n := tc.n
+			for i := range n {
+				w.Schedule(&testEntry{name: string(rune('a' + i%26)), log: log}, at)
+			}
+			log.await(t, 2*n)
+			ev := log.snapshot()
+			for i, e := range ev {
+				if i < n && e[:3] != "due" || i >= n && e[:4] != "rest" {
+					t.Fatalf("event %d is %q: every Due must come before the rests", i, e)
+				}
+			}
+			if len(ev) != 2*n {
+				t.Fatalf("%d events, want %d", len(ev), 2*n)
+			}
+			if w.Len() != 0 {
+				t.Fatalf("%d entries left on the wheel", w.Len())
+			}
+		})
 	}
 }
 

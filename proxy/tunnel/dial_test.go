@@ -19,7 +19,9 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-func TestTunnelSubprotocols(t *testing.T) {
+func TestTunnelSubprotocols(t *testing.T) { EachRelay(t, testTunnelSubprotocols) }
+
+func testTunnelSubprotocols(t *testing.T, relay Relay) {
 	const token = "base64url.bearer.authorization.k8s.io.c2VjcmV0"
 	tests := []struct {
 		name         string
@@ -72,7 +74,7 @@ func TestTunnelSubprotocols(t *testing.T) {
 					return offered[len(offered)-1]
 				}
 			}
-			h := newHarness(t, up.url())
+			h := newHarness(t, relay, up.url())
 			h.withSession(func() *pipeline.Session {
 				return &pipeline.Session{Subject: "alice", Scrub: pipeline.Scrub{Subprotocols: tc.scrub}}
 			})
@@ -93,7 +95,9 @@ func TestTunnelSubprotocols(t *testing.T) {
 	}
 }
 
-func TestTunnelForwardedHeaders(t *testing.T) {
+func TestTunnelForwardedHeaders(t *testing.T) { EachRelay(t, testTunnelForwardedHeaders) }
+
+func testTunnelForwardedHeaders(t *testing.T, relay Relay) {
 	tests := []struct {
 		name           string
 		forwardCookies bool
@@ -127,7 +131,7 @@ func TestTunnelForwardedHeaders(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			up := newUpstream(t)
-			h := newHarness(t, up.url())
+			h := newHarness(t, relay, up.url())
 			h.preserveHost = tc.preserveHost
 			h.configure(func(p *rules.WebSocketPolicy) { p.ForwardCookies, p.AnyOrigin = tc.forwardCookies, true })
 			h.withSession(func() *pipeline.Session {
@@ -163,9 +167,11 @@ func TestTunnelForwardedHeaders(t *testing.T) {
 	}
 }
 
-func TestTunnelOrigin(t *testing.T) {
+func TestTunnelOrigin(t *testing.T) { EachRelay(t, testTunnelOrigin) }
+
+func testTunnelOrigin(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.AllowedOrigins = map[string]bool{"https://app.example": true}
 	})
@@ -219,9 +225,11 @@ func TestTunnelOrigin(t *testing.T) {
 // cookie-authenticated WebSocket), a request without Origin (not a browser)
 // passes, and two Origin headers are refused; allowed_origins: ["*"] opts
 // out.
-func TestTunnelOriginDefaultSameOrigin(t *testing.T) {
+func TestTunnelOriginDefaultSameOrigin(t *testing.T) { EachRelay(t, testTunnelOriginDefaultSameOrigin) }
+
+func testTunnelOriginDefaultSameOrigin(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	self := h.front.URL // http://127.0.0.1:port, what the client dialled
 	tests := []struct {
 		name    string
@@ -302,7 +310,9 @@ func closedPort(t *testing.T) string {
 	return "http://" + addr
 }
 
-func TestTunnelUpstreamRefusal(t *testing.T) {
+func TestTunnelUpstreamRefusal(t *testing.T) { EachRelay(t, testTunnelUpstreamRefusal) }
+
+func testTunnelUpstreamRefusal(t *testing.T, relay Relay) {
 	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no websockets for you", http.StatusForbidden)
 	}))
@@ -336,7 +346,7 @@ func TestTunnelUpstreamRefusal(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, tc.upstream)
+			h := newHarness(t, relay, tc.upstream)
 			_, err := h.tryDial("/refused", dialOpts{protocols: []string{"chat"}})
 			ref, ok := err.(*refusal)
 			if !ok {
@@ -360,9 +370,11 @@ func TestTunnelUpstreamRefusal(t *testing.T) {
 
 // TestTunnelBadClientHandshake: malformed upgrades are refused before the
 // upstream is dialled.
-func TestTunnelBadClientHandshake(t *testing.T) {
+func TestTunnelBadClientHandshake(t *testing.T) { EachRelay(t, testTunnelBadClientHandshake) }
+
+func testTunnelBadClientHandshake(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	good := func() http.Header {
 		return http.Header{
 			"Upgrade":               {"websocket"},
@@ -409,9 +421,11 @@ func TestTunnelBadClientHandshake(t *testing.T) {
 	}
 }
 
-func TestTunnelMaxConnections(t *testing.T) {
+func TestTunnelMaxConnections(t *testing.T) { EachRelay(t, testTunnelMaxConnections) }
+
+func testTunnelMaxConnections(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.MaxConnections = 2 })
 	a := h.dial("/a", dialOpts{})
 	h.dial("/b", dialOpts{})
@@ -459,10 +473,12 @@ func hangingUpstream(t *testing.T) (string, chan struct{}) {
 	return "http://" + ln.Addr().String(), closed
 }
 
-func TestTunnelHangingUpstream(t *testing.T) {
+func TestTunnelHangingUpstream(t *testing.T) { EachRelay(t, testTunnelHangingUpstream) }
+
+func testTunnelHangingUpstream(t *testing.T, relay Relay) {
 	t.Run("client leaves during the dial", func(t *testing.T) {
 		target, closed := hangingUpstream(t)
-		h := newHarness(t, target)
+		h := newHarness(t, relay, target)
 		conn, err := net.Dial("tcp", strings.TrimPrefix(h.front.URL, "http://"))
 		if err != nil {
 			t.Fatal(err)
@@ -479,7 +495,7 @@ func TestTunnelHangingUpstream(t *testing.T) {
 	})
 	t.Run("upstream times out", func(t *testing.T) {
 		target, _ := hangingUpstream(t)
-		h := newHarnessWith(t, target, nil, func(o *Options) { o.HandshakeTimeout = 200 * time.Millisecond })
+		h := newHarnessWith(t, relay, target, nil, func(o *Options) { o.HandshakeTimeout = 200 * time.Millisecond })
 		_, err := h.tryDial("/hang", dialOpts{})
 		var ref *refusal
 		if !errors.As(err, &ref) || ref.status != http.StatusGatewayTimeout {

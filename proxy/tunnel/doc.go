@@ -17,13 +17,21 @@
 //   - Relay: frames pass verbatim in both directions (masks and RSV bits
 //     untouched, extensions end to end); nothing is buffered while waiting
 //     for a frame; the proxy's own Close frames go between frames.
+//     Options.Relay picks how a direction waits for its next bytes — a
+//     goroutine each ([RelayGoroutines], the default) or parked on epoll
+//     with no goroutine ([RelayPoll]) — with the same frame state machine
+//     and the same contract either way.
 //   - Ending: at the first of max lifetime, session expiry
 //     (bind_to_session), a revocation, a re-check that rejects the
 //     credential (or cannot reach the identity provider, unless tolerated),
 //     idle timeout and shutdown, the client gets a Close 1008 (1001 on
 //     shutdown) and a reason first, then the upstream; the peers' replies
 //     are awaited for the close grace. A stream gets a final event (event
-//     streams) or is aborted, never ended as if complete.
+//     streams) or is aborted, never ended as if complete. Channels the
+//     proxy ends together — deadlines due at one instant, a revocation
+//     matching many, a re-check rejecting a session, shutdown — end in
+//     one batch: every client's Close (or stream's end) first, then the
+//     rest of each close.
 //   - Re-checks: the channels of one session share one re-validation per
 //     interval, whatever their number.
 //   - Registry: every channel is in the [Registry] from the moment it is

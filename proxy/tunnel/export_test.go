@@ -76,3 +76,15 @@ func (l *LockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Relays are the relays every tunnel test runs against.
+var Relays = []Relay{RelayGoroutines, RelayPoll}
+
+// EachRelay runs test once per relay, each as a subtest named after it
+// ("goroutines", "poll").
+func EachRelay(t *testing.T, test func(t *testing.T, relay Relay)) {
+	t.Helper()
+	for _, r := range Relays {
+		t.Run(r.String(), func(t *testing.T) { test(t, r) })
+	}
+}

@@ -63,15 +63,23 @@ func (p *panicLog) panicked() string {
 
 var (
 	fixturesMu sync.Mutex
-	fixtures   = map[bool]*tunnelFixture{}
+	fixtures   = map[fixtureKey]*tunnelFixture{}
 )
 
-// fixture returns the process's fixture for the mode (echo: the upstream
-// echoes every frame; otherwise its connections are handed to the test).
-func fixture(t testing.TB, echo bool) *tunnelFixture {
+// fixtureKey names a fixture: its relay and its mode.
+type fixtureKey struct {
+	relay tunnel.Relay
+	echo  bool
+}
+
+// fixture returns the process's fixture for the relay and the mode (echo:
+// the upstream echoes every frame; otherwise its connections are handed to
+// the test).
+func fixture(t testing.TB, relay tunnel.Relay, echo bool) *tunnelFixture {
 	fixturesMu.Lock()
 	defer fixturesMu.Unlock()
-	if fx := fixtures[echo]; fx != nil {
+	key := fixtureKey{relay, echo}
+	if fx := fixtures[key]; fx != nil {
 		return fx
 	}
 	fx := &tunnelFixture{upConns: make(chan net.Conn, 1), echo: echo, panics: &panicLog{}}
@@ -101,7 +109,7 @@ func fixture(t testing.TB, echo bool) *tunnelFixture {
 `, "UPSTREAM", upLn.Addr().String()))
 	log := logrus.New()
 	log.Out = io.Discard
-	fx.tunnels = tunnel.New(tunnel.Options{Log: log, DialTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second})
+	fx.tunnels = tunnel.New(tunnel.Options{Log: log, DialTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second, Relay: relay})
 	h := proxyHandler(set, fx.tunnels, nil)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -111,7 +119,7 @@ func fixture(t testing.TB, echo bool) *tunnelFixture {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 2 * time.Second, ErrorLog: stdLogger(fx.panics)}
 	go srv.Serve(httpguard.Protect(srv, ln))
 	fx.front = ln.Addr().String()
-	fixtures[echo] = fx
+	fixtures[key] = fx
 	return fx
 }
 
@@ -302,12 +310,20 @@ func TestTunnelHugeFrameLength(t *testing.T) {
 	relayOnce(t, true, masked)
 }
 
-// relayOnce opens a tunnel, sends data from one peer, ends that peer's
-// sending side and checks what the other peer received until the proxy
-// closed its connection.
+// relayOnce opens a tunnel on each relay, sends data from one peer, ends
+// that peer's sending side and checks what the other peer received until
+// the proxy closed its connection.
 func relayOnce(t *testing.T, fromClient bool, data []byte) {
+	for _, relay := range tunnel.Relays {
+		relayOnceOn(t, relay, fromClient, data)
+	}
+}
+
+// relayOnceOn is relayOnce on one relay.
+func relayOnceOn(t *testing.T, relay tunnel.Relay, fromClient bool, data []byte) {
+	defer logRelayOnFailure(t, relay)
 	{
-		fx := fixture(t, false)
+		fx := fixture(t, relay, false)
 		baseline := runtime.NumGoroutine()
 		client, clientBuf, up := dialTunnel(t, fx)
 		defer client.Close()
@@ -354,7 +370,17 @@ func FuzzTunnelHandshake(f *testing.F) {
 	f.Add("GET", "/chat", "websocket", "close", "13", key, "", "", "")
 	f.Add("GET", "/../chat", "websocket", "Upgrade", "13", key, ",,,", "x; y=\"", "null")
 	f.Fuzz(func(t *testing.T, method, path, upgrade, connection, version, wsKey, protocols, extensions, origin string) {
-		fx := fixture(t, true)
+		for _, relay := range tunnel.Relays {
+			handshakeOnce(t, relay, method, path, upgrade, connection, version, wsKey, protocols, extensions, origin)
+		}
+	})
+}
+
+// handshakeOnce is one input of FuzzTunnelHandshake on one relay.
+func handshakeOnce(t *testing.T, relay tunnel.Relay, method, path, upgrade, connection, version, wsKey, protocols, extensions, origin string) {
+	defer logRelayOnFailure(t, relay)
+	{
+		fx := fixture(t, relay, true)
 		baseline := runtime.NumGoroutine()
 		var req strings.Builder
 		fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: %s\r\nConnection: %s\r\n", method, path, upgrade, connection)
@@ -390,7 +416,15 @@ func FuzzTunnelHandshake(f *testing.F) {
 		}
 		c.Close()
 		fx.settle(t, baseline)
-	})
+	}
+}
+
+// logRelayOnFailure names the relay of a fuzz input that failed (fuzz
+// targets run no subtests).
+func logRelayOnFailure(t *testing.T, relay tunnel.Relay) {
+	if t.Failed() {
+		t.Logf("relay: %v", relay)
+	}
 }
 
 // checkAccepted checks a 101: the accept value, a subprotocol the client

@@ -93,10 +93,12 @@ func TestCloseReasonText(t *testing.T) {
 // keys and described; a revocation closes exactly the matching ones, with
 // 1008 and the reason, to the client and the upstream; every tunnel that
 // ends leaves the registry.
-func TestTunnelRevokeBySelector(t *testing.T) {
+func TestTunnelRevokeBySelector(t *testing.T) { EachRelay(t, testTunnelRevokeBySelector) }
+
+func testTunnelRevokeBySelector(t *testing.T, relay Relay) {
 	t.Parallel()
 	up, seen := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) { p.AllowedOrigins = map[string]bool{"http://app.test": true} })
 	h.withSession(func() *pipeline.Session {
 		return &pipeline.Session{Subject: "alice", SessionID: "sess-a", CredentialID: "cred-a"}
@@ -182,12 +184,14 @@ func (r *revocations) Rejected(sessionID, subject, rule string) {
 // identity-provider call per interval between them; a rejection closes all
 // of them at once and is reported once; a revoked session is refused at
 // the upgrade.
-func TestTunnelRechecksCoalesced(t *testing.T) {
+func TestTunnelRechecksCoalesced(t *testing.T) { EachRelay(t, testTunnelRechecksCoalesced) }
+
+func testTunnelRechecksCoalesced(t *testing.T, relay Relay) {
 	t.Parallel()
 	id := newIdentity(t)
 	up, seen := closingUpstream(t)
 	rev := &revocations{revoked: "gone"}
-	h := newHarnessWith(t, up.url(), nil, func(o *Options) { o.Revocations = rev })
+	h := newHarnessWith(t, relay, up.url(), nil, func(o *Options) { o.Revocations = rev })
 	const interval = 300 * time.Millisecond
 	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = interval })
 	h.withSession(func() *pipeline.Session {
@@ -238,9 +242,11 @@ func TestTunnelRechecksCoalesced(t *testing.T) {
 
 // TestTunnelRecheckUnavailableGrace: tolerate_unavailable keeps a tunnel
 // through failed re-checks only for unavailable_grace.
-func TestTunnelRecheckUnavailableGrace(t *testing.T) {
+func TestTunnelRecheckUnavailableGrace(t *testing.T) { EachRelay(t, testTunnelRecheckUnavailableGrace) }
+
+func testTunnelRecheckUnavailableGrace(t *testing.T, relay Relay) {
 	t.Parallel()
-	h, _, _ := toleratingHarness(t, 400*time.Millisecond, "s1")
+	h, _, _ := toleratingHarness(t, relay, 400*time.Millisecond, "s1")
 	start := time.Now()
 	c := h.dial("/grace", dialOpts{})
 	code, reason := c.expectClose()

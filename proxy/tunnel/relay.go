@@ -137,6 +137,9 @@ type pump struct {
 	// rest from src to dst; beginClose interrupts it (interruptSplice).
 	spliceMu sync.Mutex
 	splicing bool
+
+	// pd is the direction's state on the poll relay (Options.Relay).
+	pd pollDir
 }
 
 // sliceReader reads a byte slice; ws.ReadHeaderBuffer parses headers
@@ -152,9 +155,15 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// run relays until src or dst fails or the tunnel is torn down.
-func (p *pump) run() error {
+// run relays until src or dst fails or the tunnel is torn down, or (poll
+// relay) until a read finds nothing to read: it then returns errWouldBlock
+// with its state kept, a frame in progress included, and the next run goes
+// on from there.
+func (p *pump) run() (err error) {
 	defer func() {
+		if errors.Is(err, errWouldBlock) {
+			return
+		}
 		if p.locked {
 			p.dst.mu.Unlock()
 			p.locked = false
@@ -497,13 +506,16 @@ func (p *pump) read() error {
 		p.passThrough()
 	}
 	free := len(p.win) - p.w
-	m, err := p.rd.Read(p.win[p.w:])
+	m, err := p.readSrc(p.win[p.w:])
 	if m > 0 {
 		p.w += m
 		p.hot = p.pooled != nil && m == free
 		p.touch()
 	}
 	if err != nil && m == 0 {
+		if errors.Is(err, errWouldBlock) {
+			return err
+		}
 		return &relayError{side: p.src, err: err}
 	}
 	return nil

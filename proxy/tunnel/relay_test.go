@@ -21,9 +21,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
 )
 
-func TestTunnelFragmentedWithPings(t *testing.T) {
+func TestTunnelFragmentedWithPings(t *testing.T) { EachRelay(t, testTunnelFragmentedWithPings) }
+
+func testTunnelFragmentedWithPings(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	c := h.dial("/frag", dialOpts{})
 
 	// One text message in three fragments with two pings between them,
@@ -82,10 +84,12 @@ func TestTunnelFragmentedWithPings(t *testing.T) {
 	}
 }
 
-func TestTunnelLargeMessage(t *testing.T) {
+func TestTunnelLargeMessage(t *testing.T) { EachRelay(t, testTunnelLargeMessage) }
+
+func testTunnelLargeMessage(t *testing.T, relay Relay) {
 	t.Parallel()
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	c := h.dial("/large", dialOpts{})
 
 	payload := make([]byte, 16<<20)
@@ -99,7 +103,9 @@ func TestTunnelLargeMessage(t *testing.T) {
 	}
 }
 
-func TestTunnelPermessageDeflate(t *testing.T) {
+func TestTunnelPermessageDeflate(t *testing.T) { EachRelay(t, testTunnelPermessageDeflate) }
+
+func testTunnelPermessageDeflate(t *testing.T, relay Relay) {
 	up := newUpstream(t)
 	up.negotiator = func() func(httphead.Option) (httphead.Option, error) {
 		e := &wsflate.Extension{Parameters: wsflate.DefaultParameters}
@@ -123,7 +129,7 @@ func TestTunnelPermessageDeflate(t *testing.T) {
 		_ = ws.WriteFrame(conn, out)
 		_, _ = expectCloseOn(conn)
 	}
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	c := h.dial("/deflate", dialOpts{extensions: []httphead.Option{wsflate.DefaultParameters.Option()}})
 	if len(c.hs.Extensions) != 1 || string(c.hs.Extensions[0].Name) != wsflate.ExtensionName {
 		t.Fatalf("client negotiated %v, want permessage-deflate", c.hs.Extensions)
@@ -162,7 +168,9 @@ func TestTunnelPermessageDeflate(t *testing.T) {
 
 // TestTunnelBytesAfterUpgrade: frames an upstream sends in the same packet
 // as its 101 reach the client.
-func TestTunnelBytesAfterUpgrade(t *testing.T) {
+func TestTunnelBytesAfterUpgrade(t *testing.T) { EachRelay(t, testTunnelBytesAfterUpgrade) }
+
+func testTunnelBytesAfterUpgrade(t *testing.T, relay Relay) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +196,7 @@ func TestTunnelBytesAfterUpgrade(t *testing.T) {
 		}
 		_, _ = expectCloseOn(conn)
 	}()
-	h := newHarness(t, "http://"+ln.Addr().String())
+	h := newHarness(t, relay, "http://"+ln.Addr().String())
 	c := h.dial("/early", dialOpts{})
 	if f := c.read(); f.h.OpCode != ws.OpText || string(f.payload) != "greeting" {
 		t.Errorf("first frame = %v %q, want text \"greeting\"", f.h.OpCode, f.payload)
@@ -201,9 +209,11 @@ func TestTunnelBytesAfterUpgrade(t *testing.T) {
 // TestTunnelClientFramesWithRequest: frames a client sends right behind its
 // upgrade request (read by the HTTP server with the request) reach the
 // upstream.
-func TestTunnelClientFramesWithRequest(t *testing.T) {
+func TestTunnelClientFramesWithRequest(t *testing.T) { EachRelay(t, testTunnelClientFramesWithRequest) }
+
+func testTunnelClientFramesWithRequest(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.front.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -234,9 +244,11 @@ func TestTunnelClientFramesWithRequest(t *testing.T) {
 	}
 }
 
-func TestTunnelProtocolViolation(t *testing.T) {
+func TestTunnelProtocolViolation(t *testing.T) { EachRelay(t, testTunnelProtocolViolation) }
+
+func testTunnelProtocolViolation(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	tests := []struct {
 		name  string
 		frame ws.Frame
@@ -265,12 +277,14 @@ func TestTunnelProtocolViolation(t *testing.T) {
 
 // TestTunnelOverTLS: a wss upstream (https in the rule) behind a TLS front:
 // nothing can be spliced, everything goes through the copy path.
-func TestTunnelOverTLS(t *testing.T) {
+func TestTunnelOverTLS(t *testing.T) { EachRelay(t, testTunnelOverTLS) }
+
+func testTunnelOverTLS(t *testing.T, relay Relay) {
 	up := &upstream{t: t}
 	up.srv = httptest.NewTLSServer(http.HandlerFunc(up.serve))
 	t.Cleanup(up.srv.Close)
 	roots := up.srv.Client().Transport.(*http.Transport).TLSClientConfig
-	h := newHarnessWith(t, up.srv.URL, httptest.NewTLSServer, func(o *Options) { o.TLSConfig = roots })
+	h := newHarnessWith(t, relay, up.srv.URL, httptest.NewTLSServer, func(o *Options) { o.TLSConfig = roots })
 	if !strings.HasPrefix(h.wsURL("/"), "wss://") || !strings.HasPrefix(up.srv.URL, "https://") {
 		t.Fatalf("not TLS: front %s, upstream %s", h.wsURL("/"), up.srv.URL)
 	}
@@ -289,9 +303,11 @@ func TestTunnelOverTLS(t *testing.T) {
 // TestTunnelDribble: frames that arrive a few bytes at a time (headers cut
 // anywhere, payloads longer and shorter than the inline read area) come
 // out whole and in order.
-func TestTunnelDribble(t *testing.T) {
+func TestTunnelDribble(t *testing.T) { EachRelay(t, testTunnelDribble) }
+
+func testTunnelDribble(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	type sent struct {
 		op      ws.OpCode
 		payload []byte
@@ -338,7 +354,9 @@ func TestTunnelDribble(t *testing.T) {
 // TestTunnelBehindGuard: behind the listener's request guard, the client's
 // connection is a wrapper; once the guard lets it pass through, the relay
 // reads the TCP connection itself and long payloads are spliced again.
-func TestTunnelBehindGuard(t *testing.T) {
+func TestTunnelBehindGuard(t *testing.T) { EachRelay(t, testTunnelBehindGuard) }
+
+func testTunnelBehindGuard(t *testing.T, relay Relay) {
 	up := newUpstream(t)
 	guarded := func(h http.Handler) *httptest.Server {
 		ts := httptest.NewUnstartedServer(h)
@@ -346,7 +364,7 @@ func TestTunnelBehindGuard(t *testing.T) {
 		ts.Start()
 		return ts
 	}
-	h := newHarnessWith(t, up.url(), guarded, nil)
+	h := newHarnessWith(t, relay, up.url(), guarded, nil)
 	c := h.dial("/guarded", dialOpts{})
 	for _, size := range []int{5, 1 << 20} {
 		payload := bytes.Repeat([]byte{'g'}, size)

@@ -79,6 +79,10 @@ type Options struct {
 	// socket, no copy through the process) rather than reading and
 	// writing it (default [DefaultSpliceMin]); negative never splices.
 	SpliceMin int64
+	// Relay is how the tunnels' directions wait for data: a goroutine each
+	// ([RelayGoroutines], the default), or parked on epoll while idle
+	// ([RelayPoll]).
+	Relay Relay
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -112,6 +116,7 @@ type Server struct {
 	dm   DeadlineMetrics
 
 	wheel  *deadlineWheel
+	poll   *poller // the poll relay's; nil: RelayGoroutines
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
@@ -163,6 +168,9 @@ func New(opts Options) *Server {
 		reg:     opts.Registry,
 		rev:     opts.Revocations,
 		wheel:   newDeadlineWheel(),
+	}
+	if opts.Relay == RelayPoll {
+		t.poll = newPoller()
 	}
 	if t.reg == nil {
 		t.reg = NewRegistry()
@@ -217,7 +225,8 @@ func selfOrigin(r *http.Request) string {
 // headers of the upstream's 101 (such as Set-Cookie).
 //
 // ServeTunnel returns once the tunnel is established or refused; the tunnel
-// runs on in two goroutines of its own (one per direction) until it ends.
+// runs on until it ends, in two goroutines of its own (one per direction),
+// or with [RelayPoll] on goroutines borrowed while it has data to relay.
 // r's context is not used after ServeTunnel returns.
 func (t *Server) ServeTunnel(w http.ResponseWriter, r *http.Request, req Request) {
 	start := time.Now()
@@ -360,40 +369,35 @@ func (t *Server) Active() int { return int(t.active.Load()) }
 // Shutdown refuses new upgrades (503), ends every governed stream (new
 // ones end at once), sends every open tunnel a Close frame 1001 ("going
 // away") in both directions (tunnels still in their handshake get theirs
-// once open) and waits until all tunnels and streams are gone or ctx ends. Each tunnel waits at most its rule's close grace for
-// the peers' Close replies. When ctx ends first, the remaining connections
-// are closed at once and ctx's error is returned.
+// once open) and waits until all tunnels and streams are gone or ctx
+// ends. The ends are one batch: every client's Close frame (or stream's
+// end) first, then the upstreams' and the rest. Each tunnel waits at most
+// its rule's close grace for the peers' Close replies. When ctx ends
+// first, the remaining connections are closed at once and ctx's error is
+// returned.
 func (t *Server) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
 	t.shutting = true
 	t.signalDrainedLocked()
-	open := make([]*tunnel, 0, len(t.live))
+	ends := make([]ending, 0, len(t.live)+len(t.streams))
 	for tun := range t.live {
-		open = append(open, tun)
+		ends = append(ends, ending{ch: tun, c: &causeShutdown})
 	}
-	streams := make([]*stream, 0, len(t.streams))
 	for st := range t.streams {
-		streams = append(streams, st)
+		// Streams end at once; the server's own shutdown waits for
+		// their handlers.
+		ends = append(ends, ending{ch: st, c: &causeShutdown})
 	}
 	t.mu.Unlock()
 
-	for _, st := range streams {
-		// Streams end at once; the server's own shutdown waits for
-		// their handlers.
-		st.end(&causeShutdown)
-	}
-	for _, tun := range open {
-		// Writing a Close may wait for a frame in flight to end, so every
-		// tunnel closes on its own.
-		go tun.beginClose(&causeShutdown, time.Time{})
-	}
+	t.endAll(ends)
 	select {
 	case <-t.drained:
 		return nil
 	case <-ctx.Done():
 	}
 	t.mu.Lock()
-	open = open[:0]
+	open := make([]*tunnel, 0, len(t.live))
 	for tun := range t.live {
 		open = append(open, tun)
 	}

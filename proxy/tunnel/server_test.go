@@ -120,15 +120,16 @@ type harness struct {
 	preserveHost bool
 }
 
-// newHarness starts a front server tunnelling to upstreamURL with the
-// default policy (close grace shortened) and a session for "alice".
-func newHarness(t *testing.T, upstreamURL string) *harness {
-	return newHarnessWith(t, upstreamURL, nil, nil)
+// newHarness starts a front server tunnelling to upstreamURL on relay
+// with the default policy (close grace shortened) and a session for
+// "alice".
+func newHarness(t *testing.T, relay Relay, upstreamURL string) *harness {
+	return newHarnessWith(t, relay, upstreamURL, nil, nil)
 }
 
 // newHarnessWith is newHarness with the front server started by front
 // (httptest.NewServer when nil) and options edited by opts.
-func newHarnessWith(t *testing.T, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*Options)) *harness {
+func newHarnessWith(t *testing.T, relay Relay, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &LockedBuffer{}}
 	h.policy = rules.DefaultWebSocketPolicy()
@@ -136,7 +137,7 @@ func newHarnessWith(t *testing.T, upstreamURL string, front func(http.Handler) *
 	h.session = func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }
 	log := logrus.New()
 	log.Out = h.logs
-	o := Options{Log: log, Metrics: h.metrics, DialTimeout: 2 * time.Second}
+	o := Options{Log: log, Metrics: h.metrics, DialTimeout: 2 * time.Second, Relay: relay}
 	if opts != nil {
 		opts(&o)
 	}
@@ -539,9 +540,11 @@ func expectCloseOn(conn net.Conn) (closeSeen, error) {
 	}
 }
 
-func TestTunnelEcho(t *testing.T) {
+func TestTunnelEcho(t *testing.T) { EachRelay(t, testTunnelEcho) }
+
+func testTunnelEcho(t *testing.T, relay Relay) {
 	up := newUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	c := h.dial("/echo", dialOpts{})
 	h.waitActive(1)
 

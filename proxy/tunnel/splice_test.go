@@ -120,11 +120,11 @@ func awaitClose(c *client) <-chan closed {
 // sinkHarness returns an upstream that counts what it receives (sink) and
 // a client tunnelled to it through a harness whose front server front
 // starts (nil: plain TCP), under the policy that policy sets.
-func sinkHarness(t *testing.T, front func(http.Handler) *httptest.Server, policy func(*rules.WebSocketPolicy)) (*countingSink, *client) {
+func sinkHarness(t *testing.T, relay Relay, front func(http.Handler) *httptest.Server, policy func(*rules.WebSocketPolicy)) (*countingSink, *client) {
 	up := newUpstream(t)
 	sink := newCountingSink()
 	up.onConn = sink.serve
-	h := newHarnessWith(t, up.url(), front, nil)
+	h := newHarnessWith(t, relay, up.url(), front, nil)
 	h.configure(policy)
 	return sink, h.dial("/upload", dialOpts{})
 }
@@ -135,9 +135,11 @@ func sinkHarness(t *testing.T, front func(http.Handler) *httptest.Server, policy
 // idle timeout still closes the tunnel once the upload is over. Before,
 // splicing recorded no activity and the active upload got 1008 idle
 // timeout.
-func TestTunnelSplicedUploadIsActivity(t *testing.T) {
+func TestTunnelSplicedUploadIsActivity(t *testing.T) { EachRelay(t, testTunnelSplicedUploadIsActivity) }
+
+func testTunnelSplicedUploadIsActivity(t *testing.T, relay Relay) {
 	const size = 4 << 20
-	sink, c := sinkHarness(t, nil, func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, relay, nil, func(p *rules.WebSocketPolicy) {
 		p.IdleTimeout, p.CloseGrace = 600*time.Millisecond, 200*time.Millisecond
 	})
 	// The client's side is read while it uploads: the Close must not
@@ -170,14 +172,18 @@ func TestTunnelSplicedUploadIsActivity(t *testing.T) {
 // (2 s after the client's Close for the last byte, 3 s for the end) are
 // generous for a loaded machine.
 func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
+	EachRelay(t, testTunnelSpliceStopsWhenCloseIsDecided)
+}
+
+func testTunnelSpliceStopsWhenCloseIsDecided(t *testing.T, relay Relay) {
 	for path, front := range map[string]func(http.Handler) *httptest.Server{"spliced": nil, "copied": httptest.NewTLSServer} {
-		t.Run(path, func(t *testing.T) { stopsWhenCloseIsDecided(t, front) })
+		t.Run(path, func(t *testing.T) { stopsWhenCloseIsDecided(t, relay, front) })
 	}
 }
 
-func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Server) {
+func stopsWhenCloseIsDecided(t *testing.T, relay Relay, front func(http.Handler) *httptest.Server) {
 	const size = 8 << 20
-	sink, c := sinkHarness(t, front, func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, relay, front, func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 300 * time.Millisecond // the client never answers
@@ -216,8 +222,12 @@ func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Se
 // the rest of the frame, sees the Close and ends the client's connection
 // normally. Nothing of the rest reaches the upstream.
 func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
+	EachRelay(t, testTunnelSpliceCutStillClosesCleanly)
+}
+
+func testTunnelSpliceCutStillClosesCleanly(t *testing.T, relay Relay) {
 	const size = 8 << 20
-	sink, c := sinkHarness(t, nil, func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, relay, nil, func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 3 * time.Second // the client answers; no need to cut it off

@@ -18,10 +18,12 @@ import (
 // session are one re-check group making one identity-provider call per
 // interval between them; the rejection ends the stream (final event) and
 // the tunnels (1008) together.
-func TestStreamSharesTunnelRecheck(t *testing.T) {
+func TestStreamSharesTunnelRecheck(t *testing.T) { EachRelay(t, testStreamSharesTunnelRecheck) }
+
+func testStreamSharesTunnelRecheck(t *testing.T, relay Relay) {
 	id := newIdentity(t)
 	up, _ := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h := newHarness(t, relay, up.url())
 	const interval = 300 * time.Millisecond
 	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = interval })
 	session := func() *pipeline.Session {
