@@ -78,7 +78,7 @@ func (c *BearerTokenConfig) Validate() error {
 // token is a 401; a store that is down, slow past `timeout` or failing is a
 // 503. A token taken from a query parameter is removed from the URL before
 // the request goes upstream.
-var NewBearerToken = pipeline.Typed(func(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
+func NewBearerToken(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
 	from := c.TokenFrom
 	if from == nil {
 		from = &TokenFrom{}
@@ -89,7 +89,7 @@ var NewBearerToken = pipeline.Typed(func(c *BearerTokenConfig, deps pipeline.Dep
 		xst:     c.AcceptXSessionToken,
 		checker: newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization").withRevocations(deps.Revocations),
 	}, nil
-})
+}
 
 type bearerToken struct {
 	from    *TokenFrom

@@ -36,7 +36,7 @@ func realmIntrospection(t *testing.T, realm string) (*httptest.Server, *atomic.I
 // way round.
 func TestIntrospectionCacheKeyedByRuleConfig(t *testing.T) {
 	srv, calls := realmIntrospection(t, "a")
-	b, err := NewOAuth2Introspection(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, idpDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 	}))
 	t.Cleanup(store.Close)
 	build := func(tenant string) pipeline.Authenticator {
-		a, err := NewCookieSession(nil, idpDeps(t))
+		a, err := pipeline.TypedFactory(NewCookieSession)(nil, idpDeps(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 func TestJWKSCacheKeyedByLocation(t *testing.T) {
 	kA, kB := testkeys.RSA(t, "a"), testkeys.RSA(t, "b")
 	setA, setB := newJWKSServer(t, kA), newJWKSServer(t, kB)
-	b, err := NewJWT(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewJWT)(nil, idpDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}

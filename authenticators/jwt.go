@@ -2,7 +2,6 @@ package authenticators
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -111,20 +110,18 @@ func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 	return out, nil
 }
 
-// jwtGlobal is JWTConfig without its methods.
-type jwtGlobal JWTConfig
-
-// NewJWT makes the `jwt` authenticator's builder. Key sets are cached once
-// per process and shared by every rule that names them.
+// NewJWT makes the `jwt` authenticator's rule builder from its global
+// config. Key sets are cached once per process and shared by every rule
+// that names them.
 //
 // A request without a token in the configured place, or whose token is not
 // shaped like a JWT (three dot-separated parts), is not this handler's
 // (the next authenticator is tried). A JWT is accepted when its header
 // names an allowed algorithm, its signature verifies with a key of the key
 // sets (found by kid, which the token must carry, as in Oathkeeper; a kid
-// not yet known refreshes the sets, at most once per 5s per set), exp and nbf hold (10s leeway), and the issuer,
-// audience and scope checks pass; otherwise the request is rejected with
-// 401. Key sets that cannot be read at all give 503.
+// not yet known refreshes the sets, at most once per 5s per set), exp and
+// nbf hold (10s leeway), and the issuer, audience and scope checks pass;
+// otherwise the request is rejected with 401. Key sets that cannot be read at all give 503.
 //
 // The session's subject is the sub claim, Extra holds all claims, and
 // ExpiresAt is exp, so a WebSocket opened with the token closes when it
@@ -132,16 +129,10 @@ type jwtGlobal JWTConfig
 // and verifies the token again, so a key withdrawn from the set ends
 // long-lived connections admitted with it. A token without exp never
 // expires (as in Oathkeeper); issuers should always set exp.
-func NewJWT(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authenticator], error) {
-	g := &JWTConfig{}
-	g.SetDefaults()
-	if err := pipeline.DecodeStrict(global, (*jwtGlobal)(g)); err != nil {
-		return nil, err
-	}
+func NewJWT(g *JWTConfig, _ pipeline.Deps) (pipeline.RuleBuilder[JWTConfig, pipeline.Authenticator], error) {
 	return &jwtBuilder{
-		global: global,
-		ttl:    g.JWKSTTL,
-		wait:   g.JWKSMaxWait,
+		ttl:  g.JWKSTTL,
+		wait: g.JWKSMaxWait,
 		keys: &jwks.Registry{
 			Client:       fetch.NewClient(),
 			TTL:          g.JWKSTTL.D(),
@@ -152,21 +143,12 @@ func NewJWT(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeli
 }
 
 type jwtBuilder struct {
-	global    json.RawMessage
 	ttl, wait pipeline.Duration
 	keys      *jwks.Registry
 	now       func() time.Time
 }
 
-func (b *jwtBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &JWTConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *jwtBuilder) Build(c *JWTConfig) (pipeline.Authenticator, error) {
 	if c.JWKSTTL != b.ttl || c.JWKSMaxWait != b.wait {
 		return nil, errors.New(`keys "jwks_ttl" and "jwks_max_wait" are set once, in the global config (authenticators.jwt.config), not per rule`)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
@@ -29,7 +30,7 @@ func idpDeps(t testing.TB) pipeline.Deps {
 	log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return pipeline.Deps{Log: log, Context: ctx}
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}
 }
 
 func idpJSON(t testing.TB, v any) json.RawMessage {
@@ -89,12 +90,17 @@ func jwtRequest(t testing.TB, rawURL string) (*http.Request, *pipeline.Session) 
 // refreshed without delay (the rate limit is exercised in internal/jwks).
 func newJWTAuthenticator(t testing.TB, global, rule map[string]any) pipeline.Authenticator {
 	t.Helper()
-	b, err := NewJWT(idpJSON(t, global), idpDeps(t))
+	raw := idpJSON(t, global)
+	g, err := pipeline.GlobalConfig[JWTConfig](raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.(*jwtBuilder).keys.MinRefresh = time.Nanosecond
-	a, err := b.Build(idpJSON(t, rule))
+	rb, err := NewJWT(g, idpDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.(*jwtBuilder).keys.MinRefresh = time.Nanosecond
+	a, err := pipeline.Bind(raw, rb).Build(idpJSON(t, rule))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +386,7 @@ func TestJWTKeySetDownFailsClosed(t *testing.T) {
 }
 
 func TestJWTConfigErrors(t *testing.T) {
-	b, err := NewJWT(idpJSON(t, map[string]any{"jwks_urls": []string{"http://127.0.0.1:1/jwks"}}), idpDeps(t))
+	b, err := pipeline.SharedFactory(NewJWT)(idpJSON(t, map[string]any{"jwks_urls": []string{"http://127.0.0.1:1/jwks"}}), idpDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,10 +132,8 @@ func httpURL(key, raw string) error {
 	return nil
 }
 
-type introspectionGlobal OAuth2IntrospectionConfig
-
 // NewOAuth2Introspection makes the `oauth2_introspection` authenticator's
-// builder: tokens are checked with an RFC 7662 introspection endpoint.
+// rule builder from its global config: tokens are checked with an RFC 7662 introspection endpoint.
 //
 // A request without a token (or without the prefix) is not this
 // handler's. A token the endpoint reports inactive, expired, not yet
@@ -154,17 +152,11 @@ type introspectionGlobal OAuth2IntrospectionConfig
 // With cache.enabled, positive answers are kept (keyed by a hash of the
 // rule's whole effective configuration and the token — the token itself
 // is not stored as a key) for cache.ttl, never past the token's exp.
-func NewOAuth2Introspection(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authenticator], error) {
-	g := &OAuth2IntrospectionConfig{}
-	g.SetDefaults()
-	if err := pipeline.DecodeStrict(global, (*introspectionGlobal)(g)); err != nil {
-		return nil, err
-	}
+func NewOAuth2Introspection(g *OAuth2IntrospectionConfig, _ pipeline.Deps) (pipeline.RuleBuilder[OAuth2IntrospectionConfig, pipeline.Authenticator], error) {
 	if g.Cache.MaxCost < 1 {
 		return nil, errors.New(`key "cache.max_cost": must be at least 1`)
 	}
 	return &introspectionBuilder{
-		global:       global,
 		maxCost:      g.Cache.MaxCost,
 		client:       fetch.NewClient(),
 		answers:      ttlcache.New[[32]byte, *introspectionAnswer](g.Cache.MaxCost),
@@ -174,7 +166,6 @@ func NewOAuth2Introspection(global json.RawMessage, deps pipeline.Deps) (pipelin
 }
 
 type introspectionBuilder struct {
-	global       json.RawMessage
 	maxCost      int
 	client       *http.Client
 	answers      *ttlcache.Cache[[32]byte, *introspectionAnswer]
@@ -183,15 +174,7 @@ type introspectionBuilder struct {
 	now          func() time.Time
 }
 
-func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &OAuth2IntrospectionConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *introspectionBuilder) Build(c *OAuth2IntrospectionConfig) (pipeline.Authenticator, error) {
 	if c.Cache.MaxCost != b.maxCost {
 		return nil, errors.New(`key "cache.max_cost" is set once, in the global config (authenticators.oauth2_introspection.config), not per rule`)
 	}

@@ -99,15 +99,19 @@ func activeToken(sub string, exp time.Time, extra map[string]any) map[string]any
 
 func newIntrospection(t *testing.T, cfg map[string]any) (pipeline.Authenticator, *introspectionBuilder) {
 	t.Helper()
-	b, err := NewOAuth2Introspection(nil, idpDeps(t))
+	g, err := pipeline.GlobalConfig[OAuth2IntrospectionConfig](nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := b.Build(idpJSON(t, cfg))
+	rb, err := NewOAuth2Introspection(g, idpDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a, b.(*introspectionBuilder)
+	a, err := pipeline.Bind(nil, rb).Build(idpJSON(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, rb.(*introspectionBuilder)
 }
 
 func introspectionRequest(t *testing.T, token string) (*http.Request, *pipeline.Session) {
@@ -332,7 +336,7 @@ func TestIntrospectionFailsClosed(t *testing.T) {
 }
 
 func TestIntrospectionConfigErrors(t *testing.T) {
-	b, err := NewOAuth2Introspection(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, idpDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package authorizers
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -73,7 +72,8 @@ func (c *LadonConfig) validateGlobal() error {
 	return nil
 }
 
-// NewLadon makes the `ladon` authorizer's builder. It loads the policy
+// NewLadon makes the `ladon` authorizer's rule builder from its global
+// config. It loads the policy
 // repositories once (a set that does not load fails start-up: there is no
 // last good set yet), then keeps them fresh in the background until the
 // process context ends.
@@ -92,14 +92,7 @@ func (c *LadonConfig) validateGlobal() error {
 //   - any key the rule's `context` templates define.
 //
 // Only the keys that some policy's conditions name are computed.
-func NewLadon(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authorizer], error) {
-	g := &LadonConfig{}
-	g.SetDefaults()
-	// The global part is decoded without Validate: rules supply the
-	// per-rule keys.
-	if err := pipeline.DecodeStrict(global, (*ladonGlobal)(g)); err != nil {
-		return nil, err
-	}
+func NewLadon(g *LadonConfig, deps pipeline.Deps) (pipeline.RuleBuilder[LadonConfig, pipeline.Authorizer], error) {
 	if err := g.validateGlobal(); err != nil {
 		return nil, err
 	}
@@ -107,30 +100,19 @@ func NewLadon(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipe
 	if err != nil {
 		return nil, err
 	}
-	return &ladonBuilder{global: global, store: store}, nil
+	return &ladonBuilder{store: store}, nil
 }
-
-// ladonGlobal is LadonConfig without its methods.
-type ladonGlobal LadonConfig
 
 type ladonBuilder struct {
-	global json.RawMessage
-	store  *policyStore
+	store *policyStore
 }
 
-func (b *ladonBuilder) Build(rule json.RawMessage) (pipeline.Authorizer, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &LadonConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *ladonBuilder) Build(c *LadonConfig) (pipeline.Authorizer, error) {
 	if !sameStrings(c.Repositories, b.store.repositories) {
 		return nil, errors.New(`key "repositories": policy repositories are set once, in the global config (authorizers.ladon.config), not per rule`)
 	}
 	a := &ladonAuthorizer{store: b.store}
+	var err error
 	if a.action, err = pipeline.ParseTemplate("required_action", c.RequiredAction); err != nil {
 		return nil, err
 	}

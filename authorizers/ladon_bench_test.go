@@ -3,6 +3,8 @@ package authorizers
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // BenchmarkLadon compares a ladon decision over the example policy set
@@ -10,7 +12,7 @@ import (
 // measured in the same run.
 func BenchmarkLadon(b *testing.B) {
 	deps, _ := testDeps(b)
-	bl, err := NewLadon(mustJSON(b, map[string]any{"repositories": []string{"file://" + filepath.Join("testdata", "ladon", "require-role.yaml")}}), deps)
+	bl, err := pipeline.SharedFactory(NewLadon)(mustJSON(b, map[string]any{"repositories": []string{"file://" + filepath.Join("testdata", "ladon", "require-role.yaml")}}), deps)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -18,7 +20,7 @@ func BenchmarkLadon(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ba, _ := NewAllow(nil, deps)
+	ba, _ := pipeline.TypedFactory(NewAllow)(nil, deps)
 	allowAz, _ := ba.Build(nil)
 	r, s := kratosSession(b, "erin", map[string]any{"team": "blue"}, "http://gw.test/ws/blue-lobby", "127.0.0.1:6000", "blue-lobby")
 	b.Run("reference-allow", func(b *testing.B) {

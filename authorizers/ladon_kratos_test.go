@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // TestLadonWithKratosIdentity decides on traits of real Kratos identities:
@@ -42,7 +43,7 @@ func TestLadonWithKratosIdentity(t *testing.T) {
 		"conditions":{"traits.email":{"type":"StringEqualCondition","options":{"equals":%q}},
 		              "remote_ip":{"type":"CIDRCondition","options":{"cidr":"127.0.0.0/8"}}}}]`, alice.Email)
 	deps, _ := testDeps(t)
-	b, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))}}), deps)
+	b, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))}}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}

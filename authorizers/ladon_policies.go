@@ -17,7 +17,6 @@ import (
 	"github.com/ory/ladon"
 	"github.com/ory/ladon/compiler"
 	"github.com/ory/ladon/manager/memory"
-	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
@@ -47,10 +46,7 @@ func newPolicyStore(repos []string, interval time.Duration, deps pipeline.Deps) 
 			return nil, fmt.Errorf(`key "repositories": %w`, err)
 		}
 	}
-	log := deps.Log
-	if log == nil {
-		log = logrus.StandardLogger()
-	}
+	log := deps.Logger()
 	ctx := deps.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -86,15 +82,15 @@ func newPolicyStore(repos []string, interval time.Duration, deps pipeline.Deps) 
 	if err := apply(initial); err != nil {
 		return nil, err
 	}
-	log.WithField("policies", st.current.Load().size).Info("ladon policies loaded")
+	log.Info("ladon policies loaded", "policies", st.current.Load().size)
 	go fetch.Poll(ctx, interval, initial, load, func(b []byte) error {
 		if err := apply(b); err != nil {
 			return err
 		}
-		log.WithField("policies", st.current.Load().size).Info("ladon policies reloaded")
+		log.Info("ladon policies reloaded", "policies", st.current.Load().size)
 		return nil
 	}, func(err error) {
-		log.WithError(err).Error("ladon policies not reloaded; the last good set stays in force")
+		log.Error("ladon policies not reloaded; the last good set stays in force", "error", err)
 	})
 	return st, nil
 }

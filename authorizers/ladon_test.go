@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -29,7 +30,7 @@ func testDeps(t testing.TB) (pipeline.Deps, *logtest.Hook) {
 	log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return pipeline.Deps{Log: log, Context: ctx}, hook
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}, hook
 }
 
 func mustJSON(t testing.TB, v any) json.RawMessage {
@@ -64,7 +65,7 @@ func kratosSession(t testing.TB, subject string, traits map[string]any, rawURL, 
 func TestLadonRequireRoleAndCIDR(t *testing.T) {
 	deps, _ := testDeps(t)
 	repo := "file://" + filepath.Join("testdata", "ladon", "require-role.yaml")
-	b, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{repo}}), deps)
+	b, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{"repositories": []string{repo}}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestLadonRuleContextTemplates(t *testing.T) {
 	policies := `[{"id":"p","subjects":["user:<.*>"],"actions":["GET"],"resources":["rn:doc:<[0-9]+>"],"effect":"allow",
 		"conditions":{"is_admin":{"type":"StringEqualCondition","options":{"equals":"true"}},
 		              "extra.identity.verified":{"type":"BooleanCondition","options":{"value":true}}}}]`
-	b, err := NewLadon(mustJSON(t, map[string]any{
+	b, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{
 		"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))},
 	}), deps)
 	if err != nil {
@@ -184,7 +185,7 @@ func TestLadonHotReloadKeepsLastGood(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	b, err := NewLadon(mustJSON(t, map[string]any{
+	b, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{
 		"repositories":     []string{"file://" + path, srv.URL + "/policies.yaml"},
 		"refresh_interval": "10ms",
 	}), deps)
@@ -256,7 +257,7 @@ func TestLadonPolicyValidation(t *testing.T) {
 		{"not a list", `{"id":"x"}`, "list"},
 	}
 	for _, tt := range tests {
-		_, err := NewLadon(mustJSON(t, map[string]any{
+		_, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{
 			"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(tt.doc))},
 		}), deps)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -267,14 +268,14 @@ func TestLadonPolicyValidation(t *testing.T) {
 
 func TestLadonConfigErrors(t *testing.T) {
 	deps, _ := testDeps(t)
-	if _, err := NewLadon(mustJSON(t, map[string]any{}), deps); err == nil {
+	if _, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{}), deps); err == nil {
 		t.Error("no repositories must be an error")
 	}
-	if _, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{"file:///does/not/exist.json"}}), deps); err == nil {
+	if _, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{"repositories": []string{"file:///does/not/exist.json"}}), deps); err == nil {
 		t.Error("a repository that cannot be read at start-up must be an error")
 	}
 	repo := "inline://" + base64.StdEncoding.EncodeToString([]byte(`[]`))
-	b, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{repo}}), deps)
+	b, err := pipeline.SharedFactory(NewLadon)(mustJSON(t, map[string]any{"repositories": []string{repo}}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}

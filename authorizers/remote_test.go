@@ -102,7 +102,7 @@ func requestWithBody(t *testing.T, method, rawURL, body string, groups ...string
 func TestRemoteForwardsBodyAndHeaders(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
 	api.answer(http.StatusOK, http.Header{"X-Decision-Id": {"d-1"}})
-	az := buildAuthorizer(t, NewRemote, map[string]any{"remote": api.URL + "/authorize"}, map[string]any{
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemote), map[string]any{"remote": api.URL + "/authorize"}, map[string]any{
 		"headers":                              map[string]string{"X-Subject": "{{ .Subject }}", "X-Empty": "{{ print .Extra.none }}"},
 		"forward_response_headers_to_upstream": []string{"x-decision-id"},
 	})
@@ -137,7 +137,7 @@ func TestRemoteForwardsBodyAndHeaders(t *testing.T) {
 
 func TestRemoteBodyTooLarge(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, NewRemote, map[string]any{"remote": api.URL}, nil)
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemote), map[string]any{"remote": api.URL}, nil)
 	r, s := requestWithBody(t, http.MethodPost, "http://gw.test/upload", strings.Repeat("x", maxForwardedBody+1))
 	if err := az.Authorize(r, s); pipeline.StatusOf(err) != http.StatusRequestEntityTooLarge {
 		t.Errorf("Authorize = %v, want 413", err)
@@ -149,7 +149,7 @@ func TestRemoteBodyTooLarge(t *testing.T) {
 
 func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, NewRemoteJSON, map[string]any{"remote": api.URL}, map[string]any{
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": api.URL}, map[string]any{
 		"payload": `{"subject": {{ .Subject | toJson }}, "room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}", "email": "{{ .Extra.identity.traits.email }}"}`,
 	})
 	tests := []struct {
@@ -202,7 +202,7 @@ func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 
 func TestRemoteJSONInvalidPayloadNotSent(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, NewRemoteJSON, map[string]any{"remote": api.URL}, map[string]any{
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": api.URL}, map[string]any{
 		"payload": `{"subject": "{{ .Subject }}"`,
 	})
 	r, s := requestWithBody(t, http.MethodGet, "http://gw.test/", "")
@@ -229,7 +229,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 	for _, f := range []struct {
 		name    string
 		factory pipeline.Factory[pipeline.Authorizer]
-	}{{"remote", NewRemote}, {"remote_json", NewRemoteJSON}} {
+	}{{"remote", pipeline.TypedFactory(NewRemote)}, {"remote_json", pipeline.TypedFactory(NewRemoteJSON)}} {
 		for _, tt := range tests {
 			cfg := map[string]any{"remote": tt.remote, "payload": `{"s":"{{ .Subject }}"}`}
 			for k, v := range tt.extra {
@@ -259,7 +259,7 @@ func TestRemoteRetryRecovers(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	az := buildAuthorizer(t, NewRemoteJSON, map[string]any{"remote": srv.URL, "payload": `{}`, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "1m"}}, nil)
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": srv.URL, "payload": `{}`, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "1m"}}, nil)
 	r, s := requestWithBody(t, http.MethodGet, "http://gw.test/", "")
 	if err := az.Authorize(r, s); err != nil {
 		t.Errorf("Authorize = %v, want allowed after retries", err)
@@ -276,14 +276,14 @@ func TestRemoteConfigErrors(t *testing.T) {
 		factory pipeline.Factory[pipeline.Authorizer]
 		cfg     map[string]any
 	}{
-		{"remote missing", NewRemote, map[string]any{}},
-		{"remote not http", NewRemote, map[string]any{"remote": "file:///etc/passwd"}},
-		{"unknown key", NewRemote, map[string]any{"remote": "http://127.0.0.1:1", "forward_response_headers": []string{"x"}}},
-		{"bad retry key", NewRemote, map[string]any{"remote": "http://127.0.0.1:1", "retry": map[string]any{"maxdelay": "1s"}}},
-		{"bad header template", NewRemote, map[string]any{"remote": "http://127.0.0.1:1", "headers": map[string]string{"X": "{{"}}},
-		{"json payload missing", NewRemoteJSON, map[string]any{"remote": "http://127.0.0.1:1"}},
-		{"json payload bad template", NewRemoteJSON, map[string]any{"remote": "http://127.0.0.1:1", "payload": "{{ .Nope "}},
-		{"zero timeout", NewRemoteJSON, map[string]any{"remote": "http://127.0.0.1:1", "payload": "{}", "timeout": "0s"}},
+		{"remote missing", pipeline.TypedFactory(NewRemote), map[string]any{}},
+		{"remote not http", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "file:///etc/passwd"}},
+		{"unknown key", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "http://127.0.0.1:1", "forward_response_headers": []string{"x"}}},
+		{"bad retry key", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "http://127.0.0.1:1", "retry": map[string]any{"maxdelay": "1s"}}},
+		{"bad header template", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "http://127.0.0.1:1", "headers": map[string]string{"X": "{{"}}},
+		{"json payload missing", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1"}},
+		{"json payload bad template", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1", "payload": "{{ .Nope "}},
+		{"zero timeout", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1", "payload": "{}", "timeout": "0s"}},
 	}
 	for _, tt := range tests {
 		b, err := tt.factory(nil, deps)

@@ -253,6 +253,22 @@ func (h HandlerConfig) Raw() (json.RawMessage, error) {
 	return json.Marshal(h.Config)
 }
 
+// Handlers returns the configuration's block of the kind's handlers
+// (authenticators, ..., errors.handlers) by name.
+func (c *Config) Handlers(k pipeline.Kind) map[string]HandlerConfig {
+	switch k {
+	case pipeline.KindAuthenticator:
+		return c.Authenticators
+	case pipeline.KindAuthorizer:
+		return c.Authorizers
+	case pipeline.KindMutator:
+		return c.Mutators
+	case pipeline.KindErrorHandler:
+		return c.Errors.Handlers
+	}
+	return nil
+}
+
 // Errors is the errors block.
 type Errors struct {
 	Fallback []string                 `koanf:"fallback"`

@@ -16,13 +16,13 @@ type JSONConfig struct {
 
 // NewJSON builds the `json` error handler: it answers the error's status
 // with a JSON body {"error":{"code","status","message"}}.
-var NewJSON = pipeline.Typed(func(c *JSONConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
+func NewJSON(c *JSONConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
 	w, err := pipeline.CompileWhens(c.When)
 	if err != nil {
 		return nil, err
 	}
 	return jsonHandler{verbose: c.Verbose, when: w}, nil
-})
+}
 
 type jsonHandler struct {
 	verbose bool

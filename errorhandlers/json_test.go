@@ -10,7 +10,7 @@ import (
 )
 
 func TestJSONErrorHandler(t *testing.T) {
-	b, err := NewJSON(nil, pipeline.Deps{})
+	b, err := pipeline.TypedFactory(NewJSON)(nil, pipeline.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

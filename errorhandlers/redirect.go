@@ -50,14 +50,14 @@ func (c *RedirectConfig) Validate() error {
 // request with a redirect to `to` — the behaviour of a single-sign-on
 // filter that sends a browser without a session to the login page and,
 // with return_to_query_param, back to where it was going.
-var NewRedirect = pipeline.Typed(func(c *RedirectConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
+func NewRedirect(c *RedirectConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
 	w, err := pipeline.CompileWhens(c.When)
 	if err != nil {
 		return nil, err
 	}
 	to, _ := url.Parse(c.To) // validated
 	return &redirect{to: to, code: c.Code, param: c.ReturnToQueryParam, when: w}, nil
-})
+}
 
 type redirect struct {
 	to    *url.URL

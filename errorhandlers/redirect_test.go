@@ -76,7 +76,7 @@ func TestRedirect(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		h, err := buildHandler(t, NewRedirect, tc.cfg)
+		h, err := buildHandler(t, pipeline.TypedFactory(NewRedirect), tc.cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -102,7 +102,7 @@ func TestRedirect(t *testing.T) {
 // TestRedirectWhen: a browser without a session is redirected, an API
 // client is not (it gets the next handler, e.g. json or www_authenticate).
 func TestRedirectWhen(t *testing.T) {
-	h, err := buildHandler(t, NewRedirect, `{"to":"http://login.test/","when":[{"error":["unauthorized","forbidden"],"request":{"header":{"accept":["text/html"]}}}]}`)
+	h, err := buildHandler(t, pipeline.TypedFactory(NewRedirect), `{"to":"http://login.test/","when":[{"error":["unauthorized","forbidden"],"request":{"header":{"accept":["text/html"]}}}]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestRedirectConfigErrors(t *testing.T) {
 		{`{"to":"http://l/","return_to":"x"}`, "return_to"},
 	}
 	for _, tc := range cases {
-		_, err := buildHandler(t, NewRedirect, tc.cfg)
+		_, err := buildHandler(t, pipeline.TypedFactory(NewRedirect), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Build(%s) error = %v, want one naming %q", tc.cfg, err, tc.want)
 		}

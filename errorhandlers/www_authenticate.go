@@ -44,13 +44,13 @@ func (c *WWWAuthenticateConfig) Validate() error {
 // realm=<realm>` (the realm written as configured, unquoted, as Oathkeeper
 // writes it) and the body "Unauthorized". Access is never granted by it:
 // every error it answers stays a denial.
-var NewWWWAuthenticate = pipeline.Typed(func(c *WWWAuthenticateConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
+func NewWWWAuthenticate(c *WWWAuthenticateConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
 	w, err := pipeline.CompileWhens(c.When)
 	if err != nil {
 		return nil, err
 	}
 	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + c.Realm, when: w}, nil
-})
+}
 
 type wwwAuthenticate struct {
 	challenge string

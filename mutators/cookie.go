@@ -40,7 +40,7 @@ func (c *CookieConfig) Validate() error {
 // characters, '"', ',', ';', '\' or non-ASCII) fails the request with 500
 // rather than being silently altered; use sprig's b64enc or urlquery in the
 // template for such data.
-var NewCookie = pipeline.Typed(func(c *CookieConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+func NewCookie(c *CookieConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
 	m := cookieMutator{}
 	names := make([]string, 0, len(c.Cookies))
 	for k := range c.Cookies {
@@ -55,7 +55,7 @@ var NewCookie = pipeline.Typed(func(c *CookieConfig, _ pipeline.Deps) (pipeline.
 		m.cookies = append(m.cookies, cookieTemplate{name: name, t: t})
 	}
 	return m, nil
-})
+}
 
 type cookieTemplate struct {
 	name string

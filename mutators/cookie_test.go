@@ -8,7 +8,7 @@ import (
 )
 
 func TestCookieMutator(t *testing.T) {
-	b, err := NewCookie(nil, testDeps(t))
+	b, err := pipeline.TypedFactory(NewCookie)(nil, testDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestCookieMutator(t *testing.T) {
 }
 
 func TestCookieMutatorRejectsUnsafeValues(t *testing.T) {
-	b, _ := NewCookie(nil, testDeps(t))
+	b, _ := pipeline.TypedFactory(NewCookie)(nil, testDeps(t))
 	m, err := b.Build(mustJSON(t, map[string]any{"cookies": map[string]string{"v": "{{ .Subject }}"}}))
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestCookieMutatorRejectsUnsafeValues(t *testing.T) {
 }
 
 func TestCookieConfigErrors(t *testing.T) {
-	b, _ := NewCookie(nil, testDeps(t))
+	b, _ := pipeline.TypedFactory(NewCookie)(nil, testDeps(t))
 	for name, cfg := range map[string]map[string]any{
 		"no cookies":   {},
 		"empty map":    {"cookies": map[string]string{}},

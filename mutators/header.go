@@ -26,7 +26,7 @@ func (c *HeaderConfig) Validate() error {
 // NewHeader builds the `header` mutator. Its templates are compiled when
 // rules load; every header it sets replaces whatever the client sent under
 // that name, so a client cannot spoof an identity header.
-var NewHeader = pipeline.Typed(func(c *HeaderConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+func NewHeader(c *HeaderConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
 	h := header{}
 	names := make([]string, 0, len(c.Headers))
 	for k := range c.Headers {
@@ -41,7 +41,7 @@ var NewHeader = pipeline.Typed(func(c *HeaderConfig, _ pipeline.Deps) (pipeline.
 		h.headers = append(h.headers, headerTemplate{name: http.CanonicalHeaderKey(name), t: t})
 	}
 	return h, nil
-})
+}
 
 type headerTemplate struct {
 	name string

@@ -102,7 +102,7 @@ var hydratorClient = sync.OnceValue(fetch.NewClient)
 //
 // match_context.header carries the client's request headers, credentials
 // included, as in Oathkeeper: the API must be trusted with them.
-var NewHydrator = pipeline.Typed(func(c *HydratorConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+func NewHydrator(c *HydratorConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
 	h := &hydrator{
 		url:    c.API.URL,
 		caller: &fetch.Caller{Client: hydratorClient(), Timeout: c.API.Timeout.D(), Retry: c.API.Retry},
@@ -123,7 +123,7 @@ var NewHydrator = pipeline.Typed(func(c *HydratorConfig, _ pipeline.Deps) (pipel
 		h.cfgHash = hash
 	}
 	return h, nil
-})
+}
 
 type hydrator struct {
 	url        string

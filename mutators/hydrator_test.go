@@ -87,7 +87,7 @@ func buildMutator(t *testing.T, f pipeline.Factory[pipeline.Mutator], cfg map[st
 
 func TestHydratorMergesAnswer(t *testing.T) {
 	api := newDirectoryAPI(t)
-	m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{"api": map[string]any{
 		"url":             api.URL + "/hydrate",
 		"auth":            map[string]any{"basic": map[string]any{"username": "gw", "password": "pw"}},
 		"forward_headers": []string{"X-Request-Id"},
@@ -127,7 +127,7 @@ func TestHydratorMergesAnswer(t *testing.T) {
 
 func TestHydratorCache(t *testing.T) {
 	api := newDirectoryAPI(t)
-	m := buildMutator(t, NewHydrator, map[string]any{
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{
 		"api":   map[string]any{"url": api.URL},
 		"cache": map[string]any{"enabled": true, "ttl": "1h"},
 	})
@@ -183,7 +183,7 @@ func TestHydratorFailsClosed(t *testing.T) {
 		api.mu.Lock()
 		api.status, api.subject = tt.status, tt.subject
 		api.mu.Unlock()
-		m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{"url": tt.url, "timeout": "100ms"}})
+		m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{"api": map[string]any{"url": tt.url, "timeout": "100ms"}})
 		r, s := newSession(t, "alice", "http://gw.test/")
 		err := m.Mutate(r, s)
 		if got := pipeline.StatusOf(err); err == nil || got != tt.want {
@@ -197,7 +197,7 @@ func TestHydratorFailsClosed(t *testing.T) {
 	api.mu.Lock()
 	api.status = http.StatusServiceUnavailable
 	api.mu.Unlock()
-	m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{"url": api.URL, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "20ms"}}})
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{"api": map[string]any{"url": api.URL, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "20ms"}}})
 	r, s := newSession(t, "alice", "http://gw.test/")
 	if err := m.Mutate(r, s); !errors.As(err, &pe) || pe.Status != 503 {
 		t.Errorf("retries exhausted: %v, want 503", err)
@@ -205,7 +205,7 @@ func TestHydratorFailsClosed(t *testing.T) {
 }
 
 func TestHydratorConfigErrors(t *testing.T) {
-	b, _ := NewHydrator(nil, testDeps(t))
+	b, _ := pipeline.TypedFactory(NewHydrator)(nil, testDeps(t))
 	for name, cfg := range map[string]map[string]any{
 		"no url":        {"api": map[string]any{}},
 		"bad url":       {"api": map[string]any{"url": "file:///x"}},
@@ -233,7 +233,7 @@ func TestHydratorCacheKeyedByForwardedHeaders(t *testing.T) {
 		})
 	}))
 	t.Cleanup(api.Close)
-	m := buildMutator(t, NewHydrator, map[string]any{
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{
 		"api":   map[string]any{"url": api.URL, "forward_headers": []string{"X-Tenant-Id"}},
 		"cache": map[string]any{"enabled": true, "ttl": "1h"},
 	})

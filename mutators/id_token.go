@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/jwks"
@@ -70,11 +70,8 @@ func (c *IDTokenConfig) Validate() error {
 	return nil
 }
 
-// idTokenGlobal is IDTokenConfig without its methods: the global part may
-// leave keys for rules to fill.
-type idTokenGlobal IDTokenConfig
-
-// NewIDToken makes the `id_token` mutator's builder. Each request gets a
+// NewIDToken makes the `id_token` mutator's rule builder from its global
+// config. Each request gets a
 // JWT signed with the configured key in the upstream's Authorization
 // header ("Bearer <token>"), replacing what the client sent there — so
 // the upstream can verify who the gateway admitted against the public keys
@@ -86,20 +83,10 @@ type idTokenGlobal IDTokenConfig
 // rendered claims) and reused until shortly before they expire (a tenth of
 // the ttl, at most a minute), so a busy subject costs one signature per
 // ttl rather than one per request. An unreachable key set is a 503.
-func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Mutator], error) {
-	g := &IDTokenConfig{}
-	g.SetDefaults()
-	if err := pipeline.DecodeStrict(global, (*idTokenGlobal)(g)); err != nil {
-		return nil, err
-	}
-	log := deps.Log
-	if log == nil {
-		log = logrus.StandardLogger()
-	}
+func NewIDToken(g *IDTokenConfig, deps pipeline.Deps) (pipeline.RuleBuilder[IDTokenConfig, pipeline.Mutator], error) {
 	b := &idTokenBuilder{
-		global:  global,
 		offline: deps.Offline,
-		log:     log,
+		log:     deps.Logger(),
 		keys:    &jwks.Registry{Client: &http.Client{Timeout: 10 * time.Second}},
 		cache:   ttlcache.New[[32]byte, string](10000),
 		now:     time.Now,
@@ -115,28 +102,19 @@ func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pi
 }
 
 type idTokenBuilder struct {
-	global  json.RawMessage
 	offline bool
-	log     logrus.FieldLogger
+	log     *slog.Logger
 	keys    *jwks.Registry
 	cache   *ttlcache.Cache[[32]byte, string]
 	now     func() time.Time
 }
 
 var (
-	_ pipeline.Builder[pipeline.Mutator] = (*idTokenBuilder)(nil)
-	_ pipeline.APIRouter                 = (*idTokenBuilder)(nil)
+	_ pipeline.RuleBuilder[IDTokenConfig, pipeline.Mutator] = (*idTokenBuilder)(nil)
+	_ pipeline.APIRouter                                    = (*idTokenBuilder)(nil)
 )
 
-func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &IDTokenConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *idTokenBuilder) Build(c *IDTokenConfig) (pipeline.Mutator, error) {
 	m := &idTokenMutator{
 		b:        b,
 		issuer:   c.IssuerURL,
@@ -145,6 +123,7 @@ func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
 		source:   b.keys.Source(c.JWKSURL),
 	}
 	if strings.TrimSpace(c.Claims) != "" {
+		var err error
 		if m.claims, err = pipeline.ParseTemplate("claims", c.Claims); err != nil {
 			return nil, err
 		}
@@ -161,7 +140,7 @@ func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
 		if !remote {
 			return nil, fmt.Errorf(`key "jwks_url": %w`, kerr)
 		}
-		b.log.WithError(kerr).Warn("id_token signing keys are not available yet; requests fail with 503 until they are")
+		b.log.Warn("id_token signing keys are not available yet; requests fail with 503 until they are", "error", kerr)
 	}
 	return m, nil
 }
@@ -181,7 +160,7 @@ func (b *idTokenBuilder) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	for _, s := range b.keys.Sources() {
 		set, err := s.Keys(r.Context())
 		if err != nil {
-			b.log.WithError(err).Warn("id_token key set not available for " + JWKSPath)
+			b.log.Warn("id_token key set not available for "+JWKSPath, "error", err)
 			continue
 		}
 		sets = append(sets, set)

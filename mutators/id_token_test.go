@@ -25,9 +25,26 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
+
+// idTokenBuilders enables id_token on the global config as the catalog
+// does and returns its builder and the rule builder behind it, whose
+// clock and cache a test may set.
+func idTokenBuilders(t testing.TB, global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Mutator], *idTokenBuilder) {
+	t.Helper()
+	g, err := pipeline.GlobalConfig[IDTokenConfig](global)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := NewIDToken(g, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Bind(global, rb), rb.(*idTokenBuilder)
+}
 
 func testDeps(t *testing.T) pipeline.Deps {
 	t.Helper()
@@ -35,7 +52,7 @@ func testDeps(t *testing.T) pipeline.Deps {
 	log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return pipeline.Deps{Log: log, Context: ctx}
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}
 }
 
 func mustJSON(t testing.TB, v any) json.RawMessage {
@@ -173,7 +190,7 @@ func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
 		{"ES256", testkeys.Set(t, testkeys.EC(t, "ec-1"))},
 	} {
 		t.Run(tc.alg, func(t *testing.T) {
-			b, err := NewIDToken(mustJSON(t, map[string]any{
+			b, err := pipeline.SharedFactory(NewIDToken)(mustJSON(t, map[string]any{
 				"issuer_url": "https://gateway.example.test/",
 				"jwks_url":   writeKeySet(t, tc.doc),
 			}), testDeps(t))
@@ -216,7 +233,7 @@ func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
 // stays a number in the token (Oathkeeper's mutator_id_token_test.go), as do
 // booleans, lists and objects.
 func TestIDTokenClaimsKeepJSONTypes(t *testing.T) {
-	b, err := NewIDToken(mustJSON(t, map[string]any{
+	b, err := pipeline.SharedFactory(NewIDToken)(mustJSON(t, map[string]any{
 		"issuer_url": "https://gateway.example.test/",
 		"jwks_url":   writeKeySet(t, testkeys.Set(t, testkeys.RSA(t, "rsa-1"))),
 	}), testDeps(t))
@@ -248,16 +265,12 @@ func TestIDTokenClaimsKeepJSONTypes(t *testing.T) {
 }
 
 func TestIDTokenCache(t *testing.T) {
-	b, err := NewIDToken(mustJSON(t, map[string]any{
+	b, ib := idTokenBuilders(t, mustJSON(t, map[string]any{
 		"issuer_url": "https://gw.example.test/",
 		"jwks_url":   writeKeySet(t, testkeys.Set(t, testkeys.EC(t, "ec"))),
 		"claims":     `{"room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}`,
 		"ttl":        "100s",
 	}), testDeps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ib := b.(*idTokenBuilder)
 	now := time.Unix(1_700_000_000, 0)
 	ib.now = func() time.Time { return now }
 	ib.cache.Now = ib.now
@@ -305,7 +318,7 @@ func TestIDTokenFailures(t *testing.T) {
 		"bad claims syntax": {"issuer_url": "https://i/", "jwks_url": good, "claims": "{{"},
 		"unknown key":       {"issuer_url": "https://i/", "jwks_url": good, "claim": "{}"},
 	} {
-		b, err := NewIDToken(nil, deps)
+		b, err := pipeline.SharedFactory(NewIDToken)(nil, deps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +328,7 @@ func TestIDTokenFailures(t *testing.T) {
 	}
 
 	// Claims that are not a JSON object: 500.
-	b, _ := NewIDToken(nil, deps)
+	b, _ := pipeline.SharedFactory(NewIDToken)(nil, deps)
 	m, err := b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": good, "claims": `["not", "an", "object"]`}))
 	if err != nil {
 		t.Fatal(err)
@@ -329,7 +342,7 @@ func TestIDTokenFailures(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	down := "http://" + l.Addr().String() + "/jwks.json"
 	l.Close()
-	b, _ = NewIDToken(nil, deps)
+	b, _ = pipeline.SharedFactory(NewIDToken)(nil, deps)
 	m, err = b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
 	if err != nil {
 		t.Fatalf("a remote key set that is down must not fail the rule load: %v", err)
@@ -350,7 +363,7 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 		w.Write(testkeys.Set(t, ecKey))
 	}))
 	defer keySrv.Close()
-	b, err := NewIDToken(mustJSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), testDeps(t))
+	b, err := pipeline.SharedFactory(NewIDToken)(mustJSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), testDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,4 +394,4 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-func pipelineDeps() pipeline.Deps { return pipeline.Deps{Log: logrus.New()} }
+func pipelineDeps() pipeline.Deps { return pipeline.Deps{Log: logfmt.Slog(logrus.New())} }

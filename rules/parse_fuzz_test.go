@@ -19,11 +19,9 @@ var foundationOnly = func() []string {
 		"deny": true, "header": true, "cookie": true, "json": true, "redirect": true, "www_authenticate": true}
 	c := compiler(nilTB{}, rules.Regexp)
 	var off []string
-	for _, names := range [][]string{c.Catalog.Authenticators.Names(), c.Catalog.Authorizers.Names(), c.Catalog.Mutators.Names(), c.Catalog.ErrorHandlers.Names()} {
-		for _, n := range names {
-			if !keep[n] {
-				off = append(off, n)
-			}
+	for _, h := range c.Catalog.Handlers() {
+		if !keep[h.Name()] {
+			off = append(off, h.Name())
 		}
 	}
 	return off

@@ -19,24 +19,9 @@ func compiler(t testing.TB, strategy rules.Strategy, disabled ...string) *rules.
 		off[d] = true
 	}
 	deps := pipeline.Deps{Context: context.Background()}
-	for _, n := range cat.Authenticators.Names() {
-		if !off[n] {
-			_ = cat.Authenticators.Enable(n, nil, deps)
-		}
-	}
-	for _, n := range cat.Authorizers.Names() {
-		if !off[n] {
-			_ = cat.Authorizers.Enable(n, nil, deps)
-		}
-	}
-	for _, n := range cat.Mutators.Names() {
-		if !off[n] {
-			_ = cat.Mutators.Enable(n, nil, deps)
-		}
-	}
-	for _, n := range cat.ErrorHandlers.Names() {
-		if !off[n] {
-			_ = cat.ErrorHandlers.Enable(n, nil, deps)
+	for _, h := range cat.Handlers() {
+		if !off[h.Name()] {
+			_ = cat.Enable(h.Kind(), h.Name(), nil, deps)
 		}
 	}
 	return &rules.Compiler{Catalog: cat, Strategy: strategy, WebSocketDefaults: rules.DefaultWebSocketPolicy()}

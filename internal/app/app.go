@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,42 +64,34 @@ func NewLogger(c config.Log) (*logrus.Logger, error) {
 }
 
 // Enable enables the handlers the configuration turns on, with their
-// global configs. A name portcullis does not know is an error naming the key.
+// global configs, kind by kind and by name within a kind. A name
+// portcullis does not know is an error naming the key.
 func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error {
-	type block struct {
-		key     string
-		configs map[string]config.HandlerConfig
-		enable  func(name string, raw json.RawMessage) error
-	}
-	blocks := []block{
-		{"authenticators", cfg.Authenticators, func(n string, raw json.RawMessage) error { return cat.Authenticators.Enable(n, raw, deps) }},
-		{"authorizers", cfg.Authorizers, func(n string, raw json.RawMessage) error { return cat.Authorizers.Enable(n, raw, deps) }},
-		{"mutators", cfg.Mutators, func(n string, raw json.RawMessage) error { return cat.Mutators.Enable(n, raw, deps) }},
-		{"errors.handlers", cfg.Errors.Handlers, func(n string, raw json.RawMessage) error { return cat.ErrorHandlers.Enable(n, raw, deps) }},
-	}
-	for _, b := range blocks {
-		names := make([]string, 0, len(b.configs))
-		for n := range b.configs {
+	for _, k := range pipeline.Kinds() {
+		configs := cfg.Handlers(k)
+		names := make([]string, 0, len(configs))
+		for n := range configs {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			hc := b.configs[n]
+			hc := configs[n]
+			key := k.ConfigKey() + "." + n
 			raw, err := hc.Raw()
 			if err != nil {
-				return &HandlerConfigError{Key: b.key + "." + n + ".config", Err: err}
+				return &HandlerConfigError{Key: key + ".config", Err: err}
 			}
 			if !hc.Enabled {
 				// A disabled handler portcullis does not have (an
 				// Oathkeeper configuration listing keto_engine_acp_ory, say)
 				// is harmless: warn, so a typo is still visible.
-				if err := checkKnown(cat, b.key, n); err != nil && deps.Log != nil {
-					deps.Log.Warnf("%v; it is disabled and ignored", err)
+				if !cat.Known(k, n) && deps.Log != nil {
+					deps.Log.Warn(fmt.Sprintf("%s: unknown handler %q (known: %v); it is disabled and ignored", key, n, cat.Names(k)))
 				}
 				continue
 			}
-			if err := b.enable(n, raw); err != nil {
-				return &HandlerConfigError{Key: b.key + "." + n, Err: err}
+			if err := cat.Enable(k, n, raw, deps); err != nil {
+				return &HandlerConfigError{Key: key, Err: err}
 			}
 		}
 	}
@@ -125,26 +116,6 @@ func positionedEnableError(cfg *config.Config, err error) error {
 		return fmt.Errorf("%s: %w", cfg.Position(he.Key), err)
 	}
 	return err
-}
-
-func checkKnown(cat *pipeline.Catalog, key, name string) error {
-	var known []string
-	switch key {
-	case "authenticators":
-		known = cat.Authenticators.Names()
-	case "authorizers":
-		known = cat.Authorizers.Names()
-	case "mutators":
-		known = cat.Mutators.Names()
-	default:
-		known = cat.ErrorHandlers.Names()
-	}
-	for _, k := range known {
-		if k == name {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s.%s: unknown handler %q (known: %v)", key, name, name, known)
 }
 
 // Compiler returns the rule compiler for the configuration.
@@ -225,7 +196,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	deps := cfg.Deps()
 	gctx, gcancel := context.WithCancel(ctx)
 	s.reload.generation = gcancel
-	deps.Log, deps.Context = log, gctx
+	deps.Log, deps.Context = logfmt.Slog(log), gctx
 	s.Metrics = metrics.New()
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {

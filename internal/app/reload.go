@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/mutators"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -94,7 +95,7 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	cat := registry.NewCatalog()
 	gctx, gcancel := context.WithCancel(s.ctx)
 	deps := cfg.Deps()
-	deps.Log, deps.Context, deps.Revocations = s.Log, gctx, s.Revocations
+	deps.Log, deps.Context, deps.Revocations = logfmt.Slog(s.Log), gctx, s.Revocations
 	if err := Enable(cat, cfg, deps); err != nil {
 		gcancel()
 		return positionedEnableError(cfg, err)
