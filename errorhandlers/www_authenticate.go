@@ -16,8 +16,6 @@ type WWWAuthenticateConfig struct {
 	// Scheme is the challenge's auth scheme (default "Basic", as in
 	// Oathkeeper; API clients holding session tokens expect "Bearer").
 	Scheme string `json:"scheme"`
-	// When chooses the errors and requests this handler answers.
-	When []pipeline.When `json:"when"`
 }
 
 // SetDefaults sets Oathkeeper's realm and the Basic scheme.
@@ -45,21 +43,14 @@ func (c *WWWAuthenticateConfig) Validate() error {
 // writes it) and the body "Unauthorized". Access is never granted by it:
 // every error it answers stays a denial.
 func NewWWWAuthenticate(c *WWWAuthenticateConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
-	w, err := pipeline.CompileWhens(c.When)
-	if err != nil {
-		return nil, err
-	}
-	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + c.Realm, when: w}, nil
+	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + c.Realm}, nil
 }
 
 type wwwAuthenticate struct {
 	challenge string
-	when      pipeline.Whens
 }
 
 var _ pipeline.ErrorHandler = (*wwwAuthenticate)(nil)
-
-func (h *wwwAuthenticate) Matches(r *http.Request, err error) bool { return h.when.Matches(r, err) }
 
 func (h *wwwAuthenticate) HandleError(w http.ResponseWriter, _ *http.Request, _ error) {
 	w.Header().Set("WWW-Authenticate", h.challenge)

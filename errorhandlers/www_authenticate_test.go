@@ -44,25 +44,6 @@ func TestWWWAuthenticate(t *testing.T) {
 	}
 }
 
-func TestWWWAuthenticateWhen(t *testing.T) {
-	h, err := buildHandler(t, pipeline.TypedFactory(NewWWWAuthenticate), `{"when":[{"error":["unauthorized"],"request":{"header":{"accept":["application/json"]}}}]}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest(http.MethodGet, "http://api.test/v1", nil)
-	r.Header.Set("Accept", "application/json")
-	if !h.Matches(r, pipeline.Unauthorized("x", nil)) {
-		t.Error("did not match an API client's 401")
-	}
-	if h.Matches(r, pipeline.Forbidden("x", nil)) {
-		t.Error("matched a 403 it does not list")
-	}
-	r.Header.Set("Accept", "text/html")
-	if h.Matches(r, pipeline.Unauthorized("x", nil)) {
-		t.Error("matched a browser")
-	}
-}
-
 func TestWWWAuthenticateConfigErrors(t *testing.T) {
 	cases := []struct{ cfg, want string }{
 		{`{"scheme":""}`, "scheme"},

@@ -315,16 +315,26 @@ func entry[C any, T any](name string, f Factory[T]) Handler {
 	return h
 }
 
+// WhenKey is the key of an error handler's config that holds its `when`
+// list ([When]). The rule compiler reads it, from the rule's config or else
+// the global one ([Set.GlobalWhen]), and chooses among a rule's error
+// handlers with it; the handlers' factories and config structs never see
+// it.
+const WhenKey = "when"
+
 // Set is the handlers of one kind: all known ones by name, and the
 // builders of those enabled.
 type Set[T any] struct {
 	kind    Kind
 	known   map[string]Factory[T]
 	enabled map[string]Builder[T]
+	// whens holds the [WhenKey] value of each enabled error handler's
+	// global config, cut off before the factory saw it.
+	whens map[string]json.RawMessage
 }
 
 func newSet[T any](k Kind) *Set[T] {
-	return &Set[T]{kind: k, known: map[string]Factory[T]{}, enabled: map[string]Builder[T]{}}
+	return &Set[T]{kind: k, known: map[string]Factory[T]{}, enabled: map[string]Builder[T]{}, whens: map[string]json.RawMessage{}}
 }
 
 // Kind is the set's kind.
@@ -336,12 +346,50 @@ func (s *Set[T]) Enable(name string, global json.RawMessage, deps Deps) error {
 	if !ok {
 		return fmt.Errorf("unknown %s %q (known: %v)", s.kind, name, s.Names())
 	}
+	var when json.RawMessage
+	if s.kind == KindErrorHandler {
+		rest, w, _, err := CutKey(global, WhenKey)
+		if err != nil {
+			return &HandlerError{Kind: s.kind, Name: name, Err: err}
+		}
+		global, when = rest, w
+	}
 	b, err := f(global, deps)
 	if err != nil {
 		return &HandlerError{Kind: s.kind, Name: name, Err: err}
 	}
 	s.enabled[name] = b
+	s.whens[name] = when
 	return nil
+}
+
+// GlobalWhen is the `when` list ([WhenKey]) of the named enabled error
+// handler's global config, as written; nil when it has none.
+func (s *Set[T]) GlobalWhen(name string) json.RawMessage { return s.whens[name] }
+
+// CutKey returns the JSON object raw without key, and key's value (present
+// reports whether raw had it, even as null). A raw that is empty, null or
+// not an object has no keys: it is returned as it is, for strict decoding
+// to judge.
+func CutKey(raw json.RawMessage, key string) (rest, value json.RawMessage, present bool, err error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return raw, nil, false, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &m); err != nil {
+		return nil, nil, false, err
+	}
+	value, present = m[key]
+	if !present {
+		return raw, nil, false, nil
+	}
+	delete(m, key)
+	rest, err = json.Marshal(m)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return rest, value, true, nil
 }
 
 // Build makes the named handler's instance for one rule.

@@ -127,7 +127,9 @@ func (s *sharedStore) APIRoutes() map[string]http.Handler {
 // but not validated (rules may supply required keys); each rule's merged
 // config is validated.
 func TestSharedEntry(t *testing.T) {
-	setup := func(g *testConfig, _ Deps) (RuleBuilder[testConfig, Authorizer], error) { return &sharedStore{global: g}, nil }
+	setup := func(g *testConfig, _ Deps) (RuleBuilder[testConfig, Authorizer], error) {
+		return &sharedStore{global: g}, nil
+	}
 	cat, err := NewCatalog([]Handler{Shared("store", setup)})
 	if err != nil {
 		t.Fatal(err)
@@ -168,5 +170,60 @@ func TestHandlerErrorConfigSection(t *testing.T) {
 		if got := (&HandlerError{Kind: k, Name: "x"}).ConfigSection(); got != want {
 			t.Errorf("ConfigSection(%v) = %q, want %q", k, got, want)
 		}
+	}
+}
+
+type answerAll struct{}
+
+func (answerAll) HandleError(w http.ResponseWriter, _ *http.Request, _ error) {
+	w.WriteHeader(http.StatusTeapot)
+}
+
+// An error handler's factory and config struct never see the `when` key
+// of its global config: the catalog holds it for the rule compiler.
+func TestErrorHandlerGlobalWhenIsHeldBack(t *testing.T) {
+	cat, err := NewCatalog([]Handler{
+		Typed("plain", func(*struct{}, Deps) (ErrorHandler, error) { return answerAll{}, nil }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Enable(KindErrorHandler, "plain", json.RawMessage(`{"when":[{"error":["forbidden"]}]}`), Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.ErrorHandlers.Build("plain", nil); err != nil {
+		t.Errorf("the handler saw its global when: %v", err)
+	}
+	if got := string(cat.ErrorHandlers.GlobalWhen("plain")); got != `[{"error":["forbidden"]}]` {
+		t.Errorf("GlobalWhen = %s", got)
+	}
+	if err := cat.Enable(KindErrorHandler, "plain", nil, Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cat.ErrorHandlers.GlobalWhen("plain"); got != nil {
+		t.Errorf("GlobalWhen after enabling without one = %s", got)
+	}
+}
+
+func TestCutKey(t *testing.T) {
+	cases := []struct {
+		raw, rest, value string
+		present          bool
+	}{
+		{`{"a":1,"when":[1]}`, `{"a":1}`, `[1]`, true},
+		{`{"when":null}`, `{}`, `null`, true},
+		{`{"a":1}`, `{"a":1}`, ``, false},
+		{``, ``, ``, false},
+		{`null`, `null`, ``, false},
+		{`[1]`, `[1]`, ``, false},
+	}
+	for _, tc := range cases {
+		rest, value, present, err := CutKey(json.RawMessage(tc.raw), "when")
+		if err != nil || string(rest) != tc.rest || string(value) != tc.value || present != tc.present {
+			t.Errorf("CutKey(%s) = %s, %s, %v, %v; want %s, %s, %v", tc.raw, rest, value, present, err, tc.rest, tc.value, tc.present)
+		}
+	}
+	if _, _, _, err := CutKey(json.RawMessage(`{"when":`), "when"); err == nil {
+		t.Error("CutKey of broken JSON: no error")
 	}
 }

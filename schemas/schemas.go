@@ -195,10 +195,15 @@ func describe(l *jsonschema.ValidationError, p *message.Printer) string {
 	return l.ErrorKind.LocalizedString(p)
 }
 
-// handlerKinds names the handler kind of each rule key that lists handlers.
-var handlerKinds = map[string]string{
-	"authenticators": "authenticator", "authorizer": "authorizer",
-	"mutators": "mutator", "errors": "error handler",
+// ruleKeyKind is the handler kind a rule key lists ("errors": error
+// handlers).
+func ruleKeyKind(key string) (pipeline.Kind, bool) {
+	for _, k := range pipeline.Kinds() {
+		if k.RuleKey() == key {
+			return k, true
+		}
+	}
+	return 0, false
 }
 
 // unknownHandler words a handler name outside the schema's list as the
@@ -209,7 +214,7 @@ func unknownHandler(e *Error, l *jsonschema.ValidationError) {
 	if !ok || len(loc) < 3 || loc[len(loc)-1] != "handler" {
 		return
 	}
-	k, ok := handlerKinds[loc[1]]
+	k, ok := ruleKeyKind(loc[1])
 	if !ok {
 		return
 	}
