@@ -83,12 +83,11 @@ func NewBearerToken(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenti
 	if from == nil {
 		from = &TokenFrom{}
 	}
-	return &bearerToken{
-		from:    from,
-		prefix:  c.Prefix,
-		xst:     c.AcceptXSessionToken,
-		checker: newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization").withRevocations(deps.Revocations),
-	}, nil
+	checker, err := newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization", deps)
+	if err != nil {
+		return nil, err
+	}
+	return &bearerToken{from: from, prefix: c.Prefix, xst: c.AcceptXSessionToken, checker: checker}, nil
 }
 
 type bearerToken struct {

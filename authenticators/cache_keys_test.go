@@ -108,8 +108,14 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 	}
 	// One checker's key changes with its configuration even for the same
 	// request: equal inputs under different configurations never collide.
-	c1 := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "a"}, "Cookie")
-	c2 := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "b"}, "Cookie")
+	c1, err := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "a"}, "Cookie", idpDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "b"}, "Cookie", idpDeps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := httptest.NewRequest(http.MethodGet, "http://gw.test/x", nil)
 	in1, in2 := c1.input(r, "sid=same", ""), c2.input(r, "sid=same", "")
 	if in1.key() == in2.key() {

@@ -32,10 +32,11 @@ func (c *CookieSessionConfig) Validate() error { return c.SessionCheckConfig.Val
 // responsibility; a session the store rejects is a 401; a store that is
 // down, slow past `timeout` or failing is a 503 — never an admission.
 func NewCookieSession(c *CookieSessionConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
-	return &cookieSession{
-		only:    c.Only,
-		checker: newSessionChecker("cookie_session", &c.SessionCheckConfig, "Cookie").withRevocations(deps.Revocations),
-	}, nil
+	checker, err := newSessionChecker("cookie_session", &c.SessionCheckConfig, "Cookie", deps)
+	if err != nil {
+		return nil, err
+	}
+	return &cookieSession{only: c.Only, checker: checker}, nil
 }
 
 type cookieSession struct {

@@ -129,12 +129,16 @@ func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 // and verifies the token again, so a key withdrawn from the set ends
 // long-lived connections admitted with it. A token without exp never
 // expires (as in Oathkeeper); issuers should always set exp.
-func NewJWT(g *JWTConfig, _ pipeline.Deps) (pipeline.RuleBuilder[JWTConfig, pipeline.Authenticator], error) {
+func NewJWT(g *JWTConfig, deps pipeline.Deps) (pipeline.RuleBuilder[JWTConfig, pipeline.Authenticator], error) {
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
 	return &jwtBuilder{
 		ttl:  g.JWKSTTL,
 		wait: g.JWKSMaxWait,
 		keys: &jwks.Registry{
-			Client:       fetch.NewClient(),
+			Client:       client,
 			TTL:          g.JWKSTTL.D(),
 			FetchTimeout: g.JWKSMaxWait.D(),
 		},

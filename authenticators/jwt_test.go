@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -30,7 +31,7 @@ func idpDeps(t testing.TB) pipeline.Deps {
 	log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
 }
 
 func idpJSON(t testing.TB, v any) json.RawMessage {

@@ -152,13 +152,17 @@ func httpURL(key, raw string) error {
 // With cache.enabled, positive answers are kept (keyed by a hash of the
 // rule's whole effective configuration and the token — the token itself
 // is not stored as a key) for cache.ttl, never past the token's exp.
-func NewOAuth2Introspection(g *OAuth2IntrospectionConfig, _ pipeline.Deps) (pipeline.RuleBuilder[OAuth2IntrospectionConfig, pipeline.Authenticator], error) {
+func NewOAuth2Introspection(g *OAuth2IntrospectionConfig, deps pipeline.Deps) (pipeline.RuleBuilder[OAuth2IntrospectionConfig, pipeline.Authenticator], error) {
 	if g.Cache.MaxCost < 1 {
 		return nil, errors.New(`key "cache.max_cost": must be at least 1`)
 	}
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
 	return &introspectionBuilder{
 		maxCost:      g.Cache.MaxCost,
-		client:       fetch.NewClient(),
+		client:       client,
 		answers:      ttlcache.New[[32]byte, *introspectionAnswer](g.Cache.MaxCost),
 		clientTokens: ttlcache.New[[32]byte, string](256),
 		now:          time.Now,

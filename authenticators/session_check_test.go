@@ -37,7 +37,7 @@ func buildSession(tb testing.TB, f pipeline.Factory[pipeline.Authenticator], cfg
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := f(nil, pipeline.Deps{})
+	b, err := f(nil, idpDeps(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestSessionCheckConfigErrors(t *testing.T) {
 		{"empty subject_from", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"http://k/sessions/whoami","subject_from":""}`, "subject_from"},
 	}
 	for _, tc := range cases {
-		b, err := tc.f(nil, pipeline.Deps{})
+		b, err := tc.f(nil, idpDeps(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func TestSessionCheckConfigErrors(t *testing.T) {
 		}
 	}
 	// A disabled cache needs no ttl.
-	b, _ := pipeline.TypedFactory(NewCookieSession)(nil, pipeline.Deps{})
+	b, _ := pipeline.TypedFactory(NewCookieSession)(nil, idpDeps(t))
 	if _, err := b.Build(json.RawMessage(`{"check_session_url":"http://k/sessions/whoami","cache":{"enabled":false,"ttl":"0s"}}`)); err != nil {
 		t.Errorf("disabled cache with zero ttl: %v", err)
 	}

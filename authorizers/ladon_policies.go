@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -51,7 +50,14 @@ func newPolicyStore(repos []string, interval time.Duration, deps pipeline.Deps) 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	// Policy documents are read over the process's connections, following
+	// redirects, each read bounded to 10s.
+	base, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
+	client := fetch.FollowingRedirects(base)
+	client.Timeout = 10 * time.Second
 	st := &policyStore{repositories: append([]string(nil), repos...)}
 
 	var docs [][]byte

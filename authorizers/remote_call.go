@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
@@ -23,10 +22,6 @@ const maxForwardedBody = 1 << 20
 
 // defaultRemoteTimeout bounds one attempt to reach a decision API.
 const defaultRemoteTimeout = 2 * time.Second
-
-// remoteClient is shared by every remote authorizer instance: one
-// connection pool per process, redirects never followed.
-var remoteClient = sync.OnceValue(fetch.NewClient)
 
 // remoteCommon holds the keys `remote` and `remote_json` share.
 type remoteCommon struct {
@@ -76,12 +71,18 @@ type remoteAuthorizer struct {
 	caller   *fetch.Caller
 }
 
-func newRemoteAuthorizer(name string, c *remoteCommon, payload string, jsonOnly bool) (*remoteAuthorizer, error) {
+// newRemoteAuthorizer prepares either remote authorizer. Calls go through
+// deps.HTTPClient, which follows no redirects.
+func newRemoteAuthorizer(name string, c *remoteCommon, payload string, jsonOnly bool, deps pipeline.Deps) (*remoteAuthorizer, error) {
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
 	a := &remoteAuthorizer{
 		name:     name,
 		url:      c.Remote,
 		jsonOnly: jsonOnly,
-		caller:   &fetch.Caller{Client: remoteClient(), Timeout: c.Timeout.D(), Retry: c.Retry},
+		caller:   &fetch.Caller{Client: client, Timeout: c.Timeout.D(), Retry: c.Retry},
 	}
 	for _, h := range c.ForwardResponseHeadersToUpstream {
 		a.forward = append(a.forward, http.CanonicalHeaderKey(h))

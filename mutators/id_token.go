@@ -84,10 +84,18 @@ func (c *IDTokenConfig) Validate() error {
 // the ttl, at most a minute), so a busy subject costs one signature per
 // ttl rather than one per request. An unreachable key set is a 503.
 func NewIDToken(g *IDTokenConfig, deps pipeline.Deps) (pipeline.RuleBuilder[IDTokenConfig, pipeline.Mutator], error) {
+	// Key sets are read over the process's connections, following
+	// redirects, each read bounded to 10s.
+	base, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
+	client := fetch.FollowingRedirects(base)
+	client.Timeout = 10 * time.Second
 	b := &idTokenBuilder{
 		offline: deps.Offline,
 		log:     deps.Logger(),
-		keys:    &jwks.Registry{Client: &http.Client{Timeout: 10 * time.Second}},
+		keys:    &jwks.Registry{Client: client},
 		cache:   ttlcache.New[[32]byte, string](10000),
 		now:     time.Now,
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -52,7 +53,7 @@ func testDeps(t *testing.T) pipeline.Deps {
 	log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
 }
 
 func mustJSON(t testing.TB, v any) json.RawMessage {
@@ -394,4 +395,6 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-func pipelineDeps() pipeline.Deps { return pipeline.Deps{Log: logfmt.Slog(logrus.New())} }
+func pipelineDeps() pipeline.Deps {
+	return pipeline.Deps{Log: logfmt.Slog(logrus.New()), HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
+}

@@ -25,12 +25,14 @@ type Deps struct {
 	Context context.Context
 	// HTTPClient sends every request a handler makes: session checks,
 	// token introspection, key sets, policy documents, remote authorizers,
-	// the hydrator. It is built from the configuration's http_client block
-	// (trusted CAs, connect timeout) and follows no redirects: a redirect
-	// is an answer, never a hop that could carry forwarded credentials
-	// elsewhere. Handlers bound each call themselves (their own timeout
-	// keys) through the request's context and share the client's
-	// connections. Nil: a handler that calls out cannot be enabled.
+	// the hydrator. It is built once from the configuration's http_client
+	// block (trusted CAs, connect timeout) and follows no redirects: a
+	// redirect is an answer, never a hop that could carry forwarded
+	// credentials elsewhere. Handlers that have always followed redirects
+	// (document reads, session checks) use a copy that does, over the same
+	// connections. Handlers bound each call themselves (their own timeout
+	// keys) and never build a client of their own. Nil: a handler that
+	// calls out cannot be enabled or built ([ErrNoHTTPClient]).
 	HTTPClient *http.Client
 	// LeakSensitiveValues mirrors log.leak_sensitive_values.
 	LeakSensitiveValues bool

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -29,7 +30,7 @@ var globalConfigs = map[string]string{
 func ruleSet(t testing.TB, doc string) *rules.Set {
 	t.Helper()
 	cat := registry.NewCatalog()
-	deps := pipeline.Deps{Context: context.Background()}
+	deps := pipeline.Deps{Context: context.Background(), HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
 	for _, h := range cat.Handlers() {
 		_ = cat.Enable(h.Kind(), h.Name(), json.RawMessage(globalConfigs[h.Name()]), deps)
 	}

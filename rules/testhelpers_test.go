@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -18,7 +19,7 @@ func compiler(t testing.TB, strategy rules.Strategy, disabled ...string) *rules.
 	for _, d := range disabled {
 		off[d] = true
 	}
-	deps := pipeline.Deps{Context: context.Background()}
+	deps := pipeline.Deps{Context: context.Background(), HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
 	for _, h := range cat.Handlers() {
 		if !off[h.Name()] {
 			_ = cat.Enable(h.Kind(), h.Name(), nil, deps)

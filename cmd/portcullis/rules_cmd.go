@@ -10,7 +10,6 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -100,12 +99,12 @@ func validationCompiler(file string, online bool) (*rules.Compiler, error) {
 	if err != nil {
 		return nil, err
 	}
-	deps := cfg.Deps()
-	deps.Context = context.Background()
-	deps.Offline = !online
-	if log, err := app.NewLogger(cfg.Log); err == nil {
-		deps.Log = logfmt.Slog(log)
+	log, _ := app.NewLogger(cfg.Log) // nil for a bad log block: handlers then log nothing
+	deps, err := app.HandlerDeps(context.Background(), cfg, log)
+	if err != nil {
+		return nil, err
 	}
+	deps.Offline = !online
 	if file != "" {
 		if err := app.Enable(cat, cfg, deps); err != nil {
 			return nil, err

@@ -193,10 +193,13 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		log.Warn(w)
 	}
 	s.reload.current.Store(cfg)
-	deps := cfg.Deps()
 	gctx, gcancel := context.WithCancel(ctx)
 	s.reload.generation = gcancel
-	deps.Log, deps.Context = logfmt.Slog(log), gctx
+	deps, err := HandlerDeps(gctx, cfg, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	s.Metrics = metrics.New()
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
@@ -308,7 +311,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 			return s.abort(err)
 		}
 		h, err := revocation.NewBackchannel(revocation.BackchannelOptions{Issuer: bc.Issuer, Audience: bc.Audience,
-			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log})
+			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log, Client: deps.HTTPClient})
 		if err != nil {
 			return s.abort(fmt.Errorf("revocation.backchannel_logout.%w", err))
 		}
