@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/portcullis-proxy/portcullis/internal/tokenfrom"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -13,7 +12,7 @@ import (
 // query_parameter or cookie, plus websocket_protocol. At most one may be
 // set; none means the Authorization header's Bearer value.
 type TokenFrom struct {
-	tokenfrom.Location
+	TokenLocation
 	// WebsocketProtocol is a prefix: the token is the rest of the
 	// Sec-WebSocket-Protocol entry that starts with it ("<prefix><token>").
 	// Browsers cannot set headers on a WebSocket, but they can offer
@@ -149,7 +148,7 @@ func (a *bearerToken) fromAuthorization() bool {
 
 // bearerValue is the token of the request's Authorization header.
 func bearerValue(r *http.Request) string {
-	return (*tokenfrom.Location)(nil).Extract(r)
+	return (*TokenLocation)(nil).Extract(r)
 }
 
 // token returns the request's token and, when it came from a
@@ -158,7 +157,7 @@ func (a *bearerToken) token(r *http.Request) (token, entry string) {
 	if p := a.from.WebsocketProtocol; p != "" {
 		token, entry = subprotocolToken(r, p)
 	} else {
-		token = a.from.Location.Extract(r)
+		token = a.from.TokenLocation.Extract(r)
 	}
 	if token == "" && a.xst {
 		token = strings.TrimSpace(r.Header.Get("X-Session-Token"))

@@ -13,8 +13,6 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/jwks"
-	"github.com/portcullis-proxy/portcullis/internal/scope"
-	"github.com/portcullis-proxy/portcullis/internal/tokenfrom"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -44,7 +42,7 @@ type JWTConfig struct {
 	ScopeStrategy string `json:"scope_strategy,omitempty"`
 	// TokenFrom says where the token is; default the Authorization
 	// header's Bearer value.
-	TokenFrom *tokenfrom.Location `json:"token_from,omitempty"`
+	TokenFrom *TokenLocation `json:"token_from,omitempty"`
 	// JWKSTTL is how long fetched key sets are used before they are
 	// fetched again. Default 5m. Global only.
 	JWKSTTL pipeline.Duration `json:"jwks_ttl,omitempty"`
@@ -74,8 +72,8 @@ func (c *JWTConfig) Validate() error {
 	if _, err := verificationAlgorithms(c.AllowedAlgorithms); err != nil {
 		return err
 	}
-	if _, ok := scope.Strategies[c.ScopeStrategy]; !ok && c.ScopeStrategy != "" {
-		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", c.ScopeStrategy)
+	if err := validScopeStrategy(c.ScopeStrategy); err != nil {
+		return err
 	}
 	if c.TokenFrom != nil {
 		return c.TokenFrom.Validate()
@@ -157,7 +155,7 @@ func (b *jwtBuilder) Build(c *JWTConfig) (pipeline.Authenticator, error) {
 		return nil, errors.New(`keys "jwks_ttl" and "jwks_max_wait" are set once, in the global config (authenticators.jwt.config), not per rule`)
 	}
 	algs, _ := verificationAlgorithms(c.AllowedAlgorithms)
-	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
+	strategy, _ := resolveScopeStrategy(c.ScopeStrategy, c.RequiredScope)
 	a := &jwtAuthenticator{
 		uncheckable: c.ScopeStrategy == "none" && len(c.RequiredScope) > 0,
 		algs:        algs,
@@ -179,11 +177,11 @@ type jwtAuthenticator struct {
 	uncheckable bool
 	sources     []*jwks.Source
 	algs        []jose.SignatureAlgorithm
-	from        *tokenfrom.Location
+	from        *TokenLocation
 	issuers     []string
 	audience    []string
 	required    []string
-	strategy    scope.Strategy
+	strategy    scopeStrategy
 	now         func() time.Time
 }
 
@@ -225,7 +223,7 @@ func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) er
 	// As in Oathkeeper, the granted scopes are always .Extra.scp, a list
 	// (empty without scopes), whichever claim carried them (scp, scope as
 	// a space-separated string, or scopes); that claim is replaced.
-	scopes := scope.FromClaims(claims)
+	scopes := scopesFromClaims(claims)
 	if scopes == nil {
 		scopes = []string{}
 	}
@@ -299,16 +297,16 @@ func (a *jwtAuthenticator) verify(ctx context.Context, token string, refresh boo
 	if err := std.ValidateWithLeeway(jwt.Expected{Time: a.now()}, jwtLeeway); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
 	}
-	if err := scope.CheckIssuer(std.Issuer, a.issuers); err != nil {
+	if err := checkIssuer(std.Issuer, a.issuers); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
 	}
-	if err := scope.CheckAudience(std.Audience, a.audience); err != nil {
+	if err := checkAudience(std.Audience, a.audience); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
 	}
 	if a.uncheckable {
 		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", errors.New(`required_scope is set but scope_strategy is "none"`))
 	}
-	if err := scope.Check(a.strategy, scope.FromClaims(all), a.required); err != nil {
+	if err := checkScopes(a.strategy, scopesFromClaims(all), a.required); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", err)
 	}
 	var exp time.Time
