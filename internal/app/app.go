@@ -37,12 +37,18 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// Build information, set by the linker.
+// Build information, set by the linker
+// (-X github.com/portcullis-proxy/portcullis/internal/app.version=...) and
+// read through [Build]; nothing else writes them.
 var (
-	Version = "dev"
-	Commit  = ""
-	Date    = ""
+	version = "dev"
+	commit  = ""
+	date    = ""
 )
+
+// Build is the build's version, and its commit and date when the linker
+// set them.
+func Build() proxy.Version { return proxy.Version{Version: version, Commit: commit, Date: date} }
 
 // NewLogger returns a logger configured by the log block.
 func NewLogger(c config.Log) (*logrus.Logger, error) {
@@ -250,7 +256,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if err := s.Rules.Load(ctx); err != nil {
 		return s.abort(err)
 	}
-	tp, err := tracing.New(ctx, cfg.Tracing, Version)
+	tp, err := tracing.New(ctx, cfg.Tracing, version)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -298,7 +304,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	}).Init()
 	s.API = &proxy.API{
 		Rules:    s.Rules,
-		Version:  proxy.Version{Version: Version, Commit: Commit, Date: Date},
+		Version:  Build(),
 		Log:      log,
 		Observer: s.Metrics,
 		Routes:   s.apiRoutes(s.Catalog),
