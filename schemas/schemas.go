@@ -9,10 +9,16 @@
 // definitions in config.schema.json by the relative reference
 // "config.schema.json#/$defs/...": keep the two files side by side.
 //
-// The schemas are checked against the Go types they describe by this
+// The handler lists of both files — the configuration's handler blocks,
+// the rules' handler name enums and the config schema each name selects —
+// are derived from the catalog (internal/registry) by `go generate`; what
+// each handler's config means is written by hand in its $defs entry. The
+// schemas are checked against the Go types they describe by this
 // package's tests: every key a handler's config struct decodes, with its
 // default, and every registered handler name.
 package schemas
+
+//go:generate go test -run ^TestSchemasFollowTheCatalog$ -update .
 
 import (
 	"bytes"
