@@ -1,7 +1,6 @@
 package rules_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -109,7 +108,7 @@ const (
 func TestErrorHandlerGlobalWhen(t *testing.T) {
 	c := compiler(t, rules.Regexp)
 	global := json.RawMessage(`{"to":"http://login.test/","when":[{"error":["unauthorized"]}]}`)
-	if err := c.Catalog.Enable(pipeline.KindErrorHandler, "redirect", global, pipeline.Deps{Context: context.Background()}); err != nil {
+	if err := c.Catalog.Enable(pipeline.KindErrorHandler, "redirect", global, pipeline.Deps{}); err != nil {
 		t.Fatal(err)
 	}
 	c.Fallback = []string{"redirect", "json"}
