@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -122,17 +121,8 @@ func (b *ladonBuilder) Build(c *LadonConfig) (pipeline.Authorizer, error) {
 	if a.subject, err = pipeline.ParseTemplate("subject", c.Subject); err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(c.Context))
-	for k := range c.Context {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		t, err := pipeline.ParseTemplate("context."+k, c.Context[k])
-		if err != nil {
-			return nil, err
-		}
-		a.context = append(a.context, contextTemplate{key: k, t: t})
+	if a.context, err = pipeline.ParseTemplates("context", c.Context); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -149,17 +139,12 @@ func sameStrings(a, b []string) bool {
 	return true
 }
 
-type contextTemplate struct {
-	key string
-	t   *pipeline.Template
-}
-
 type ladonAuthorizer struct {
 	store    *policyStore
 	action   *pipeline.Template
 	resource *pipeline.Template
 	subject  *pipeline.Template
-	context  []contextTemplate
+	context  []pipeline.NamedTemplate
 }
 
 var _ pipeline.Authorizer = (*ladonAuthorizer)(nil)
@@ -183,11 +168,11 @@ func (a *ladonAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error 
 		}
 	}
 	for _, ct := range a.context {
-		v, err := ct.t.Execute(s)
+		v, err := ct.Execute(s)
 		if err != nil {
-			return pipeline.NewError(http.StatusInternalServerError, "ladon authorizer failed", fmt.Errorf("context.%s: %w", ct.key, err))
+			return pipeline.NewError(http.StatusInternalServerError, "ladon authorizer failed", fmt.Errorf("context.%s: %w", ct.Name, err))
 		}
-		req.Context[ct.key] = v
+		req.Context[ct.Name] = v
 	}
 	err = set.warden.IsAllowed(r.Context(), req)
 	if err == nil {

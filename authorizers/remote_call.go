@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
@@ -61,7 +60,7 @@ func (c *remoteCommon) validate() error {
 type remoteAuthorizer struct {
 	name    string
 	url     string
-	headers []contextTemplate // reuses (key, template): key is the header name
+	headers []pipeline.NamedTemplate // by canonical header name
 	// payload is the body template; nil forwards the request body.
 	payload *pipeline.Template
 	// jsonOnly requires the payload to render a JSON text and sends it as
@@ -87,17 +86,11 @@ func newRemoteAuthorizer(name string, c *remoteCommon, payload string, jsonOnly 
 	for _, h := range c.ForwardResponseHeadersToUpstream {
 		a.forward = append(a.forward, http.CanonicalHeaderKey(h))
 	}
-	names := make([]string, 0, len(c.Headers))
-	for k := range c.Headers {
-		names = append(names, k)
+	if a.headers, err = pipeline.ParseTemplates("headers", c.Headers); err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		t, err := pipeline.ParseTemplate("headers."+k, c.Headers[k])
-		if err != nil {
-			return nil, err
-		}
-		a.headers = append(a.headers, contextTemplate{key: http.CanonicalHeaderKey(k), t: t})
+	for i := range a.headers {
+		a.headers[i].Name = http.CanonicalHeaderKey(a.headers[i].Name)
 	}
 	if payload != "" {
 		t, err := pipeline.ParseTemplate("payload", payload)
@@ -126,12 +119,12 @@ func (a *remoteAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error
 		header.Set("Authorization", authz)
 	}
 	for _, h := range a.headers {
-		v, err := h.t.Execute(s)
+		v, err := h.Execute(s)
 		if err != nil {
-			return a.fail(http.StatusInternalServerError, "authorizer failed", fmt.Errorf("header %s: %w", h.key, err))
+			return a.fail(http.StatusInternalServerError, "authorizer failed", fmt.Errorf("header %s: %w", h.Name, err))
 		}
 		if v != "" {
-			header.Set(h.key, v)
+			header.Set(h.Name, v)
 		}
 	}
 	res, err := a.caller.Do(r.Context(), func(ctx context.Context) (*http.Request, error) {
