@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
 	"github.com/portcullis-proxy/portcullis/internal/faultinject"
@@ -103,11 +104,11 @@ func newIntrospection(t *testing.T, cfg map[string]any) (pipeline.Authenticator,
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := NewOAuth2Introspection(g, idpDeps(t))
+	rb, err := NewOAuth2Introspection(g, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := pipeline.Bind(nil, rb).Build(idpJSON(t, cfg))
+	a, err := pipeline.Bind(nil, rb).Build(handlertest.JSON(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestIntrospectionFailsClosed(t *testing.T) {
 }
 
 func TestIntrospectionConfigErrors(t *testing.T) {
-	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestIntrospectionConfigErrors(t *testing.T) {
 		"per-rule max_cost":  {"introspection_url": "http://127.0.0.1:1", "cache": map[string]any{"max_cost": 5}},
 		"unknown key":        {"introspection_url": "http://127.0.0.1:1", "introspect_url": "x"},
 	} {
-		if _, err := b.Build(idpJSON(t, cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
@@ -37,7 +38,7 @@ func buildSession(tb testing.TB, f pipeline.Factory[pipeline.Authenticator], cfg
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := f(nil, idpDeps(tb))
+	b, err := f(nil, handlertest.Deps(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestSessionCheckConfigErrors(t *testing.T) {
 		{"empty subject_from", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"http://k/sessions/whoami","subject_from":""}`, "subject_from"},
 	}
 	for _, tc := range cases {
-		b, err := tc.f(nil, idpDeps(t))
+		b, err := tc.f(nil, handlertest.Deps(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestSessionCheckConfigErrors(t *testing.T) {
 		}
 	}
 	// A disabled cache needs no ttl.
-	b, _ := pipeline.TypedFactory(NewCookieSession)(nil, idpDeps(t))
+	b, _ := pipeline.TypedFactory(NewCookieSession)(nil, handlertest.Deps(t))
 	if _, err := b.Build(json.RawMessage(`{"check_session_url":"http://k/sessions/whoami","cache":{"enabled":false,"ttl":"0s"}}`)); err != nil {
 		t.Errorf("disabled cache with zero ttl: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -11,12 +12,12 @@ import (
 // (three policies, patterns and conditions) with the allow authorizer,
 // measured in the same run.
 func BenchmarkLadon(b *testing.B) {
-	deps, _ := testDeps(b)
-	bl, err := pipeline.SharedFactory(NewLadon)(mustJSON(b, map[string]any{"repositories": []string{"file://" + filepath.Join("testdata", "ladon", "require-role.yaml")}}), deps)
+	deps, _ := handlertest.DepsWithLog(b)
+	bl, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(b, map[string]any{"repositories": []string{"file://" + filepath.Join("testdata", "ladon", "require-role.yaml")}}), deps)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ladonAz, err := bl.Build(mustJSON(b, map[string]any{"required_action": "connect", "required_resource": "rn:chat:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
+	ladonAz, err := bl.Build(handlertest.JSON(b, map[string]any{"required_action": "connect", "required_resource": "rn:chat:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
 	if err != nil {
 		b.Fatal(err)
 	}

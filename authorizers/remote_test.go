@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
 	"github.com/portcullis-proxy/portcullis/internal/faultinject"
@@ -76,12 +77,12 @@ func hangingAPI(t *testing.T) string {
 
 func buildAuthorizer(t *testing.T, f pipeline.Factory[pipeline.Authorizer], global, rule map[string]any) pipeline.Authorizer {
 	t.Helper()
-	deps, _ := testDeps(t)
-	b, err := f(mustJSON(t, global), deps)
+	deps, _ := handlertest.DepsWithLog(t)
+	b, err := f(handlertest.JSON(t, global), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := b.Build(mustJSON(t, rule))
+	a, err := b.Build(handlertest.JSON(t, rule))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestRemoteRetryRecovers(t *testing.T) {
 }
 
 func TestRemoteConfigErrors(t *testing.T) {
-	deps, _ := testDeps(t)
+	deps, _ := handlertest.DepsWithLog(t)
 	tests := []struct {
 		name    string
 		factory pipeline.Factory[pipeline.Authorizer]
@@ -290,7 +291,7 @@ func TestRemoteConfigErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Build(mustJSON(t, tt.cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, tt.cfg)); err == nil {
 			t.Errorf("%s: Build must fail", tt.name)
 		}
 	}

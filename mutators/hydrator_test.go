@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 
 	"github.com/portcullis-proxy/portcullis/internal/faultinject"
@@ -74,11 +75,11 @@ func newDirectoryAPI(t *testing.T) *directoryAPI {
 
 func buildMutator(t *testing.T, f pipeline.Factory[pipeline.Mutator], cfg map[string]any) pipeline.Mutator {
 	t.Helper()
-	b, err := f(nil, testDeps(t))
+	b, err := f(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := b.Build(mustJSON(t, cfg))
+	m, err := b.Build(handlertest.JSON(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,14 +206,14 @@ func TestHydratorFailsClosed(t *testing.T) {
 }
 
 func TestHydratorConfigErrors(t *testing.T) {
-	b, _ := pipeline.TypedFactory(NewHydrator)(nil, testDeps(t))
+	b, _ := pipeline.TypedFactory(NewHydrator)(nil, handlertest.Deps(t))
 	for name, cfg := range map[string]map[string]any{
 		"no url":        {"api": map[string]any{}},
 		"bad url":       {"api": map[string]any{"url": "file:///x"}},
 		"unknown key":   {"api": map[string]any{"url": "http://127.0.0.1:1", "retries": 3}},
 		"bad cache ttl": {"api": map[string]any{"url": "http://127.0.0.1:1"}, "cache": map[string]any{"enabled": true, "ttl": "0s"}},
 	} {
-		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}

@@ -3,6 +3,7 @@ package mutators
 import (
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 )
 
@@ -15,11 +16,11 @@ func BenchmarkIDToken(b *testing.B) {
 		fresh bool
 	}{{"cached", false}, {"sign-every-request", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			builder, ib := idTokenBuilders(b, mustJSON(b, map[string]any{
+			builder, ib := idTokenBuilders(b, handlertest.JSON(b, map[string]any{
 				"issuer_url": "https://gw.example.test/",
 				"jwks_url":   "inline://" + b64(testkeys.Set(b, testkeys.EC(b, "ec"))),
 				"claims":     `{"room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}`,
-			}), pipelineDeps())
+			}), handlertest.Deps(b))
 			m, err := builder.Build(nil)
 			if err != nil {
 				b.Fatal(err)
