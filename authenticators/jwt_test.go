@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -335,9 +334,7 @@ func TestJWTTokenLocationsAndScrub(t *testing.T) {
 }
 
 func TestJWTKeySetDownFailsClosed(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String() + "/jwks.json"
-	l.Close()
+	closed := handlertest.ClosedURL(t) + "/jwks.json"
 	k := testkeys.RSA(t, "k")
 	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{closed}}, nil)
 	r, s := jwtRequest(t, "http://gw.test/")

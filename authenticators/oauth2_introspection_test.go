@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -311,9 +310,7 @@ func TestIntrospectionClientCredentials(t *testing.T) {
 }
 
 func TestIntrospectionFailsClosed(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := handlertest.ClosedURL(t)
 	// Fault injector: accepts and never answers.
 	hang := faultinject.Hanging(t)
 	failing := newAuthServer(t)

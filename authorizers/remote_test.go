@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -56,17 +55,6 @@ func (d *decisionAPI) answer(status int, header http.Header) {
 	defer d.mu.Unlock()
 	d.status = status
 	d.header = header
-}
-
-// closedPort returns a loopback URL nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
 }
 
 // hangingAPI is a fault injector: it accepts connections and never answers,
@@ -222,7 +210,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 		remote string
 		extra  map[string]any
 	}{
-		{"closed port", closedPort(t), nil},
+		{"closed port", handlertest.ClosedURL(t), nil},
 		{"never answers", hangingAPI(t), map[string]any{"timeout": "100ms"}},
 		{"never answers with retries", hangingAPI(t), map[string]any{"timeout": "50ms", "retry": map[string]any{"max_delay": "5ms", "give_up_after": "120ms"}}},
 		{"keeps failing with retries", flaky.URL, map[string]any{"retry": map[string]any{"max_delay": "1ms", "give_up_after": "30ms"}}},

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -158,9 +157,7 @@ func TestHydratorCache(t *testing.T) {
 }
 
 func TestHydratorFailsClosed(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := handlertest.ClosedURL(t)
 
 	// Fault injector: accepts and never answers.
 	hang := faultinject.Hanging(t)

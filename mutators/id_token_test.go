@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -318,9 +317,7 @@ func TestIDTokenFailures(t *testing.T) {
 	}
 
 	// A remote key set that is down: the rule loads, requests fail with 503.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	down := "http://" + l.Addr().String() + "/jwks.json"
-	l.Close()
+	down := handlertest.ClosedURL(t) + "/jwks.json"
 	b, _ = pipeline.SharedFactory(NewIDToken)(nil, deps)
 	m, err = b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
 	if err != nil {

@@ -7,6 +7,7 @@ package handlertest
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -33,6 +34,19 @@ func DepsWithLog(tb testing.TB) (pipeline.Deps, *logtest.Hook) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{})}, hook
+}
+
+// ClosedURL returns an http URL on loopback that nothing listens on: a
+// service that is down.
+func ClosedURL(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
 }
 
 // JSON marshals v, a handler's config, failing the test if it cannot.
