@@ -124,18 +124,6 @@ func TestRemoteForwardsBodyAndHeaders(t *testing.T) {
 	}
 }
 
-func TestRemoteBodyTooLarge(t *testing.T) {
-	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemote), map[string]any{"remote": api.URL}, nil)
-	r, s := requestWithBody(t, http.MethodPost, "http://gw.test/upload", strings.Repeat("x", maxForwardedBody+1))
-	if err := az.Authorize(r, s); pipeline.StatusOf(err) != http.StatusRequestEntityTooLarge {
-		t.Errorf("Authorize = %v, want 413", err)
-	}
-	if api.calls.Load() != 0 {
-		t.Error("a body over the limit must not be sent")
-	}
-}
-
 func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
 	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": api.URL}, map[string]any{
@@ -189,17 +177,30 @@ func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 	}
 }
 
-func TestRemoteJSONInvalidPayloadNotSent(t *testing.T) {
-	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": api.URL}, map[string]any{
-		"payload": `{"subject": "{{ .Subject }}"`,
-	})
-	r, s := requestWithBody(t, http.MethodGet, "http://gw.test/", "")
-	if err := az.Authorize(r, s); pipeline.StatusOf(err) != http.StatusInternalServerError {
-		t.Errorf("Authorize = %v, want 500", err)
-	}
-	if api.calls.Load() != 0 {
-		t.Error("an invalid payload must not be sent")
+// A request the authorizer cannot send as configured is refused before
+// the decision API sees it: a body over the limit (413), a payload that
+// does not render a JSON text (500).
+func TestRemoteRefusesWithoutCalling(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, target, body string
+		factory                    pipeline.Factory[pipeline.Authorizer]
+		rule                       map[string]any
+		want                       int
+	}{
+		{"a body over the limit", http.MethodPost, "http://gw.test/upload", strings.Repeat("x", maxForwardedBody+1),
+			pipeline.TypedFactory(NewRemote), nil, http.StatusRequestEntityTooLarge},
+		{"an invalid payload", http.MethodGet, "http://gw.test/", "",
+			pipeline.TypedFactory(NewRemoteJSON), map[string]any{"payload": `{"subject": "{{ .Subject }}"`}, http.StatusInternalServerError},
+	} {
+		api := newDecisionAPI(t, http.StatusOK)
+		az := buildAuthorizer(t, tc.factory, map[string]any{"remote": api.URL}, tc.rule)
+		r, s := requestWithBody(t, tc.method, tc.target, tc.body)
+		if err := az.Authorize(r, s); pipeline.StatusOf(err) != tc.want {
+			t.Errorf("%s: Authorize = %v, want %d", tc.name, err, tc.want)
+		}
+		if api.calls.Load() != 0 {
+			t.Errorf("%s must not be sent", tc.name)
+		}
 	}
 }
 
