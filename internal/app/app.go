@@ -203,8 +203,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	s.reload.generation = gcancel
 	deps, err := HandlerDeps(gctx, cfg, log)
 	if err != nil {
-		cancel()
-		return nil, err
+		return s.abort(err)
 	}
 	s.Metrics = metrics.New()
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
