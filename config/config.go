@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/portcullis-proxy/portcullis/internal/yamlpos"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
@@ -310,13 +311,14 @@ type LogBuffer struct {
 // MaxLogBuffer bounds log.buffer.size.
 const MaxLogBuffer = 16 << 20
 
-// Validate checks log.buffer's values.
+// Validate checks log.buffer's values; a bad one is a [*pipeline.KeyError]
+// naming its key within the block.
 func (b LogBuffer) Validate() error {
 	switch {
 	case b.Size < 0 || b.Size > MaxLogBuffer:
-		return fmt.Errorf("'log.buffer.size' must be between 0 and %d bytes, got %d", MaxLogBuffer, b.Size)
+		return &pipeline.KeyError{Path: []string{"size"}, Err: fmt.Errorf("must be between 0 and %d bytes, got %d", MaxLogBuffer, b.Size)}
 	case b.Size > 0 && b.Flush <= 0:
-		return fmt.Errorf("'log.buffer.flush' must be a positive duration when log.buffer.size is set, got %v", b.Flush)
+		return &pipeline.KeyError{Path: []string{"flush"}, Err: fmt.Errorf("must be a positive duration when log.buffer.size is set, got %v", b.Flush)}
 	}
 	return nil
 }
@@ -454,10 +456,8 @@ func (c *Config) Position(path string) string {
 	if c.File == "" {
 		return "config"
 	}
-	if c.doc != nil {
-		if line := keyLine(c.doc, path); line > 0 {
-			return fmt.Sprintf("%s:%d", c.File, line)
-		}
+	if line := yamlpos.Line(c.doc, strings.Split(path, ".")...); line > 0 {
+		return fmt.Sprintf("%s:%d", c.File, line)
 	}
 	return c.File
 }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"os"
-	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -20,8 +17,8 @@ import (
 	"github.com/knadh/koanf/v2"
 	"gopkg.in/yaml.v3"
 
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // listKeys are read from a comma-separated environment value when the
@@ -39,7 +36,7 @@ var listKeys = map[string]bool{
 // the result. handlers maps each handler kind's block
 // ([pipeline.Kind.ConfigKey]: "authenticators", ...) to the names
 // portcullis knows, so environment variables can address their keys.
-// A wrong type is an error naming the key (and its line in the file);
+// A wrong type is a [*KeyError] naming the key (and its line in the file);
 // unknown keys are collected in Config.Warnings.
 func Load(path string, env []string, handlers map[string][]string) (*Config, error) {
 	var data []byte
@@ -53,7 +50,9 @@ func Load(path string, env []string, handlers map[string][]string) (*Config, err
 }
 
 // LoadData is [Load] of data, the content of the file at path, already
-// read: a reload decodes exactly the bytes it checked were stable.
+// read: a reload decodes exactly the bytes it checked were stable. A value
+// that does not decode or validate is a [*KeyError] (several are joined,
+// one per line).
 func LoadData(path string, data []byte, env []string, handlers map[string][]string) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
@@ -61,18 +60,12 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	}
 	var doc *yaml.Node
 	if path != "" {
-		if docsyntax.IsJSON(path) {
-			if e := docsyntax.CheckJSON(path, data); e != nil {
-				return nil, e
-			}
+		var err error
+		if doc, err = docsyntax.Parse(path, data); err != nil {
+			return nil, err
 		}
-		var n yaml.Node
-		if err := yaml.Unmarshal(data, &n); err != nil {
-			return nil, docsyntax.Locate(path, data, err)
-		}
-		doc = &n
 		var parser koanf.Parser = kyaml.Parser()
-		if strings.EqualFold(filepath.Ext(path), ".json") {
+		if docsyntax.IsJSON(path) {
 			parser = kjson.Parser()
 		}
 		if len(bytes.TrimSpace(data)) > 0 {
@@ -81,56 +74,51 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 			}
 		}
 	}
-	overrides, err := envOverrides(env, k.Keys(), handlers)
-	if err != nil {
-		return nil, err
-	}
+	overrides := envOverrides(env, k.Keys(), handlers)
 	if len(overrides) > 0 {
 		if err := k.Load(confmap.Provider(overrides, "."), nil); err != nil {
 			return nil, err
 		}
 	}
+	at := locator{file: path, doc: doc, fromEnv: overrides}
 
 	c := &Config{File: path, Env: env, doc: doc}
 	dc := &mapstructure.DecoderConfig{
-		Result:           c,
-		TagName:          "koanf",
-		WeaklyTypedInput: false,
+		Result:  c,
+		TagName: "koanf",
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
 		),
 	}
 	if err := k.UnmarshalWithConf("", c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: dc}); err != nil {
-		return nil, positioned(path, doc, err)
+		return nil, at.decoding(err)
 	}
 	if ws := k.Get("websocket"); ws != nil {
 		raw, err := json.Marshal(ws)
 		if err != nil {
-			return nil, err
+			return nil, at.block([]string{"websocket"}, err)
 		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c.WebSocket); err != nil {
-			return nil, positioned(path, doc, fmt.Errorf("'websocket' %v", err))
+		if err := pipeline.DecodeStrict(raw, &c.WebSocket); err != nil {
+			return nil, at.block([]string{"websocket"}, err)
 		}
 	}
 	if _, err := c.Strategy(); err != nil {
-		return nil, positioned(path, doc, fmt.Errorf("'access_rules.matching_strategy' %v", err))
+		return nil, at.keyError([]string{"access_rules", "matching_strategy"}, err)
 	}
 	if _, err := c.WebSocketDefaults(); err != nil {
-		return nil, positioned(path, doc, fmt.Errorf("'%v", err))
+		return nil, at.block([]string{"websocket"}, err)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		return nil, positioned(path, doc, fmt.Errorf("'log.format' must be text or json, got %q", c.Log.Format))
+		return nil, at.keyError([]string{"log", "format"}, fmt.Errorf("must be text or json, got %q", c.Log.Format))
 	}
 	if err := c.Log.Buffer.Validate(); err != nil {
-		return nil, positioned(path, doc, err)
+		return nil, at.block([]string{"log", "buffer"}, err)
 	}
 	if r := c.Tracing.Providers.OTLP.Sampling.SamplingRatio; r != nil && (*r < 0 || *r > 1) {
-		return nil, positioned(path, doc, fmt.Errorf("'tracing.providers.otlp.sampling.sampling_ratio' must be between 0 and 1, got %v", *r))
+		return nil, at.keyError([]string{"tracing", "providers", "otlp", "sampling", "sampling_ratio"}, fmt.Errorf("must be between 0 and 1, got %v", *r))
 	}
 	c.Warnings = unknownKeys(k.Keys())
 	switch c.Tracing.Provider {
@@ -171,7 +159,7 @@ func envName(path string) string {
 // envOverrides maps environment variables to key paths: the known keys,
 // the keys present in the file, handler enabled flags, and the config keys
 // of known handlers (AUTHENTICATORS_COOKIE_SESSION_CONFIG_CHECK_SESSION_URL).
-func envOverrides(env []string, present []string, handlers map[string][]string) (map[string]any, error) {
+func envOverrides(env []string, present []string, handlers map[string][]string) map[string]any {
 	byEnv := map[string]string{}
 	for k := range knownLeaves {
 		byEnv[envName(k)] = k
@@ -208,7 +196,7 @@ func envOverrides(env []string, present []string, handlers map[string][]string) 
 		}
 		out[path] = envValue(path, val)
 	}
-	return out, nil
+	return out
 }
 
 // envValue reads an environment value as YAML (so numbers, booleans, JSON
@@ -227,66 +215,8 @@ func envValue(path, val string) any {
 		}
 		return list
 	}
-	if m, ok := v.(map[string]any); ok {
-		return m
-	}
 	if _, ok := v.(map[any]any); ok {
-		return val
-	}
-	if reflect.TypeOf(v).Kind() == reflect.Slice {
-		return v
+		return val // not a configuration block: keys that are not strings
 	}
 	return v
 }
-
-var quotedKey = regexp.MustCompile(`'([a-z0-9_.\[\]-]+)'`)
-
-// positioned prefixes err with file:line of the key it names, when known.
-func positioned(path string, doc *yaml.Node, err error) error {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	msg = strings.Join(strings.Fields(msg), " ")
-	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s): ")
-	if path == "" {
-		return fmt.Errorf("config: %s", msg)
-	}
-	line := 0
-	if m := quotedKey.FindStringSubmatch(msg); m != nil && doc != nil {
-		line = keyLine(doc, m[1])
-	}
-	if line > 0 {
-		return fmt.Errorf("%s:%d: %s", path, line, msg)
-	}
-	return fmt.Errorf("%s: %s", path, msg)
-}
-
-// keyLine finds the line of a dotted key path in a YAML document.
-func keyLine(doc *yaml.Node, path string) int {
-	n := doc
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := 0
-	for _, part := range strings.Split(path, ".") {
-		if i := strings.IndexByte(part, '['); i >= 0 {
-			part = part[:i]
-		}
-		if n.Kind != yaml.MappingNode {
-			return line
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == part {
-				line, next = n.Content[i].Line, n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
-}
-
-// ensure the rules package's websocket block decodes from JSON.
-var _ = rules.WebSocket{}

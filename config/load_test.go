@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,11 +10,11 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 )
 
 // names are the handler names environment variables can address.
-var names = registry.HandlerNames(registry.NewCatalog())
+var names = configtest.Names()
 
 func TestLoadOathkeeperFile(t *testing.T) {
 	c, err := config.Load("testdata/oathkeeper.yml", nil, names)
@@ -140,5 +141,75 @@ func TestLoadJSON(t *testing.T) {
 	}
 	if c.Serve.Proxy.Port != 1234 || !c.Authenticators["noop"].Enabled {
 		t.Errorf("json config = %+v", c)
+	}
+}
+
+// TestLoadErrorsAreKeyErrors: a value that does not decode or validate is
+// a *config.KeyError carrying the file, the key's path and the line it is
+// written on — found with errors.As, never read from the message. A value
+// the environment set has no line in the file.
+func TestLoadErrorsAreKeyErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yml")
+	cases := []struct {
+		name, doc string
+		env       []string
+		path      []string
+		line      int
+	}{
+		{"wrong type", "serve:\n  proxy:\n    port: abc\n", nil, []string{"serve", "proxy", "port"}, 3},
+		{"handler flag", "authenticators:\n  noop:\n    enabled: true\n  jwt:\n    enabled: maybe\n", nil, []string{"authenticators", "jwt", "enabled"}, 5},
+		{"list item", "access_rules:\n  repositories:\n    - file:///a.yml\n    - [b]\n", nil, []string{"access_rules", "repositories", "1"}, 4},
+		{"strategy", "access_rules:\n  matching_strategy: fuzzy\n", nil, []string{"access_rules", "matching_strategy"}, 2},
+		{"websocket unknown key", "websocket:\n  max_lifetime: 1h\n  max_lifetim: 1h\n", nil, []string{"websocket", "max_lifetim"}, 3},
+		{"websocket duration", "websocket:\n  close_grace: soon\n", nil, []string{"websocket", "close_grace"}, 2},
+		{"websocket negative", "websocket:\n  idle_timeout: -1s\n", nil, []string{"websocket", "idle_timeout"}, 2},
+		{"websocket origin", "websocket:\n  allowed_origins:\n    - https://a.example\n    - not an origin\n", nil, []string{"websocket", "allowed_origins", "1"}, 4},
+		{"log buffer", "log:\n  buffer:\n    size: 1024\n    flush: 0s\n", nil, []string{"log", "buffer", "flush"}, 4},
+		{"sampling ratio", "tracing:\n  providers:\n    otlp:\n      sampling:\n        sampling_ratio: 2\n", nil, []string{"tracing", "providers", "otlp", "sampling", "sampling_ratio"}, 5},
+		{"from the environment", "serve:\n  proxy:\n    port: 80\n", []string{"SERVE_PROXY_PORT=eighty"}, []string{"serve", "proxy", "port"}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(p, []byte(tc.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := config.Load(p, tc.env, names)
+			var ke *config.KeyError
+			if !errors.As(err, &ke) {
+				t.Fatalf("error = %v (%T), want a *config.KeyError", err, err)
+			}
+			if ke.File != p || ke.Line != tc.line || !reflect.DeepEqual(ke.Path, tc.path) {
+				t.Errorf("KeyError = {File %q, Line %d, Path %q}, want {%q, %d, %q}", ke.File, ke.Line, ke.Path, p, tc.line, tc.path)
+			}
+		})
+	}
+}
+
+// TestLoadReportsEveryBadKey: several values that do not decode are each
+// a *KeyError, one per line of the message, in the order they are written.
+func TestLoadReportsEveryBadKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yml")
+	doc := "serve:\n  api:\n    port: x\n  proxy:\n    port: y\nlog:\n  leak_sensitive_values: maybe\n"
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(p, nil, names)
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{p + ":3: 'serve.api.port'", p + ":5: 'serve.proxy.port'", p + ":7: 'log.leak_sensitive_values'"}
+	if len(lines) != len(want) {
+		t.Fatalf("error = %q, want %d lines", err, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], w)
+		}
+	}
+	var ke *config.KeyError
+	if !errors.As(err, &ke) || ke.Line != 3 {
+		t.Errorf("errors.As found %+v, want the first key's error", ke)
 	}
 }

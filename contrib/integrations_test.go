@@ -128,7 +128,6 @@ func TestKubernetesManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer set.Close()
 	if errs := set.Overlaps().Errors(); len(errs) > 0 {
 		t.Errorf("rules overlap: %v", errs)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/schemas"
 )
 
@@ -79,7 +79,7 @@ func TestMarkedExamplesConform(t *testing.T) {
 				}
 				tmp := filepath.Join(t.TempDir(), "c.yml")
 				os.WriteFile(tmp, []byte(body), 0o600)
-				c, err := config.Load(tmp, nil, registry.HandlerNames(registry.NewCatalog()))
+				c, err := config.Load(tmp, nil, configtest.Names())
 				if err != nil {
 					t.Errorf("%s: example does not load: %v", f, err)
 				} else if len(c.Warnings) > 0 {
@@ -109,10 +109,7 @@ func TestEnvironmentOverridesAsDocumented(t *testing.T) {
 		"WEBSOCKET_MAX_LIFETIME=30m",
 		"UNRELATED_VARIABLE=x",
 	}
-	c, err := config.Load(file, env, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := configtest.Load(t, file, env...)
 	cs := c.Authenticators["cookie_session"]
 	checks := []struct{ what, got, want string }{
 		{"port", fmt.Sprint(c.Serve.Proxy.Port), "8080"},

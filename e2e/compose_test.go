@@ -264,7 +264,6 @@ func TestComposeConfigurationLoads(t *testing.T) {
 		if set == nil || len(want) == 0 || set.Len() != len(want) {
 			t.Fatalf("compose rules: got %v, want the quickstart's %d rules", set, len(want))
 		}
-		set.Close()
 	})
 }
 

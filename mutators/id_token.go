@@ -71,10 +71,9 @@ func (c *IDTokenConfig) Validate() error {
 }
 
 // NewIDToken makes the `id_token` mutator's rule builder from its global
-// config. Each request gets a
-// JWT signed with the configured key in the upstream's Authorization
-// header ("Bearer <token>"), replacing what the client sent there — so
-// the upstream can verify who the gateway admitted against the public keys
+// config. Each request gets a JWT signed with the configured key in the
+// upstream's Authorization header ("Bearer <token>"), replacing what the
+// client sent there — so the upstream can verify who the gateway admitted against the public keys
 // at [JWKSPath] on the API listener (the builder is a
 // [pipeline.APIRouter]; only public halves of asymmetric keys are ever
 // served).

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -66,20 +67,14 @@ type Defaulter interface{ SetDefaults() }
 // decoding.
 type Validator interface{ Validate() error }
 
-// DecodeStrict decodes raw (JSON, possibly empty) into v: unknown keys and
-// wrong types are errors naming the key. If v implements [Defaulter] its
-// defaults are set first; if it implements [Validator] it is validated last.
+// DecodeStrict decodes raw (JSON, possibly empty) into v: an unknown key is
+// an [*UnknownKeyError] and a value that does not decode a [*KeyError], each
+// naming the key's path from the top of raw (found with [KeyPath]). If v
+// implements [Defaulter] its defaults are set first; if it implements
+// [Validator] it is validated last.
 func DecodeStrict(raw json.RawMessage, v any) error {
-	if d, ok := v.(Defaulter); ok {
-		d.SetDefaults()
-	}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
-			return describeJSONError(err)
-		}
+	if err := decodeOnto(raw, v); err != nil {
+		return err
 	}
 	if val, ok := v.(Validator); ok {
 		if err := val.Validate(); err != nil {
@@ -89,17 +84,21 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 	return nil
 }
 
-func describeJSONError(err error) error {
-	switch e := err.(type) {
-	case *json.UnmarshalTypeError:
-		field := e.Field
-		if field == "" {
-			field = "(top level)"
-		}
-		return fmt.Errorf("key %q: expected %s, got %s", field, e.Type, e.Value)
-	default:
-		return err
+// decodeOnto is [DecodeStrict] without the validation: a handler's global
+// config may leave required keys to the rules ([GlobalConfig]).
+func decodeOnto(raw json.RawMessage, v any) error {
+	if d, ok := v.(Defaulter); ok {
+		d.SetDefaults()
 	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return keyed(raw, reflect.TypeOf(v), err)
+		}
+	}
+	return nil
 }
 
 // Duration is a time.Duration that reads from JSON and YAML as a Go

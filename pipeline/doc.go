@@ -2,7 +2,8 @@
 // [Session] that flows through a rule, the one-method stage interfaces
 // ([Authenticator], [Authorizer], [Mutator], [ErrorHandler]), the typed
 // [Error] that carries its HTTP status, the handler registry and the strict
-// configuration decoding each handler uses when rules load.
+// configuration decoding each handler uses when rules load, whose refusals
+// are typed and name their key ([KeyError], [UnknownKeyError], [KeyPath]).
 //
 // Stage packages (authenticators, authorizers, mutators, errorhandlers)
 // import this package and never each other; the proxy never imports a

@@ -16,8 +16,9 @@ import (
 // once from the configuration (internal/app) and handed to every factory;
 // handlers keep what they need and never build these services themselves.
 type Deps struct {
-	// Log is the process logger. Handlers never log credentials. Nil:
-	// handlers log nothing.
+	// Log is the process logger (logrus, wired by the composition root
+	// with logfmt.Slog); nil means slog.Default() ([Deps.Logger]).
+	// Handlers never log credentials.
 	Log *slog.Logger
 	// Context ends when the process shuts down, or when a configuration
 	// reload replaces the handlers; background work (refreshers, pollers)
@@ -45,11 +46,10 @@ type Deps struct {
 	Revocations RevocationView
 }
 
-// Logger returns d.Log, or a logger that discards everything when it is
-// nil.
+// Logger returns d.Log, or slog.Default() when it is nil.
 func (d Deps) Logger() *slog.Logger {
 	if d.Log == nil {
-		return slog.New(slog.DiscardHandler)
+		return slog.Default()
 	}
 	return d.Log
 }
@@ -235,10 +235,7 @@ func SharedFactory[C any, T any](setup func(global *C, deps Deps) (RuleBuilder[C
 // global config may leave required keys to the rules.
 func GlobalConfig[C any](global json.RawMessage) (*C, error) {
 	g := new(C)
-	if d, ok := any(g).(Defaulter); ok {
-		d.SetDefaults()
-	}
-	if err := DecodeStrict(global, &noValidate{g}); err != nil {
+	if err := decodeOnto(global, g); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -250,15 +247,6 @@ func GlobalConfig[C any](global json.RawMessage) (*C, error) {
 // is an [APIRouter].
 func Bind[C any, T any](global json.RawMessage, rb RuleBuilder[C, T]) Builder[T] {
 	return &sharedBuilder[C, T]{global: global, rb: rb}
-}
-
-// noValidate decodes onto v with v's methods out of [DecodeStrict]'s sight.
-type noValidate struct{ v any }
-
-func (n *noValidate) UnmarshalJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(n.v)
 }
 
 // sharedBuilder is the [Builder] of [Bind].

@@ -37,9 +37,3 @@ type Mutator interface {
 type ErrorHandler interface {
 	HandleError(w http.ResponseWriter, r *http.Request, err error)
 }
-
-// Closer is implemented by handlers that hold resources (background
-// refreshers, connections) to release when a rule set is replaced.
-type Closer interface {
-	Close() error
-}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
 
 // Revocation is one revocation a front end asks for: at least one of
@@ -43,13 +44,20 @@ type AdminOptions struct {
 	// Token is the bearer token every admin request must carry; required
 	// (no token, no admin API).
 	Token string
-	// Channels lists and finds the live channels of this replica.
-	Channels *Registry
+	// Channels lists the live channels of this replica.
+	Channels Channels
 	// Revoker applies revocations.
 	Revoker Revoker
 	// Rules, when set, adds POST /admin/explain: the explanation of the
 	// decision for a request described in the body (see [ExplainHandler]).
 	Rules RuleSource
+}
+
+// Channels lists the live channels of this replica, as the admin API shows
+// them. *tunnel.Registry implements it.
+type Channels interface {
+	// Describe returns the channels matching s, in the order they opened.
+	Describe(s tunnel.Selector) []tunnel.ChannelInfo
 }
 
 // Admin serves the admin API under /admin/ on the API listener. Every
@@ -58,7 +66,7 @@ type AdminOptions struct {
 // JSON body, and it is never logged or echoed.
 type Admin struct {
 	tokenSum [sha256.Size]byte
-	channels *Registry
+	channels Channels
 	revoker  Revoker
 	explain  http.Handler // nil without AdminOptions.Rules
 }
@@ -140,7 +148,7 @@ func (a *Admin) tokenOK(header string) bool {
 // live channels of this replica matching every given parameter.
 func (a *Admin) listTunnels(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sel := Selector{SessionID: q.Get("session"), Subject: q.Get("subject"), Rule: q.Get("rule")}
+	sel := tunnel.Selector{SessionID: q.Get("session"), Subject: q.Get("subject"), Rule: q.Get("rule")}
 	writeJSON(w, http.StatusOK, map[string]any{"tunnels": a.channels.Describe(sel)})
 }
 
@@ -161,8 +169,8 @@ func (a *Admin) sessionEnd(sessionID string) time.Time {
 	if sessionID == "" {
 		return end
 	}
-	for _, ch := range a.channels.Select(Selector{SessionID: sessionID}) {
-		if e := ch.Describe().SessionExpiresAt; e == nil {
+	for _, ch := range a.channels.Describe(tunnel.Selector{SessionID: sessionID}) {
+		if e := ch.SessionExpiresAt; e == nil {
 			return time.Time{} // one channel does not know: do not guess
 		} else if e.After(end) {
 			end = *e

@@ -6,12 +6,20 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
+
+// listedChannel is a live channel the admin API lists and revokes.
+type listedChannel struct{}
+
+func (listedChannel) Describe() tunnel.ChannelInfo { return tunnel.ChannelInfo{Kind: "test"} }
+func (listedChannel) Revoke(string)                {}
 
 // recordingRevoker closes matching channels of a real registry, as the
 // revocation service does, and records what it was asked.
 type recordingRevoker struct {
-	reg *Registry
+	reg *tunnel.Registry
 	mu  sync.Mutex
 	got []Revocation
 }
@@ -20,16 +28,15 @@ func (r *recordingRevoker) Revoke(v Revocation) int {
 	r.mu.Lock()
 	r.got = append(r.got, v)
 	r.mu.Unlock()
-	return r.reg.Revoke(Selector{SessionID: v.SessionID, Subject: v.Subject, Rule: v.Rule}, v.Reason)
+	return r.reg.Revoke(tunnel.Selector{SessionID: v.SessionID, Subject: v.Subject, Rule: v.Rule}, v.Reason)
 }
 
 func TestAdminAPI(t *testing.T) {
 	if _, err := NewAdmin(AdminOptions{}); err == nil {
 		t.Fatal("an admin API without a token was built")
 	}
-	reg := NewRegistry()
-	ch := &fakeChannel{}
-	reg.Add(ch, ChannelKeys{SessionID: "s1", Subject: "alice", Rule: "chat"})
+	reg := tunnel.NewRegistry()
+	reg.Add(listedChannel{}, tunnel.ChannelKeys{SessionID: "s1", Subject: "alice", Rule: "chat"})
 	rv := &recordingRevoker{reg: reg}
 	const token = "0123456789abcdef-admin"
 	a, err := NewAdmin(AdminOptions{Token: token, Channels: reg, Revoker: rv})

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -231,7 +232,7 @@ func okResponse(client http.Header, s *pipeline.Session) *authv3.CheckResponse {
 	if offered := client.Values("Sec-WebSocket-Protocol"); len(offered) > 0 && !set["Sec-Websocket-Protocol"] {
 		// The token entry of the offer (by exact value or prefix) never
 		// reaches the upstream; the rest of the offer is kept.
-		kept := offeredProtocols(client, s.Scrub)
+		kept := tunnel.OfferedProtocols(client, s.Scrub)
 		switch {
 		case len(kept) == 0:
 			ok.HeadersToRemove = append(ok.HeadersToRemove, "Sec-Websocket-Protocol")

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -27,19 +28,23 @@ type RuleSource interface {
 	Current() *rules.Set
 }
 
-// UpgradeFunc serves an authorised WebSocket upgrade: r is the client's
+// Upgrader serves an authorised WebSocket upgrade: r is the client's
 // request, its URL made absolute with the scheme and host portcullis
 // believes it was sent to (the connection's, or a trusted load
-// balancer's); out is the request as it would go upstream (URL, Host,
-// forwarding and mutated headers, credential carriers removed; the
+// balancer's); req.Upstream is the request as it would go upstream (URL,
+// Host, forwarding and mutated headers, credential carriers removed; the
 // client's Sec-WebSocket-*, Origin and Cookie headers still present).
-type UpgradeFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request)
+// *tunnel.Server implements it.
+type Upgrader interface {
+	ServeTunnel(w http.ResponseWriter, r *http.Request, req tunnel.Request)
+}
 
-// StreamFunc governs the streaming response res ([IsStream]) of an allowed
-// request r under the rule's policy: it returns the body copied to the
-// client in place of res.Body. cancel aborts the upstream exchange; w is
-// the client's writer. [Tunnels.GovernStream] is one.
-type StreamFunc func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser
+// StreamGovernor governs the streaming response ([tunnel.IsStream]) of an
+// allowed request under the rule's policy: it returns the body copied to
+// the client in place of req.Response.Body. *tunnel.Server implements it.
+type StreamGovernor interface {
+	GovernStream(req tunnel.StreamRequest) io.ReadCloser
+}
 
 // Handler is the reverse proxy: it matches the request to exactly one
 // rule, runs the rule's stages and either forwards the request upstream or
@@ -51,11 +56,11 @@ type Handler struct {
 	Transport http.RoundTripper
 	// Upgrade serves WebSocket upgrades; nil forwards them with
 	// httputil.ReverseProxy (no session binding).
-	Upgrade UpgradeFunc
+	Upgrade Upgrader
 	// Stream governs streaming responses (no Content-Length, or
 	// text/event-stream) under their rule's policy; nil relays them as
 	// httputil does, unbound.
-	Stream StreamFunc
+	Stream StreamGovernor
 	// Log receives one line per request; nil discards.
 	Log logrus.FieldLogger
 	// Observer is told about every request; nil discards.
@@ -146,8 +151,9 @@ func (h *Handler) Init() *Handler {
 		ModifyResponse: func(res *http.Response) error {
 			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
 				h.revokeOnSuccess(rt, res.StatusCode)
-				if h.Stream != nil && rt.cancel != nil && IsStream(res) {
-					res.Body = h.Stream(rt.w, rt.in, rt.rule, rt.session, res, rt.cancel)
+				if h.Stream != nil && rt.cancel != nil && tunnel.IsStream(res) {
+					res.Body = h.Stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy,
+						Session: rt.session, Response: res, Cancel: rt.cancel, Client: rt.w, RemoteAddr: rt.in.RemoteAddr})
 				}
 			}
 			return nil
@@ -332,14 +338,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		self := *r.URL
 		self.Scheme, self.Host = fv.proto, fv.host
 		in.URL = &self
+		req := tunnel.Request{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s, Upstream: out}
 		if h.Tracing == nil {
-			h.Upgrade(rec, in, rule, s, out)
+			h.Upgrade.ServeTunnel(rec, in, req)
 			return
 		}
 		// The tunnel span outlives the request's: the tunnel ends it with
 		// its close reason (TunnelSpan); a refused upgrade ends it here.
 		ctx, tspan := h.Tracing.tracer.Start(r.Context(), "websocket tunnel", trace.WithAttributes(attrRule.String(rule.ID)))
-		h.Upgrade(rec, in.WithContext(ctx), rule, s, out.WithContext(ctx))
+		req.Upstream, req.Closed = out.WithContext(ctx), TunnelSpan(ctx)
+		h.Upgrade.ServeTunnel(rec, in.WithContext(ctx), req)
 		if rec.status() != http.StatusSwitchingProtocols {
 			tspan.SetAttributes(attrCloseReason.String("refused"), attribute.Int("http.response.status_code", rec.status()))
 			tspan.End()
@@ -385,7 +393,7 @@ func withoutCarriers(r *http.Request, s *pipeline.Session) *http.Request {
 	r2.URL.RawQuery = scrubQuery(r.URL.RawQuery, s.Scrub.QueryParams)
 	r2.RequestURI = r2.URL.RequestURI()
 	if vs := r2.Header.Values("Sec-WebSocket-Protocol"); len(vs) > 0 {
-		if kept := offeredProtocols(r2.Header, sc); len(kept) > 0 {
+		if kept := tunnel.OfferedProtocols(r2.Header, sc); len(kept) > 0 {
 			r2.Header.Set("Sec-WebSocket-Protocol", strings.Join(kept, ", "))
 		} else {
 			r2.Header.Del("Sec-WebSocket-Protocol")

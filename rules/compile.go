@@ -201,7 +201,12 @@ func (c *Compiler) compileRule(r Sourced, fallback []errorHandler) (*Compiled, E
 		}
 	}
 	policy, err := r.WebSocket.Apply(c.WebSocketDefaults)
-	if err != nil {
+	var ke *pipeline.KeyError
+	switch {
+	case errors.As(err, &ke):
+		path := append([]string{"websocket"}, ke.Path...)
+		fail(r.LineOf(path...), "%s: %v", pipeline.FormatPath(path), ke.Err)
+	case err != nil:
 		fail(r.LineOf("websocket"), "%v", err)
 	}
 	cr.WebSocketPolicy = policy

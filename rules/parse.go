@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
+	"github.com/portcullis-proxy/portcullis/internal/yamlpos"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -27,41 +28,14 @@ type Sourced struct {
 // Pos formats the rule's position as file:line.
 func (s Sourced) Pos() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
 
-// LineOf returns the line of the value at path (keys, or decimal indexes
-// for lists) inside the rule, or the rule's own line when not found.
+// LineOf returns the line where the value at path (keys, or decimal
+// indexes for lists) is written inside the rule: the deepest step of path
+// found, or the rule's own line when not even the first is.
 func (s Sourced) LineOf(path ...string) int {
-	n := s.node
-	for _, p := range path {
-		if n == nil {
-			break
-		}
-		next := childNode(n, p)
-		if next == nil {
-			break
-		}
-		n = next
+	if line := yamlpos.Line(s.node, path...); line > 0 {
+		return line
 	}
-	if n == nil {
-		return s.Line
-	}
-	return n.Line
-}
-
-func childNode(n *yaml.Node, key string) *yaml.Node {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-	case yaml.SequenceNode:
-		var idx int
-		if _, err := fmt.Sscanf(key, "%d", &idx); err == nil && idx >= 0 && idx < len(n.Content) {
-			return n.Content[idx]
-		}
-	}
-	return nil
+	return s.Line
 }
 
 // PosError is an error at a place in a rules or configuration file. Its
@@ -94,6 +68,10 @@ func (es Errors) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
+// Unwrap returns the errors, so that errors.As and errors.Is look into
+// each.
+func (es Errors) Unwrap() []error { return es }
+
 // Parse reads an Oathkeeper rules document (a JSON array or YAML sequence
 // of rules; an empty document is an empty list). file names the source in
 // errors. Unknown keys are errors, reported with their line.
@@ -101,14 +79,9 @@ func Parse(file string, data []byte) ([]Sourced, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
-	if docsyntax.IsJSON(file) {
-		if e := docsyntax.CheckJSON(file, data); e != nil {
-			return nil, e
-		}
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, docsyntax.Locate(file, data, err)
+	doc, err := docsyntax.Parse(file, data)
+	if err != nil {
+		return nil, err
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -125,7 +98,11 @@ func Parse(file string, data []byte) ([]Sourced, error) {
 	for _, item := range root.Content {
 		s := Sourced{File: file, Line: item.Line, node: item}
 		if err := decodeNode(item, &s.Rule); err != nil {
-			errs = append(errs, &PosError{File: file, Line: lineForDecodeError(item, err), Err: err})
+			line := s.Line
+			if path, ok := pipeline.KeyPath(err); ok {
+				line = s.LineOf(path...)
+			}
+			errs = append(errs, &PosError{File: file, Line: line, Err: err})
 			continue
 		}
 		out = append(out, s)
@@ -137,7 +114,9 @@ func Parse(file string, data []byte) ([]Sourced, error) {
 }
 
 // decodeNode converts a YAML node to JSON and decodes it strictly, so the
-// rule types need only JSON tags and json.RawMessage config stays raw.
+// rule types need only JSON tags and json.RawMessage config stays raw. A
+// key that is unknown or does not decode is named by a
+// [*pipeline.KeyError] or [*pipeline.UnknownKeyError].
 func decodeNode(n *yaml.Node, v any) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("expected a rule (a mapping), got a %s", kindName(n))
@@ -150,58 +129,7 @@ func decodeNode(n *yaml.Node, v any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if te, ok := err.(*json.UnmarshalTypeError); ok {
-			return fmt.Errorf("key %q: expected %s, got %s", te.Field, te.Type, te.Value)
-		}
-		return err
-	}
-	return nil
-}
-
-// lineForDecodeError finds the line of the key a decode error names.
-func lineForDecodeError(n *yaml.Node, err error) int {
-	msg := err.Error()
-	if i := strings.Index(msg, `unknown field "`); i >= 0 {
-		key := msg[i+len(`unknown field "`):]
-		key = key[:strings.IndexByte(key, '"')]
-		if l := findKeyLine(n, key); l > 0 {
-			return l
-		}
-	}
-	if i := strings.Index(msg, `key "`); i >= 0 {
-		path := msg[i+len(`key "`):]
-		path = path[:strings.IndexByte(path, '"')]
-		cur := n
-		for _, p := range strings.Split(path, ".") {
-			next := childNode(cur, p)
-			if next == nil {
-				break
-			}
-			cur = next
-		}
-		return cur.Line
-	}
-	return n.Line
-}
-
-func findKeyLine(n *yaml.Node, key string) int {
-	if n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i].Line
-			}
-		}
-	}
-	for _, c := range n.Content {
-		// Handler configs are free-form; do not look inside them.
-		if l := findKeyLine(c, key); l > 0 {
-			return l
-		}
-	}
-	return 0
+	return pipeline.DecodeStrict(raw, v)
 }
 
 func kindName(n *yaml.Node) string {

@@ -62,7 +62,6 @@ func FuzzRules(f *testing.F) {
 			checkPositioned(t, err)
 			return
 		}
-		defer set.Close()
 		if set.Len() != len(rs) {
 			t.Fatalf("%d rules parsed, %d compiled", len(rs), set.Len())
 		}

@@ -2,10 +2,12 @@ package rules_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -174,5 +176,51 @@ func TestLenientRulesFailClosed(t *testing.T) {
 		if err := rule.Run(r, pipeline.NewSession(r, u, groups)); pipeline.StatusOf(err) != http.StatusInternalServerError {
 			t.Errorf("%s: Run = %v, want a 500", p, err)
 		}
+	}
+}
+
+// TestParseErrorsNameTheKey: a key that is unknown or does not decode is a
+// *rules.PosError holding a typed error with the key's path, at the line
+// that key is written on — found with errors.As, not read from a message.
+func TestParseErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		path      []string
+		line      int
+	}{
+		{"unknown top-level key", "- id: a\n  upstraem:\n    url: http://y\n", []string{"upstraem"}, 2},
+		{"unknown nested key", "- id: a\n  match:\n    url: http://x/\n    methds: [GET]\n", []string{"match", "methds"}, 4},
+		{"unknown key in a list item", "- id: a\n  authenticators:\n    - handler: noop\n    - handler: anonymous\n      confg: {}\n", []string{"authenticators", "1", "confg"}, 5},
+		{"wrong type in a list item", "- id: a\n  mutators:\n    - handler: noop\n    -\n      handler: [x]\n", []string{"mutators", "1", "handler"}, 5},
+		{"bad duration", "- id: a\n  websocket:\n    bind_to_session: true\n    max_lifetime: soon\n", []string{"websocket", "max_lifetime"}, 4},
+		{"second rule", "- id: a\n- id: b\n  match: 3\n", []string{"match"}, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := rules.Parse("f.yml", []byte(tc.doc))
+			var pe *rules.PosError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error = %v, want a *rules.PosError", err)
+			}
+			path, ok := pipeline.KeyPath(pe)
+			if !ok || !reflect.DeepEqual(path, tc.path) || pe.Line != tc.line {
+				t.Errorf("error %v: path %q (%v), line %d; want %q, line %d", err, path, ok, pe.Line, tc.path, tc.line)
+			}
+		})
+	}
+}
+
+// TestCompileWebSocketErrorsNameTheKey: a websocket value that does not
+// validate is reported at its own line, named from the rule.
+func TestCompileWebSocketErrorsNameTheKey(t *testing.T) {
+	doc := "- id: r1\n  match:\n    url: http://x/\n    methods: [GET]\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  websocket:\n    max_lifetime: 1h\n    allowed_origins:\n      - https://a.example\n      - not an origin\n"
+	_, err := compile(t, compiler(t, rules.Regexp), "f.yml", doc)
+	want := `f.yml:12: rule "r1": websocket.allowed_origins[1]: "not an origin" is not an origin`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v, want it to contain %q", err, want)
+	}
+	var pe *rules.PosError
+	if !errors.As(err, &pe) || pe.Line != 12 {
+		t.Errorf("errors.As found %+v, want a *rules.PosError at line 12", pe)
 	}
 }

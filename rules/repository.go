@@ -3,15 +3,9 @@ package rules
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,137 +16,34 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 )
 
-// MaxDocumentSize bounds a rules document read from any repository.
-const MaxDocumentSize = 16 << 20
+// MaxDocumentSize bounds a rules document read from any repository: the
+// fetcher's one limit for every document.
+const MaxDocumentSize = fetch.MaxDocumentBytes
 
-// document is one rules file as fetched.
-type document struct {
-	name string
-	data []byte
-}
-
-// fetchRepository reads the documents behind one access_rules.repositories
-// entry: file://PATH (a file, or every .json/.yaml/.yml file of a
-// directory), http(s)://URL, or inline://BASE64. A bare path is a file.
-func fetchRepository(ctx context.Context, client *http.Client, loc string) ([]document, error) {
-	switch {
-	case strings.HasPrefix(loc, "inline://"):
-		data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(loc, "inline://"))
-		if err != nil {
-			if data, err = base64.RawStdEncoding.DecodeString(strings.TrimPrefix(loc, "inline://")); err != nil {
-				return nil, fmt.Errorf("%s: inline repository is not valid base64: %v", fetch.Redact(loc), err)
-			}
-		}
-		return []document{{name: "inline", data: data}}, nil
-	case strings.HasPrefix(loc, "http://"), strings.HasPrefix(loc, "https://"):
-		return fetchHTTP(ctx, client, loc)
-	default:
-		return fetchFile(strings.TrimPrefix(loc, "file://"))
-	}
-}
-
-func fetchFile(path string) ([]document, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return readDoc(path)
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".json", ".yaml", ".yml":
-			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				names = append(names, filepath.Join(path, e.Name()))
-			}
-		}
-	}
-	sort.Strings(names)
-	var docs []document
-	for _, n := range names {
-		d, err := readDoc(n)
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, d...)
-	}
-	return docs, nil
-}
-
-func readDoc(path string) ([]document, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxDocumentSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxDocumentSize)
-	}
-	return []document{{name: path, data: data}}, nil
-}
-
-// fetchHTTP reads an http(s) repository. The location may carry
-// credentials (user info, a token in the query): every error and the
-// document's name (which rule errors and /rules show) use the redacted
-// location, and net/http's *url.Error, which repeats the whole URL, is
-// unwrapped to its operation and cause.
-func fetchHTTP(ctx context.Context, client *http.Client, loc string) ([]document, error) {
-	name := fetch.Redact(loc)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s: invalid URL", name)
-	}
-	req.Header.Set("Accept", "application/json, application/yaml, text/yaml")
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, withoutURL(err))
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: answered %s", name, res.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(res.Body, MaxDocumentSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, withoutURL(err))
-	}
-	if len(data) > MaxDocumentSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxDocumentSize)
-	}
-	return []document{{name: name, data: data}}, nil
-}
-
-// withoutURL drops the URL a *url.Error repeats in its message.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
-}
+// defaultTimeout bounds one fetch of an http(s) repository when no client
+// is given.
+const defaultTimeout = 10 * time.Second
 
 // LoadFiles parses and compiles the documents behind the locations, as
 // `rules validate` and tests use it.
 func LoadFiles(ctx context.Context, c *Compiler, locs []string) (*Set, error) {
-	docs, err := fetchAll(ctx, http.DefaultClient, locs)
+	docs, err := fetchAll(ctx, &http.Client{Timeout: defaultTimeout}, locs)
 	if err != nil {
 		return nil, err
 	}
 	return compileDocs(c, docs)
 }
 
-func fetchAll(ctx context.Context, client *http.Client, locs []string) ([]document, error) {
-	var docs []document
+// fetchAll reads the documents behind access_rules.repositories entries,
+// each file://PATH (a file, or every .json/.yaml/.yml file of a
+// directory), http(s)://URL or inline://BASE64; a bare path is a file. An
+// http(s) document is named by its redacted location (no user info or
+// query), which rule errors and /rules show; every error is a
+// [*fetch.Error], redacted the same way.
+func fetchAll(ctx context.Context, client *http.Client, locs []string) ([]fetch.Document, error) {
+	var docs []fetch.Document
 	for _, l := range locs {
-		d, err := fetchRepository(ctx, client, l)
+		d, err := fetch.ReadAll(ctx, client, l)
 		if err != nil {
 			return nil, err
 		}
@@ -161,11 +52,11 @@ func fetchAll(ctx context.Context, client *http.Client, locs []string) ([]docume
 	return docs, nil
 }
 
-func compileDocs(c *Compiler, docs []document) (*Set, error) {
+func compileDocs(c *Compiler, docs []fetch.Document) (*Set, error) {
 	var all []Sourced
 	var errs Errors
 	for _, d := range docs {
-		rs, err := Parse(d.name, d.data)
+		rs, err := Parse(d.Name, d.Data)
 		if err != nil {
 			var es Errors
 			if errors.As(err, &es) {
@@ -211,7 +102,7 @@ type Repository struct {
 	pending [32]byte
 	// cache holds the last documents fetched per location, so a source
 	// that is not due (http) or failed is not re-fetched on every tick.
-	cache     map[string][]document
+	cache     map[string][]fetch.Document
 	fetchedAt map[string]time.Time
 }
 
@@ -253,7 +144,7 @@ func (r *Repository) client() *http.Client {
 	if r.Client != nil {
 		return r.Client
 	}
-	return &http.Client{Timeout: 10 * time.Second}
+	return &http.Client{Timeout: defaultTimeout}
 }
 
 func isHTTP(loc string) bool {
@@ -265,18 +156,18 @@ func isHTTP(loc string) bool {
 // it and swaps the set in. It reports whether a new set was installed.
 func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (bool, error) {
 	if r.cache == nil {
-		r.cache = map[string][]document{}
+		r.cache = map[string][]fetch.Document{}
 		r.fetchedAt = map[string]time.Time{}
 	}
 	httpPoll := r.HTTPPollInterval
 	if httpPoll <= 0 {
 		httpPoll = 30 * time.Second
 	}
-	var docs []document
+	var docs []fetch.Document
 	for _, loc := range r.Locations {
 		due := force || !isHTTP(loc) || now.Sub(r.fetchedAt[loc]) >= httpPoll
 		if due {
-			d, err := fetchRepository(ctx, r.client(), loc)
+			d, err := fetch.ReadAll(ctx, r.client(), loc)
 			if err != nil {
 				r.report(err)
 				return false, err
@@ -287,8 +178,8 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 	}
 	h := sha256.New()
 	for _, d := range docs {
-		fmt.Fprintf(h, "%s\x00%d\x00", d.name, len(d.data))
-		h.Write(d.data)
+		fmt.Fprintf(h, "%s\x00%d\x00", d.Name, len(d.Data))
+		h.Write(d.Data)
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
@@ -305,11 +196,10 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 		r.report(err)
 		return false, err
 	}
-	if old := r.current.Swap(set); old != nil {
-		// Requests in flight keep the old handlers, which hold no
-		// per-request state; closing only stops their background work.
-		_ = old.Close()
-	}
+	// Requests in flight keep the old handlers, which hold no per-request
+	// state; their background work stops with the configuration that
+	// built them (pipeline.Deps.Context), not with the rule set.
+	r.current.Store(set)
 	r.report(nil)
 	if r.Log != nil {
 		for _, w := range set.Warnings() {

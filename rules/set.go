@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,7 +62,6 @@ type Set struct {
 	byID     map[string]*Compiled
 	index    prefixIndex
 	fallback []errorHandler
-	closers  []pipeline.Closer
 	warnings Errors
 }
 
@@ -150,15 +148,4 @@ func (s *Set) Len() int { return len(s.rules) }
 // (no match, several matches): the first matching fallback handler.
 func (s *Set) FallbackHandler(r *http.Request, err error) pipeline.ErrorHandler {
 	return pickHandler(s.fallback, r, err)
-}
-
-// Close releases resources held by the set's handlers.
-func (s *Set) Close() error {
-	var errs []error
-	for _, c := range s.closers {
-		if err := c.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,8 +91,12 @@ func DefaultWebSocketPolicy() WebSocketPolicy {
 	}
 }
 
+// errMustNotBeNegative is the Err of a negative duration or count.
+var errMustNotBeNegative = errors.New("must not be negative")
+
 // Apply returns base with the fields set in w overriding it. A nil w
-// returns base unchanged.
+// returns base unchanged. A value that is not allowed is a
+// [*pipeline.KeyError] whose Path is relative to the websocket block.
 func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 	if w == nil {
 		return base, nil
@@ -126,34 +132,36 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 	if w.StreamCloseEvent != nil {
 		p.StreamCloseEvent = *w.StreamCloseEvent
 		if strings.ContainsAny(p.StreamCloseEvent, "\r\n:") {
-			return p, fmt.Errorf("websocket.stream_close_event: %q must be one line without a colon", p.StreamCloseEvent)
+			return p, &pipeline.KeyError{Path: []string{"stream_close_event"}, Err: fmt.Errorf("%q must be one line without a colon", p.StreamCloseEvent)}
 		}
 	}
 	if w.AllowedOrigins != nil {
 		p.AllowedOrigins, p.AnyOrigin = map[string]bool{}, false
-		for _, o := range w.AllowedOrigins {
+		for i, o := range w.AllowedOrigins {
 			if o == "*" {
 				p.AnyOrigin = true
 				continue
 			}
 			u, err := url.Parse(o)
 			if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-				return p, fmt.Errorf("websocket.allowed_origins: %q is not an origin (scheme://host[:port]) or \"*\"", o)
+				return p, &pipeline.KeyError{Path: []string{"allowed_origins", strconv.Itoa(i)}, Err: fmt.Errorf("%q is not an origin (scheme://host[:port]) or \"*\"", o)}
 			}
 			p.AllowedOrigins[NormalizeOrigin(u.Scheme, u.Host)] = true
 		}
 	}
-	switch {
-	case p.MaxLifetime < 0:
-		return p, fmt.Errorf("websocket.max_lifetime must not be negative")
-	case p.RevalidateEvery < 0:
-		return p, fmt.Errorf("websocket.revalidate_every must not be negative")
-	case p.IdleTimeout < 0:
-		return p, fmt.Errorf("websocket.idle_timeout must not be negative")
-	case p.MaxConnections < 0:
-		return p, fmt.Errorf("websocket.max_connections must not be negative")
-	case p.CloseGrace < 0:
-		return p, fmt.Errorf("websocket.close_grace must not be negative")
+	for _, c := range []struct {
+		key      string
+		negative bool
+	}{
+		{"max_lifetime", p.MaxLifetime < 0},
+		{"revalidate_every", p.RevalidateEvery < 0},
+		{"idle_timeout", p.IdleTimeout < 0},
+		{"max_connections", p.MaxConnections < 0},
+		{"close_grace", p.CloseGrace < 0},
+	} {
+		if c.negative {
+			return p, &pipeline.KeyError{Path: []string{c.key}, Err: errMustNotBeNegative}
+		}
 	}
 	return p, nil
 }

@@ -26,11 +26,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
+	"github.com/portcullis-proxy/portcullis/internal/yamlpos"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -252,7 +254,7 @@ func locate(file string, root *yaml.Node, loc []string, k jsonschema.ErrorKind, 
 	n := root
 	var label, path string
 	for i, tok := range loc {
-		next, keyLine := child(n, tok)
+		next, keyLine := yamlpos.Child(n, tok)
 		if next == nil {
 			break
 		}
@@ -273,7 +275,7 @@ func locate(file string, root *yaml.Node, loc []string, k jsonschema.ErrorKind, 
 		n = next
 	}
 	if ap, ok := k.(*kind.AdditionalProperties); ok && len(ap.Properties) > 0 {
-		if _, keyLine := child(n, ap.Properties[0]); keyLine > 0 {
+		if _, keyLine := yamlpos.Child(n, ap.Properties[0]); keyLine > 0 {
 			e.Line = keyLine
 		}
 	}
@@ -290,30 +292,10 @@ func locate(file string, root *yaml.Node, loc []string, k jsonschema.ErrorKind, 
 
 // ruleLabel names a rule by its id when it has one.
 func ruleLabel(n *yaml.Node, index string) string {
-	if idNode, _ := child(n, "id"); idNode != nil && idNode.Kind == yaml.ScalarNode && idNode.Value != "" {
+	if idNode, _ := yamlpos.Child(n, "id"); idNode != nil && idNode.Kind == yaml.ScalarNode && idNode.Value != "" {
 		return "rule " + strconv.Quote(idNode.Value)
 	}
 	return "rule [" + index + "]"
-}
-
-// child returns the value under key (a mapping key or a sequence index)
-// and, for a mapping, the line of the key itself.
-func child(n *yaml.Node, key string) (*yaml.Node, int) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1], n.Content[i].Line
-			}
-		}
-	case yaml.SequenceNode:
-		if idx, err := strconv.Atoi(key); err == nil && idx >= 0 && idx < len(n.Content) {
-			return n.Content[idx], 0
-		}
-	case yaml.AliasNode:
-		return child(n.Alias, key)
-	}
-	return nil, 0
 }
 
 // jsonValue converts a YAML node to the value JSON decoding would give

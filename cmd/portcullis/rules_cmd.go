@@ -99,7 +99,7 @@ func validationCompiler(file string, online bool) (*rules.Compiler, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, _ := app.NewLogger(cfg.Log) // nil for a bad log block: handlers then log nothing
+	log, _ := app.NewLogger(cfg.Log) // nil for a bad log block: handlers then log to slog.Default()
 	deps, err := app.HandlerDeps(context.Background(), cfg, log)
 	if err != nil {
 		return nil, err

@@ -80,7 +80,6 @@ order with what it found and decided, and the headers the mutators would set
 				printLoadError(cmd.ErrOrStderr(), err)
 				return errors.New("rules are not valid")
 			}
-			defer set.Close()
 			failed := runCases(cmd.OutOrStdout(), set, cases, explain)
 			fmt.Fprintf(cmd.OutOrStdout(), "%d of %d cases passed\n", len(cases)-failed, len(cases))
 			if failed > 0 {

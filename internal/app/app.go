@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -34,6 +33,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/tracing"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -150,7 +150,7 @@ type Server struct {
 	Rules   *rules.Repository
 	Proxy   *proxy.Handler
 	API     *proxy.API
-	Tunnels *proxy.Tunnels
+	Tunnels *tunnel.Server
 	Metrics *metrics.Metrics
 	// Revocations applies and spreads revocations (admin API, logout
 	// seen in the path, re-checks) and remembers them.
@@ -211,7 +211,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		cancel()
 		return nil, err
 	}
-	channels := proxy.NewRegistry()
+	channels := tunnel.NewRegistry()
 	ropts := revocation.Options{
 		Closer: registryCloser{channels}, Log: log, Metrics: s.Metrics,
 		TombstoneTTL: cfg.Revocation.TombstoneTTL, MaxTombstones: cfg.Revocation.MaxTombstones,
@@ -280,7 +280,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		upstreamTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		transport.TLSClientConfig = upstreamTLS
 	}
-	s.Tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
+	s.Tunnels = tunnel.New(tunnel.Options{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
 		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	s.Proxy = (&proxy.Handler{
@@ -292,14 +292,8 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
 		Revocations:           revoker{s.Revocations},
 		Tracing:               tr,
-		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, out *http.Request) {
-			s.Tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess, Upstream: out,
-				Closed: proxy.TunnelSpan(r.Context())})
-		},
-		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, sess *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
-			return s.Tunnels.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: sess,
-				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
-		},
+		Upgrade:               s.Tunnels,
+		Stream:                s.Tunnels,
 	}).Init()
 	s.API = &proxy.API{
 		Rules:    s.Rules,
@@ -357,10 +351,10 @@ func (r revoker) Revoke(v proxy.Revocation) int {
 
 // registryCloser lets the revocation service close the registry's live
 // channels.
-type registryCloser struct{ r *proxy.Registry }
+type registryCloser struct{ r *tunnel.Registry }
 
 func (c registryCloser) CloseMatching(sessionID, subject, rule, reason string) int {
-	return c.r.Revoke(proxy.Selector{SessionID: sessionID, Subject: subject, Rule: rule}, reason)
+	return c.r.Revoke(tunnel.Selector{SessionID: sessionID, Subject: subject, Rule: rule}, reason)
 }
 
 func loadCAPool(path string) (*x509.CertPool, error) {
@@ -567,9 +561,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.wg.Wait()
-	if set := s.Rules.Current(); set != nil {
-		_ = set.Close()
-	}
 	s.closeLog()
 	return errors.Join(errs...)
 }

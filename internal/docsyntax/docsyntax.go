@@ -20,6 +20,7 @@ import (
 
 	goyaml "github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/parser"
+	"gopkg.in/yaml.v3"
 )
 
 // Error is a document that is not well-formed YAML or JSON. Col is 0 when
@@ -45,6 +46,22 @@ func (e *Error) Error() string {
 // .json. Such a document must be valid JSON, as Oathkeeper requires, even
 // where YAML (a superset) would accept it.
 func IsJSON(file string) bool { return strings.EqualFold(filepath.Ext(file), ".json") }
+
+// Parse reads data, the document named file, into a YAML tree: a document
+// named .json must be well-formed JSON first. A document that is not
+// well-formed is an [*Error] with the best position known.
+func Parse(file string, data []byte) (*yaml.Node, error) {
+	if IsJSON(file) {
+		if e := CheckJSON(file, data); e != nil {
+			return nil, e
+		}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Locate(file, data, err)
+	}
+	return &doc, nil
+}
 
 // CheckJSON returns the syntax error of a JSON document, or nil.
 func CheckJSON(file string, data []byte) *Error {

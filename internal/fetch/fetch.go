@@ -1,8 +1,9 @@
 // Package fetch reads configuration documents from repository URLs and
 // calls remote decision APIs with a bounded, retrying HTTP client. It is
-// shared by the handlers that load policies or keys (ladon, jwt, id_token)
-// and by those that call out per request (remote authorizers, hydrator,
-// token introspection).
+// the one reader of access rules (rules), policy sets and key sets (ladon,
+// jwt, id_token), with one size limit and one redaction of credentials in
+// every error, and it serves the handlers that call out per request
+// (remote authorizers, hydrator, token introspection).
 package fetch
 
 import (
@@ -12,16 +13,67 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
 
-// MaxDocumentBytes bounds a document read by [Read]: policy sets and key
-// sets are small; anything larger is refused rather than buffered.
-const MaxDocumentBytes = 8 << 20
+// MaxDocumentBytes bounds every document read by [Read] and [ReadAll]:
+// access rules, policy sets, key sets. A larger one is refused rather than
+// buffered.
+const MaxDocumentBytes = 16 << 20
+
+// Error is a document that could not be read. Location names the source
+// as it may be shown in logs and answers: a file's path, a URL without its
+// user info and query ([Redact]), or inline://… for an inline document;
+// Err says what went wrong without repeating the location (net/http's
+// errors, which do, are cut down to their operation and cause).
+type Error struct {
+	Location string
+	Err      error
+}
+
+func (e *Error) Error() string { return e.Location + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Document is one document as read.
+type Document struct {
+	// Name is what errors and listings call the document: the file's
+	// path, the redacted URL, or "inline".
+	Name string
+	Data []byte
+}
+
+// kind is the sort of location a raw string names.
+type kind int
+
+const (
+	kindFile kind = iota
+	kindHTTP
+	kindInline
+	kindUnsupported
+)
+
+func kindOf(raw string) kind {
+	switch {
+	case strings.HasPrefix(raw, "inline://"):
+		return kindInline
+	case strings.HasPrefix(raw, "http://"), strings.HasPrefix(raw, "https://"):
+		return kindHTTP
+	case strings.HasPrefix(raw, "file://"), !strings.Contains(raw, "://"):
+		return kindFile
+	default:
+		return kindUnsupported
+	}
+}
+
+var errUnsupported = errors.New("unsupported URL scheme (use file://, http(s):// or inline://)")
 
 // Read returns the document named by raw, one of
 //
@@ -31,102 +83,166 @@ const MaxDocumentBytes = 8 << 20
 //   - inline://BASE64 (standard or URL alphabet, padding optional).
 //
 // client may be nil for [http.DefaultClient]; ctx bounds an HTTP fetch.
+// Every error is an [*Error].
 func Read(ctx context.Context, client *http.Client, raw string) ([]byte, error) {
-	switch {
-	case strings.HasPrefix(raw, "inline://"):
-		return decodeInline(strings.TrimPrefix(raw, "inline://"))
-	case strings.HasPrefix(raw, "http://"), strings.HasPrefix(raw, "https://"):
+	switch kindOf(raw) {
+	case kindInline:
+		return decodeInline(raw)
+	case kindHTTP:
 		return readHTTP(ctx, client, raw)
-	case strings.HasPrefix(raw, "file://"):
-		return readFile(filePath(raw))
-	case strings.Contains(raw, "://"):
-		return nil, fmt.Errorf("unsupported URL scheme in %q (use file://, http(s):// or inline://)", Redact(raw))
+	case kindFile:
+		return readFile(strings.TrimPrefix(raw, "file://"))
 	default:
-		return readFile(raw)
+		return nil, &Error{Location: Redact(raw), Err: errUnsupported}
+	}
+}
+
+// ReadAll returns the documents named by raw: the one [Read] returns, or,
+// for a directory, every .json, .yaml and .yml file in it (not those whose
+// name starts with a dot, not subdirectories), in name order. Every error
+// is an [*Error].
+func ReadAll(ctx context.Context, client *http.Client, raw string) ([]Document, error) {
+	switch kindOf(raw) {
+	case kindInline:
+		data, err := decodeInline(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []Document{{Name: "inline", Data: data}}, nil
+	case kindHTTP:
+		data, err := readHTTP(ctx, client, raw)
+		if err != nil {
+			return nil, err
+		}
+		return []Document{{Name: Redact(raw), Data: data}}, nil
+	case kindFile:
+		return readFiles(strings.TrimPrefix(raw, "file://"))
+	default:
+		return nil, &Error{Location: Redact(raw), Err: errUnsupported}
 	}
 }
 
 // CheckURL reports whether raw is a location [Read] understands, without
 // reading it.
 func CheckURL(raw string) error {
-	switch {
-	case raw == "":
-		return errors.New("empty URL")
-	case strings.HasPrefix(raw, "inline://"):
-		_, err := decodeInline(strings.TrimPrefix(raw, "inline://"))
+	switch kindOf(raw) {
+	case kindInline:
+		_, err := decodeInline(raw)
 		return err
-	case strings.HasPrefix(raw, "http://"), strings.HasPrefix(raw, "https://"):
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return fmt.Errorf("invalid URL %q", Redact(raw))
+	case kindHTTP:
+		if u, err := url.Parse(raw); err != nil || u.Host == "" {
+			return &Error{Location: Redact(raw), Err: errors.New("invalid URL")}
 		}
 		return nil
-	case strings.HasPrefix(raw, "file://"):
-		if filePath(raw) == "" {
-			return fmt.Errorf("file URL %q names no path", raw)
+	case kindFile:
+		if strings.TrimPrefix(raw, "file://") == "" {
+			return &Error{Location: raw, Err: errors.New("names no file")}
 		}
 		return nil
-	case strings.Contains(raw, "://"):
-		return fmt.Errorf("unsupported URL scheme in %q (use file://, http(s):// or inline://)", Redact(raw))
 	default:
-		return nil
+		return &Error{Location: Redact(raw), Err: errUnsupported}
 	}
 }
 
-// filePath turns file:///a/b into /a/b and file://a/b into a/b.
-func filePath(raw string) string {
-	return strings.TrimPrefix(raw, "file://")
+func readFiles(path string) ([]Document, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	if !fi.IsDir() {
+		data, err := readFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return []Document{{Name: path, Data: data}}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	var docs []Document
+	for _, e := range entries { // os.ReadDir sorts by name
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".json", ".yaml", ".yml":
+		default:
+			continue
+		}
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		name := filepath.Join(path, e.Name())
+		data, err := readFile(name)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, Document{Name: name, Data: data})
+	}
+	return docs, nil
 }
 
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fileError(path, err)
 	}
 	defer f.Close()
 	return readLimited(f, path)
+}
+
+// fileError is an *Error at path; an *fs.PathError, which repeats the
+// path, is cut down to its operation and cause.
+func fileError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return &Error{Location: path, Err: err}
 }
 
 func readHTTP(ctx context.Context, client *http.Client, raw string) ([]byte, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	loc := Redact(raw)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
-		return nil, fmt.Errorf("invalid URL %q", Redact(raw))
+		return nil, &Error{Location: loc, Err: errors.New("invalid URL")}
 	}
-	req.Header.Set("Accept", "application/json, application/yaml;q=0.9, */*;q=0.5")
+	req.Header.Set("Accept", "application/json, application/yaml, text/yaml, */*;q=0.5")
 	res, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", Redact(raw), stripURL(err))
+		return nil, &Error{Location: loc, Err: stripURL(err)}
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-		return nil, fmt.Errorf("fetching %s: status %d", Redact(raw), res.StatusCode)
+		return nil, &Error{Location: loc, Err: fmt.Errorf("answered %d %s", res.StatusCode, http.StatusText(res.StatusCode))}
 	}
-	return readLimited(res.Body, Redact(raw))
+	return readLimited(res.Body, loc)
 }
 
-func readLimited(r io.Reader, name string) ([]byte, error) {
+// readLimited reads r whole, up to [MaxDocumentBytes]; loc names it in
+// errors.
+func readLimited(r io.Reader, loc string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxDocumentBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, &Error{Location: loc, Err: stripURL(err)}
 	}
 	if len(b) > MaxDocumentBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, MaxDocumentBytes)
+		return nil, &Error{Location: loc, Err: fmt.Errorf("larger than %d bytes", MaxDocumentBytes)}
 	}
 	return b, nil
 }
 
-func decodeInline(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
+// decodeInline decodes an inline://BASE64 location.
+func decodeInline(raw string) ([]byte, error) {
+	s := strings.TrimSpace(strings.TrimPrefix(raw, "inline://"))
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			return b, nil
 		}
 	}
-	return nil, errors.New("inline:// document is not valid base64")
+	return nil, &Error{Location: Redact(raw), Err: errors.New("not valid base64")}
 }
 
 // Redact returns a URL fit for logs: user info and query are dropped (they

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -96,28 +97,12 @@ func TestCallerFailures(t *testing.T) {
 	closed := "http://" + l.Addr().String()
 	l.Close()
 
-	// Fault injector: accepts connections and never answers.
-	hang, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hang.Close()
-	go func() {
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-
 	always502 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 	}))
 	defer always502.Close()
 
-	for _, target := range []string{closed, "http://" + hang.Addr().String(), always502.URL} {
+	for _, target := range []string{closed, faultinject.HangingURL(t), always502.URL} {
 		c := &Caller{Client: NewClient(ClientOptions{}), Timeout: 200 * time.Millisecond, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(20 * time.Millisecond)}}
 		_, err := c.Do(context.Background(), func(ctx context.Context) (*http.Request, error) {
 			return http.NewRequestWithContext(ctx, "GET", target+"/?token=secret", nil)
@@ -170,5 +155,104 @@ func TestPollAppliesOnlyChanges(t *testing.T) {
 	}
 	if errs != 2 { // one for the rejected document (reported once), one for the failed load
 		t.Errorf("reported %d errors, want 2", errs)
+	}
+}
+
+// TestReadAllDirectory: a directory yields its .json/.yaml/.yml files in
+// name order, each named by its path; other files, hidden files and
+// subdirectories are left out.
+func TestReadAllDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"b.yaml": "b", "a.json": "a", "c.YML": "c", "notes.txt": "x", ".hidden.yml": "h"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.yml"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range []string{dir, "file://" + dir} {
+		docs, err := ReadAll(context.Background(), nil, loc)
+		if err != nil {
+			t.Fatalf("ReadAll(%s): %v", loc, err)
+		}
+		var got []string
+		for _, d := range docs {
+			got = append(got, filepath.Base(d.Name)+"="+string(d.Data))
+		}
+		if want := "a.json=a,b.yaml=b,c.YML=c"; strings.Join(got, ",") != want {
+			t.Errorf("ReadAll(%s) = %s, want %s", loc, strings.Join(got, ","), want)
+		}
+	}
+	docs, err := ReadAll(context.Background(), nil, "inline://"+base64.StdEncoding.EncodeToString([]byte("[]")))
+	if err != nil || len(docs) != 1 || docs[0].Name != "inline" || string(docs[0].Data) != "[]" {
+		t.Errorf("ReadAll(inline) = %+v, %v; want one document named inline", docs, err)
+	}
+}
+
+// TestEveryErrorIsRedacted: whatever fails — a bad inline document, an
+// unknown scheme, a refused connection, an error status, a document over
+// the limit — the error is a *fetch.Error whose message names the source
+// without its user info or query.
+func TestEveryErrorIsRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/500":
+			http.Error(w, "boom", http.StatusInternalServerError)
+		case "/huge":
+			chunk := make([]byte, 1<<20)
+			for i := 0; i <= MaxDocumentBytes>>20; i++ {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}
+	}))
+	defer srv.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + l.Addr().String()
+	l.Close()
+	huge := filepath.Join(t.TempDir(), "huge.yml")
+	if err := os.WriteFile(huge, make([]byte, MaxDocumentBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := func(base, path string) string {
+		return strings.Replace(base, "http://", "http://deploy:pa55word@", 1) + path + "?access_token=t0ken-42"
+	}
+	cases := []struct{ loc, want string }{
+		{secret(srv.URL, "/500"), "answered 500 Internal Server Error"},
+		{secret(srv.URL, "/huge"), "larger than"},
+		{secret(refused, "/rules.yml"), "connection refused"},
+		{"ftp://deploy:pa55word@host/x?access_token=t0ken-42", "unsupported URL scheme"},
+		{"inline://%%%", "not valid base64"},
+		{huge, "larger than"},
+		{filepath.Join(t.TempDir(), "absent.yml"), "no such file"},
+	}
+	for _, tc := range cases {
+		for name, read := range map[string]func() error{
+			"Read":    func() error { _, err := Read(context.Background(), nil, tc.loc); return err },
+			"ReadAll": func() error { _, err := ReadAll(context.Background(), nil, tc.loc); return err },
+		} {
+			err := read()
+			var fe *Error
+			if !errors.As(err, &fe) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s(%s) = %v (%T), want a *fetch.Error saying %q", name, tc.loc, err, err, tc.want)
+				continue
+			}
+			if fe.Location != Redact(tc.loc) && fe.Location != tc.loc {
+				t.Errorf("%s(%s): Location %q", name, tc.loc, fe.Location)
+			}
+			for _, s := range []string{"pa55word", "t0ken-42", "deploy", "%%%"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("%s(%s): error shows %q: %v", name, tc.loc, s, err)
+				}
+			}
+		}
+	}
+	if err := CheckURL("ftp://deploy:pa55word@host/"); err == nil || strings.Contains(err.Error(), "pa55word") {
+		t.Errorf("CheckURL(ftp with password) = %v", err)
 	}
 }

@@ -1,6 +1,8 @@
-// Package logfmt holds a JSON log formatter that writes exactly the bytes
-// logrus.JSONFormatter{} writes, without encoding/json's reflection and
-// map sorting for the field types log lines are made of.
+// Package logfmt holds the process's logging over logrus: a JSON log
+// formatter that writes exactly the bytes logrus.JSONFormatter{} writes,
+// without encoding/json's reflection and map sorting for the field types
+// log lines are made of, and [Slog], the *slog.Logger that hands logrus to
+// the handlers through pipeline.Deps.
 //
 // With `log.format: json`, logrus's formatter was a third of the CPU of a
 // decision (one line per request); this one writes the same line for a

@@ -8,24 +8,26 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Slog returns a [slog.Logger] whose records are written by l, so code
-// that logs through the standard library's interface (the handlers, via
-// pipeline.Deps) writes the process's lines in the process's format.
-// Levels map to logrus's (below Info is Debug, then Info, Warn, Error);
-// attributes become fields, a group's keys prefixed with "group."; an
-// "error" attribute holding an error is the field logrus's WithError sets.
-// A record below l's level costs only the level check.
-func Slog(l *logrus.Logger) *slog.Logger { return slog.New(&logrusHandler{l: l}) }
-
-// logrusHandler is the [slog.Handler] of [Slog].
-type logrusHandler struct {
-	l      *logrus.Logger
-	fields logrus.Fields // from WithAttrs, already prefixed
-	prefix string        // from WithGroup: "a.b."
+// Slog returns a *slog.Logger that writes through l: its level, formatter,
+// hooks and output decide, as for l's own lines. Attributes become logrus
+// fields of the same name (a group's are prefixed "group."), so
+// log.Error(msg, "error", err) writes what l.WithError(err).Error(msg)
+// does. The shared stage types (pipeline.Deps) carry a *slog.Logger so
+// that they need only the standard library; the process logs with logrus,
+// wired here at the edge.
+func Slog(l *logrus.Logger) *slog.Logger {
+	return slog.New(&logrusHandler{log: l})
 }
 
-func (h *logrusHandler) Enabled(_ context.Context, lv slog.Level) bool {
-	return h.l.IsLevelEnabled(logrusLevel(lv))
+// logrusHandler is a slog.Handler over a logrus logger.
+type logrusHandler struct {
+	log    *logrus.Logger
+	fields logrus.Fields // from WithAttrs, keys already prefixed
+	prefix string        // "a.b." inside WithGroup("a").WithGroup("b")
+}
+
+func (h *logrusHandler) Enabled(_ context.Context, level slog.Level) bool {
+	return h.log.IsLevelEnabled(logrusLevel(level))
 }
 
 func (h *logrusHandler) Handle(_ context.Context, r slog.Record) error {
@@ -35,7 +37,7 @@ func (h *logrusHandler) Handle(_ context.Context, r slog.Record) error {
 		addAttr(fields, h.prefix, a)
 		return true
 	})
-	e := h.l.WithFields(fields)
+	e := h.log.WithFields(fields)
 	if !r.Time.IsZero() {
 		e = e.WithTime(r.Time)
 	}
@@ -43,50 +45,52 @@ func (h *logrusHandler) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-func (h *logrusHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	fields := make(logrus.Fields, len(h.fields)+len(as))
+func (h *logrusHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	fields := make(logrus.Fields, len(h.fields)+len(attrs))
 	maps.Copy(fields, h.fields)
-	for _, a := range as {
+	for _, a := range attrs {
 		addAttr(fields, h.prefix, a)
 	}
-	return &logrusHandler{l: h.l, fields: fields, prefix: h.prefix}
+	return &logrusHandler{log: h.log, fields: fields, prefix: h.prefix}
 }
 
 func (h *logrusHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return &logrusHandler{l: h.l, fields: h.fields, prefix: h.prefix + name + "."}
+	return &logrusHandler{log: h.log, fields: h.fields, prefix: h.prefix + name + "."}
 }
 
-// addAttr sets a's field (a group's fields, each prefixed) in fields.
+// addAttr stores a as a field, a group's members each under its key.
 func addAttr(fields logrus.Fields, prefix string, a slog.Attr) {
-	v := a.Value.Resolve()
-	if v.Kind() == slog.KindGroup {
-		p := prefix
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	if a.Value.Kind() == slog.KindGroup {
 		if a.Key != "" {
-			p += a.Key + "."
+			prefix += a.Key + "."
 		}
-		for _, g := range v.Group() {
-			addAttr(fields, p, g)
+		for _, g := range a.Value.Group() {
+			addAttr(fields, prefix, g)
 		}
 		return
 	}
-	if a.Key == "" {
-		return
-	}
-	fields[prefix+a.Key] = v.Any()
+	fields[prefix+a.Key] = a.Value.Any()
 }
 
-func logrusLevel(lv slog.Level) logrus.Level {
+// logrusLevel maps slog's levels onto logrus's: below Debug is Trace.
+func logrusLevel(l slog.Level) logrus.Level {
 	switch {
-	case lv < slog.LevelInfo:
-		return logrus.DebugLevel
-	case lv < slog.LevelWarn:
-		return logrus.InfoLevel
-	case lv < slog.LevelError:
-		return logrus.WarnLevel
-	default:
+	case l >= slog.LevelError:
 		return logrus.ErrorLevel
+	case l >= slog.LevelWarn:
+		return logrus.WarnLevel
+	case l >= slog.LevelInfo:
+		return logrus.InfoLevel
+	case l >= slog.LevelDebug:
+		return logrus.DebugLevel
+	default:
+		return logrus.TraceLevel
 	}
 }

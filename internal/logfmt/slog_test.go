@@ -2,73 +2,63 @@ package logfmt
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
-// A line logged through Slog is byte for byte the line logrus writes for
-// the same message, level, fields and error.
-func TestSlogWritesLogrusLines(t *testing.T) {
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	newLogger := func(buf *bytes.Buffer) *logrus.Logger {
+// TestSlogWritesWhatLogrusWrites: a line logged through Slog is the line
+// logrus writes for the same message and fields, byte for byte.
+func TestSlogWritesWhatLogrusWrites(t *testing.T) {
+	var viaSlog, direct bytes.Buffer
+	newLogger := func(out *bytes.Buffer) *logrus.Logger {
 		l := logrus.New()
-		l.Out = buf
-		l.SetFormatter(&JSON{})
-		l.SetLevel(logrus.InfoLevel)
+		l.Out, l.Formatter = out, &JSON{}
 		return l
 	}
-	cause := errors.New("key set unreachable")
-	cases := []struct {
-		name string
-		slog func(*slog.Logger)
-		lrus func(*logrus.Logger)
-	}{
-		{"warn with error",
-			func(l *slog.Logger) { l.Warn("keys not available", "error", cause) },
-			func(l *logrus.Logger) { l.WithTime(at).WithError(cause).Warn("keys not available") }},
-		{"info with a field",
-			func(l *slog.Logger) { l.Info("ladon policies loaded", "policies", 3) },
-			func(l *logrus.Logger) { l.WithTime(at).WithField("policies", int64(3)).Info("ladon policies loaded") }},
-		{"error, attrs and a group",
-			func(l *slog.Logger) { l.With("handler", "ladon").WithGroup("set").Error("not reloaded", "size", "big") },
-			func(l *logrus.Logger) {
-				l.WithTime(at).WithFields(logrus.Fields{"handler": "ladon", "set.size": "big"}).Error("not reloaded")
-			}},
-		{"debug below the level",
-			func(l *slog.Logger) { l.Debug("hidden") },
-			func(l *logrus.Logger) { l.WithTime(at).Debug("hidden") }},
+	err := errors.New("refused")
+	Slog(newLogger(&viaSlog)).With("policies", 3).Error("not reloaded", "error", err)
+	newLogger(&direct).WithField("policies", 3).WithError(err).Error("not reloaded")
+	strip := func(b []byte) string { // the time differs
+		line := string(b)
+		if i := bytes.Index(b, []byte(`"time":"`)); i >= 0 {
+			line = line[:i]
+		}
+		return line
 	}
-	for _, tc := range cases {
-		var got, want bytes.Buffer
-		sl := Slog(newLogger(&got))
-		tc.slog(slog.New(fixedTime{sl.Handler(), at}))
-		tc.lrus(newLogger(&want))
-		if got.String() != want.String() {
-			t.Errorf("%s:\n got %q\nwant %q", tc.name, got.String(), want.String())
+	if strip(viaSlog.Bytes()) != strip(direct.Bytes()) {
+		t.Errorf("through Slog:\n%s\ndirect:\n%s", viaSlog.String(), direct.String())
+	}
+}
+
+func TestSlogLevelsFieldsAndGroups(t *testing.T) {
+	l, hook := logtest.NewNullLogger()
+	l.SetLevel(logrus.InfoLevel)
+	log := Slog(l)
+	log.Debug("hidden")
+	if log.Enabled(t.Context(), slog.LevelDebug) || len(hook.AllEntries()) != 0 {
+		t.Fatalf("a debug line passed an info logger: %v", hook.AllEntries())
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := slog.NewRecord(at, slog.LevelWarn, "keys not available", 0)
+	r.AddAttrs(slog.Int("n", 2), slog.Group("set", slog.String("url", "https://idp/keys")))
+	if err := log.WithGroup("jwks").Handler().Handle(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	e := hook.LastEntry()
+	if e == nil || e.Level != logrus.WarnLevel || e.Message != "keys not available" || !e.Time.Equal(at) {
+		t.Fatalf("entry = %+v", e)
+	}
+	if e.Data["jwks.n"] != int64(2) || e.Data["jwks.set.url"] != "https://idp/keys" {
+		t.Errorf("fields = %v", e.Data)
+	}
+	for level, want := range map[slog.Level]logrus.Level{slog.LevelError: logrus.ErrorLevel, slog.LevelInfo: logrus.InfoLevel, slog.LevelDebug - 4: logrus.TraceLevel} {
+		if got := logrusLevel(level); got != want {
+			t.Errorf("logrusLevel(%v) = %v, want %v", level, got, want)
 		}
 	}
-}
-
-// fixedTime stamps every record with one time, so lines compare.
-type fixedTime struct {
-	slog.Handler
-	at time.Time
-}
-
-func (f fixedTime) Handle(ctx context.Context, r slog.Record) error {
-	r.Time = f.at
-	return f.Handler.Handle(ctx, r)
-}
-
-func (f fixedTime) WithAttrs(as []slog.Attr) slog.Handler {
-	return fixedTime{f.Handler.WithAttrs(as), f.at}
-}
-
-func (f fixedTime) WithGroup(name string) slog.Handler {
-	return fixedTime{f.Handler.WithGroup(name), f.at}
 }

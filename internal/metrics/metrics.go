@@ -1,7 +1,7 @@
 // Package metrics exposes portcullis's Prometheus metrics: requests by
 // front end, rule, decision and status with latency histograms; WebSocket
 // tunnels (active, handshakes, closes by reason, bytes relayed); rule-set
-// reloads. It implements proxy.Observer and proxy.TunnelMetrics.
+// reloads. It implements proxy.Observer and tunnel.Metrics.
 package metrics
 
 import (
@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
 
 // Metrics holds the collectors, registered in their own registry.
@@ -135,16 +136,16 @@ func (m *Metrics) zero() {
 	m.tunnelsActive.WithLabelValues("")
 	m.tunnelLifetime.WithLabelValues("")
 	m.handshakeTime.WithLabelValues("")
-	for _, r := range proxy.HandshakeResults() {
+	for _, r := range tunnel.HandshakeResults() {
 		m.handshakes.WithLabelValues("", r)
 	}
-	for _, r := range proxy.CloseReasons() {
+	for _, r := range tunnel.CloseReasons() {
 		m.tunnelsClosed.WithLabelValues("", r)
 	}
-	for _, r := range proxy.DeadlineReasons() {
+	for _, r := range tunnel.DeadlineReasons() {
 		m.closeLateness.WithLabelValues("", r)
 	}
-	for _, d := range proxy.Directions() {
+	for _, d := range tunnel.Directions() {
 		m.bytesRelayed.WithLabelValues("", d)
 	}
 	for _, r := range []string{"ok", "failed"} {
@@ -170,28 +171,28 @@ func (m *Metrics) Request(frontend, rule, decision string, status int, d time.Du
 	m.requestDuration.WithLabelValues(frontend, rule).Observe(d.Seconds())
 }
 
-// Handshake implements proxy.TunnelMetrics.
+// Handshake implements tunnel.Metrics.
 func (m *Metrics) Handshake(rule, result string, d time.Duration) {
 	m.handshakes.WithLabelValues(rule, result).Inc()
 	m.handshakeTime.WithLabelValues(rule).Observe(d.Seconds())
 }
 
-// Opened implements proxy.TunnelMetrics.
+// Opened implements tunnel.Metrics.
 func (m *Metrics) Opened(rule string) { m.tunnelsActive.WithLabelValues(rule).Inc() }
 
-// Closed implements proxy.TunnelMetrics.
+// Closed implements tunnel.Metrics.
 func (m *Metrics) Closed(rule, reason string, lifetime time.Duration) {
 	m.tunnelsActive.WithLabelValues(rule).Dec()
 	m.tunnelsClosed.WithLabelValues(rule, reason).Inc()
 	m.tunnelLifetime.WithLabelValues(rule).Observe(lifetime.Seconds())
 }
 
-// Relayed implements proxy.TunnelMetrics.
+// Relayed implements tunnel.Metrics.
 func (m *Metrics) Relayed(rule, dir string, n int64) {
 	m.bytesRelayed.WithLabelValues(rule, dir).Add(float64(n))
 }
 
-// DeadlineClose implements proxy.DeadlineMetrics.
+// DeadlineClose implements tunnel.DeadlineMetrics.
 func (m *Metrics) DeadlineClose(rule, reason string, late time.Duration) {
 	m.closeLateness.WithLabelValues(rule, reason).Observe(late.Seconds())
 }
@@ -208,9 +209,9 @@ func (m *Metrics) Reload(err error, rules int) {
 }
 
 var (
-	_ proxy.Observer        = (*Metrics)(nil)
-	_ proxy.TunnelMetrics   = (*Metrics)(nil)
-	_ proxy.DeadlineMetrics = (*Metrics)(nil)
+	_ proxy.Observer         = (*Metrics)(nil)
+	_ tunnel.Metrics         = (*Metrics)(nil)
+	_ tunnel.DeadlineMetrics = (*Metrics)(nil)
 )
 
 // Revocation implements revocation.Metrics.

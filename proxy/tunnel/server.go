@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// TunnelRequest is an authorised WebSocket upgrade handed to [Tunnels]: the
+// Request is an authorised WebSocket upgrade handed to [Server]: the
 // pipeline has run and allowed it.
-type TunnelRequest struct {
+type Request struct {
 	// RuleID names the rule that matched; it labels metrics and logs and
 	// scopes Policy.MaxConnections.
 	RuleID string
@@ -42,9 +42,9 @@ type TunnelRequest struct {
 	Closed func(reason string)
 }
 
-// TunnelOptions configures [Tunnels]. Zero fields take the documented
+// Options configures [Server]. Zero fields take the documented
 // defaults.
-type TunnelOptions struct {
+type Options struct {
 	// Log receives one line per tunnel end and refusals; nil discards.
 	Log logrus.FieldLogger
 	// DialTimeout bounds the TCP (and TLS) connect to the upstream
@@ -64,20 +64,21 @@ type TunnelOptions struct {
 	// Metrics counts tunnels, close reasons, bytes and handshake latency;
 	// nil counts nothing. When it also implements [DeadlineMetrics], it
 	// learns how late deadline closes are.
-	Metrics TunnelMetrics
-	// Registry indexes the open tunnels for revocation and the admin API;
-	// nil gives the Tunnels a registry of their own ([Tunnels.Registry]).
-	// Other session-bound channels of the process may share it.
+	Metrics Metrics
+	// Registry indexes the open tunnels and streams for revocation and the
+	// admin API; nil gives the Server a registry of its own
+	// ([Server.Registry]). The process's revocation service closes
+	// channels through it.
 	Registry *Registry
 	// Revocations is asked about every upgrade (a revoked session or
 	// subject is refused with 401) and told about every re-check that
 	// found a session rejected; nil: no revocation service.
 	Revocations Revocations
-	// Wheel keeps the tunnels' deadlines; nil gives the Tunnels a wheel
-	// of their own. Other session-bound channels of the process may share
-	// it, so that everything due at one instant gets its first close step
-	// out together.
-	Wheel *DeadlineWheel
+	// SpliceMin is the payload left in a frame from which the relay
+	// splices it between two plain TCP connections (socket to pipe to
+	// socket, no copy through the process) rather than reading and
+	// writing it (default [DefaultSpliceMin]); negative never splices.
+	SpliceMin int64
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -93,101 +94,24 @@ type Revocations interface {
 	Rejected(sessionID, subject, rule string)
 }
 
-// TunnelMetrics receives the tunnel's measurements. Implementations must
-// be safe for concurrent use and cheap: Relayed is called up to about once
-// a second per busy direction of every tunnel.
-type TunnelMetrics interface {
-	// Handshake records one upgrade handed to the tunnel, its outcome and
-	// how long it took until the client had its answer. Results: "ok",
-	// "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
-	// "upstream_refused" (a non-101 answer), "upstream_bad_handshake" (an
-	// invalid 101), "upstream_unreachable", "upstream_timeout" and
-	// "client_failed" (the client went away during the handshake or the
-	// 101 could not be written to it).
-	Handshake(rule, result string, d time.Duration)
-	// Opened is called when a tunnel is established (active +1).
-	Opened(rule string)
-	// Closed is called once when a tunnel ends (active -1) with the reason
-	// (see the reason constants, e.g. [ReasonMaxLifetime]) and its lifetime.
-	Closed(rule, reason string, lifetime time.Duration)
-	// Relayed adds n bytes (frame headers included) relayed in direction
-	// dir: [DirToUpstream] or [DirToClient].
-	Relayed(rule, dir string, n int64)
-}
-
-// DeadlineMetrics is implemented by [TunnelMetrics] that also want to know
-// how late deadline closes are.
-type DeadlineMetrics interface {
-	// DeadlineClose records how long after a deadline (max lifetime,
-	// session expiry, idle timeout; reason as for Closed) the proxy's
-	// Close frame was written to the client: growing values mean the
-	// proxy is too busy to keep its deadlines.
-	DeadlineClose(rule, reason string, late time.Duration)
-}
-
-// HandshakeResults lists every result [TunnelMetrics.Handshake] is given,
-// so that metrics can start each at zero.
-func HandshakeResults() []string {
-	return []string{"ok", "bad_handshake", "origin_refused", "over_capacity", "shutting_down",
-		"upstream_refused", "upstream_bad_handshake", "upstream_unreachable", "upstream_timeout", "client_failed"}
-}
-
-// CloseReasons lists every reason [TunnelMetrics.Closed] is given.
-func CloseReasons() []string {
-	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonSessionRevoked, ReasonRevalidationUnavailable,
-		ReasonIdleTimeout, ReasonShutdown, ReasonClientClosed, ReasonUpstreamClosed, ReasonClientGone,
-		ReasonUpstreamGone, ReasonProtocolError}
-}
-
-// DeadlineReasons lists the reasons [DeadlineMetrics.DeadlineClose] is
-// given: the closes that fall due at a deadline.
-func DeadlineReasons() []string {
-	return []string{ReasonMaxLifetime, ReasonSessionExpired, ReasonIdleTimeout}
-}
-
-// Directions lists the directions [TunnelMetrics.Relayed] is given.
-func Directions() []string { return []string{DirToUpstream, DirToClient} }
-
-// Directions of relayed bytes, as passed to [TunnelMetrics.Relayed].
-const (
-	DirToUpstream = "to_upstream"
-	DirToClient   = "to_client"
-)
-
-// NopTunnelMetrics counts nothing; it is the default [TunnelMetrics].
-type NopTunnelMetrics struct{}
-
-// Handshake implements [TunnelMetrics].
-func (NopTunnelMetrics) Handshake(string, string, time.Duration) {}
-
-// Opened implements [TunnelMetrics].
-func (NopTunnelMetrics) Opened(string) {}
-
-// Closed implements [TunnelMetrics].
-func (NopTunnelMetrics) Closed(string, string, time.Duration) {}
-
-// Relayed implements [TunnelMetrics].
-func (NopTunnelMetrics) Relayed(string, string, int64) {}
-
-// DeadlineClose implements [DeadlineMetrics].
-func (NopTunnelMetrics) DeadlineClose(string, string, time.Duration) {}
-
-// Tunnels serves authorised WebSocket upgrades as session-bound tunnels and
-// keeps track of them: http.Server.Shutdown does not wait for hijacked
-// connections, so the server's owner calls [Tunnels.Shutdown] as well.
+// Server serves authorised WebSocket upgrades as session-bound tunnels,
+// governs streaming responses the same way, and keeps track of both:
+// http.Server.Shutdown does not wait for hijacked connections, so the
+// server's owner calls [Server.Shutdown] as well.
 //
 // A tunnel relays frames verbatim in both directions and ends, with a Close
 // frame 1008 and a reason to both peers, at the first of: max lifetime,
-// session expiry (bind_to_session), a re-validation that rejects the
-// credential (or cannot reach the identity provider, unless tolerated) and
-// idle timeout. See [Tunnels.ServeTunnel].
-type Tunnels struct {
-	opts TunnelOptions
+// session expiry (bind_to_session), a revocation, a re-validation that
+// rejects the credential (or cannot reach the identity provider, unless
+// tolerated) and idle timeout. See [Server.ServeTunnel] and
+// [Server.GovernStream]. A Server is safe for concurrent use.
+type Server struct {
+	opts Options
 	log  logrus.FieldLogger
-	m    TunnelMetrics
+	m    Metrics
 	dm   DeadlineMetrics
 
-	wheel  *DeadlineWheel
+	wheel  *deadlineWheel
 	reg    *Registry
 	rev    Revocations
 	checks rechecks
@@ -203,25 +127,32 @@ type Tunnels struct {
 	active   atomic.Int64
 }
 
-// Defaults of [TunnelOptions].
+// Defaults of [Options].
 const (
-	DefaultTunnelDialTimeout       = 10 * time.Second
-	DefaultTunnelHandshakeTimeout  = 10 * time.Second
-	DefaultTunnelRevalidateTimeout = 10 * time.Second
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultHandshakeTimeout  = 10 * time.Second
+	DefaultRevalidateTimeout = 10 * time.Second
+	// DefaultSpliceMin is the splice threshold when Options.SpliceMin is
+	// zero.
+	DefaultSpliceMin int64 = 256 << 10
 )
 
-// NewTunnels returns a tunnel server configured by opts.
-func NewTunnels(opts TunnelOptions) *Tunnels {
+// New returns a tunnel server configured by opts. New copies opts, and the
+// server never changes it afterwards.
+func New(opts Options) *Server {
 	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = DefaultTunnelDialTimeout
+		opts.DialTimeout = DefaultDialTimeout
 	}
 	if opts.HandshakeTimeout <= 0 {
-		opts.HandshakeTimeout = DefaultTunnelHandshakeTimeout
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if opts.RevalidateTimeout <= 0 {
-		opts.RevalidateTimeout = DefaultTunnelRevalidateTimeout
+		opts.RevalidateTimeout = DefaultRevalidateTimeout
 	}
-	t := &Tunnels{
+	if opts.SpliceMin == 0 {
+		opts.SpliceMin = DefaultSpliceMin
+	}
+	t := &Server{
 		opts:    opts,
 		log:     opts.Log,
 		m:       opts.Metrics,
@@ -231,10 +162,7 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 		drained: make(chan struct{}),
 		reg:     opts.Registry,
 		rev:     opts.Revocations,
-		wheel:   opts.Wheel,
-	}
-	if t.wheel == nil {
-		t.wheel = NewDeadlineWheel()
+		wheel:   newDeadlineWheel(),
 	}
 	if t.reg == nil {
 		t.reg = NewRegistry()
@@ -246,11 +174,11 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 		t.log = l
 	}
 	if t.m == nil {
-		t.m = NopTunnelMetrics{}
+		t.m = NopMetrics{}
 	}
 	t.dm, _ = t.m.(DeadlineMetrics)
 	if t.dm == nil {
-		t.dm = NopTunnelMetrics{}
+		t.dm = NopMetrics{}
 	}
 	return t
 }
@@ -291,7 +219,7 @@ func selfOrigin(r *http.Request) string {
 // ServeTunnel returns once the tunnel is established or refused; the tunnel
 // runs on in two goroutines of its own (one per direction) until it ends.
 // r's context is not used after ServeTunnel returns.
-func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req TunnelRequest) {
+func (t *Server) ServeTunnel(w http.ResponseWriter, r *http.Request, req Request) {
 	start := time.Now()
 	if status, msg := checkClientHandshake(r); status != 0 {
 		t.refuse(w, req, start, "bad_handshake", status, msg)
@@ -347,7 +275,7 @@ func (t *Tunnels) ServeTunnel(w http.ResponseWriter, r *http.Request, req Tunnel
 }
 
 // refuse answers an upgrade that will not be served, before any upgrade.
-func (t *Tunnels) refuse(w http.ResponseWriter, req TunnelRequest, start time.Time, result string, status int, msg string) {
+func (t *Server) refuse(w http.ResponseWriter, req Request, start time.Time, result string, status int, msg string) {
 	e := pipeline.NewError(status, msg, nil)
 	if status == http.StatusUpgradeRequired {
 		e.Header = http.Header{"Sec-Websocket-Version": {"13"}}
@@ -357,7 +285,7 @@ func (t *Tunnels) refuse(w http.ResponseWriter, req TunnelRequest, start time.Ti
 }
 
 // admit reserves a connection slot of the rule, or reports why not.
-func (t *Tunnels) admit(rule string, limit int) (result string, ok bool) {
+func (t *Server) admit(rule string, limit int) (result string, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.shutting {
@@ -372,14 +300,14 @@ func (t *Tunnels) admit(rule string, limit int) (result string, ok bool) {
 }
 
 // release frees a slot taken by admit.
-func (t *Tunnels) release(rule string) {
+func (t *Server) release(rule string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.freeSlotLocked(rule)
 }
 
 // freeSlotLocked gives back a slot taken by admit; t.mu is held.
-func (t *Tunnels) freeSlotLocked(rule string) {
+func (t *Server) freeSlotLocked(rule string) {
 	if t.perRule[rule]--; t.perRule[rule] <= 0 {
 		delete(t.perRule, rule)
 	}
@@ -390,7 +318,7 @@ func (t *Tunnels) freeSlotLocked(rule string) {
 // register adds an established tunnel, to the registry as well; it reports
 // false when the server began shutting down meanwhile (the tunnel is still
 // tracked, and the caller closes it with 1001).
-func (t *Tunnels) register(tun *tunnel) bool {
+func (t *Server) register(tun *tunnel) bool {
 	tun.id = t.reg.Add(tun, tun.keys)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -401,7 +329,7 @@ func (t *Tunnels) register(tun *tunnel) bool {
 
 // unregister removes an ended tunnel, from the registry and its re-check
 // group as well, and frees its slot. Every way a tunnel ends comes here.
-func (t *Tunnels) unregister(tun *tunnel) {
+func (t *Server) unregister(tun *tunnel) {
 	t.reg.Remove(tun.id)
 	t.checks.leave(tun)
 	t.mu.Lock()
@@ -415,11 +343,11 @@ func (t *Tunnels) unregister(tun *tunnel) {
 }
 
 // Registry returns the registry the open tunnels are indexed in.
-func (t *Tunnels) Registry() *Registry { return t.reg }
+func (t *Server) Registry() *Registry { return t.reg }
 
 // signalDrainedLocked closes drained once shutting and no tunnel is left,
 // open or still in its handshake; t.mu is held.
-func (t *Tunnels) signalDrainedLocked() {
+func (t *Server) signalDrainedLocked() {
 	if t.shutting && t.admitted == 0 && len(t.streams) == 0 && !t.signaled {
 		t.signaled = true
 		close(t.drained)
@@ -427,15 +355,15 @@ func (t *Tunnels) signalDrainedLocked() {
 }
 
 // Active returns the number of open tunnels.
-func (t *Tunnels) Active() int { return int(t.active.Load()) }
+func (t *Server) Active() int { return int(t.active.Load()) }
 
-// Shutdown refuses new upgrades (503), sends every open tunnel a Close
-// frame 1001 ("going away") in both directions (tunnels still in their
-// handshake get theirs once open) and waits until all tunnels are gone or
-// ctx ends. Each tunnel waits at most its rule's close grace for
+// Shutdown refuses new upgrades (503), ends every governed stream (new
+// ones end at once), sends every open tunnel a Close frame 1001 ("going
+// away") in both directions (tunnels still in their handshake get theirs
+// once open) and waits until all tunnels and streams are gone or ctx ends. Each tunnel waits at most its rule's close grace for
 // the peers' Close replies. When ctx ends first, the remaining connections
 // are closed at once and ctx's error is returned.
-func (t *Tunnels) Shutdown(ctx context.Context) error {
+func (t *Server) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
 	t.shutting = true
 	t.signalDrainedLocked()

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"net"
@@ -117,22 +117,29 @@ func awaitClose(c *client) <-chan closed {
 	return got
 }
 
+// sinkHarness returns an upstream that counts what it receives (sink) and
+// a client tunnelled to it through a harness whose front server front
+// starts (nil: plain TCP), under the policy that policy sets.
+func sinkHarness(t *testing.T, front func(http.Handler) *httptest.Server, policy func(*rules.WebSocketPolicy)) (*countingSink, *client) {
+	up := newUpstream(t)
+	sink := newCountingSink()
+	up.onConn = sink.serve
+	h := newHarnessWith(t, up.url(), front, nil)
+	h.configure(policy)
+	return sink, h.dial("/upload", dialOpts{})
+}
+
 // TestTunnelSplicedUploadIsActivity: a frame large enough to be spliced
-// (4 MiB, over relaySpliceMin) uploaded steadily for ~3 s keeps a tunnel
+// (4 MiB, over DefaultSpliceMin) uploaded steadily for ~3 s keeps a tunnel
 // with a 600 ms idle timeout open; the upstream receives all of it; the
 // idle timeout still closes the tunnel once the upload is over. Before,
 // splicing recorded no activity and the active upload got 1008 idle
 // timeout.
 func TestTunnelSplicedUploadIsActivity(t *testing.T) {
 	const size = 4 << 20
-	up := newUpstream(t)
-	sink := newCountingSink()
-	up.onConn = sink.serve
-	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, nil, func(p *rules.WebSocketPolicy) {
 		p.IdleTimeout, p.CloseGrace = 600*time.Millisecond, 200*time.Millisecond
 	})
-	c := h.dial("/upload", dialOpts{})
 	// The client's side is read while it uploads: the Close must not
 	// arrive before the upload is over.
 	got := awaitClose(c)
@@ -170,16 +177,11 @@ func TestTunnelSpliceStopsWhenCloseIsDecided(t *testing.T) {
 
 func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Server) {
 	const size = 8 << 20
-	up := newUpstream(t)
-	sink := newCountingSink()
-	up.onConn = sink.serve
-	h := newHarnessWith(t, up.url(), front, nil)
-	h.configure(func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, front, func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 300 * time.Millisecond // the client never answers
 	})
-	c := h.dial("/upload", dialOpts{})
 	got := awaitClose(c)
 	uploaded := make(chan time.Time, 1)
 	go func() {
@@ -215,16 +217,11 @@ func stopsWhenCloseIsDecided(t *testing.T, front func(http.Handler) *httptest.Se
 // normally. Nothing of the rest reaches the upstream.
 func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
 	const size = 8 << 20
-	up := newUpstream(t)
-	sink := newCountingSink()
-	up.onConn = sink.serve
-	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, nil, func(p *rules.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 3 * time.Second // the client answers; no need to cut it off
 	})
-	c := h.dial("/upload", dialOpts{})
 	got := awaitClose(c)
 	hurry := make(chan struct{})
 	uploaded := make(chan error, 1)
@@ -248,5 +245,51 @@ func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
 	}
 	if n, _, _ := sink.state(); n >= size {
 		t.Errorf("the upstream received the whole frame (%d bytes)", n)
+	}
+}
+
+// TestSpliceMinOption: Options.SpliceMin decides from which payload left
+// in a frame the relay splices between two TCP connections: the default
+// when zero, never when negative.
+func TestSpliceMinOption(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := <-accepted
+	if server == nil {
+		t.Fatal("no connection accepted")
+	}
+	defer server.Close()
+	tests := []struct {
+		spliceMin, left int64
+		want            bool
+	}{
+		{0, DefaultSpliceMin, true},
+		{0, DefaultSpliceMin - 1, false},
+		{1 << 10, 1 << 10, true},
+		{1 << 10, 1<<10 - 1, false},
+		{-1, 1 << 30, false},
+	}
+	for _, tc := range tests {
+		tun := &tunnel{}
+		tun.owner = New(Options{SpliceMin: tc.spliceMin})
+		tun.client.setConn(server)
+		tun.upstream.setConn(client)
+		p := pump{t: tun, src: &tun.client, dst: &tun.upstream, left: tc.left}
+		if got := p.spliceable(); got != tc.want {
+			t.Errorf("SpliceMin %d, %d bytes left: spliceable = %v, want %v", tc.spliceMin, tc.left, got, tc.want)
+		}
 	}
 }

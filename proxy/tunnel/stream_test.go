@@ -1,10 +1,9 @@
-package proxy_test
+package tunnel_test
 
 import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,59 +17,14 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
-	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
-
-// streamUpstream is a real loopback server: /sse ticks an event every
-// 50 ms, /ndjson a JSON line every 50 ms, both until the client goes; /blob
-// sends a known-length body of ?n bytes, slowly enough to outlive a short
-// write timeout when ?slow is set.
-func streamUpstream(t testing.TB) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/sse", "/ndjson":
-			if r.URL.Path == "/sse" {
-				w.Header().Set("Content-Type", "text/event-stream")
-			} else {
-				w.Header().Set("Content-Type", "application/x-ndjson")
-			}
-			tick := time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; ; i++ {
-				if r.URL.Path == "/sse" {
-					fmt.Fprintf(w, "data: tick %d\n\n", i)
-				} else {
-					fmt.Fprintf(w, "{\"tick\":%d}\n", i)
-				}
-				w.(http.Flusher).Flush()
-				select {
-				case <-r.Context().Done():
-					return
-				case <-tick.C:
-				}
-			}
-		case "/blob":
-			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-			w.Header().Set("Content-Length", strconv.Itoa(n))
-			buf := make([]byte, 64<<10)
-			for n > 0 {
-				k := min(n, len(buf))
-				if _, err := w.Write(buf[:k]); err != nil {
-					return
-				}
-				n -= k
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // streamProxy is the proxy handler, its streams governed by tunnels, behind
 // a real http.Server with the given write timeout.
 type streamProxy struct {
 	srv     *httptest.Server
-	tunnels *proxy.Tunnels
+	tunnels *tunnel.Server
 }
 
 func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration) *streamProxy {
@@ -91,23 +45,30 @@ func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, wr
   upstream: {url: "`+upstream+`"}
   websocket: `+websocketBlock+`
 `)
-	tun := proxy.NewTunnels(proxy.TunnelOptions{})
-	h := (&proxy.Handler{
-		Rules: staticRules{set},
-		Stream: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, res *http.Response, cancel context.CancelFunc) io.ReadCloser {
-			if bind != nil {
-				bind(s)
-			}
-			return tun.GovernStream(proxy.StreamRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s,
-				Response: res, Cancel: cancel, Client: w, RemoteAddr: r.RemoteAddr})
-		},
-	}).Init()
+	tun := tunnel.New(tunnel.Options{})
+	var streams proxy.StreamGovernor = tun
+	if bind != nil {
+		streams = bindingGovernor{tun, bind}
+	}
+	h := proxyHandler(set, nil, streams)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Config.ReadTimeout = writeTimeout
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &streamProxy{srv: srv, tunnels: tun}
+}
+
+// bindingGovernor has bind change the session of every stream before
+// next governs it.
+type bindingGovernor struct {
+	next proxy.StreamGovernor
+	bind func(*pipeline.Session)
+}
+
+func (g bindingGovernor) GovernStream(req tunnel.StreamRequest) io.ReadCloser {
+	g.bind(req.Session)
+	return g.next.GovernStream(req)
 }
 
 func (p *streamProxy) get(t testing.TB, path string) *http.Response {
@@ -146,7 +107,7 @@ func readEvents(r io.Reader) ([]string, error) {
 }
 
 func TestStreamSSEEndsAtMaxLifetimeWithFinalEvent(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 400ms}`, 0)
 	start := time.Now()
 	res := p.get(t, "/sse")
@@ -175,7 +136,7 @@ func TestStreamSSEEndsAtMaxLifetimeWithFinalEvent(t *testing.T) {
 }
 
 func TestStreamSSECloseEventConfigurableOrOff(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	for _, tc := range []struct{ block, want string }{
 		{`{max_lifetime: 200ms, stream_close_event: session-over}`, "session-over|"},
 		{`{max_lifetime: 200ms, stream_close_event: ""}`, "message|tick"},
@@ -194,12 +155,12 @@ func TestStreamSSECloseEventConfigurableOrOff(t *testing.T) {
 }
 
 func TestStreamSSEAdminRevocation(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 1h}`, 0)
 	res := p.get(t, "/sse")
 	defer res.Body.Close()
 	eventually(t, "stream registered", func() bool { return p.tunnels.Registry().Len() == 1 })
-	infos := p.tunnels.Registry().Describe(proxy.Selector{})
+	infos := p.tunnels.Registry().Describe(tunnel.Selector{})
 	if infos[0].Kind != "sse" || infos[0].Rule != "streams" || infos[0].NextDeadlineReason == "" {
 		t.Errorf("listed as %+v", infos[0])
 	}
@@ -209,7 +170,7 @@ func TestStreamSSEAdminRevocation(t *testing.T) {
 		done <- ev
 	}()
 	time.Sleep(150 * time.Millisecond)
-	if n := p.tunnels.Registry().Revoke(proxy.Selector{Rule: "streams"}, "revoked by admin"); n != 1 {
+	if n := p.tunnels.Registry().Revoke(tunnel.Selector{Rule: "streams"}, "revoked by admin"); n != 1 {
 		t.Fatalf("revoked %d channels, want 1", n)
 	}
 	select {
@@ -224,7 +185,7 @@ func TestStreamSSEAdminRevocation(t *testing.T) {
 }
 
 func TestStreamSSESessionExpiryAndRejectedRecheck(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	// Expiry: the session ends 300 ms in.
 	p := newStreamProxyWith(t, up.URL, `{max_lifetime: 1h}`, 0, func(s *pipeline.Session) {
 		s.ExpiresAt = time.Now().Add(300 * time.Millisecond)
@@ -285,7 +246,7 @@ func TestStreamSSESessionExpiryAndRejectedRecheck(t *testing.T) {
 }
 
 func TestStreamNDJSONAbortedNotCompleted(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 300ms}`, 0)
 	res := p.get(t, "/ndjson")
 	defer res.Body.Close()
@@ -312,7 +273,7 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("8 s")
 	}
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 8s}`, 2*time.Second)
 	start := time.Now()
 	res := p.get(t, "/sse")
@@ -333,7 +294,7 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 }
 
 func TestStreamKnownLengthDownloadUnaffected(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	// A max lifetime far shorter than the download: a body of known
 	// length is not a stream, so nothing cuts it.
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 1ms, idle_timeout: 1ms}`, 0)
@@ -350,7 +311,7 @@ func TestStreamKnownLengthDownloadUnaffected(t *testing.T) {
 }
 
 func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
-	up := streamUpstream(t)
+	up := tunnel.StreamUpstream(t)
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 30ms}`, 0)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	run := func(n int) {

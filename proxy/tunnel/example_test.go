@@ -1,4 +1,4 @@
-package proxy_test
+package tunnel_test
 
 import (
 	"context"
@@ -7,15 +7,15 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // An authorised upgrade is handed to the tunnel server with the rule's
 // policy, the session the pipeline produced and the request as it would go
 // upstream; the server's owner shuts the tunnels down with the server.
-func ExampleTunnels() {
-	tunnels := proxy.NewTunnels(proxy.TunnelOptions{DialTimeout: 5 * time.Second})
+func ExampleServer() {
+	tunnels := tunnel.New(tunnel.Options{DialTimeout: 5 * time.Second})
 	upstream, _ := url.Parse("http://127.0.0.1:4000")
 
 	policy := rules.DefaultWebSocketPolicy()
@@ -30,7 +30,7 @@ func ExampleTunnels() {
 		out.Host = ""
 		out.Header.Del("Connection")
 		out.Header.Del("Upgrade")
-		tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: "chat", Policy: policy, Session: session, Upstream: out})
+		tunnels.ServeTunnel(w, r, tunnel.Request{RuleID: "chat", Policy: policy, Session: session, Upstream: out})
 	})}
 	go func() { _ = srv.ListenAndServe() }()
 

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"context"
@@ -33,7 +33,7 @@ import (
 // stream (HTTP/2) is reset without the terminating chunk — so that a
 // client cannot mistake it for a complete body.
 
-// StreamRequest is a streaming response handed to [Tunnels.GovernStream].
+// StreamRequest is a streaming response handed to [Server.GovernStream].
 type StreamRequest struct {
 	// RuleID names the rule that matched.
 	RuleID string
@@ -86,25 +86,11 @@ func (e *ErrStreamEnded) Error() string { return "stream ended by the proxy: " +
 // stream (a final event and io.EOF, or an [*ErrStreamEnded]); closing it
 // unregisters the stream. A server shutting down ends new streams at
 // once.
-func (t *Tunnels) GovernStream(req StreamRequest) io.ReadCloser {
+func (t *Server) GovernStream(req StreamRequest) io.ReadCloser {
 	now := time.Now()
-	s := &stream{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: req.RemoteAddr,
-		body: req.Response.Body, cancel: req.Cancel, sse: isEventStream(req.Response.Header)}
-	s.keys.Rule = req.RuleID
+	s := &stream{body: req.Response.Body, cancel: req.Cancel, sse: isEventStream(req.Response.Header)}
+	s.bind(t, req.RuleID, req.Policy, req.Session, req.RemoteAddr, now)
 	s.boundary.at = true
-	authenticator := ""
-	if se := req.Session; se != nil {
-		s.subject, s.reval, authenticator = se.Subject, se.Revalidator, se.Authenticator
-		s.keys.SessionID, s.keys.Subject, s.keys.Credential = se.SessionID, se.Subject, se.CredentialID
-		s.sessionExp = se.ExpiresAt
-		if req.Policy.BindToSession {
-			s.expiresAt = se.ExpiresAt
-		}
-	}
-	if req.Policy.MaxLifetime > 0 {
-		s.maxAt = now.Add(req.Policy.MaxLifetime)
-	}
-	s.lastActive.Store(now.UnixNano())
 	if req.Client != nil {
 		s.rc = http.NewResponseController(req.Client)
 		// The stream's own bounds replace the server's timeouts; an error
@@ -117,12 +103,12 @@ func (t *Tunnels) GovernStream(req StreamRequest) io.ReadCloser {
 	t.streams[s] = struct{}{}
 	shutting := t.shutting
 	t.mu.Unlock()
-	if req.Policy.RevalidateEvery > 0 && s.reval != nil {
-		t.checks.join(s, recheckKey(authenticator, s.keys, "stream-"+s.id))
+	if s.rechecked() {
+		t.checks.join(s, recheckKey(s.authenticator, s.keys, "stream-"+s.id))
 	}
 	t.m.Opened(s.rule)
 	s.mu.Lock()
-	s.scheduleLocked(now)
+	s.scheduleLocked()
 	s.mu.Unlock()
 	if shutting {
 		s.end(&causeShutdown)
@@ -132,37 +118,23 @@ func (t *Tunnels) GovernStream(req StreamRequest) io.ReadCloser {
 
 // stream is one governed streaming response.
 type stream struct {
-	owner   *Tunnels
-	rule    string
-	subject string
-	policy  rules.WebSocketPolicy
-	reval   pipeline.Revalidator
-	start   time.Time
-	id      string
-	keys    ChannelKeys
-	remote  string
+	binding // lastActive: the last byte from the upstream
 	sse     bool
 	body    io.ReadCloser
 	cancel  context.CancelFunc
 	rc      *http.ResponseController
-	group   *recheckGroup // guarded by owner.checks.mu
 
-	lastActive atomic.Int64 // unix nanoseconds of the last byte from the upstream
-	relayed    atomic.Int64
-	closeOnce  sync.Once
+	relayed   atomic.Int64
+	closeOnce sync.Once
 
 	// Only the reading goroutine touches these.
 	boundary sseBoundary
 	final    []byte // the final event still to deliver; nil: none or done
 
-	mu         sync.Mutex
-	maxAt      time.Time
-	expiresAt  time.Time
-	sessionExp time.Time
-	timer      deadlineTimer
-	cause      *closeCause // why the proxy ends it; nil while it runs
-	ended      string      // the reason it ended, once closed
-	finishing  bool        // finish ran: the final event or the abort is decided
+	// Guarded by binding.mu.
+	cause     *closeCause // why the proxy ends it; nil while it runs
+	ended     string      // the reason it ended, once closed
+	finishing bool        // finish ran: the final event or the abort is decided
 }
 
 // decided returns the proxy's reason to end the stream, nil if none.
@@ -240,9 +212,7 @@ func (s *stream) Close() error {
 			reason = s.cause.reason
 		}
 		s.ended = reason
-		if s.timer != nil {
-			s.timer.Stop()
-		}
+		s.owner.wheel.Remove(s)
 		s.mu.Unlock()
 		s.cancel()
 		t := s.owner
@@ -277,9 +247,7 @@ func (s *stream) end(c *closeCause) {
 		return
 	}
 	s.cause = c
-	if s.timer != nil {
-		s.timer.Stop()
-	}
+	s.owner.wheel.Remove(s)
 	s.mu.Unlock()
 	if s.rc != nil {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(max(s.policy.CloseGrace, 100*time.Millisecond)))
@@ -288,128 +256,15 @@ func (s *stream) end(c *closeCause) {
 }
 
 // Revoke implements [LiveChannel].
-func (s *stream) Revoke(reason string) {
-	if reason == "" {
-		s.end(&causeSessionRevoked)
-		return
-	}
-	s.end(&closeCause{ReasonSessionRevoked, causeSessionRevoked.code, reason})
-}
+func (s *stream) Revoke(reason string) { s.end(revokeCause(reason)) }
 
 // Describe implements [LiveChannel].
 func (s *stream) Describe() ChannelInfo {
-	info := ChannelInfo{Kind: s.kind(), Rule: s.rule, Subject: s.subject, SessionID: s.keys.SessionID,
-		OpenedAt: s.start, ClientAddress: s.remote, BytesToClient: s.relayed.Load()}
-	var next time.Time
-	consider := func(d time.Time, why string) {
-		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-			next, info.NextDeadlineReason = d, why
-		}
-	}
-	consider(s.owner.checks.nextOf(s), "revalidation")
-	s.mu.Lock()
-	consider(s.maxAt, ReasonMaxLifetime)
-	consider(s.expiresAt, ReasonSessionExpired)
-	if !s.sessionExp.IsZero() {
-		exp := s.sessionExp
-		info.SessionExpiresAt = &exp
-	}
-	s.mu.Unlock()
-	if idle := s.policy.IdleTimeout; idle > 0 {
-		consider(time.Unix(0, s.lastActive.Load()).Add(idle), ReasonIdleTimeout)
-	}
-	if !next.IsZero() {
-		info.NextDeadline = &next
-	}
-	return info
+	return s.describe(ChannelInfo{Kind: s.kind(), BytesToClient: s.relayed.Load()})
 }
 
-// scheduleLocked arms the deadline timer for the earliest of max
-// lifetime, session expiry and the idle deadline; s.mu is held.
-func (s *stream) scheduleLocked(now time.Time) {
-	if s.cause != nil || s.ended != "" {
-		return
-	}
-	var next time.Time
-	consider := func(d time.Time) {
-		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-			next = d
-		}
-	}
-	consider(s.maxAt)
-	consider(s.expiresAt)
-	if idle := s.policy.IdleTimeout; idle > 0 {
-		consider(time.Unix(0, s.lastActive.Load()).Add(idle))
-	}
-	if next.IsZero() {
-		return
-	}
-	if s.timer == nil {
-		s.timer = newDeadlineTimer(next.Sub(now), s.onTimer)
-		return
-	}
-	s.timer.Reset(next.Sub(now))
-}
-
-// onTimer ends the stream for the deadline that passed, or re-arms.
-func (s *stream) onTimer() {
-	now := time.Now()
-	due := func(d time.Time) bool { return !d.IsZero() && !now.Before(d) }
-	s.mu.Lock()
-	var c *closeCause
-	switch {
-	case due(s.maxAt):
-		c = &causeMaxLifetime
-	case due(s.expiresAt):
-		c = &causeSessionExpired
-	case s.policy.IdleTimeout > 0 && due(time.Unix(0, s.lastActive.Load()).Add(s.policy.IdleTimeout)):
-		c = &causeIdleTimeout
-	default:
-		s.scheduleLocked(now)
-	}
-	s.mu.Unlock()
-	if c != nil {
-		s.end(c)
-	}
-}
-
-// applyRecheck applies the session group's re-check outcome as
-// [tunnel.applyRecheck] does.
-func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
-	var c *closeCause
-	status := pipeline.StatusOf(err)
-	s.mu.Lock()
-	switch {
-	case s.cause != nil || s.ended != "":
-	case err == nil:
-		if !expiresAt.IsZero() {
-			s.sessionExp = expiresAt
-		}
-		if s.policy.BindToSession && !expiresAt.IsZero() {
-			s.expiresAt = expiresAt
-			if !now.Before(expiresAt) {
-				c = &causeSessionExpired
-			}
-		}
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		c = &causeSessionRevoked
-	case !s.policy.TolerateUnavailable || now.Sub(downSince) >= s.policy.UnavailableGrace:
-		c = &causeRevalidationUnavailable
-	}
-	if c == nil {
-		s.scheduleLocked(now)
-	}
-	s.mu.Unlock()
-	if c != nil {
-		s.end(c)
-	}
-}
-
-// recheckMember methods of a stream.
-func (s *stream) revalidateEvery() time.Duration    { return s.policy.RevalidateEvery }
-func (s *stream) revalidator() pipeline.Revalidator { return s.reval }
-func (s *stream) channelKeys() ChannelKeys          { return s.keys }
-func (s *stream) groupRef() **recheckGroup          { return &s.group }
+// bound implements recheckMember.
+func (s *stream) bound() *binding { return &s.binding }
 
 // sseBoundary follows the event stream's lines (terminated by CRLF, LF or
 // CR, as the HTML standard's parser reads them) to know whether what was

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // jitter of up to a tenth, so that sessions opened together do not re-check
 // together and no tunnel is re-checked later than its rule says.
 //
-// The outcome applies to every member at once ([tunnel.applyRecheck]); a
+// The outcome applies to every member at once ([binding.recheckLocked]); a
 // rejection is also reported to [Revocations.Rejected] once, so that the
 // other replicas close their tunnels of the session too.
 
@@ -30,21 +30,16 @@ import (
 // a WebSocket [tunnel] or a session-bound [stream]. Tunnels and streams of
 // one session share one group.
 type recheckMember interface {
-	// revalidateEvery is the member's revalidate_every (positive).
-	revalidateEvery() time.Duration
-	// revalidator re-runs the admitting authenticator's check.
-	revalidator() pipeline.Revalidator
-	// channelKeys is what the registry indexes the member by.
-	channelKeys() ChannelKeys
-	// groupRef is the member's group field, guarded by rechecks.mu.
-	groupRef() **recheckGroup
-	// applyRecheck applies the group's outcome (see [tunnel.applyRecheck]).
+	// bound is what the member is bound to; its group field is guarded
+	// by rechecks.mu.
+	bound() *binding
+	// applyRecheck applies the group's outcome (see [binding.recheckLocked]).
 	applyRecheck(now, expiresAt time.Time, err error, downSince time.Time)
 }
 
-// rechecks holds the re-check groups of one [Tunnels].
+// rechecks holds the re-check groups of one [Server].
 type rechecks struct {
-	owner *Tunnels
+	owner *Server
 
 	mu     sync.Mutex
 	groups map[string]*recheckGroup
@@ -86,7 +81,7 @@ func jittered(d time.Duration) time.Duration {
 // join adds t (with a Revalidator and a positive revalidate_every) to the
 // group key.
 func (rc *rechecks) join(t recheckMember, key string) {
-	every := t.revalidateEvery()
+	every := t.bound().policy.RevalidateEvery
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	g := rc.groups[key]
@@ -95,7 +90,7 @@ func (rc *rechecks) join(t recheckMember, key string) {
 		rc.groups[key] = g
 	}
 	g.members[t] = struct{}{}
-	*t.groupRef() = g
+	t.bound().group = g
 	if g.every != 0 && every >= g.every {
 		return
 	}
@@ -115,11 +110,12 @@ func (rc *rechecks) join(t recheckMember, key string) {
 func (rc *rechecks) leave(t recheckMember) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	g := *t.groupRef()
+	b := t.bound()
+	g := b.group
 	if g == nil {
 		return
 	}
-	*t.groupRef() = nil
+	b.group = nil
 	delete(g.members, t)
 	if len(g.members) == 0 {
 		g.timer.Stop()
@@ -128,31 +124,31 @@ func (rc *rechecks) leave(t recheckMember) {
 		}
 		return
 	}
-	if t.revalidateEvery() == g.every {
+	if b.policy.RevalidateEvery == g.every {
 		// The shortest interval may have left with t; the next re-check
 		// is scheduled with the remaining members' shortest.
 		g.every = 0
 		for m := range g.members {
-			if g.every == 0 || m.revalidateEvery() < g.every {
-				g.every = m.revalidateEvery()
+			if every := m.bound().policy.RevalidateEvery; g.every == 0 || every < g.every {
+				g.every = every
 			}
 		}
 	}
 }
 
-// nextOf returns when t's session is re-checked next (zero: not scheduled,
+// nextOf returns when b's session is re-checked next (zero: not scheduled,
 // or a re-check is running).
-func (rc *rechecks) nextOf(t recheckMember) time.Time {
+func (rc *rechecks) nextOf(b *binding) time.Time {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	g := *t.groupRef()
+	g := b.group
 	if g == nil {
 		return time.Time{}
 	}
 	return g.next
 }
 
-// groups returns the number of re-check groups (sessions being re-checked).
+// count returns the number of re-check groups (sessions being re-checked).
 func (rc *rechecks) count() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -173,7 +169,7 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		return
 	}
 	g.next = time.Time{}
-	rv, keys := first.revalidator(), first.channelKeys()
+	rv, keys := first.bound().reval, first.bound().keys
 	rc.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
@@ -224,5 +220,70 @@ func (rc *rechecks) fire(g *recheckGroup) {
 	entry.Info("websocket session rejected at revalidation; its tunnels close")
 	if rc.owner.rev != nil {
 		rc.owner.rev.Rejected(keys.SessionID, keys.Subject, keys.Rule)
+	}
+}
+
+// recheckLocked applies the outcome of the re-check the channel's session
+// group made at now to the deadlines and returns the cause to end the
+// channel for, nil to keep it: err nil with the session's current expiry
+// (which replaces the channel's, in either direction, when bound to the
+// session, and ends it when already past); a rejection (401, 403) ends it
+// with "session revoked"; an identity provider that cannot answer (503,
+// timeout, any other error) ends it too, unless the policy tolerates
+// unavailability and the outage, counted from downSince, is shorter than
+// the policy's unavailable grace. b.mu is held and the channel is not
+// ending.
+func (b *binding) recheckLocked(now, expiresAt time.Time, err error, downSince time.Time) *closeCause {
+	status := pipeline.StatusOf(err)
+	switch {
+	case err == nil:
+		if !expiresAt.IsZero() {
+			b.sessionExp = expiresAt
+		}
+		if b.policy.BindToSession && !expiresAt.IsZero() {
+			b.expiresAt = expiresAt
+			if !now.Before(expiresAt) {
+				return &causeSessionExpired
+			}
+		}
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return &causeSessionRevoked
+	case !b.policy.TolerateUnavailable || now.Sub(downSince) >= b.policy.UnavailableGrace:
+		return &causeRevalidationUnavailable
+	}
+	return nil
+}
+
+// applyRecheck implements recheckMember: the outcome of the re-check the
+// tunnel's session group made at now ([binding.recheckLocked]) ends the
+// tunnel or moves its deadlines.
+func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
+	var c *closeCause
+	t.mu.Lock()
+	if !t.closing && !t.torn {
+		c = t.recheckLocked(now, expiresAt, err, downSince)
+	}
+	if c == nil {
+		t.scheduleLocked()
+	}
+	t.mu.Unlock()
+	if c != nil {
+		t.beginClose(c, time.Time{})
+	}
+}
+
+// applyRecheck implements recheckMember, as [tunnel.applyRecheck] does.
+func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
+	var c *closeCause
+	s.mu.Lock()
+	if s.cause == nil && s.ended == "" {
+		c = s.recheckLocked(now, expiresAt, err, downSince)
+	}
+	if c == nil {
+		s.scheduleLocked()
+	}
+	s.mu.Unlock()
+	if c != nil {
+		s.end(c)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
@@ -35,24 +35,6 @@ import (
 // ioWait bounds every blocking read and wait in these tests: it is about
 // correctness (nothing hangs), never about speed.
 const ioWait = 10 * time.Second
-
-// lockedBuffer is a log sink safe to read while the tunnel writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // countingMetrics records what the tunnel reports.
 type countingMetrics struct {
@@ -122,14 +104,14 @@ func (m *countingMetrics) bytes(dir string) int64 {
 	return m.relayed[dir]
 }
 
-// harness is a Tunnels behind a front server, with the upstream URL and
+// harness is a Server behind a front server, with the upstream URL and
 // the policy and session every upgrade gets.
 type harness struct {
 	t       *testing.T
-	tunnels *Tunnels
+	tunnels *Server
 	front   *httptest.Server
 	metrics *countingMetrics
-	logs    *lockedBuffer
+	logs    *LockedBuffer
 
 	mu           sync.Mutex
 	upstreamURL  string
@@ -146,19 +128,19 @@ func newHarness(t *testing.T, upstreamURL string) *harness {
 
 // newHarnessWith is newHarness with the front server started by front
 // (httptest.NewServer when nil) and options edited by opts.
-func newHarnessWith(t *testing.T, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*TunnelOptions)) *harness {
+func newHarnessWith(t *testing.T, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &lockedBuffer{}}
+	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &LockedBuffer{}}
 	h.policy = rules.DefaultWebSocketPolicy()
 	h.policy.CloseGrace = 2 * time.Second
 	h.session = func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }
 	log := logrus.New()
 	log.Out = h.logs
-	o := TunnelOptions{Log: log, Metrics: h.metrics, DialTimeout: 2 * time.Second}
+	o := Options{Log: log, Metrics: h.metrics, DialTimeout: 2 * time.Second}
 	if opts != nil {
 		opts(&o)
 	}
-	h.tunnels = NewTunnels(o)
+	h.tunnels = New(o)
 	if front == nil {
 		front = httptest.NewServer
 	}
@@ -199,13 +181,13 @@ func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
 	h.tunnels.ServeTunnel(w, r, req)
 }
 
-// tunnelRequestFor builds the TunnelRequest the proxy handler would for r
+// tunnelRequestFor builds the Request the proxy handler would for r
 // going to the upstream at target: the upstream URL, Host, the client's
 // headers without hop-by-hop ones, and the session's (mutator) headers.
-func tunnelRequestFor(r *http.Request, target string, policy rules.WebSocketPolicy, session *pipeline.Session, preserveHost bool) (TunnelRequest, error) {
+func tunnelRequestFor(r *http.Request, target string, policy rules.WebSocketPolicy, session *pipeline.Session, preserveHost bool) (Request, error) {
 	u, err := url.Parse(target)
 	if err != nil {
-		return TunnelRequest{}, err
+		return Request{}, err
 	}
 	u.Path, u.RawQuery = r.URL.Path, r.URL.RawQuery
 	out := r.Clone(context.Background())
@@ -220,7 +202,7 @@ func tunnelRequestFor(r *http.Request, target string, policy rules.WebSocketPoli
 	for k, v := range session.Header {
 		out.Header[k] = v
 	}
-	return TunnelRequest{RuleID: "rule-1", Policy: policy, Session: session, Upstream: out}, nil
+	return Request{RuleID: "rule-1", Policy: policy, Session: session, Upstream: out}, nil
 }
 
 // wsURL is the front server's ws:// URL for path.
@@ -357,6 +339,22 @@ func (c *client) write(op ws.OpCode, fin bool, payload []byte) {
 	}
 }
 
+// echo sends payload as one masked binary frame, written on a goroutine
+// of its own so that a frame larger than the socket buffers can come back
+// while it is still being sent, and returns the frame that came back.
+func (c *client) echo(payload []byte) frame {
+	c.t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
+	}()
+	f := c.read()
+	if err := <-errc; err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+	return f
+}
+
 // read reads the next frame sent to the client.
 func (c *client) read() frame {
 	c.t.Helper()
@@ -426,7 +424,7 @@ func newUpstream(t testing.TB) *upstream {
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	offered := offeredProtocols(r.Header, pipeline.Scrub{})
+	offered := OfferedProtocols(r.Header, pipeline.Scrub{})
 	u.mu.Lock()
 	u.requests = append(u.requests, r)
 	u.offered = append(u.offered, offered)

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bytes"
@@ -112,7 +112,7 @@ var handshakeOnly = []string{
 // upstreamDialer prepares the gobwas/ws Dialer for req: the client's
 // subprotocols minus token carriers, its extensions as offered, the
 // request's headers (cookies only when the policy forwards them) and Host.
-func (t *Tunnels) upstreamDialer(req TunnelRequest, d *dialed, status *int, connected *bool) (ws.Dialer, string, error) {
+func (t *Server) upstreamDialer(req Request, d *dialed, status *int, connected *bool) (ws.Dialer, string, error) {
 	up := req.Upstream
 	if up == nil || up.URL == nil {
 		return ws.Dialer{}, "", errors.New("no upstream request")
@@ -132,7 +132,7 @@ func (t *Tunnels) upstreamDialer(req TunnelRequest, d *dialed, status *int, conn
 	if req.Session != nil {
 		scrub = req.Session.Scrub
 	}
-	protocols := offeredProtocols(up.Header, scrub)
+	protocols := OfferedProtocols(up.Header, scrub)
 	extensions, err := offeredExtensions(up.Header)
 	if err != nil {
 		return ws.Dialer{}, "", err
@@ -207,7 +207,7 @@ func upgradeResponseHopByHop(canonical string) bool {
 // dialUpstream connects to the upstream and completes its WebSocket
 // handshake. ctx is the client's request context: a client that goes away
 // aborts the dial.
-func (t *Tunnels) dialUpstream(ctx context.Context, req TunnelRequest) (*dialed, error) {
+func (t *Server) dialUpstream(ctx context.Context, req Request) (*dialed, error) {
 	d := &dialed{}
 	status, connected := 0, false
 	dl, target, err := t.upstreamDialer(req, d, &status, &connected)
@@ -271,7 +271,7 @@ func classifyDialError(err error) (result string, status int, msg string) {
 
 // upgradeClient answers the client's upgrade with 101, the upstream's
 // chosen subprotocol and extensions and the upstream's other 101 headers.
-func (t *Tunnels) upgradeClient(w http.ResponseWriter, r *http.Request, up *dialed) (*upgraded, error) {
+func (t *Server) upgradeClient(w http.ResponseWriter, r *http.Request, up *dialed) (*upgraded, error) {
 	u := ws.HTTPUpgrader{
 		Timeout: t.opts.HandshakeTimeout,
 		Header:  up.header,
@@ -318,9 +318,10 @@ func acceptAsUpstream(accepted []httphead.Option) func(httphead.Option) (httphea
 	}
 }
 
-// offeredProtocols returns the subprotocols the client offered, in order,
-// without the entries named in scrub (credential carriers).
-func offeredProtocols(h http.Header, scrub pipeline.Scrub) []string {
+// OfferedProtocols returns the subprotocols offered in h's
+// Sec-WebSocket-Protocol headers, in order, without the entries scrub
+// names (credential carriers): what the upstream may be offered.
+func OfferedProtocols(h http.Header, scrub pipeline.Scrub) []string {
 	var out []string
 	for _, v := range h.Values("Sec-WebSocket-Protocol") {
 		for p := range strings.SplitSeq(v, ",") {

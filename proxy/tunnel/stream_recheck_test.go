@@ -1,11 +1,9 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -33,22 +31,10 @@ func TestStreamSharesTunnelRecheck(t *testing.T) {
 	clients := []*client{h.dial("/a", dialOpts{}), h.dial("/b", dialOpts{})}
 	h.waitActive(2)
 
-	sse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := 0; ; i++ {
-			fmt.Fprintf(w, "data: %d\n\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}))
-	defer sse.Close()
+	sse := StreamUpstream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sse.URL, nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sse.URL+"/sse", nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,22 +1,18 @@
-package proxy
+package tunnel
 
 import (
 	"crypto/rand"
 	"errors"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/sirupsen/logrus"
-
-	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// Reasons a tunnel ends, as passed to [TunnelMetrics.Closed] and logged.
+// Reasons a tunnel ends, as passed to [Metrics.Closed] and logged.
 const (
 	ReasonMaxLifetime             = "max_lifetime"
 	ReasonSessionExpired          = "session_expired"
@@ -59,60 +55,31 @@ var (
 
 // tunnel is one open client/upstream pair.
 type tunnel struct {
-	owner   *Tunnels
-	rule    string
-	subject string
-	policy  rules.WebSocketPolicy
-	reval   pipeline.Revalidator
-	start   time.Time
-	id      string              // the registry's id
-	keys    ChannelKeys         // what the registry indexes it by
-	remote  string              // the client's address
+	binding                     // lastActive: the last read either way
 	origin  string              // the client's Origin header
-	group   *recheckGroup       // guarded by owner.checks.mu; nil: no re-check
-	closed  func(reason string) // TunnelRequest.Closed
+	closed  func(reason string) // Request.Closed
 
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
 
-	lastActive   atomic.Int64 // unix nanoseconds of the last read either way
 	closeDecided atomic.Bool  // beginClose ran: splices stop (see pump.splice)
 	clientShut   atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps        atomic.Int32 // directions still running
 
-	mu         sync.Mutex
-	maxAt      time.Time   // zero: no cap
-	expiresAt  time.Time   // zero: not bound or unknown
-	sessionExp time.Time   // the session's expiry as last learnt, bound or not
-	timer      *time.Timer // once closing, the end of the close grace (deadlines are on the wheel)
-	graceEnd   time.Time   // when closing: the end of the close grace
-	cause      *closeCause // first reason the tunnel began to end
-	closing    bool        // a Close was sent or relayed
-	torn       bool        // both connections are closed
-	peerCode   ws.StatusCode
+	// Guarded by binding.mu.
+	timer    *time.Timer // once closing, the end of the close grace (deadlines are on the wheel)
+	graceEnd time.Time   // when closing: the end of the close grace
+	cause    *closeCause // first reason the tunnel began to end
+	closing  bool        // a Close was sent or relayed
+	torn     bool        // both connections are closed
+	peerCode ws.StatusCode
 }
 
 // open starts the tunnel between the upgraded client and upstream.
-func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, origin string) {
+func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin string) {
 	now := time.Now()
-	tun := &tunnel{owner: t, rule: req.RuleID, policy: req.Policy, start: now, remote: remote, origin: origin, closed: req.Closed}
-	tun.keys.Rule = req.RuleID
-	p := req.Policy
-	authenticator := ""
-	if s := req.Session; s != nil {
-		tun.subject = s.Subject
-		tun.reval = s.Revalidator
-		authenticator = s.Authenticator
-		tun.keys.SessionID, tun.keys.Subject, tun.keys.Credential = s.SessionID, s.Subject, s.CredentialID
-		tun.sessionExp = s.ExpiresAt
-		if p.BindToSession {
-			tun.expiresAt = s.ExpiresAt
-		}
-	}
-	if p.MaxLifetime > 0 {
-		tun.maxAt = now.Add(p.MaxLifetime)
-	}
-	tun.lastActive.Store(now.UnixNano())
+	tun := &tunnel{origin: origin, closed: req.Closed}
+	tun.bind(t, req.RuleID, req.Policy, req.Session, remote, now)
 
 	tun.client.setConn(cl.conn)
 	tun.client.client = true
@@ -129,12 +96,12 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, orig
 	tun.pumps.Store(2)
 
 	serving := t.register(tun)
-	if p.RevalidateEvery > 0 && tun.reval != nil {
-		t.checks.join(tun, recheckKey(authenticator, tun.keys, tun.id))
+	if tun.rechecked() {
+		t.checks.join(tun, recheckKey(tun.authenticator, tun.keys, tun.id))
 	}
 	t.m.Opened(tun.rule)
 	tun.mu.Lock()
-	tun.scheduleLocked(now)
+	tun.scheduleLocked()
 	tun.mu.Unlock()
 	go tun.up.loop()
 	go tun.down.loop()
@@ -146,11 +113,7 @@ func (t *Tunnels) open(req TunnelRequest, up *dialed, cl *upgraded, remote, orig
 // Revoke implements [LiveChannel]: the tunnel ends with 1008 and reason
 // (cut to fit a Close frame), ReasonSessionRevoked in logs and metrics.
 func (t *tunnel) Revoke(reason string) {
-	if reason == "" {
-		t.beginClose(&causeSessionRevoked, time.Time{})
-		return
-	}
-	t.beginClose(&closeCause{ReasonSessionRevoked, ws.StatusPolicyViolation, closeReasonText(reason)}, time.Time{})
+	t.beginClose(revokeCause(closeReasonText(reason)), time.Time{})
 }
 
 // closeReasonText cuts s to the 123 bytes a Close frame's reason may hold
@@ -170,33 +133,8 @@ func closeReasonText(s string) string {
 
 // Describe implements [LiveChannel].
 func (t *tunnel) Describe() ChannelInfo {
-	info := ChannelInfo{
-		Kind: "websocket", Rule: t.rule, Subject: t.subject, SessionID: t.keys.SessionID,
-		OpenedAt: t.start, ClientAddress: t.remote, Origin: t.origin,
-		BytesToUpstream: t.up.shown.Load(), BytesToClient: t.down.shown.Load(),
-	}
-	var next time.Time
-	consider := func(d time.Time, why string) {
-		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-			next, info.NextDeadlineReason = d, why
-		}
-	}
-	consider(t.owner.checks.nextOf(t), "revalidation")
-	t.mu.Lock()
-	consider(t.maxAt, ReasonMaxLifetime)
-	consider(t.expiresAt, ReasonSessionExpired)
-	if !t.sessionExp.IsZero() {
-		exp := t.sessionExp
-		info.SessionExpiresAt = &exp
-	}
-	t.mu.Unlock()
-	if idle := t.policy.IdleTimeout; idle > 0 {
-		consider(time.Unix(0, t.lastActive.Load()).Add(idle), ReasonIdleTimeout)
-	}
-	if !next.IsZero() {
-		info.NextDeadline = &next
-	}
-	return info
+	return t.describe(ChannelInfo{Kind: "websocket", Origin: t.origin,
+		BytesToUpstream: t.up.shown.Load(), BytesToClient: t.down.shown.Load()})
 }
 
 // loop runs one direction and ends the tunnel when it stops.
@@ -452,8 +390,33 @@ func (t *tunnel) finish() {
 	t.owner.unregister(t)
 }
 
-// recheckMember methods of a tunnel.
-func (t *tunnel) revalidateEvery() time.Duration    { return t.policy.RevalidateEvery }
-func (t *tunnel) revalidator() pipeline.Revalidator { return t.reval }
-func (t *tunnel) channelKeys() ChannelKeys          { return t.keys }
-func (t *tunnel) groupRef() **recheckGroup          { return &t.group }
+// bound implements recheckMember.
+func (t *tunnel) bound() *binding { return &t.binding }
+
+// stopTimerLocked takes the tunnel off the wheel and stops the close
+// grace timer; t.mu is held.
+func (t *tunnel) stopTimerLocked() {
+	t.owner.wheel.Remove(t)
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+// onTimer ends the close grace: both connections are closed.
+func (t *tunnel) onTimer() {
+	now := time.Now()
+	t.mu.Lock()
+	if t.torn || !t.closing {
+		t.mu.Unlock()
+		return
+	}
+	// Over, unless the timer was re-armed after this call was already on
+	// its way.
+	if now.Before(t.graceEnd) {
+		t.timer.Reset(t.graceEnd.Sub(now))
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	t.teardown(nil)
+}

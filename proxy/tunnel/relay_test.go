@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
@@ -93,15 +93,7 @@ func TestTunnelLargeMessage(t *testing.T) {
 		payload[i] = byte(i * 7)
 	}
 	sum := sha256.Sum256(payload)
-	errc := make(chan error, 1)
-	go func() {
-		f := ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...)))
-		errc <- ws.WriteFrame(c.conn, f)
-	}()
-	f := c.read()
-	if err := <-errc; err != nil {
-		t.Fatalf("write: %v", err)
-	}
+	f := c.echo(payload)
 	if f.h.OpCode != ws.OpBinary || len(f.payload) != len(payload) || sha256.Sum256(f.payload) != sum {
 		t.Fatalf("echo of 16 MiB: op %v, %d bytes, intact %v", f.h.OpCode, len(f.payload), sha256.Sum256(f.payload) == sum)
 	}
@@ -278,22 +270,14 @@ func TestTunnelOverTLS(t *testing.T) {
 	up.srv = httptest.NewTLSServer(http.HandlerFunc(up.serve))
 	t.Cleanup(up.srv.Close)
 	roots := up.srv.Client().Transport.(*http.Transport).TLSClientConfig
-	h := newHarnessWith(t, up.srv.URL, httptest.NewTLSServer, func(o *TunnelOptions) { o.TLSConfig = roots })
+	h := newHarnessWith(t, up.srv.URL, httptest.NewTLSServer, func(o *Options) { o.TLSConfig = roots })
 	if !strings.HasPrefix(h.wsURL("/"), "wss://") || !strings.HasPrefix(up.srv.URL, "https://") {
 		t.Fatalf("not TLS: front %s, upstream %s", h.wsURL("/"), up.srv.URL)
 	}
 	c := h.dial("/tls", dialOpts{})
 	for _, size := range []int{10, 1 << 20} {
 		payload := bytes.Repeat([]byte{'t'}, size)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
-		}()
-		f := c.read()
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(f.payload, payload) {
+		if f := c.echo(payload); !bytes.Equal(f.payload, payload) {
 			t.Errorf("echo of %d bytes over TLS: got %d bytes", size, len(f.payload))
 		}
 	}
@@ -366,15 +350,7 @@ func TestTunnelBehindGuard(t *testing.T) {
 	c := h.dial("/guarded", dialOpts{})
 	for _, size := range []int{5, 1 << 20} {
 		payload := bytes.Repeat([]byte{'g'}, size)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewBinaryFrame(append([]byte(nil), payload...))))
-		}()
-		f := c.read()
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(f.payload, payload) {
+		if f := c.echo(payload); !bytes.Equal(f.payload, payload) {
 			t.Fatalf("echo of %d bytes behind the guard: got %d bytes", size, len(f.payload))
 		}
 	}

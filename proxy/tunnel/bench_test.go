@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
@@ -71,7 +71,7 @@ const (
 )
 
 // tunnelFront serves every request as an authorised upgrade to target.
-func tunnelFront(tb testing.TB, target string, tunnels *Tunnels, policy rules.WebSocketPolicy, session func() *pipeline.Session) *httptest.Server {
+func tunnelFront(tb testing.TB, target string, tunnels *Server, policy rules.WebSocketPolicy, session func() *pipeline.Session) *httptest.Server {
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := tunnelRequestFor(r, target, policy, session(), false)
 		if err != nil {
@@ -95,7 +95,7 @@ func newBenchTargets(b *testing.B) benchTargets {
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	viaRP := httptest.NewServer(rp)
 	b.Cleanup(viaRP.Close)
-	viaT := tunnelFront(b, up.URL, NewTunnels(TunnelOptions{}), rules.DefaultWebSocketPolicy(),
+	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(),
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} })
 	toWS := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	return benchTargets{
@@ -113,6 +113,34 @@ func (tg benchTargets) order(r int) []string {
 		out[i] = tg.names[(r+i)%n]
 	}
 	return out
+}
+
+// measure warms each target up with warmup operations, then times b.N
+// operations split into benchRounds rounds, the targets taking turns in
+// an order that changes every round; it returns each target's time.
+func (tg benchTargets) measure(b *testing.B, warmup int, run func(name string, n int) error) map[string]time.Duration {
+	for _, name := range tg.names {
+		if err := run(name, warmup); err != nil {
+			b.Fatalf("%s warm-up: %v", name, err)
+		}
+	}
+	spent := map[string]time.Duration{}
+	b.ResetTimer()
+	for r := range benchRounds {
+		n := b.N / benchRounds
+		if r < b.N%benchRounds {
+			n++
+		}
+		for _, name := range tg.order(r) {
+			start := time.Now()
+			if err := run(name, n); err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			spent[name] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	return spent
 }
 
 // benchConn is a client connection for the benchmarks.
@@ -196,27 +224,7 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 		close(errs)
 		return <-errs
 	}
-	for _, name := range tg.names {
-		if err := run(clients[name], 50*conns); err != nil {
-			b.Fatalf("%s warm-up: %v", name, err)
-		}
-	}
-	spent := map[string]time.Duration{}
-	b.ResetTimer()
-	for r := range benchRounds {
-		n := b.N / benchRounds
-		if r < b.N%benchRounds {
-			n++
-		}
-		for _, name := range tg.order(r) {
-			start := time.Now()
-			if err := run(clients[name], n); err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-			spent[name] += time.Since(start)
-		}
-	}
-	b.StopTimer()
+	spent := tg.measure(b, 50*conns, func(name string, n int) error { return run(clients[name], n) })
 	per := func(name string) float64 { return float64(spent[name].Nanoseconds()) / float64(b.N) }
 	b.ReportMetric(per(viaTunnel), "ns/op")
 	b.ReportMetric(per(viaDirect), "direct-ns/rt")
@@ -255,27 +263,7 @@ func BenchmarkTunnelBulk32K(b *testing.B) {
 		}
 		return <-errc
 	}
-	for _, name := range tg.names {
-		if err := run(clients[name], 200); err != nil {
-			b.Fatalf("%s warm-up: %v", name, err)
-		}
-	}
-	spent := map[string]time.Duration{}
-	b.ResetTimer()
-	for r := range benchRounds {
-		n := b.N / benchRounds
-		if r < b.N%benchRounds {
-			n++
-		}
-		for _, name := range tg.order(r) {
-			start := time.Now()
-			if err := run(clients[name], n); err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-			spent[name] += time.Since(start)
-		}
-	}
-	b.StopTimer()
+	spent := tg.measure(b, 200, func(name string, n int) error { return run(clients[name], n) })
 	mbps := func(name string) float64 {
 		return float64(b.N) * size / spent[name].Seconds() / 1e6
 	}
@@ -374,7 +362,7 @@ func BenchmarkTunnelIdle(b *testing.B) {
 	expiry := time.Now().Add(3*time.Second + time.Duration(n)*2*time.Millisecond)
 	policy := rules.DefaultWebSocketPolicy()
 	sent := &lateMetrics{}
-	tunnels := NewTunnels(TunnelOptions{Metrics: sent})
+	tunnels := New(Options{Metrics: sent})
 	front := tunnelFront(b, "http://"+upstreamAddr, tunnels, policy,
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench", ExpiresAt: expiry} })
 
@@ -422,7 +410,7 @@ func BenchmarkTunnelIdle(b *testing.B) {
 
 // lateMetrics records how late deadline closes were written.
 type lateMetrics struct {
-	NopTunnelMetrics
+	NopMetrics
 	mu   sync.Mutex
 	late []time.Duration
 }

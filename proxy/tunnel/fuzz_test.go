@@ -1,4 +1,4 @@
-package proxy_test
+package tunnel_test
 
 import (
 	"bufio"
@@ -23,14 +23,12 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
-	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/proxy"
-	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
 )
 
 // The fuzz targets below drive the WebSocket path of the assembled proxy
 // (httpguard listener, net/http, proxy.Handler with a compiled rule,
-// Tunnels) over loopback with arbitrary input, against a real upstream that
+// tunnel.Server) over loopback with arbitrary input, against a real upstream that
 // completes the handshake with gobwas/ws. They check properties, not
 // outputs: no panic, every tunnel ends and leaves no goroutine behind, and
 // what reaches a peer is a prefix of what the other peer sent, cut at a
@@ -45,7 +43,7 @@ const fuzzIOWait = 10 * time.Second
 // process.
 type tunnelFixture struct {
 	front    string // host:port of the proxy
-	tunnels  *proxy.Tunnels
+	tunnels  *tunnel.Server
 	upConns  chan net.Conn // upstream side of each new tunnel (relay mode)
 	echo     bool          // the upstream echoes frames instead (handshake mode)
 	panics   *panicLog
@@ -54,22 +52,10 @@ type tunnelFixture struct {
 
 // panicLog records what net/http's error log receives: a handler panic is
 // recovered and logged there, never seen by the test otherwise.
-type panicLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (p *panicLog) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.b.Write(b)
-	return len(b), nil
-}
+type panicLog struct{ tunnel.LockedBuffer }
 
 func (p *panicLog) panicked() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s := p.b.String(); strings.Contains(s, "panic") {
+	if s := p.String(); strings.Contains(s, "panic") {
 		return s
 	}
 	return ""
@@ -115,13 +101,8 @@ func fixture(t testing.TB, echo bool) *tunnelFixture {
 `, "UPSTREAM", upLn.Addr().String()))
 	log := logrus.New()
 	log.Out = io.Discard
-	fx.tunnels = proxy.NewTunnels(proxy.TunnelOptions{Log: log, DialTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second})
-	h := (&proxy.Handler{
-		Rules: staticRules{set},
-		Upgrade: func(w http.ResponseWriter, r *http.Request, rule *rules.Compiled, s *pipeline.Session, out *http.Request) {
-			fx.tunnels.ServeTunnel(w, r, proxy.TunnelRequest{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s, Upstream: out})
-		},
-	}).Init()
+	fx.tunnels = tunnel.New(tunnel.Options{Log: log, DialTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second})
+	h := proxyHandler(set, fx.tunnels, nil)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

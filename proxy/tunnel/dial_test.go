@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bufio"
@@ -479,7 +479,7 @@ func TestTunnelHangingUpstream(t *testing.T) {
 	})
 	t.Run("upstream times out", func(t *testing.T) {
 		target, _ := hangingUpstream(t)
-		h := newHarnessWith(t, target, nil, func(o *TunnelOptions) { o.HandshakeTimeout = 200 * time.Millisecond })
+		h := newHarnessWith(t, target, nil, func(o *Options) { o.HandshakeTimeout = 200 * time.Millisecond })
 		_, err := h.tryDial("/hang", dialOpts{})
 		var ref *refusal
 		if !errors.As(err, &ref) || ref.status != http.StatusGatewayTimeout {

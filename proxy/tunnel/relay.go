@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"errors"
@@ -182,7 +182,7 @@ func (p *pump) run() error {
 			if err := p.fill(need); err != nil {
 				return err
 			}
-		case closeAt < 0 && p.left > 0 && p.partialOnly && p.left >= relaySpliceMin && p.spliceable():
+		case closeAt < 0 && p.left > 0 && p.partialOnly && p.spliceable():
 			// A long payload between two TCP sockets: write what the
 			// window holds, then let the kernel move the rest.
 			if err := p.forward(-1); err != nil {
@@ -300,15 +300,12 @@ func (p *pump) forward(closeAt int) error {
 	return nil
 }
 
-// relaySpliceMin is the payload left in a frame from which the relay
-// splices it (socket to pipe to socket, no copy through the process)
-// rather than reading and writing it; 0 turns splicing off.
-var relaySpliceMin int64 = 256 << 10
-
-// spliceable reports whether the frame's rest can be spliced: both sides
-// plain TCP and the bytes actually going to dst.
+// spliceable reports whether the frame's rest can be spliced: long enough
+// (Options.SpliceMin), both sides plain TCP and the bytes actually going to
+// dst.
 func (p *pump) spliceable() bool {
-	return relaySpliceMin > 0 && p.src.tcp.Load() != nil && p.dst.tcp.Load() != nil && p.c == p.w &&
+	from := p.t.owner.opts.SpliceMin
+	return from > 0 && p.left >= from && p.src.tcp.Load() != nil && p.dst.tcp.Load() != nil && p.c == p.w &&
 		!p.dst.closeSent.Load() && !p.src.closeRecv.Load()
 }
 

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,19 +234,31 @@ func TestTunnelDeadlines(t *testing.T) {
 	}
 }
 
-func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
-	t.Parallel()
-	id := newIdentity(t)
+// toleratingHarness returns a harness over a closing upstream (seen) whose
+// rule re-validates every 50 ms and tolerates an unavailable identity
+// provider (for grace; 0: the default), and the identity provider (id)
+// its sessions (subject alice, sessionID) re-validate with: it answers 503.
+func toleratingHarness(t *testing.T, grace time.Duration, sessionID string) (h *harness, id *identity, seen chan closeSeen) {
+	id = newIdentity(t)
 	id.status.Store(http.StatusServiceUnavailable)
 	up, seen := closingUpstream(t)
-	h := newHarness(t, up.url())
+	h = newHarness(t, up.url())
 	h.configure(func(p *rules.WebSocketPolicy) {
 		p.RevalidateEvery = 50 * time.Millisecond
 		p.TolerateUnavailable = true
+		if grace > 0 {
+			p.UnavailableGrace = grace
+		}
 	})
 	h.withSession(func() *pipeline.Session {
-		return &pipeline.Session{Subject: "alice", Revalidator: id.revalidator()}
+		return &pipeline.Session{Subject: "alice", SessionID: sessionID, Revalidator: id.revalidator()}
 	})
+	return h, id, seen
+}
+
+func TestTunnelRevalidationToleratedUnavailable(t *testing.T) {
+	t.Parallel()
+	h, id, seen := toleratingHarness(t, 0, "")
 	c := h.dial("/tolerate", dialOpts{})
 	waitFor(t, "three re-validations", func() bool { return id.calls.Load() >= 3 })
 	if h.tunnels.Active() != 1 {
@@ -448,5 +461,173 @@ func TestTunnelStalledFrame(t *testing.T) {
 	// The upstream saw the frame cut short, never a Close inside it.
 	if err := <-got; !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("upstream: %v, want the frame cut short", err)
+	}
+}
+
+// testEntry records when the wheel called Due and ran its rest.
+type testEntry struct {
+	name   string
+	log    *eventLog
+	noRest bool
+	onDue  func(now time.Time)
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+	done   chan string
+}
+
+func newEventLog() *eventLog { return &eventLog{done: make(chan string, 10000)} }
+
+func (l *eventLog) add(s string) {
+	l.mu.Lock()
+	l.events = append(l.events, s)
+	l.mu.Unlock()
+	l.done <- s
+}
+
+func (l *eventLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.events...)
+}
+
+func (e *testEntry) Due(now time.Time) func() {
+	e.log.add("due " + e.name)
+	if e.onDue != nil {
+		e.onDue(now)
+	}
+	if e.noRest {
+		return nil
+	}
+	return func() { e.log.add("rest " + e.name) }
+}
+
+// await reads n events or fails after a bound generous for a loaded
+// machine (the point is that they come, not how fast).
+func (l *eventLog) await(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-l.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("events so far: %v", l.snapshot())
+		}
+	}
+}
+
+// Entries due at one instant all get their Due before any rest runs.
+func TestWheelDueBeforeRest(t *testing.T) {
+	w := newDeadlineWheel()
+	defer w.Stop()
+	log := newEventLog()
+	at := time.Now().Add(30 * time.Millisecond)
+	const n = 500
+	for i := range n {
+		w.Schedule(&testEntry{name: string(rune('a' + i%26)), log: log}, at)
+	}
+	log.await(t, 2*n)
+	ev := log.snapshot()
+	for i, e := range ev {
+		if i < n && e[:3] != "due" || i >= n && e[:4] != "rest" {
+			t.Fatalf("event %d is %q: every Due must come before the rests", i, e)
+		}
+	}
+	if w.Len() != 0 {
+		t.Fatalf("%d entries left on the wheel", w.Len())
+	}
+}
+
+// Entries fall due in the order of their times; a rescheduled entry at
+// its new time; a removed one never.
+func TestWheelScheduleRescheduleRemove(t *testing.T) {
+	w := newDeadlineWheel()
+	defer w.Stop()
+	log := newEventLog()
+	now := time.Now()
+	a := &testEntry{name: "a", log: log, noRest: true}
+	b := &testEntry{name: "b", log: log, noRest: true}
+	c := &testEntry{name: "c", log: log, noRest: true}
+	gone := &testEntry{name: "gone", log: log, noRest: true}
+	w.Schedule(a, now.Add(60*time.Millisecond))
+	w.Schedule(b, now.Add(20*time.Millisecond))
+	w.Schedule(c, now.Add(time.Hour))
+	w.Schedule(gone, now.Add(10*time.Millisecond))
+	w.Remove(gone)
+	w.Schedule(c, now.Add(100*time.Millisecond)) // moved earlier
+	w.Schedule(b, now.Add(40*time.Millisecond))  // moved later
+	log.await(t, 3)
+	if got := log.snapshot(); len(got) != 3 || got[0] != "due b" || got[1] != "due a" || got[2] != "due c" {
+		t.Fatalf("order = %v, want b, a, c", got)
+	}
+	w.Remove(gone) // not on the wheel: no effect
+	if w.Len() != 0 {
+		t.Fatalf("%d entries left", w.Len())
+	}
+}
+
+// An entry may put itself back on the wheel from its Due (a tunnel whose
+// idle deadline moved), and it falls due again.
+func TestWheelDueReschedules(t *testing.T) {
+	w := newDeadlineWheel()
+	defer w.Stop()
+	log := newEventLog()
+	var times atomic.Int32
+	e := &testEntry{name: "e", log: log, noRest: true}
+	e.onDue = func(now time.Time) {
+		if times.Add(1) < 3 {
+			w.Schedule(e, now.Add(10*time.Millisecond))
+		}
+	}
+	w.Schedule(e, time.Now().Add(10*time.Millisecond))
+	log.await(t, 3)
+	time.Sleep(50 * time.Millisecond)
+	if n := times.Load(); n != 3 {
+		t.Fatalf("Due called %d times, want 3", n)
+	}
+}
+
+// A stopped wheel calls nothing and takes nothing.
+func TestWheelStop(t *testing.T) {
+	w := newDeadlineWheel()
+	log := newEventLog()
+	w.Schedule(&testEntry{name: "x", log: log}, time.Now().Add(20*time.Millisecond))
+	w.Stop()
+	w.Schedule(&testEntry{name: "y", log: log}, time.Now())
+	time.Sleep(100 * time.Millisecond)
+	if got := log.snapshot(); len(got) != 0 || w.Len() != 0 {
+		t.Fatalf("after Stop: events %v, %d entries", got, w.Len())
+	}
+}
+
+// Many goroutines scheduling, rescheduling and removing at once (-race).
+func TestWheelConcurrent(t *testing.T) {
+	w := newDeadlineWheel()
+	defer w.Stop()
+	log := newEventLog()
+	var wg sync.WaitGroup
+	const n = 200
+	var kept atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := &testEntry{name: "c", log: log, noRest: true}
+			for j := range 20 {
+				w.Schedule(e, time.Now().Add(time.Duration(j)*time.Millisecond+time.Second))
+			}
+			if i%2 == 0 {
+				w.Remove(e)
+			} else {
+				kept.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	log.await(t, int(kept.Load()))
+	time.Sleep(100 * time.Millisecond)
+	if got := len(log.snapshot()); got != int(kept.Load()) {
+		t.Fatalf("%d Due calls, want %d (removed entries must not fall due)", got, kept.Load())
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package tunnel
 
 import (
 	"errors"
@@ -187,7 +187,7 @@ func TestTunnelRechecksCoalesced(t *testing.T) {
 	id := newIdentity(t)
 	up, seen := closingUpstream(t)
 	rev := &revocations{revoked: "gone"}
-	h := newHarnessWith(t, up.url(), nil, func(o *TunnelOptions) { o.Revocations = rev })
+	h := newHarnessWith(t, up.url(), nil, func(o *Options) { o.Revocations = rev })
 	const interval = 300 * time.Millisecond
 	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = interval })
 	h.withSession(func() *pipeline.Session {
@@ -240,18 +240,7 @@ func TestTunnelRechecksCoalesced(t *testing.T) {
 // through failed re-checks only for unavailable_grace.
 func TestTunnelRecheckUnavailableGrace(t *testing.T) {
 	t.Parallel()
-	id := newIdentity(t)
-	id.status.Store(http.StatusServiceUnavailable)
-	up, _ := closingUpstream(t)
-	h := newHarness(t, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
-		p.RevalidateEvery = 50 * time.Millisecond
-		p.TolerateUnavailable = true
-		p.UnavailableGrace = 400 * time.Millisecond
-	})
-	h.withSession(func() *pipeline.Session {
-		return &pipeline.Session{Subject: "alice", SessionID: "s1", Revalidator: id.revalidator()}
-	})
+	h, _, _ := toleratingHarness(t, 400*time.Millisecond, "s1")
 	start := time.Now()
 	c := h.dial("/grace", dialOpts{})
 	code, reason := c.expectClose()

@@ -1,0 +1,97 @@
+package tunnel
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/rules"
+)
+
+// binding is what a live channel — a WebSocket [tunnel] or a governed
+// [stream] — is bound to: the rule and the session that admitted it, the
+// rule's policy, and the deadlines that follow from them. Both kinds embed
+// it, so that they are registered, described, re-checked and timed out by
+// the same code; they differ only in how they end.
+type binding struct {
+	owner         *Server
+	rule          string
+	subject       string
+	authenticator string // the admitting authenticator: it names the re-check group
+	policy        rules.WebSocketPolicy
+	reval         pipeline.Revalidator
+	start         time.Time
+	id            string        // the registry's id
+	keys          ChannelKeys   // what the registry indexes the channel by
+	remote        string        // the client's address
+	group         *recheckGroup // guarded by owner.checks.mu; nil: no re-check
+
+	// lastActive is the unix nanoseconds of the last traffic: a read
+	// either way for a tunnel, a byte from the upstream for a stream.
+	lastActive atomic.Int64
+
+	// mu guards the deadlines below and the embedding channel's own state.
+	mu         sync.Mutex
+	maxAt      time.Time // zero: no cap
+	expiresAt  time.Time // zero: not bound to the session, or its expiry unknown
+	sessionExp time.Time // the session's expiry as last learnt, bound or not
+}
+
+// bind fills b for a channel opened at now under the rule ruleID with
+// policy p for session s (nil: anonymous, nothing to bind to).
+func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, s *pipeline.Session, remote string, now time.Time) {
+	b.owner, b.rule, b.policy, b.start, b.remote = owner, ruleID, p, now, remote
+	b.keys.Rule = ruleID
+	if s != nil {
+		b.subject, b.reval, b.authenticator = s.Subject, s.Revalidator, s.Authenticator
+		b.keys.SessionID, b.keys.Subject, b.keys.Credential = s.SessionID, s.Subject, s.CredentialID
+		b.sessionExp = s.ExpiresAt
+		if p.BindToSession {
+			b.expiresAt = s.ExpiresAt
+		}
+	}
+	if p.MaxLifetime > 0 {
+		b.maxAt = now.Add(p.MaxLifetime)
+	}
+	b.lastActive.Store(now.UnixNano())
+}
+
+// rechecked reports whether the channel takes part in the session's
+// coalesced re-checks: its rule asks for them and the authenticator can
+// re-validate.
+func (b *binding) rechecked() bool { return b.policy.RevalidateEvery > 0 && b.reval != nil }
+
+// describe completes info, which holds what only the channel knows (its
+// kind, bytes, origin), with what it is bound to and its next deadline.
+func (b *binding) describe(info ChannelInfo) ChannelInfo {
+	info.Rule, info.Subject, info.SessionID = b.rule, b.subject, b.keys.SessionID
+	info.OpenedAt, info.ClientAddress = b.start, b.remote
+	var next earliest
+	next.consider(b.owner.checks.nextOf(b), "revalidation")
+	b.mu.Lock()
+	next.consider(b.maxAt, ReasonMaxLifetime)
+	next.consider(b.expiresAt, ReasonSessionExpired)
+	if !b.sessionExp.IsZero() {
+		exp := b.sessionExp
+		info.SessionExpiresAt = &exp
+	}
+	b.mu.Unlock()
+	next.consider(b.idleAt(), ReasonIdleTimeout)
+	if !next.at.IsZero() {
+		info.NextDeadline, info.NextDeadlineReason = &next.at, next.why
+	}
+	return info
+}
+
+// revokeCause is the cause a revocation with the Close reason text ends a
+// channel for: 1008, ReasonSessionRevoked in logs and metrics, and text or
+// "session revoked" when it is empty.
+func revokeCause(text string) *closeCause {
+	if text == "" {
+		return &causeSessionRevoked
+	}
+	return &closeCause{ReasonSessionRevoked, ws.StatusPolicyViolation, text}
+}

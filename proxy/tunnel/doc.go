@@ -1,0 +1,40 @@
+// Package tunnel serves the live channels of authorised requests: WebSocket
+// tunnels and session-bound streams. The proxy handler runs the pipeline;
+// what it allowed is handed to a [Server] — an upgrade to
+// [Server.ServeTunnel] with a [Request], a streaming response to
+// [Server.GovernStream] with a [StreamRequest] — and from then on the
+// channel lives under its rule's policy (the websocket block), bound to the
+// session that opened it.
+//
+// The contract:
+//
+//   - Admission: a malformed handshake, a foreign Origin, a rule at its
+//     connection cap, a revoked session or a server shutting down is
+//     refused as plain HTTP with a JSON error before anything is upgraded.
+//     The upstream is dialled before the client is answered, so an upstream
+//     that refuses or cannot be reached gives the client an HTTP error,
+//     never a half-open upgrade.
+//   - Relay: frames pass verbatim in both directions (masks and RSV bits
+//     untouched, extensions end to end); nothing is buffered while waiting
+//     for a frame; the proxy's own Close frames go between frames.
+//   - Ending: at the first of max lifetime, session expiry
+//     (bind_to_session), a revocation, a re-check that rejects the
+//     credential (or cannot reach the identity provider, unless tolerated),
+//     idle timeout and shutdown, the client gets a Close 1008 (1001 on
+//     shutdown) and a reason first, then the upstream; the peers' replies
+//     are awaited for the close grace. A stream gets a final event (event
+//     streams) or is aborted, never ended as if complete.
+//   - Re-checks: the channels of one session share one re-validation per
+//     interval, whatever their number.
+//   - Registry: every channel is in the [Registry] from the moment it is
+//     established until it has ended, whichever way it ended, indexed by
+//     session id, subject, rule and credential hash; the admin API lists
+//     it and revocations close through it.
+//   - Shutdown: http.Server.Shutdown does not wait for hijacked
+//     connections; the server's owner calls [Server.Shutdown] as well.
+//
+// The package reads the rule's policy (rules.WebSocketPolicy) and the
+// session (pipeline.Session); it never runs a pipeline stage nor imports a
+// handler. Options are applied once, in [New]; nothing is initialised on
+// first use and the package has no mutable state of its own.
+package tunnel

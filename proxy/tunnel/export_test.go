@@ -1,0 +1,78 @@
+package tunnel
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// What the package's internal tests share with its external ones
+// (package tunnel_test, which drive the server through the proxy handler).
+
+// StreamUpstream is a real loopback server: /sse ticks an event every
+// 50 ms, /ndjson a JSON line every 50 ms, both until the client goes; /blob
+// sends a known-length body of ?n bytes, slowly enough to outlive a short
+// write timeout when ?slow is set.
+func StreamUpstream(t testing.TB) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/sse", "/ndjson":
+			if r.URL.Path == "/sse" {
+				w.Header().Set("Content-Type", "text/event-stream")
+			} else {
+				w.Header().Set("Content-Type", "application/x-ndjson")
+			}
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				if r.URL.Path == "/sse" {
+					fmt.Fprintf(w, "data: tick %d\n\n", i)
+				} else {
+					fmt.Fprintf(w, "{\"tick\":%d}\n", i)
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-tick.C:
+				}
+			}
+		case "/blob":
+			n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			buf := make([]byte, 64<<10)
+			for n > 0 {
+				k := min(n, len(buf))
+				if _, err := w.Write(buf[:k]); err != nil {
+					return
+				}
+				n -= k
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// LockedBuffer is a log sink safe to read while the server writes to it.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
