@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
@@ -18,61 +16,58 @@ type Version struct {
 	Date    string `json:"date,omitempty"`
 }
 
-// API serves the API listener: /decisions, /rules, /health/alive,
-// /health/ready, /version, and the extra routes handlers contribute
-// (/.well-known/jwks.json).
-type API struct {
-	Rules    RuleSource
-	Version  Version
-	Log      logrus.FieldLogger
-	Observer Observer
-	// Routes are extra endpoints (path → handler).
+// APIOptions configures an [API]. Zero fields take the documented
+// defaults; [NewAPI] copies them and the API never changes them.
+type APIOptions struct {
+	// DecisionOptions serve /decisions (its log line is "decision", its
+	// metric's front end "decisions"); Rules also serves /rules and
+	// /health/ready.
+	DecisionOptions
+	// Version is what /version answers.
+	Version Version
+	// Routes are extra endpoints (net/http pattern → handler), such as the
+	// admin API's and the key set handlers contribute; NewAPI registers
+	// them once, and later changes to the map are not seen.
 	Routes map[string]http.Handler
 	// Ready, when set, adds a readiness condition beyond "rules loaded".
 	Ready func() error
-	// Revocations, when set, denies decisions for revoked sessions and
-	// subjects (401), as the proxy does.
-	Revocations SessionRevocations
-	// Tracing makes a span per decision; nil makes none.
-	Tracing *Tracing
-
-	mux *http.ServeMux
 }
 
-func (a *API) observer() Observer {
-	if a.Observer == nil {
-		return nopObserver{}
+// API serves the API listener: /decisions, /rules, /health/alive,
+// /health/ready, /version, and the extra routes of [APIOptions.Routes]
+// (/.well-known/jwks.json, /admin/). Every answer is JSON, the mux's own
+// included (an unknown path is a JSON 404, a wrong method a JSON 405 with
+// Allow), never HTML-escaped, and indented when the request asks with
+// ?pretty. Without a contributed /.well-known/jwks.json (no id_token
+// mutator enabled) that path answers an empty key set. Build it with
+// [NewAPI]; it is ready for concurrent use from its first request.
+type API struct {
+	path    decisionPath
+	version Version
+	ready   func() error
+	mux     *http.ServeMux
+}
+
+// NewAPI returns the API configured by o. It panics when o.Rules is nil.
+func NewAPI(o APIOptions) *API {
+	a := &API{
+		path:    newDecisionPath(o.DecisionOptions, frontEnd{metric: "decisions", span: "decision ", line: "decision"}),
+		version: o.Version,
+		ready:   o.Ready,
+		mux:     http.NewServeMux(),
 	}
-	return a.Observer
-}
-
-func (a *API) log() logrus.FieldLogger {
-	if a.Log == nil {
-		l := logrus.New()
-		l.Out = discard{}
-		return l
-	}
-	return a.Log
-}
-
-// Handler returns the API's http.Handler. Every answer is JSON, the
-// mux's own included (an unknown path is a JSON 404, a wrong method a JSON
-// 405 with Allow), never HTML-escaped, and indented when the request asks
-// with ?pretty. Without a contributed /.well-known/jwks.json (no id_token
-// mutator enabled) that path answers an empty key set.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := a.mux
 	mux.Handle("/rules", onlyGet(a.listRules))
 	mux.Handle("/rules/{id}", onlyGet(a.getRule))
 	mux.Handle("/health/alive", onlyGet(func(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 	}))
-	mux.Handle("/health/ready", onlyGet(a.ready))
+	mux.Handle("/health/ready", onlyGet(a.serveReady))
 	mux.Handle("/version", onlyGet(func(w http.ResponseWriter, r *http.Request) {
-		pipeline.WriteJSON(w, r, http.StatusOK, a.Version)
+		pipeline.WriteJSON(w, r, http.StatusOK, a.version)
 	}))
 	jwks := false
-	for p, h := range a.Routes {
+	for p, h := range o.Routes {
 		mux.Handle(p, h)
 		jwks = jwks || strings.HasSuffix(p, JWKSPath)
 	}
@@ -84,17 +79,19 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		pipeline.WriteRequestError(w, r, pipeline.NewError(http.StatusNotFound, "no API endpoint "+strconv.Quote(r.URL.Path), nil), false)
 	})
-	a.mux = mux
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// /decisions is routed on the target as received: ServeMux would
-		// answer a path it cleans ("//", "..") with a redirect, and a
-		// decoded "/%64ecisions" would reach it under another name.
-		if isDecisionsTarget(rawTarget(r)) {
-			a.serveDecision(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// /decisions is routed on the target as received: ServeMux would
+	// answer a path it cleans ("//", "..") with a redirect, and a decoded
+	// "/%64ecisions" would reach it under another name.
+	if isDecisionsTarget(rawTarget(r)) {
+		a.serveDecision(w, r)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
 }
 
 // isDecisionsTarget reports whether the raw target t is /decisions or
@@ -126,13 +123,15 @@ func onlyGet(h http.HandlerFunc) http.Handler {
 	})
 }
 
-func (a *API) ready(w http.ResponseWriter, r *http.Request) {
-	if a.Rules.Current() == nil {
+// serveReady answers /health/ready: 200 once the rules are loaded and the
+// Ready condition holds, 503 naming what is missing otherwise.
+func (a *API) serveReady(w http.ResponseWriter, r *http.Request) {
+	if a.path.rules.Current() == nil {
 		pipeline.WriteJSON(w, r, http.StatusServiceUnavailable, map[string]any{"errors": map[string]string{"rules": "access rules are not loaded"}})
 		return
 	}
-	if a.Ready != nil {
-		if err := a.Ready(); err != nil {
+	if a.ready != nil {
+		if err := a.ready(); err != nil {
 			pipeline.WriteJSON(w, r, http.StatusServiceUnavailable, map[string]any{"errors": map[string]string{"ready": err.Error()}})
 			return
 		}
@@ -143,7 +142,7 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 // listRules answers GET /rules?limit=&offset= with the rules in load order
 // (limit defaults to 100, at most 500).
 func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
-	set := a.Rules.Current()
+	set := a.path.rules.Current()
 	if set == nil {
 		pipeline.WriteJSON(w, r, http.StatusOK, []rules.Rule{})
 		return
@@ -173,7 +172,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getRule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if set := a.Rules.Current(); set != nil {
+	if set := a.path.rules.Current(); set != nil {
 		if c, ok := set.Get(id); ok {
 			pipeline.WriteJSON(w, r, http.StatusOK, c.Rule)
 			return

@@ -3,41 +3,18 @@ package proxy_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
-
-func get(t *testing.T, method, url string, header http.Header) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
-}
 
 const patternRule = "- id: api\n  match: {url: \"http://x/api/<.*>\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://up\"}\n"
 
 // JSON answers keep < > literal, indent on ?pretty, and the mux's own
 // answers (unknown path, wrong method) are JSON too.
 func TestAPIAnswersJSON(t *testing.T) {
-	api := &proxy.API{Rules: staticRules{ruleSet(t, patternRule)}, Version: proxy.Version{Version: "1.2.3"}}
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
+	srv := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: over(ruleSet(t, patternRule)), Version: proxy.Version{Version: "1.2.3"}}))
 
 	_, body := get(t, "GET", srv.URL+"/rules/api", nil)
 	if !strings.Contains(body, `"url":"http://x/api/<.*>"`) || strings.Contains(body, `\u003c`) {
@@ -76,18 +53,15 @@ func TestAPIAnswersJSON(t *testing.T) {
 
 // Without an id_token mutator the key set is empty, as JSON.
 func TestAPIJWKSWithoutIDTokenIsAnEmptySet(t *testing.T) {
-	srv := httptest.NewServer((&proxy.API{Rules: staticRules{ruleSet(t, patternRule)}}).Handler())
-	defer srv.Close()
+	srv := serveAPI(t, ruleSet(t, patternRule))
 	res, body := get(t, "GET", srv.URL+"/.well-known/jwks.json", nil)
 	if res.StatusCode != 200 || body != "{\"keys\":[]}\n" || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		t.Errorf("jwks = %d %q %s", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
 	// A contributed route replaces it.
-	api := &proxy.API{Rules: staticRules{ruleSet(t, patternRule)}, Routes: map[string]http.Handler{
+	srv2 := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: over(ruleSet(t, patternRule)), Routes: map[string]http.Handler{
 		proxy.JWKSPath: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"keys":[{"kid":"k"}]}`) }),
-	}}
-	srv2 := httptest.NewServer(api.Handler())
-	defer srv2.Close()
+	}}))
 	if _, body := get(t, "GET", srv2.URL+"/.well-known/jwks.json", nil); !strings.Contains(body, `"kid":"k"`) {
 		t.Errorf("contributed jwks = %s", body)
 	}
@@ -98,13 +72,9 @@ func TestAPIJWKSWithoutIDTokenIsAnEmptySet(t *testing.T) {
 // the request log.
 func TestNoMatchNamesMethodAndURL(t *testing.T) {
 	var out lockedBuffer
-	l := logrus.New()
-	l.Out = &out
-	set := ruleSet(t, patternRule)
-	api := httptest.NewServer((&proxy.API{Rules: staticRules{set}, Log: l}).Handler())
-	defer api.Close()
-	front := httptest.NewServer((&proxy.Handler{Rules: staticRules{set}, Log: l}).Init())
-	defer front.Close()
+	opts := logged(ruleSet(t, patternRule), logTo(&out))
+	api := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: opts}))
+	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: opts}))
 
 	res, body := get(t, "POST", api.URL+"/decisions/api/x?token=secret", http.Header{"X-Forwarded-Host": {"wrong.example"}})
 	want := `Requested url does not match any rules: POST http://wrong.example/api/x"`

@@ -1,10 +1,7 @@
 package proxy_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -12,30 +9,13 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-func getJSON(t *testing.T, url string, v any) int {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if v != nil {
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-	}
-	return res.StatusCode
-}
-
 func TestAPIRulesHealthVersion(t *testing.T) {
 	var doc strings.Builder
 	for i := 0; i < 5; i++ {
 		fmt.Fprintf(&doc, "- id: r%d\n  match: {url: \"http://x/%d\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://up\"}\n", i, i)
 	}
 	src := &staticRules{}
-	api := &proxy.API{Rules: src, Version: proxy.Version{Version: "1.2.3"}}
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
+	srv := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: src}, Version: proxy.Version{Version: "1.2.3"}}))
 
 	if st := getJSON(t, srv.URL+"/health/alive", nil); st != 200 {
 		t.Errorf("alive = %d", st)

@@ -10,10 +10,11 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// Outcome is what the one decision path made of a described request. Every
+// outcome is what the one decision path made of a described request. Every
 // front end (the reverse proxy, /decisions, gRPC ext_authz, explain) gets
-// one from [Decide] and differs only in how it writes the answer.
-type Outcome struct {
+// one from the same sequence and differs only in how it reads the request
+// and writes the answer.
+type outcome struct {
 	// Rule is the rule that matched (nil when none, or several, did).
 	Rule *rules.Compiled
 	// Session is what the rule's stages found (nil when no rule matched).
@@ -32,53 +33,62 @@ type Outcome struct {
 	// the fallback) handlers whose `when` matches; nil answers JSON.
 	ErrorHandler pipeline.ErrorHandler
 
-	refused bool // the path check refused the request
+	refused bool // the front end could not describe the request
 }
 
 // errRulesNotLoaded answers every request until the first rule set loads.
 var errRulesNotLoaded = pipeline.Unavailable("access rules are not loaded", nil)
 
-// Decide runs the one decision path for r, the request a front end
-// describes (already checked by that front end: the proxy's path check, the
-// decision front ends' describeStrict), whose matched URL is u: rules
-// loaded, exactly one rule ([rules.Set.Match]; when u.RawPath holds the
-// path as received, the same rule must match it too, or the answer is
-// errAmbiguousPath), the rule's stages ([rules.Compiled.RunObserved],
-// telling o when it is not nil) and, on a denial, the choice of error
-// handler. r is not modified.
-func Decide(set *rules.Set, r *http.Request, u *url.URL, o rules.StageObserver) Outcome {
-	return decide(set, r, u, decideOptions{observer: o})
+// errSessionRevoked denies a request whose session or subject was revoked.
+var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
+
+// description is a request as its front end read it, ready for the
+// decision path.
+type description struct {
+	// req is the request the stages and error handlers see, with the
+	// context the front end serves it under. decide does not modify it.
+	req *http.Request
+	// url is what rules match (cleaned path, query kept; RawPath the path
+	// as received when it held escapes). It may be nil when err is set.
+	url *url.URL
+	// err, when set, refuses the description (a 400 the front end's
+	// checks found: the proxy's path check, the decision front ends'
+	// describeStrict): no rule is asked, and it is answered as JSON.
+	err error
+	// logPath and logHost are what the log line shows of the request.
+	logPath, logHost string
+	// view, when set, is how the error handlers see the request after a
+	// stage's denial (the proxy makes its URL absolute).
+	view func(*http.Request) *http.Request
 }
 
 // decideOptions are what a front end adds to the decision path.
 type decideOptions struct {
 	// observer is told about the match and each stage; nil: nothing.
 	observer rules.StageObserver
-	// view, when set, is how the error handlers see the request after a
-	// stage's denial (the proxy makes its URL absolute).
-	view func(*http.Request) *http.Request
 	// revocations, when set, denies (401) an allowed request whose session
 	// or subject was revoked, here or on another replica, although a cache
 	// or a still-valid token admitted it.
 	revocations SessionRevocations
 }
 
-// errSessionRevoked denies a request whose session or subject was revoked.
-var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
-
-// Refused is the outcome of a request its front end could not describe: err
-// (a 400) is answered as JSON, and no rule is asked.
-func Refused(r *http.Request, u *url.URL, err error) Outcome {
-	if u == nil {
-		u = &url.URL{Path: "-"} // what the log shows of a refused description
+// decide is the one decision path for the request d describes: its
+// refusal when the front end could not describe it; otherwise rules loaded
+// (503 until they are), exactly one rule ([rules.Set.Match]; when
+// d.url.RawPath holds the path as received, the same rule must match it
+// too, or the answer is errAmbiguousPath), the rule's stages
+// ([rules.Compiled.RunObserved], telling opts.observer), the revocation
+// check and, on a denial, the removal of credential carriers and the
+// choice of error handler.
+func decide(set *rules.Set, d description, opts decideOptions) outcome {
+	r, u, o := d.req, d.url, opts.observer
+	if d.err != nil {
+		if u == nil {
+			u = &url.URL{Path: "-"} // what the log shows of a refused description
+		}
+		return outcome{Request: r, URL: u, Err: d.err, refused: true}
 	}
-	return Outcome{Request: r, URL: u, Err: err, refused: true}
-}
-
-// decide is Decide with a front end's options.
-func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Outcome {
-	o := opts.observer
-	out := Outcome{Request: r, URL: u}
+	out := outcome{Request: r, URL: u}
 	if set == nil {
 		out.Err = errRulesNotLoaded
 		return out
@@ -113,8 +123,8 @@ func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Out
 	if err != nil {
 		out.Err = err
 		out.Request = withoutCarriers(r, out.Session)
-		if opts.view != nil {
-			out.Request = opts.view(out.Request)
+		if d.view != nil {
+			out.Request = d.view(out.Request)
 		}
 		out.ErrorHandler = rule.ErrorHandler(out.Request, err)
 	}
@@ -122,11 +132,11 @@ func decide(set *rules.Set, r *http.Request, u *url.URL, opts decideOptions) Out
 }
 
 // Allowed reports whether the request may proceed.
-func (o *Outcome) Allowed() bool { return o.Err == nil }
+func (o *outcome) Allowed() bool { return o.Err == nil }
 
 // Decision is the outcome as the request log and metrics name it:
 // "allowed", "denied" (401, 403, 404 and 400s for refused paths) or "error".
-func (o *Outcome) Decision() string {
+func (o *outcome) Decision() string {
 	if o.Err == nil {
 		return "allowed"
 	}
@@ -137,7 +147,7 @@ func (o *Outcome) Decision() string {
 }
 
 // RuleID is the matched rule's id, "" when none matched.
-func (o *Outcome) RuleID() string {
+func (o *outcome) RuleID() string {
 	if o.Rule == nil {
 		return ""
 	}
@@ -145,7 +155,7 @@ func (o *Outcome) RuleID() string {
 }
 
 // Subject is the subject the authenticator found, "" when none did.
-func (o *Outcome) Subject() string {
+func (o *outcome) Subject() string {
 	if o.Session == nil {
 		return ""
 	}
@@ -154,30 +164,30 @@ func (o *Outcome) Subject() string {
 
 // WriteError writes the denial with the chosen error handler, or as JSON
 // when none was chosen. It must only be called when Err is set.
-func (o *Outcome) WriteError(w http.ResponseWriter) {
+func (o *outcome) WriteError(w http.ResponseWriter) {
 	answerError(w, o.Request, o.ErrorHandler, o.Err)
 }
 
-// Denial describes, for the request log, who decided a denial: the
+// denial describes, for the request log, who decided a denial: the
 // authenticator responsible ("none responsible" when every authenticator
 // passed; "" when no rule matched), the authorizer's verdict ("not reached",
 // "<name>: allowed", "<name>: denied"), the mutator that failed, and the
 // reason (the error's client-safe reason and its cause, which by
 // [pipeline.Error]'s contract never holds a credential). All are "" for an
 // allowed request.
-type Denial struct {
+type denial struct {
 	Authenticator string
 	Authorizer    string
 	Mutator       string
 	Reason        string
 }
 
-// Denial returns who decided the denial; the zero Denial when allowed.
-func (o *Outcome) Denial() Denial {
+// Denial returns who decided the denial; the zero denial when allowed.
+func (o *outcome) Denial() denial {
 	if o.Err == nil {
-		return Denial{}
+		return denial{}
 	}
-	d := Denial{Reason: reasonOf(o.Err)}
+	d := denial{Reason: reasonOf(o.Err)}
 	if o.Rule == nil {
 		return d
 	}
@@ -217,7 +227,7 @@ func reasonOf(err error) string {
 
 // logDenial adds the denial's fields to a request log line: authenticator,
 // authorizer, mutator (when one failed) and reason.
-func (o *Outcome) logDenial(f map[string]any) {
+func (o *outcome) logDenial(f map[string]any) {
 	if o.Err == nil {
 		return
 	}
@@ -231,5 +241,24 @@ func (o *Outcome) logDenial(f map[string]any) {
 	}
 	if d.Mutator != "" {
 		f["mutator"] = d.Mutator
+	}
+}
+
+// answerError writes err with the chosen error handler, or as JSON when no
+// handler's `when` matched.
+func answerError(w http.ResponseWriter, r *http.Request, eh pipeline.ErrorHandler, err error) {
+	if eh == nil {
+		pipeline.WriteError(w, err, false)
+		return
+	}
+	eh.HandleError(w, r, err)
+}
+
+func decisionOf(err error) string {
+	switch pipeline.StatusOf(err) {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return "denied"
+	default:
+		return "error"
 	}
 }

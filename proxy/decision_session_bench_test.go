@@ -39,7 +39,7 @@ func BenchmarkDecisionSession(b *testing.B) {
   authorizer: {handler: allow}
   mutators: [{handler: header}]
 `, k.WhoamiURL())
-	h := (&proxy.API{Rules: staticRules{ruleSet(b, doc)}, Log: benchLogger(), Observer: metrics.New()}).Handler()
+	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: staticRules{ruleSet(b, doc)}, Log: benchLogger(), Observer: metrics.New()}})
 	run := func(b *testing.B, path string, token bool) float64 {
 		r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:4456/decisions"+path, nil)
 		if token {

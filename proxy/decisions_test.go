@@ -3,10 +3,7 @@ package proxy_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
-
-	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
 const decisionRules = `
@@ -34,10 +31,7 @@ const decisionRules = `
 `
 
 func decisionsAPI(t *testing.T) *httptest.Server {
-	api := &proxy.API{Rules: staticRules{ruleSet(t, decisionRules)}}
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-	return srv
+	return serveAPI(t, ruleSet(t, decisionRules))
 }
 
 func TestDecisionsFromForwardedHeaders(t *testing.T) {
@@ -130,21 +124,17 @@ func TestDecisionsPathCannotBeSpelledAround(t *testing.T) {
 			t.Errorf("%s = %d, want 400", uri, res.StatusCode)
 		}
 	}
-	_ = strings.TrimSpace
 }
 
 func TestDecisionRedirectReturnsToTheDescribedPage(t *testing.T) {
-	api := &proxy.API{Rules: staticRules{ruleSet(t, `
+	srv := serveAPI(t, ruleSet(t, `
 - id: app
   match: {url: "http://app.example/<.*>", methods: [GET]}
   authenticators: [{handler: unauthorized}]
   authorizer: {handler: allow}
   mutators: [{handler: noop}]
   errors: [{handler: redirect, config: {to: "http://app.example/login", return_to_query_param: return_to}}]
-`)}}
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+`))
 	req, _ := http.NewRequest("GET", srv.URL+"/decisions/dashboard?tab=2", nil)
 	req.Header.Set("X-Forwarded-Host", "app.example")
 	res, err := noFollow.Do(req)

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // describedInput is what a decision front end was told about the request it
@@ -46,21 +45,6 @@ type described struct {
 	URL *url.URL
 }
 
-// match selects the one rule for d: Set.Match on the decoded path, and,
-// when the path held escapes, the same rule must match the path as
-// received, or the answer is errAmbiguousPath (400): /%67uest is /guest
-// only to an application that decodes before routing.
-func (d *described) match(set *rules.Set) (*rules.Compiled, []string, error) {
-	rule, groups, err := set.Match(d.Method, d.URL)
-	if err != nil {
-		return nil, nil, err
-	}
-	if d.URL.RawPath != "" && !rule.MatchesPath(d.URL, d.URL.RawPath) {
-		return nil, nil, errAmbiguousPath
-	}
-	return rule, groups, nil
-}
-
 // errAmbiguous* are the 400s of the strict request description; every one
 // names what was refused, and none echoes the client's value.
 var (
@@ -95,14 +79,9 @@ var (
 //   - an X-Forwarded-Method that is not an HTTP token.
 //
 // Other percent-escapes are decoded once (URL.Path); the raw spelling is
-// kept in URL.RawPath. Because an application may route on either, a front
-// end selects the rule with [described.match], never with Set.Match
-// directly.
-//
-// Usage, for any decision front end:
-//
-//	d, err := describeStrict(in) // err: a 400 to answer as is
-//	rule, groups, err := d.match(set)
+// kept in URL.RawPath. Because an application may route on either, the
+// decision path (decide) requires the rule that matches URL.Path to match
+// URL.RawPath too.
 func describeStrict(in describedInput) (*described, error) {
 	method := in.Method
 	if method == "" {

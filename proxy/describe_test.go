@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
 // strictRules: an anonymous /public/ area, a guest-visible page, and an
@@ -61,9 +58,7 @@ var strictPatterns = map[string]*regexp.Regexp{
 
 // strictAPI is a real API server on loopback over strictRules.
 func strictAPI(t testing.TB) string {
-	srv := httptest.NewServer((&proxy.API{Rules: staticRules{ruleSet(t, strictRules)}}).Handler())
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
+	return serveAPI(t, ruleSet(t, strictRules)).Listener.Addr().String()
 }
 
 // rawDecision sends head (a request line and headers, without the final

@@ -58,12 +58,12 @@ type ExplainedStage struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Explain runs the one decision path ([Decide]) for r, matched as u, and
-// reports each step: which rules matched and why the others did not, each
-// stage in order with its outcome, and the answer. It has the effects the
-// decision has (identity providers and remote authorizers are asked).
+// Explain runs the one decision path for r, matched as u, and reports each
+// step: which rules matched and why the others did not, each stage in order
+// with its outcome, and the answer. It has the effects the decision has
+// (identity providers and remote authorizers are asked).
 func Explain(set *rules.Set, r *http.Request, u *url.URL) Explanation {
-	return explain(set, r, u, nil)
+	return explain(set, description{req: r, url: u})
 }
 
 // ExplainDecision explains the decision /decisions would make for the call
@@ -71,24 +71,20 @@ func Explain(set *rules.Set, r *http.Request, u *url.URL) Explanation {
 // [Explain], or the refusal of an ambiguous description.
 func ExplainDecision(set *rules.Set, r *http.Request) Explanation {
 	described, u, err := DescribeDecision(r)
-	return explain(set, described, u, err)
+	return explain(set, description{req: described, url: u, err: err})
 }
 
-// explain is Explain for a request whose description may have been refused
-// (refused, a 400 the front end answers without asking any rule).
-func explain(set *rules.Set, r *http.Request, u *url.URL, refused error) Explanation {
+// explain is Explain for the request d describes, whose description may
+// have been refused.
+func explain(set *rules.Set, d description) Explanation {
+	r, u := d.req, d.url
 	ex := Explanation{Method: r.Method, URL: rules.MatchURL(u)}
 	for k := range u.Query() {
 		ex.Query = append(ex.Query, k)
 	}
 	slices.Sort(ex.Query)
 	rec := &stageRecorder{}
-	var out Outcome
-	if refused != nil {
-		out = Refused(r, u, refused)
-	} else {
-		out = Decide(set, r, u, rec)
-	}
+	out := decide(set, d, decideOptions{observer: rec})
 	if set != nil && !out.refused {
 		ex.Candidates = set.Explain(r.Method, u)
 	}

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -28,9 +27,8 @@ const explainRules = `
 `
 
 func TestExplainHandler(t *testing.T) {
-	set := ruleSet(t, strings.ReplaceAll(explainRules, "UPSTREAM", "http://127.0.0.1:1"))
-	srv := httptest.NewServer(proxy.ExplainHandler(staticRules{set}))
-	defer srv.Close()
+	set := ruleSet(t, withUpstream(explainRules, "http://127.0.0.1:1"))
+	srv := serve(t, proxy.ExplainHandler(staticRules{set}))
 	post := func(body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
 		res, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
@@ -88,15 +86,12 @@ func TestExplainHandler(t *testing.T) {
 // the proxy and the decision API alike, and never the credential.
 func TestDenialLogNamesTheDecider(t *testing.T) {
 	up := echoUpstream(t)
-	set := ruleSet(t, strings.ReplaceAll(explainRules, "UPSTREAM", up.URL))
 	var out lockedBuffer
-	l := logrus.New()
-	l.Out = &out
+	l := logTo(&out)
 	l.SetFormatter(&logrus.JSONFormatter{})
-	front := httptest.NewServer((&proxy.Handler{Rules: staticRules{set}, Log: l}).Init())
-	defer front.Close()
-	api := httptest.NewServer((&proxy.API{Rules: staticRules{set}, Log: l}).Handler())
-	defer api.Close()
+	opts := logged(ruleSet(t, withUpstream(explainRules, up.URL)), l)
+	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: opts}))
+	api := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: opts}))
 
 	for _, tc := range []struct {
 		path, auth string
@@ -108,9 +103,7 @@ func TestDenialLogNamesTheDecider(t *testing.T) {
 		{"/nowhere", "", map[string]string{"reason": "Requested url does not match any rules"}},
 	} {
 		for _, base := range []string{front.URL, api.URL + "/decisions"} {
-			out.mu.Lock()
-			out.b.Reset()
-			out.mu.Unlock()
+			out.Reset()
 			req, _ := http.NewRequest("GET", base+tc.path, nil)
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)

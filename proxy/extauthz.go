@@ -10,68 +10,44 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"github.com/sirupsen/logrus"
-	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
-
-// ExtAuthzOptions configures an [ExtAuthz]. Zero fields take the documented
-// defaults; NewExtAuthz copies the options and never changes them.
-type ExtAuthzOptions struct {
-	// Rules supplies the rule set; required.
-	Rules RuleSource
-	// Log receives one "check" line per call; nil discards.
-	Log logrus.FieldLogger
-	// Observer is told about every call as front end "grpc"; nil discards.
-	Observer Observer
-	// Tracing makes a span per check; nil makes none. The trace context
-	// read when trusted is the described request's (Envoy forwards the
-	// client's traceparent in attributes.request.http.headers).
-	Tracing *Tracing
-	// Revocations, when set, denies checks for revoked sessions and
-	// subjects (401), as the proxy and /decisions do.
-	Revocations SessionRevocations
-}
 
 // ExtAuthz serves Envoy's external authorization API over gRPC
 // (envoy.service.auth.v3.Authorization/Check) with the semantics of
 // /decisions: the request is described by the CheckRequest's
 // attributes.request.http (method, scheme, host, path and headers; the body
 // when Envoy sends it; the client address from attributes.source), runs
-// through [Decide] like every other front end, and is answered with an
-// OkHttpResponse carrying the mutators' headers (and the removal of the
-// credential carriers the authenticators asked to scrub) or a
-// DeniedHttpResponse carrying the error handler's status, headers and body.
+// through the one decision path like every other front end, and is
+// answered with an OkHttpResponse carrying the mutators' headers (and the
+// removal of the credential carriers the authenticators asked to scrub) or
+// a DeniedHttpResponse carrying the error handler's status, headers and
+// body.
 //
 // Envoy asks once per request; a WebSocket is authorised once, at its
 // upgrade, and then left open: tunnels bound to the session's lifetime
 // need portcullis in proxy mode.
+//
+// Its log line is "check", its metric's front end "grpc". With tracing, the
+// trace context read when trusted is the described request's (Envoy
+// forwards the client's traceparent in attributes.request.http.headers).
 type ExtAuthz struct {
 	authv3.UnimplementedAuthorizationServer
-	opts ExtAuthzOptions
+	path decisionPath
 }
 
-// NewExtAuthz returns the ext_authz service.
-func NewExtAuthz(o ExtAuthzOptions) *ExtAuthz {
-	if o.Observer == nil {
-		o.Observer = nopObserver{}
-	}
-	if o.Log == nil {
-		l := logrus.New()
-		l.Out = discard{}
-		o.Log = l
-	}
-	return &ExtAuthz{opts: o}
+// NewExtAuthz returns the ext_authz service configured by o; it never
+// changes o afterwards. It panics when o.Rules is nil.
+func NewExtAuthz(o DecisionOptions) *ExtAuthz {
+	return &ExtAuthz{path: newDecisionPath(o, frontEnd{metric: "grpc", span: "check ", line: "check"})}
 }
 
 var _ authv3.AuthorizationServer = (*ExtAuthz)(nil)
@@ -81,54 +57,14 @@ var _ authv3.AuthorizationServer = (*ExtAuthz)(nil)
 // and rules not loaded (503) are all DeniedHttpResponses, so Envoy answers
 // the client with portcullis's status whatever its failure_mode_allow says.
 func (x *ExtAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	start := time.Now()
-	var out Outcome
-	status := http.StatusOK
+	w := &bufferedResponse{header: http.Header{}}
+	ex := x.path.begin(w)
+	defer ex.finish()
 	described, u, err := describeCheck(ctx, req)
-	var span trace.Span
-	var obs rules.StageObserver
-	if x.opts.Tracing != nil {
-		var tctx context.Context
-		tctx, span = x.opts.Tracing.startRequest(ctx, "check "+described.Method, described.Method, described.Header)
-		described = described.WithContext(tctx)
-		obs = x.opts.Tracing.observer(tctx)
+	if !ex.decide(description{req: described, url: u, err: err, logPath: u.Path, logHost: u.Host}) {
+		return denied(w), nil
 	}
-	defer func() {
-		d := time.Since(start)
-		if span != nil {
-			endRequest(span, &out, status)
-		}
-		x.opts.Observer.Request("grpc", out.RuleID(), out.Decision(), status, d)
-		if !infoEnabled(x.opts.Log) {
-			return
-		}
-		f := logrus.Fields{
-			"method":     described.Method,
-			"path":       u.Path,
-			"host":       u.Host,
-			"rule":       out.RuleID(),
-			"decision":   out.Decision(),
-			"status":     status,
-			"subject":    out.Subject(),
-			"latency_ms": float64(d.Microseconds()) / 1000,
-		}
-		out.logDenial(f)
-		if id := traceID(span); id != "" {
-			f["trace_id"] = id
-		}
-		logEntry(x.opts.Log, f).Info("check")
-	}()
-	if err != nil {
-		out = Outcome{Request: described, URL: u, Err: err, refused: true}
-	} else {
-		out = decide(x.opts.Rules.Current(), described, u, decideOptions{observer: obs, revocations: x.opts.Revocations})
-	}
-	if out.Allowed() {
-		return okResponse(described.Header, out.Session), nil
-	}
-	res := denied(&out)
-	status = int(res.GetDeniedResponse().GetStatus().GetCode())
-	return res, nil
+	return okResponse(described.Header, ex.out.Session), nil
 }
 
 // errBadCheck refuses a CheckRequest that does not describe an HTTP request.
@@ -265,11 +201,9 @@ func headerOptions(name string, values []string) []*corev3.HeaderValueOption {
 	return out
 }
 
-// denied is the answer to a denial: the error handler writes into a buffer
-// and its status, headers and body become the DeniedHttpResponse.
-func denied(o *Outcome) *authv3.CheckResponse {
-	w := &bufferedResponse{header: http.Header{}}
-	o.WriteError(w)
+// denied is the answer to a denial whose error handler wrote w: its status,
+// headers and body become the DeniedHttpResponse.
+func denied(w *bufferedResponse) *authv3.CheckResponse {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}

@@ -24,10 +24,10 @@ var (
 // built once per fuzzing process.
 func fwdHandlers(t testing.TB) (http.Handler, http.Handler) {
 	fwdOnce.Do(func() {
-		fwdAPI = (&proxy.API{Rules: staticRules{ruleSet(t, strictRules)}}).Handler()
-		withUpstream := strings.ReplaceAll(strictRules, "\n- id:", "\n- upstream: {url: \"http://upstream.test\"}\n  id:")
-		fwdProxy = (&proxy.Handler{Rules: staticRules{ruleSet(t, withUpstream)}, TrustForwardedHeaders: true, MatchForwardedHost: true,
-			Transport: refuseTransport{}}).Init()
+		fwdAPI = proxy.NewAPI(proxy.APIOptions{DecisionOptions: over(ruleSet(t, strictRules))})
+		forwarded := strings.ReplaceAll(strictRules, "\n- id:", "\n- upstream: {url: \"http://upstream.test\"}\n  id:")
+		fwdProxy = proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(ruleSet(t, forwarded)), TrustForwardedHeaders: true, MatchForwardedHost: true,
+			Transport: refuseTransport{}})
 	})
 	return fwdAPI, fwdProxy
 }

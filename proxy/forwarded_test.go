@@ -48,25 +48,11 @@ func forwardedProxy(t *testing.T, trust, matchHost bool) string {
 	up := echoUpstream(t)
 	front := httptest.NewUnstartedServer(nil)
 	host := front.Listener.Addr().String()
-	doc := strings.ReplaceAll(strings.ReplaceAll(forwardedRules, "UPSTREAM", up.URL), "FRONTHOST", host)
-	front.Config.Handler = (&proxy.Handler{Rules: staticRules{ruleSet(t, doc)}, TrustForwardedHeaders: trust, MatchForwardedHost: matchHost}).Init()
+	doc := strings.ReplaceAll(withUpstream(forwardedRules, up.URL), "FRONTHOST", host)
+	front.Config.Handler = proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(ruleSet(t, doc)), TrustForwardedHeaders: trust, MatchForwardedHost: matchHost})
 	front.Start()
 	t.Cleanup(front.Close)
 	return front.URL
-}
-
-func getWith(t *testing.T, u string, h map[string][]string) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest("GET", u, nil)
-	for k, vs := range h {
-		req.Header[k] = vs
-	}
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := noFollow.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }
 
 // TestProxyUntrustedForwardedHeaders: by default (Oathkeeper's
@@ -77,19 +63,19 @@ func getWith(t *testing.T, u string, h map[string][]string) *http.Response {
 func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 	front := forwardedProxy(t, false, false)
 	fh := strings.TrimPrefix(front, "http://")
-	spoof := map[string][]string{
+	spoof := http.Header{
 		"X-Forwarded-Host":  {"evil.example"},
 		"X-Forwarded-Proto": {"https"},
 		"X-Forwarded-For":   {"203.0.113.9"},
 	}
-	res := getWith(t, front+"/page", spoof)
+	res := send(t, "GET", front+"/page", spoof)
 	s := decodeSeen(t, res)
 	for k, want := range map[string]string{"X-Rule": "tls", "X-Forwarded-Host": fh, "X-Forwarded-Proto": "http", "X-Forwarded-For": "127.0.0.1"} {
 		if got := strings.Join(s.Header.Values(k), ","); got != want {
 			t.Errorf("upstream saw %s = %q, want %q", k, got, want)
 		}
 	}
-	res = getWith(t, front+"/account?x=1", spoof)
+	res = send(t, "GET", front+"/account?x=1", spoof)
 	res.Body.Close()
 	want := "http://login.test/?return_to=" + url.QueryEscape(front+"/account?x=1")
 	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != want {
@@ -97,22 +83,22 @@ func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 	}
 	// Oathkeeper's forwarded-header e2e: the proto picks the rule's form.
 	for proto, want := range map[string]string{"": "plain", "http": "plain", "HTTPS": "tls"} {
-		h := map[string][]string{}
+		h := http.Header{}
 		if proto != "" {
 			h["X-Forwarded-Proto"] = []string{proto}
 		}
-		if s := decodeSeen(t, getWith(t, front+"/page", h)); s.Header.Get("X-Rule") != want {
+		if s := decodeSeen(t, send(t, "GET", front+"/page", h)); s.Header.Get("X-Rule") != want {
 			t.Errorf("X-Forwarded-Proto %q: rule %q, want %q", proto, s.Header.Get("X-Rule"), want)
 		}
 	}
 	// An untrusted X-Forwarded-Host is not looked at at all; an
 	// X-Forwarded-Proto, which chooses the rule's form, must be valid.
-	res = getWith(t, front+"/page", map[string][]string{"X-Forwarded-Host": {"a/b, c"}})
+	res = send(t, "GET", front+"/page", http.Header{"X-Forwarded-Host": {"a/b, c"}})
 	if s := decodeSeen(t, res); s.Header.Get("X-Forwarded-Host") != fh {
 		t.Errorf("upstream saw X-Forwarded-Host %q, want %q", s.Header.Get("X-Forwarded-Host"), fh)
 	}
 	for _, p := range [][]string{{"ftp"}, {"https, http"}, {"http", "https"}} {
-		res := getWith(t, front+"/page", map[string][]string{"X-Forwarded-Proto": p})
+		res := send(t, "GET", front+"/page", http.Header{"X-Forwarded-Proto": p})
 		if res.StatusCode != http.StatusBadRequest {
 			t.Errorf("X-Forwarded-Proto %q = %d, want 400", p, res.StatusCode)
 		}
@@ -127,7 +113,7 @@ func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 func TestProxyTrustedForwardedHeaders(t *testing.T) {
 	front := forwardedProxy(t, true, false)
 	fh := strings.TrimPrefix(front, "http://")
-	res := getWith(t, front+"/page", map[string][]string{
+	res := send(t, "GET", front+"/page", http.Header{
 		"X-Forwarded-Host":  {"app.example"},
 		"X-Forwarded-Proto": {"https"},
 		"X-Forwarded-For":   {"203.0.113.9"},
@@ -139,11 +125,11 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 		}
 	}
 	// X-Forwarded-Host does not choose the rule without match_forwarded_host.
-	res = getWith(t, front+"/public/x", map[string][]string{"X-Forwarded-Host": {"other.example"}})
+	res = send(t, "GET", front+"/public/x", http.Header{"X-Forwarded-Host": {"other.example"}})
 	if s := decodeSeen(t, res); s.Header.Get("X-Rule") != "public" {
 		t.Errorf("rule = %q, want public (matched on Host %s)", s.Header.Get("X-Rule"), fh)
 	}
-	for _, h := range []map[string][]string{
+	for _, h := range []http.Header{
 		{"X-Forwarded-Host": {fh + "/public"}},
 		{"X-Forwarded-Host": {"a.example, b.example"}},
 		{"X-Forwarded-Host": {"a.example", "b.example"}},
@@ -152,7 +138,7 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 		{"X-Forwarded-Proto": {"javascript"}},
 		{"X-Forwarded-Proto": {"http", "https"}},
 	} {
-		res := getWith(t, front+"/page", h)
+		res := send(t, "GET", front+"/page", h)
 		if res.StatusCode != http.StatusBadRequest {
 			t.Errorf("%v = %d, want 400", h, res.StatusCode)
 		}
@@ -167,12 +153,12 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 func TestProxyMatchForwardedHost(t *testing.T) {
 	front := forwardedProxy(t, true, true)
 	fh := strings.TrimPrefix(front, "http://")
-	res := getWith(t, front+"/secret", map[string][]string{"X-Forwarded-Host": {fh + "/public"}})
+	res := send(t, "GET", front+"/secret", http.Header{"X-Forwarded-Host": {fh + "/public"}})
 	if res.StatusCode != http.StatusBadRequest {
 		t.Errorf("X-Forwarded-Host %s/public + /secret = %d, want 400", fh, res.StatusCode)
 	}
 	decodeError(t, res)
-	res = getWith(t, "http://"+fh+"/public/x", map[string][]string{"X-Forwarded-Host": {"other.example"}})
+	res = send(t, "GET", "http://"+fh+"/public/x", http.Header{"X-Forwarded-Host": {"other.example"}})
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("X-Forwarded-Host other.example + /public/x = %d, want 404 (the /public/ rule is for %s)", res.StatusCode, fh)

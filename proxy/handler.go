@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -46,13 +44,11 @@ type StreamGovernor interface {
 	GovernStream(req tunnel.StreamRequest) io.ReadCloser
 }
 
-// Handler is the reverse proxy: it matches the request to exactly one
-// rule, runs the rule's stages and either forwards the request upstream or
-// answers with the rule's error handlers.
-type Handler struct {
-	// Rules supplies the rule set; required.
-	Rules RuleSource
-	// Transport carries requests upstream; nil uses a tuned default.
+// HandlerOptions configures a [Handler]. Zero fields take the documented
+// defaults; [NewHandler] copies them and the Handler never changes them.
+type HandlerOptions struct {
+	DecisionOptions
+	// Transport carries requests upstream; nil uses [NewTransport].
 	Transport http.RoundTripper
 	// Upgrade serves WebSocket upgrades; nil forwards them with
 	// httputil.ReverseProxy (no session binding).
@@ -61,10 +57,6 @@ type Handler struct {
 	// text/event-stream) under their rule's policy; nil relays them as
 	// httputil does, unbound.
 	Stream StreamGovernor
-	// Log receives one line per request; nil discards.
-	Log logrus.FieldLogger
-	// Observer is told about every request; nil discards.
-	Observer Observer
 	// TrustForwardedHeaders is Oathkeeper's serve.proxy.trust_forwarded_headers:
 	// the client's X-Forwarded-For, -Host and -Proto are a trusted load
 	// balancer's and are passed upstream (For with the peer's address
@@ -79,15 +71,23 @@ type Handler struct {
 	// trusted X-Forwarded-Host decide the host rules match. It has no
 	// effect without TrustForwardedHeaders.
 	MatchForwardedHost bool
-	// Revocations, when set, refuses requests whose session or subject
-	// was revoked (401, even where a cache still holds the session) and
-	// applies the rules' revoke_session_on_success.
-	Revocations SessionRevocations
-	// Tracing makes a span per request (and its stages, the upstream round
-	// trip, the tunnel); nil makes none.
-	Tracing *Tracing
+}
 
-	rp *httputil.ReverseProxy
+// Handler is the reverse proxy: it matches the request to exactly one
+// rule, runs the rule's stages and either forwards the request upstream or
+// answers with the rule's error handlers. Build it with [NewHandler]; it is
+// ready for concurrent use from its first request.
+type Handler struct {
+	path    decisionPath
+	upgrade Upgrader
+	stream  StreamGovernor
+	// trustForwarded and matchForwardedHost are HandlerOptions'
+	// TrustForwardedHeaders and MatchForwardedHost.
+	trustForwarded, matchForwardedHost bool
+	// transport is HandlerOptions.Transport or its default, before tracing
+	// wraps it.
+	transport http.RoundTripper
+	rp        *httputil.ReverseProxy
 }
 
 // SessionRevocations is what the proxy needs of the revocation service.
@@ -111,24 +111,28 @@ func NewTransport() *http.Transport {
 	return t
 }
 
-// Init prepares the handler; it is called by ServeHTTP on first use if not
-// called before.
-func (h *Handler) Init() *Handler {
-	if h.Transport == nil {
-		h.Transport = NewTransport()
+// NewHandler returns the reverse proxy configured by o. It panics when
+// o.Rules is nil.
+func NewHandler(o HandlerOptions) *Handler {
+	h := &Handler{
+		path:           newDecisionPath(o.DecisionOptions, frontEnd{metric: "proxy", span: "proxy ", line: "request"}),
+		upgrade:        o.Upgrade,
+		stream:         o.Stream,
+		trustForwarded: o.TrustForwardedHeaders, matchForwardedHost: o.MatchForwardedHost,
 	}
-	if h.Observer == nil {
-		h.Observer = nopObserver{}
+	h.transport = o.Transport
+	if h.transport == nil {
+		h.transport = NewTransport()
 	}
-	if h.Log == nil {
-		l := logrus.New()
-		l.Out = discard{}
-		h.Log = l
+	transport := h.transport
+	if o.Tracing != nil {
+		// One client span per upstream round trip.
+		transport = tracedTransport{base: transport, t: o.Tracing}
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			rewrite(pr.Out, pr.In, pr.In.Context().Value(routeKey{}).(*route))
-			if h.Upgrade != nil {
+			if h.upgrade != nil {
 				// WebSocket upgrades go through the session-bound tunnel;
 				// httputil would switch any other protocol (h2c, a custom
 				// one, a WebSocket upgrade spelt loosely) into a raw
@@ -139,7 +143,7 @@ func (h *Handler) Init() *Handler {
 				pr.Out.Header.Del("Connection")
 			}
 		},
-		Transport: h.upstreamTransport(),
+		Transport: transport,
 		// Streams (unknown length) and Server-Sent Events are flushed as
 		// they arrive whatever this says (httputil's own rule). A body of
 		// known length is written in as few writes as the buffer allows,
@@ -151,8 +155,8 @@ func (h *Handler) Init() *Handler {
 		ModifyResponse: func(res *http.Response) error {
 			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
 				h.revokeOnSuccess(rt, res.StatusCode)
-				if h.Stream != nil && rt.cancel != nil && tunnel.IsStream(res) {
-					res.Body = h.Stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy,
+				if h.stream != nil && rt.cancel != nil && tunnel.IsStream(res) {
+					res.Body = h.stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy,
 						Session: rt.session, Response: res, Cancel: rt.cancel, Client: rt.w, RemoteAddr: rt.in.RemoteAddr})
 				}
 			}
@@ -161,19 +165,10 @@ func (h *Handler) Init() *Handler {
 		// httputil's own lines (a body copy cut short: an aborted stream,
 		// a client gone) go to the request log at debug level; the answer
 		// and the stream's end are logged where they are decided.
-		ErrorLog:   stdlog.New(debugWriter{h.Log}, "", 0),
+		ErrorLog:   stdlog.New(debugWriter{h.path.log}, "", 0),
 		BufferPool: copyBuffers,
 	}
 	return h
-}
-
-// upstreamTransport is Transport, wrapped to make the upstream span when
-// tracing is on.
-func (h *Handler) upstreamTransport() http.RoundTripper {
-	if h.Tracing == nil {
-		return h.Transport
-	}
-	return tracedTransport{base: h.Transport, t: h.Tracing}
 }
 
 // copyBuffers lends httputil the buffers it copies response bodies
@@ -190,40 +185,6 @@ func (b *bufferPool) Get() []byte {
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
-
-// debugWriter writes each line it is given to l at debug level.
-type debugWriter struct{ l logrus.FieldLogger }
-
-func (d debugWriter) Write(p []byte) (int, error) {
-	d.l.Debug(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-type discard struct{}
-
-// logEntry returns an entry with the fields f for l. A *logrus.Logger's
-// entry takes f as it is, sparing the copy WithFields makes of a map that
-// is built for this one line.
-func logEntry(l logrus.FieldLogger, f logrus.Fields) *logrus.Entry {
-	if lg, ok := l.(*logrus.Logger); ok {
-		return &logrus.Entry{Logger: lg, Data: f}
-	}
-	return l.WithFields(f)
-}
-
-// infoEnabled reports whether l writes info lines, so that the request
-// line is not built for a logger that drops it.
-func infoEnabled(l logrus.FieldLogger) bool {
-	switch l := l.(type) {
-	case *logrus.Logger:
-		return l.IsLevelEnabled(logrus.InfoLevel)
-	case *logrus.Entry:
-		return l.Logger.IsLevelEnabled(logrus.InfoLevel)
-	}
-	return true
-}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // upstreamError answers a failed upstream exchange: 504 for a timeout, 502
 // otherwise, as JSON. The cause is not shown to the client.
@@ -249,82 +210,57 @@ func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	pipeline.WriteError(w, pipeline.NewError(status, reason, err), false)
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: the request is described, decided on
+// the one decision path and, when allowed, forwarded.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.rp == nil {
-		h.Init()
-	}
-	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
-	var out Outcome
-	var span trace.Span
-	var obs rules.StageObserver
-	if h.Tracing != nil {
-		var ctx context.Context
-		ctx, span = h.Tracing.startRequest(r.Context(), "proxy "+r.Method, r.Method, r.Header)
-		r = r.WithContext(ctx)
-		obs = h.Tracing.observer(ctx)
-	}
-	defer func() {
-		d := time.Since(start)
-		if span != nil {
-			endRequest(span, &out, rec.status())
-		}
-		h.Observer.Request("proxy", out.RuleID(), out.Decision(), rec.status(), d)
-		if !infoEnabled(h.Log) {
-			return
-		}
-		f := logrus.Fields{
-			"method":     r.Method,
-			"path":       r.URL.Path,
-			"host":       r.Host,
-			"rule":       out.RuleID(),
-			"decision":   out.Decision(),
-			"status":     rec.status(),
-			"subject":    out.Subject(),
-			"latency_ms": float64(d.Microseconds()) / 1000,
-		}
-		out.logDenial(f)
-		if id := traceID(span); id != "" {
-			f["trace_id"] = id
-		}
-		if rec.upstreamErr != nil {
-			f["upstream_error"] = rec.upstreamErr.Error()
-		}
-		logEntry(h.Log, f).Info("request")
-	}()
-
-	u, fv, err := requestURL(r, h.TrustForwardedHeaders, h.MatchForwardedHost)
-	if err == nil {
-		err = checkPath(r.URL.Path)
-	}
-	if err != nil {
-		out = Refused(r, u, err)
-		out.WriteError(rec)
+	x := h.path.begin(w)
+	defer x.finish()
+	d, fv := h.describe(r)
+	if !x.decide(d) {
 		return
+	}
+	h.forward(x.rec, &x.out, fv)
+}
+
+// describe reads the proxy's request r: the URL rules match (the
+// connection's scheme and the Host header, or a trusted load balancer's,
+// with the cleaned path), refused when the forwarding headers or the path
+// are ambiguous, and fv, what portcullis believes of the request's
+// forwarding. Untrusted X-Forwarded-* are removed from the request the
+// stages see; after a stage's denial the error handlers see its URL
+// absolute, with the scheme and host portcullis believes.
+func (h *Handler) describe(r *http.Request) (d description, fv forwardedView) {
+	d = description{req: r, logPath: r.URL.Path, logHost: r.Host}
+	d.url, fv, d.err = requestURL(r, h.trustForwarded, h.matchForwardedHost)
+	if d.err == nil {
+		d.err = checkPath(r.URL.Path)
+	}
+	if d.err != nil {
+		return d, fv
 	}
 	if !fv.trusted {
 		// The client's own X-Forwarded-* describe nothing portcullis
 		// believes: no stage or error handler (a redirect's return_to)
 		// may read them.
-		r = withoutForwarded(r)
+		d.req = withoutForwarded(r)
 	}
-	// After a stage's denial the error handlers see the request's URL
-	// absolute, with the scheme and host portcullis believes.
-	out = decide(h.Rules.Current(), r, u, decideOptions{observer: obs, revocations: h.Revocations,
-		view: func(r *http.Request) *http.Request { return errorView(r, fv) }})
-	if !out.Allowed() {
-		out.WriteError(rec)
-		return
-	}
-	rule, s := out.Rule, out.Session
+	view := fv // a copy: capturing the result fv would move it to the heap
+	d.view = func(r *http.Request) *http.Request { return errorView(r, view) }
+	return d, fv
+}
+
+// forward writes the answer to the allowed request o on rec: the
+// WebSocket tunnel for an upgrade, otherwise the upstream's answer (a
+// stream governed under the rule's policy).
+func (h *Handler) forward(rec *recorder, o *outcome, fv forwardedView) {
+	r, rule, s := o.Request, o.Rule, o.Session
 	if rule.UpstreamURL == nil {
-		out.Err = pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty"))
-		pipeline.WriteError(rec, out.Err, false)
+		o.Err = pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty"))
+		pipeline.WriteError(rec, o.Err, false)
 		return
 	}
-	rt := &route{rule: rule, session: s, url: u, fwd: fv}
-	if h.Upgrade != nil && isWebSocketUpgrade(r) {
+	rt := &route{rule: rule, session: s, url: o.URL, fwd: fv}
+	if h.upgrade != nil && isWebSocketUpgrade(r) {
 		out := r.Clone(r.Context())
 		removeHopByHop(out.Header)
 		out.Header.Del("X-Forwarded-For")
@@ -339,15 +275,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		self.Scheme, self.Host = fv.proto, fv.host
 		in.URL = &self
 		req := tunnel.Request{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Session: s, Upstream: out}
-		if h.Tracing == nil {
-			h.Upgrade.ServeTunnel(rec, in, req)
+		if h.path.tracing == nil {
+			h.upgrade.ServeTunnel(rec, in, req)
 			return
 		}
 		// The tunnel span outlives the request's: the tunnel ends it with
 		// its close reason (TunnelSpan); a refused upgrade ends it here.
-		ctx, tspan := h.Tracing.tracer.Start(r.Context(), "websocket tunnel", trace.WithAttributes(attrRule.String(rule.ID)))
+		ctx, tspan := h.path.tracing.tracer.Start(r.Context(), "websocket tunnel", trace.WithAttributes(attrRule.String(rule.ID)))
 		req.Upstream, req.Closed = out.WithContext(ctx), TunnelSpan(ctx)
-		h.Upgrade.ServeTunnel(rec, in.WithContext(ctx), req)
+		h.upgrade.ServeTunnel(rec, in.WithContext(ctx), req)
 		if rec.status() != http.StatusSwitchingProtocols {
 			tspan.SetAttributes(attrCloseReason.String("refused"), attribute.Int("http.response.status_code", rec.status()))
 			tspan.End()
@@ -355,7 +291,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if h.Stream != nil {
+	if h.stream != nil {
 		// A governed stream ends by cancelling its upstream exchange.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -365,6 +301,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, routeKey{}, rt)))
 }
 
+// CloseIdleConnections closes the idle keep-alive connections of the
+// upstream transport, as [http.Client.CloseIdleConnections] does; a
+// Transport that keeps none is left alone.
+func (h *Handler) CloseIdleConnections() {
+	if c, ok := h.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // revokeOnSuccess applies the rule's revoke_session_on_success: the
 // upstream (the identity provider's logout endpoint) answered status for
 // the route's request; 2xx and 3xx mean the session ended there, so it is
@@ -372,10 +317,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // expired.
 func (h *Handler) revokeOnSuccess(rt *route, status int) {
 	s := rt.session
-	if h.Revocations == nil || !rt.rule.RevokeSessionOnSuccess || s.SessionID == "" || status < 200 || status >= 400 {
+	if h.path.revocations == nil || !rt.rule.RevokeSessionOnSuccess || s.SessionID == "" || status < 200 || status >= 400 {
 		return
 	}
-	h.Revocations.Revoke(Revocation{SessionID: s.SessionID, Source: SourceLogout, Until: s.ExpiresAt})
+	h.path.revocations.Revoke(Revocation{SessionID: s.SessionID, Source: SourceLogout, Until: s.ExpiresAt})
 }
 
 // withoutCarriers returns r without the query parameters that carried a
@@ -447,25 +392,6 @@ func errorView(r *http.Request, fv forwardedView) *http.Request {
 	return r2
 }
 
-// answerError writes err with the chosen error handler, or as JSON when no
-// handler's `when` matched.
-func answerError(w http.ResponseWriter, r *http.Request, eh pipeline.ErrorHandler, err error) {
-	if eh == nil {
-		pipeline.WriteError(w, err, false)
-		return
-	}
-	eh.HandleError(w, r, err)
-}
-
-func decisionOf(err error) string {
-	switch pipeline.StatusOf(err) {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return "denied"
-	default:
-		return "error"
-	}
-}
-
 // isWebSocketUpgrade reports whether r asks to switch to WebSocket.
 func isWebSocketUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
@@ -502,55 +428,4 @@ func removeHopByHop(h http.Header) {
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
-}
-
-// recorder notes the status written, for the request log and metrics, and
-// passes hijacking and flushing through.
-type recorder struct {
-	http.ResponseWriter
-	code        int
-	upstreamErr error
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) status() int {
-	if r.code == 0 {
-		return http.StatusOK
-	}
-	return r.code
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// Flush implements http.Flusher.
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Hijack implements http.Hijacker; a hijacked connection is logged as 101.
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := r.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("connection cannot be hijacked")
-	}
-	if r.code == 0 {
-		r.code = http.StatusSwitchingProtocols
-	}
-	return hj.Hijack()
 }

@@ -1,15 +1,9 @@
 package proxy_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"testing"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/proxy"
@@ -24,39 +18,10 @@ import (
 //
 // bench/ measures the same paths end to end under load.
 
-const benchRule = `
-- id: anon
-  match: {url: "http://<[^/]+>/anon/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-`
-
-// benchLogger logs as the server does by default (text, info), into
-// nothing.
-func benchLogger() *logrus.Logger {
-	l := logrus.New()
-	l.Out = io.Discard
-	l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
-	l.SetLevel(logrus.InfoLevel)
-	return l
-}
-
-// discardWriter is a ResponseWriter that keeps only its header map and
-// status, reset between requests.
-type discardWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
-
-func (w *discardWriter) reset() {
-	clear(w.h)
-	w.code = 0
+// hotPathOptions are the decision options of the hot-path benchmarks over
+// benchRule with upstream up: the server's default log and its metrics.
+func hotPathOptions(b *testing.B, up string) proxy.DecisionOptions {
+	return proxy.DecisionOptions{Rules: staticRules{ruleSet(b, withUpstream(benchRule, up))}, Log: benchLogger(), Observer: metrics.New()}
 }
 
 // BenchmarkProxyRequest serves GET /anon/items/42 (anonymous → allow →
@@ -66,51 +31,17 @@ func (w *discardWriter) reset() {
 // upstream's own allocations, so the difference between them is the
 // proxy's.
 func BenchmarkProxyRequest(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "hello from the upstream\n")
-	}))
-	defer up.Close()
-	target, _ := url.Parse(up.URL)
-	handlers := map[string]http.Handler{
-		"portcullis": (&proxy.Handler{
-			Rules:     staticRules{ruleSet(b, strings.ReplaceAll(benchRule, "UPSTREAM", up.URL))},
-			Transport: proxy.NewTransport(),
-			Log:       benchLogger(),
-			Observer:  metrics.New(),
-		}).Init(),
-		"httputil": &httputil.ReverseProxy{
-			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-			Transport: proxy.NewTransport(),
-		},
-	}
-	for _, name := range []string{"portcullis", "httputil"} {
-		h := handlers[name]
-		b.Run(name, func(b *testing.B) {
-			r := httptest.NewRequest(http.MethodGet, "http://app.example/anon/items/42", nil)
-			r.RemoteAddr = "127.0.0.1:40000"
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				w.reset()
-				h.ServeHTTP(w, r)
-			}
-			if w.h.Get("Content-Type") != "text/plain" {
-				b.Fatalf("the answer did not come from the upstream: %v", w.h)
-			}
-		})
-	}
+	up := helloUpstream(b)
+	benchHotPath(b, map[string]http.Handler{
+		"portcullis": proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: hotPathOptions(b, up.URL), Transport: proxy.NewTransport()}),
+		"httputil":   httputilReference(up),
+	}, "portcullis", "httputil")
 }
 
 // BenchmarkDecision answers /decisions/anon/items/42 for the same rule:
 // the pipeline alone, with no upstream.
 func BenchmarkDecision(b *testing.B) {
-	api := &proxy.API{
-		Rules:    staticRules{ruleSet(b, strings.ReplaceAll(benchRule, "UPSTREAM", "http://127.0.0.1:1"))},
-		Log:      benchLogger(),
-		Observer: metrics.New(),
-	}
-	h := api.Handler()
+	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: hotPathOptions(b, "http://127.0.0.1:1")})
 	b.Run("anonymous", func(b *testing.B) {
 		r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:4456/decisions/anon/items/42", nil)
 		w := &discardWriter{h: http.Header{}}

@@ -2,13 +2,13 @@ package proxy_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
@@ -17,19 +17,12 @@ import (
 func proxyFor(t *testing.T, doc string) (front *httptest.Server, upstream *httptest.Server) {
 	t.Helper()
 	upstream = echoUpstream(t)
-	set := ruleSet(t, strings.ReplaceAll(doc, "UPSTREAM", upstream.URL))
-	front = httptest.NewServer((&proxy.Handler{Rules: staticRules{set}}).Init())
-	t.Cleanup(front.Close)
-	return front, upstream
+	return serveProxy(t, ruleSet(t, withUpstream(doc, upstream.URL))), upstream
 }
 
-const proxyRules = `
-- id: public
-  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
+// proxyRules are publicRule, adminRule and a rule for each other answer of
+// the proxy.
+const proxyRules = publicRule + adminRule + `
 - id: stripped
   match: {url: "http://<[^/]+>/api/<.*>", methods: [GET]}
   authenticators: [{handler: anonymous, config: {subject: guest}}]
@@ -41,12 +34,6 @@ const proxyRules = `
           X-User: "{{ print .Subject }}"
           X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
   upstream: {url: "UPSTREAM/base", strip_path: /api, preserve_host: true}
-- id: admin
-  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
 - id: closed
   match: {url: "http://<[^/]+>/closed", methods: [GET]}
   authenticators: [{handler: unauthorized}]
@@ -177,33 +164,17 @@ func TestProxyHopByHopCannotRemoveIdentityHeaders(t *testing.T) {
 }
 
 func TestProxyUpstreamTimeoutIs504(t *testing.T) {
-	// A fault injector: accepts connections and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
 	set := ruleSet(t, fmt.Sprintf(`
 - id: slow
   match: {url: "http://<[^/]+>/slow", methods: [GET]}
   authenticators: [{handler: noop}]
   authorizer: {handler: allow}
   mutators: [{handler: noop}]
-  upstream: {url: "http://%s"}
-`, ln.Addr()))
+  upstream: {url: %q}
+`, faultinject.HangingURL(t)))
 	tr := proxy.NewTransport()
 	tr.ResponseHeaderTimeout = 200 * time.Millisecond
-	front := httptest.NewServer((&proxy.Handler{Rules: staticRules{set}, Transport: tr}).Init())
-	defer front.Close()
+	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(set), Transport: tr}))
 	res, err := http.Get(front.URL + "/slow")
 	if err != nil {
 		t.Fatal(err)
@@ -215,8 +186,7 @@ func TestProxyUpstreamTimeoutIs504(t *testing.T) {
 }
 
 func TestProxyWithoutRulesIs503(t *testing.T) {
-	front := httptest.NewServer((&proxy.Handler{Rules: staticRules{}}).Init())
-	defer front.Close()
+	front := serveProxy(t, nil)
 	res, err := http.Get(front.URL + "/")
 	if err != nil {
 		t.Fatal(err)

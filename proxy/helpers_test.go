@@ -1,17 +1,29 @@
 package proxy_test
 
+// The setup the package's tests share: rule sets compiled with every
+// handler enabled, the front ends built over them and started on loopback,
+// the real upstreams they forward to, the clients that call them, and the
+// hot-path benchmark's fixtures.
+
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -46,6 +58,58 @@ func ruleSet(t testing.TB, doc string) *rules.Set {
 	return set
 }
 
+// publicRule allows GET and POST under /public/ for anyone, setting X-User;
+// adminRule denies /admin and below. UPSTREAM stands for the upstream's URL.
+const (
+	publicRule = `
+- id: public
+  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET, POST]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  upstream: {url: "UPSTREAM"}`
+	adminRule = `
+- id: admin
+  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: deny}
+  mutators: [{handler: noop}]
+  upstream: {url: "UPSTREAM"}`
+)
+
+// withUpstream is doc with UPSTREAM replaced by u.
+func withUpstream(doc, u string) string { return strings.ReplaceAll(doc, "UPSTREAM", u) }
+
+// over is the decision options of a front end serving set, every other
+// option at its default.
+func over(set *rules.Set) proxy.DecisionOptions {
+	return proxy.DecisionOptions{Rules: staticRules{set}}
+}
+
+// logged is over(set) with the request log going to l.
+func logged(set *rules.Set, l logrus.FieldLogger) proxy.DecisionOptions {
+	o := over(set)
+	o.Log = l
+	return o
+}
+
+// serve starts h on loopback until the test ends.
+func serve(tb testing.TB, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// serveProxy starts the proxy handler over set on loopback.
+func serveProxy(tb testing.TB, set *rules.Set) *httptest.Server {
+	return serve(tb, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(set)}))
+}
+
+// serveAPI starts the API over set on loopback.
+func serveAPI(tb testing.TB, set *rules.Set) *httptest.Server {
+	return serve(tb, proxy.NewAPI(proxy.APIOptions{DecisionOptions: over(set)}))
+}
+
 // seen is what the upstream echo server reports about the request it got.
 type seen struct {
 	Method  string      `json:"method"`
@@ -60,14 +124,12 @@ type seen struct {
 // echoUpstream is a real HTTP server on loopback that answers with what it
 // received.
 func echoUpstream(t testing.TB) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Upstream", "yes")
 		json.NewEncoder(w).Encode(seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host, r.Header, string(body)})
 	}))
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 func decodeSeen(t testing.TB, res *http.Response) seen {
@@ -98,4 +160,156 @@ func decodeError(t testing.TB, res *http.Response) pipeline.ErrorBody {
 		t.Errorf("error body code %d != status %d", b.Error.Code, res.StatusCode)
 	}
 	return b
+}
+
+// noFollow is a client that returns redirects instead of following them.
+var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// send sends method u with header h (redirects not followed) and returns
+// the response, its body unread.
+func send(t testing.TB, method, u string, h http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// get is send with the body read and closed.
+func get(t testing.TB, method, u string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	res := send(t, method, u, header)
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+// getJSON GETs u, decodes the answer into v unless v is nil, and returns
+// the status.
+func getJSON(t testing.TB, u string, v any) int {
+	t.Helper()
+	res := send(t, http.MethodGet, u, nil)
+	defer res.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+	}
+	return res.StatusCode
+}
+
+// lockedBuffer is a log sink safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Reset empties the buffer.
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
+// logTo is a logger at info level writing text lines to out.
+func logTo(out io.Writer) *logrus.Logger {
+	l := logrus.New()
+	l.Out = out
+	return l
+}
+
+// benchRule is the hot path's rule: anonymous → allow → header.
+const benchRule = `
+- id: anon
+  match: {url: "http://<[^/]+>/anon/<.*>", methods: [GET]}
+  authenticators: [{handler: anonymous}]
+  authorizer: {handler: allow}
+  mutators: [{handler: header}]
+  upstream: {url: "UPSTREAM"}
+`
+
+// benchLogger logs as the server does by default (text, info), into
+// nothing.
+func benchLogger() *logrus.Logger {
+	l := logTo(io.Discard)
+	l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	l.SetLevel(logrus.InfoLevel)
+	return l
+}
+
+// discardWriter is a ResponseWriter that keeps only its header map and
+// status, reset between requests.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+func (w *discardWriter) reset() {
+	clear(w.h)
+	w.code = 0
+}
+
+// helloUpstream is the hot path's upstream: a real server on loopback
+// answering a short text.
+func helloUpstream(tb testing.TB) *httptest.Server {
+	return serve(tb, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "hello from the upstream\n")
+	}))
+}
+
+// httputilReference is a bare httputil.ReverseProxy to up on its own
+// transport: the line the proxy's hot-path benchmarks are read against.
+func httputilReference(up *httptest.Server) http.Handler {
+	target, _ := url.Parse(up.URL)
+	return &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport: proxy.NewTransport(),
+	}
+}
+
+// benchHotPath runs, for each name in order, GET /anon/items/42 through
+// handlers[name] in a sub-benchmark, and fails one whose answer did not
+// come from the upstream.
+func benchHotPath(b *testing.B, handlers map[string]http.Handler, names ...string) {
+	for _, name := range names {
+		h := handlers[name]
+		b.Run(name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "http://app.example/anon/items/42", nil)
+			r.RemoteAddr = "127.0.0.1:40000"
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.reset()
+				h.ServeHTTP(w, r)
+			}
+			if w.h.Get("Content-Type") != "text/plain" {
+				b.Fatalf("the answer did not come from the upstream: %v", w.h)
+			}
+		})
+	}
 }

@@ -21,20 +21,7 @@ import (
 
 // pathRules allow /public/... and deny /admin...; anything else has no
 // rule (404).
-const pathRules = `
-- id: public
-  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: admin
-  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-`
+const pathRules = publicRule + adminRule
 
 // pathFixture is a guarded proxy over pathRules in front of an upstream
 // that reports the path it received, built once per fuzzing process.
@@ -51,8 +38,8 @@ var (
 func newPathFixture(t testing.TB) *pathFixture {
 	pathOnce.Do(func() {
 		up := echoUpstream(nilCleanup{t})
-		set := ruleSet(t, strings.ReplaceAll(pathRules, "UPSTREAM", up.URL))
-		h := (&proxy.Handler{Rules: staticRules{set}}).Init()
+		set := ruleSet(t, withUpstream(pathRules, up.URL))
+		h := proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(set)})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

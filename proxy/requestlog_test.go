@@ -1,11 +1,8 @@
 package proxy_test
 
 import (
-	"bytes"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -13,30 +10,12 @@ import (
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The request line is written at info level, by the proxy and by the
 // decision API alike, whether the handler was given a Logger or an Entry;
 // above info nothing is written.
 func TestRequestLogFollowsLevel(t *testing.T) {
 	up := echoUpstream(t)
-	set := ruleSet(t, strings.ReplaceAll(benchRule, "UPSTREAM", up.URL))
+	set := ruleSet(t, withUpstream(benchRule, up.URL))
 	for _, tc := range []struct {
 		name  string
 		level logrus.Level
@@ -50,17 +29,14 @@ func TestRequestLogFollowsLevel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out lockedBuffer
-			l := logrus.New()
-			l.Out = &out
+			l := logTo(&out)
 			l.SetLevel(tc.level)
 			var fl logrus.FieldLogger = l
 			if tc.entry {
 				fl = l.WithField("component", "test")
 			}
-			front := httptest.NewServer((&proxy.Handler{Rules: staticRules{set}, Log: fl}).Init())
-			defer front.Close()
-			api := httptest.NewServer((&proxy.API{Rules: staticRules{set}, Log: fl}).Handler())
-			defer api.Close()
+			front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: logged(set, fl)}))
+			api := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: logged(set, fl)}))
 			for _, u := range []string{front.URL + "/anon/items/1", api.URL + "/decisions/anon/items/1"} {
 				res, err := http.Get(u)
 				if err != nil {

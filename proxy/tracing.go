@@ -56,7 +56,7 @@ func (t *Tracing) startRequest(ctx context.Context, name, method string, header 
 }
 
 // endRequest records the request's outcome on its span and ends it.
-func endRequest(span trace.Span, out *Outcome, status int) {
+func endRequest(span trace.Span, out *outcome, status int) {
 	span.SetAttributes(attrRule.String(out.RuleID()), attrDecision.String(out.Decision()),
 		attribute.Int("http.response.status_code", status))
 	if status >= 500 {
@@ -122,7 +122,7 @@ func (o spanStages) MatchStart() func(rule string, err error) {
 }
 
 // matchObserver is implemented by stage observers that also want to know
-// about the rule match; [Decide] tells them.
+// about the rule match; the decision path (decide) tells them.
 type matchObserver interface {
 	MatchStart() (done func(rule string, err error))
 }

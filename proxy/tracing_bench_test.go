@@ -2,17 +2,11 @@ package proxy_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/proxy"
 )
 
@@ -33,40 +27,17 @@ func (discardExporter) Shutdown(context.Context) error                          
 //
 //	go test -run '^$' -bench Tracing -benchmem -count 5 ./proxy/
 func BenchmarkTracing(b *testing.B) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "hello from the upstream\n")
-	}))
-	defer up.Close()
-	target, _ := url.Parse(up.URL)
-	set := ruleSet(b, strings.ReplaceAll(benchRule, "UPSTREAM", up.URL))
+	up := helloUpstream(b)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	defer tp.Shutdown(context.Background())
 	portcullis := func(t *proxy.Tracing) http.Handler {
-		return (&proxy.Handler{Rules: staticRules{set}, Transport: proxy.NewTransport(), Log: benchLogger(), Observer: metrics.New(), Tracing: t}).Init()
+		o := hotPathOptions(b, up.URL)
+		o.Tracing = t
+		return proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: o, Transport: proxy.NewTransport()})
 	}
-	handlers := map[string]http.Handler{
-		"off": portcullis(nil),
-		"on":  portcullis(proxy.NewTracing(tp, false)),
-		"httputil": &httputil.ReverseProxy{
-			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-			Transport: proxy.NewTransport(),
-		},
-	}
-	for _, name := range []string{"httputil", "off", "on"} {
-		h := handlers[name]
-		b.Run(name, func(b *testing.B) {
-			r := httptest.NewRequest(http.MethodGet, "http://app.example/anon/items/42", nil)
-			r.RemoteAddr = "127.0.0.1:40000"
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				w.reset()
-				h.ServeHTTP(w, r)
-			}
-			if w.h.Get("Content-Type") != "text/plain" {
-				b.Fatalf("the answer did not come from the upstream: %v", w.h)
-			}
-		})
-	}
+	benchHotPath(b, map[string]http.Handler{
+		"off":      portcullis(nil),
+		"on":       portcullis(proxy.NewTracing(tp, false)),
+		"httputil": httputilReference(up),
+	}, "httputil", "off", "on")
 }

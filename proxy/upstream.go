@@ -19,7 +19,7 @@ type route struct {
 	session *pipeline.Session
 	url     *url.URL // the matched request URL (cleaned path)
 	fwd     forwardedView
-	// With Handler.Stream: cancel aborts the upstream exchange, w is the
+	// With HandlerOptions.Stream: cancel aborts the upstream exchange, w is the
 	// client's writer and in the client's request.
 	cancel context.CancelFunc
 	w      http.ResponseWriter

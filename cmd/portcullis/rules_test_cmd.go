@@ -334,8 +334,7 @@ func runCases(w io.Writer, set *rules.Set, cases []testCase, explain bool) int {
 	log := logrus.New()
 	log.Out = io.Discard
 	log.AddHook(capture)
-	api := &proxy.API{Rules: fixedRules{set}, Log: log, Observer: capture}
-	h := api.Handler()
+	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: fixedRules{set}, Log: log, Observer: capture}})
 	failed := 0
 	for _, tc := range cases {
 		got := evaluate(h, capture, tc)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	stdlog "log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -283,28 +284,17 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	s.Tunnels = tunnel.New(tunnel.Options{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
 		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations})
 	s.OnShutdown(s.Tunnels.Shutdown)
-	s.Proxy = (&proxy.Handler{
-		Rules:                 s.Rules,
+	// The three front ends over the one decision path share its options.
+	decisions := proxy.DecisionOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Revocations: revoker{s.Revocations}, Tracing: tr}
+	s.Proxy = proxy.NewHandler(proxy.HandlerOptions{
+		DecisionOptions:       decisions,
 		Transport:             transport,
-		Log:                   log,
-		Observer:              s.Metrics,
 		TrustForwardedHeaders: cfg.Serve.Proxy.TrustForwardedHeaders,
 		MatchForwardedHost:    cfg.Serve.Proxy.MatchForwardedHost,
-		Revocations:           revoker{s.Revocations},
-		Tracing:               tr,
 		Upgrade:               s.Tunnels,
 		Stream:                s.Tunnels,
-	}).Init()
-	s.API = &proxy.API{
-		Rules:    s.Rules,
-		Version:  Build(),
-		Log:      log,
-		Observer: s.Metrics,
-		Routes:   s.apiRoutes(s.Catalog),
-		Tracing:  tr,
-
-		Revocations: revoker{s.Revocations},
-	}
+	})
+	routes := s.apiRoutes(s.Catalog)
 	if bc := cfg.Revocation.BackchannelLogout; bc.Path != "" {
 		if err := bc.Validate(); err != nil {
 			return s.abort(err)
@@ -314,20 +304,22 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		if err != nil {
 			return s.abort(fmt.Errorf("revocation.backchannel_logout.%w", err))
 		}
-		s.API.Routes[bc.Path] = h
+		routes[bc.Path] = h
 	}
 	if adminToken != "" {
 		admin, err := proxy.NewAdmin(proxy.AdminOptions{Token: adminToken, Channels: channels, Revoker: revoker{s.Revocations}, Rules: s.Rules})
 		if err != nil {
 			return s.abort(err)
 		}
-		for p, h := range admin.Routes() {
-			s.API.Routes[p] = h
-		}
+		maps.Copy(routes, admin.Routes())
 		log.Info("admin API enabled on the API listener (/admin/)")
 	}
-	s.ExtAuthz = proxy.NewExtAuthz(proxy.ExtAuthzOptions{Rules: s.Rules, Log: log, Observer: s.Metrics, Tracing: tr,
-		Revocations: revoker{s.Revocations}})
+	s.API = proxy.NewAPI(proxy.APIOptions{
+		DecisionOptions: decisions,
+		Version:         Build(),
+		Routes:          routes,
+	})
+	s.ExtAuthz = proxy.NewExtAuthz(decisions)
 	return s, nil
 }
 
@@ -409,7 +401,7 @@ func (s *Server) Listen() error {
 	if err := add("proxy", s.Config.Serve.Proxy.Listener, s.Proxy, &proxyTimeouts); err != nil {
 		return err
 	}
-	if err := add("api", s.Config.Serve.API.Listener, s.API.Handler(), &s.Config.Serve.API.Timeout); err != nil {
+	if err := add("api", s.Config.Serve.API.Listener, s.API, &s.Config.Serve.API.Timeout); err != nil {
 		s.listeners["proxy"].Close()
 		return err
 	}

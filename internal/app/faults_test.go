@@ -388,10 +388,10 @@ func TestUpstreamFaults(t *testing.T) {
 		id := strings.ReplaceAll(name, " ", "-")
 		fmt.Fprintf(&doc, "- id: %s\n  match: {url: \"http://<[^/]+>/%s\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", id, id, u)
 	}
-	s := startServer(t, "authenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {noop: {enabled: true}}\n", doc.String())
-	transport := s.Proxy.Transport.(*http.Transport)
-	// The default is 60s; a test does not wait that long.
-	transport.ResponseHeaderTimeout = 300 * time.Millisecond
+	// serve.proxy.timeout.upstream: the default is 60s; a test does not
+	// wait that long.
+	s := startServer(t, "authenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {noop: {enabled: true}}\n"+
+		"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 300ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n", doc.String())
 	client := &http.Client{Transport: &http.Transport{}}
 	baseline := runtime.NumGoroutine()
 
@@ -430,6 +430,6 @@ func TestUpstreamFaults(t *testing.T) {
 		}
 	}
 	client.CloseIdleConnections()
-	transport.CloseIdleConnections()
+	s.Proxy.CloseIdleConnections()
 	goroutinesSettle(t, baseline)
 }

@@ -55,5 +55,5 @@ func ruleSet(t testing.TB, doc string) *rules.Set {
 // upgrades to up and streaming responses to streams (either nil: not
 // handed over).
 func proxyHandler(set *rules.Set, up proxy.Upgrader, streams proxy.StreamGovernor) http.Handler {
-	return (&proxy.Handler{Rules: staticRules{set}, Upgrade: up, Stream: streams}).Init()
+	return proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: proxy.DecisionOptions{Rules: staticRules{set}}, Upgrade: up, Stream: streams})
 }

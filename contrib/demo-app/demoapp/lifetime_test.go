@@ -30,7 +30,7 @@ func portcullisAPI(t *testing.T, doc string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer((&proxy.API{Rules: fixedRules{set}}).Handler())
+	srv := httptest.NewServer(proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: fixedRules{set}}}))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
