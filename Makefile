@@ -52,7 +52,7 @@ fuzz:
 
 ## soak: the full soak against the built binary: 5,000 tunnels with traffic, HTTP load and rule reloads for a minute
 soak:
-	PORTCULLIS_SOAK=full $(GO) test -count=1 -v -timeout 30m -run '^TestSoak$$' ./internal/soak/
+	PORTCULLIS_SOAK=full $(GO) test -count=1 -v -timeout 30m -run '^TestSoak$$' ./e2e/soak/
 
 clean:
 	rm -rf bin .build/test.log

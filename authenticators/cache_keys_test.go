@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/handlertest"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // realmIntrospection is a real introspection endpoint that says a token is

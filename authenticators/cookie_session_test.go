@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 func TestCookieSessionAcceptsKratosCookie(t *testing.T) {

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/handlertest"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // TestLadonWithKratosIdentity decides on traits of real Kratos identities:

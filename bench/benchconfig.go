@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Paths of the benchmark rules. Every rule matches any host, so the same
@@ -15,8 +14,9 @@ const (
 	pathNoCache    = "/nocache/items/42" // bearer_token (Kratos, cache off) → allow → header
 	pathWSEcho     = "/ws/echo"          // anonymous → allow → header, tunnelled
 	pathWSSink     = "/ws/sink"
-	pathWSSession  = "/wss/idle" // bearer_token → allow → header, tunnel bound to the session
-	pathWSLifetime = "/wsl/idle" // anonymous → allow → header, tunnel with a max lifetime (figure 7)
+	pathWSSession  = "/wss/idle"   // bearer_token → allow → header, tunnel bound to the session
+	pathWSLifetime = "/wsl/idle"   // anonymous → allow → header, tunnel with a max lifetime (figure 7)
+	pathSSE        = "/sse/events" // anonymous → allow → header, an event stream held idle (figure 10)
 )
 
 // writeConfig writes portcullis's benchmark configuration and rules into
@@ -24,9 +24,35 @@ const (
 // /sessions/whoami ("" leaves the session rules out); logBuffer, when not
 // empty, is the log.buffer block's flow mapping ("{size: 65536, flush: 1s}").
 func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer string) (string, error) {
-	var r strings.Builder
-	rule := func(id, prefix, authn string, extra string) {
-		fmt.Fprintf(&r, `- id: %s
+	rules := benchRule("anon", "/anon", "{handler: anonymous}", upstream, "") +
+		benchRule("ws", "/ws", "{handler: anonymous}", upstream, "") +
+		benchRule("ws-lifetime", "/wsl", "{handler: anonymous}", upstream, "  websocket: {max_lifetime: "+lifetime+"}\n") +
+		benchRule("sse", "/sse", "{handler: anonymous}", upstream, "")
+	if whoami != "" {
+		rules += benchRule("session", "/session", "{handler: bearer_token}", upstream, "") +
+			benchRule("session-nocache", "/nocache", "{handler: bearer_token, config: {cache: {enabled: false}}}", upstream, "") +
+			benchRule("ws-session", "/wss", "{handler: bearer_token}", upstream, "  websocket: {bind_to_session: true}\n")
+	}
+	rulesPath, err := writeFile(dir, "access-rules.yml", rules)
+	if err != nil {
+		return "", err
+	}
+	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
+		serverConfig([3]int{}, rulesPath, bearerBlock(whoami, ""), logLevel, logFormat)
+	if logBuffer != "" {
+		// The log block is the configuration's last (portcullis only:
+		// Oathkeeper has no such key).
+		cfg += "  buffer: " + logBuffer + "\n"
+	}
+	return writeFile(dir, "portcullis.yml", cfg)
+}
+
+// benchRule is one rule of the benchmark's rules (portcullis's and
+// Oathkeeper's alike): GET under prefix, authenticated by authn, allowed,
+// the header mutator, proxied to upstream; extra adds keys (a websocket
+// block).
+func benchRule(id, prefix, authn, upstream, extra string) string {
+	return fmt.Sprintf(`- id: %s
   match:
     url: "http://<[^/]+>%s/<.*>"
     methods: [GET]
@@ -35,38 +61,26 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer
   mutators: [{handler: header}]
   upstream: {url: "%s"}
 %s`, id, prefix, authn, upstream, extra)
-	}
-	rule("anon", "/anon", "{handler: anonymous}", "")
-	rule("ws", "/ws", "{handler: anonymous}", "")
-	rule("ws-lifetime", "/wsl", "{handler: anonymous}", "  websocket: {max_lifetime: "+lifetime+"}\n")
-	if whoami != "" {
-		rule("session", "/session", "{handler: bearer_token}", "")
-		rule("session-nocache", "/nocache", "{handler: bearer_token, config: {cache: {enabled: false}}}", "")
-		rule("ws-session", "/wss", "{handler: bearer_token}", "  websocket: {bind_to_session: true}\n")
-	}
-	rulesPath := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rulesPath, []byte(r.String()), 0o600); err != nil {
-		return "", err
-	}
+}
 
-	bearer := ""
-	if whoami != "" {
-		bearer = fmt.Sprintf(`  bearer_token:
+// bearerBlock is the bearer_token authenticator against Kratos's whoami
+// with extra config lines, or "" without a Kratos.
+func bearerBlock(whoami, extra string) string {
+	if whoami == "" {
+		return ""
+	}
+	return fmt.Sprintf(`  bearer_token:
     enabled: true
     config:
       check_session_url: %q
-      subject_from: identity.id
-`, whoami)
-	}
-	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
-		serverConfig([3]int{}, rulesPath, bearer, logLevel, logFormat)
-	if logBuffer != "" {
-		// The log block is the configuration's last (portcullis only:
-		// Oathkeeper has no such key).
-		cfg += "  buffer: " + logBuffer + "\n"
-	}
-	cfgPath := filepath.Join(dir, "portcullis.yml")
-	return cfgPath, os.WriteFile(cfgPath, []byte(cfg), 0o600)
+%s      subject_from: identity.id
+`, whoami, extra)
+}
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(dir, name, content string) (string, error) {
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, []byte(content), 0o600)
 }
 
 // serverConfig is the configuration portcullis and Oathkeeper both run

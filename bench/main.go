@@ -15,9 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 // options are the command's flags.
@@ -38,6 +36,7 @@ type options struct {
 	threads       int
 	tunnels       int
 	revokeTunnels int
+	idleRounds    int
 	kratos        bool
 	install       bool
 	logLevel      string
@@ -69,13 +68,14 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per figure; figures are medians over rounds")
 	flag.IntVar(&o.connections, "connections", 32, "wrk connections")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
-	flag.IntVar(&o.tunnels, "tunnels", 5000, "idle tunnels for figures 6-7")
+	flag.IntVar(&o.tunnels, "tunnels", 5000, "idle tunnels for figures 6-7, idle event streams for figure 10")
+	flag.IntVar(&o.idleRounds, "idle-rounds", 1, "rounds of the idle section (figures 6, 7, 10); with -baseline each round measures both builds, in turn")
 	flag.IntVar(&o.revokeTunnels, "revoke-tunnels", 1000, "tunnels per replica for figure 9 (three replicas)")
 	flag.BoolVar(&o.kratos, "kratos", true, "start a real Ory Kratos for the session figures (3, 7)")
 	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get and build Kratos when missing")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log.level of portcullis and Oathkeeper (their logs go to files)")
 	flag.StringVar(&o.logFormat, "log-format", "text", "log.format of portcullis and Oathkeeper: text (the default of both) or json")
-	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3), ws (4-5), idle (6-7), go (8), revoke (9)")
+	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3), ws (4-5), idle (6-7, 10), go (8), revoke (9)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of portcullis (round 1 of each figure) into this directory")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
@@ -83,7 +83,7 @@ func main() {
 	flag.StringVar(&o.oathkeeper, "oathkeeper", "auto", "run Ory Oathkeeper v0.40.9 side by side: auto (when scripts/build-oathkeeper.sh built it), on (build it when missing), off")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (configurations and logs) and print where it is")
 	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, httputil+pool, proxy, proxy+logbuf, decisions, session-hit, session-off, and their @base)")
-	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, decisions@base, tunnel@base) to compare a change")
+	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, decisions@base, tunnel@base; in the idle section portcullis@base) to compare a change")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -114,7 +114,7 @@ type env struct {
 	upstream *roleProc
 	upAddr   string
 	kratos   *kratostest.Kratos
-	session  kratosSession
+	session  kratostest.Identity
 	table    *table
 	base     *roleProc // portcullis from the -baseline binary, or nil
 	okBin    string    // the Oathkeeper binary, "" when it does not run
@@ -188,7 +188,7 @@ func run(o options) error {
 				return fmt.Errorf("start Kratos: %w", err)
 			}
 			e.kratos = k
-			if e.session, err = registerIdentity(k); err != nil {
+			if e.session, err = k.Register(); err != nil {
 				k.Close()
 				return err
 			}
@@ -372,8 +372,8 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 			httpVariant{name: "proxy@base", proc: b, url: "http://" + b.info["proxy"] + pathAnon},
 			httpVariant{name: "decisions@base", proc: b, url: "http://" + b.info["api"] + "/decisions" + pathAnon})
 	}
-	if e.session.Token != "" {
-		bearer := map[string]string{"Authorization": "Bearer " + e.session.Token}
+	if e.session.SessionToken != "" {
+		bearer := map[string]string{"Authorization": "Bearer " + e.session.SessionToken}
 		vs = append(vs,
 			httpVariant{name: "session-hit", proc: pc, url: "http://" + api + "/decisions" + pathSession, headers: bearer, profile: "session-hit"},
 			httpVariant{name: "session-off", proc: pc, url: "http://" + api + "/decisions" + pathNoCache, headers: bearer})
@@ -669,196 +669,6 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	return nil
 }
 
-// idle measures figures 6 and 7 with fresh processes: memory and
-// goroutines per idle tunnel (portcullis and the httputil reference), then
-// how late the Close arrives when every portcullis tunnel reaches its
-// deadline at the same instant.
-func (e *env) idle(ctx context.Context) error {
-	n := e.o.tunnels
-	cl, err := startRole(ctx, "wsclient")
-	if err != nil {
-		return err
-	}
-	defer cl.stop()
-
-	// The reference: a fresh httputil process.
-	hu, err := startRole(ctx, "httputil", envUpstream+"=http://"+e.upAddr)
-	if err != nil {
-		return err
-	}
-	ref, err := e.measureIdle(ctx, cl, hu, "ws://"+hu.info["addr"]+pathWSEcho, n, "")
-	hu.stop()
-	if err != nil {
-		return fmt.Errorf("httputil: %w", err)
-	}
-	if _, err := cl.ask(ctx, 2*time.Minute, "closeall"); err != nil {
-		return err
-	}
-
-	// portcullis, with every tunnel bound to one Kratos session that
-	// expires shortly after they are all open.
-	whoami, path, auth := "", pathWSEcho, ""
-	var k *kratostest.Kratos
-	if e.o.kratos {
-		// Kratos takes whole units only.
-		life := (20*time.Second + time.Duration(n)*3*time.Millisecond).Round(time.Second)
-		k, err = kratostest.New(kratostest.Options{SessionLifespan: life})
-		if err != nil {
-			return fmt.Errorf("start Kratos: %w", err)
-		}
-		defer k.Close()
-		whoami, path = k.WhoamiURL(), pathWSSession
-	}
-	pc, err := e.startPortcullis(ctx, "idle", whoami)
-	if err != nil {
-		return err
-	}
-	defer pc.stop()
-	var sess kratosSession
-	if k != nil {
-		if sess, err = registerIdentity(k); err != nil {
-			return err
-		}
-		auth = "Authorization=" + url.PathEscape("Bearer "+sess.Token)
-	}
-	got, err := e.measureIdle(ctx, cl, pc, "ws://"+pc.info["proxy"]+path, n, auth)
-	if err != nil {
-		return fmt.Errorf("portcullis: %w", err)
-	}
-	e.heapProfile(ctx, pc, "heap-idle-tunnels.pprof")
-	if f, err := pc.ask(ctx, time.Minute, "tunnels"); err == nil && fields(f)["active"] != fmt.Sprint(n) {
-		return fmt.Errorf("portcullis reports %v tunnels, want %d", f, n)
-	}
-	t := e.table
-	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
-	t.add(row{fig: "6", what: fmt.Sprintf("heap+stack per idle tunnel (%d tunnels)", n),
-		got:   fmt.Sprintf("%s (heap %s + stacks %s)", kib(got.heapStack), kib(got.heap), kib(got.stack)),
-		ref:   fmt.Sprintf("%s (heap %s + stacks %s) httputil", kib(ref.heapStack), kib(ref.heap), kib(ref.stack)),
-		ratio: []float64{got.heapStack / ref.heapStack}, inverse: true, target: 8 << 10, targetText: "≤ 8 KiB", absolute: got.heapStack})
-	t.add(row{fig: "6", what: "RSS per idle tunnel", got: kib(got.rss), ref: kib(ref.rss) + " httputil",
-		ratio: []float64{got.rss / ref.rss}})
-	t.add(row{fig: "6", what: "goroutines per idle tunnel", got: fmt.Sprintf("%.2f", got.goroutines),
-		ref: fmt.Sprintf("%.2f httputil", ref.goroutines), target: 2, targetText: "≤ 2", inverse: true,
-		absolute: math.Round(got.goroutines*100) / 100})
-
-	if k == nil {
-		t.add(row{fig: "7", what: "Close lateness at a common deadline", got: "not run (-kratos=false)"})
-	} else {
-		if time.Until(sess.ExpiresAt) < time.Second {
-			return fmt.Errorf("opening %d tunnels outlasted the session (expires %s); raise the margin", n, sess.ExpiresAt)
-		}
-		fmt.Fprintf(os.Stderr, "bench: waiting %s for the session to expire under %d tunnels\n", time.Until(sess.ExpiresAt).Round(time.Second), n)
-		profiled := make(chan struct{})
-		go func() {
-			// Profile the close burst, from a second before the expiry.
-			defer close(profiled)
-			time.Sleep(time.Until(sess.ExpiresAt) - time.Second)
-			if prof := e.profile(ctx, pc, "close-burst", 4*time.Second); prof != nil {
-				prof()
-			}
-		}()
-		ans, err := cl.ask(ctx, time.Until(sess.ExpiresAt)+2*time.Minute, "await %d %d", sess.ExpiresAt.UnixNano(), int(time.Until(sess.ExpiresAt).Seconds())+60)
-		<-profiled
-		if err != nil {
-			return err
-		}
-		if err := e.lateRow(ans, n, fmt.Sprintf("Close lateness, %d tunnels at one session expiry", n), true); err != nil {
-			return err
-		}
-	}
-
-	// The same through the max-lifetime path: every tunnel of the rule
-	// lives life from its opening. They open one after another, so their
-	// deadlines spread over the time it takes to open them all.
-	life := lifetimeFor(n)
-	ans, err := cl.ask(ctx, 5*time.Minute, "open %d %s", n, "ws://"+pc.info["proxy"]+pathWSLifetime)
-	if err != nil {
-		return err
-	}
-	m := fields(ans)
-	if m["opened"] != fmt.Sprint(n) {
-		return fmt.Errorf("max lifetime: opened %s of %d tunnels (%s)", m["opened"], n, m["first_error"])
-	}
-	fmt.Fprintf(os.Stderr, "bench: %d tunnels with a max lifetime of %s opened in %ss; waiting for their Close\n", n, life, m["secs"])
-	ans, err = cl.ask(ctx, life+2*time.Minute, "awaitlife %s %d", life, int(life.Seconds())+60)
-	if err != nil {
-		return err
-	}
-	return e.lateRow(ans, n, fmt.Sprintf("Close lateness, %d tunnels at max lifetime (%s; opened over %ss)", n, life, m["secs"]), false)
-}
-
-// lifetimeFor is the max lifetime of the figure 7 rule for n tunnels:
-// long enough to open them all first.
-func lifetimeFor(n int) time.Duration {
-	return (15*time.Second + time.Duration(n)*2*time.Millisecond).Round(time.Second)
-}
-
-// lateRow adds a figure 7 row from a wsclient await answer.
-func (e *env) lateRow(ans []string, n int, what string, target bool) error {
-	m := fields(ans)
-	var codes []string
-	for _, w := range ans {
-		if c, ok := strings.CutPrefix(w, "code="); ok {
-			codes = append(codes, c)
-		}
-	}
-	ms := func(k string) float64 {
-		var v float64
-		fmt.Sscan(m[k], &v)
-		return v / 1e6
-	}
-	r := row{fig: "7", what: what,
-		got: fmt.Sprintf("p50 %.1f ms / p99 %.1f ms / max %.1f ms (%s of %d)", ms("p50"), ms("p99"), ms("max"), m["received"], n),
-		ref: "close codes: " + strings.Join(codes, ", ")}
-	if target {
-		r.target, r.targetText, r.inverse, r.absolute = 50, "p99 ≤ 50 ms", true, ms("p99")
-	}
-	e.table.add(r)
-	if m["received"] != fmt.Sprint(n) {
-		return fmt.Errorf("only %s of %d clients received a Close", m["received"], n)
-	}
-	return nil
-}
-
-// idleCost is what one idle tunnel costs its proxy process.
-type idleCost struct {
-	heapStack, heap, stack, rss, goroutines float64
-}
-
-// measureIdle opens n idle tunnels through p from the client process and
-// returns p's cost per tunnel.
-func (e *env) measureIdle(ctx context.Context, cl, p *roleProc, u string, n int, header string) (idleCost, error) {
-	time.Sleep(500 * time.Millisecond)
-	before, err := p.stats(ctx)
-	if err != nil {
-		return idleCost{}, err
-	}
-	ans, err := cl.ask(ctx, 5*time.Minute, "open %d %s %s", n, u, header)
-	if err != nil {
-		return idleCost{}, err
-	}
-	m := fields(ans)
-	fmt.Fprintf(os.Stderr, "bench: %s: opened %s tunnels in %ss (failed %s) %s\n", p.role, m["opened"], m["secs"], m["failed"], m["first_error"])
-	if m["opened"] != fmt.Sprint(n) {
-		return idleCost{}, fmt.Errorf("opened %s of %d tunnels (%s)", m["opened"], n, m["first_error"])
-	}
-	time.Sleep(time.Second) // let the HTTP server's per-connection goroutines end
-	after, err := p.stats(ctx)
-	if err != nil {
-		return idleCost{}, err
-	}
-	f := float64(n)
-	c := idleCost{
-		heapStack:  float64(after.Heap+after.Stack-before.Heap-before.Stack) / f,
-		heap:       float64(after.Heap-before.Heap) / f,
-		stack:      float64(after.Stack-before.Stack) / f,
-		rss:        float64(after.RSS-before.RSS) / f,
-		goroutines: float64(after.Goroutines-before.Goroutines) / f,
-	}
-	fmt.Fprintf(os.Stderr, "bench: %s: per idle tunnel heap %.0f B + stacks %.0f B, RSS %.0f B, goroutines %.2f\n", p.role, c.heap, c.stack, c.rss, c.goroutines)
-	return c, nil
-}
-
 // goFigures runs figure 8's go test benchmarks.
 func (e *env) goFigures(ctx context.Context, withKratos bool) error {
 	fmt.Fprintln(os.Stderr, "bench: running go test benchmarks (figure 8)")
@@ -914,20 +724,7 @@ func (e *env) profile(ctx context.Context, pc *roleProc, name string, d time.Dur
 	done := make(chan struct{}, 2)
 	fetch := func(kind, file string) {
 		defer func() { done <- struct{}{} }()
-		u := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: profile:", err)
-			return
-		}
-		defer res.Body.Close()
-		f, err := os.Create(filepath.Join(e.o.profileDir, file))
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		_, _ = io.Copy(f, res.Body)
+		e.saveProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, secs), file)
 	}
 	go fetch("profile", "cpu-"+name+".pprof")
 	go fetch("allocs", "allocs-"+name+".pprof")
@@ -941,10 +738,16 @@ func (e *env) heapProfile(ctx context.Context, p *roleProc, file string) {
 	if e.o.profileDir == "" || addr == "" {
 		return
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	e.saveProfile(ctx, "http://"+addr+"/debug/pprof/heap?gc=1", file)
+}
+
+// saveProfile fetches the profile at u into file in the profile
+// directory; a failed fetch is reported on stderr and saves nothing.
+func (e *env) saveProfile(ctx context.Context, u, file string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: heap profile:", err)
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
 		return
 	}
 	defer res.Body.Close()

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // Ory Oathkeeper v0.40.9 runs beside portcullis when its binary is built
@@ -83,44 +83,24 @@ func startOathkeeper(ctx context.Context, bin, dir, upstream, whoami, logLevel, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := proctest.Ports(3)
 	if err != nil {
 		return nil, err
 	}
-	var r strings.Builder
-	rule := func(id, prefix, authn string) {
-		fmt.Fprintf(&r, `- id: %s
-  match:
-    url: "http://<[^/]+>%s/<.*>"
-    methods: [GET]
-  authenticators: [%s]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "%s"}
-`, id, prefix, authn, upstream)
-	}
-	rule("anon", "/anon", "{handler: anonymous}")
-	rule("ws", "/ws", "{handler: anonymous}")
-	bearer := ""
+	rules := benchRule("anon", "/anon", "{handler: anonymous}", upstream, "") +
+		benchRule("ws", "/ws", "{handler: anonymous}", upstream, "")
 	if whoami != "" {
-		rule("session", "/session", "{handler: bearer_token}")
-		// Oathkeeper replaces the check URL's path with the request's
-		// unless told to keep it; Kratos answers on /sessions/whoami only.
-		bearer = fmt.Sprintf(`  bearer_token:
-    enabled: true
-    config:
-      check_session_url: %q
-      preserve_path: true
-      subject_from: identity.id
-`, whoami)
+		rules += benchRule("session", "/session", "{handler: bearer_token}", upstream, "")
 	}
-	rulesPath := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rulesPath, []byte(r.String()), 0o600); err != nil {
+	rulesPath, err := writeFile(dir, "access-rules.yml", rules)
+	if err != nil {
 		return nil, err
 	}
-	cfg := serverConfig([3]int(ports), rulesPath, bearer, logLevel, logFormat)
-	cfgPath := filepath.Join(dir, "oathkeeper.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	// Oathkeeper replaces the check URL's path with the request's unless
+	// told to keep it; Kratos answers on /sessions/whoami only.
+	bearer := bearerBlock(whoami, "      preserve_path: true\n")
+	cfgPath, err := writeFile(dir, "oathkeeper.yml", serverConfig([3]int(ports), rulesPath, bearer, logLevel, logFormat))
+	if err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "oathkeeper.log"))
@@ -162,27 +142,6 @@ func startOathkeeper(ctx context.Context, bin, dir, upstream, whoami, logLevel, 
 			return nil, errors.New("oathkeeper did not become ready within a minute")
 		}
 	}
-}
-
-// freePorts reserves n distinct loopback ports by listening on port 0 and
-// releasing them; Oathkeeper binds them right after.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func tail(s string, n int) string {

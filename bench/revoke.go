@@ -8,17 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/redistest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/redistest"
 )
 
 // Figure 9: revocation across replicas.
@@ -69,42 +66,18 @@ func writeRevokeConfig(dir, upstream, whoami, redisURL, adminToken, revalidate s
 	return p, os.WriteFile(p, []byte(cfg), 0o600)
 }
 
-// whoamiCounter is a pass-through in front of Kratos's public API that
-// counts /sessions/whoami calls.
-type whoamiCounter struct {
-	*httptest.Server
-	n atomic.Int64
-}
-
-func newWhoamiCounter(public string) (*whoamiCounter, error) {
-	u, err := url.Parse(public)
-	if err != nil {
-		return nil, err
-	}
-	c := &whoamiCounter{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 128}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/sessions/whoami") {
-			c.n.Add(1)
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	return c, nil
-}
-
 func (e *env) revoke(ctx context.Context) error {
 	k, err := kratostest.New(kratostest.Options{SessionLifespan: time.Hour})
 	if err != nil {
 		return fmt.Errorf("start Kratos: %w", err)
 	}
 	defer k.Close()
-	counter, err := newWhoamiCounter(k.PublicURL())
+	counter, err := kratostest.NewWhoamiCounter(k.PublicURL())
 	if err != nil {
 		return err
 	}
 	defer counter.Close()
-	whoami := counter.URL + "/sessions/whoami"
+	whoami := counter.WhoamiURL()
 	if err := e.revokeLatency(ctx, k, whoami); err != nil {
 		e.table.fail("9", "revocation to the last Close, 3 replicas", err)
 		return err
@@ -144,7 +117,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		defer p.stop()
 		replicas[i] = p
 	}
-	sess, err := registerIdentity(k)
+	sess, err := k.Register()
 	if err != nil {
 		return err
 	}
@@ -153,7 +126,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		return err
 	}
 	defer cl.stop()
-	auth := "Authorization=" + url.PathEscape("Bearer "+sess.Token)
+	auth := "Authorization=" + url.PathEscape("Bearer "+sess.SessionToken)
 	for i, p := range replicas {
 		ans, err := cl.ask(ctx, 5*time.Minute, "open %d ws://%s%s %s", n, p.info["proxy"], pathWSRevoke, auth)
 		if err != nil {
@@ -179,7 +152,7 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 		awaited <- result{ans, err}
 	}()
 	time.Sleep(time.Until(t0))
-	body, _ := json.Marshal(map[string]string{"session_id": sess.ID})
+	body, _ := json.Marshal(map[string]string{"session_id": sess.SessionID})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+replicas[0].info["api"]+"/admin/revocations", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+admin)
 	start := time.Now()
@@ -224,22 +197,22 @@ func (e *env) revokeLatency(ctx context.Context, k *kratostest.Kratos, whoami st
 }
 
 // recheckCalls measures figure 9b, and its reference with -baseline.
-func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *whoamiCounter) error {
+func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *kratostest.WhoamiCounter) error {
 	const sessions, perSession, interval, rounds = 10, 100, 2 * time.Second, 3
 	var tokens []string
 	for range sessions {
-		s, err := registerIdentity(k)
+		s, err := k.Register()
 		if err != nil {
 			return err
 		}
-		tokens = append(tokens, s.Token)
+		tokens = append(tokens, s.SessionToken)
 	}
 	measure := func(exe, name string) (float64, error) {
 		d := filepath.Join(e.dir, name)
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return 0, err
 		}
-		cfg, err := writeRevokeConfig(d, "http://"+e.upAddr, counter.URL+"/sessions/whoami", "", "", interval.String())
+		cfg, err := writeRevokeConfig(d, "http://"+e.upAddr, counter.WhoamiURL(), "", "", interval.String())
 		if err != nil {
 			return 0, err
 		}
@@ -262,9 +235,9 @@ func (e *env) recheckCalls(ctx context.Context, k *kratostest.Kratos, counter *w
 				return 0, fmt.Errorf("%s: %s", name, strings.Join(ans, " "))
 			}
 		}
-		before := counter.n.Load()
+		before := counter.Calls()
 		time.Sleep(rounds * interval)
-		return float64(counter.n.Load()-before) / rounds, nil
+		return float64(counter.Calls()-before) / rounds, nil
 	}
 	got, err := measure("", "recheck")
 	if err != nil {

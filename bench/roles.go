@@ -19,12 +19,10 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/proxy"
 
-	"github.com/portcullis-proxy/portcullis/internal/wsframe"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsframe"
 )
 
 // Environment of the role processes.
@@ -58,14 +56,24 @@ func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.
 // upstreamBody is what the upstream answers to plain HTTP requests.
 var upstreamBody = []byte("hello from the upstream\n")
 
-// roleUpstream serves plain HTTP (200, a short body) and WebSocket on any
-// path whose last segment is "echo", "sink" or "idle" (idle is echo).
+// roleUpstream serves plain HTTP (200, a short body), WebSocket on any
+// path whose last segment is "echo", "sink" or "idle" (idle is echo), and
+// an event stream held idle on any path ending in "/events": its headers
+// and one comment line, then nothing until the client goes.
 func roleUpstream() error {
 	ln, err := listenLoopback()
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			_, _ = io.WriteString(w, sseHello)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			conn, _, _, err := ws.UpgradeHTTP(r, w)
 			if err != nil {
@@ -159,28 +167,15 @@ func maybePprof() (string, error) {
 // `portcullis serve` assembles it (internal/app), in a process of its own,
 // with its log written to a file.
 func rolePortcullis() error {
-	cfg, err := config.Load(os.Getenv(envConfig), nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		return err
-	}
-	log, err := app.NewLogger(cfg.Log)
-	if err != nil {
-		return err
-	}
 	logFile, err := os.Create(os.Getenv(envLogFile))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	log.Out = logFile
-	srv, err := app.New(cfg, log)
+	srv, err := app.Open(os.Getenv(envConfig), nil, logFile)
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-	srv.Start()
 	extra, err := maybePprof()
 	if err != nil {
 		return err
@@ -199,6 +194,10 @@ func rolePortcullis() error {
 	return srv.Shutdown(ctx)
 }
 
+// sseHello is the first (and only) thing the upstream's event stream
+// sends: a comment line, then the blank line that ends an event.
+const sseHello = ": open\n\n"
+
 // wsClient is one idle client connection of the wsclient role.
 type wsClient struct {
 	conn   net.Conn
@@ -206,10 +205,15 @@ type wsClient struct {
 }
 
 // roleWSClient holds many idle WebSocket clients for the idle-tunnel
-// figures. Commands:
+// figures, and idle event streams for figure 10. Commands:
 //
 //	open N URL [NAME=VALUE]  dial N clients (64 at a time), with an extra
 //	                         handshake header; answers opened= failed= secs=
+//	sse N URL                open N event streams (64 at a time), each on a
+//	                         connection of its own, read up to the
+//	                         upstream's first event and hold them; answers
+//	                         opened= failed= secs=
+//	closesse                 end every event stream held; answers closed=
 //	await T SECS             wait up to SECS for a Close on every client,
 //	                         answer it, and report the lateness of the
 //	                         arrivals after T (unix ns): p50= p99= max= (ns)
@@ -219,9 +223,26 @@ type wsClient struct {
 //	closeall                 send every client's Close and hang up
 func roleWSClient() error {
 	var clients []wsClient
+	var streams []io.ReadCloser
 	say("ready")
 	serveCommands(func(f []string) {
 		switch {
+		case f[0] == "sse" && len(f) == 3:
+			n, _ := strconv.Atoi(f[1])
+			start := time.Now()
+			got, failed, firstErr := openStreams(n, f[2])
+			streams = append(streams, got...)
+			msg := ""
+			if firstErr != nil {
+				msg = " first_error=" + strings.ReplaceAll(firstErr.Error(), " ", "_")
+			}
+			say("opened=%d failed=%d secs=%.3f%s", len(got), failed, time.Since(start).Seconds(), msg)
+		case f[0] == "closesse":
+			for _, b := range streams {
+				b.Close()
+			}
+			say("closed=%d", len(streams))
+			streams = nil
 		case f[0] == "open" && len(f) >= 3:
 			n, _ := strconv.Atoi(f[1])
 			h := http.Header{}
@@ -263,7 +284,36 @@ func roleWSClient() error {
 		}
 	})
 	closeClients(clients)
+	for _, b := range streams {
+		b.Close()
+	}
 	return nil
+}
+
+// openStreams opens n event streams from u, 64 requests at a time, each
+// on a connection of its own, and returns their bodies once each has
+// brought the upstream's first event.
+func openStreams(n int, u string) ([]io.ReadCloser, int, error) {
+	hc := &http.Client{Transport: &http.Transport{DisableCompression: true,
+		ResponseHeaderTimeout: 30 * time.Second}}
+	return openMany(n, func() (io.ReadCloser, error) {
+		res, err := hc.Get(u)
+		if err != nil {
+			return nil, err
+		}
+		first := make([]byte, len(sseHello))
+		switch _, err = io.ReadFull(res.Body, first); {
+		case res.StatusCode != http.StatusOK:
+			err = fmt.Errorf("status %d", res.StatusCode)
+		case err == nil && string(first) != sseHello:
+			err = fmt.Errorf("first event %q, want %q", first, sseHello)
+		}
+		if err != nil {
+			res.Body.Close()
+			return nil, err
+		}
+		return res.Body, nil
+	})
 }
 
 // openClients dials n clients to u, 64 handshakes at a time.
@@ -272,7 +322,23 @@ func openClients(n int, u string, h http.Header) ([]wsClient, int, error) {
 	if len(h) > 0 {
 		d.Header = ws.HandshakeHeaderHTTP(h)
 	}
-	out := make([]wsClient, n)
+	return openMany(n, func() (wsClient, error) {
+		conn, br, _, err := d.Dial(context.Background(), u)
+		if err == nil && br != nil {
+			err = fmt.Errorf("unexpected bytes after the handshake")
+			conn.Close()
+		}
+		if err != nil {
+			return wsClient{}, err
+		}
+		return wsClient{conn: conn, opened: time.Now()}, nil
+	})
+}
+
+// openMany calls open n times, 64 at a time, and returns what the calls
+// that succeeded opened, how many failed and the first error.
+func openMany[T any](n int, open func() (T, error)) ([]T, int, error) {
+	out := make([]T, 0, n)
 	sem := make(chan struct{}, 64)
 	var (
 		wg       sync.WaitGroup
@@ -280,30 +346,26 @@ func openClients(n int, u string, h http.Header) ([]wsClient, int, error) {
 		failed   int
 		firstErr error
 	)
-	for i := range n {
+	for range n {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			conn, br, _, err := d.Dial(context.Background(), u)
-			if err == nil && br != nil {
-				err = fmt.Errorf("unexpected bytes after the handshake")
-				conn.Close()
-			}
+			v, err := open()
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				mu.Lock()
 				failed++
 				if firstErr == nil {
 					firstErr = err
 				}
-				mu.Unlock()
 				return
 			}
-			out[i] = wsClient{conn: conn, opened: time.Now()}
+			out = append(out, v)
 		}()
 	}
 	wg.Wait()
-	return slices.DeleteFunc(out, func(c wsClient) bool { return c.conn == nil }), failed, firstErr
+	return out, failed, firstErr
 }
 
 // awaitCloses waits for a Close on every client, answers it, and reports

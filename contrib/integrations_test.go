@@ -20,7 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -105,10 +105,7 @@ func TestKubernetesManifests(t *testing.T) {
 	cfgFile := filepath.Join(dir, "portcullis.yml")
 	os.WriteFile(cfgFile, []byte(strings.Replace(cfgText, mounted, rulesFile, 1)), 0o600)
 	env := []string{"AUTHENTICATORS_COOKIE_SESSION_CONFIG_CHECK_SESSION_URL=http://kratos.test/sessions/whoami"}
-	cfg, err := config.Load(cfgFile, env, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := configtest.Load(t, cfgFile, env...)
 	if len(cfg.Warnings) > 0 {
 		t.Errorf("configuration warnings: %v", cfg.Warnings)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // EnvChromium names the environment variable that overrides the browser
@@ -119,7 +121,7 @@ func TestBrowserJourney(t *testing.T) {
 type chromiumSession struct {
 	t      *testing.T
 	ctx    context.Context
-	output *syncBuffer
+	output *proctest.Buffer
 }
 
 func (b *chromiumSession) do(step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -255,7 +257,7 @@ func TestBrowserSignOutClosesOtherTab(t *testing.T) {
 // 3 minutes; the browser stops when the test ends.
 func newChromium(t *testing.T, chromium string, extra ...chromedp.ExecAllocatorOption) *chromiumSession {
 	t.Helper()
-	out := &syncBuffer{max: 64 << 10}
+	out := proctest.NewBuffer(64 << 10)
 	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,

@@ -22,6 +22,9 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // composeOverride is the one file the stack test adds to docker-compose.yml.
@@ -45,7 +48,7 @@ func TestComposeStack(t *testing.T) {
 	}
 	requireDockerEngine(t)
 	dc := dockerCompose(t)
-	kratosBinary(t)
+	kratostest.Binary(t)
 
 	start := time.Now()
 	out, err := runFor(15*time.Minute, repoRoot, nil, filepath.Join(repoRoot, "scripts", "docker-images.sh"))
@@ -183,7 +186,7 @@ func newComposeStack(t *testing.T, dc string) *composeStack {
 	var b [4]byte
 	rand.Read(b[:])
 	sum := sha256.Sum256([]byte(repoRoot))
-	ports := freePorts(t, 7)
+	ports := proctest.FreePorts(t, 7)
 	c := &composeStack{
 		t:           t,
 		dc:          dc,

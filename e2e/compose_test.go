@@ -18,11 +18,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
-	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // These tests need no container engine: docker-compose.yml is checked with
@@ -198,7 +198,7 @@ func readYAML(t *testing.T, path string, r *strings.Replacer) any {
 // rule of compose/access-rules.yml with compose/portcullis.yml.
 func TestComposeConfigurationLoads(t *testing.T) {
 	t.Run("kratos", func(t *testing.T) {
-		kratosBin := kratosBinary(t)
+		kratosBin := kratostest.Binary(t)
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "kratos.yml")
 		data, err := os.ReadFile(filepath.Join(quickstartDir, "compose", "kratos.yml"))
@@ -210,21 +210,12 @@ func TestComposeConfigurationLoads(t *testing.T) {
 		}
 		data = bytes.ReplaceAll(data, []byte(composeMount), []byte(quickstartDir+"/"))
 		os.WriteFile(cfg, data, 0o600)
-		ports := freePorts(t, 2)
-		log := &syncBuffer{max: 64 << 10}
+		ports := proctest.FreePorts(t, 2)
 		cmd := exec.Command(kratosBin, "serve", "--dev", "--sqa-opt-out", "-c", cfg)
-		cmd.Env = append(os.Environ(), "SQA_OPT_OUT=true", "DSN=memory",
-			"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(ports[0]),
-			"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(ports[1]))
-		cmd.Stdout, cmd.Stderr = log, log
-		setProcAttr(cmd)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-		waitReady(t, "Kratos with compose/kratos.yml", log,
+		cmd.Env = []string{"DSN=memory",
+			"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT=" + strconv.Itoa(ports[0]),
+			"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT=" + strconv.Itoa(ports[1])}
+		startKratos(t, cmd,
 			"http://127.0.0.1:"+strconv.Itoa(ports[0])+"/health/ready",
 			"http://127.0.0.1:"+strconv.Itoa(ports[1])+"/admin/health/ready")
 	})
@@ -238,15 +229,12 @@ func TestComposeConfigurationLoads(t *testing.T) {
 		s = strings.ReplaceAll(s, "host: 0.0.0.0", "host: 127.0.0.1")
 		cfgPath := filepath.Join(dir, "portcullis.yml")
 		os.WriteFile(cfgPath, []byte(s), 0o600)
-		cfg, err := config.Load(cfgPath, nil, registry.HandlerNames(registry.NewCatalog()))
-		if err != nil {
-			t.Fatalf("compose/portcullis.yml: %v", err)
-		}
+		cfg := configtest.Load(t, cfgPath)
 		for _, w := range cfg.Warnings {
 			t.Errorf("compose/portcullis.yml: %s", w)
 		}
 		log := logrus.New()
-		log.Out = &syncBuffer{max: 16 << 10}
+		log.Out = proctest.NewBuffer(16 << 10)
 		srv, err := app.New(cfg, log)
 		if err != nil {
 			t.Fatalf("portcullis does not start with the compose configuration: %v", err)
@@ -265,19 +253,6 @@ func TestComposeConfigurationLoads(t *testing.T) {
 			t.Fatalf("compose rules: got %v, want the quickstart's %d rules", set, len(want))
 		}
 	})
-}
-
-func kratosBinary(t *testing.T) string {
-	t.Helper()
-	bin := kratostest.BinaryPath()
-	if _, err := os.Stat(bin); err != nil {
-		msg := "Ory Kratos binary not found at " + bin + ": run scripts/build-kratos.sh (or make kratos)"
-		if testing.Short() {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
-	return bin
 }
 
 // dockerfileTargets returns the names of the Dockerfile's stages.

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // demoPorts are the loopback ports scripts/demo.sh listens on.
@@ -30,14 +33,14 @@ func TestDemoScriptStartsAndStopsEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the whole demo")
 	}
-	kratosBinary(t)
+	kratostest.Binary(t)
 	for _, p := range demoPorts {
 		if portOpen(p) {
 			t.Skipf("port %d on 127.0.0.1 is in use (a demo already running?); the demo needs its fixed ports", p)
 		}
 	}
 
-	out := &syncBuffer{max: 256 << 10}
+	out := proctest.NewBuffer(256 << 10)
 	cmd := exec.Command("bash", "scripts/demo.sh")
 	cmd.Dir = repoRoot
 	cmd.Stdout, cmd.Stderr = out, out

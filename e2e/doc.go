@@ -10,4 +10,11 @@
 // docker-compose and debootstrap (scripts/install-test-deps.sh). When one is
 // missing they fail and say how to install it; under `go test -short` they
 // are skipped. TestComposeStack is skipped, saying so, without an engine.
+//
+// Beside it are the other tests through the whole server: e2e/kratos
+// (Kratos sessions as identity), e2e/identity (the JWT, ladon, remote and
+// ID-token handlers), e2e/replicas (revocation across replicas), e2e/soak
+// (the built binary under load and on SIGTERM) and e2e/oathkeeper (the
+// drop-in proof against Oathkeeper). They start portcullis through
+// testsupport/servertest.
 package e2e

@@ -9,26 +9,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/contrib/demo-app/demoapp"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // repoRoot is the repository's top directory (the one holding go.mod).
-var repoRoot = func() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}()
+var repoRoot = proctest.RepoRoot()
 
 // quickstartDir holds the shipped quickstart configuration.
 var quickstartDir = filepath.Join(repoRoot, "contrib", "quickstart")
@@ -71,19 +64,15 @@ type quickstart struct {
 	// dial, when set, makes the connections to URL (the compose stack
 	// publishes its origin on another port); nil dials directly.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	portcullisLog *syncBuffer
-	appLog        *syncBuffer
-	kratosLog     *syncBuffer
 }
 
 // startQuickstart starts the stack and stops it when the test ends. A
 // missing Kratos binary fails the test (skips it under -short).
 func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 	t.Helper()
-	kratosBin := kratosBinary(t)
+	kratosBin := kratostest.Binary(t)
 	dir := t.TempDir()
-	ports := freePorts(t, 5)
+	ports := proctest.FreePorts(t, 5)
 	proxyPort, apiPort, metricsPort, kratosPub, kratosAdmin := ports[0], ports[1], ports[2], ports[3], ports[4]
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,15 +85,11 @@ func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 		APIURL:          fmt.Sprintf("http://127.0.0.1:%d", apiPort),
 		KratosPublicURL: fmt.Sprintf("http://127.0.0.1:%d", kratosPub),
 		KratosAdminURL:  fmt.Sprintf("http://127.0.0.1:%d", kratosAdmin),
-		portcullisLog:   &syncBuffer{max: 256 << 10},
-		appLog:          &syncBuffer{max: 64 << 10},
-		kratosLog:       &syncBuffer{max: 64 << 10},
 	}
+	appLog := proctest.NewBuffer(64 << 10)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- portcullis log ---\n%s", qs.portcullisLog)
-			t.Logf("--- demo app log ---\n%s", qs.appLog)
-			t.Logf("--- kratos log ---\n%s", qs.kratosLog)
+			t.Logf("--- demo app log ---\n%s", appLog)
 		}
 	})
 
@@ -144,15 +129,15 @@ func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 	})
 
 	// Kratos, with the flags make demo uses.
-	startProcess(t, qs.kratosLog, kratosBin, "serve", "--dev", "--sqa-opt-out", "-c", kratosCfg)
-	waitReady(t, "Kratos", qs.kratosLog, qs.KratosPublicURL+"/health/ready", qs.KratosAdminURL+"/admin/health/ready")
+	startKratos(t, exec.Command(kratosBin, "serve", "--dev", "--sqa-opt-out", "-c", kratosCfg),
+		qs.KratosPublicURL+"/health/ready", qs.KratosAdminURL+"/admin/health/ready")
 
 	// The demo app.
 	h, err := demoapp.New(demoapp.Config{
 		KratosPublicURL:  qs.KratosPublicURL,
 		PortcullisAPIURL: qs.APIURL,
 		Rule:             "demo-echo",
-		Log:              slog.New(slog.NewTextHandler(qs.appLog, nil)),
+		Log:              slog.New(slog.NewTextHandler(appLog, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,29 +147,10 @@ func startQuickstart(t *testing.T, opts quickstartOptions) *quickstart {
 	t.Cleanup(func() { appSrv.Close() })
 
 	// portcullis, assembled as `portcullis serve -c portcullis.yml` does.
-	cfg, err := config.Load(filepath.Join(dir, "portcullis.yml"), nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatalf("the quickstart's portcullis.yml does not load: %v", err)
-	}
-	log := logrus.New()
-	log.Out = qs.portcullisLog
-	log.SetLevel(logrus.DebugLevel)
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatalf("portcullis does not start with the quickstart configuration: %v", err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("portcullis shutdown: %v", err)
-		}
+	servertest.Start(t, servertest.Config{
+		File: filepath.Join(dir, "portcullis.yml"), Env: []string{"LOG_LEVEL=debug"},
+		WaitReady: true, LogLimit: 256 << 10, ShowLogOnFailure: 256 << 10,
 	})
-	waitReady(t, "portcullis", qs.portcullisLog, qs.APIURL+"/health/ready")
 	return qs
 }
 
@@ -212,99 +178,18 @@ func rewriteFile(t *testing.T, name, dst string, rs []replacement) {
 	}
 }
 
-// startProcess runs a command for the rest of the test, its output in log.
-// The kernel kills it if the test binary dies (see setProcAttr).
-func startProcess(t *testing.T, log *syncBuffer, name string, args ...string) *exec.Cmd {
+// startKratos runs Kratos (cmd) for the rest of the test, from the
+// repository's root, and waits (60s at most: a first start on a busy
+// machine is slow) until each of ready answers 200. Its log is shown if the
+// test fails.
+func startKratos(t *testing.T, cmd *exec.Cmd, ready ...string) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "SQA_OPT_OUT=true")
-	cmd.Stdout, cmd.Stderr = log, log
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+	cmd.Env = append(append(os.Environ(), "SQA_OPT_OUT=true"), cmd.Env...)
+	proctest.Start(t, cmd, os.Kill, proctest.Options{
+		Name: "kratos", Ready: proctest.HTTPReady(ready...), Poll: 100 * time.Millisecond, Timeout: time.Minute,
+		Output: proctest.NewBuffer(64 << 10), ShowOnFailure: 64 << 10,
 	})
-	return cmd
-}
-
-// waitReady polls the URLs until each answers 200 (60s at most: a first
-// start on a busy machine is slow).
-func waitReady(t *testing.T, what string, log *syncBuffer, urls ...string) {
-	t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ready := true
-		for _, u := range urls {
-			res, err := client.Get(u)
-			if err != nil {
-				ready = false
-				break
-			}
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				ready = false
-				break
-			}
-		}
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become ready (%v); its log:\n%s", what, urls, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// freePorts reserves n loopback ports by binding port 0 and releasing them.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	out := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out
-}
-
-// syncBuffer keeps the last max bytes written to it, for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	if over := len(s.b) - s.max; s.max > 0 && over > 0 {
-		s.b = append(s.b[:0], s.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.b)
 }
 
 // mustTool returns the path of a command-line tool the test needs. A

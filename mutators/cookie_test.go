@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func TestCookieMutator(t *testing.T) {

@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/handlertest"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // directoryAPI is a real hydration endpoint: it looks the subject up in a

@@ -3,8 +3,8 @@ package mutators
 import (
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/handlertest"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // BenchmarkIDToken compares a request served from the token cache with one

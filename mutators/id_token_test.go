@@ -21,9 +21,9 @@ import (
 
 	gjwt "github.com/golang-jwt/jwt/v5"
 
-	"github.com/portcullis-proxy/portcullis/internal/handlertest"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // idTokenBuilders enables id_token on the global config as the catalog

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // proxyFor starts portcullis's proxy handler on loopback with the rules

@@ -16,59 +16,40 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/lib/build-tool.sh"
+name=build-oathkeeper
 tooldir="$root/tools/oathkeeper"
 out="${OATHKEEPER_BIN:-$root/.build/bin/oathkeeper}"
-stamp="$out.stamp"
-
 version=v0.40.9
+what="Ory Oathkeeper $version and its e2e helpers"
+takes="several minutes"
 ldflags="-X github.com/ory/oathkeeper/x.Version=$version"
-want="$(cd "$tooldir" && { cat go.mod go.sum; go env GOVERSION GOOS GOARCH; echo "$ldflags"; } | sha256sum | cut -d' ' -f1)"
-
+want="$(stamp_of "$ldflags")"
 testdir="$(dirname "$out")/oathkeeper-test"
+helpers=(okapi-e2e:test/e2e/okapi okclient:test/e2e/okclient okapi-bearer:test/bearer-token/okapi)
+
 up_to_date() {
-	[[ -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" &&
-		-x "$testdir/okapi-e2e" && -x "$testdir/okclient" && -x "$testdir/okapi-bearer" &&
-		-f "$testdir/.stamp" && "$(cat "$testdir/.stamp")" == "$want" ]]
+	[[ -x "$out" && -f "$out.stamp" && "$(cat "$out.stamp")" == "$want" &&
+		-f "$testdir/.stamp" && "$(cat "$testdir/.stamp")" == "$want" ]] || return 1
+	local p
+	for p in "${helpers[@]}"; do
+		[[ -x "$testdir/${p%%:*}" ]] || return 1
+	done
 }
 
-if [[ "${1:-}" != "--force" ]] && up_to_date; then
-	echo "build-oathkeeper: $out is up to date"
-	exit 0
-fi
-
-mkdir -p "$(dirname "$out")"
-
-# One build at a time: parallel callers wait for the first.
-exec 9>"$out.lock"
-if command -v flock >/dev/null 2>&1; then
-	if ! flock -n 9; then
-		echo "build-oathkeeper: another build is running; waiting for it"
-		flock 9
-	fi
-	if [[ "${1:-}" != "--force" ]] && up_to_date; then
-		echo "build-oathkeeper: $out was built meanwhile"
-		exit 0
-	fi
-fi
-
-echo "build-oathkeeper: building Ory Oathkeeper $version (tools/oathkeeper) into $out; this takes several minutes"
-tmp="$out.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
-start=$(date +%s)
-(
-	cd "$tooldir"
+build() {
 	# Oathkeeper's dependencies link a cgo SQLite driver.
-	CGO_ENABLED=1 GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "$ldflags" -o "$tmp" github.com/ory/oathkeeper
-)
-mv -f "$tmp" "$out"
-echo "$want" >"$stamp"
+	CGO_ENABLED=1 GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "$ldflags" -o "$1" github.com/ory/oathkeeper
+}
+
 # The helper programs of Oathkeeper's e2e scripts, from the same module.
-mkdir -p "$testdir"
-(
-	cd "$tooldir"
-	for p in okapi-e2e:test/e2e/okapi okclient:test/e2e/okclient okapi-bearer:test/bearer-token/okapi; do
+after_build() {
+	mkdir -p "$testdir"
+	local p
+	for p in "${helpers[@]}"; do
 		CGO_ENABLED=1 GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -o "$testdir/${p%%:*}" "github.com/ory/oathkeeper/${p#*:}"
 	done
-)
-echo "$want" >"$testdir/.stamp"
-echo "build-oathkeeper: built Ory Oathkeeper $version and its e2e helpers in $(($(date +%s) - start))s"
+	echo "$want" >"$testdir/.stamp"
+}
+
+build_tool "$@"

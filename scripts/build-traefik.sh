@@ -16,42 +16,18 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/lib/build-tool.sh"
+name=build-traefik
 tooldir="$root/tools/traefik"
 out="${TRAEFIK_BIN:-$root/.build/bin/traefik}"
-stamp="$out.stamp"
-
 version=v3.6.12
+what="Traefik $version"
+takes="several minutes"
 ldflags="-X github.com/traefik/traefik/v3/pkg/version.Version=$version"
-want="$(cd "$tooldir" && { cat go.mod go.sum; go env GOVERSION GOOS GOARCH; echo "$ldflags"; } | sha256sum | cut -d' ' -f1)"
+want="$(stamp_of "$ldflags")"
 
-if [[ "${1:-}" != "--force" && -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-	echo "build-traefik: $out is up to date"
-	exit 0
-fi
+build() {
+	CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" go build -ldflags "$ldflags" -o "$1" github.com/traefik/traefik/v3/cmd/traefik
+}
 
-mkdir -p "$(dirname "$out")"
-
-# One build at a time: parallel callers wait for the first.
-exec 9>"$out.lock"
-if command -v flock >/dev/null 2>&1; then
-	if ! flock -n 9; then
-		echo "build-traefik: another build is running; waiting for it"
-		flock 9
-	fi
-	if [[ "${1:-}" != "--force" && -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-		echo "build-traefik: $out was built meanwhile"
-		exit 0
-	fi
-fi
-
-echo "build-traefik: building Traefik $version (tools/traefik) into $out; this takes several minutes"
-tmp="$out.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
-start=$(date +%s)
-(
-	cd "$tooldir"
-	CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" go build -ldflags "$ldflags" -o "$tmp" github.com/traefik/traefik/v3/cmd/traefik
-)
-mv -f "$tmp" "$out"
-echo "$want" >"$stamp"
-echo "build-traefik: built Traefik $version in $(($(date +%s) - start))s"
+build_tool "$@"

@@ -12,7 +12,7 @@ set -euo pipefail
 #                   and the compose stack test
 #   nginx           auth_request against /decisions (contrib/nginx/nginx_test.go)
 #   redis-server    the revocation fleet channel (internal/revocation,
-#                   internal/replicae2e)
+#                   e2e/replicas)
 #   curl, nc        Oathkeeper's own e2e scripts run against portcullis
 #                   (e2e/oathkeeper/scripts_test.go); nc is netcat-openbsd
 # An entry COMMAND=PACKAGE names a command its package provides under

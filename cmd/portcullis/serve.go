@@ -8,9 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
 )
 
 func newServe() *cobra.Command {
@@ -26,22 +24,11 @@ WebSocket tunnel with 1001 and exits within serve.proxy.timeout.shutdown.
 With log.buffer set, SIGHUP writes the buffered log lines out at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(file, os.Environ(), registry.HandlerNames(registry.NewCatalog()))
+			srv, err := app.Open(file, os.Environ(), os.Stderr)
 			if err != nil {
 				return err
 			}
-			log, err := app.NewLogger(cfg.Log)
-			if err != nil {
-				return err
-			}
-			srv, err := app.New(cfg, log)
-			if err != nil {
-				return err
-			}
-			if err := srv.Listen(); err != nil {
-				return err
-			}
-			srv.Start()
+			cfg, log := srv.Config, srv.Log
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			hup := make(chan os.Signal, 1)

@@ -16,42 +16,26 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 var kratos = &kratostest.Shared{}
 
 func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
 
-// caddyBinary finds caddy; scripts/install-test-deps.sh installs it.
-func caddyBinary(t *testing.T) string {
-	if path, err := exec.LookPath("caddy"); err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("caddy is not installed (scripts/install-test-deps.sh installs it)")
-	}
-	t.Skip("caddy is not installed: run scripts/install-test-deps.sh")
-	return ""
-}
-
 func TestCaddyForwardAuth(t *testing.T) {
-	bin := caddyBinary(t)
+	bin := forwardauthtest.Installed(t, "caddy")
 	forwardauthtest.Run(t, kratos.Get(t), forwardauthtest.Gateway{
 		Start: func(t *testing.T, apiAddr, upstreamAddr string) string {
 			return startCaddy(t, bin, apiAddr, upstreamAddr)
 		},
 		// Caddy passes the path on as the client wrote it, so the decision
-		// API refuses what the application might resolve differently.
+		// API refuses what the application might resolve differently:
+		// encoded separators and letters too.
 		PathConfusion: []forwardauthtest.Denial{
-			{Path: "/public/%2e%2e/admin", Want: http.StatusBadRequest},
-			{Path: "/public/../admin", Want: http.StatusBadRequest},
-			{Path: "//admin", Want: http.StatusBadRequest},
-			{Path: "/public/%2E%2E/%2E%2E/admin", Want: http.StatusBadRequest},
 			{Path: "/public/x%2fadmin", Want: http.StatusBadRequest},
 			{Path: "/%70ublic/x", Want: http.StatusBadRequest},
-			{Path: "/public/..;/admin", Want: http.StatusBadRequest},
-			{Path: "/public/..%5cadmin", Want: http.StatusBadRequest},
 		},
 	})
 }
@@ -61,7 +45,7 @@ func TestCaddyForwardAuth(t *testing.T) {
 // ends. Its state goes to a temporary directory.
 func startCaddy(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	t.Helper()
-	port := forwardauthtest.FreePort(t)
+	port := proctest.FreePort(t)
 	dir := t.TempDir()
 	file := forwardauthtest.EditFile(t, dir, "Caddyfile", map[string]string{
 		"forward_auth 127.0.0.1:4456 {": "forward_auth " + apiAddr + " {",
@@ -71,6 +55,8 @@ func startCaddy(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	forwardauthtest.StartProcess(t, cmd, syscall.SIGTERM, func() bool { return forwardauthtest.Listening(addr) }, 50*time.Millisecond, 20*time.Second)
+	proctest.Start(t, cmd, syscall.SIGTERM, proctest.Options{
+		Ready: func() bool { return proctest.Listening(addr) }, Timeout: 20 * time.Second, ShowOnFailure: 1 << 20,
+	})
 	return addr
 }

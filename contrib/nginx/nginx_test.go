@@ -7,7 +7,6 @@ package nginx_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,187 +16,48 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 var kratos = &kratostest.Shared{}
 
 func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
 
-// nginxBinary finds nginx; scripts/install-test-deps.sh installs it.
-func nginxBinary(t *testing.T) string {
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx is not installed (scripts/install-test-deps.sh installs it)")
-	}
-	t.Skip("nginx is not installed: run scripts/install-test-deps.sh")
-	return ""
-}
-
-// seen is what the upstream reports about a request it received.
-type seen struct {
-	Path   string      `json:"path"`
-	Header http.Header `json:"header"`
-}
-
-const rulesTemplate = `
-- id: public
-  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-- id: me
-  match: {url: "http://<[^/]+>/me", methods: [GET]}
-  authenticators: [{handler: bearer_token}, {handler: cookie_session}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-- id: admin
-  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-- id: echo
-  match: {url: "http://<[^/]+>/echo/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-`
-
 func TestNginxAuthRequest(t *testing.T) {
-	bin := nginxBinary(t)
-	k := kratos.Get(t)
-
-	var mu sync.Mutex
-	var hits []seen
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := seen{Path: r.URL.RequestURI(), Header: r.Header.Clone()}
-		mu.Lock()
-		hits = append(hits, s)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(s)
-	}))
-	defer upstream.Close()
-
-	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, forwardauthtest.Config, k.WhoamiURL())
-	nginxAddr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), nil)
-	base := "http://" + nginxAddr
-
-	get := func(path string, header map[string]string) (*http.Response, seen) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", base+path, nil)
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		var s seen
-		if res.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(body, &s); err != nil {
-				t.Fatalf("GET %s: not the upstream's answer: %s", path, body)
+	bin := forwardauthtest.Installed(t, "nginx", "/usr/sbin/nginx")
+	g := forwardauthtest.Run(t, kratos.Get(t), forwardauthtest.Gateway{
+		Start: func(t *testing.T, apiAddr, upstreamAddr string) string {
+			return startNginx(t, bin, apiAddr, upstreamAddr, nil)
+		},
+		// auth_request answers 401 and 403 as they are and turns any
+		// other refusal (404 when no rule matches, 400 from the strict
+		// decision API) into 500; a path that climbs above the root nginx
+		// refuses itself, with 400, before it asks.
+		Relay: func(d forwardauthtest.Denial) int {
+			switch {
+			case d.Path == "/public/%2E%2E/%2E%2E/admin":
+				return http.StatusBadRequest
+			case d.Want == http.StatusUnauthorized || d.Want == http.StatusForbidden:
+				return d.Want
 			}
-		}
-		return res, s
-	}
-
-	t.Run("allowed requests reach the upstream with the identity header", func(t *testing.T) {
-		// The client tries to spoof the identity header; portcullis's
-		// answer replaces it.
-		res, s := get("/public/hello?x=1", map[string]string{"X-User": "admin"})
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("status %d, want 200", res.StatusCode)
-		}
-		if s.Path != "/public/hello?x=1" {
-			t.Errorf("upstream path %q, want /public/hello?x=1", s.Path)
-		}
-		if got := s.Header.Values("X-User"); len(got) != 1 || got[0] != "guest" {
-			t.Errorf("upstream X-User = %q, want [guest]", got)
-		}
-	})
-
-	t.Run("a rule that sets no identity header cannot let the client's through", func(t *testing.T) {
-		// The noop mutator answers with the request's own headers; the
-		// decision subrequest must not carry the client's X-User, or
-		// auth_request_set would copy it upstream as if portcullis had set it.
-		res, s := get("/echo/x", map[string]string{"X-User": "admin"})
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("status %d, want 200", res.StatusCode)
-		}
-		if got := s.Header.Values("X-User"); len(got) != 0 {
-			t.Errorf("upstream X-User = %q, want none", got)
-		}
-	})
-
-	t.Run("a Kratos session token becomes the identity id", func(t *testing.T) {
-		id := k.RegisterAPI(t)
-		res, s := get("/me", map[string]string{"Authorization": "Bearer " + id.SessionToken, "X-User": "someone-else"})
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("status %d, want 200", res.StatusCode)
-		}
-		if got := s.Header.Get("X-User"); got != id.IdentityID {
-			t.Errorf("upstream X-User = %q, want the identity id %q", got, id.IdentityID)
-		}
-		// A browser session cookie works the same way.
-		bid := k.RegisterBrowser(t)
-		res, s = get("/me", map[string]string{"Cookie": bid.CookieHeader()})
-		if res.StatusCode != http.StatusOK || s.Header.Get("X-User") != bid.IdentityID {
-			t.Errorf("cookie: status %d, X-User %q, want 200 and %q", res.StatusCode, s.Header.Get("X-User"), bid.IdentityID)
-		}
-		// After the session is revoked in Kratos, the token stops working
-		// (the session cache is off in this configuration).
-		k.RevokeSession(t, id.SessionID)
-		if res, _ := get("/me", map[string]string{"Authorization": "Bearer " + id.SessionToken}); res.StatusCode != http.StatusUnauthorized {
-			t.Errorf("revoked session: status %d, want 401", res.StatusCode)
-		}
-	})
-
-	t.Run("denials pass through and never reach the upstream", func(t *testing.T) {
-		mu.Lock()
-		before := len(hits)
-		mu.Unlock()
-		cases := []struct {
-			path   string
-			header map[string]string
-			want   int
-		}{
-			{"/me", nil, http.StatusUnauthorized}, // no credential
-			{"/me", map[string]string{"Authorization": "Bearer ory_st_invalid"}, http.StatusUnauthorized}, // rejected by Kratos
-			{"/admin/users", nil, http.StatusForbidden},                                                   // deny authorizer
-			// A path whose meaning differs between parsers is refused (400,
-			// which auth_request turns into 500), never decided.
-			{"/public/%2e%2e/admin", nil, http.StatusInternalServerError},
-			// No rule: portcullis answers 404, which auth_request turns
-			// into 500 (any status other than 2xx, 401 and 403).
-			{"/nowhere", nil, http.StatusInternalServerError},
+			return http.StatusInternalServerError
+		},
+		// A 302 from the decision subrequest is an error to nginx: the
+		// login redirect is nginx's own (TestNginxLoginRedirect).
+		OwnLogin: true,
+		// nginx passes portcullis $request_uri, as the client wrote it: a
+		// path whose meaning differs between parsers is refused (400,
+		// which auth_request turns into 500), never decided.
+		PathConfusion: []forwardauthtest.Denial{
 			// The decision location cannot be called from outside.
-			{"/.portcullis/decision", nil, http.StatusNotFound},
-		}
-		for _, tc := range cases {
-			res, _ := get(tc.path, tc.header)
-			if res.StatusCode != tc.want {
-				t.Errorf("GET %s: status %d, want %d", tc.path, res.StatusCode, tc.want)
-			}
-		}
-		mu.Lock()
-		after := len(hits)
-		mu.Unlock()
-		if after != before {
-			t.Errorf("the upstream received %d denied requests", after-before)
-		}
+			{Path: "/.portcullis/decision", Want: http.StatusNotFound},
+		},
 	})
 
 	t.Run("paths the application would read otherwise are refused", func(t *testing.T) {
@@ -206,11 +66,9 @@ func TestNginxAuthRequest(t *testing.T) {
 		// gateway saw /public/y, and a raw "#" that hides /secret behind
 		// /public/x. nginx passes portcullis the same URI it passes the
 		// application, and portcullis refuses both with 400.
-		mu.Lock()
-		before := len(hits)
-		mu.Unlock()
+		before := g.Hits()
 		for _, target := range []string{"/admin/..%2fpublic/y", "/admin/..%2Fpublic/y", "/secret#/../public/x", "/admin#/../public/x", "/public/..%5cadmin"} {
-			c, err := net.Dial("tcp", nginxAddr)
+			c, err := net.Dial("tcp", g.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,11 +84,8 @@ func TestNginxAuthRequest(t *testing.T) {
 				t.Errorf("GET %s: status %s, want a refusal", target, status)
 			}
 		}
-		mu.Lock()
-		after := len(hits)
-		mu.Unlock()
-		if after != before {
-			t.Errorf("the upstream received %d of the confusing requests: %v", after-before, hits[before:])
+		if n := g.Hits() - before; n != 0 {
+			t.Errorf("the upstream received %d of the confusing requests: %v", n, g.Since(before))
 		}
 	})
 }
@@ -238,11 +93,11 @@ func TestNginxAuthRequest(t *testing.T) {
 // TestNginxLoginRedirect checks the README's variant: a 401 decision
 // becomes a redirect to the login page carrying the original URL.
 func TestNginxLoginRedirect(t *testing.T) {
-	bin := nginxBinary(t)
+	bin := forwardauthtest.Installed(t, "nginx", "/usr/sbin/nginx")
 	k := kratos.Get(t)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
-	apiAddr := forwardauthtest.StartPortcullis(t, rulesTemplate, forwardauthtest.Config, k.WhoamiURL())
+	apiAddr := forwardauthtest.StartPortcullis(t, k).Addr("api")
 	addr := startNginx(t, bin, apiAddr, strings.TrimPrefix(upstream.URL, "http://"), map[string]string{
 		"auth_request /.portcullis/decision;":    "auth_request /.portcullis/decision;\n        error_page 401 = @login;",
 		"    location = /.portcullis/decision {": "    location @login { return 302 https://login.example/?return_to=$scheme://$http_host$request_uri; }\n\n    location = /.portcullis/decision {",
@@ -273,7 +128,7 @@ func TestNginxLoginRedirect(t *testing.T) {
 // its address. nginx is stopped when the test ends.
 func startNginx(t *testing.T, bin, apiAddr, upstreamAddr string, edits map[string]string) string {
 	t.Helper()
-	port := forwardauthtest.FreePort(t)
+	port := proctest.FreePort(t)
 	dir := t.TempDir()
 	forwardauthtest.EditFile(t, dir, "portcullis.conf", map[string]string{
 		"server 127.0.0.1:4456;": "server " + apiAddr + ";",
@@ -304,6 +159,8 @@ http {
 	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// SIGQUIT is nginx's graceful stop.
-	forwardauthtest.StartProcess(t, cmd, syscall.SIGQUIT, func() bool { return forwardauthtest.Listening(addr) }, 50*time.Millisecond, 15*time.Second)
+	proctest.Start(t, cmd, syscall.SIGQUIT, proctest.Options{
+		Ready: func() bool { return proctest.Listening(addr) }, Timeout: 15 * time.Second, ShowOnFailure: 1 << 20,
+	})
 	return addr
 }

@@ -11,7 +11,6 @@ package traefik_test
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +19,8 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/contrib/internal/forwardauthtest"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 var kratos = &kratostest.Shared{}
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) { kratostest.RunMain(m, kratos) }
 func traefikBinary(t *testing.T) string {
 	bin := os.Getenv("TRAEFIK_BIN")
 	if bin == "" {
-		bin = filepath.Join("..", "..", ".build", "bin", "traefik")
+		bin = filepath.Join(proctest.BinDir(), "traefik")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("Traefik is not built (%s): run `make traefik` (scripts/build-traefik.sh) to run this test", bin)
@@ -50,14 +50,7 @@ func TestTraefikForwardAuth(t *testing.T) {
 		// Traefik cleans dot segments and empty segments before it asks, so
 		// those reach the denying rule; what it passes on as written is
 		// refused by the strict decision API.
-		PathConfusion: []forwardauthtest.Denial{
-			{Path: "/public/%2e%2e/admin", Want: http.StatusForbidden},
-			{Path: "/public/../admin", Want: http.StatusForbidden},
-			{Path: "//admin", Want: http.StatusForbidden},
-			{Path: "/public/%2E%2E/%2E%2E/admin", Want: http.StatusForbidden},
-			{Path: "/public/..;/admin", Want: http.StatusBadRequest},
-			{Path: "/public/..%5cadmin", Want: http.StatusBadRequest},
-		},
+		CleansPath: true,
 	})
 }
 
@@ -67,7 +60,7 @@ func TestTraefikForwardAuth(t *testing.T) {
 func startTraefik(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	t.Helper()
 	dir := t.TempDir()
-	port := forwardauthtest.FreePort(t)
+	port := proctest.FreePort(t)
 	forwardauthtest.EditFile(t, dir, "dynamic.yml", map[string]string{
 		`address: "http://127.0.0.1:4456/decisions"`: fmt.Sprintf("address: %q", "http://"+apiAddr+"/decisions"),
 		`- url: "http://127.0.0.1:8080"`:             fmt.Sprintf("- url: %q", "http://"+upstreamAddr),
@@ -81,14 +74,9 @@ func startTraefik(t *testing.T, bin, apiAddr, upstreamAddr string) string {
 	// Traefik listens before the file provider's routers are in place:
 	// ready once a public path reaches the upstream.
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	ready := func() bool {
-		res, err := http.Get("http://" + addr + "/public/ready")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	}
-	forwardauthtest.StartProcess(t, cmd, syscall.SIGTERM, ready, 100*time.Millisecond, 30*time.Second)
+	proctest.Start(t, cmd, syscall.SIGTERM, proctest.Options{
+		Ready: proctest.HTTPReady("http://" + addr + "/public/ready"), Poll: 100 * time.Millisecond, Timeout: 30 * time.Second,
+		ShowOnFailure: 1 << 20,
+	})
 	return addr
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
 )
 
 var timeNow = time.Now
@@ -27,8 +25,6 @@ var scenarios = []scenario{
 	{name: "glob", strategy: "glob", rules: globRules, cases: globCases},
 }
 
-func TestMain(m *testing.M) { kratostest.RunMain(m) }
-
 // TestDifferential sends every case to Oathkeeper and to portcullis, both
 // started from the same configuration file and rules, and compares the
 // answers.
@@ -44,7 +40,7 @@ func TestDifferential(t *testing.T) {
 			}
 			cfg := strings.NewReplacer("{{STRATEGY}}", sc.strategy, "{{RULES}}", rulesPath).Replace(env.expand(configTemplate))
 			ok := startOathkeeper(t, bin, dir, cfg)
-			pc := startPortcullis(t, dir, cfg)
+			pc := startPortcullis(t, cfg)
 			waitRulesLoaded(t, ok, pc)
 			for _, c := range sc.cases {
 				t.Run(c.name, func(t *testing.T) {

@@ -1,36 +1,24 @@
 package oathkeeper
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
-
-// repoRoot is the repository's top directory (the one holding go.mod).
-var repoRoot = func() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
-}()
 
 // oathkeeperBinary returns the Oathkeeper v0.40.9 binary, or skips the test
 // with the command that builds it.
@@ -38,7 +26,7 @@ func oathkeeperBinary(t testing.TB) string {
 	t.Helper()
 	bin := os.Getenv("PORTCULLIS_OATHKEEPER_BIN")
 	if bin == "" {
-		bin = filepath.Join(repoRoot, ".build", "bin", "oathkeeper")
+		bin = filepath.Join(proctest.BinDir(), "oathkeeper")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("Ory Oathkeeper binary not found at %s: run scripts/build-oathkeeper.sh (make test-deps does) "+
@@ -47,56 +35,10 @@ func oathkeeperBinary(t testing.TB) string {
 	return bin
 }
 
-// syncBuffer is a goroutine-safe log sink, bounded to its last 256 KiB.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.buf.Len() > 256<<10 {
-		b := s.buf.Bytes()
-		keep := append([]byte(nil), b[len(b)-128<<10:]...)
-		s.buf.Reset()
-		s.buf.Write(keep)
-	}
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// freePorts reserves n loopback ports by binding port 0 and releasing them.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // instance is one running product: its proxy and API base URLs.
 type instance struct {
 	name       string
 	proxy, api string
-	log        *syncBuffer
 }
 
 // configFor renders the shared configuration template for one product's
@@ -109,107 +51,50 @@ func configFor(tmpl string, ports []int) string {
 	).Replace(tmpl)
 }
 
+// logOnFailure is how much of a product's log a failed test shows: the
+// last 20,000 bytes with PORTCULLIS_DIFF_LOGS set, nothing otherwise (the
+// logs are at debug level).
+func logOnFailure() int {
+	if os.Getenv("PORTCULLIS_DIFF_LOGS") != "" {
+		return 20000
+	}
+	return 0
+}
+
 // startOathkeeper runs the Oathkeeper binary with the configuration cfg in
 // dir and waits until it is ready; it is stopped when the test ends.
 func startOathkeeper(t testing.TB, bin, dir, cfg string) *instance {
 	t.Helper()
-	ports := freePorts(t, 3)
+	ports := proctest.FreePorts(t, 3)
 	path := filepath.Join(dir, "oathkeeper.yml")
 	if err := os.WriteFile(path, []byte(configFor(cfg, ports)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	inst := &instance{name: "oathkeeper",
+		proxy: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), api: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
 	cmd := exec.Command(bin, "serve", "--sqa-opt-out", "-c", path)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SQA_OPT_OUT=true")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() && os.Getenv("PORTCULLIS_DIFF_LOGS") != "" {
-			t.Logf("--- oathkeeper log (tail) ---\n%s", tail(log.String(), 20000))
-		}
+	proctest.Start(t, cmd, syscall.SIGTERM, proctest.Options{
+		Name:  "oathkeeper",
+		Ready: proctest.HTTPReady(inst.api + "/health/ready"),
+		Poll:  100 * time.Millisecond,
+		// A generous bound: Oathkeeper starts in about a second, but the
+		// machine running the suite may be loaded.
+		Timeout:       time.Minute,
+		Output:        proctest.NewBuffer(256 << 10),
+		ShowOnFailure: logOnFailure(),
 	})
-	inst := &instance{name: "oathkeeper", log: log,
-		proxy: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), api: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
-	// A generous bound: Oathkeeper starts in about a second, but the
-	// machine running the suite may be loaded.
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			t.Fatalf("oathkeeper exited:\n%s", tail(log.String(), 4000))
-		default:
-		}
-		if res, err := http.Get(inst.api + "/health/ready"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return inst
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("oathkeeper not ready within a minute:\n%s", tail(log.String(), 4000))
-	return nil
+	return inst
 }
 
 // startPortcullis runs portcullis in this process with the configuration
-// cfg (written to dir, as a user would) and stops it when the test ends.
-func startPortcullis(t testing.TB, dir, cfg string) *instance {
+// cfg, its listeners on ports the system picks, and stops it when the test
+// ends.
+func startPortcullis(t testing.TB, cfg string) *instance {
 	t.Helper()
-	ports := freePorts(t, 3)
-	path := filepath.Join(dir, "portcullis.yml")
-	if err := os.WriteFile(path, []byte(configFor(cfg, ports)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(path, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger, err := app.NewLogger(c.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	logger.Out = log
-	srv, err := app.New(c, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("portcullis shutdown: %v", err)
-		}
-		if t.Failed() && os.Getenv("PORTCULLIS_DIFF_LOGS") != "" {
-			t.Logf("--- portcullis log (tail) ---\n%s", tail(log.String(), 20000))
-		}
-	})
-	return &instance{name: "portcullis", log: log,
-		proxy: "http://" + srv.Addr("proxy"), api: "http://" + srv.Addr("api")}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
+	s := servertest.Start(t, servertest.Config{YAML: configFor(cfg, []int{0, 0, 0}), LogLimit: 256 << 10, ShowLogOnFailure: logOnFailure()})
+	return &instance{name: "portcullis", proxy: s.URL(), api: s.APIURL()}
 }
 
 // outcome is what a product answered, reduced to what the comparison
@@ -317,9 +202,7 @@ func replaceStrings(v any, r *strings.Replacer) any {
 func normalizeHeader(name, v string, env *environment) string {
 	if strings.EqualFold(name, "Set-Cookie") {
 		// Attribute order is not part of the contract.
-		parts := strings.Split(v, "; ")
-		sort.Strings(parts)
-		return strings.Join(parts, "; ")
+		return sortedParts(v)
 	}
 	return v
 }
@@ -357,9 +240,7 @@ func reduceBody(raw []byte, c testCase, env *environment) any {
 func normalizeCarried(name, v string, env *environment) any {
 	if strings.EqualFold(name, "Cookie") {
 		// Oathkeeper's cookie mutator writes its cookies in map order.
-		parts := strings.Split(v, "; ")
-		sort.Strings(parts)
-		return strings.Join(parts, "; ")
+		return sortedParts(v)
 	}
 	tok := strings.TrimPrefix(v, "Bearer ")
 	parts := strings.Split(tok, ".")
@@ -380,4 +261,11 @@ func normalizeCarried(name, v string, env *environment) any {
 		}
 	}
 	return claims
+}
+
+// sortedParts sorts the "; "-separated parts of a cookie header.
+func sortedParts(v string) string {
+	parts := strings.Split(v, "; ")
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
 }

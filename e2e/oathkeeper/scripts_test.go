@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // oathkeeperScripts are Oathkeeper's own e2e scripts (testdata/README.md
@@ -32,35 +34,6 @@ var oathkeeperScripts = []struct {
 // scriptPorts are the fixed ports the scripts use.
 var scriptPorts = []string{"6060", "6061", "6660", "6661", "6662"}
 
-var (
-	portcullisOnce sync.Once
-	portcullisBin  string
-	portcullisErr  error
-)
-
-// portcullisBinary builds the portcullis command once per test process.
-func portcullisBinary(t *testing.T) string {
-	t.Helper()
-	portcullisOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
-		if err != nil {
-			portcullisErr = err
-			return
-		}
-		portcullisBin = filepath.Join(dir, "portcullis")
-		cmd := exec.Command("go", "build", "-o", portcullisBin, "./cmd/portcullis")
-		cmd.Dir = repoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			portcullisErr = fmt.Errorf("go build ./cmd/portcullis: %v\n%s", err, out)
-		}
-	})
-	if portcullisErr != nil {
-		t.Fatal(portcullisErr)
-	}
-	return portcullisBin
-}
-
 // TestOathkeeperScripts runs Oathkeeper's e2e scripts against portcullis.
 func TestOathkeeperScripts(t *testing.T) {
 	helpers := filepath.Join(filepath.Dir(oathkeeperBinary(t)), "oathkeeper-test")
@@ -69,7 +42,7 @@ func TestOathkeeperScripts(t *testing.T) {
 			t.Fatalf("%s not found: scripts/install-test-deps.sh installs it", tool)
 		}
 	}
-	bin := portcullisBinary(t)
+	bin := servertest.Binary(t)
 	shims := t.TempDir()
 	// The scripts stop earlier runs with `killall`; here nothing but the
 	// processes this test starts may be signalled, by their group.
@@ -80,7 +53,7 @@ func TestOathkeeperScripts(t *testing.T) {
 		t.Run(sc.dir, func(t *testing.T) {
 			dir := t.TempDir()
 			ports := map[string]string{}
-			for i, p := range freePorts(t, len(scriptPorts)) {
+			for i, p := range proctest.FreePorts(t, len(scriptPorts)) {
 				ports[scriptPorts[i]] = fmt.Sprint(p)
 			}
 			copyWithPorts(t, filepath.Join("testdata", sc.dir), dir, ports)
@@ -105,7 +78,7 @@ func TestOathkeeperScripts(t *testing.T) {
 			}
 			out, err := runScript(t, dir, shims)
 			if err != nil {
-				t.Fatalf("%s/run.sh: %v\n%s", sc.dir, err, tail(out, 8000))
+				t.Fatalf("%s/run.sh: %v\n%s", sc.dir, err, out.Tail(8000))
 			}
 		})
 	}
@@ -115,10 +88,10 @@ func TestOathkeeperScripts(t *testing.T) {
 // generous bound (the reload script alone sleeps 23 s), and ends the whole
 // group when it returns: the servers the script started in the background
 // included.
-func runScript(t *testing.T, dir, shims string) (string, error) {
+func runScript(t *testing.T, dir, shims string) (*proctest.Buffer, error) {
 	// The scripts leave the metrics listener at its default port (9000);
 	// a free one keeps parallel runs apart.
-	metrics := fmt.Sprint(freePorts(t, 1)[0])
+	metrics := fmt.Sprint(proctest.FreePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(dir, "run.sh"))
@@ -126,18 +99,18 @@ func runScript(t *testing.T, dir, shims string) (string, error) {
 	cmd.Env = append(os.Environ(), "PATH="+shims+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"SQA_OPT_OUT=true", "SERVE_PROMETHEUS_PORT="+metrics)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &proctest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	err := cmd.Start()
 	if err != nil {
-		return "", err
+		return out, err
 	}
 	err = cmd.Wait()
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	time.Sleep(200 * time.Millisecond)
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	return out.String(), err
+	return out, err
 }
 
 // copyWithPorts copies the files of src into dst, replacing each fixed

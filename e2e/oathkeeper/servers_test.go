@@ -12,10 +12,9 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // environment is what both products talk to: real loopback servers, a real
@@ -195,23 +194,7 @@ func newEnvironment(t *testing.T) *environment {
 		"JWT_NO_SUB":  testkeys.Sign(t, e.rsaKey, map[string]any{"exp": now + 3600}, false),
 		"JWT_NO_KID":  testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now + 3600}, true),
 		"JWT_EXPIRED": testkeys.Sign(t, e.rsaKey, map[string]any{"sub": "jwt-user", "exp": now - 3600}, false),
-		"JWT_HS":      signHS(t, e.hsKey, map[string]any{"sub": "hs-user", "exp": now + 3600}),
+		"JWT_HS":      testkeys.Sign(t, e.hsKey, map[string]any{"sub": "hs-user", "exp": now + 3600}, false),
 	}
 	return e
-}
-
-// signHS signs claims with the shared secret k, naming its kid (Oathkeeper
-// requires one).
-func signHS(t testing.TB, k jose.JSONWebKey, claims map[string]any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.KeyID)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: k.Key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }

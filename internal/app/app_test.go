@@ -1,13 +1,10 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +13,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // TestServeOathkeeperFiles starts the whole server from an Oathkeeper
@@ -29,52 +26,18 @@ func TestServeOathkeeperFiles(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	dir := t.TempDir()
-	rulesFile := filepath.Join(dir, "access-rules.yml")
 	ruleText := func(id, subject string) string {
 		return fmt.Sprintf("- id: %s\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous, config: {subject: %s}}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]\n  upstream: {url: %q}\n", id, subject, upstream.URL)
 	}
-	os.WriteFile(rulesFile, []byte(ruleText("v1", "first")), 0o600)
-	cfgFile := filepath.Join(dir, "oathkeeper.yml")
-	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
-serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {host: 127.0.0.1, port: 0}
-access_rules:
-  poll_interval: 20ms
-  repositories: ["file://%s"]
+	srv := servertest.Start(t, servertest.Config{YAML: `
 authenticators: {anonymous: {enabled: true}}
 authorizers: {allow: {enabled: true}}
 mutators:
   header:
     enabled: true
     config: {headers: {X-User: "{{ print .Subject }}"}}
-`, rulesFile)), 0o600)
-
-	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	logs := &syncBuffer{}
-	log.Out = logs
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	proxyURL, apiURL := "http://"+srv.Addr("proxy"), "http://"+srv.Addr("api")
+`, Rules: ruleText("v1", "first"), PollInterval: 20 * time.Millisecond})
+	proxyURL, apiURL := srv.URL(), srv.APIURL()
 
 	body := func(url string) string {
 		res, err := http.Get(url)
@@ -100,27 +63,18 @@ mutators:
 	// Edits replace the file in one step (write, then rename): a poll
 	// that lands between os.WriteFile's truncation and its write would
 	// read, twice, an empty document — a valid, empty rule set.
-	replace := func(content string) {
-		tmp := rulesFile + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, rulesFile); err != nil {
-			t.Fatal(err)
-		}
-	}
-	replace(ruleText("v2", "second"))
+	srv.ReplaceRules(t, ruleText("v2", "second"))
 	waitUntil(t, func() bool { return body(proxyURL+"/x") == "200 hello second" })
 
-	replace(ruleText("v3", "third") + "  broken: [\n")
-	waitUntil(t, func() bool { return strings.Contains(logs.String(), "last good rules keep serving") })
+	srv.ReplaceRules(t, ruleText("v3", "third")+"  broken: [\n")
+	waitUntil(t, func() bool { return strings.Contains(srv.Logs(), "last good rules keep serving") })
 	if got := body(proxyURL + "/x"); got != "200 hello second" {
 		t.Errorf("after a broken edit: %q, want the last good rules", got)
 	}
 	if !strings.Contains(body(apiURL+"/rules"), `"id":"v2"`) {
 		t.Error("GET /rules does not list the serving rule")
 	}
-	m := body("http://" + srv.Addr("prometheus") + "/metrics")
+	m := body(srv.MetricsURL())
 	for _, want := range []string{
 		`portcullis_requests_total{decision="allowed",frontend="proxy",rule="v2",status="200"}`,
 		`portcullis_requests_total{decision="allowed",frontend="decisions",rule="v1",status="200"}`,

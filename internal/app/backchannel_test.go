@@ -16,7 +16,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portcullis-proxy/portcullis/internal/revocation"
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // TestBackchannelLogout: an OpenID Connect Back-Channel Logout token,
@@ -34,7 +35,7 @@ func TestBackchannelLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	const iss, aud = "https://op.example", "portcullis-client"
-	up := wsEcho(t)
+	up := wsecho.Start(t, wsecho.Options{})
 	s := startServer(t, `
 authenticators:
   jwt: {enabled: true, config: {jwks_urls: ["file://`+jwksFile+`"], trusted_issuers: ["`+iss+`"]}}
@@ -63,7 +64,7 @@ revocation:
 		status := 0
 		d := ws.Dialer{Timeout: 10 * time.Second, OnStatusError: func(st int, _ []byte, _ io.Reader) { status = st },
 			Header: ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + idToken}})}
-		conn, br, _, err := d.Dial(context.Background(), "ws://"+s.Addr("proxy")+"/ws")
+		conn, br, _, err := d.Dial(context.Background(), s.WSURL()+"/ws")
 		if err != nil {
 			return nil, status
 		}
@@ -92,7 +93,7 @@ revocation:
 		return c
 	}
 	post := func(token string) (int, map[string]string) {
-		res, err := http.PostForm("http://"+s.Addr("api")+"/oidc/backchannel-logout", url.Values{"logout_token": {token}})
+		res, err := http.PostForm(s.APIURL()+"/oidc/backchannel-logout", url.Values{"logout_token": {token}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +147,7 @@ revocation:
 		t.Errorf("upgrade with the logged-out session: %d, want 401", st)
 	}
 	// Only POSTed forms.
-	res, err := http.Get("http://" + s.Addr("api") + "/oidc/backchannel-logout")
+	res, err := http.Get(s.APIURL() + "/oidc/backchannel-logout")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ revocation:
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d, want 405", res.StatusCode)
 	}
-	if strings.Contains(s.logs.String(), valid) || strings.Contains(s.logs.String(), idToken) {
+	if strings.Contains(s.Logs(), valid) || strings.Contains(s.Logs(), idToken) {
 		t.Error("a token was logged")
 	}
 }

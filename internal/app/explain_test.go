@@ -29,7 +29,7 @@ serve:
 `)
 	post := func(auth, body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", s.url("api")+"/admin/explain", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", s.APIURL()+"/admin/explain", strings.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -60,7 +60,7 @@ serve:
 	if res, ex := post("Bearer s3cr3t-admin-token", `{"url":"https://app.example/closed/..%2fx"}`); res.StatusCode != http.StatusOK || ex.Status != http.StatusBadRequest {
 		t.Errorf("ambiguous path: status %d, explanation %+v; want a 400 explained", res.StatusCode, ex)
 	}
-	if strings.Contains(s.logs.String(), "s3cr3t-admin-token") {
+	if strings.Contains(s.Logs(), "s3cr3t-admin-token") {
 		t.Error("the admin token was logged")
 	}
 }

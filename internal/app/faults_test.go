@@ -3,47 +3,28 @@ package app_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
-// Fault injectors: endpoints that fail the way real services fail when
-// they are down, overloaded or broken, which a real service cannot be made
-// to do on demand.
-
-// refusingURL is an http URL on which nothing listens: connections are
-// refused, as when the service is down.
-func refusingURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
-// hangingURL accepts connections, reads what is sent and never answers,
-// as an overloaded service does.
-func hangingURL(t *testing.T) string {
-	return faultinject.HangingURL(t)
-}
+// The dependencies fail the way real services fail when they are down,
+// overloaded or broken: through the fault injectors of
+// testsupport/faultinject, which a real service cannot be made to do on
+// demand, and real HTTP servers answering errors.
 
 // statusURL is a real HTTP server answering every request with status and
 // body.
-func statusURL(t *testing.T, status int, body string) string {
+func statusURL(t testing.TB, status int, body string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -53,44 +34,19 @@ func statusURL(t *testing.T, status int, body string) string {
 	return srv.URL
 }
 
-// notHTTPURL accepts connections and answers bytes that are not HTTP.
-func notHTTPURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				c.Write([]byte("\x00\xff\xfegarbage that is not a status line\r\n\r\n{]"))
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String()
-}
-
 // fault is one way a dependency fails.
 type fault struct {
 	name string
-	url  func(t *testing.T) string
+	url  func(t testing.TB) string
 }
 
 var faults = []fault{
-	{"down", refusingURL},
-	{"hanging", hangingURL},
-	{"500", func(t *testing.T) string { return statusURL(t, 500, `{"error":"boom"}`) }},
-	{"503", func(t *testing.T) string { return statusURL(t, 503, "") }},
-	{"not HTTP", notHTTPURL},
-	{"garbage 200", func(t *testing.T) string { return statusURL(t, 200, "<html>\x00not json{") }},
+	{"down", faultinject.RefusingURL},
+	{"hanging", faultinject.HangingURL},
+	{"500", func(t testing.TB) string { return statusURL(t, 500, `{"error":"boom"}`) }},
+	{"503", func(t testing.TB) string { return statusURL(t, 503, "") }},
+	{"not HTTP", faultinject.NotHTTPURL},
+	{"garbage 200", func(t testing.TB) string { return statusURL(t, 200, "<html>\x00not json{") }},
 }
 
 // dependency is a handler that calls out, with the configuration and rule
@@ -193,9 +149,9 @@ func TestDependencyFaultsDeny(t *testing.T) {
 				bound := dep.timeout + 3*time.Second
 				for _, via := range []string{"proxy", "decisions"} {
 					before := hits.Load()
-					target := s.url("proxy") + "/resource"
+					target := s.URL() + "/resource"
 					if via == "decisions" {
-						target = s.url("api") + "/decisions/resource"
+						target = s.APIURL() + "/decisions/resource"
 					}
 					req, _ := http.NewRequest("GET", target, nil)
 					dep.prepare(req)
@@ -227,18 +183,6 @@ func TestDependencyFaultsDeny(t *testing.T) {
 			})
 		}
 	}
-}
-
-// startWithConfig starts a server from a complete configuration (its
-// serve block is forced to loopback on free ports).
-func startWithConfig(t *testing.T, cfgYAML string) started {
-	t.Helper()
-	full := cfgYAML + "serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n"
-	cfgFile := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(cfgFile, []byte(full), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return launch(t, cfgFile, nil)
 }
 
 // TestRulesRepositoryFaultsKeepLastGood: an http rules repository that
@@ -281,7 +225,7 @@ func TestRulesRepositoryFaultsKeepLastGood(t *testing.T) {
 		}
 	}))
 	defer repo.Close()
-	s := startWithConfig(t, fmt.Sprintf(`
+	s := servertest.Start(t, servertest.Config{YAML: fmt.Sprintf(`
 access_rules:
   poll_interval: 20ms
   http_poll_interval: 20ms
@@ -289,9 +233,9 @@ access_rules:
 authenticators: {anonymous: {enabled: true}}
 authorizers: {allow: {enabled: true}}
 mutators: {noop: {enabled: true}}
-`, repo.URL+"/rules.yml"))
+`, repo.URL+"/rules.yml")})
 	status := func(path string) int {
-		res, err := http.Get(s.url("proxy") + "/" + path)
+		res, err := http.Get(s.URL() + "/" + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +263,7 @@ mutators: {noop: {enabled: true}}
 			t.Errorf("repository answering %s: the last good rules stopped serving (%d)", m, got)
 		}
 	}
-	if !strings.Contains(s.logs.String(), "the last good rules keep serving") {
+	if !strings.Contains(s.Logs(), "the last good rules keep serving") {
 		t.Error("the failed reloads were not logged")
 	}
 	setMode("v2")
@@ -344,44 +288,17 @@ func goroutinesSettle(t *testing.T, baseline int) {
 	}
 }
 
-// resettingUpstream accepts connections, reads the request, writes head
-// (possibly nothing) and resets the connection.
-func resettingUpstream(t *testing.T, head string) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				io.WriteString(c, head)
-				c.(*net.TCPConn).SetLinger(0) // RST, not FIN
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String()
-}
-
 // TestUpstreamFaults: an upstream that refuses connections, resets them,
 // or is slower than the response-header timeout gets the client a clean
 // 502 or 504 (or, once its answer has begun, a body that ends in an error
 // rather than looking complete), and leaves no goroutine behind.
 func TestUpstreamFaults(t *testing.T) {
 	upstreams := map[string]string{
-		"refusing":               refusingURL(t),
-		"reset before answering": resettingUpstream(t, ""),
-		"reset mid-answer":       resettingUpstream(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly half of the body"),
-		"not HTTP":               notHTTPURL(t),
-		"slow":                   hangingURL(t),
+		"refusing":               faultinject.RefusingURL(t),
+		"reset before answering": faultinject.ResettingURL(t, ""),
+		"reset mid-answer":       faultinject.ResettingURL(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly half of the body"),
+		"not HTTP":               faultinject.NotHTTPURL(t),
+		"slow":                   faultinject.HangingURL(t),
 	}
 	var doc strings.Builder
 	for name, u := range upstreams {
@@ -407,7 +324,7 @@ func TestUpstreamFaults(t *testing.T) {
 		{"reset mid-answer", 200, true},
 	}
 	for _, tc := range cases {
-		res, err := client.Get(s.url("proxy") + "/" + strings.ReplaceAll(tc.name, " ", "-"))
+		res, err := client.Get(s.URL() + "/" + strings.ReplaceAll(tc.name, " ", "-"))
 		if err != nil && tc.broken {
 			// The upstream's reset can reach the proxy before the start
 			// of its answer does: the client's connection is closed with
@@ -430,6 +347,6 @@ func TestUpstreamFaults(t *testing.T) {
 		}
 	}
 	client.CloseIdleConnections()
-	s.Proxy.CloseIdleConnections()
+	s.App().Proxy.CloseIdleConnections()
 	goroutinesSettle(t, baseline)
 }

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 const openRules = `
@@ -236,7 +239,7 @@ func TestTLSListenersAndUpstream(t *testing.T) {
 	}
 	// Without the CA, the same upstream is refused: 502, not a bypass.
 	s2 := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
-	res, err = http.Get(s2.url("proxy") + "/x")
+	res, err = http.Get(s2.URL() + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +261,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
 	done := make(chan string, 1)
 	go func() {
-		res, err := http.Get(s.url("proxy") + "/slow")
+		res, err := http.Get(s.URL() + "/slow")
 		if err != nil {
 			done <- err.Error()
 			return
@@ -270,9 +273,9 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	shut := make(chan error, 1)
 	go func() {
-		ctx, cancel := contextWithTimeout(5 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		shut <- s.Shutdown(ctx)
+		shut <- s.Stop(ctx)
 	}()
 	time.Sleep(100 * time.Millisecond)
 	if _, err := net.DialTimeout("tcp", s.Addr("proxy"), time.Second); err == nil {
@@ -291,24 +294,10 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 // wait for a silent upstream (a fault injector that accepts and never
 // answers); the client gets 504.
 func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", "http://"+ln.Addr().String()))
+		strings.ReplaceAll(openRules, "UPSTREAM", faultinject.HangingURL(t)))
 	start := time.Now()
-	res, err := http.Get(s.url("proxy") + "/x")
+	res, err := http.Get(s.URL() + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}

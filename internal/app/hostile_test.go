@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // upstreamView is what the reporting upstream saw of a request.
@@ -182,35 +184,21 @@ func TestIdentityHeadersCannotBeForged(t *testing.T) {
 // (h2c, a custom protocol, a loosely spelt WebSocket upgrade) with a 101
 // naming what was asked, then echoes raw bytes: a real server of that kind.
 func switchingUpstream(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if up := req.Header.Get("Upgrade"); up != "" {
-					fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", up)
-					io.Copy(c, br)
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-			}()
+	return "http://" + faultinject.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String()
+		if up := req.Header.Get("Upgrade"); up != "" {
+			fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", up)
+			io.Copy(c, br)
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	})
 }
 
 // TestOnlyWebSocketUpgradesAreTunnelled: an upgrade to anything but
@@ -223,7 +211,7 @@ func TestOnlyWebSocketUpgradesAreTunnelled(t *testing.T) {
 	for _, upgrade := range []string{"h2c", "websocket, x-other", "x-other, websocket", "tcp", "WebSocket/13"} {
 		res, _ := rawGet(t, s.Addr("proxy"), "/chat", "Connection: Upgrade", "Upgrade: "+upgrade,
 			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
-		if res.StatusCode == http.StatusSwitchingProtocols && s.Tunnels.Active() == 0 {
+		if res.StatusCode == http.StatusSwitchingProtocols && s.App().Tunnels.Active() == 0 {
 			t.Errorf("Upgrade: %s was switched outside the tunnel", upgrade)
 		}
 	}

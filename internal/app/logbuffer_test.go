@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // With log.buffer on, request lines wait in the buffer (an hour's flush
@@ -25,43 +25,16 @@ func TestLogBufferFlushesOnShutdown(t *testing.T) {
 		fmt.Fprint(w, "ok")
 	}))
 	defer upstream.Close()
-	dir := t.TempDir()
-	rulesFile := filepath.Join(dir, "access-rules.yml")
-	_ = os.WriteFile(rulesFile, []byte(fmt.Sprintf("- id: anon\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", upstream.URL)), 0o600)
-	cfgFile := filepath.Join(dir, "config.yml")
-	_ = os.WriteFile(cfgFile, []byte(fmt.Sprintf(`
-serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {host: 127.0.0.1, port: 0}
-access_rules: {repositories: ["file://%s"]}
+	s := servertest.Start(t, servertest.Config{YAML: `
 authenticators: {anonymous: {enabled: true}}
 authorizers: {allow: {enabled: true}}
 mutators: {noop: {enabled: true}}
 log:
   buffer: {size: 65536, flush: 1h}
-`, rulesFile)), 0o600)
-	cfg, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := app.NewLogger(cfg.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	log.Out = logs
-	srv, err := app.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
+`, Rules: fmt.Sprintf("- id: anon\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", upstream.URL)})
 	get := func(path string) {
 		t.Helper()
-		resp, err := http.Get("http://" + srv.Addr("proxy") + path)
+		resp, err := http.Get(s.URL() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,30 +44,30 @@ log:
 		}
 	}
 	get("/first")
-	if strings.Contains(logs.String(), "/first") {
-		t.Fatalf("request line written at once with log.buffer on:\n%s", logs)
+	if strings.Contains(s.Logs(), "/first") {
+		t.Fatalf("request line written at once with log.buffer on:\n%s", s.Logs())
 	}
-	if err := srv.FlushLog(); err != nil {
+	if err := s.App().FlushLog(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "path=/first") {
-		t.Fatalf("request line missing after FlushLog:\n%s", logs)
+	if !strings.Contains(s.Logs(), "path=/first") {
+		t.Fatalf("request line missing after FlushLog:\n%s", s.Logs())
 	}
 	get("/second")
-	if strings.Contains(logs.String(), "/second") {
-		t.Fatalf("second request line written at once:\n%s", logs)
+	if strings.Contains(s.Logs(), "/second") {
+		t.Fatalf("second request line written at once:\n%s", s.Logs())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "path=/second") {
-		t.Fatalf("request line missing after Shutdown:\n%s", logs)
+	if !strings.Contains(s.Logs(), "path=/second") {
+		t.Fatalf("request line missing after Shutdown:\n%s", s.Logs())
 	}
-	log.Info("after shutdown")
-	if !strings.Contains(logs.String(), "after shutdown") {
-		t.Fatalf("line after Shutdown lost:\n%s", logs)
+	s.App().Log.Info("after shutdown")
+	if !strings.Contains(s.Logs(), "after shutdown") {
+		t.Fatalf("line after Shutdown lost:\n%s", s.Logs())
 	}
 }
 
@@ -107,7 +80,7 @@ func TestLogBufferBadValues(t *testing.T) {
 	} {
 		f := filepath.Join(t.TempDir(), "config.yml")
 		_ = os.WriteFile(f, []byte(tc.yaml), 0o600)
-		_, err := config.Load(f, nil, registry.HandlerNames(registry.NewCatalog()))
+		_, err := config.Load(f, nil, configtest.Names())
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f+":") {
 			t.Errorf("%q: err = %v, want %s with the file", tc.yaml, err, tc.want)
 		}

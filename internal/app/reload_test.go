@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // TestConfigHotReload replaces the configuration file under a running
@@ -47,9 +49,9 @@ func TestConfigHotReload(t *testing.T) {
 		return b.String()
 	}
 	cfgFile := write("config.yml", configFor(true))
-	s := launch(t, cfgFile, nil)
+	s := servertest.Start(t, servertest.Config{File: cfgFile})
 	status := func(path string) int {
-		res, err := http.Get(s.url("proxy") + path)
+		res, err := http.Get(s.URL() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +97,7 @@ func TestConfigHotReload(t *testing.T) {
 		{"rules that do not compile", strings.Replace(good, "file://"+otherRules, "file://"+filepath.Join(dir, "missing.yml"), 1), "missing.yml"},
 	} {
 		write("config.yml", tc.content)
-		err := s.ReloadConfig(context.Background())
+		err := s.App().ReloadConfig(context.Background())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: ReloadConfig = %v, want an error naming %q", tc.name, err, tc.want)
 		} else {
@@ -109,7 +111,7 @@ func TestConfigHotReload(t *testing.T) {
 		}
 	}
 	// The watcher logs the refusal and keeps polling: a good file applies.
-	waitUntil(t, func() bool { return strings.Contains(s.logs.String(), "configuration not reloaded") })
+	waitUntil(t, func() bool { return strings.Contains(s.Logs(), "configuration not reloaded") })
 	replace(configFor(true), "/rules", http.StatusNotFound)
 	if got := status("/other-rules"); got != http.StatusNotFound {
 		t.Errorf("no repositories: /other-rules = %d, want 404", got)

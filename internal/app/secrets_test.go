@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/testkeys"
+	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
 // TestSecretsNeverLoggedAndQueryTokensScrubbed sends valid and invalid
@@ -72,7 +72,7 @@ mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject
 errors: {handlers: {json: {enabled: true, config: {verbose: true}}, redirect: {enabled: true}}}
 `, level, format, jwks)
 				s := startServer(t, cfg, rules)
-				base := s.url("proxy")
+				base := s.URL()
 				send := func(path string, set func(*http.Request)) (int, string) {
 					req, _ := http.NewRequest("GET", base+path, nil)
 					set(req)
@@ -131,7 +131,7 @@ errors: {handlers: {json: {enabled: true, config: {verbose: true}}, redirect: {e
 				if len(upstreamSaw) == 0 || !strings.Contains(strings.Join(upstreamSaw, "|"), "keep=1") {
 					t.Errorf("other query parameters must survive: %q", upstreamSaw)
 				}
-				logs := s.logs.String()
+				logs := s.Logs()
 				if !strings.Contains(logs, "rule") {
 					t.Fatalf("nothing was logged: %q", logs)
 				}

@@ -38,7 +38,7 @@ func TestStreamThroughTheServer(t *testing.T) {
   websocket: {max_lifetime: 3s}
 `, "UPSTREAM", up.URL))
 	start := time.Now()
-	res, err := http.Get(s.url("proxy") + "/events")
+	res, err := http.Get(s.URL() + "/events")
 	if err != nil {
 		t.Fatal(err)
 	}

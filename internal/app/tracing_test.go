@@ -21,6 +21,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // otlpReceiver is an OTLP/HTTP trace receiver: it decodes each export as
@@ -142,7 +145,7 @@ func TestTracingExportsOTLP(t *testing.T) {
 	}))
 	defer up.Close()
 	lastUpstreamTrace := func() string { upMu.Lock(); defer upMu.Unlock(); return upTrace[len(upTrace)-1] }
-	echo := wsEcho(t)
+	echo := wsecho.Start(t, wsecho.Options{})
 	rulesYAML := strings.NewReplacer("WSUPSTREAM", echo.URL, "UPSTREAM", up.URL).Replace(tracingRules)
 	// Batches are exported every 50 ms (OTEL_BSP_SCHEDULE_DELAY, a standard
 	// variable the SDK reads).
@@ -174,9 +177,9 @@ tracing:
 
 	untrusted := startServer(t, tracingYAML(false), rulesYAML)
 
-	get := func(s started, path string, header map[string]string) {
+	get := func(s *servertest.Server, path string, header map[string]string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", s.url("proxy")+path, nil)
+		req, _ := http.NewRequest("GET", s.URL()+path, nil)
 		for k, v := range header {
 			req.Header.Set(k, v)
 		}
@@ -188,17 +191,17 @@ tracing:
 		res.Body.Close()
 	}
 	// logTrace is the trace id of the last request line for path.
-	logTrace := func(s started, path string) string {
+	logTrace := func(s *servertest.Server, path string) string {
 		t.Helper()
 		id := ""
-		for _, line := range strings.Split(s.logs.String(), "\n") {
+		for _, line := range strings.Split(s.Logs(), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "request" && m["path"] == path {
 				id, _ = m["trace_id"].(string)
 			}
 		}
 		if id == "" {
-			t.Fatalf("no request line with a trace_id for %s:\n%s", path, s.logs.String())
+			t.Fatalf("no request line with a trace_id for %s:\n%s", path, s.Logs())
 		}
 		return id
 	}
@@ -278,7 +281,7 @@ tracing:
 	t.Run("tunnel", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		conn, _, _, err := ws.Dial(ctx, "ws://"+untrusted.Addr("proxy")+"/ws")
+		conn, _, _, err := ws.Dial(ctx, untrusted.WSURL()+"/ws")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +298,7 @@ tracing:
 	})
 
 	t.Run("decision API and ext_authz", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", untrusted.url("api")+"/decisions/closed/d", nil)
+		req, _ := http.NewRequest("GET", untrusted.APIURL()+"/decisions/closed/d", nil)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -12,46 +12,27 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
 // wsEchoUpstream is a real WebSocket server on loopback (gobwas/ws) that
 // echoes every message; it reports each connection it accepted on conns.
 func wsEchoUpstream(t *testing.T) (url string, conns chan net.Conn) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns = make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := ws.Upgrade(c); err != nil {
-					return
-				}
-				select {
-				case conns <- c:
-				default:
-				}
-				for {
-					msg, op, err := wsutil.ReadClientData(c)
-					if err != nil {
-						return
-					}
-					if err := wsutil.WriteServerMessage(c, op, msg); err != nil {
-						return
-					}
-				}
-			}()
+	addr := faultinject.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		if _, err := ws.Upgrade(c); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return "http://" + l.Addr().String(), conns
+		select {
+		case conns <- c:
+		default:
+		}
+		_ = wsecho.Echo(c)
+	})
+	return "http://" + addr, conns
 }
 
 const tunnelConfig = `
@@ -71,7 +52,7 @@ const upgradeRequest = "GET /chat HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: webso
 // tunnel at once; nothing stays open and no goroutine is left.
 func TestTunnelClientVanishes(t *testing.T) {
 	t.Run("during the handshake", func(t *testing.T) {
-		silent := hangingURL(t) // accepts the upgrade's connection, never answers
+		silent := faultinject.HangingURL(t) // accepts the upgrade's connection, never answers
 		s := startServer(t, tunnelConfig, tunnelRule(silent))
 		baseline := runtime.NumGoroutine()
 		c, err := net.Dial("tcp", s.Addr("proxy"))
@@ -88,7 +69,7 @@ func TestTunnelClientVanishes(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("the dial outlived its client by %v", d)
 		}
-		if n := s.Tunnels.Active(); n != 0 {
+		if n := s.App().Tunnels.Active(); n != 0 {
 			t.Errorf("%d tunnels open", n)
 		}
 	})
@@ -112,9 +93,9 @@ func TestTunnelClientVanishes(t *testing.T) {
 		// A masked text frame announcing 100 bytes, of which 10 are sent.
 		head := []byte{0x81, 0x80 | 100, 1, 2, 3, 4}
 		c.Write(append(head, strings.Repeat("x", 10)...))
-		waitUntil(t, func() bool { return s.Tunnels.Active() == 1 })
+		waitUntil(t, func() bool { return s.App().Tunnels.Active() == 1 })
 		c.Close()
-		waitUntil(t, func() bool { return s.Tunnels.Active() == 0 })
+		waitUntil(t, func() bool { return s.App().Tunnels.Active() == 0 })
 		// The upstream's goroutine, counted in the settle, ends only when
 		// the proxy closed its connection.
 		goroutinesSettle(t, baseline)

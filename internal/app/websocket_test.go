@@ -5,44 +5,21 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-)
 
-// wsEcho is a real WebSocket echo upstream.
-func wsEcho(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, _, _, err := ws.UpgradeHTTP(r, w)
-		if err != nil {
-			return
-		}
-		go func() {
-			defer conn.Close()
-			for {
-				msg, op, err := wsutil.ReadClientData(conn)
-				if err != nil {
-					return
-				}
-				if err := wsutil.WriteServerMessage(conn, op, msg); err != nil {
-					return
-				}
-			}
-		}()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
+	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
+)
 
 // TestWebSocketThroughTheServer opens a tunnel through the assembled
 // server, echoes through it, sees it closed at the rule's max lifetime with
 // 1008 and the reason, and finds the tunnel in /metrics.
 func TestWebSocketThroughTheServer(t *testing.T) {
-	up := wsEcho(t)
+	up := wsecho.Start(t, wsecho.Options{})
 	s := startServer(t, openConfig, strings.ReplaceAll(`
 - id: ws
   match: {url: "<https?>://<[^/]+>/ws", methods: [GET]}
@@ -54,7 +31,7 @@ func TestWebSocketThroughTheServer(t *testing.T) {
 `, "UPSTREAM", up.URL))
 
 	// A foreign Origin is refused before any upgrade.
-	req, _ := http.NewRequest("GET", s.url("proxy")+"/ws", nil)
+	req, _ := http.NewRequest("GET", s.URL()+"/ws", nil)
 	for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
 		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example"} {
 		req.Header.Set(k, v)
@@ -71,7 +48,7 @@ func TestWebSocketThroughTheServer(t *testing.T) {
 	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Origin": {"http://app.example"}})}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, _, err := d.Dial(ctx, "ws://"+s.Addr("proxy")+"/ws")
+	conn, _, _, err := d.Dial(ctx, s.WSURL()+"/ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +72,7 @@ func TestWebSocketThroughTheServer(t *testing.T) {
 	}
 
 	waitUntil(t, func() bool {
-		res, err := http.Get("http://" + s.Addr("prometheus") + "/metrics")
+		res, err := http.Get(s.MetricsURL())
 		if err != nil {
 			return false
 		}

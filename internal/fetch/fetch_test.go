@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/faultinject"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 func TestRead(t *testing.T) {

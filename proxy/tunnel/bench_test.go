@@ -26,21 +26,23 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 
-	"github.com/portcullis-proxy/portcullis/internal/wsframe"
+	"github.com/portcullis-proxy/portcullis/testsupport/wsframe"
 )
 
 // The benchmarks compare the tunnel with a direct connection and with a
 // bare httputil.ReverseProxy tunnel measured in the same run, and report
 // the ratios:
 //
-//	go test -run '^$' -bench BenchmarkTunnel ./proxy/
+//	go test -run '^$' -bench BenchmarkTunnel ./proxy/tunnel/
 //
 // BenchmarkTunnelIdle runs its WebSocket clients and upstream in a second
 // process, so that the proxy's own memory is measured and each process
 // stays within its open-file limit; PORTCULLIS_TUNNEL_BENCH_N sets the
-// number of tunnels (default 1000):
+// number of tunnels (default 1000) and PORTCULLIS_TUNNEL_BENCH_WORKERS the
+// goroutines that share a burst's client Close frames (default: one per
+// processor):
 //
-//	PORTCULLIS_TUNNEL_BENCH_N=5000 go test -run '^$' -bench BenchmarkTunnelIdle -benchtime 1x ./proxy/
+//	PORTCULLIS_TUNNEL_BENCH_N=5000 go test -run '^$' -bench BenchmarkTunnelIdle -benchtime 1x ./proxy/tunnel/
 
 // benchUpstream is a plain WebSocket server for the benchmarks: on /echo
 // it echoes every frame, on /sink it discards data frames and answers each
@@ -363,6 +365,15 @@ func BenchmarkTunnelIdle(b *testing.B) {
 	policy := rules.DefaultWebSocketPolicy()
 	sent := &lateMetrics{}
 	tunnels := New(Options{Metrics: sent})
+	if s := os.Getenv("PORTCULLIS_TUNNEL_BENCH_WORKERS"); s != "" {
+		// How many goroutines share a burst's client Close frames
+		// (default: one per processor), to compare.
+		w, err := strconv.Atoi(s)
+		if err != nil || w <= 0 {
+			b.Fatalf("PORTCULLIS_TUNNEL_BENCH_WORKERS=%q", s)
+		}
+		tunnels.wheel.workers = w
+	}
 	front := tunnelFront(b, "http://"+upstreamAddr, tunnels, policy,
 		func() *pipeline.Session { return &pipeline.Session{Subject: "bench", ExpiresAt: expiry} })
 

@@ -88,10 +88,13 @@ func (b *binding) describe(info ChannelInfo) ChannelInfo {
 
 // revokeCause is the cause a revocation with the Close reason text ends a
 // channel for: 1008, ReasonSessionRevoked in logs and metrics, and text or
-// "session revoked" when it is empty.
+// "session revoked" when it is empty. A tunnel's Close frames carry the
+// text cut to fit (closeReasonText), a stream's final event all of it; the
+// client's frame is encoded once, for every channel the cause ends.
 func revokeCause(text string) *closeCause {
 	if text == "" {
 		return &causeSessionRevoked
 	}
-	return &closeCause{ReasonSessionRevoked, ws.StatusPolicyViolation, text}
+	c := proxyCause(ReasonSessionRevoked, ws.StatusPolicyViolation, text)
+	return &c
 }

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"crypto/rand"
 	"errors"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -31,7 +30,27 @@ const (
 type closeCause struct {
 	reason string        // metrics and log label
 	code   ws.StatusCode // the Close the proxy sends both peers; 0: none
-	text   string        // the Close reason the peers read
+	text   string        // the Close reason the peers read (a stream's final event carries all of it)
+	// frame is the Close frame to the client (unmasked), encoded once for
+	// every tunnel the cause ends; nil: encoded when written.
+	frame []byte
+}
+
+// proxyCause is a cause of the proxy's own with its client Close frame
+// encoded.
+func proxyCause(reason string, code ws.StatusCode, text string) closeCause {
+	c := closeCause{reason: reason, code: code, text: text}
+	c.frame = closeFrame(nil, &c, false)
+	return c
+}
+
+// clientFrame returns the Close frame to the client for c. The bytes are
+// shared: they must not be changed.
+func (c *closeCause) clientFrame() []byte {
+	if c.frame != nil {
+		return c.frame
+	}
+	return closeFrame(nil, c, false)
 }
 
 // The proxy's own closes. 1008 is "an endpoint is terminating the
@@ -39,12 +58,12 @@ type closeCause struct {
 // (RFC 6455 section 7.4.1); 1001 is "an endpoint is going away, such as a
 // server going down".
 var (
-	causeMaxLifetime             = closeCause{ReasonMaxLifetime, ws.StatusPolicyViolation, "max lifetime reached"}
-	causeSessionExpired          = closeCause{ReasonSessionExpired, ws.StatusPolicyViolation, "session expired"}
-	causeSessionRevoked          = closeCause{ReasonSessionRevoked, ws.StatusPolicyViolation, "session revoked"}
-	causeRevalidationUnavailable = closeCause{ReasonRevalidationUnavailable, ws.StatusPolicyViolation, "session could not be revalidated"}
-	causeIdleTimeout             = closeCause{ReasonIdleTimeout, ws.StatusPolicyViolation, "idle timeout"}
-	causeShutdown                = closeCause{ReasonShutdown, ws.StatusGoingAway, "going away"}
+	causeMaxLifetime             = proxyCause(ReasonMaxLifetime, ws.StatusPolicyViolation, "max lifetime reached")
+	causeSessionExpired          = proxyCause(ReasonSessionExpired, ws.StatusPolicyViolation, "session expired")
+	causeSessionRevoked          = proxyCause(ReasonSessionRevoked, ws.StatusPolicyViolation, "session revoked")
+	causeRevalidationUnavailable = proxyCause(ReasonRevalidationUnavailable, ws.StatusPolicyViolation, "session could not be revalidated")
+	causeIdleTimeout             = proxyCause(ReasonIdleTimeout, ws.StatusPolicyViolation, "idle timeout")
+	causeShutdown                = proxyCause(ReasonShutdown, ws.StatusGoingAway, "going away")
 
 	causeClientClosed   = closeCause{reason: ReasonClientClosed}
 	causeUpstreamClosed = closeCause{reason: ReasonUpstreamClosed}
@@ -62,13 +81,12 @@ type tunnel struct {
 	client, upstream endpoint
 	up, down         pump // client to upstream, upstream to client
 
-	closeDecided atomic.Bool  // beginClose ran: splices stop (see pump.splice)
+	closeDecided atomic.Bool  // the proxy decided to close (firstStep): splices stop (see pump.splice)
 	clientShut   atomic.Bool  // the client's connection was closed after its Close handshake
 	pumps        atomic.Int32 // directions still running
 
 	// Guarded by binding.mu.
-	timer    *time.Timer // once closing, the end of the close grace (deadlines are on the wheel)
-	graceEnd time.Time   // when closing: the end of the close grace
+	graceEnd time.Time   // when closing: the end of the close grace, when the wheel entry is due
 	cause    *closeCause // first reason the tunnel began to end
 	closing  bool        // a Close was sent or relayed
 	torn     bool        // both connections are closed
@@ -113,7 +131,7 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 // Revoke implements [LiveChannel]: the tunnel ends with 1008 and reason
 // (cut to fit a Close frame), ReasonSessionRevoked in logs and metrics.
 func (t *tunnel) Revoke(reason string) {
-	t.beginClose(revokeCause(closeReasonText(reason)), time.Time{})
+	t.beginClose(revokeCause(reason), time.Time{})
 }
 
 // closeReasonText cuts s to the 123 bytes a Close frame's reason may hold
@@ -144,36 +162,15 @@ func (p *pump) loop() {
 	p.t.pumpDone(p, err)
 }
 
-// beginClose ends the tunnel on the proxy's initiative: a Close frame with
-// c's code and reason goes to the client (unmasked) and to the upstream
-// (masked), each between two frames; the peers' replies are awaited for the
-// close grace, then both connections are closed. deadline, when not zero,
-// is the instant the close was due.
+// beginClose ends the tunnel on the proxy's initiative, as a batch of one
+// ([Server.endAll]): a Close frame with c's code and reason goes to the
+// client (unmasked) and then to the upstream (masked), each between two
+// frames; the peers' replies are awaited for the close grace, then both
+// connections are closed. deadline, when not zero, is the instant the
+// close was due. It returns once the client's Close is written or left to
+// the rest of the close (a frame in flight to the client).
 func (t *tunnel) beginClose(c *closeCause, deadline time.Time) {
-	t.mu.Lock()
-	if t.closing || t.torn {
-		t.mu.Unlock()
-		return
-	}
-	t.decideCloseLocked(c)
-	t.mu.Unlock()
-
-	// A frame being spliced would hold a peer's write lock until it ends
-	// (and the peer go on receiving it): splices stop now, mid-frame (see
-	// pump.splice). The download direction stops before the client's
-	// Close is due (which then cannot be sent inside that frame); the
-	// upload direction after it, so the client hears why first.
-	t.closeDecided.Store(true)
-	t.down.interruptSplice()
-	t.sendClose(&t.client, c)
-	if !deadline.IsZero() {
-		t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(deadline))
-	}
-	// Tunnels closing together (a revocation, a shutdown) close at once:
-	// let the others send their client's Close before this one writes to
-	// its upstream, so the side that waits for an answer hears first.
-	runtime.Gosched()
-	t.closeRest(c)
+	t.owner.endAll([]ending{{ch: t, c: c, due: deadline}})
 }
 
 // decideCloseLocked marks the tunnel closing for c and bounds the close;
@@ -192,6 +189,7 @@ func (t *tunnel) decideCloseLocked(c *closeCause) {
 // Close, then the close grace for the replies (or the teardown at once).
 func (t *tunnel) closeRest(c *closeCause) {
 	t.up.interruptSplice()
+	t.owner.wheel.note(stepUpstreamClose)
 	t.sendClose(&t.upstream, c)
 
 	// The grace for the replies counts from here, however long a busy
@@ -214,23 +212,24 @@ func (t *tunnel) closeRest(c *closeCause) {
 // before both connections are closed anyway.
 const closeSendLimit = 5 * time.Second
 
-// armLocked takes the tunnel off the wheel and sets its timer to the end
-// of the closing handshake, d from now; t.mu is held.
+// armLocked sets the end of the closing handshake to d from now: the
+// tunnel's wheel entry is due then (its deadlines no longer count); t.mu
+// is held.
 func (t *tunnel) armLocked(d time.Duration) {
-	t.owner.wheel.Remove(t)
 	t.graceEnd = time.Now().Add(d)
-	if t.timer == nil {
-		t.timer = time.AfterFunc(d, t.onTimer)
-	} else {
-		t.timer.Reset(d)
-	}
+	t.owner.wheel.Schedule(t, t.graceEnd)
 }
 
 // sendClose writes the proxy's Close frame to e unless e already had one.
 // It waits for a frame being written to e to end.
 func (t *tunnel) sendClose(e *endpoint, c *closeCause) {
-	var buf [closeFrameMax]byte
-	frame := closeFrame(buf[:0], c, !e.client)
+	var frame []byte
+	if e.client {
+		frame = c.clientFrame()
+	} else {
+		var buf [closeFrameMax]byte
+		frame = closeFrame(buf[:0], c, true)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closeSent.Load() {
@@ -244,11 +243,13 @@ func (t *tunnel) sendClose(e *endpoint, c *closeCause) {
 // and 125 bytes of payload.
 const closeFrameMax = 2 + 4 + ws.MaxControlFramePayloadSize
 
-// closeFrame appends to b a Close frame with c's code and reason. Frames to
-// the upstream are masked with a key from crypto/rand: "The masking key
-// needs to be unpredictable" (RFC 6455 section 5.3).
+// closeFrame appends to b a Close frame with c's code and reason (cut to
+// fit, closeReasonText). Frames to the upstream are masked with a key from
+// crypto/rand: "The masking key needs to be unpredictable" (RFC 6455
+// section 5.3).
 func closeFrame(b []byte, c *closeCause, masked bool) []byte {
-	n := min(2+len(c.text), ws.MaxControlFramePayloadSize)
+	text := closeReasonText(c.text)
+	n := 2 + len(text)
 	b = append(b, 0x80|byte(ws.OpClose), byte(n))
 	var key [4]byte
 	if masked {
@@ -258,7 +259,7 @@ func closeFrame(b []byte, c *closeCause, masked bool) []byte {
 	}
 	start := len(b)
 	b = append(b, byte(c.code>>8), byte(c.code))
-	b = append(b, c.text[:n-2]...)
+	b = append(b, text...)
 	if masked {
 		ws.Cipher(b[start:], key, 0)
 	}
@@ -290,7 +291,7 @@ func (t *tunnel) peerClosed() {
 	if !t.closing && !t.torn {
 		// The other peer has the grace to answer.
 		t.closing = true
-		t.stopTimerLocked()
+		t.offWheelLocked()
 		if teardown = t.policy.CloseGrace <= 0; !teardown {
 			t.armLocked(t.policy.CloseGrace)
 		}
@@ -332,7 +333,7 @@ func (t *tunnel) teardown(c *closeCause) {
 	if t.cause == nil {
 		t.cause = c
 	}
-	t.stopTimerLocked()
+	t.offWheelLocked()
 	t.mu.Unlock()
 	_ = t.client.conn.Close()
 	_ = t.upstream.conn.Close()
@@ -393,30 +394,8 @@ func (t *tunnel) finish() {
 // bound implements recheckMember.
 func (t *tunnel) bound() *binding { return &t.binding }
 
-// stopTimerLocked takes the tunnel off the wheel and stops the close
-// grace timer; t.mu is held.
-func (t *tunnel) stopTimerLocked() {
+// offWheelLocked takes the tunnel off the wheel (its deadlines, or the
+// end of its close grace); t.mu is held.
+func (t *tunnel) offWheelLocked() {
 	t.owner.wheel.Remove(t)
-	if t.timer != nil {
-		t.timer.Stop()
-	}
-}
-
-// onTimer ends the close grace: both connections are closed.
-func (t *tunnel) onTimer() {
-	now := time.Now()
-	t.mu.Lock()
-	if t.torn || !t.closing {
-		t.mu.Unlock()
-		return
-	}
-	// Over, unless the timer was re-armed after this call was already on
-	// its way.
-	if now.Before(t.graceEnd) {
-		t.timer.Reset(t.graceEnd.Sub(now))
-		t.mu.Unlock()
-		return
-	}
-	t.mu.Unlock()
-	t.teardown(nil)
 }

@@ -2,41 +2,40 @@ package tunnel
 
 import (
 	"container/heap"
-	"io"
+	"runtime"
 	"sync"
-	"syscall"
 	"time"
 )
 
 // Deadlines. A live channel's deadlines — max lifetime, session expiry
 // (bind_to_session) and the idle deadline (last traffic plus
 // idle_timeout) — are one entry on the server's [deadlineWheel], due at
-// the earliest of them. Re-validation is not the channel's: the tunnels and
-// streams of one session share one re-check ([rechecks]). Traffic does not
-// touch the wheel: when the entry falls due, Due finds the idle deadline
-// moved and schedules the entry again. Once a tunnel's close has begun,
-// its own timer bounds the closing handshake (the close grace).
+// the earliest of them; once a tunnel's close has begun, the same entry is
+// due at the end of its closing handshake (the close grace). The re-check
+// groups of sessions ([rechecks]) are entries of the same wheel. Traffic
+// does not touch the wheel: when the entry falls due, Due finds the idle
+// deadline moved and schedules the entry again. A live channel holds no
+// runtime timer of its own.
 
 // wheelEntry is something a [deadlineWheel] ends when its due time comes:
-// a [tunnel] or a session-bound [stream].
+// a [tunnel], a session-bound [stream] or a re-check group.
 type wheelEntry interface {
-	// Due is called on the wheel's goroutine at (or just after) the
-	// entry's due time, now being the instant the wheel collected it.
-	// It does the first, urgent step of the close — for a tunnel, writing
-	// the client's Close frame — and must not block: a write it does is
-	// small and bounded by a short write deadline. It returns the rest of
-	// the close, which the wheel runs off its goroutine once every entry
-	// collected at the same tick had its Due; nil when there is nothing
-	// more (the entry found nothing due and may have rescheduled itself).
+	// Due is called at (or just after) the entry's due time, now being the
+	// instant the wheel collected it, as one of the first steps of a
+	// [deadlineWheel.batch]: it does the urgent part — for a tunnel, the
+	// client's Close frame — and must not block. It returns the rest,
+	// which the wheel runs off its goroutine once every entry collected at
+	// the same tick had its Due; nil when there is nothing more (the entry
+	// found nothing due and may have rescheduled itself).
 	Due(now time.Time) (rest func())
 }
 
 // deadlineWheel keeps the due times of many entries behind one runtime
-// timer. At each tick it collects every entry that is due, calls their Due
-// back to back on one goroutine, and only then starts the rest of each
-// close, so that entries falling due together (one session's tabs, a
-// fleet-wide revoke, a common expiry) get their first step out at the cost
-// of those steps alone rather than behind each other's teardown.
+// timer. At each tick it collects every entry that is due and runs them
+// as one [deadlineWheel.batch]: their Due back to back, and only then the
+// rest of each close, so that entries falling due together (one session's
+// tabs, a common expiry) get their first step out at the cost of those
+// steps alone rather than behind each other's teardown.
 //
 // Schedule, Remove and Due may be called from any goroutine; Due may call
 // Schedule or Remove for its own entry (the wheel holds no lock while it
@@ -49,15 +48,21 @@ type deadlineWheel struct {
 	armedAt time.Time // the instant the timer is set for; zero: stopped
 	stopped bool
 
-	// first is held (for writing) while a tick runs its entries' Due:
+	// first is held (for writing) while a batch runs its first steps:
 	// AwaitFirstSteps waits on it.
 	first sync.RWMutex
+	// workers is how many goroutines share a large batch's first steps
+	// (GOMAXPROCS when the wheel was made).
+	workers int
+	// observe, when set, is told of each step of a close as it is taken
+	// (see closeStep); tests set it before the wheel holds an entry.
+	observe func(closeStep)
 }
 
 // newDeadlineWheel returns an empty wheel. Its timer runs only while it
 // holds entries.
 func newDeadlineWheel() *deadlineWheel {
-	w := &deadlineWheel{byEntry: map[wheelEntry]*wheelItem{}}
+	w := &deadlineWheel{byEntry: map[wheelEntry]*wheelItem{}, workers: runtime.GOMAXPROCS(0)}
 	w.timer = time.AfterFunc(time.Hour, w.tick)
 	w.timer.Stop()
 	return w
@@ -127,8 +132,7 @@ func (w *deadlineWheel) armLocked() {
 	w.timer.Reset(time.Until(next))
 }
 
-// tick collects the due entries, runs their Due back to back, then their
-// rests.
+// tick collects the due entries and runs them as one batch.
 func (w *deadlineWheel) tick() {
 	now := time.Now()
 	w.mu.Lock()
@@ -141,34 +145,7 @@ func (w *deadlineWheel) tick() {
 	}
 	w.armLocked()
 	w.mu.Unlock()
-	if len(due) == 0 {
-		return
-	}
-	rests := make([]func(), 0, len(due))
-	w.first.Lock()
-	for _, e := range due {
-		if r := e.Due(now); r != nil {
-			rests = append(rests, r)
-		}
-	}
-	w.first.Unlock()
-	// The rest of each close may wait (a frame in flight to the upstream,
-	// the close grace): each runs on its own.
-	for _, r := range rests {
-		go r()
-	}
-}
-
-// AwaitFirstSteps returns once no tick is running its entries' Due. A
-// peer's answer to a Close the wheel just wrote calls it before doing its
-// own work, so that the replies of the first clients do not compete for
-// the processors with the Close frames still to be written (on a busy
-// machine each goroutine woken by a reply takes a turn before the wheel's
-// goroutine gets its next). It never waits for more than one tick's Due
-// calls, which do not block.
-func (w *deadlineWheel) AwaitFirstSteps() {
-	w.first.RLock()
-	w.first.RUnlock()
+	w.batch(len(due), func(i int) func() { return due[i].Due(now) })
 }
 
 type wheelItem struct {
@@ -246,7 +223,8 @@ func (b *binding) dueLocked(now time.Time) (c *closeCause, at time.Time) {
 }
 
 // scheduleLocked puts the tunnel on the wheel at its next deadline; t.mu
-// is held.
+// is held. A closing tunnel's entry is due at the end of its close grace
+// instead (armLocked).
 func (t *tunnel) scheduleLocked() {
 	if t.closing || t.torn {
 		return
@@ -258,16 +236,25 @@ func (t *tunnel) scheduleLocked() {
 	t.owner.wheel.Remove(t)
 }
 
-// Due implements [wheelEntry]: whichever deadline has passed begins the
-// close, the client's Close frame written here when its connection is
-// free at once (no frame in flight, room in its socket buffer), and the
-// rest — the upstream's Close, the replies, the teardown — returned to run
-// after every tunnel due at this tick had its client's Close.
+// Due implements [wheelEntry]. For an open tunnel, whichever deadline has
+// passed begins the close ([tunnel.firstStep]: the client's Close frame
+// written here when its connection is free at once); for a closing one,
+// the end of the close grace closes both connections, in the rest.
 func (t *tunnel) Due(now time.Time) func() {
 	t.mu.Lock()
-	if t.torn || t.closing {
+	switch {
+	case t.torn:
 		t.mu.Unlock()
 		return nil
+	case t.closing:
+		if now.Before(t.graceEnd) {
+			// Re-armed after this tick had collected the entry.
+			t.owner.wheel.Schedule(t, t.graceEnd)
+			t.mu.Unlock()
+			return nil
+		}
+		t.mu.Unlock()
+		return func() { t.teardown(nil) }
 	}
 	c, at := t.dueLocked(now)
 	if c == nil {
@@ -277,86 +264,7 @@ func (t *tunnel) Due(now time.Time) func() {
 	}
 	t.decideCloseLocked(c)
 	t.mu.Unlock()
-
-	t.closeDecided.Store(true)
-	t.down.interruptSplice()
-	sent := t.tryCloseClient(c)
-	if sent {
-		t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(at))
-	}
-	return func() {
-		if !sent {
-			t.sendClose(&t.client, c)
-			t.owner.dm.DeadlineClose(t.rule, c.reason, time.Since(at))
-		}
-		t.closeRest(c)
-	}
-}
-
-// wheelWriteLimit bounds the wheel's write of one client Close frame: a
-// client whose socket buffer is full gets its Close from the rest of the
-// close instead, so that it cannot hold up the others due with it.
-const wheelWriteLimit = 10 * time.Millisecond
-
-// tryCloseClient writes the client's Close frame if nothing is being
-// written to the client and the frame fits within wheelWriteLimit; it
-// reports whether the client has its Close (or never will: a frame cut
-// short ends the tunnel).
-func (t *tunnel) tryCloseClient(c *closeCause) bool {
-	e := &t.client
-	if !e.mu.TryLock() {
-		return false
-	}
-	defer e.mu.Unlock()
-	if e.closeSent.Load() {
-		return true
-	}
-	var buf [closeFrameMax]byte
-	frame := closeFrame(buf[:0], c, false)
-	n, err := writeNow(e, frame)
-	switch {
-	case err == nil:
-		e.closeSent.Store(true)
-		return true
-	case n > 0:
-		// Part of a frame went out: nothing more can be written to this
-		// connection.
-		e.closeSent.Store(true)
-		go t.teardown(c)
-		return true
-	default:
-		return false
-	}
-}
-
-// writeNow writes b to e's connection without waiting: on a plain TCP
-// connection one write system call that takes what the socket buffer has
-// room for (none: an error, nothing written); on any other (TLS) a write
-// bounded by wheelWriteLimit.
-func writeNow(e *endpoint, b []byte) (int, error) {
-	if tc := e.tcp.Load(); tc != nil {
-		if rc, err := tc.SyscallConn(); err == nil {
-			n, werr := 0, error(nil)
-			err = rc.Write(func(fd uintptr) bool {
-				n, werr = syscall.Write(int(fd), b)
-				if n < 0 {
-					n = 0
-				}
-				return true // never wait for room
-			})
-			if err == nil {
-				err = werr
-			}
-			if err == nil && n < len(b) {
-				err = io.ErrShortWrite
-			}
-			return n, err
-		}
-	}
-	_ = e.conn.SetWriteDeadline(time.Now().Add(wheelWriteLimit))
-	n, err := e.conn.Write(b)
-	_ = e.conn.SetWriteDeadline(time.Time{})
-	return n, err
+	return t.firstStep(c, at)
 }
 
 // scheduleLocked puts the stream on the wheel at the earliest of max
@@ -371,8 +279,7 @@ func (s *stream) scheduleLocked() {
 }
 
 // Due implements [wheelEntry]: the stream ends for the deadline that
-// passed (which does not block: the copy to the client is unblocked and
-// ends on its own goroutine), or goes back on the wheel.
+// passed ([stream.endFirst]), or goes back on the wheel.
 func (s *stream) Due(now time.Time) func() {
 	s.mu.Lock()
 	c, _ := s.dueLocked(now)
@@ -381,7 +288,7 @@ func (s *stream) Due(now time.Time) func() {
 	}
 	s.mu.Unlock()
 	if c != nil {
-		s.end(c)
+		return s.endFirst(c, time.Time{})
 	}
 	return nil
 }

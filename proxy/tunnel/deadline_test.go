@@ -517,25 +517,40 @@ func (l *eventLog) await(t *testing.T, n int) {
 	}
 }
 
-// Entries due at one instant all get their Due before any rest runs.
+// Entries due at one instant all get their Due before any rest runs, and
+// each its Due once, also when the batch is split between goroutines.
 func TestWheelDueBeforeRest(t *testing.T) {
-	w := newDeadlineWheel()
-	defer w.Stop()
-	log := newEventLog()
-	at := time.Now().Add(30 * time.Millisecond)
-	const n = 500
-	for i := range n {
-		w.Schedule(&testEntry{name: string(rune('a' + i%26)), log: log}, at)
-	}
-	log.await(t, 2*n)
-	ev := log.snapshot()
-	for i, e := range ev {
-		if i < n && e[:3] != "due" || i >= n && e[:4] != "rest" {
-			t.Fatalf("event %d is %q: every Due must come before the rests", i, e)
-		}
-	}
-	if w.Len() != 0 {
-		t.Fatalf("%d entries left on the wheel", w.Len())
+	for _, tc := range []struct {
+		name       string
+		workers, n int
+	}{
+		{"one goroutine", 1, 500},
+		{"split between two", 2, 3 * batchShare},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newDeadlineWheel()
+			defer w.Stop()
+			w.workers = tc.workers
+			log := newEventLog()
+			at := time.Now().Add(30 * time.Millisecond)
+			n := tc.n
+			for i := range n {
+				w.Schedule(&testEntry{name: string(rune('a' + i%26)), log: log}, at)
+			}
+			log.await(t, 2*n)
+			ev := log.snapshot()
+			for i, e := range ev {
+				if i < n && e[:3] != "due" || i >= n && e[:4] != "rest" {
+					t.Fatalf("event %d is %q: every Due must come before the rests", i, e)
+				}
+			}
+			if len(ev) != 2*n {
+				t.Fatalf("%d events, want %d", len(ev), 2*n)
+			}
+			if w.Len() != 0 {
+				t.Fatalf("%d entries left on the wheel", w.Len())
+			}
+		})
 	}
 }
 

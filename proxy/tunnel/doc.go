@@ -23,7 +23,11 @@
 //     idle timeout and shutdown, the client gets a Close 1008 (1001 on
 //     shutdown) and a reason first, then the upstream; the peers' replies
 //     are awaited for the close grace. A stream gets a final event (event
-//     streams) or is aborted, never ended as if complete.
+//     streams) or is aborted, never ended as if complete. Channels the
+//     proxy ends together — deadlines due at one instant, a revocation
+//     matching many, a re-check rejecting a session, shutdown — end in
+//     one batch: every client's Close (or stream's end) first, then the
+//     rest of each close.
 //   - Re-checks: the channels of one session share one re-validation per
 //     interval, whatever their number.
 //   - Registry: every channel is in the [Registry] from the moment it is

@@ -22,19 +22,25 @@ import (
 // jitter of up to a tenth, so that sessions opened together do not re-check
 // together and no tunnel is re-checked later than its rule says.
 //
-// The outcome applies to every member at once ([binding.recheckLocked]); a
-// rejection is also reported to [Revocations.Rejected] once, so that the
-// other replicas close their tunnels of the session too.
+// The outcome applies to every member at once ([binding.recheckLocked]):
+// the members it ends close in one batch ([Server.endAll]), every client
+// step first. A rejection is also reported to [Revocations.Rejected] once,
+// so that the other replicas close their tunnels of the session too. A
+// group is an entry of the server's deadline wheel, due at its next
+// re-check; the identity provider is asked in the entry's rest, off the
+// wheel's goroutine.
 
 // recheckMember is a live channel that takes part in coalesced re-checks:
 // a WebSocket [tunnel] or a session-bound [stream]. Tunnels and streams of
 // one session share one group.
 type recheckMember interface {
 	// bound is what the member is bound to; its group field is guarded
-	// by rechecks.mu.
-	bound() *binding
-	// applyRecheck applies the group's outcome (see [binding.recheckLocked]).
-	applyRecheck(now, expiresAt time.Time, err error, downSince time.Time)
+	// by rechecks.mu. endFirst ends it, in a batch.
+	ender
+	// applyRecheck applies the group's outcome (see
+	// [binding.recheckLocked]) and returns the cause to end the member
+	// for, nil when it stays open (its deadlines moved).
+	applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) *closeCause
 }
 
 // rechecks holds the re-check groups of one [Server].
@@ -46,13 +52,13 @@ type rechecks struct {
 }
 
 // recheckGroup is the tunnels of one session; its fields are guarded by
-// rechecks.mu.
+// rechecks.mu. It is on the wheel, due at next, while it has members.
 type recheckGroup struct {
+	rc      *rechecks
 	key     string
 	members map[recheckMember]struct{}
 	every   time.Duration // the shortest interval of the members
 	next    time.Time     // the next re-check; zero while one runs
-	timer   *time.Timer
 	// downSince is when the identity provider first failed to answer in
 	// the current run of failed re-checks; zero after an answer.
 	downSince time.Time
@@ -85,8 +91,9 @@ func (rc *rechecks) join(t recheckMember, key string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	g := rc.groups[key]
-	if g == nil {
-		g = &recheckGroup{key: key, members: map[recheckMember]struct{}{}}
+	fresh := g == nil
+	if fresh {
+		g = &recheckGroup{rc: rc, key: key, members: map[recheckMember]struct{}{}}
 		rc.groups[key] = g
 	}
 	g.members[t] = struct{}{}
@@ -96,13 +103,9 @@ func (rc *rechecks) join(t recheckMember, key string) {
 	}
 	g.every = every
 	next := time.Now().Add(jittered(every))
-	switch {
-	case g.timer == nil:
+	if fresh || !g.next.IsZero() && next.Before(g.next) {
 		g.next = next
-		g.timer = time.AfterFunc(time.Until(next), func() { rc.fire(g) })
-	case !g.next.IsZero() && next.Before(g.next):
-		g.next = next
-		g.timer.Reset(time.Until(next))
+		rc.owner.wheel.Schedule(g, next)
 	}
 }
 
@@ -118,7 +121,7 @@ func (rc *rechecks) leave(t recheckMember) {
 	b.group = nil
 	delete(g.members, t)
 	if len(g.members) == 0 {
-		g.timer.Stop()
+		rc.owner.wheel.Remove(g)
 		if rc.groups[g.key] == g {
 			delete(rc.groups, g.key)
 		}
@@ -155,22 +158,35 @@ func (rc *rechecks) count() int {
 	return len(rc.groups)
 }
 
-// fire runs the group's re-check with one member's credential (they share
-// the session) and applies the outcome to all members.
-func (rc *rechecks) fire(g *recheckGroup) {
+// Due implements [wheelEntry]: at its time the group's re-check starts,
+// in the rest (it waits for the identity provider).
+func (g *recheckGroup) Due(now time.Time) func() {
+	rc := g.rc
 	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	switch {
+	case len(g.members) == 0 || rc.groups[g.key] != g || g.next.IsZero():
+		return nil
+	case now.Before(g.next):
+		// Moved after this tick had collected it: the group is on the
+		// wheel at its new time.
+		rc.owner.wheel.Schedule(g, g.next)
+		return nil
+	}
 	var first recheckMember
 	for m := range g.members {
 		first = m
 		break
 	}
-	if first == nil || rc.groups[g.key] != g {
-		rc.mu.Unlock()
-		return
-	}
 	g.next = time.Time{}
 	rv, keys := first.bound().reval, first.bound().keys
-	rc.mu.Unlock()
+	return func() { rc.fire(g, rv, keys) }
+}
+
+// fire runs the group's re-check with one member's credential (they share
+// the session) and applies the outcome to all members; the ones it ends
+// close in one batch.
+func (rc *rechecks) fire(g *recheckGroup, rv pipeline.Revalidator, keys ChannelKeys) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), rc.owner.opts.RevalidateTimeout)
 	expiresAt, err := rv.Revalidate(ctx)
@@ -199,13 +215,17 @@ func (rc *rechecks) fire(g *recheckGroup) {
 		delete(rc.groups, g.key)
 	case !rejected && len(members) > 0 && rc.groups[g.key] == g:
 		g.next = now.Add(jittered(g.every))
-		g.timer.Reset(time.Until(g.next))
+		rc.owner.wheel.Schedule(g, g.next)
 	}
 	rc.mu.Unlock()
 
+	var ends []ending
 	for _, m := range members {
-		m.applyRecheck(now, expiresAt, err, downSince)
+		if c := m.applyRecheck(now, expiresAt, err, downSince); c != nil {
+			ends = append(ends, ending{ch: m, c: c})
+		}
 	}
+	rc.owner.endAll(ends)
 	if err == nil {
 		return
 	}
@@ -255,35 +275,31 @@ func (b *binding) recheckLocked(now, expiresAt time.Time, err error, downSince t
 }
 
 // applyRecheck implements recheckMember: the outcome of the re-check the
-// tunnel's session group made at now ([binding.recheckLocked]) ends the
-// tunnel or moves its deadlines.
-func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
+// tunnel's session group made at now ([binding.recheckLocked]) is the
+// cause to end the tunnel for, or moves its deadlines.
+func (t *tunnel) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) *closeCause {
 	var c *closeCause
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if !t.closing && !t.torn {
 		c = t.recheckLocked(now, expiresAt, err, downSince)
 	}
 	if c == nil {
 		t.scheduleLocked()
 	}
-	t.mu.Unlock()
-	if c != nil {
-		t.beginClose(c, time.Time{})
-	}
+	return c
 }
 
 // applyRecheck implements recheckMember, as [tunnel.applyRecheck] does.
-func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) {
+func (s *stream) applyRecheck(now, expiresAt time.Time, err error, downSince time.Time) *closeCause {
 	var c *closeCause
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.cause == nil && s.ended == "" {
 		c = s.recheckLocked(now, expiresAt, err, downSince)
 	}
 	if c == nil {
 		s.scheduleLocked()
 	}
-	s.mu.Unlock()
-	if c != nil {
-		s.end(c)
-	}
+	return c
 }

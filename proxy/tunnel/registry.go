@@ -237,16 +237,40 @@ func matches(k ChannelKeys, want [4]string) bool {
 
 // Revoke ends every channel matching s with reason and returns how many
 // were told to close. A zero Selector revokes nothing (it would close every
-// channel of the process). Each channel closes on its own goroutine: a
-// Close frame may wait for a frame in flight, and one slow peer must not
-// delay the others.
+// channel of the process). Revoke does not wait: the channels a [Server]
+// opened end in one batch per server ([Server.endAll]: every client's
+// Close frame first, then the rest of each close, none waiting for
+// another's frame in flight), on a goroutine of their own; any other
+// channel is told on a goroutine of its own.
 func (r *Registry) Revoke(s Selector, reason string) int {
 	if s.IsZero() {
 		return 0
 	}
 	chs := r.Select(s)
-	for _, ch := range chs {
-		go ch.Revoke(reason)
+	if len(chs) > 0 {
+		go revokeAll(chs, reason)
 	}
 	return len(chs)
+}
+
+// revokeAll ends chs for reason, a batch for each server's channels.
+func revokeAll(chs []LiveChannel, reason string) {
+	c := revokeCause(reason)
+	var owners []*Server
+	batches := map[*Server][]ending{}
+	for _, ch := range chs {
+		e, ok := ch.(ender)
+		if !ok {
+			go ch.Revoke(reason)
+			continue
+		}
+		o := e.bound().owner
+		if _, seen := batches[o]; !seen {
+			owners = append(owners, o)
+		}
+		batches[o] = append(batches[o], ending{ch: e, c: c})
+	}
+	for _, o := range owners {
+		o.endAll(batches[o])
+	}
 }

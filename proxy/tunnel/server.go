@@ -360,40 +360,35 @@ func (t *Server) Active() int { return int(t.active.Load()) }
 // Shutdown refuses new upgrades (503), ends every governed stream (new
 // ones end at once), sends every open tunnel a Close frame 1001 ("going
 // away") in both directions (tunnels still in their handshake get theirs
-// once open) and waits until all tunnels and streams are gone or ctx ends. Each tunnel waits at most its rule's close grace for
-// the peers' Close replies. When ctx ends first, the remaining connections
-// are closed at once and ctx's error is returned.
+// once open) and waits until all tunnels and streams are gone or ctx
+// ends. The ends are one batch: every client's Close frame (or stream's
+// end) first, then the upstreams' and the rest. Each tunnel waits at most
+// its rule's close grace for the peers' Close replies. When ctx ends
+// first, the remaining connections are closed at once and ctx's error is
+// returned.
 func (t *Server) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
 	t.shutting = true
 	t.signalDrainedLocked()
-	open := make([]*tunnel, 0, len(t.live))
+	ends := make([]ending, 0, len(t.live)+len(t.streams))
 	for tun := range t.live {
-		open = append(open, tun)
+		ends = append(ends, ending{ch: tun, c: &causeShutdown})
 	}
-	streams := make([]*stream, 0, len(t.streams))
 	for st := range t.streams {
-		streams = append(streams, st)
+		// Streams end at once; the server's own shutdown waits for
+		// their handlers.
+		ends = append(ends, ending{ch: st, c: &causeShutdown})
 	}
 	t.mu.Unlock()
 
-	for _, st := range streams {
-		// Streams end at once; the server's own shutdown waits for
-		// their handlers.
-		st.end(&causeShutdown)
-	}
-	for _, tun := range open {
-		// Writing a Close may wait for a frame in flight to end, so every
-		// tunnel closes on its own.
-		go tun.beginClose(&causeShutdown, time.Time{})
-	}
+	t.endAll(ends)
 	select {
 	case <-t.drained:
 		return nil
 	case <-ctx.Done():
 	}
 	t.mu.Lock()
-	open = open[:0]
+	open := make([]*tunnel, 0, len(t.live))
 	for tun := range t.live {
 		open = append(open, tun)
 	}

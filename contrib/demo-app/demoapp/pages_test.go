@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
 var kratos = &kratostest.Shared{}

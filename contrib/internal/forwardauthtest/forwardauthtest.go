@@ -3,12 +3,9 @@
 package forwardauthtest
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,24 +14,19 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/kratostest"
-	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
-// Rules are the access rules every gateway is tested with: an anonymous
+// rules are the access rules every gateway is tested with: an anonymous
 // rule that sets X-User, one whose mutator sets none (noop answers with the
 // request's own headers, so a gateway that copied them would let a spoofed
 // identity through), a Kratos-backed rule with a login redirect, and a
 // denying rule.
-const Rules = `
+const rules = `
 - id: public
   match: {url: "http://<[^/]+>/public/<.*>", methods: [GET, POST]}
   authenticators: [{handler: anonymous}]
@@ -58,23 +50,18 @@ const Rules = `
   mutators: [{handler: noop}]
 `
 
-// Config is the configuration every gateway is tested with, a template for
-// [StartPortcullis].
-const Config = `
-serve:
-  proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0}
-  prometheus: {port: -1}
-access_rules:
-  repositories: ["file://%[1]s"]
+// config is the configuration every gateway is tested with; %[1]q is
+// Kratos's session check URL. servertest adds the listeners and the
+// access_rules block that reads the rules.
+const config = `
 authenticators:
   anonymous: {enabled: true, config: {subject: guest}}
   bearer_token:
     enabled: true
-    config: {check_session_url: %[2]q, subject_from: identity.id, cache: {enabled: false}}
+    config: {check_session_url: %[1]q, subject_from: identity.id, cache: {enabled: false}}
   cookie_session:
     enabled: true
-    config: {check_session_url: %[2]q, only: [ory_kratos_session], subject_from: identity.id, cache: {enabled: false}}
+    config: {check_session_url: %[1]q, only: [ory_kratos_session], subject_from: identity.id, cache: {enabled: false}}
 authorizers: {allow: {enabled: true}, deny: {enabled: true}}
 mutators:
   noop: {enabled: true}
@@ -99,16 +86,30 @@ type Denial struct {
 	Want   int
 }
 
-// denials are the refusals every gateway answers alike; a gateway adds its
-// own path-confusion cases, whose status depends on whether it normalises
-// the path before asking (403 from the rule the clean path reaches) or
-// passes it on as written (400 from the strict decision API).
-func denials() []Denial {
+// denials are the refusals every gateway answers alike, as portcullis
+// answers them ([Gateway.Relay] says what the gateway's client gets):
+// missing and rejected credentials, the denying rule, no rule, and paths
+// whose meaning depends on the parser. Those whose dot or empty segments
+// lead to /admin meet the denying rule (403) at a gateway that cleans the
+// path before it asks ([Gateway.CleansPath]); as written, the strict
+// decision API refuses them (400), as it refuses ";" and "\" segments
+// from every gateway.
+func denials(cleansPath bool) []Denial {
+	dots := http.StatusBadRequest
+	if cleansPath {
+		dots = http.StatusForbidden
+	}
 	return []Denial{
 		{"/me", nil, http.StatusUnauthorized},
 		{"/me", map[string]string{"Authorization": "Bearer ory_st_invalid"}, http.StatusUnauthorized},
 		{"/admin/users", nil, http.StatusForbidden},
 		{"/nowhere", nil, http.StatusNotFound},
+		{"/public/%2e%2e/admin", nil, dots},
+		{"/public/../admin", nil, dots},
+		{"//admin", nil, dots},
+		{"/public/%2E%2E/%2E%2E/admin", nil, dots},
+		{"/public/..;/admin", nil, http.StatusBadRequest},
+		{"/public/..%5cadmin", nil, http.StatusBadRequest},
 	}
 }
 
@@ -118,8 +119,47 @@ type Gateway struct {
 	// portcullis's API and at the upstream, and returns the address it
 	// serves on once it serves; the gateway stops when the test ends.
 	Start func(t *testing.T, apiAddr, upstreamAddr string) string
-	// PathConfusion are the gateway's own path-confusion cases.
+	// Relay is the status the gateway's client gets for d, which
+	// portcullis refuses with d.Want (nil: d.Want).
+	Relay func(d Denial) int
+	// CleansPath says the gateway resolves dot segments and empty
+	// segments before it asks portcullis.
+	CleansPath bool
+	// OwnLogin says the gateway cannot pass portcullis's redirect to the
+	// login page on and sends browsers to log in itself (its own test
+	// covers that); the shared login check is then left out.
+	OwnLogin bool
+	// PathConfusion are the gateway's own cases beyond the shared ones,
+	// with the status its client gets.
 	PathConfusion []Denial
+}
+
+// Running is a gateway [Run] tested, still serving for the gateway's own
+// checks.
+type Running struct {
+	// Addr is the gateway's host:port.
+	Addr string
+	mu   sync.Mutex
+	hits []seen
+}
+
+// Hits returns how many requests the upstream has received.
+func (r *Running) Hits() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.hits)
+}
+
+// Since returns the paths of the requests the upstream received after the
+// first n.
+func (r *Running) Since(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var paths []string
+	for _, h := range r.hits[n:] {
+		paths = append(paths, h.Path)
+	}
+	return paths
 }
 
 // seen is what the upstream reports about a request it received.
@@ -132,23 +172,22 @@ type seen struct {
 // request against the Kratos k: allowed requests carry the identity header
 // portcullis set and never the client's, Kratos sessions by token and
 // cookie, a login redirect returning to the gateway's URL, and denials and
-// path confusion that never reach the upstream.
-func Run(t *testing.T, k *kratostest.Kratos, g Gateway) {
-	var mu sync.Mutex
-	var hits []seen
+// path confusion that never reach the upstream. It returns the gateway,
+// which serves until the test ends.
+func Run(t *testing.T, k *kratostest.Kratos, g Gateway) *Running {
+	run := &Running{}
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := seen{Path: r.URL.RequestURI(), Header: r.Header.Clone()}
-		mu.Lock()
-		hits = append(hits, s)
-		mu.Unlock()
+		run.mu.Lock()
+		run.hits = append(run.hits, s)
+		run.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(s)
 	}))
-	defer upstream.Close()
-	hitCount := func() int { mu.Lock(); defer mu.Unlock(); return len(hits) }
+	t.Cleanup(upstream.Close)
 
-	apiAddr := StartPortcullis(t, Rules, Config, k.WhoamiURL())
-	base := "http://" + g.Start(t, apiAddr, strings.TrimPrefix(upstream.URL, "http://"))
+	run.Addr = g.Start(t, StartPortcullis(t, k).Addr("api"), strings.TrimPrefix(upstream.URL, "http://"))
+	base := "http://" + run.Addr
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	get := func(t *testing.T, path string, header map[string]string) (*http.Response, seen) {
@@ -222,65 +261,61 @@ func Run(t *testing.T, k *kratostest.Kratos, g Gateway) {
 		}
 	})
 
-	t.Run("a browser without a session is sent to log in and back", func(t *testing.T) {
-		res, _ := get(t, "/me?tab=2", map[string]string{"Accept": "text/html"})
-		loc, _ := url.Parse(res.Header.Get("Location"))
-		if res.StatusCode != http.StatusFound || loc == nil || loc.Host != "login.example" {
-			t.Fatalf("status %d, Location %q; want 302 to the login page", res.StatusCode, res.Header.Get("Location"))
-		}
-		if want := base + "/me?tab=2"; loc.Query().Get("return_to") != want {
-			t.Errorf("return_to %q, want %q", loc.Query().Get("return_to"), want)
-		}
-	})
+	if !g.OwnLogin {
+		t.Run("a browser without a session is sent to log in and back", func(t *testing.T) {
+			res, _ := get(t, "/me?tab=2", map[string]string{"Accept": "text/html"})
+			loc, _ := url.Parse(res.Header.Get("Location"))
+			if res.StatusCode != http.StatusFound || loc == nil || loc.Host != "login.example" {
+				t.Fatalf("status %d, Location %q; want 302 to the login page", res.StatusCode, res.Header.Get("Location"))
+			}
+			if want := base + "/me?tab=2"; loc.Query().Get("return_to") != want {
+				t.Errorf("return_to %q, want %q", loc.Query().Get("return_to"), want)
+			}
+		})
+	}
 
 	t.Run("denials and path confusion never reach the upstream", func(t *testing.T) {
-		before := hitCount()
-		for _, tc := range append(denials(), g.PathConfusion...) {
+		before := run.Hits()
+		cases := denials(g.CleansPath)
+		for i := range cases {
+			if g.Relay != nil {
+				cases[i].Want = g.Relay(cases[i])
+			}
+		}
+		for _, tc := range append(cases, g.PathConfusion...) {
 			if res, _ := get(t, tc.Path, tc.Header); res.StatusCode != tc.Want {
 				t.Errorf("GET %s: status %d, want %d", tc.Path, res.StatusCode, tc.Want)
 			}
 		}
-		if n := hitCount() - before; n != 0 {
-			t.Errorf("the upstream received %d denied requests", n)
+		if n := run.Hits() - before; n != 0 {
+			t.Errorf("the upstream received %d denied requests: %v", n, run.Since(before))
 		}
 	})
+	return run
 }
 
-// StartPortcullis runs portcullis in-process on loopback with the rules and
-// the configuration cfg, a template whose %[1]s is the rules file and whose
-// %[2]q is whoami (Kratos's session check URL), and returns the API
-// listener's address; it shuts down when the test ends.
-func StartPortcullis(t *testing.T, rules, cfg, whoami string) string {
+// StartPortcullis serves the shared rules and configuration against the
+// Kratos k, in this process, until the test ends.
+func StartPortcullis(t *testing.T, k *kratostest.Kratos) *servertest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	rulesFile := filepath.Join(dir, "access-rules.yml")
-	if err := os.WriteFile(rulesFile, []byte(rules), 0o600); err != nil {
-		t.Fatal(err)
+	return servertest.Start(t, servertest.Config{YAML: fmt.Sprintf(config, k.WhoamiURL()), Rules: rules})
+}
+
+// Installed returns the path of the first of names found (on $PATH or as
+// a path), a gateway scripts/install-test-deps.sh installs. Without one
+// the test is skipped saying so, or fails where $CI is set.
+func Installed(t *testing.T, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if path, err := exec.LookPath(n); err == nil {
+			return path
+		}
 	}
-	cfgFile := filepath.Join(dir, "portcullis.yml")
-	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(cfg, rulesFile, whoami)), 0o600); err != nil {
-		t.Fatal(err)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed (scripts/install-test-deps.sh installs it)", names[0])
 	}
-	c, err := config.Load(cfgFile, nil, registry.HandlerNames(registry.NewCatalog()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := app.New(c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv.Addr("api")
+	t.Skipf("%s is not installed: run scripts/install-test-deps.sh", names[0])
+	return ""
 }
 
 // EditFile reads the shipped file name (relative to the test's directory),
@@ -306,84 +341,4 @@ func EditFile(t *testing.T, dir, name string, repls ...map[string]string) string
 		t.Fatal(err)
 	}
 	return out
-}
-
-// StartProcess starts cmd (its output collected), polls ready every
-// interval until it answers true, and fails the test if the process exits
-// first or timeout passes. When the test ends the process gets stop (its
-// graceful-stop signal), then SIGKILL after 10 s, and its output is logged
-// if the test failed.
-func StartProcess(t *testing.T, cmd *exec.Cmd, stop os.Signal, ready func() bool, interval, timeout time.Duration) {
-	t.Helper()
-	name := filepath.Base(cmd.Path)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(stop)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-		}
-	})
-	deadline := time.Now().Add(timeout)
-	for !ready() {
-		select {
-		case err := <-exited:
-			t.Fatalf("%s exited: %v\n%s", name, err, out.String())
-		case <-time.After(interval):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s was not ready within %s\n%s", name, timeout, out.String())
-		}
-	}
-}
-
-// Listening reports whether something accepts TCP connections on addr.
-func Listening(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

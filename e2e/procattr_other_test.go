@@ -1,8 +1,0 @@
-//go:build !linux
-
-package e2e
-
-import "os/exec"
-
-// setProcAttr has nothing to add outside Linux.
-func setProcAttr(*exec.Cmd) {}
