@@ -2,19 +2,22 @@ package registry_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/fetch"
+	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
@@ -164,20 +167,47 @@ func (c handlerCall) run(t *testing.T, svc *services, deps pipeline.Deps) error 
 	}
 }
 
+// depsFrom returns what internal/app builds the handlers of the
+// configuration document doc with.
+func depsFrom(t *testing.T, ctx context.Context, doc string) (pipeline.Deps, error) {
+	t.Helper()
+	// No environment: the handler names it would address are not needed.
+	cfg, err := config.LoadData(t.TempDir()+"/portcullis.yml", []byte(doc), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app.HandlerDeps(ctx, cfg, nil)
+}
+
 // Every handler that calls out does so with the client it was given in
-// Deps: with a client that trusts the services' certificate (as
-// http_client.ca_file makes the process's client trust an internal CA)
-// the call is made and succeeds; with one that does not, no request
-// reaches the service and the handler fails closed; with none, it does not
-// enable or build at all.
+// Deps, the one built from the configuration's http_client block: with
+// http_client.ca_file naming the CA of the services' certificate the call
+// is made and succeeds; without it no request reaches the service and the
+// handler fails closed; without a client it does not enable or build at
+// all. A CA file without certificates is an error at its key's line.
 func TestHandlersUseTheClientTheyAreGiven(t *testing.T) {
 	svc := newServices(t)
-	pool := x509.NewCertPool()
-	pool.AddCert(svc.Certificate())
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	trusting := pipeline.Deps{Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{RootCAs: pool})}
-	untrusting := pipeline.Deps{Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
+	ca, empty := t.TempDir()+"/ca.pem", t.TempDir()+"/empty.pem"
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: svc.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, []byte("no certificates here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trusting, err := depsFrom(t, ctx, "http_client:\n  ca_file: "+ca+"\n  connect_timeout: 2s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusting, err := depsFrom(t, ctx, "log: {level: info}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := depsFrom(t, ctx, "log: {level: info}\nhttp_client:\n  ca_file: "+empty+"\n"); err == nil ||
+		!strings.Contains(err.Error(), "portcullis.yml:3: http_client.ca_file: no PEM certificates found") {
+		t.Errorf("a CA file without certificates: %v", err)
+	}
 	for _, c := range callingHandlers() {
 		before := svc.count(c.path)
 		if err := c.run(t, svc, untrusting); err == nil {
