@@ -35,8 +35,6 @@ type Deps struct {
 	// keys) and never build a client of their own. Nil: a handler that
 	// calls out cannot be enabled or built ([ErrNoHTTPClient]).
 	HTTPClient *http.Client
-	// LeakSensitiveValues mirrors log.leak_sensitive_values.
-	LeakSensitiveValues bool
 	// Offline forbids network access while handlers are built (`rules
 	// validate` without --online): a remote document (an http(s) key set)
 	// is then neither fetched nor checked; local ones still are.

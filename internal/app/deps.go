@@ -13,13 +13,12 @@ import (
 )
 
 // HandlerDeps returns the services the configuration's handlers are built
-// with: log (nil: handlers log nothing), the one HTTP client of the
-// http_client block — its CA file read now, so an unreadable file or one
-// without certificates is an error naming the key — and
-// log.leak_sensitive_values. The client's idle connections are closed
-// when ctx ends (a configuration reload replacing the handlers, or
-// shutdown); ctx is also the handlers' Context. Offline and Revocations
-// are the caller's to set.
+// with: log (nil: handlers log to slog.Default()) and the one HTTP client
+// of the http_client block, its CA file read now, so that an unreadable
+// file or one without certificates is an error naming the key. The
+// client's idle connections are closed when ctx ends (a configuration
+// reload replacing the handlers, or shutdown); ctx is also the handlers'
+// Context. Offline and Revocations are the caller's to set.
 func HandlerDeps(ctx context.Context, cfg *config.Config, log *logrus.Logger) (pipeline.Deps, error) {
 	opts := fetch.ClientOptions{ConnectTimeout: cfg.HTTPClient.ConnectTimeout}
 	if ca := cfg.HTTPClient.CAFile; ca != "" {
@@ -31,11 +30,7 @@ func HandlerDeps(ctx context.Context, cfg *config.Config, log *logrus.Logger) (p
 	}
 	client := fetch.NewClient(opts)
 	context.AfterFunc(ctx, client.CloseIdleConnections)
-	deps := pipeline.Deps{
-		Context:             ctx,
-		HTTPClient:          client,
-		LeakSensitiveValues: cfg.Log.LeakSensitiveValues,
-	}
+	deps := pipeline.Deps{Context: ctx, HTTPClient: client}
 	if log != nil {
 		deps.Log = logfmt.Slog(log)
 	}
