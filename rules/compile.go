@@ -71,14 +71,14 @@ func (c *Compiler) Compile(rs []Sourced) (*Set, error) {
 	return set, nil
 }
 
-func (c *Compiler) fallbackHandlers() ([]pipeline.ErrorHandler, error) {
+func (c *Compiler) fallbackHandlers() ([]errorHandler, error) {
 	names := c.Fallback
 	if len(names) == 0 {
 		names = []string{"json"}
 	}
-	var out []pipeline.ErrorHandler
+	var out []errorHandler
 	for _, n := range names {
-		h, err := c.Catalog.ErrorHandlers.Build(n, nil)
+		h, err := c.errorHandler(n, nil)
 		if err != nil {
 			return nil, fmt.Errorf("errors.fallback: %w", err)
 		}
@@ -87,7 +87,7 @@ func (c *Compiler) fallbackHandlers() ([]pipeline.ErrorHandler, error) {
 	return out, nil
 }
 
-func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Compiled, Errors, Errors) {
+func (c *Compiler) compileRule(r Sourced, fallback []errorHandler) (*Compiled, Errors, Errors) {
 	var errs, warns Errors
 	fail := func(line int, format string, args ...any) {
 		errs = append(errs, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
@@ -178,7 +178,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		cr.mutators = append(cr.mutators, m)
 	}
 	for i, h := range r.Errors {
-		eh, err := c.Catalog.ErrorHandlers.Build(h.Handler, h.Config)
+		eh, err := c.errorHandler(h.Handler, h.Config)
 		if err != nil {
 			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %w", i, err)
 			continue
