@@ -23,7 +23,7 @@ COPY . .
 ARG VERSION=dev
 # CGO off: fully static binaries that run on an image with no libc.
 RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/portcullis-proxy/portcullis/internal/app.version=${VERSION}" \
       -o /out/portcullis ./cmd/portcullis \
  && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/demo-app ./contrib/demo-app
 

@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/portcullis
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/portcullis-proxy/portcullis/internal/app.version=$(VERSION)
 
 .PHONY: build test test-deps kratos oathkeeper traefik check bench bench-go clean demo fuzz soak
 

@@ -18,9 +18,9 @@ func (c *AnonymousConfig) SetDefaults() { c.Subject = "anonymous" }
 // NewAnonymous builds the `anonymous` authenticator. As in Oathkeeper it is
 // responsible only for requests without an Authorization header, so a
 // request that carries credentials is never silently downgraded.
-var NewAnonymous = pipeline.Typed(func(c *AnonymousConfig, _ pipeline.Deps) (pipeline.Authenticator, error) {
+func NewAnonymous(c *AnonymousConfig, _ pipeline.Deps) (pipeline.Authenticator, error) {
 	return anonymous{subject: c.Subject}, nil
-})
+}
 
 type anonymous struct{ subject string }
 

@@ -31,12 +31,12 @@ func TestSimpleAuthenticators(t *testing.T) {
 		wantSubject string
 		responsible bool
 	}{
-		{"anonymous default", build(t, NewAnonymous, "", ""), "", nil, "anonymous", true},
-		{"anonymous global subject", build(t, NewAnonymous, `{"subject":"guest"}`, ""), "", nil, "guest", true},
-		{"anonymous rule wins", build(t, NewAnonymous, `{"subject":"guest"}`, `{"subject":"visitor"}`), "", nil, "visitor", true},
-		{"anonymous with credentials", build(t, NewAnonymous, "", ""), "Bearer x", pipeline.ErrNotResponsible, "", false},
-		{"noop", build(t, NewNoop, "", ""), "Bearer x", nil, "", true},
-		{"unauthorized", build(t, NewUnauthorized, "", ""), "", pipeline.ErrUnauthorized, "", true},
+		{"anonymous default", build(t, pipeline.TypedFactory(NewAnonymous), "", ""), "", nil, "anonymous", true},
+		{"anonymous global subject", build(t, pipeline.TypedFactory(NewAnonymous), `{"subject":"guest"}`, ""), "", nil, "guest", true},
+		{"anonymous rule wins", build(t, pipeline.TypedFactory(NewAnonymous), `{"subject":"guest"}`, `{"subject":"visitor"}`), "", nil, "visitor", true},
+		{"anonymous with credentials", build(t, pipeline.TypedFactory(NewAnonymous), "", ""), "Bearer x", pipeline.ErrNotResponsible, "", false},
+		{"noop", build(t, pipeline.TypedFactory(NewNoop), "", ""), "Bearer x", nil, "", true},
+		{"unauthorized", build(t, pipeline.TypedFactory(NewUnauthorized), "", ""), "", pipeline.ErrUnauthorized, "", true},
 	}
 	for _, tc := range cases {
 		r := httptest.NewRequest("GET", "/", nil)
@@ -52,10 +52,10 @@ func TestSimpleAuthenticators(t *testing.T) {
 			t.Errorf("%s: subject = %q, want %q", tc.name, s.Subject, tc.wantSubject)
 		}
 	}
-	if _, err := NewAnonymous(nil, pipeline.Deps{}); err != nil {
+	if _, err := pipeline.TypedFactory(NewAnonymous)(nil, pipeline.Deps{}); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := NewAnonymous(nil, pipeline.Deps{})
+	b, _ := pipeline.TypedFactory(NewAnonymous)(nil, pipeline.Deps{})
 	if _, err := b.Build(json.RawMessage(`{"subjct":"x"}`)); err == nil {
 		t.Error("unknown key accepted")
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/portcullis-proxy/portcullis/internal/tokenfrom"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -13,7 +12,7 @@ import (
 // query_parameter or cookie, plus websocket_protocol. At most one may be
 // set; none means the Authorization header's Bearer value.
 type TokenFrom struct {
-	tokenfrom.Location
+	TokenLocation
 	// WebsocketProtocol is a prefix: the token is the rest of the
 	// Sec-WebSocket-Protocol entry that starts with it ("<prefix><token>").
 	// Browsers cannot set headers on a WebSocket, but they can offer
@@ -78,18 +77,17 @@ func (c *BearerTokenConfig) Validate() error {
 // token is a 401; a store that is down, slow past `timeout` or failing is a
 // 503. A token taken from a query parameter is removed from the URL before
 // the request goes upstream.
-var NewBearerToken = pipeline.Typed(func(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
+func NewBearerToken(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
 	from := c.TokenFrom
 	if from == nil {
 		from = &TokenFrom{}
 	}
-	return &bearerToken{
-		from:    from,
-		prefix:  c.Prefix,
-		xst:     c.AcceptXSessionToken,
-		checker: newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization").withRevocations(deps.Revocations),
-	}, nil
-})
+	checker, err := newSessionChecker("bearer_token", &c.SessionCheckConfig, "Authorization", deps)
+	if err != nil {
+		return nil, err
+	}
+	return &bearerToken{from: from, prefix: c.Prefix, xst: c.AcceptXSessionToken, checker: checker}, nil
+}
 
 type bearerToken struct {
 	from    *TokenFrom
@@ -150,7 +148,7 @@ func (a *bearerToken) fromAuthorization() bool {
 
 // bearerValue is the token of the request's Authorization header.
 func bearerValue(r *http.Request) string {
-	return (*tokenfrom.Location)(nil).Extract(r)
+	return (*TokenLocation)(nil).Extract(r)
 }
 
 // token returns the request's token and, when it came from a
@@ -159,7 +157,7 @@ func (a *bearerToken) token(r *http.Request) (token, entry string) {
 	if p := a.from.WebsocketProtocol; p != "" {
 		token, entry = subprotocolToken(r, p)
 	} else {
-		token = a.from.Location.Extract(r)
+		token = a.from.TokenLocation.Extract(r)
 	}
 	if token == "" && a.xst {
 		token = strings.TrimSpace(r.Header.Get("X-Session-Token"))

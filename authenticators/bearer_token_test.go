@@ -59,7 +59,7 @@ func TestBearerTokenPlaces(t *testing.T) {
 		for key, v := range tc.cfg {
 			cfg[key] = v
 		}
-		a := buildSession(t, NewBearerToken, cfg)
+		a := buildSession(t, pipeline.TypedFactory(NewBearerToken), cfg)
 		s, err := authenticate(a, tc.prep)
 		switch tc.want {
 		case -1:
@@ -94,7 +94,7 @@ func TestBearerTokenPlaces(t *testing.T) {
 func TestBearerTokenRevokedIdentity(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterAPI(t)
-	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": k.WhoamiURL(), "cache": map[string]any{"ttl": "2s"}})
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{"check_session_url": k.WhoamiURL(), "cache": map[string]any{"ttl": "2s"}})
 	clock := newTestClock()
 	checkerOf(a).cache.now = clock.Now
 	withToken := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+id.SessionToken) }

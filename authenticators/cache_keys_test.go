@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
@@ -36,12 +37,12 @@ func realmIntrospection(t *testing.T, realm string) (*httptest.Server, *atomic.I
 // way round.
 func TestIntrospectionCacheKeyedByRuleConfig(t *testing.T) {
 	srv, calls := realmIntrospection(t, "a")
-	b, err := NewOAuth2Introspection(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	build := func(realm string) pipeline.Authenticator {
-		a, err := b.Build(idpJSON(t, map[string]any{
+		a, err := b.Build(handlertest.JSON(t, map[string]any{
 			"introspection_url":             srv.URL,
 			"introspection_request_headers": map[string]string{"X-Realm": realm},
 			"cache":                         map[string]any{"enabled": true, "ttl": "10m"},
@@ -79,11 +80,11 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 	}))
 	t.Cleanup(store.Close)
 	build := func(tenant string) pipeline.Authenticator {
-		a, err := NewCookieSession(nil, idpDeps(t))
+		a, err := pipeline.TypedFactory(NewCookieSession)(nil, handlertest.Deps(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		auth, err := a.Build(idpJSON(t, map[string]any{
+		auth, err := a.Build(handlertest.JSON(t, map[string]any{
 			"check_session_url":  store.URL + "/session",
 			"preserve_path":      true,
 			"subject_from":       "identity.id",
@@ -108,8 +109,14 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 	}
 	// One checker's key changes with its configuration even for the same
 	// request: equal inputs under different configurations never collide.
-	c1 := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "a"}, "Cookie")
-	c2 := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "b"}, "Cookie")
+	c1, err := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "a"}, "Cookie", handlertest.Deps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := newSessionChecker("cookie_session", &SessionCheckConfig{CheckSessionURL: store.URL, SubjectFrom: "b"}, "Cookie", handlertest.Deps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := httptest.NewRequest(http.MethodGet, "http://gw.test/x", nil)
 	in1, in2 := c1.input(r, "sid=same", ""), c2.input(r, "sid=same", "")
 	if in1.key() == in2.key() {
@@ -123,12 +130,12 @@ func TestSessionCacheKeyedByConfig(t *testing.T) {
 func TestJWKSCacheKeyedByLocation(t *testing.T) {
 	kA, kB := testkeys.RSA(t, "a"), testkeys.RSA(t, "b")
 	setA, setB := newJWKSServer(t, kA), newJWKSServer(t, kB)
-	b, err := NewJWT(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewJWT)(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	build := func(u string) pipeline.Authenticator {
-		a, err := b.Build(idpJSON(t, map[string]any{"jwks_urls": []string{u}}))
+		a, err := b.Build(handlertest.JSON(t, map[string]any{"jwks_urls": []string{u}}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,12 +31,13 @@ func (c *CookieSessionConfig) Validate() error { return c.SessionCheckConfig.Val
 // session the store vouches for. A request without the cookie is not its
 // responsibility; a session the store rejects is a 401; a store that is
 // down, slow past `timeout` or failing is a 503 — never an admission.
-var NewCookieSession = pipeline.Typed(func(c *CookieSessionConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
-	return &cookieSession{
-		only:    c.Only,
-		checker: newSessionChecker("cookie_session", &c.SessionCheckConfig, "Cookie").withRevocations(deps.Revocations),
-	}, nil
-})
+func NewCookieSession(c *CookieSessionConfig, deps pipeline.Deps) (pipeline.Authenticator, error) {
+	checker, err := newSessionChecker("cookie_session", &c.SessionCheckConfig, "Cookie", deps)
+	if err != nil {
+		return nil, err
+	}
+	return &cookieSession{only: c.Only, checker: checker}, nil
+}
 
 type cookieSession struct {
 	only    []string

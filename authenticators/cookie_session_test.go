@@ -14,7 +14,7 @@ import (
 func TestCookieSessionAcceptsKratosCookie(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterBrowser(t)
-	a := buildSession(t, NewCookieSession, map[string]any{
+	a := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 		"check_session_url": k.WhoamiURL(),
 		"only":              []string{kratostest.SessionCookie},
 		"extra_from":        "@this",
@@ -63,10 +63,10 @@ func TestCookieSessionAcceptsKratosCookie(t *testing.T) {
 func TestCookieSessionResponsibility(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterBrowser(t)
-	only := buildSession(t, NewCookieSession, map[string]any{
+	only := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 		"check_session_url": k.WhoamiURL(), "only": []string{kratostest.SessionCookie},
 	})
-	any := buildSession(t, NewCookieSession, map[string]any{"check_session_url": k.WhoamiURL()})
+	any := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{"check_session_url": k.WhoamiURL()})
 	cases := []struct {
 		name    string
 		a       pipeline.Authenticator
@@ -119,7 +119,7 @@ func TestCookieSessionOnlyForwardsListedCookies(t *testing.T) {
 			front = plainFront
 		}
 		cfg["only"] = []string{kratostest.SessionCookie}
-		a := buildSession(t, NewCookieSession, cfg)
+		a := buildSession(t, pipeline.TypedFactory(NewCookieSession), cfg)
 		if _, err := authenticate(a, func(r *http.Request) {
 			r.AddCookie(&http.Cookie{Name: "app_secret", Value: "s3"})
 			r.AddCookie(id.Cookie)
@@ -137,7 +137,7 @@ func TestCookieSessionOnlyForwardsListedCookies(t *testing.T) {
 func TestCookieSessionRevokedAfterTTL(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterBrowser(t)
-	a := buildSession(t, NewCookieSession, map[string]any{
+	a := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 		"check_session_url": k.WhoamiURL(), "cache": map[string]any{"ttl": "5s"},
 	})
 	clock := newTestClock()
@@ -165,7 +165,7 @@ func TestCookieSessionRevokedAfterTTL(t *testing.T) {
 func TestCookieSessionExpired(t *testing.T) {
 	k := kratostest.Start(t, kratostest.Options{SessionLifespan: 2 * time.Second})
 	id := k.RegisterBrowser(t)
-	cached := buildSession(t, NewCookieSession, map[string]any{
+	cached := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 		"check_session_url": k.WhoamiURL(), "cache": map[string]any{"ttl": "1h"},
 	})
 	s, err := authenticate(cached, func(r *http.Request) { r.AddCookie(id.Cookie) })
@@ -179,7 +179,7 @@ func TestCookieSessionExpired(t *testing.T) {
 	time.Sleep(time.Until(s.ExpiresAt) + 100*time.Millisecond)
 	_, err = authenticate(cached, func(r *http.Request) { r.AddCookie(id.Cookie) })
 	wantStatus(t, "expired session, cached", err, http.StatusUnauthorized)
-	uncached := buildSession(t, NewCookieSession, map[string]any{
+	uncached := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 		"check_session_url": k.WhoamiURL(), "cache": map[string]any{"enabled": false},
 	})
 	_, err = authenticate(uncached, func(r *http.Request) { r.AddCookie(id.Cookie) })

@@ -2,7 +2,6 @@ package authenticators
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/jwks"
-	"github.com/portcullis-proxy/portcullis/internal/scope"
-	"github.com/portcullis-proxy/portcullis/internal/tokenfrom"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -45,7 +42,7 @@ type JWTConfig struct {
 	ScopeStrategy string `json:"scope_strategy,omitempty"`
 	// TokenFrom says where the token is; default the Authorization
 	// header's Bearer value.
-	TokenFrom *tokenfrom.Location `json:"token_from,omitempty"`
+	TokenFrom *TokenLocation `json:"token_from,omitempty"`
 	// JWKSTTL is how long fetched key sets are used before they are
 	// fetched again. Default 5m. Global only.
 	JWKSTTL pipeline.Duration `json:"jwks_ttl,omitempty"`
@@ -75,8 +72,8 @@ func (c *JWTConfig) Validate() error {
 	if _, err := verificationAlgorithms(c.AllowedAlgorithms); err != nil {
 		return err
 	}
-	if _, ok := scope.Strategies[c.ScopeStrategy]; !ok && c.ScopeStrategy != "" {
-		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", c.ScopeStrategy)
+	if err := validScopeStrategy(c.ScopeStrategy); err != nil {
+		return err
 	}
 	if c.TokenFrom != nil {
 		return c.TokenFrom.Validate()
@@ -111,20 +108,18 @@ func verificationAlgorithms(names []string) ([]jose.SignatureAlgorithm, error) {
 	return out, nil
 }
 
-// jwtGlobal is JWTConfig without its methods.
-type jwtGlobal JWTConfig
-
-// NewJWT makes the `jwt` authenticator's builder. Key sets are cached once
-// per process and shared by every rule that names them.
+// NewJWT makes the `jwt` authenticator's rule builder from its global
+// config. Key sets are cached once per process and shared by every rule
+// that names them.
 //
 // A request without a token in the configured place, or whose token is not
 // shaped like a JWT (three dot-separated parts), is not this handler's
 // (the next authenticator is tried). A JWT is accepted when its header
 // names an allowed algorithm, its signature verifies with a key of the key
 // sets (found by kid, which the token must carry, as in Oathkeeper; a kid
-// not yet known refreshes the sets, at most once per 5s per set), exp and nbf hold (10s leeway), and the issuer,
-// audience and scope checks pass; otherwise the request is rejected with
-// 401. Key sets that cannot be read at all give 503.
+// not yet known refreshes the sets, at most once per 5s per set), exp and
+// nbf hold (10s leeway), and the issuer, audience and scope checks pass;
+// otherwise the request is rejected with 401. Key sets that cannot be read at all give 503.
 //
 // The session's subject is the sub claim, Extra holds all claims, and
 // ExpiresAt is exp, so a WebSocket opened with the token closes when it
@@ -132,18 +127,16 @@ type jwtGlobal JWTConfig
 // and verifies the token again, so a key withdrawn from the set ends
 // long-lived connections admitted with it. A token without exp never
 // expires (as in Oathkeeper); issuers should always set exp.
-func NewJWT(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authenticator], error) {
-	g := &JWTConfig{}
-	g.SetDefaults()
-	if err := pipeline.DecodeStrict(global, (*jwtGlobal)(g)); err != nil {
+func NewJWT(g *JWTConfig, deps pipeline.Deps) (pipeline.RuleBuilder[JWTConfig, pipeline.Authenticator], error) {
+	client, err := deps.Client()
+	if err != nil {
 		return nil, err
 	}
 	return &jwtBuilder{
-		global: global,
-		ttl:    g.JWKSTTL,
-		wait:   g.JWKSMaxWait,
+		ttl:  g.JWKSTTL,
+		wait: g.JWKSMaxWait,
 		keys: &jwks.Registry{
-			Client:       fetch.NewClient(),
+			Client:       client,
 			TTL:          g.JWKSTTL.D(),
 			FetchTimeout: g.JWKSMaxWait.D(),
 		},
@@ -152,26 +145,17 @@ func NewJWT(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeli
 }
 
 type jwtBuilder struct {
-	global    json.RawMessage
 	ttl, wait pipeline.Duration
 	keys      *jwks.Registry
 	now       func() time.Time
 }
 
-func (b *jwtBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &JWTConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *jwtBuilder) Build(c *JWTConfig) (pipeline.Authenticator, error) {
 	if c.JWKSTTL != b.ttl || c.JWKSMaxWait != b.wait {
 		return nil, errors.New(`keys "jwks_ttl" and "jwks_max_wait" are set once, in the global config (authenticators.jwt.config), not per rule`)
 	}
 	algs, _ := verificationAlgorithms(c.AllowedAlgorithms)
-	strategy, _ := scope.Resolve(c.ScopeStrategy, c.RequiredScope)
+	strategy, _ := resolveScopeStrategy(c.ScopeStrategy, c.RequiredScope)
 	a := &jwtAuthenticator{
 		uncheckable: c.ScopeStrategy == "none" && len(c.RequiredScope) > 0,
 		algs:        algs,
@@ -193,11 +177,11 @@ type jwtAuthenticator struct {
 	uncheckable bool
 	sources     []*jwks.Source
 	algs        []jose.SignatureAlgorithm
-	from        *tokenfrom.Location
+	from        *TokenLocation
 	issuers     []string
 	audience    []string
 	required    []string
-	strategy    scope.Strategy
+	strategy    scopeStrategy
 	now         func() time.Time
 }
 
@@ -262,7 +246,7 @@ func (a *jwtAuthenticator) identity(ctx context.Context, token string, refresh b
 	// As in Oathkeeper, the granted scopes are always .Extra.scp, a list
 	// (empty without scopes), whichever claim carried them (scp, scope as
 	// a space-separated string, or scopes); that claim is replaced.
-	scopes := scope.FromClaims(claims)
+	scopes := scopesFromClaims(claims)
 	if scopes == nil {
 		scopes = []string{}
 	}
@@ -321,16 +305,16 @@ func (a *jwtAuthenticator) verify(ctx context.Context, token string, refresh boo
 	if err := std.ValidateWithLeeway(jwt.Expected{Time: a.now()}, jwtLeeway); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
 	}
-	if err := scope.CheckIssuer(std.Issuer, a.issuers); err != nil {
+	if err := checkIssuer(std.Issuer, a.issuers); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
 	}
-	if err := scope.CheckAudience(std.Audience, a.audience); err != nil {
+	if err := checkAudience(std.Audience, a.audience); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("invalid token", err)
 	}
 	if a.uncheckable {
 		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", errors.New(`required_scope is set but scope_strategy is "none"`))
 	}
-	if err := scope.Check(a.strategy, scope.FromClaims(all), a.required); err != nil {
+	if err := checkScopes(a.strategy, scopesFromClaims(all), a.required); err != nil {
 		return nil, time.Time{}, pipeline.Unauthorized("insufficient scope", err)
 	}
 	var exp time.Time

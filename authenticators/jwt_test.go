@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,32 +15,11 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
-
-func idpDeps(t testing.TB) pipeline.Deps {
-	t.Helper()
-	log, _ := logtest.NewNullLogger()
-	log.SetLevel(logrus.DebugLevel)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}
-}
-
-func idpJSON(t testing.TB, v any) json.RawMessage {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // jwksServer is a real key server on loopback whose document the test can
 // rotate or take down.
@@ -91,12 +69,17 @@ func jwtRequest(t testing.TB, rawURL string) (*http.Request, *pipeline.Session) 
 // refreshed without delay (the rate limit is exercised in internal/jwks).
 func newJWTAuthenticator(t testing.TB, global, rule map[string]any) pipeline.Authenticator {
 	t.Helper()
-	b, err := NewJWT(idpJSON(t, global), idpDeps(t))
+	raw := handlertest.JSON(t, global)
+	g, err := pipeline.GlobalConfig[JWTConfig](raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.(*jwtBuilder).keys.MinRefresh = time.Nanosecond
-	a, err := b.Build(idpJSON(t, rule))
+	rb, err := NewJWT(g, handlertest.Deps(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb.(*jwtBuilder).keys.MinRefresh = time.Nanosecond
+	a, err := pipeline.Bind(raw, rb).Build(handlertest.JSON(t, rule))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,21 +108,7 @@ func noneToken(claims map[string]any) string {
 }
 
 func hmacToken(t *testing.T, claims map[string]any) string {
-	return signHMAC(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "rsa-1", Algorithm: "HS256"}, claims)
-}
-
-// signHMAC signs claims with the shared secret k, its kid in the header.
-func signHMAC(t *testing.T, k jose.JSONWebKey, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: k.Key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.KeyID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkeys.Sign(t, jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "rsa-1", Algorithm: "HS256"}, claims, false)
 }
 
 func TestJWTAuthenticator(t *testing.T) {
@@ -222,8 +191,8 @@ func TestJWTHMACWhenAsked(t *testing.T) {
 		token string
 		want  int
 	}{
-		{"HS256 allowed", asked, signHMAC(t, secret, claimsFor("alice", hour, nil)), 0},
-		{"HS256 by default", byDefault, signHMAC(t, secret, claimsFor("alice", hour, nil)), 401},
+		{"HS256 allowed", asked, testkeys.Sign(t, secret, claimsFor("alice", hour, nil), false), 0},
+		{"HS256 by default", byDefault, testkeys.Sign(t, secret, claimsFor("alice", hour, nil), false), 401},
 		{"HS256 with the RSA key's kid", asked, hmacToken(t, claimsFor("alice", hour, nil)), 401},
 	} {
 		r, s := jwtRequest(t, "http://gw.test/")
@@ -371,9 +340,7 @@ func TestJWTTokenLocationsAndScrub(t *testing.T) {
 }
 
 func TestJWTKeySetDownFailsClosed(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String() + "/jwks.json"
-	l.Close()
+	closed := handlertest.ClosedURL(t) + "/jwks.json"
 	k := testkeys.RSA(t, "k")
 	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{closed}}, nil)
 	r, s := jwtRequest(t, "http://gw.test/")
@@ -387,7 +354,7 @@ func TestJWTKeySetDownFailsClosed(t *testing.T) {
 }
 
 func TestJWTConfigErrors(t *testing.T) {
-	b, err := NewJWT(idpJSON(t, map[string]any{"jwks_urls": []string{"http://127.0.0.1:1/jwks"}}), idpDeps(t))
+	b, err := pipeline.SharedFactory(NewJWT)(handlertest.JSON(t, map[string]any{"jwks_urls": []string{"http://127.0.0.1:1/jwks"}}), handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +367,7 @@ func TestJWTConfigErrors(t *testing.T) {
 		"bad jwks scheme":      {"jwks_urls": []string{"ftp://x"}},
 		"empty jwks_urls list": {"jwks_urls": []string{}},
 	} {
-		if _, err := b.Build(idpJSON(t, rule)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, rule)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}

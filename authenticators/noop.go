@@ -12,9 +12,9 @@ type NoopConfig struct{}
 // NewNoop builds the `noop` authenticator: it is always responsible and
 // admits the request with an empty subject. Use it only for rules whose
 // upstream is public.
-var NewNoop = pipeline.Typed(func(*NoopConfig, pipeline.Deps) (pipeline.Authenticator, error) {
+func NewNoop(*NoopConfig, pipeline.Deps) (pipeline.Authenticator, error) {
 	return noop{}, nil
-})
+}
 
 type noop struct{}
 

@@ -14,8 +14,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
-	"github.com/portcullis-proxy/portcullis/internal/scope"
-	"github.com/portcullis-proxy/portcullis/internal/tokenfrom"
 	"github.com/portcullis-proxy/portcullis/internal/ttlcache"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
@@ -48,7 +46,7 @@ type OAuth2IntrospectionConfig struct {
 	IntrospectionRequestHeaders map[string]string `json:"introspection_request_headers,omitempty"`
 	// TokenFrom says where the token is; default the Authorization
 	// header's Bearer value.
-	TokenFrom *tokenfrom.Location `json:"token_from,omitempty"`
+	TokenFrom *TokenLocation `json:"token_from,omitempty"`
 	// Prefix, when set, makes the handler responsible only for tokens
 	// starting with it.
 	Prefix string `json:"prefix,omitempty"`
@@ -96,8 +94,8 @@ func (c *OAuth2IntrospectionConfig) Validate() error {
 	if err := httpURL("introspection_url", c.IntrospectionURL); err != nil {
 		return err
 	}
-	if _, ok := scope.Strategies[c.ScopeStrategy]; !ok && c.ScopeStrategy != "" {
-		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", c.ScopeStrategy)
+	if err := validScopeStrategy(c.ScopeStrategy); err != nil {
+		return err
 	}
 	if c.TokenFrom != nil {
 		if err := c.TokenFrom.Validate(); err != nil {
@@ -132,10 +130,8 @@ func httpURL(key, raw string) error {
 	return nil
 }
 
-type introspectionGlobal OAuth2IntrospectionConfig
-
 // NewOAuth2Introspection makes the `oauth2_introspection` authenticator's
-// builder: tokens are checked with an RFC 7662 introspection endpoint.
+// rule builder from its global config: tokens are checked with an RFC 7662 introspection endpoint.
 //
 // A request without a token (or without the prefix) is not this
 // handler's. A token the endpoint reports inactive, expired, not yet
@@ -154,19 +150,17 @@ type introspectionGlobal OAuth2IntrospectionConfig
 // With cache.enabled, positive answers are kept (keyed by a hash of the
 // rule's whole effective configuration and the token — the token itself
 // is not stored as a key) for cache.ttl, never past the token's exp.
-func NewOAuth2Introspection(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authenticator], error) {
-	g := &OAuth2IntrospectionConfig{}
-	g.SetDefaults()
-	if err := pipeline.DecodeStrict(global, (*introspectionGlobal)(g)); err != nil {
-		return nil, err
-	}
+func NewOAuth2Introspection(g *OAuth2IntrospectionConfig, deps pipeline.Deps) (pipeline.RuleBuilder[OAuth2IntrospectionConfig, pipeline.Authenticator], error) {
 	if g.Cache.MaxCost < 1 {
 		return nil, errors.New(`key "cache.max_cost": must be at least 1`)
 	}
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
 	return &introspectionBuilder{
-		global:       global,
 		maxCost:      g.Cache.MaxCost,
-		client:       fetch.NewClient(),
+		client:       client,
 		answers:      ttlcache.New[[32]byte, *introspectionAnswer](g.Cache.MaxCost),
 		clientTokens: ttlcache.New[[32]byte, string](256),
 		now:          time.Now,
@@ -174,7 +168,6 @@ func NewOAuth2Introspection(global json.RawMessage, deps pipeline.Deps) (pipelin
 }
 
 type introspectionBuilder struct {
-	global       json.RawMessage
 	maxCost      int
 	client       *http.Client
 	answers      *ttlcache.Cache[[32]byte, *introspectionAnswer]
@@ -183,20 +176,12 @@ type introspectionBuilder struct {
 	now          func() time.Time
 }
 
-func (b *introspectionBuilder) Build(rule json.RawMessage) (pipeline.Authenticator, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &OAuth2IntrospectionConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *introspectionBuilder) Build(c *OAuth2IntrospectionConfig) (pipeline.Authenticator, error) {
 	if c.Cache.MaxCost != b.maxCost {
 		return nil, errors.New(`key "cache.max_cost" is set once, in the global config (authenticators.oauth2_introspection.config), not per rule`)
 	}
 	// "" and "none" are no local check (Oathkeeper's nil strategy).
-	strategy := scope.Strategies[c.ScopeStrategy]
+	strategy, _ := scopeStrategyNamed(c.ScopeStrategy)
 	cfgHash, err := pipeline.ConfigHash(c)
 	if err != nil {
 		return nil, err
@@ -235,10 +220,10 @@ type introspection struct {
 	cfgHash      [32]byte
 	preserveHost bool
 	url          string
-	from         *tokenfrom.Location
+	from         *TokenLocation
 	prefix       string
 	required     []string
-	strategy     scope.Strategy
+	strategy     scopeStrategy
 	audience     []string
 	issuers      []string
 	caller       *fetch.Caller
@@ -342,7 +327,7 @@ func (ans *introspectionAnswer) extra() map[string]any {
 	out["username"] = ans.Username
 	out["client_id"] = ans.ClientID
 	out["scope"] = ans.Scope
-	if aud := scope.Strings(ans.Audience, false); len(aud) > 0 {
+	if aud := claimStrings(ans.Audience, false); len(aud) > 0 {
 		out["aud"] = aud
 	}
 	return out
@@ -444,14 +429,14 @@ func (a *introspection) check(ans *introspectionAnswer) error {
 	case ans.NotBefore != 0 && now.Add(jwtLeeway).Before(time.Unix(ans.NotBefore, 0)):
 		return pipeline.Unauthorized("invalid token", errors.New("token not valid yet"))
 	}
-	if err := scope.CheckIssuer(ans.Issuer, a.issuers); err != nil {
+	if err := checkIssuer(ans.Issuer, a.issuers); err != nil {
 		return pipeline.Forbidden("token not accepted", err)
 	}
-	if err := scope.CheckAudience(scope.Strings(ans.Audience, false), a.audience); err != nil {
+	if err := checkAudience(claimStrings(ans.Audience, false), a.audience); err != nil {
 		return pipeline.Forbidden("token not accepted", err)
 	}
 	if a.strategy != nil {
-		if err := scope.Check(a.strategy, strings.Fields(ans.Scope), a.required); err != nil {
+		if err := checkScopes(a.strategy, strings.Fields(ans.Scope), a.required); err != nil {
 			return pipeline.Forbidden("insufficient scope", err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
@@ -99,15 +99,19 @@ func activeToken(sub string, exp time.Time, extra map[string]any) map[string]any
 
 func newIntrospection(t *testing.T, cfg map[string]any) (pipeline.Authenticator, *introspectionBuilder) {
 	t.Helper()
-	b, err := NewOAuth2Introspection(nil, idpDeps(t))
+	g, err := pipeline.GlobalConfig[OAuth2IntrospectionConfig](nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := b.Build(idpJSON(t, cfg))
+	rb, err := NewOAuth2Introspection(g, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a, b.(*introspectionBuilder)
+	a, err := pipeline.Bind(nil, rb).Build(handlertest.JSON(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, rb.(*introspectionBuilder)
 }
 
 func introspectionRequest(t *testing.T, token string) (*http.Request, *pipeline.Session) {
@@ -306,9 +310,7 @@ func TestIntrospectionClientCredentials(t *testing.T) {
 }
 
 func TestIntrospectionFailsClosed(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := handlertest.ClosedURL(t)
 	// Fault injector: accepts and never answers.
 	hang := faultinject.Hanging(t)
 	failing := newAuthServer(t)
@@ -332,7 +334,7 @@ func TestIntrospectionFailsClosed(t *testing.T) {
 }
 
 func TestIntrospectionConfigErrors(t *testing.T) {
-	b, err := NewOAuth2Introspection(nil, idpDeps(t))
+	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +346,7 @@ func TestIntrospectionConfigErrors(t *testing.T) {
 		"per-rule max_cost":  {"introspection_url": "http://127.0.0.1:1", "cache": map[string]any{"max_cost": 5}},
 		"unknown key":        {"introspection_url": "http://127.0.0.1:1", "introspect_url": "x"},
 	} {
-		if _, err := b.Build(idpJSON(t, cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}

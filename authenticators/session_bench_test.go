@@ -39,14 +39,14 @@ func BenchmarkCookieSession(b *testing.B) {
 		return float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	}
 	b.Run("cache=off", func(b *testing.B) {
-		a := buildSession(b, NewCookieSession, map[string]any{
+		a := buildSession(b, pipeline.TypedFactory(NewCookieSession), map[string]any{
 			"check_session_url": url, "only": []string{kratostest.SessionCookie},
 			"extra_from": "@this", "cache": map[string]any{"enabled": false},
 		})
 		offNs = run(b, a, true)
 	})
 	b.Run("anonymous", func(b *testing.B) {
-		bld, _ := NewAnonymous(nil, pipeline.Deps{})
+		bld, _ := pipeline.TypedFactory(NewAnonymous)(nil, pipeline.Deps{})
 		a, err := bld.Build(nil)
 		if err != nil {
 			b.Fatal(err)
@@ -54,7 +54,7 @@ func BenchmarkCookieSession(b *testing.B) {
 		anonNs = run(b, a, false)
 	})
 	b.Run("cache=hit", func(b *testing.B) {
-		a := buildSession(b, NewCookieSession, map[string]any{
+		a := buildSession(b, pipeline.TypedFactory(NewCookieSession), map[string]any{
 			"check_session_url": url, "only": []string{kratostest.SessionCookie},
 			"extra_from": "@this", "cache": map[string]any{"ttl": "1h"},
 		})

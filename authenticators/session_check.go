@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	kratos "github.com/ory/kratos-client-go"
 	"github.com/tidwall/gjson"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
@@ -105,18 +105,6 @@ func (c *SessionCheckConfig) Validate() error {
 	return c.Cache.Validate()
 }
 
-// sessionTransport carries every session check: one pool of connections to
-// the identity provider shared by all rules, so a rule reload does not leak
-// idle connections.
-var sessionTransport http.RoundTripper = &http.Transport{
-	Proxy:               nil,
-	DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ForceAttemptHTTP2:   true,
-	MaxIdleConns:        256,
-	MaxIdleConnsPerHost: 128,
-	IdleConnTimeout:     90 * time.Second,
-}
-
 // maxSessionBody caps a plain session store's answer.
 const maxSessionBody = 4 << 20
 
@@ -139,13 +127,6 @@ type sessionChecker struct {
 	revocations pipeline.RevocationView
 }
 
-// withRevocations makes the checker drop cached answers for revoked
-// sessions and subjects (nil: none are known).
-func (c *sessionChecker) withRevocations(r pipeline.RevocationView) *sessionChecker {
-	c.revocations = r
-	return c
-}
-
 // cached returns the cache's answer for key unless the session or its
 // subject was revoked since, in which case the entry is evicted.
 func (c *sessionChecker) cached(key cacheKey) (*checkedSession, bool) {
@@ -163,11 +144,21 @@ func (c *sessionChecker) cached(key cacheKey) (*checkedSession, bool) {
 // explicitly, so the credential headers are left out of the forwarded
 // ones: the request's own Cookie header would otherwise carry cookies that
 // `only` leaves out, and the cache key would change with them.
-func newSessionChecker(name string, c *SessionCheckConfig, credentialHeader string) *sessionChecker {
+//
+// Checks go over deps.HTTPClient's connections, following redirects as
+// session checks always have; cached answers for sessions and subjects
+// deps.Revocations reports revoked are dropped.
+func newSessionChecker(name string, c *SessionCheckConfig, credentialHeader string, deps pipeline.Deps) (*sessionChecker, error) {
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
+	client = fetch.FollowingRedirects(client)
 	u, _ := url.Parse(c.CheckSessionURL) // validated
 	ch := &sessionChecker{
 		name:        name,
-		client:      &http.Client{Transport: sessionTransport},
+		client:      client,
+		revocations: deps.Revocations,
 		checkURL:    u,
 		cfg:         c,
 		timeout:     c.Timeout.D(),
@@ -186,7 +177,9 @@ func newSessionChecker(name string, c *SessionCheckConfig, credentialHeader stri
 		cfg := kratos.NewConfiguration()
 		cfg.Servers = kratos.ServerConfigurations{{URL: base}}
 		cfg.UserAgent = "portcullis"
-		cfg.HTTPClient = &http.Client{Transport: contextHeaderTransport{sessionTransport}}
+		sdk := *client
+		sdk.Transport = contextHeaderTransport{transportOf(client)}
+		cfg.HTTPClient = &sdk
 		ch.kratos = kratos.NewAPIClient(cfg).FrontendAPI
 		// Kratos reads a session from any of these; only the one the SDK
 		// is handed may reach it.
@@ -198,7 +191,15 @@ func newSessionChecker(name string, c *SessionCheckConfig, credentialHeader stri
 			ch.forward = append(ch.forward, h)
 		}
 	}
-	return ch
+	return ch, nil
+}
+
+// transportOf is c's transport, or the one net/http uses for a nil one.
+func transportOf(c *http.Client) http.RoundTripper {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
 }
 
 // kratosBase reports whether u is a Kratos whoami endpoint and returns the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
@@ -37,7 +38,7 @@ func buildSession(tb testing.TB, f pipeline.Factory[pipeline.Authenticator], cfg
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := f(nil, pipeline.Deps{})
+	b, err := f(nil, handlertest.Deps(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -176,19 +177,19 @@ func TestSessionCheckConfigErrors(t *testing.T) {
 		cfg  string
 		want string
 	}{
-		{"missing url", NewCookieSession, `{}`, "check_session_url"},
-		{"relative url", NewCookieSession, `{"check_session_url":"/sessions/whoami"}`, "check_session_url"},
-		{"unknown key", NewCookieSession, `{"check_session_url":"http://k/sessions/whoami","preserve_pth":true}`, "preserve_pth"},
-		{"zero timeout", NewBearerToken, `{"check_session_url":"http://k/sessions/whoami","timeout":"0s"}`, "timeout"},
-		{"bad timeout", NewBearerToken, `{"check_session_url":"http://k/sessions/whoami","timeout":"soon"}`, "duration"},
-		{"zero ttl", NewCookieSession, `{"check_session_url":"http://k/sessions/whoami","cache":{"ttl":"0s"}}`, "cache.ttl"},
-		{"zero max entries", NewCookieSession, `{"check_session_url":"http://k/sessions/whoami","cache":{"max_entries":0}}`, "cache.max_entries"},
-		{"two token places", NewBearerToken, `{"check_session_url":"http://k/sessions/whoami","token_from":{"header":"X-T","query_parameter":"t"}}`, "token_from"},
-		{"header and websocket", NewBearerToken, `{"check_session_url":"http://k/sessions/whoami","token_from":{"cookie":"c","websocket_protocol":"p."}}`, "token_from"},
-		{"empty subject_from", NewCookieSession, `{"check_session_url":"http://k/sessions/whoami","subject_from":""}`, "subject_from"},
+		{"missing url", pipeline.TypedFactory(NewCookieSession), `{}`, "check_session_url"},
+		{"relative url", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"/sessions/whoami"}`, "check_session_url"},
+		{"unknown key", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"http://k/sessions/whoami","preserve_pth":true}`, "preserve_pth"},
+		{"zero timeout", pipeline.TypedFactory(NewBearerToken), `{"check_session_url":"http://k/sessions/whoami","timeout":"0s"}`, "timeout"},
+		{"bad timeout", pipeline.TypedFactory(NewBearerToken), `{"check_session_url":"http://k/sessions/whoami","timeout":"soon"}`, "duration"},
+		{"zero ttl", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"http://k/sessions/whoami","cache":{"ttl":"0s"}}`, "cache.ttl"},
+		{"zero max entries", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"http://k/sessions/whoami","cache":{"max_entries":0}}`, "cache.max_entries"},
+		{"two token places", pipeline.TypedFactory(NewBearerToken), `{"check_session_url":"http://k/sessions/whoami","token_from":{"header":"X-T","query_parameter":"t"}}`, "token_from"},
+		{"header and websocket", pipeline.TypedFactory(NewBearerToken), `{"check_session_url":"http://k/sessions/whoami","token_from":{"cookie":"c","websocket_protocol":"p."}}`, "token_from"},
+		{"empty subject_from", pipeline.TypedFactory(NewCookieSession), `{"check_session_url":"http://k/sessions/whoami","subject_from":""}`, "subject_from"},
 	}
 	for _, tc := range cases {
-		b, err := tc.f(nil, pipeline.Deps{})
+		b, err := tc.f(nil, handlertest.Deps(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestSessionCheckConfigErrors(t *testing.T) {
 		}
 	}
 	// A disabled cache needs no ttl.
-	b, _ := NewCookieSession(nil, pipeline.Deps{})
+	b, _ := pipeline.TypedFactory(NewCookieSession)(nil, handlertest.Deps(t))
 	if _, err := b.Build(json.RawMessage(`{"check_session_url":"http://k/sessions/whoami","cache":{"enabled":false,"ttl":"0s"}}`)); err != nil {
 		t.Errorf("disabled cache with zero ttl: %v", err)
 	}
@@ -269,7 +270,7 @@ func TestPlainSessionStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg["extra_from"] = "@this"
 			tc.cfg["cache"] = map[string]any{"enabled": false}
-			a := buildSession(t, NewCookieSession, tc.cfg)
+			a := buildSession(t, pipeline.TypedFactory(NewCookieSession), tc.cfg)
 			r, s := sessionRequest("http://app.test/resource?x=1", func(r *http.Request) {
 				r.AddCookie(id.Cookie)
 				r.Header.Set("X-Trace", "t-1")
@@ -304,7 +305,7 @@ func TestPlainSessionStore(t *testing.T) {
 	}
 
 	t.Run("non-200 answers", func(t *testing.T) {
-		a := buildSession(t, NewCookieSession, map[string]any{
+		a := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 			"check_session_url": front.URL + "/check", "preserve_path": true,
 			"cache": map[string]any{"enabled": false},
 		})
@@ -330,7 +331,7 @@ func TestBearerPlainStoreGetsAuthorization(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterAPI(t)
 	front := newSessionFront(t, k, true)
-	a := buildSession(t, NewBearerToken, map[string]any{
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{
 		"check_session_url": front.URL + "/check",
 		"preserve_path":     true,
 		"token_from":        map[string]any{"cookie": "tok"},
@@ -354,7 +355,7 @@ func TestBearerPlainStoreGetsAuthorizationAsWritten(t *testing.T) {
 	k := kratosShared.Get(t)
 	id := k.RegisterAPI(t)
 	front := newSessionFront(t, k, true)
-	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": front.URL + "/check", "preserve_path": true})
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{"check_session_url": front.URL + "/check", "preserve_path": true})
 	if _, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+id.SessionToken) }); err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
@@ -375,7 +376,7 @@ func TestPlainStoreEmptyAnswerAdmits(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(store.Close)
-	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": store.URL})
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{"check_session_url": store.URL})
 	s, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer zyx") })
 	if err != nil || s.Subject != "" {
 		t.Fatalf("Authenticate = %v, subject %q; want admitted with an empty subject", err, s.Subject)
@@ -414,7 +415,7 @@ func TestSubjectAndExtraFrom(t *testing.T) {
 		if tc.extra != "" {
 			cfg["extra_from"] = tc.extra
 		}
-		a := buildSession(t, NewBearerToken, cfg)
+		a := buildSession(t, pipeline.TypedFactory(NewBearerToken), cfg)
 		s, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+id.SessionToken) })
 		if tc.wantStatus != 0 {
 			wantStatus(t, tc.name, err, tc.wantStatus)
@@ -436,8 +437,8 @@ func TestKratosDownFailsClosed(t *testing.T) {
 	id := k.RegisterBrowser(t)
 
 	t.Run("stopped", func(t *testing.T) {
-		cached := buildSession(t, NewCookieSession, map[string]any{"check_session_url": k.WhoamiURL()})
-		uncached := buildSession(t, NewCookieSession, map[string]any{"check_session_url": k.WhoamiURL(), "cache": map[string]any{"enabled": false}})
+		cached := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{"check_session_url": k.WhoamiURL()})
+		uncached := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{"check_session_url": k.WhoamiURL(), "cache": map[string]any{"enabled": false}})
 		k.Stop()
 		defer func() {
 			if err := k.Restart(); err != nil {
@@ -457,7 +458,7 @@ func TestKratosDownFailsClosed(t *testing.T) {
 	t.Run("hanging", func(t *testing.T) {
 		hang := newHangingServer(t)
 		for _, url := range []string{hang + "/sessions/whoami", hang + "/check"} {
-			a := buildSession(t, NewCookieSession, map[string]any{
+			a := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 				"check_session_url": url, "preserve_path": true, "timeout": "150ms",
 			})
 			_, err := authenticate(a, func(r *http.Request) { r.AddCookie(id.Cookie) })
@@ -471,7 +472,7 @@ func TestKratosDownFailsClosed(t *testing.T) {
 	t.Run("5xx", func(t *testing.T) {
 		front := newSessionFront(t, k, false)
 		front.failWith.Store(http.StatusInternalServerError)
-		a := buildSession(t, NewCookieSession, map[string]any{"check_session_url": front.URL + "/sessions/whoami"})
+		a := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{"check_session_url": front.URL + "/sessions/whoami"})
 		_, err := authenticate(a, func(r *http.Request) { r.AddCookie(id.Cookie) })
 		wantStatus(t, "kratos 500", err, http.StatusServiceUnavailable)
 	})
@@ -481,7 +482,7 @@ func TestKratosDownFailsClosed(t *testing.T) {
 func TestRevalidator(t *testing.T) {
 	k := kratostest.Start(t, kratostest.Options{})
 	id := k.RegisterAPI(t)
-	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": k.WhoamiURL()})
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{"check_session_url": k.WhoamiURL()})
 	s, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+id.SessionToken) })
 	if err != nil {
 		t.Fatal(err)
@@ -516,7 +517,7 @@ func TestRevalidator(t *testing.T) {
 func TestRevalidatorReadsTheIdentityAgain(t *testing.T) {
 	k := kratostest.Start(t, kratostest.Options{})
 	id := k.RegisterAPI(t)
-	a := buildSession(t, NewBearerToken, map[string]any{"check_session_url": k.WhoamiURL(), "extra_from": "identity"})
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{"check_session_url": k.WhoamiURL(), "extra_from": "identity"})
 	s, err := authenticate(a, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+id.SessionToken) })
 	if err != nil {
 		t.Fatal(err)
@@ -545,7 +546,7 @@ func TestConcurrentMissesShareOneCheck(t *testing.T) {
 	id := k.RegisterBrowser(t)
 	front := newSessionFront(t, k, false)
 	front.hold = make(chan struct{})
-	a := buildSession(t, NewCookieSession, map[string]any{
+	a := buildSession(t, pipeline.TypedFactory(NewCookieSession), map[string]any{
 		"check_session_url": front.URL + "/sessions/whoami",
 		"only":              []string{kratostest.SessionCookie},
 		"cache":             map[string]any{"ttl": "1h"},

@@ -12,9 +12,9 @@ type UnauthorizedConfig struct{}
 // NewUnauthorized builds the `unauthorized` authenticator: it is always
 // responsible and rejects every request with 401. Put it last to end a list
 // of authenticators explicitly.
-var NewUnauthorized = pipeline.Typed(func(*UnauthorizedConfig, pipeline.Deps) (pipeline.Authenticator, error) {
+func NewUnauthorized(*UnauthorizedConfig, pipeline.Deps) (pipeline.Authenticator, error) {
 	return unauthorized{}, nil
-})
+}
 
 type unauthorized struct{}
 

@@ -10,9 +10,9 @@ import (
 type AllowConfig struct{}
 
 // NewAllow builds the `allow` authorizer, which allows every request.
-var NewAllow = pipeline.Typed(func(*AllowConfig, pipeline.Deps) (pipeline.Authorizer, error) {
+func NewAllow(*AllowConfig, pipeline.Deps) (pipeline.Authorizer, error) {
 	return allow{}, nil
-})
+}
 
 type allow struct{}
 

@@ -11,7 +11,7 @@ import (
 func TestAllowAndDeny(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	s := pipeline.NewSession(r, r.URL, nil)
-	for name, f := range map[string]pipeline.Factory[pipeline.Authorizer]{"allow": NewAllow, "deny": NewDeny} {
+	for name, f := range map[string]pipeline.Factory[pipeline.Authorizer]{"allow": pipeline.TypedFactory(NewAllow), "deny": pipeline.TypedFactory(NewDeny)} {
 		b, err := f(nil, pipeline.Deps{})
 		if err != nil {
 			t.Fatal(err)

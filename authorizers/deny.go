@@ -10,9 +10,9 @@ import (
 type DenyConfig struct{}
 
 // NewDeny builds the `deny` authorizer, which denies every request with 403.
-var NewDeny = pipeline.Typed(func(*DenyConfig, pipeline.Deps) (pipeline.Authorizer, error) {
+func NewDeny(*DenyConfig, pipeline.Deps) (pipeline.Authorizer, error) {
 	return deny{}, nil
-})
+}
 
 type deny struct{}
 

@@ -1,3 +1,4 @@
 // Package authorizers holds the handlers that answer "may they?". Each
-// file is one handler; each exports a pipeline.Factory named NewXxx.
+// handler file holds one handler and its factory, NewXxx, which
+// internal/registry lists under the name rules use.
 package authorizers

@@ -1,12 +1,10 @@
 package authorizers
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -73,7 +71,8 @@ func (c *LadonConfig) validateGlobal() error {
 	return nil
 }
 
-// NewLadon makes the `ladon` authorizer's builder. It loads the policy
+// NewLadon makes the `ladon` authorizer's rule builder from its global
+// config. It loads the policy
 // repositories once (a set that does not load fails start-up: there is no
 // last good set yet), then keeps them fresh in the background until the
 // process context ends.
@@ -92,14 +91,7 @@ func (c *LadonConfig) validateGlobal() error {
 //   - any key the rule's `context` templates define.
 //
 // Only the keys that some policy's conditions name are computed.
-func NewLadon(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Authorizer], error) {
-	g := &LadonConfig{}
-	g.SetDefaults()
-	// The global part is decoded without Validate: rules supply the
-	// per-rule keys.
-	if err := pipeline.DecodeStrict(global, (*ladonGlobal)(g)); err != nil {
-		return nil, err
-	}
+func NewLadon(g *LadonConfig, deps pipeline.Deps) (pipeline.RuleBuilder[LadonConfig, pipeline.Authorizer], error) {
 	if err := g.validateGlobal(); err != nil {
 		return nil, err
 	}
@@ -107,30 +99,19 @@ func NewLadon(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipe
 	if err != nil {
 		return nil, err
 	}
-	return &ladonBuilder{global: global, store: store}, nil
+	return &ladonBuilder{store: store}, nil
 }
-
-// ladonGlobal is LadonConfig without its methods.
-type ladonGlobal LadonConfig
 
 type ladonBuilder struct {
-	global json.RawMessage
-	store  *policyStore
+	store *policyStore
 }
 
-func (b *ladonBuilder) Build(rule json.RawMessage) (pipeline.Authorizer, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &LadonConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *ladonBuilder) Build(c *LadonConfig) (pipeline.Authorizer, error) {
 	if !sameStrings(c.Repositories, b.store.repositories) {
 		return nil, errors.New(`key "repositories": policy repositories are set once, in the global config (authorizers.ladon.config), not per rule`)
 	}
 	a := &ladonAuthorizer{store: b.store}
+	var err error
 	if a.action, err = pipeline.ParseTemplate("required_action", c.RequiredAction); err != nil {
 		return nil, err
 	}
@@ -140,17 +121,8 @@ func (b *ladonBuilder) Build(rule json.RawMessage) (pipeline.Authorizer, error) 
 	if a.subject, err = pipeline.ParseTemplate("subject", c.Subject); err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(c.Context))
-	for k := range c.Context {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		t, err := pipeline.ParseTemplate("context."+k, c.Context[k])
-		if err != nil {
-			return nil, err
-		}
-		a.context = append(a.context, contextTemplate{key: k, t: t})
+	if a.context, err = pipeline.ParseTemplates("context", c.Context); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -167,17 +139,12 @@ func sameStrings(a, b []string) bool {
 	return true
 }
 
-type contextTemplate struct {
-	key string
-	t   *pipeline.Template
-}
-
 type ladonAuthorizer struct {
 	store    *policyStore
 	action   *pipeline.Template
 	resource *pipeline.Template
 	subject  *pipeline.Template
-	context  []contextTemplate
+	context  []pipeline.NamedTemplate
 }
 
 var _ pipeline.Authorizer = (*ladonAuthorizer)(nil)
@@ -201,11 +168,11 @@ func (a *ladonAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error 
 		}
 	}
 	for _, ct := range a.context {
-		v, err := ct.t.Execute(s)
+		v, err := ct.Execute(s)
 		if err != nil {
-			return pipeline.NewError(http.StatusInternalServerError, "ladon authorizer failed", fmt.Errorf("context.%s: %w", ct.key, err))
+			return pipeline.NewError(http.StatusInternalServerError, "ladon authorizer failed", fmt.Errorf("context.%s: %w", ct.Name, err))
 		}
-		req.Context[ct.key] = v
+		req.Context[ct.Name] = v
 	}
 	err = set.warden.IsAllowed(r.Context(), req)
 	if err == nil {

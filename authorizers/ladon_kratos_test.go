@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
@@ -41,12 +43,12 @@ func TestLadonWithKratosIdentity(t *testing.T) {
 	policies := fmt.Sprintf(`[{"id":"echo-for-alice","subjects":["<.*>"],"actions":["connect"],"resources":["rn:echo:<.*>"],"effect":"allow",
 		"conditions":{"traits.email":{"type":"StringEqualCondition","options":{"equals":%q}},
 		              "remote_ip":{"type":"CIDRCondition","options":{"cidr":"127.0.0.0/8"}}}}]`, alice.Email)
-	deps, _ := testDeps(t)
-	b, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))}}), deps)
+	deps, _ := handlertest.DepsWithLog(t)
+	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))}}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	az, err := b.Build(mustJSON(t, map[string]any{"required_action": "connect", "required_resource": "rn:echo:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
+	az, err := b.Build(handlertest.JSON(t, map[string]any{"required_action": "connect", "required_resource": "rn:echo:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
 	if err != nil {
 		t.Fatal(err)
 	}

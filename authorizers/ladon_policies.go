@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -47,15 +45,19 @@ func newPolicyStore(repos []string, interval time.Duration, deps pipeline.Deps) 
 			return nil, fmt.Errorf(`key "repositories": %w`, err)
 		}
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := deps.Logger()
 	ctx := deps.Context
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	// Policy documents are read over the process's connections, following
+	// redirects, each read bounded to 10s.
+	base, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
+	client := fetch.FollowingRedirects(base)
+	client.Timeout = 10 * time.Second
 	st := &policyStore{repositories: append([]string(nil), repos...)}
 
 	var docs [][]byte

@@ -1,9 +1,7 @@
 package authorizers
 
 import (
-	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -16,31 +14,10 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
-
-// testDeps returns deps whose context ends with the test and whose log
-// entries the test can read.
-func testDeps(t testing.TB) (pipeline.Deps, *logtest.Hook) {
-	t.Helper()
-	log, hook := logtest.NewNullLogger()
-	log.SetLevel(logrus.DebugLevel)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}, hook
-}
-
-func mustJSON(t testing.TB, v any) json.RawMessage {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // kratosSession builds a session shaped like the one the cookie_session
 // authenticator produces from Kratos' whoami answer.
@@ -63,20 +40,20 @@ func kratosSession(t testing.TB, subject string, traits map[string]any, rawURL, 
 }
 
 func TestLadonRequireRoleAndCIDR(t *testing.T) {
-	deps, _ := testDeps(t)
+	deps, _ := handlertest.DepsWithLog(t)
 	repo := "file://" + filepath.Join("testdata", "ladon", "require-role.yaml")
-	b, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{repo}}), deps)
+	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{repo}}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	echo, err := b.Build(mustJSON(t, map[string]any{
+	echo, err := b.Build(handlertest.JSON(t, map[string]any{
 		"required_action":   "connect",
 		"required_resource": "rn:echo:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	chat, err := b.Build(mustJSON(t, map[string]any{
+	chat, err := b.Build(handlertest.JSON(t, map[string]any{
 		"required_action":   "connect",
 		"required_resource": "rn:chat:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
 	}))
@@ -120,17 +97,17 @@ func statusOrZero(err error) int {
 }
 
 func TestLadonRuleContextTemplates(t *testing.T) {
-	deps, _ := testDeps(t)
+	deps, _ := handlertest.DepsWithLog(t)
 	policies := `[{"id":"p","subjects":["user:<.*>"],"actions":["GET"],"resources":["rn:doc:<[0-9]+>"],"effect":"allow",
 		"conditions":{"is_admin":{"type":"StringEqualCondition","options":{"equals":"true"}},
 		              "extra.identity.verified":{"type":"BooleanCondition","options":{"value":true}}}}]`
-	b, err := NewLadon(mustJSON(t, map[string]any{
+	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{
 		"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))},
 	}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	az, err := b.Build(mustJSON(t, map[string]any{
+	az, err := b.Build(handlertest.JSON(t, map[string]any{
 		"required_action":   "{{ .MatchContext.Method }}",
 		"required_resource": "rn:doc:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
 		"subject":           "user:{{ .Subject }}",
@@ -157,7 +134,7 @@ func TestLadonRuleContextTemplates(t *testing.T) {
 }
 
 func TestLadonHotReloadKeepsLastGood(t *testing.T) {
-	deps, hook := testDeps(t)
+	deps, hook := handlertest.DepsWithLog(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policies.json")
 	write := func(doc string) {
@@ -185,14 +162,14 @@ func TestLadonHotReloadKeepsLastGood(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	b, err := NewLadon(mustJSON(t, map[string]any{
+	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{
 		"repositories":     []string{"file://" + path, srv.URL + "/policies.yaml"},
 		"refresh_interval": "10ms",
 	}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	az, err := b.Build(mustJSON(t, map[string]any{"required_action": "read", "required_resource": "doc"}))
+	az, err := b.Build(handlertest.JSON(t, map[string]any{"required_action": "read", "required_resource": "doc"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +216,7 @@ func TestLadonHotReloadKeepsLastGood(t *testing.T) {
 }
 
 func TestLadonPolicyValidation(t *testing.T) {
-	deps, _ := testDeps(t)
+	deps, _ := handlertest.DepsWithLog(t)
 	tests := []struct {
 		name string
 		doc  string
@@ -257,7 +234,7 @@ func TestLadonPolicyValidation(t *testing.T) {
 		{"not a list", `{"id":"x"}`, "list"},
 	}
 	for _, tt := range tests {
-		_, err := NewLadon(mustJSON(t, map[string]any{
+		_, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{
 			"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(tt.doc))},
 		}), deps)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -267,15 +244,15 @@ func TestLadonPolicyValidation(t *testing.T) {
 }
 
 func TestLadonConfigErrors(t *testing.T) {
-	deps, _ := testDeps(t)
-	if _, err := NewLadon(mustJSON(t, map[string]any{}), deps); err == nil {
+	deps, _ := handlertest.DepsWithLog(t)
+	if _, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{}), deps); err == nil {
 		t.Error("no repositories must be an error")
 	}
-	if _, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{"file:///does/not/exist.json"}}), deps); err == nil {
+	if _, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{"file:///does/not/exist.json"}}), deps); err == nil {
 		t.Error("a repository that cannot be read at start-up must be an error")
 	}
 	repo := "inline://" + base64.StdEncoding.EncodeToString([]byte(`[]`))
-	b, err := NewLadon(mustJSON(t, map[string]any{"repositories": []string{repo}}), deps)
+	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{repo}}), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,12 +264,12 @@ func TestLadonConfigErrors(t *testing.T) {
 		"unknown key":        {"required_action": "a", "required_resource": "r", "requried": true},
 		"bad context syntax": {"required_action": "a", "required_resource": "r", "context": map[string]string{"k": "{{"}},
 	} {
-		if _, err := b.Build(mustJSON(t, rule)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, rule)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}
 	// An empty policy set denies everything.
-	az, err := b.Build(mustJSON(t, map[string]any{"required_action": "a", "required_resource": "r"}))
+	az, err := b.Build(handlertest.JSON(t, map[string]any{"required_action": "a", "required_resource": "r"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,6 @@ func (c *RemoteConfig) Validate() error { return c.validate() }
 //   - an unreachable or slow API (per `timeout`, after `retry`) or a 5xx
 //     answer denies with 503 — the request is never let through;
 //   - any other answer denies with 403.
-var NewRemote = pipeline.Typed(func(c *RemoteConfig, _ pipeline.Deps) (pipeline.Authorizer, error) {
-	return newRemoteAuthorizer("remote", &c.remoteCommon, c.Payload, false)
-})
+func NewRemote(c *RemoteConfig, deps pipeline.Deps) (pipeline.Authorizer, error) {
+	return newRemoteAuthorizer("remote", &c.remoteCommon, c.Payload, false, deps)
+}

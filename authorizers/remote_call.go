@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
@@ -23,10 +21,6 @@ const maxForwardedBody = 1 << 20
 
 // defaultRemoteTimeout bounds one attempt to reach a decision API.
 const defaultRemoteTimeout = 2 * time.Second
-
-// remoteClient is shared by every remote authorizer instance: one
-// connection pool per process, redirects never followed.
-var remoteClient = sync.OnceValue(fetch.NewClient)
 
 // remoteCommon holds the keys `remote` and `remote_json` share.
 type remoteCommon struct {
@@ -66,7 +60,7 @@ func (c *remoteCommon) validate() error {
 type remoteAuthorizer struct {
 	name    string
 	url     string
-	headers []contextTemplate // reuses (key, template): key is the header name
+	headers []pipeline.NamedTemplate // by canonical header name
 	// payload is the body template; nil forwards the request body.
 	payload *pipeline.Template
 	// jsonOnly requires the payload to render a JSON text and sends it as
@@ -76,27 +70,27 @@ type remoteAuthorizer struct {
 	caller   *fetch.Caller
 }
 
-func newRemoteAuthorizer(name string, c *remoteCommon, payload string, jsonOnly bool) (*remoteAuthorizer, error) {
+// newRemoteAuthorizer prepares either remote authorizer. Calls go through
+// deps.HTTPClient, which follows no redirects.
+func newRemoteAuthorizer(name string, c *remoteCommon, payload string, jsonOnly bool, deps pipeline.Deps) (*remoteAuthorizer, error) {
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
 	a := &remoteAuthorizer{
 		name:     name,
 		url:      c.Remote,
 		jsonOnly: jsonOnly,
-		caller:   &fetch.Caller{Client: remoteClient(), Timeout: c.Timeout.D(), Retry: c.Retry},
+		caller:   &fetch.Caller{Client: client, Timeout: c.Timeout.D(), Retry: c.Retry},
 	}
 	for _, h := range c.ForwardResponseHeadersToUpstream {
 		a.forward = append(a.forward, http.CanonicalHeaderKey(h))
 	}
-	names := make([]string, 0, len(c.Headers))
-	for k := range c.Headers {
-		names = append(names, k)
+	if a.headers, err = pipeline.ParseTemplates("headers", c.Headers); err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		t, err := pipeline.ParseTemplate("headers."+k, c.Headers[k])
-		if err != nil {
-			return nil, err
-		}
-		a.headers = append(a.headers, contextTemplate{key: http.CanonicalHeaderKey(k), t: t})
+	for i := range a.headers {
+		a.headers[i].Name = http.CanonicalHeaderKey(a.headers[i].Name)
 	}
 	if payload != "" {
 		t, err := pipeline.ParseTemplate("payload", payload)
@@ -125,12 +119,12 @@ func (a *remoteAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error
 		header.Set("Authorization", authz)
 	}
 	for _, h := range a.headers {
-		v, err := h.t.Execute(s)
+		v, err := h.Execute(s)
 		if err != nil {
-			return a.fail(http.StatusInternalServerError, "authorizer failed", fmt.Errorf("header %s: %w", h.key, err))
+			return a.fail(http.StatusInternalServerError, "authorizer failed", fmt.Errorf("header %s: %w", h.Name, err))
 		}
 		if v != "" {
-			header.Set(h.key, v)
+			header.Set(h.Name, v)
 		}
 	}
 	res, err := a.caller.Do(r.Context(), func(ctx context.Context) (*http.Request, error) {

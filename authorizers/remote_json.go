@@ -34,6 +34,6 @@ func (c *RemoteJSONConfig) Validate() error {
 // judged as by [NewRemote]: only 200 allows, and an unreachable, slow or
 // failing API denies with 503. A payload that does not render valid JSON
 // is a 500, never sent.
-var NewRemoteJSON = pipeline.Typed(func(c *RemoteJSONConfig, _ pipeline.Deps) (pipeline.Authorizer, error) {
-	return newRemoteAuthorizer("remote_json", &c.remoteCommon, c.Payload, true)
-})
+func NewRemoteJSON(c *RemoteJSONConfig, deps pipeline.Deps) (pipeline.Authorizer, error) {
+	return newRemoteAuthorizer("remote_json", &c.remoteCommon, c.Payload, true, deps)
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
@@ -57,17 +57,6 @@ func (d *decisionAPI) answer(status int, header http.Header) {
 	d.header = header
 }
 
-// closedPort returns a loopback URL nothing listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
-}
-
 // hangingAPI is a fault injector: it accepts connections and never answers,
 // the failure a real decision API shows when it is overloaded.
 func hangingAPI(t *testing.T) string {
@@ -76,12 +65,12 @@ func hangingAPI(t *testing.T) string {
 
 func buildAuthorizer(t *testing.T, f pipeline.Factory[pipeline.Authorizer], global, rule map[string]any) pipeline.Authorizer {
 	t.Helper()
-	deps, _ := testDeps(t)
-	b, err := f(mustJSON(t, global), deps)
+	deps, _ := handlertest.DepsWithLog(t)
+	b, err := f(handlertest.JSON(t, global), deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := b.Build(mustJSON(t, rule))
+	a, err := b.Build(handlertest.JSON(t, rule))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +91,7 @@ func requestWithBody(t *testing.T, method, rawURL, body string, groups ...string
 func TestRemoteForwardsBodyAndHeaders(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
 	api.answer(http.StatusOK, http.Header{"X-Decision-Id": {"d-1"}})
-	az := buildAuthorizer(t, NewRemote, map[string]any{"remote": api.URL + "/authorize"}, map[string]any{
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemote), map[string]any{"remote": api.URL + "/authorize"}, map[string]any{
 		"headers":                              map[string]string{"X-Subject": "{{ .Subject }}", "X-Empty": "{{ print .Extra.none }}"},
 		"forward_response_headers_to_upstream": []string{"x-decision-id"},
 	})
@@ -135,21 +124,9 @@ func TestRemoteForwardsBodyAndHeaders(t *testing.T) {
 	}
 }
 
-func TestRemoteBodyTooLarge(t *testing.T) {
-	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, NewRemote, map[string]any{"remote": api.URL}, nil)
-	r, s := requestWithBody(t, http.MethodPost, "http://gw.test/upload", strings.Repeat("x", maxForwardedBody+1))
-	if err := az.Authorize(r, s); pipeline.StatusOf(err) != http.StatusRequestEntityTooLarge {
-		t.Errorf("Authorize = %v, want 413", err)
-	}
-	if api.calls.Load() != 0 {
-		t.Error("a body over the limit must not be sent")
-	}
-}
-
 func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, NewRemoteJSON, map[string]any{"remote": api.URL}, map[string]any{
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": api.URL}, map[string]any{
 		"payload": `{"subject": {{ .Subject | toJson }}, "room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}", "email": "{{ .Extra.identity.traits.email }}"}`,
 	})
 	tests := []struct {
@@ -200,17 +177,30 @@ func TestRemoteJSONPayloadAndDecisions(t *testing.T) {
 	}
 }
 
-func TestRemoteJSONInvalidPayloadNotSent(t *testing.T) {
-	api := newDecisionAPI(t, http.StatusOK)
-	az := buildAuthorizer(t, NewRemoteJSON, map[string]any{"remote": api.URL}, map[string]any{
-		"payload": `{"subject": "{{ .Subject }}"`,
-	})
-	r, s := requestWithBody(t, http.MethodGet, "http://gw.test/", "")
-	if err := az.Authorize(r, s); pipeline.StatusOf(err) != http.StatusInternalServerError {
-		t.Errorf("Authorize = %v, want 500", err)
-	}
-	if api.calls.Load() != 0 {
-		t.Error("an invalid payload must not be sent")
+// A request the authorizer cannot send as configured is refused before
+// the decision API sees it: a body over the limit (413), a payload that
+// does not render a JSON text (500).
+func TestRemoteRefusesWithoutCalling(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, target, body string
+		factory                    pipeline.Factory[pipeline.Authorizer]
+		rule                       map[string]any
+		want                       int
+	}{
+		{"a body over the limit", http.MethodPost, "http://gw.test/upload", strings.Repeat("x", maxForwardedBody+1),
+			pipeline.TypedFactory(NewRemote), nil, http.StatusRequestEntityTooLarge},
+		{"an invalid payload", http.MethodGet, "http://gw.test/", "",
+			pipeline.TypedFactory(NewRemoteJSON), map[string]any{"payload": `{"subject": "{{ .Subject }}"`}, http.StatusInternalServerError},
+	} {
+		api := newDecisionAPI(t, http.StatusOK)
+		az := buildAuthorizer(t, tc.factory, map[string]any{"remote": api.URL}, tc.rule)
+		r, s := requestWithBody(t, tc.method, tc.target, tc.body)
+		if err := az.Authorize(r, s); pipeline.StatusOf(err) != tc.want {
+			t.Errorf("%s: Authorize = %v, want %d", tc.name, err, tc.want)
+		}
+		if api.calls.Load() != 0 {
+			t.Errorf("%s must not be sent", tc.name)
+		}
 	}
 }
 
@@ -221,7 +211,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 		remote string
 		extra  map[string]any
 	}{
-		{"closed port", closedPort(t), nil},
+		{"closed port", handlertest.ClosedURL(t), nil},
 		{"never answers", hangingAPI(t), map[string]any{"timeout": "100ms"}},
 		{"never answers with retries", hangingAPI(t), map[string]any{"timeout": "50ms", "retry": map[string]any{"max_delay": "5ms", "give_up_after": "120ms"}}},
 		{"keeps failing with retries", flaky.URL, map[string]any{"retry": map[string]any{"max_delay": "1ms", "give_up_after": "30ms"}}},
@@ -229,7 +219,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 	for _, f := range []struct {
 		name    string
 		factory pipeline.Factory[pipeline.Authorizer]
-	}{{"remote", NewRemote}, {"remote_json", NewRemoteJSON}} {
+	}{{"remote", pipeline.TypedFactory(NewRemote)}, {"remote_json", pipeline.TypedFactory(NewRemoteJSON)}} {
 		for _, tt := range tests {
 			cfg := map[string]any{"remote": tt.remote, "payload": `{"s":"{{ .Subject }}"}`}
 			for k, v := range tt.extra {
@@ -259,7 +249,7 @@ func TestRemoteRetryRecovers(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	az := buildAuthorizer(t, NewRemoteJSON, map[string]any{"remote": srv.URL, "payload": `{}`, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "1m"}}, nil)
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": srv.URL, "payload": `{}`, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "1m"}}, nil)
 	r, s := requestWithBody(t, http.MethodGet, "http://gw.test/", "")
 	if err := az.Authorize(r, s); err != nil {
 		t.Errorf("Authorize = %v, want allowed after retries", err)
@@ -270,27 +260,27 @@ func TestRemoteRetryRecovers(t *testing.T) {
 }
 
 func TestRemoteConfigErrors(t *testing.T) {
-	deps, _ := testDeps(t)
+	deps, _ := handlertest.DepsWithLog(t)
 	tests := []struct {
 		name    string
 		factory pipeline.Factory[pipeline.Authorizer]
 		cfg     map[string]any
 	}{
-		{"remote missing", NewRemote, map[string]any{}},
-		{"remote not http", NewRemote, map[string]any{"remote": "file:///etc/passwd"}},
-		{"unknown key", NewRemote, map[string]any{"remote": "http://127.0.0.1:1", "forward_response_headers": []string{"x"}}},
-		{"bad retry key", NewRemote, map[string]any{"remote": "http://127.0.0.1:1", "retry": map[string]any{"maxdelay": "1s"}}},
-		{"bad header template", NewRemote, map[string]any{"remote": "http://127.0.0.1:1", "headers": map[string]string{"X": "{{"}}},
-		{"json payload missing", NewRemoteJSON, map[string]any{"remote": "http://127.0.0.1:1"}},
-		{"json payload bad template", NewRemoteJSON, map[string]any{"remote": "http://127.0.0.1:1", "payload": "{{ .Nope "}},
-		{"zero timeout", NewRemoteJSON, map[string]any{"remote": "http://127.0.0.1:1", "payload": "{}", "timeout": "0s"}},
+		{"remote missing", pipeline.TypedFactory(NewRemote), map[string]any{}},
+		{"remote not http", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "file:///etc/passwd"}},
+		{"unknown key", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "http://127.0.0.1:1", "forward_response_headers": []string{"x"}}},
+		{"bad retry key", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "http://127.0.0.1:1", "retry": map[string]any{"maxdelay": "1s"}}},
+		{"bad header template", pipeline.TypedFactory(NewRemote), map[string]any{"remote": "http://127.0.0.1:1", "headers": map[string]string{"X": "{{"}}},
+		{"json payload missing", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1"}},
+		{"json payload bad template", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1", "payload": "{{ .Nope "}},
+		{"zero timeout", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1", "payload": "{}", "timeout": "0s"}},
 	}
 	for _, tt := range tests {
 		b, err := tt.factory(nil, deps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Build(mustJSON(t, tt.cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, tt.cfg)); err == nil {
 			t.Errorf("%s: Build must fail", tt.name)
 		}
 	}

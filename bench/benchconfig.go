@@ -19,11 +19,21 @@ const (
 	pathSSE        = "/sse/events" // anonymous → allow → header, an event stream held idle (figure 10)
 )
 
+// extras are what a portcullis variant adds to the benchmark
+// configuration.
+type extras struct {
+	// logBuffer, when not empty, is the log.buffer block's flow mapping
+	// ("{size: 65536, flush: 1s}").
+	logBuffer string
+	// otlp, when not empty, turns tracing on: every request sampled, spans
+	// sent by OTLP/HTTP to this collector URL (…/v1/traces).
+	otlp string
+}
+
 // writeConfig writes portcullis's benchmark configuration and rules into
 // dir and returns the configuration's path. whoami is Kratos's
-// /sessions/whoami ("" leaves the session rules out); logBuffer, when not
-// empty, is the log.buffer block's flow mapping ("{size: 65536, flush: 1s}").
-func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer string) (string, error) {
+// /sessions/whoami ("" leaves the session rules out).
+func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string, x extras) (string, error) {
 	rules := benchRule("anon", "/anon", "{handler: anonymous}", upstream, "") +
 		benchRule("ws", "/ws", "{handler: anonymous}", upstream, "") +
 		benchRule("ws-lifetime", "/wsl", "{handler: anonymous}", upstream, "  websocket: {max_lifetime: "+lifetime+"}\n") +
@@ -39,10 +49,21 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime, logBuffer
 	}
 	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
 		serverConfig([3]int{}, rulesPath, bearerBlock(whoami, ""), logLevel, logFormat)
-	if logBuffer != "" {
+	if x.logBuffer != "" {
 		// The log block is the configuration's last (portcullis only:
 		// Oathkeeper has no such key).
-		cfg += "  buffer: " + logBuffer + "\n"
+		cfg += "  buffer: " + x.logBuffer + "\n"
+	}
+	if x.otlp != "" {
+		cfg += fmt.Sprintf(`tracing:
+  provider: otel
+  service_name: portcullis-bench
+  providers:
+    otlp:
+      server_url: %q
+      insecure: true
+      sampling: {sampling_ratio: 1}
+`, x.otlp)
 	}
 	return writeFile(dir, "portcullis.yml", cfg)
 }

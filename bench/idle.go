@@ -115,7 +115,7 @@ func (e *env) idleRound(ctx context.Context, cl *roleProc, k *kratostest.Kratos,
 	if k != nil {
 		whoami, path = k.WhoamiURL(), pathWSSession
 	}
-	pc, err := e.startPortcullisFrom(ctx, b.exe, "idle-"+strings.ReplaceAll(b.name, "@", "-"), whoami, "")
+	pc, err := e.startPortcullisFrom(ctx, b.exe, "idle-"+strings.ReplaceAll(b.name, "@", "-"), whoami, extras{})
 	if err != nil {
 		return run, err
 	}
@@ -192,7 +192,7 @@ func (e *env) idleRound(ctx context.Context, cl *roleProc, k *kratostest.Kratos,
 	pc.stop()
 
 	// Figure 10 in a fresh process.
-	ps, err := e.startPortcullisFrom(ctx, b.exe, "sse-"+strings.ReplaceAll(b.name, "@", "-"), "", "")
+	ps, err := e.startPortcullisFrom(ctx, b.exe, "sse-"+strings.ReplaceAll(b.name, "@", "-"), "", extras{})
 	if err != nil {
 		return run, err
 	}

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -75,15 +76,15 @@ func main() {
 	flag.BoolVar(&o.install, "install", true, "install wrk with apt-get and build Kratos when missing")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log.level of portcullis and Oathkeeper (their logs go to files)")
 	flag.StringVar(&o.logFormat, "log-format", "text", "log.format of portcullis and Oathkeeper: text (the default of both) or json")
-	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3), ws (4-5), idle (6-7, 10), go (8), revoke (9)")
+	flag.StringVar(&o.only, "only", "http,ws,idle,go,revoke", "sections to run: http (1-3, 11), ws (4-5), idle (6-7, 10), go (8), revoke (9)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of portcullis (round 1 of each figure) into this directory")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "go test -benchtime for figure 8")
 	flag.StringVar(&o.out, "out", "", "also write the table here (default .build/bench/latest.md)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound of the whole run")
 	flag.StringVar(&o.oathkeeper, "oathkeeper", "auto", "run Ory Oathkeeper v0.40.9 side by side: auto (when scripts/build-oathkeeper.sh built it), on (build it when missing), off")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (configurations and logs) and print where it is")
-	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, httputil+pool, proxy, proxy+logbuf, decisions, session-hit, session-off, and their @base)")
-	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, decisions@base, tunnel@base; in the idle section portcullis@base) to compare a change")
+	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, httputil+pool, proxy, proxy+logbuf, decisions, proxy+tracing, decisions+tracing, session-hit, session-off, and proxy, proxy+logbuf, decisions @base)")
+	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, proxy+logbuf@base, decisions@base, tunnel@base; in the idle section portcullis@base) to compare a change")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -121,6 +122,11 @@ type env struct {
 	ok       *oathkeeperProc
 	pooled   *roleProc // httputil with a buffer pool
 	buffered *roleProc // portcullis with log.buffer on (figure 1)
+	// baseBuffered is the -baseline build with log.buffer on.
+	baseBuffered *roleProc
+	// traced is portcullis with tracing on (figure 11), exporting to
+	// collector.
+	traced, collector *roleProc
 }
 
 func run(o options) error {
@@ -256,17 +262,17 @@ func startRoleFrom(ctx context.Context, exe, role string, env ...string) (*roleP
 
 // startPortcullis writes the configuration and starts portcullis.
 func (e *env) startPortcullis(ctx context.Context, name, whoami string) (*roleProc, error) {
-	return e.startPortcullisFrom(ctx, "", name, whoami, "")
+	return e.startPortcullisFrom(ctx, "", name, whoami, extras{})
 }
 
 // startPortcullisFrom starts portcullis from the bench binary exe, with
-// log.buffer set to logBuffer when it is not empty.
-func (e *env) startPortcullisFrom(ctx context.Context, exe, name, whoami, logBuffer string) (*roleProc, error) {
+// the configuration's extras x.
+func (e *env) startPortcullisFrom(ctx context.Context, exe, name, whoami string, x extras) (*roleProc, error) {
 	d := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
 	}
-	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel, e.o.logFormat, lifetimeFor(e.o.tunnels).String(), logBuffer)
+	cfg, err := writeConfig(d, "http://"+e.upAddr, whoami, e.o.logLevel, e.o.logFormat, lifetimeFor(e.o.tunnels).String(), x)
 	if err != nil {
 		return nil, err
 	}
@@ -295,10 +301,18 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 		defer e.ok.stop()
 	}
 	if e.o.baseline != "" {
-		if e.base, err = e.startPortcullisFrom(ctx, e.o.baseline, "base", whoami, ""); err != nil {
+		if e.base, err = e.startPortcullisFrom(ctx, e.o.baseline, "base", whoami, extras{}); err != nil {
 			return fmt.Errorf("baseline: %w", err)
 		}
 		defer e.base.stop()
+		if sections["http"] {
+			// The baseline with its log buffered, for figure 1's
+			// buffered row.
+			if e.baseBuffered, err = e.startPortcullisFrom(ctx, e.o.baseline, "base-logbuf", whoami, extras{logBuffer: benchLogBuffer}); err != nil {
+				return fmt.Errorf("baseline log.buffer: %w", err)
+			}
+			defer e.baseBuffered.stop()
+		}
 	}
 	huEnv := []string{envUpstream + "=http://" + e.upAddr}
 	if e.o.profileDir != "" {
@@ -317,10 +331,20 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 		}
 		defer e.pooled.stop()
 		// The same portcullis with its log buffered (log.buffer).
-		if e.buffered, err = e.startPortcullisFrom(ctx, "", "logbuf", whoami, benchLogBuffer); err != nil {
+		if e.buffered, err = e.startPortcullisFrom(ctx, "", "logbuf", whoami, extras{logBuffer: benchLogBuffer}); err != nil {
 			return fmt.Errorf("log.buffer: %w", err)
 		}
 		defer e.buffered.stop()
+		// Figure 11: the same portcullis with tracing on, every request
+		// sampled, its spans exported to a collector on loopback.
+		if e.collector, err = startRole(ctx, "collector"); err != nil {
+			return fmt.Errorf("collector: %w", err)
+		}
+		defer e.collector.stop()
+		if e.traced, err = e.startPortcullisFrom(ctx, "", "tracing", whoami, extras{otlp: "http://" + e.collector.info["addr"] + "/v1/traces"}); err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
+		defer e.traced.stop()
 	}
 
 	var errs []error
@@ -347,6 +371,9 @@ type httpVariant struct {
 	url     string
 	headers map[string]string
 	profile string // CPU/alloc profile target in round 1 ("" none)
+	// spans: the variant is traced; the collector's span count is read
+	// around each run.
+	spans bool
 }
 
 // httpFigures: 1 proxy vs httputil, 2 decisions vs httputil, 3 decisions
@@ -361,6 +388,8 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		{name: "proxy", proc: pc, url: "http://" + px + pathAnon, profile: "proxy"},
 		{name: "proxy+logbuf", proc: e.buffered, url: "http://" + e.buffered.info["proxy"] + pathAnon, profile: "proxy-logbuf"},
 		{name: "decisions", proc: pc, url: "http://" + api + "/decisions" + pathAnon, profile: "decisions"},
+		{name: "proxy+tracing", proc: e.traced, url: "http://" + e.traced.info["proxy"] + pathAnon, profile: "proxy-tracing", spans: true},
+		{name: "decisions+tracing", proc: e.traced, url: "http://" + e.traced.info["api"] + "/decisions" + pathAnon, profile: "decisions-tracing", spans: true},
 	}
 	if ok := e.ok; ok != nil {
 		vs = append(vs,
@@ -371,6 +400,9 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		vs = append(vs,
 			httpVariant{name: "proxy@base", proc: b, url: "http://" + b.info["proxy"] + pathAnon},
 			httpVariant{name: "decisions@base", proc: b, url: "http://" + b.info["api"] + "/decisions" + pathAnon})
+	}
+	if b := e.baseBuffered; b != nil {
+		vs = append(vs, httpVariant{name: "proxy+logbuf@base", proc: b, url: "http://" + b.info["proxy"] + pathAnon})
 	}
 	if e.session.SessionToken != "" {
 		bearer := map[string]string{"Authorization": "Bearer " + e.session.SessionToken}
@@ -406,9 +438,11 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 			if r == 0 && v.profile != "" && v.proc != nil {
 				prof = e.profile(ctx, v.proc, v.profile, o.Duration)
 			}
+			spans0 := e.collectorSpans(ctx, v.spans)
 			m := meterCPU(v.pid, e.upstream.pid())
 			got, err := runWrk(ctx, o, v.url, v.headers)
 			used := m.used()
+			got.Spans = e.collectorSpans(ctx, v.spans) - spans0
 			if prof != nil {
 				prof()
 			}
@@ -482,6 +516,31 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	} else {
 		t.add(row{fig: "3", what: "/decisions with a Kratos session", got: "not run (-kratos=false)"})
 	}
+	if _, ok := res["proxy+tracing"]; ok {
+		spansPer := func(name string) string {
+			var spans, reqs int64
+			for _, h := range res[name] {
+				spans, reqs = spans+h.Spans, reqs+h.Requests
+			}
+			if reqs == 0 {
+				return "no requests"
+			}
+			return fmt.Sprintf("%.2f spans per request reached the collector", float64(spans)/float64(reqs))
+		}
+		for _, v := range []struct{ on, off, what string }{
+			{"proxy+tracing", "proxy", "HTTP proxy"},
+			{"decisions+tracing", "decisions", "/decisions"},
+		} {
+			if _, ok := res[v.on]; !ok {
+				continue
+			}
+			t.add(row{fig: "11", what: v.what + " req/s, tracing on (every request sampled, OTLP/HTTP to a collector on loopback)",
+				got: fmtRate(median(rps(v.on))) + ", " + lat(v.on) + "; " + spansPer(v.on), ref: fmtRate(median(rps(v.off))) + ", " + lat(v.off) + " tracing off",
+				ratio: ratioOf(rps(v.on), rps(v.off))})
+			t.add(row{fig: "11", what: "(context) CPU per request, " + v.what + ", tracing on vs off", got: cpuText(v.on), ref: cpuText(v.off) + " tracing off",
+				ratio: ratioOf(cpu(v.on), cpu(v.off))})
+		}
+	}
 	okRow := func(fig, what, ours, theirs string) {
 		if _, ok := res[theirs]; !ok {
 			return
@@ -496,7 +555,7 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	okRow("3", "(Oathkeeper) /decisions with a Kratos session, cache off (Oathkeeper has no cache)", "session-off", "oathkeeper-session")
 	okRow("3", "(Oathkeeper) /decisions with a Kratos session, portcullis's cache hit", "session-hit", "oathkeeper-session")
 	if e.base != nil {
-		for _, n := range []string{"proxy", "decisions"} {
+		for _, n := range []string{"proxy", "proxy+logbuf", "decisions"} {
 			if _, ok := res[n+"@base"]; !ok {
 				continue
 			}
@@ -507,6 +566,20 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		}
 	}
 	return nil
+}
+
+// collectorSpans returns the spans the collector has received, when traced
+// (0 otherwise, or when it cannot tell).
+func (e *env) collectorSpans(ctx context.Context, traced bool) int64 {
+	if !traced || e.collector == nil {
+		return 0
+	}
+	kv, err := e.collector.ask(ctx, 10*time.Second, "spans")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(fields(kv)["spans"], 10, 64)
+	return n
 }
 
 // wsFigures: 4 echo round trips over 16 connections, 5 bulk throughput.

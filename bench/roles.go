@@ -46,6 +46,8 @@ func runRole(role string) error {
 		return rolePortcullis()
 	case "wsclient":
 		return roleWSClient()
+	case "collector":
+		return roleCollector()
 	}
 	return fmt.Errorf("unknown role %q", role)
 }

@@ -20,6 +20,9 @@ type httpResult struct {
 	// CPU time per request of the process serving the URL and of the
 	// upstream, measured by the harness around the run.
 	ServerCPU, UpstreamCPU time.Duration
+	// Spans is how many spans the collector received during the run (a
+	// traced variant only).
+	Spans int64
 }
 
 // wrkOptions are the load settings shared by every HTTP run.

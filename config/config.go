@@ -31,6 +31,8 @@ type Config struct {
 	Log            Log                      `koanf:"log"`
 	Tracing        Tracing                  `koanf:"tracing"`
 	Revocation     Revocation               `koanf:"revocation"`
+	// HTTPClient is how handlers reach the services they call.
+	HTTPClient HTTPClient `koanf:"http_client"`
 	// WebSocket holds the defaults of every rule's websocket block.
 	WebSocket rules.WebSocket `koanf:"-"`
 
@@ -173,6 +175,19 @@ type RevocationRedis struct {
 	Stream string `koanf:"stream"`
 }
 
+// HTTPClient is http_client: the one client every handler calls other
+// services with (session stores, introspection endpoints, key sets, policy
+// documents, remote authorizers, the hydrator, back-channel logout key
+// sets). Each handler still bounds its own calls (its timeout keys).
+type HTTPClient struct {
+	// CAFile is a PEM bundle trusted for https calls, in addition to the
+	// system pool (an internal CA that signs the identity provider's
+	// certificate).
+	CAFile string `koanf:"ca_file"`
+	// ConnectTimeout bounds opening a connection to a service.
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+}
+
 // ProxyServe is serve.proxy.
 type ProxyServe struct {
 	Listener `koanf:",squash"`
@@ -256,6 +271,22 @@ func (h HandlerConfig) Raw() (json.RawMessage, error) {
 		return nil, nil
 	}
 	return json.Marshal(h.Config)
+}
+
+// Handlers returns the configuration's block of the kind's handlers
+// (authenticators, ..., errors.handlers) by name.
+func (c *Config) Handlers(k pipeline.Kind) map[string]HandlerConfig {
+	switch k {
+	case pipeline.KindAuthenticator:
+		return c.Authenticators
+	case pipeline.KindAuthorizer:
+		return c.Authorizers
+	case pipeline.KindMutator:
+		return c.Mutators
+	case pipeline.KindErrorHandler:
+		return c.Errors.Handlers
+	}
+	return nil
 }
 
 // Errors is the errors block.
@@ -371,6 +402,7 @@ func Defaults() map[string]any {
 		"revocation.max_tombstones":             100000,
 		"revocation.redis.stream":               "portcullis:revocations",
 		"revocation.backchannel_logout.max_age": "5m",
+		"http_client.connect_timeout":           "10s",
 		"serve.grpc.host":                       "",
 		"serve.grpc.port":                       -1,
 		"tracing.provider":                      "",
@@ -398,6 +430,7 @@ var knownLeaves = func() map[string]bool {
 		"serve.proxy.upstream_ca_file", "serve.proxy.websocket_relay",
 		"serve.api.admin.token", "serve.api.admin.token_file",
 		"revocation.redis.url",
+		"http_client.ca_file",
 		"revocation.backchannel_logout.path", "revocation.backchannel_logout.issuer",
 		"revocation.backchannel_logout.audience", "revocation.backchannel_logout.jwks_urls",
 		"websocket.unavailable_grace",
@@ -418,11 +451,6 @@ func (c *Config) Strategy() (rules.Strategy, error) {
 // WebSocketDefaults resolves the websocket block over the built-in defaults.
 func (c *Config) WebSocketDefaults() (rules.WebSocketPolicy, error) {
 	return c.WebSocket.Apply(rules.DefaultWebSocketPolicy())
-}
-
-// Deps are the pipeline dependencies derived from the configuration.
-func (c *Config) Deps() pipeline.Deps {
-	return pipeline.Deps{LeakSensitiveValues: c.Log.LeakSensitiveValues}
 }
 
 // Position is "file:line" of the dotted key path in the configuration file

@@ -21,9 +21,6 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
-// HandlerKinds names the handler blocks of the configuration.
-var HandlerKinds = []string{"authenticators", "authorizers", "mutators", "errors.handlers"}
-
 // listKeys are read from a comma-separated environment value when the
 // value is not a YAML/JSON list.
 var listKeys = map[string]bool{
@@ -36,8 +33,9 @@ var listKeys = map[string]bool{
 
 // Load reads the file at path (YAML, or JSON for a .json name; "" for none),
 // applies defaults and the environment env (os.Environ() form) and decodes
-// the result. handlers maps each handler kind ("authenticators", ...) to the
-// names portcullis knows, so environment variables can address their keys.
+// the result. handlers maps each handler kind's block
+// ([pipeline.Kind.ConfigKey]: "authenticators", ...) to the names
+// portcullis knows, so environment variables can address their keys.
 // A wrong type is a [*KeyError] naming the key (and its line in the file);
 // unknown keys are collected in Config.Warnings.
 func Load(path string, env []string, handlers map[string][]string) (*Config, error) {
@@ -137,7 +135,15 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	return c, nil
 }
 
-var handlerKey = regexp.MustCompile(`^(authenticators|authorizers|mutators|errors\.handlers)\.[^.]+\.(enabled|config(\..*)?)$`)
+// handlerKey matches the keys of a handler block of any kind
+// (authenticators.jwt.enabled, errors.handlers.json.config.verbose).
+var handlerKey = func() *regexp.Regexp {
+	var blocks []string
+	for _, k := range pipeline.Kinds() {
+		blocks = append(blocks, regexp.QuoteMeta(k.ConfigKey()))
+	}
+	return regexp.MustCompile(`^(` + strings.Join(blocks, "|") + `)\.[^.]+\.(enabled|config(\..*)?)$`)
+}()
 
 func unknownKeys(keys []string) []string {
 	var out []string
@@ -168,10 +174,9 @@ func envOverrides(env []string, present []string, handlers map[string][]string) 
 	}
 	type prefix struct{ env, path string }
 	var prefixes []prefix
-	for _, kind := range HandlerKinds {
-		names := handlers[kind]
-		for _, n := range names {
-			base := kind + "." + n
+	for _, kind := range pipeline.Kinds() {
+		for _, n := range handlers[kind.ConfigKey()] {
+			base := kind.ConfigKey() + "." + n
 			byEnv[envName(base+".enabled")] = base + ".enabled"
 			prefixes = append(prefixes, prefix{env: envName(base + ".config."), path: base + ".config."})
 		}

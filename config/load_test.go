@@ -10,14 +10,11 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/config/configtest"
 )
 
-var names = map[string][]string{
-	"authenticators":  {"anonymous", "cookie_session", "noop"},
-	"authorizers":     {"allow", "deny"},
-	"mutators":        {"header", "noop"},
-	"errors.handlers": {"json", "redirect"},
-}
+// names are the handler names environment variables can address.
+var names = configtest.Names()
 
 func TestLoadOathkeeperFile(t *testing.T) {
 	c, err := config.Load("testdata/oathkeeper.yml", nil, names)

@@ -23,7 +23,6 @@ import (
 	"github.com/portcullis-proxy/portcullis/config/configtest"
 	"github.com/portcullis-proxy/portcullis/internal/app"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
-	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 	"github.com/portcullis-proxy/portcullis/schemas"
 )
@@ -111,7 +110,11 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("configuration warnings: %v", cfg.Warnings)
 	}
 	cat := registry.NewCatalog()
-	if err := app.Enable(cat, cfg, pipeline.Deps{Context: context.Background()}); err != nil {
+	deps, err := app.HandlerDeps(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Enable(cat, cfg, deps); err != nil {
 		t.Fatal(err)
 	}
 	comp, err := app.Compiler(cat, cfg)

@@ -10,26 +10,18 @@ import (
 type JSONConfig struct {
 	// Verbose adds the error's cause to the body. Causes never contain
 	// credentials but may name internal hosts; keep it off in production.
-	Verbose bool            `json:"verbose"`
-	When    []pipeline.When `json:"when"`
+	Verbose bool `json:"verbose"`
 }
 
 // NewJSON builds the `json` error handler: it answers the error's status
 // with a JSON body {"error":{"code","status","message"}}.
-var NewJSON = pipeline.Typed(func(c *JSONConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
-	w, err := pipeline.CompileWhens(c.When)
-	if err != nil {
-		return nil, err
-	}
-	return jsonHandler{verbose: c.Verbose, when: w}, nil
-})
+func NewJSON(c *JSONConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
+	return jsonHandler{verbose: c.Verbose}, nil
+}
 
 type jsonHandler struct {
 	verbose bool
-	when    pipeline.Whens
 }
-
-func (h jsonHandler) Matches(r *http.Request, err error) bool { return h.when.Matches(r, err) }
 
 func (h jsonHandler) HandleError(w http.ResponseWriter, r *http.Request, err error) {
 	pipeline.WriteRequestError(w, r, err, h.verbose)

@@ -21,8 +21,6 @@ type RedirectConfig struct {
 	// page can send the client back. The login service must check the
 	// value against its own allow-list (Kratos's allowed_return_urls).
 	ReturnToQueryParam string `json:"return_to_query_param"`
-	// When chooses the errors and requests this handler answers.
-	When []pipeline.When `json:"when"`
 }
 
 // SetDefaults sets code 302.
@@ -50,25 +48,18 @@ func (c *RedirectConfig) Validate() error {
 // request with a redirect to `to` — the behaviour of a single-sign-on
 // filter that sends a browser without a session to the login page and,
 // with return_to_query_param, back to where it was going.
-var NewRedirect = pipeline.Typed(func(c *RedirectConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
-	w, err := pipeline.CompileWhens(c.When)
-	if err != nil {
-		return nil, err
-	}
+func NewRedirect(c *RedirectConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
 	to, _ := url.Parse(c.To) // validated
-	return &redirect{to: to, code: c.Code, param: c.ReturnToQueryParam, when: w}, nil
-})
+	return &redirect{to: to, code: c.Code, param: c.ReturnToQueryParam}, nil
+}
 
 type redirect struct {
 	to    *url.URL
 	code  int
 	param string
-	when  pipeline.Whens
 }
 
 var _ pipeline.ErrorHandler = (*redirect)(nil)
-
-func (h *redirect) Matches(r *http.Request, err error) bool { return h.when.Matches(r, err) }
 
 func (h *redirect) HandleError(w http.ResponseWriter, r *http.Request, _ error) {
 	target := *h.to

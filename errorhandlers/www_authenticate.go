@@ -16,8 +16,6 @@ type WWWAuthenticateConfig struct {
 	// Scheme is the challenge's auth scheme (default "Basic", as in
 	// Oathkeeper; API clients holding session tokens expect "Bearer").
 	Scheme string `json:"scheme"`
-	// When chooses the errors and requests this handler answers.
-	When []pipeline.When `json:"when"`
 }
 
 // SetDefaults sets Oathkeeper's realm and the Basic scheme.
@@ -44,22 +42,15 @@ func (c *WWWAuthenticateConfig) Validate() error {
 // realm=<realm>` (the realm written as configured, unquoted, as Oathkeeper
 // writes it) and the body "Unauthorized". Access is never granted by it:
 // every error it answers stays a denial.
-var NewWWWAuthenticate = pipeline.Typed(func(c *WWWAuthenticateConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
-	w, err := pipeline.CompileWhens(c.When)
-	if err != nil {
-		return nil, err
-	}
-	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + c.Realm, when: w}, nil
-})
+func NewWWWAuthenticate(c *WWWAuthenticateConfig, _ pipeline.Deps) (pipeline.ErrorHandler, error) {
+	return &wwwAuthenticate{challenge: c.Scheme + " realm=" + c.Realm}, nil
+}
 
 type wwwAuthenticate struct {
 	challenge string
-	when      pipeline.Whens
 }
 
 var _ pipeline.ErrorHandler = (*wwwAuthenticate)(nil)
-
-func (h *wwwAuthenticate) Matches(r *http.Request, err error) bool { return h.when.Matches(r, err) }
 
 func (h *wwwAuthenticate) HandleError(w http.ResponseWriter, _ *http.Request, _ error) {
 	w.Header().Set("WWW-Authenticate", h.challenge)

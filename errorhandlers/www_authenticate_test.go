@@ -28,7 +28,7 @@ func TestWWWAuthenticate(t *testing.T) {
 		{"identity provider down becomes a challenge", `{}`, pipeline.Unavailable("identity provider unavailable", nil), 401, `Basic realm=Please authenticate.`},
 	}
 	for _, tc := range cases {
-		h, err := buildHandler(t, NewWWWAuthenticate, tc.cfg)
+		h, err := buildHandler(t, pipeline.TypedFactory(NewWWWAuthenticate), tc.cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -44,25 +44,6 @@ func TestWWWAuthenticate(t *testing.T) {
 	}
 }
 
-func TestWWWAuthenticateWhen(t *testing.T) {
-	h, err := buildHandler(t, NewWWWAuthenticate, `{"when":[{"error":["unauthorized"],"request":{"header":{"accept":["application/json"]}}}]}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest(http.MethodGet, "http://api.test/v1", nil)
-	r.Header.Set("Accept", "application/json")
-	if !h.Matches(r, pipeline.Unauthorized("x", nil)) {
-		t.Error("did not match an API client's 401")
-	}
-	if h.Matches(r, pipeline.Forbidden("x", nil)) {
-		t.Error("matched a 403 it does not list")
-	}
-	r.Header.Set("Accept", "text/html")
-	if h.Matches(r, pipeline.Unauthorized("x", nil)) {
-		t.Error("matched a browser")
-	}
-}
-
 func TestWWWAuthenticateConfigErrors(t *testing.T) {
 	cases := []struct{ cfg, want string }{
 		{`{"scheme":""}`, "scheme"},
@@ -71,7 +52,7 @@ func TestWWWAuthenticateConfigErrors(t *testing.T) {
 		{`{"realm":"r","code":401}`, "code"},
 	}
 	for _, tc := range cases {
-		_, err := buildHandler(t, NewWWWAuthenticate, tc.cfg)
+		_, err := buildHandler(t, pipeline.TypedFactory(NewWWWAuthenticate), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Build(%s) error = %v, want one naming %q", tc.cfg, err, tc.want)
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -40,45 +39,31 @@ func (c *CookieConfig) Validate() error {
 // characters, '"', ',', ';', '\' or non-ASCII) fails the request with 500
 // rather than being silently altered; use sprig's b64enc or urlquery in the
 // template for such data.
-var NewCookie = pipeline.Typed(func(c *CookieConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
-	m := cookieMutator{}
-	names := make([]string, 0, len(c.Cookies))
-	for k := range c.Cookies {
-		names = append(names, k)
+func NewCookie(c *CookieConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+	ts, err := pipeline.ParseTemplates("cookies", c.Cookies)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		t, err := pipeline.ParseTemplate("cookies."+name, c.Cookies[name])
-		if err != nil {
-			return nil, err
-		}
-		m.cookies = append(m.cookies, cookieTemplate{name: name, t: t})
-	}
-	return m, nil
-})
-
-type cookieTemplate struct {
-	name string
-	t    *pipeline.Template
+	return cookieMutator{cookies: ts}, nil
 }
 
-type cookieMutator struct{ cookies []cookieTemplate }
+type cookieMutator struct{ cookies []pipeline.NamedTemplate }
 
 var _ pipeline.Mutator = cookieMutator{}
 
 func (m cookieMutator) Mutate(_ *http.Request, s *pipeline.Session) error {
 	for _, c := range m.cookies {
-		v, err := c.t.Execute(s)
+		v, err := c.Execute(s)
 		if err != nil {
-			return pipeline.NewError(http.StatusInternalServerError, "cookie mutator failed", fmt.Errorf("cookie %s: %w", c.name, err))
+			return pipeline.NewError(http.StatusInternalServerError, "cookie mutator failed", fmt.Errorf("cookie %s: %w", c.Name, err))
 		}
 		if !validCookieValue(v) {
-			return pipeline.NewError(http.StatusInternalServerError, "cookie mutator failed", fmt.Errorf("cookie %s: rendered value has characters a cookie cannot carry", c.name))
+			return pipeline.NewError(http.StatusInternalServerError, "cookie mutator failed", fmt.Errorf("cookie %s: rendered value has characters a cookie cannot carry", c.Name))
 		}
 		if s.Cookies == nil {
 			s.Cookies = map[string]string{}
 		}
-		s.Cookies[c.name] = v
+		s.Cookies[c.Name] = v
 	}
 	return nil
 }

@@ -5,14 +5,15 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func TestCookieMutator(t *testing.T) {
-	b, err := NewCookie(nil, testDeps(t))
+	b, err := pipeline.TypedFactory(NewCookie)(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := b.Build(mustJSON(t, map[string]any{"cookies": map[string]string{
+	m, err := b.Build(handlertest.JSON(t, map[string]any{"cookies": map[string]string{
 		"user":  "{{ .Subject }}",
 		"room":  "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
 		"email": "{{ .Extra.identity.traits.email | b64enc }}",
@@ -37,8 +38,8 @@ func TestCookieMutator(t *testing.T) {
 }
 
 func TestCookieMutatorRejectsUnsafeValues(t *testing.T) {
-	b, _ := NewCookie(nil, testDeps(t))
-	m, err := b.Build(mustJSON(t, map[string]any{"cookies": map[string]string{"v": "{{ .Subject }}"}}))
+	b, _ := pipeline.TypedFactory(NewCookie)(nil, handlertest.Deps(t))
+	m, err := b.Build(handlertest.JSON(t, map[string]any{"cookies": map[string]string{"v": "{{ .Subject }}"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestCookieMutatorRejectsUnsafeValues(t *testing.T) {
 }
 
 func TestCookieConfigErrors(t *testing.T) {
-	b, _ := NewCookie(nil, testDeps(t))
+	b, _ := pipeline.TypedFactory(NewCookie)(nil, handlertest.Deps(t))
 	for name, cfg := range map[string]map[string]any{
 		"no cookies":   {},
 		"empty map":    {"cookies": map[string]string{}},
@@ -62,7 +63,7 @@ func TestCookieConfigErrors(t *testing.T) {
 		"bad template": {"cookies": map[string]string{"a": "{{"}},
 		"unknown key":  {"cookie": map[string]string{"a": "x"}},
 	} {
-		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}

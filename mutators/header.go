@@ -3,7 +3,6 @@ package mutators
 import (
 	"fmt"
 	"net/http"
-	"sort"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
@@ -26,37 +25,26 @@ func (c *HeaderConfig) Validate() error {
 // NewHeader builds the `header` mutator. Its templates are compiled when
 // rules load; every header it sets replaces whatever the client sent under
 // that name, so a client cannot spoof an identity header.
-var NewHeader = pipeline.Typed(func(c *HeaderConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
-	h := header{}
-	names := make([]string, 0, len(c.Headers))
-	for k := range c.Headers {
-		names = append(names, k)
+func NewHeader(c *HeaderConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+	ts, err := pipeline.ParseTemplates("headers", c.Headers)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		t, err := pipeline.ParseTemplate("headers."+name, c.Headers[name])
-		if err != nil {
-			return nil, err
-		}
-		h.headers = append(h.headers, headerTemplate{name: http.CanonicalHeaderKey(name), t: t})
+	for i := range ts {
+		ts[i].Name = http.CanonicalHeaderKey(ts[i].Name)
 	}
-	return h, nil
-})
-
-type headerTemplate struct {
-	name string
-	t    *pipeline.Template
+	return header{headers: ts}, nil
 }
 
-type header struct{ headers []headerTemplate }
+type header struct{ headers []pipeline.NamedTemplate }
 
 func (h header) Mutate(_ *http.Request, s *pipeline.Session) error {
 	for _, ht := range h.headers {
-		v, err := ht.t.Execute(s)
+		v, err := ht.Execute(s)
 		if err != nil {
-			return pipeline.NewError(http.StatusInternalServerError, "header mutator failed", fmt.Errorf("%s: %w", ht.name, err))
+			return pipeline.NewError(http.StatusInternalServerError, "header mutator failed", fmt.Errorf("%s: %w", ht.Name, err))
 		}
-		s.Header.Set(ht.name, v)
+		s.Header.Set(ht.Name, v)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestHeaderMutator(t *testing.T) {
-	b, err := NewHeader(json.RawMessage(`{"headers":{"X-User":"{{ print .Subject }}"}}`), pipeline.Deps{})
+	b, err := pipeline.TypedFactory(NewHeader)(json.RawMessage(`{"headers":{"X-User":"{{ print .Subject }}"}}`), pipeline.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestHeaderMutator(t *testing.T) {
 		t.Error("the mutator must not write to the request; the proxy applies the session headers")
 	}
 	for _, bad := range []string{`{"headers":{}}`, `{"headers":{"X":"{{ .Subject"}}`, `{"header":{"X":"y"}}`} {
-		nb, _ := NewHeader(nil, pipeline.Deps{})
+		nb, _ := pipeline.TypedFactory(NewHeader)(nil, pipeline.Deps{})
 		if _, err := nb.Build(json.RawMessage(bad)); err == nil {
 			t.Errorf("config %s accepted", bad)
 		} else if strings.Contains(bad, "{{ .Subject\"") && !strings.Contains(err.Error(), "headers.X") {
@@ -45,7 +45,7 @@ func TestHeaderMutator(t *testing.T) {
 }
 
 func TestNoopMutatorForwardsRequestHeaders(t *testing.T) {
-	b, _ := NewNoop(nil, pipeline.Deps{})
+	b, _ := pipeline.TypedFactory(NewNoop)(nil, pipeline.Deps{})
 	m, _ := b.Build(nil)
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("X-Trace", "1")

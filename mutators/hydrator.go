@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
@@ -80,9 +79,6 @@ func (c *HydratorConfig) Validate() error {
 	return nil
 }
 
-// hydratorClient is shared by every hydrator instance.
-var hydratorClient = sync.OnceValue(fetch.NewClient)
-
 // NewHydrator builds the `hydrator` mutator, following Oathkeeper's
 // contract: the session ({"subject", "extra", "header", "match_context"})
 // is POSTed as JSON to api.url; a 200 answer is a session document whose
@@ -102,10 +98,14 @@ var hydratorClient = sync.OnceValue(fetch.NewClient)
 //
 // match_context.header carries the client's request headers, credentials
 // included, as in Oathkeeper: the API must be trusted with them.
-var NewHydrator = pipeline.Typed(func(c *HydratorConfig, _ pipeline.Deps) (pipeline.Mutator, error) {
+func NewHydrator(c *HydratorConfig, deps pipeline.Deps) (pipeline.Mutator, error) {
+	client, err := deps.Client()
+	if err != nil {
+		return nil, err
+	}
 	h := &hydrator{
 		url:    c.API.URL,
-		caller: &fetch.Caller{Client: hydratorClient(), Timeout: c.API.Timeout.D(), Retry: c.API.Retry},
+		caller: &fetch.Caller{Client: client, Timeout: c.API.Timeout.D(), Retry: c.API.Retry},
 		ttl:    c.Cache.TTL.D(),
 	}
 	if c.API.Auth != nil {
@@ -123,7 +123,7 @@ var NewHydrator = pipeline.Typed(func(c *HydratorConfig, _ pipeline.Deps) (pipel
 		h.cfgHash = hash
 	}
 	return h, nil
-})
+}
 
 type hydrator struct {
 	url        string

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
@@ -74,11 +74,11 @@ func newDirectoryAPI(t *testing.T) *directoryAPI {
 
 func buildMutator(t *testing.T, f pipeline.Factory[pipeline.Mutator], cfg map[string]any) pipeline.Mutator {
 	t.Helper()
-	b, err := f(nil, testDeps(t))
+	b, err := f(nil, handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := b.Build(mustJSON(t, cfg))
+	m, err := b.Build(handlertest.JSON(t, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func buildMutator(t *testing.T, f pipeline.Factory[pipeline.Mutator], cfg map[st
 
 func TestHydratorMergesAnswer(t *testing.T) {
 	api := newDirectoryAPI(t)
-	m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{"api": map[string]any{
 		"url":             api.URL + "/hydrate",
 		"auth":            map[string]any{"basic": map[string]any{"username": "gw", "password": "pw"}},
 		"forward_headers": []string{"X-Request-Id"},
@@ -127,7 +127,7 @@ func TestHydratorMergesAnswer(t *testing.T) {
 
 func TestHydratorCache(t *testing.T) {
 	api := newDirectoryAPI(t)
-	m := buildMutator(t, NewHydrator, map[string]any{
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{
 		"api":   map[string]any{"url": api.URL},
 		"cache": map[string]any{"enabled": true, "ttl": "1h"},
 	})
@@ -157,9 +157,7 @@ func TestHydratorCache(t *testing.T) {
 }
 
 func TestHydratorFailsClosed(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := handlertest.ClosedURL(t)
 
 	// Fault injector: accepts and never answers.
 	hang := faultinject.Hanging(t)
@@ -183,7 +181,7 @@ func TestHydratorFailsClosed(t *testing.T) {
 		api.mu.Lock()
 		api.status, api.subject = tt.status, tt.subject
 		api.mu.Unlock()
-		m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{"url": tt.url, "timeout": "100ms"}})
+		m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{"api": map[string]any{"url": tt.url, "timeout": "100ms"}})
 		r, s := newSession(t, "alice", "http://gw.test/")
 		err := m.Mutate(r, s)
 		if got := pipeline.StatusOf(err); err == nil || got != tt.want {
@@ -197,7 +195,7 @@ func TestHydratorFailsClosed(t *testing.T) {
 	api.mu.Lock()
 	api.status = http.StatusServiceUnavailable
 	api.mu.Unlock()
-	m := buildMutator(t, NewHydrator, map[string]any{"api": map[string]any{"url": api.URL, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "20ms"}}})
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{"api": map[string]any{"url": api.URL, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "20ms"}}})
 	r, s := newSession(t, "alice", "http://gw.test/")
 	if err := m.Mutate(r, s); !errors.As(err, &pe) || pe.Status != 503 {
 		t.Errorf("retries exhausted: %v, want 503", err)
@@ -205,14 +203,14 @@ func TestHydratorFailsClosed(t *testing.T) {
 }
 
 func TestHydratorConfigErrors(t *testing.T) {
-	b, _ := NewHydrator(nil, testDeps(t))
+	b, _ := pipeline.TypedFactory(NewHydrator)(nil, handlertest.Deps(t))
 	for name, cfg := range map[string]map[string]any{
 		"no url":        {"api": map[string]any{}},
 		"bad url":       {"api": map[string]any{"url": "file:///x"}},
 		"unknown key":   {"api": map[string]any{"url": "http://127.0.0.1:1", "retries": 3}},
 		"bad cache ttl": {"api": map[string]any{"url": "http://127.0.0.1:1"}, "cache": map[string]any{"enabled": true, "ttl": "0s"}},
 	} {
-		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}
@@ -233,7 +231,7 @@ func TestHydratorCacheKeyedByForwardedHeaders(t *testing.T) {
 		})
 	}))
 	t.Cleanup(api.Close)
-	m := buildMutator(t, NewHydrator, map[string]any{
+	m := buildMutator(t, pipeline.TypedFactory(NewHydrator), map[string]any{
 		"api":   map[string]any{"url": api.URL, "forward_headers": []string{"X-Tenant-Id"}},
 		"cache": map[string]any{"enabled": true, "ttl": "1h"},
 	})

@@ -70,14 +70,10 @@ func (c *IDTokenConfig) Validate() error {
 	return nil
 }
 
-// idTokenGlobal is IDTokenConfig without its methods: the global part may
-// leave keys for rules to fill.
-type idTokenGlobal IDTokenConfig
-
-// NewIDToken makes the `id_token` mutator's builder. Each request gets a
-// JWT signed with the configured key in the upstream's Authorization
-// header ("Bearer <token>"), replacing what the client sent there — so
-// the upstream can verify who the gateway admitted against the public keys
+// NewIDToken makes the `id_token` mutator's rule builder from its global
+// config. Each request gets a JWT signed with the configured key in the
+// upstream's Authorization header ("Bearer <token>"), replacing what the
+// client sent there — so the upstream can verify who the gateway admitted against the public keys
 // at [JWKSPath] on the API listener (the builder is a
 // [pipeline.APIRouter]; only public halves of asymmetric keys are ever
 // served).
@@ -86,21 +82,19 @@ type idTokenGlobal IDTokenConfig
 // rendered claims) and reused until shortly before they expire (a tenth of
 // the ttl, at most a minute), so a busy subject costs one signature per
 // ttl rather than one per request. An unreachable key set is a 503.
-func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Mutator], error) {
-	g := &IDTokenConfig{}
-	g.SetDefaults()
-	if err := pipeline.DecodeStrict(global, (*idTokenGlobal)(g)); err != nil {
+func NewIDToken(g *IDTokenConfig, deps pipeline.Deps) (pipeline.RuleBuilder[IDTokenConfig, pipeline.Mutator], error) {
+	// Key sets are read over the process's connections, following
+	// redirects, each read bounded to 10s.
+	base, err := deps.Client()
+	if err != nil {
 		return nil, err
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	client := fetch.FollowingRedirects(base)
+	client.Timeout = 10 * time.Second
 	b := &idTokenBuilder{
-		global:  global,
 		offline: deps.Offline,
-		log:     log,
-		keys:    &jwks.Registry{Client: &http.Client{Timeout: 10 * time.Second}},
+		log:     deps.Logger(),
+		keys:    &jwks.Registry{Client: client},
 		cache:   ttlcache.New[[32]byte, string](10000),
 		now:     time.Now,
 	}
@@ -115,7 +109,6 @@ func NewIDToken(global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pi
 }
 
 type idTokenBuilder struct {
-	global  json.RawMessage
 	offline bool
 	log     *slog.Logger
 	keys    *jwks.Registry
@@ -124,19 +117,11 @@ type idTokenBuilder struct {
 }
 
 var (
-	_ pipeline.Builder[pipeline.Mutator] = (*idTokenBuilder)(nil)
-	_ pipeline.APIRouter                 = (*idTokenBuilder)(nil)
+	_ pipeline.RuleBuilder[IDTokenConfig, pipeline.Mutator] = (*idTokenBuilder)(nil)
+	_ pipeline.APIRouter                                    = (*idTokenBuilder)(nil)
 )
 
-func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
-	merged, err := pipeline.MergeConfig(b.global, rule)
-	if err != nil {
-		return nil, err
-	}
-	c := &IDTokenConfig{}
-	if err := pipeline.DecodeStrict(merged, c); err != nil {
-		return nil, err
-	}
+func (b *idTokenBuilder) Build(c *IDTokenConfig) (pipeline.Mutator, error) {
 	m := &idTokenMutator{
 		b:        b,
 		issuer:   c.IssuerURL,
@@ -145,6 +130,7 @@ func (b *idTokenBuilder) Build(rule json.RawMessage) (pipeline.Mutator, error) {
 		source:   b.keys.Source(c.JWKSURL),
 	}
 	if strings.TrimSpace(c.Claims) != "" {
+		var err error
 		if m.claims, err = pipeline.ParseTemplate("claims", c.Claims); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package mutators
 import (
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
@@ -15,19 +16,15 @@ func BenchmarkIDToken(b *testing.B) {
 		fresh bool
 	}{{"cached", false}, {"sign-every-request", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			builder, err := NewIDToken(mustJSON(b, map[string]any{
+			builder, ib := idTokenBuilders(b, handlertest.JSON(b, map[string]any{
 				"issuer_url": "https://gw.example.test/",
 				"jwks_url":   "inline://" + b64(testkeys.Set(b, testkeys.EC(b, "ec"))),
 				"claims":     `{"room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}`,
-			}), pipelineDeps())
-			if err != nil {
-				b.Fatal(err)
-			}
+			}), handlertest.Deps(b))
 			m, err := builder.Build(nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			ib := builder.(*idTokenBuilder)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

@@ -1,7 +1,6 @@
 package mutators
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,30 +20,26 @@ import (
 	"time"
 
 	gjwt "github.com/golang-jwt/jwt/v5"
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
-func testDeps(t *testing.T) pipeline.Deps {
+// idTokenBuilders enables id_token on the global config as the catalog
+// does and returns its builder and the rule builder behind it, whose
+// clock and cache a test may set.
+func idTokenBuilders(t testing.TB, global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Mutator], *idTokenBuilder) {
 	t.Helper()
-	log, _ := logtest.NewNullLogger()
-	log.SetLevel(logrus.DebugLevel)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx}
-}
-
-func mustJSON(t testing.TB, v any) json.RawMessage {
-	t.Helper()
-	b, err := json.Marshal(v)
+	g, err := pipeline.GlobalConfig[IDTokenConfig](global)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	rb, err := NewIDToken(g, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Bind(global, rb), rb.(*idTokenBuilder)
 }
 
 func newSession(t testing.TB, subject, rawURL string, groups ...string) (*http.Request, *pipeline.Session) {
@@ -174,14 +168,14 @@ func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
 		{"ES256", testkeys.Set(t, testkeys.EC(t, "ec-1"))},
 	} {
 		t.Run(tc.alg, func(t *testing.T) {
-			b, err := NewIDToken(mustJSON(t, map[string]any{
+			b, err := pipeline.SharedFactory(NewIDToken)(handlertest.JSON(t, map[string]any{
 				"issuer_url": "https://gateway.example.test/",
 				"jwks_url":   writeKeySet(t, tc.doc),
-			}), testDeps(t))
+			}), handlertest.Deps(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := b.Build(mustJSON(t, map[string]any{
+			m, err := b.Build(handlertest.JSON(t, map[string]any{
 				"ttl":      "10m",
 				"audience": []string{"chat-backend"},
 				"claims":   `{"email": {{ .Extra.identity.traits.email | toJson }}, "room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}", "iss": "forged", "sub": "forged"}`,
@@ -217,14 +211,14 @@ func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
 // stays a number in the token (Oathkeeper's mutator_id_token_test.go), as do
 // booleans, lists and objects.
 func TestIDTokenClaimsKeepJSONTypes(t *testing.T) {
-	b, err := NewIDToken(mustJSON(t, map[string]any{
+	b, err := pipeline.SharedFactory(NewIDToken)(handlertest.JSON(t, map[string]any{
 		"issuer_url": "https://gateway.example.test/",
 		"jwks_url":   writeKeySet(t, testkeys.Set(t, testkeys.RSA(t, "rsa-1"))),
-	}), testDeps(t))
+	}), handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := b.Build(mustJSON(t, map[string]any{
+	m, err := b.Build(handlertest.JSON(t, map[string]any{
 		"claims": `{"n": {{ print .Extra.n }}, "f": 1.5, "big": 9007199254740993, "flag": true, "list": [1, "a"], "obj": {"m": 2}}`,
 	}))
 	if err != nil {
@@ -249,16 +243,12 @@ func TestIDTokenClaimsKeepJSONTypes(t *testing.T) {
 }
 
 func TestIDTokenCache(t *testing.T) {
-	b, err := NewIDToken(mustJSON(t, map[string]any{
+	b, ib := idTokenBuilders(t, handlertest.JSON(t, map[string]any{
 		"issuer_url": "https://gw.example.test/",
 		"jwks_url":   writeKeySet(t, testkeys.Set(t, testkeys.EC(t, "ec"))),
 		"claims":     `{"room": "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}`,
 		"ttl":        "100s",
-	}), testDeps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ib := b.(*idTokenBuilder)
+	}), handlertest.Deps(t))
 	now := time.Unix(1_700_000_000, 0)
 	ib.now = func() time.Time { return now }
 	ib.cache.Now = ib.now
@@ -292,7 +282,7 @@ func TestIDTokenCache(t *testing.T) {
 }
 
 func TestIDTokenFailures(t *testing.T) {
-	deps := testDeps(t)
+	deps := handlertest.Deps(t)
 	good := writeKeySet(t, testkeys.Set(t, testkeys.RSA(t, "r")))
 	publicOnly := writeKeySet(t, testkeys.PublicSet(t, testkeys.RSA(t, "p")))
 
@@ -306,18 +296,18 @@ func TestIDTokenFailures(t *testing.T) {
 		"bad claims syntax": {"issuer_url": "https://i/", "jwks_url": good, "claims": "{{"},
 		"unknown key":       {"issuer_url": "https://i/", "jwks_url": good, "claim": "{}"},
 	} {
-		b, err := NewIDToken(nil, deps)
+		b, err := pipeline.SharedFactory(NewIDToken)(nil, deps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Build(mustJSON(t, cfg)); err == nil {
+		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
 	}
 
 	// Claims that are not a JSON object: 500.
-	b, _ := NewIDToken(nil, deps)
-	m, err := b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": good, "claims": `["not", "an", "object"]`}))
+	b, _ := pipeline.SharedFactory(NewIDToken)(nil, deps)
+	m, err := b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": good, "claims": `["not", "an", "object"]`}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,11 +317,9 @@ func TestIDTokenFailures(t *testing.T) {
 	}
 
 	// A remote key set that is down: the rule loads, requests fail with 503.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	down := "http://" + l.Addr().String() + "/jwks.json"
-	l.Close()
-	b, _ = NewIDToken(nil, deps)
-	m, err = b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
+	down := handlertest.ClosedURL(t) + "/jwks.json"
+	b, _ = pipeline.SharedFactory(NewIDToken)(nil, deps)
+	m, err = b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
 	if err != nil {
 		t.Fatalf("a remote key set that is down must not fail the rule load: %v", err)
 	}
@@ -351,7 +339,7 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 		w.Write(testkeys.Set(t, ecKey))
 	}))
 	defer keySrv.Close()
-	b, err := NewIDToken(mustJSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), testDeps(t))
+	b, err := pipeline.SharedFactory(NewIDToken)(handlertest.JSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), handlertest.Deps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +348,7 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 	if _, ok := keys["rsa"]; !ok || len(keys) != 1 {
 		t.Fatalf("published %v, want the global key", keys)
 	}
-	if _, err := b.Build(mustJSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": keySrv.URL})); err != nil {
+	if _, err := b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": keySrv.URL})); err != nil {
 		t.Fatal(err)
 	}
 	keys, raw := publishedKeys(t, b)
@@ -381,5 +369,3 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func pipelineDeps() pipeline.Deps { return pipeline.Deps{Log: logfmt.Slog(logrus.New())} }

@@ -12,9 +12,9 @@ type NoopConfig struct{}
 // NewNoop builds the `noop` mutator. The upstream request is forwarded
 // unchanged; as in Oathkeeper, the decision API answers with the request's
 // own headers.
-var NewNoop = pipeline.Typed(func(*NoopConfig, pipeline.Deps) (pipeline.Mutator, error) {
+func NewNoop(*NoopConfig, pipeline.Deps) (pipeline.Mutator, error) {
 	return noop{}, nil
-})
+}
 
 type noop struct{}
 

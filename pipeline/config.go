@@ -73,6 +73,20 @@ type Validator interface{ Validate() error }
 // implements [Defaulter] its defaults are set first; if it implements
 // [Validator] it is validated last.
 func DecodeStrict(raw json.RawMessage, v any) error {
+	if err := decodeOnto(raw, v); err != nil {
+		return err
+	}
+	if val, ok := v.(Validator); ok {
+		if err := val.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeOnto is [DecodeStrict] without the validation: a handler's global
+// config may leave required keys to the rules ([GlobalConfig]).
+func decodeOnto(raw json.RawMessage, v any) error {
 	if d, ok := v.(Defaulter); ok {
 		d.SetDefaults()
 	}
@@ -82,11 +96,6 @@ func DecodeStrict(raw json.RawMessage, v any) error {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(v); err != nil {
 			return keyed(raw, reflect.TypeOf(v), err)
-		}
-	}
-	if val, ok := v.(Validator); ok {
-		if err := val.Validate(); err != nil {
-			return err
 		}
 	}
 	return nil

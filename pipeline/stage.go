@@ -29,10 +29,11 @@ type Mutator interface {
 	Mutate(r *http.Request, s *Session) error
 }
 
-// ErrorHandler turns a pipeline error into a response.
+// ErrorHandler writes the response for a pipeline error it was chosen
+// for. Which error handler answers is the rule's decision: the rule
+// compiler reads each one's `when` list ([WhenKey]) and the rule picks the
+// first whose conditions match (see [Whens]); the handler itself only
+// answers.
 type ErrorHandler interface {
-	// Matches reports whether the handler's `when` conditions accept err for r.
-	Matches(r *http.Request, err error) bool
-	// HandleError writes the response for err.
 	HandleError(w http.ResponseWriter, r *http.Request, err error)
 }

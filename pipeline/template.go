@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -54,6 +55,33 @@ func ParseTemplate(name, text string) (*Template, error) {
 	}
 	fast, ok := compileFast(t.Tree)
 	return &Template{t: t, src: text, fast: fast, hasFast: ok}, nil
+}
+
+// NamedTemplate is one entry of a name-to-template map of a handler's
+// config (headers, cookies, context entries), compiled.
+type NamedTemplate struct {
+	Name string
+	*Template
+}
+
+// ParseTemplates compiles each template of m in name order, so a handler
+// applies them in a stable order; key names the map in errors
+// ("template headers.X-User: ...").
+func ParseTemplates(key string, m map[string]string) ([]NamedTemplate, error) {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]NamedTemplate, 0, len(names))
+	for _, n := range names {
+		t, err := ParseTemplate(key+"."+n, m[n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, NamedTemplate{Name: n, Template: t})
+	}
+	return out, nil
 }
 
 // Execute renders the template with data (usually a *Session).

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
@@ -227,21 +228,22 @@ func reasonOf(err error) string {
 
 // logDenial adds the denial's fields to a request log line: authenticator,
 // authorizer, mutator (when one failed) and reason.
-func (o *outcome) logDenial(f map[string]any) {
+func (o *outcome) logDenial(f []logfmt.Field) []logfmt.Field {
 	if o.Err == nil {
-		return
+		return f
 	}
 	d := o.Denial()
-	f["reason"] = d.Reason
+	f = append(f, logfmt.String("reason", d.Reason))
 	if d.Authenticator != "" {
-		f["authenticator"] = d.Authenticator
+		f = append(f, logfmt.String("authenticator", d.Authenticator))
 	}
 	if d.Authorizer != "" {
-		f["authorizer"] = d.Authorizer
+		f = append(f, logfmt.String("authorizer", d.Authorizer))
 	}
 	if d.Mutator != "" {
-		f["mutator"] = d.Mutator
+		f = append(f, logfmt.String("mutator", d.Mutator))
 	}
+	return f
 }
 
 // answerError writes err with the chosen error handler, or as JSON when no

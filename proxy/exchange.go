@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
@@ -46,9 +47,7 @@ type DecisionOptions struct {
 type frontEnd struct {
 	metric string // [Observer.Request]'s front end: "proxy", "decisions", "grpc"
 	span   string // the request span's name, before the method
-	// line is the log line's message, a string; held as an interface so
-	// that it is not boxed again for every line.
-	line any
+	line   string // the log line's message
 }
 
 // decisionPath is the one sequence every front end runs for a request it
@@ -60,6 +59,7 @@ type decisionPath struct {
 	frontEnd
 	rules       RuleSource
 	log         logrus.FieldLogger
+	lines       requestLog
 	observer    Observer
 	revocations SessionRevocations
 	tracing     *Tracing
@@ -79,8 +79,10 @@ func newDecisionPath(o DecisionOptions, fe frontEnd) decisionPath {
 	if p.log == nil {
 		l := logrus.New()
 		l.Out = discard{}
+		l.Formatter = &logfmt.Text{}
 		p.log = l
 	}
+	p.lines = newRequestLog(p.log, fe.line)
 	return p
 }
 
@@ -133,33 +135,37 @@ func (x *exchange) decide(d description) bool {
 // [http.ErrAbortHandler]).
 func (x *exchange) finish() {
 	p := x.path
-	d := time.Since(x.start)
+	now := time.Now()
+	d := now.Sub(x.start)
 	status := x.rec.status()
 	if x.span != nil {
 		endRequest(x.span, &x.out, status)
 	}
 	p.observer.Request(p.metric, x.out.RuleID(), x.out.Decision(), status, d)
-	if !infoEnabled(p.log) {
+	if !p.lines.enabled() {
 		return
 	}
-	f := logrus.Fields{
-		"method":     x.method,
-		"path":       x.logPath,
-		"host":       x.logHost,
-		"rule":       x.out.RuleID(),
-		"decision":   x.out.Decision(),
-		"status":     status,
-		"subject":    x.out.Subject(),
-		"latency_ms": float64(d.Microseconds()) / 1000,
-	}
-	x.out.logDenial(f)
+	// The line's fields, on the stack: every line has the first eight,
+	// a denial up to four more, then the trace and the upstream's error.
+	var fs [14]logfmt.Field
+	f := append(fs[:0],
+		logfmt.String("method", x.method),
+		logfmt.String("path", x.logPath),
+		logfmt.String("host", x.logHost),
+		logfmt.String("rule", x.out.RuleID()),
+		logfmt.String("decision", x.out.Decision()),
+		logfmt.Int("status", status),
+		logfmt.String("subject", x.out.Subject()),
+		logfmt.Float("latency_ms", float64(d.Microseconds())/1000),
+	)
+	f = x.out.logDenial(f)
 	if id := traceID(x.span); id != "" {
-		f["trace_id"] = id
+		f = append(f, logfmt.String("trace_id", id))
 	}
 	if x.rec.upstreamErr != nil {
-		f["upstream_error"] = x.rec.upstreamErr.Error()
+		f = append(f, logfmt.String("upstream_error", x.rec.upstreamErr.Error()))
 	}
-	logEntry(p.log, f).Info(p.line)
+	p.lines.write(now, f)
 }
 
 // debugWriter writes each line it is given to l at debug level.
@@ -169,33 +175,6 @@ func (d debugWriter) Write(p []byte) (int, error) {
 	d.l.Debug(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
-
-// logEntry returns an entry with the fields f for l. A *logrus.Logger's
-// entry takes f as it is, sparing the copy WithFields makes of a map that
-// is built for this one line.
-func logEntry(l logrus.FieldLogger, f logrus.Fields) *logrus.Entry {
-	if lg, ok := l.(*logrus.Logger); ok {
-		return &logrus.Entry{Logger: lg, Data: f}
-	}
-	return l.WithFields(f)
-}
-
-// infoEnabled reports whether l writes info lines, so that the request
-// line is not built for a logger that drops it.
-func infoEnabled(l logrus.FieldLogger) bool {
-	switch l := l.(type) {
-	case *logrus.Logger:
-		return l.IsLevelEnabled(logrus.InfoLevel)
-	case *logrus.Entry:
-		return l.Logger.IsLevelEnabled(logrus.InfoLevel)
-	}
-	return true
-}
-
-// discard is the output of the logger a front end makes when given none.
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // recorder notes the status written, for the request log and metrics, and
 // passes hijacking and flushing through.

@@ -175,16 +175,25 @@ func NewHandler(o HandlerOptions) *Handler {
 // through; without a pool it allocates 32 KiB for every response.
 var copyBuffers httputil.BufferPool = &bufferPool{}
 
+// copyBufferSize is the size of httputil's own copy buffers.
+const copyBufferSize = 32 << 10
+
+// bufferPool pools copy buffers as array pointers: a buffer goes back to
+// the pool without the allocation a *[]byte would cost on every Put.
 type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, 32<<10)
+	return make([]byte, copyBufferSize)
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	if len(buf) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf))
+	}
+}
 
 // upstreamError answers a failed upstream exchange: 504 for a timeout, 502
 // otherwise, as JSON. The cause is not shown to the client.

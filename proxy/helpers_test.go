@@ -20,6 +20,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
@@ -41,18 +43,9 @@ var globalConfigs = map[string]string{
 func ruleSet(t testing.TB, doc string) *rules.Set {
 	t.Helper()
 	cat := registry.NewCatalog()
-	deps := pipeline.Deps{Context: context.Background()}
-	for _, n := range cat.Authenticators.Names() {
-		_ = cat.Authenticators.Enable(n, json.RawMessage(globalConfigs[n]), deps)
-	}
-	for _, n := range cat.Authorizers.Names() {
-		_ = cat.Authorizers.Enable(n, nil, deps)
-	}
-	for _, n := range cat.Mutators.Names() {
-		_ = cat.Mutators.Enable(n, json.RawMessage(globalConfigs[n]), deps)
-	}
-	for _, n := range cat.ErrorHandlers.Names() {
-		_ = cat.ErrorHandlers.Enable(n, nil, deps)
+	deps := pipeline.Deps{Context: context.Background(), HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
+	for _, h := range cat.Handlers() {
+		_ = cat.Enable(h.Kind(), h.Name(), json.RawMessage(globalConfigs[h.Name()]), deps)
 	}
 	c := &rules.Compiler{Catalog: cat, Strategy: rules.Regexp, WebSocketDefaults: rules.DefaultWebSocketPolicy()}
 	rs, err := rules.Parse("rules.yml", []byte(doc))
@@ -260,7 +253,7 @@ const benchRule = `
 // nothing.
 func benchLogger() *logrus.Logger {
 	l := logTo(io.Discard)
-	l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	l.SetFormatter(&logfmt.Text{})
 	l.SetLevel(logrus.InfoLevel)
 	return l
 }

@@ -127,7 +127,7 @@ func TestReevaluate(t *testing.T) {
 func TestReevaluateGlobalConfig(t *testing.T) {
 	globals := map[string]json.RawMessage{}
 	comp := compiler(t, rules.Regexp)
-	comp.GlobalConfig = func(block, name string) json.RawMessage { return globals[block+"."+name] }
+	comp.GlobalConfig = func(k pipeline.Kind, name string) json.RawMessage { return globals[k.ConfigKey()+"."+name] }
 	doc := chatRule{authz: "{handler: deny}", websocket: "{reauthorize: true}"}.doc()
 	old, err := compile(t, comp, "rules.yml", doc)
 	if err != nil {

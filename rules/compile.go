@@ -22,14 +22,13 @@ type Compiler struct {
 	Fallback []string
 	// WebSocketDefaults is the resolved top-level websocket block.
 	WebSocketDefaults WebSocketPolicy
-	// GlobalConfig returns the global config of an enabled handler
-	// (authenticators.NAME.config, authorizers.NAME.config,
-	// mutators.NAME.config) by its block ("authenticators", "authorizers",
-	// "mutators") and name; nil for none. It is part of each rule's
-	// definition, so that a reload that changes a handler's global config
-	// changes every rule using it (see [Set.Reevaluate]). A nil
-	// GlobalConfig compares rules by their own config alone.
-	GlobalConfig func(block, name string) json.RawMessage
+	// GlobalConfig returns the global config of an enabled handler (the
+	// `config` under authenticators.NAME, authorizers.NAME, ...) by its
+	// kind and name; nil for none. It is part of each rule's definition,
+	// so that a reload that changes a handler's global config changes
+	// every rule using it (see [Set.Reevaluate]). A nil GlobalConfig
+	// compares rules by their own config alone.
+	GlobalConfig func(k pipeline.Kind, name string) json.RawMessage
 	// Strict turns every load-time warning into an error. Serving is
 	// lenient where Oathkeeper is (a rule whose handler cannot be built
 	// loads, with a warning, and fails closed on every request it
@@ -80,14 +79,14 @@ func (c *Compiler) Compile(rs []Sourced) (*Set, error) {
 	return set, nil
 }
 
-func (c *Compiler) fallbackHandlers() ([]pipeline.ErrorHandler, error) {
+func (c *Compiler) fallbackHandlers() ([]errorHandler, error) {
 	names := c.Fallback
 	if len(names) == 0 {
 		names = []string{"json"}
 	}
-	var out []pipeline.ErrorHandler
+	var out []errorHandler
 	for _, n := range names {
-		h, err := c.Catalog.ErrorHandlers.Build(n, nil)
+		h, err := c.errorHandler(n, nil)
 		if err != nil {
 			return nil, fmt.Errorf("errors.fallback: %w", err)
 		}
@@ -96,7 +95,7 @@ func (c *Compiler) fallbackHandlers() ([]pipeline.ErrorHandler, error) {
 	return out, nil
 }
 
-func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Compiled, Errors, Errors) {
+func (c *Compiler) compileRule(r Sourced, fallback []errorHandler) (*Compiled, Errors, Errors) {
 	var errs, warns Errors
 	fail := func(line int, format string, args ...any) {
 		errs = append(errs, &PosError{File: r.File, Line: line, Err: fmt.Errorf("rule %q: "+format, append([]any{r.ID}, args...)...)})
@@ -187,7 +186,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []pipeline.ErrorHandler) (*Co
 		cr.mutators = append(cr.mutators, m)
 	}
 	for i, h := range r.Errors {
-		eh, err := c.Catalog.ErrorHandlers.Build(h.Handler, h.Config)
+		eh, err := c.errorHandler(h.Handler, h.Config)
 		if err != nil {
 			fail(r.LineOf("errors", strconv.Itoa(i)), "errors[%d]: %w", i, err)
 			continue

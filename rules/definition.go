@@ -56,11 +56,11 @@ func (w definitionWriter) sum() (out [sha256.Size]byte) {
 // handler writes one handler: its name and its effective configuration in
 // canonical form (keys sorted, as encoding/json writes maps). A config that
 // does not merge (the rule then fails closed anyway) is written as given.
-func (c *Compiler) writeHandler(w definitionWriter, kind string, h Handler) {
+func (c *Compiler) writeHandler(w definitionWriter, k pipeline.Kind, h Handler) {
 	w.str(h.Handler)
 	var global json.RawMessage
 	if c.GlobalConfig != nil {
-		global = c.GlobalConfig(kind, h.Handler)
+		global = c.GlobalConfig(k, h.Handler)
 	}
 	merged, err := pipeline.MergeConfig(global, h.Config)
 	if err != nil {
@@ -89,11 +89,11 @@ func (c *Compiler) definitionOf(r Rule) definition {
 	p := newDefinitionWriter()
 	p.str("authenticators")
 	for _, h := range r.Authenticators {
-		c.writeHandler(p, "authenticators", h)
+		c.writeHandler(p, pipeline.KindAuthenticator, h)
 	}
 	p.str("mutators")
 	for _, h := range r.Mutators {
-		c.writeHandler(p, "mutators", h)
+		c.writeHandler(p, pipeline.KindMutator, h)
 	}
 	p.str("upstream")
 	p.str(r.Upstream.URL)
@@ -102,7 +102,7 @@ func (c *Compiler) definitionOf(r Rule) definition {
 	d.pipeline = p.sum()
 
 	a := newDefinitionWriter()
-	c.writeHandler(a, "authorizers", r.Authorizer)
+	c.writeHandler(a, pipeline.KindAuthorizer, r.Authorizer)
 	d.authorizer = a.sum()
 	return d
 }

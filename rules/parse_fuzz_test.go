@@ -1,38 +1,29 @@
 package rules_test
 
 import (
+	"context"
 	"errors"
-	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
+	"github.com/portcullis-proxy/portcullis/internal/registry"
+	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// foundationOnly disables every handler that reaches the network or the
-// file system when built, so that arbitrary rule documents compile
-// offline.
-var foundationOnly = func() []string {
-	keep := map[string]bool{"noop": true, "anonymous": true, "unauthorized": true, "allow": true,
-		"deny": true, "header": true, "cookie": true, "json": true, "redirect": true, "www_authenticate": true}
-	c := compiler(nilTB{}, rules.Regexp)
-	var off []string
-	for _, names := range [][]string{c.Catalog.Authenticators.Names(), c.Catalog.Authorizers.Names(), c.Catalog.Mutators.Names(), c.Catalog.ErrorHandlers.Names()} {
-		for _, n := range names {
-			if !keep[n] {
-				off = append(off, n)
-			}
-		}
-	}
-	return off
-}()
-
-// nilTB lets the compiler helper run outside a test.
-type nilTB struct{ testing.TB }
-
-func (nilTB) Helper() {}
+// offlineCompiler enables every handler, on empty global configs, without
+// an HTTP client, so that arbitrary rule documents compile without
+// reaching the network or the file system: the handlers that read
+// documents when built (jwt, id_token, ladon) do not enable, and those
+// that call out per request fail closed.
+func offlineCompiler(strategy rules.Strategy) *rules.Compiler {
+	cat := registry.NewCatalog()
+	_ = cat.EnableAll(pipeline.Deps{Context: context.Background()})
+	return &rules.Compiler{Catalog: cat, Strategy: strategy, WebSocketDefaults: rules.DefaultWebSocketPolicy()}
+}
 
 // FuzzRules parses and compiles arbitrary rule documents with both
 // matching strategies. Whatever the input: no panic; a document that fails
@@ -55,8 +46,7 @@ func FuzzRules(f *testing.F) {
 	f.Add([]byte("- id: a\n  id: b\n"), false)
 	f.Add([]byte("- &a {id: x}\n- *a\n"), false)
 	f.Add([]byte("- id: a\n  match: {url: \"http://x/<a)|(b>\", methods: [get]}\n"), false)
-	regexpC := compiler(f, rules.Regexp, foundationOnly...)
-	globC := compiler(f, rules.Glob, foundationOnly...)
+	regexpC, globC := offlineCompiler(rules.Regexp), offlineCompiler(rules.Glob)
 	f.Fuzz(func(t *testing.T, doc []byte, glob bool) {
 		c := regexpC
 		if glob {

@@ -20,8 +20,8 @@ type Compiled struct {
 	authenticators []namedAuthenticator
 	authorizer     pipeline.Authorizer
 	mutators       []pipeline.Mutator
-	errors         []pipeline.ErrorHandler // the rule's own, then the fallback
-	def            definition              // what a reload compares ([Set.Reevaluate])
+	errors         []errorHandler // the rule's own, then the fallback
+	def            definition     // what a reload compares ([Set.Reevaluate])
 
 	// UpstreamURL is the parsed upstream.url (nil when the rule has none,
 	// which only the decision API can serve).
@@ -57,21 +57,12 @@ func (c *Compiled) ErrorHandler(r *http.Request, err error) pipeline.ErrorHandle
 	return pickHandler(c.errors, r, err)
 }
 
-func pickHandler(hs []pipeline.ErrorHandler, r *http.Request, err error) pipeline.ErrorHandler {
-	for _, h := range hs {
-		if h.Matches(r, err) {
-			return h
-		}
-	}
-	return nil
-}
-
 // Set is an immutable, compiled rule set. Lookups take no lock.
 type Set struct {
 	rules    []*Compiled
 	byID     map[string]*Compiled
 	index    prefixIndex
-	fallback []pipeline.ErrorHandler
+	fallback []errorHandler
 	warnings Errors
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -18,25 +19,10 @@ func compiler(t testing.TB, strategy rules.Strategy, disabled ...string) *rules.
 	for _, d := range disabled {
 		off[d] = true
 	}
-	deps := pipeline.Deps{Context: context.Background()}
-	for _, n := range cat.Authenticators.Names() {
-		if !off[n] {
-			_ = cat.Authenticators.Enable(n, nil, deps)
-		}
-	}
-	for _, n := range cat.Authorizers.Names() {
-		if !off[n] {
-			_ = cat.Authorizers.Enable(n, nil, deps)
-		}
-	}
-	for _, n := range cat.Mutators.Names() {
-		if !off[n] {
-			_ = cat.Mutators.Enable(n, nil, deps)
-		}
-	}
-	for _, n := range cat.ErrorHandlers.Names() {
-		if !off[n] {
-			_ = cat.ErrorHandlers.Enable(n, nil, deps)
+	deps := pipeline.Deps{Context: context.Background(), HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
+	for _, h := range cat.Handlers() {
+		if !off[h.Name()] {
+			_ = cat.Enable(h.Kind(), h.Name(), nil, deps)
 		}
 	}
 	return &rules.Compiler{Catalog: cat, Strategy: strategy, WebSocketDefaults: rules.DefaultWebSocketPolicy()}

@@ -9,10 +9,16 @@
 // definitions in config.schema.json by the relative reference
 // "config.schema.json#/$defs/...": keep the two files side by side.
 //
-// The schemas are checked against the Go types they describe by this
+// The handler lists of both files — the configuration's handler blocks,
+// the rules' handler name enums and the config schema each name selects —
+// are derived from the catalog (internal/registry) by `go generate`; what
+// each handler's config means is written by hand in its $defs entry. The
+// schemas are checked against the Go types they describe by this
 // package's tests: every key a handler's config struct decodes, with its
 // default, and every registered handler name.
 package schemas
+
+//go:generate go test -run ^TestSchemasFollowTheCatalog$ -update .
 
 import (
 	"bytes"
@@ -197,10 +203,15 @@ func describe(l *jsonschema.ValidationError, p *message.Printer) string {
 	return l.ErrorKind.LocalizedString(p)
 }
 
-// handlerKinds names the handler kind of each rule key that lists handlers.
-var handlerKinds = map[string]string{
-	"authenticators": "authenticator", "authorizer": "authorizer",
-	"mutators": "mutator", "errors": "error handler",
+// ruleKeyKind is the handler kind a rule key lists ("errors": error
+// handlers).
+func ruleKeyKind(key string) (pipeline.Kind, bool) {
+	for _, k := range pipeline.Kinds() {
+		if k.RuleKey() == key {
+			return k, true
+		}
+	}
+	return 0, false
 }
 
 // unknownHandler words a handler name outside the schema's list as the
@@ -211,7 +222,7 @@ func unknownHandler(e *Error, l *jsonschema.ValidationError) {
 	if !ok || len(loc) < 3 || loc[len(loc)-1] != "handler" {
 		return
 	}
-	k, ok := handlerKinds[loc[1]]
+	k, ok := ruleKeyKind(loc[1])
 	if !ok {
 		return
 	}

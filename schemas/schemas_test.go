@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,12 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/authenticators"
-	"github.com/portcullis-proxy/portcullis/authorizers"
 	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/errorhandlers"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
-	"github.com/portcullis-proxy/portcullis/mutators"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
 	"github.com/portcullis-proxy/portcullis/schemas"
@@ -140,82 +137,63 @@ func joinErrs(errs []error) string {
 	return b.String()
 }
 
-// handlerConfigs maps every handler to the struct its config decodes into.
-var handlerConfigs = map[string]any{
-	"authenticator.noop":                 authenticators.NoopConfig{},
-	"authenticator.anonymous":            authenticators.AnonymousConfig{},
-	"authenticator.unauthorized":         authenticators.UnauthorizedConfig{},
-	"authenticator.cookie_session":       authenticators.CookieSessionConfig{},
-	"authenticator.bearer_token":         authenticators.BearerTokenConfig{},
-	"authenticator.jwt":                  authenticators.JWTConfig{},
-	"authenticator.oauth2_introspection": authenticators.OAuth2IntrospectionConfig{},
-	"authorizer.allow":                   authorizers.AllowConfig{},
-	"authorizer.deny":                    authorizers.DenyConfig{},
-	"authorizer.ladon":                   authorizers.LadonConfig{},
-	"authorizer.remote":                  authorizers.RemoteConfig{},
-	"authorizer.remote_json":             authorizers.RemoteJSONConfig{},
-	"mutator.noop":                       mutators.NoopConfig{},
-	"mutator.header":                     mutators.HeaderConfig{},
-	"mutator.cookie":                     mutators.CookieConfig{},
-	"mutator.id_token":                   mutators.IDTokenConfig{},
-	"mutator.hydrator":                   mutators.HydratorConfig{},
-	"errorHandler.json":                  errorhandlers.JSONConfig{},
-	"errorHandler.redirect":              errorhandlers.RedirectConfig{},
-	"errorHandler.www_authenticate":      errorhandlers.WWWAuthenticateConfig{},
-}
-
 // TestSchemasCoverEveryHandler checks that the schemas know every
 // registered handler (in the configuration's blocks and in the rules'
 // handler lists) and describe exactly the keys its config struct decodes,
-// with the defaults its SetDefaults sets.
+// with the defaults its SetDefaults sets; an error handler's config also
+// has the `when` list the rule compiler reads.
 func TestSchemasCoverEveryHandler(t *testing.T) {
 	cfg, rs := load(t, "config.schema.json"), load(t, "rules.schema.json")
 	defs := cfg["$defs"].(map[string]any)
 	cat := registry.NewCatalog()
-	kinds := []struct {
-		def, block string
-		names      []string
-		ruleKey    string
-	}{
-		{"authenticator", "authenticators", cat.Authenticators.Names(), "authenticators"},
-		{"authorizer", "authorizers", cat.Authorizers.Names(), "authorizer"},
-		{"mutator", "mutators", cat.Mutators.Names(), "mutators"},
-		{"errorHandler", "errors.handlers", cat.ErrorHandlers.Names(), "errors"},
-	}
 	ruleProps := rs["items"].(map[string]any)["properties"].(map[string]any)
-	for _, k := range kinds {
-		block := walk(t, cfg, k.block)
-		enum := handlerEnum(ruleProps[k.ruleKey].(map[string]any))
-		for _, name := range k.names {
-			key := k.def + "." + name
-			if _, ok := block["properties"].(map[string]any)[name]; !ok {
-				t.Errorf("config.schema.json: %s has no block for registered handler %q", k.block, name)
-			}
-			if !enum[name] {
-				t.Errorf("rules.schema.json: %s handler enum lacks registered handler %q", k.ruleKey, name)
-			}
-			typ, ok := handlerConfigs[key]
-			if !ok {
-				t.Errorf("handler %q is registered but this test does not know its config type: add it to handlerConfigs", key)
-				continue
-			}
-			def, ok := defs[key].(map[string]any)
-			if !ok {
-				t.Errorf("config.schema.json: no $defs[%q]", key)
-				continue
-			}
-			v := reflect.New(reflect.TypeOf(typ))
-			if d, ok := v.Interface().(pipeline.Defaulter); ok {
-				d.SetDefaults()
-			}
-			compareObject(t, defs, "$defs."+key, v.Elem(), def)
-		}
+	for _, k := range pipeline.Kinds() {
+		enum := handlerEnum(ruleProps[k.RuleKey()].(map[string]any))
 		for name := range enum {
-			if !contains(k.names, name) {
-				t.Errorf("rules.schema.json: %s handler enum names %q, which is not registered", k.ruleKey, name)
+			if !cat.Known(k, name) {
+				t.Errorf("rules.schema.json: %s handler enum names %q, which is not registered", k.RuleKey(), name)
 			}
 		}
 	}
+	for _, h := range cat.Handlers() {
+		k := h.Kind()
+		if _, ok := walk(t, cfg, k.ConfigKey())["properties"].(map[string]any)[h.Name()]; !ok {
+			t.Errorf("config.schema.json: %s has no block for registered handler %q", k.ConfigKey(), h.Name())
+		}
+		if !handlerEnum(ruleProps[k.RuleKey()].(map[string]any))[h.Name()] {
+			t.Errorf("rules.schema.json: %s handler enum lacks registered handler %q", k.RuleKey(), h.Name())
+		}
+		key := k.SchemaName() + "." + h.Name()
+		def, ok := defs[key].(map[string]any)
+		if !ok {
+			t.Errorf("config.schema.json: no $defs[%q]", key)
+			continue
+		}
+		if k == pipeline.KindErrorHandler {
+			def = withoutWhen(t, key, def)
+		}
+		v := reflect.New(h.Config())
+		if d, ok := v.Interface().(pipeline.Defaulter); ok {
+			d.SetDefaults()
+		}
+		compareObject(t, defs, "$defs."+key, v.Elem(), def)
+	}
+}
+
+// withoutWhen checks that an error handler's definition has the `when`
+// list ($defs/when) and returns it without that key, which no config
+// struct decodes.
+func withoutWhen(t *testing.T, key string, def map[string]any) map[string]any {
+	t.Helper()
+	props, _ := def["properties"].(map[string]any)
+	when, _ := props[pipeline.WhenKey].(map[string]any)
+	if ref, _ := when["$ref"].(string); ref != "#/$defs/when" {
+		t.Errorf("$defs.%s: %q is %v, want a $ref to #/$defs/when", key, pipeline.WhenKey, when)
+	}
+	out := maps.Clone(def)
+	out["properties"] = maps.Clone(props)
+	delete(out["properties"].(map[string]any), pipeline.WhenKey)
+	return out
 }
 
 // TestRulesSchemaCoversTheRuleType compares the rule's keys with
@@ -522,15 +500,6 @@ func handlerEnum(prop map[string]any) map[string]bool {
 		out[n.(string)] = true
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func load(t *testing.T, name string) map[string]any {

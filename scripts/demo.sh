@@ -43,7 +43,7 @@ fi
 # The version /version reports, as `make build` stamps it.
 version="$(git describe --tags --always 2>/dev/null || echo dev)"
 say "building portcullis $version and the demo app"
-CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/portcullis-proxy/portcullis/internal/app.Version=$version" \
+CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/portcullis-proxy/portcullis/internal/app.version=$version" \
 	-o "$dir/bin/portcullis" ./cmd/portcullis
 CGO_ENABLED=0 go build -trimpath -o "$dir/bin/demo-app" ./contrib/demo-app
 scripts/build-kratos.sh

@@ -20,6 +20,9 @@
 //     signing keys, key sets and signed tokens.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/faultinject]: the
 //     fault injectors, for failures a real part cannot show on demand.
+//   - [github.com/portcullis-proxy/portcullis/testsupport/handlertest]: the
+//     deps a handler is enabled with and configs as JSON, for the stage
+//     packages' tests.
 //
 // This package itself holds no code.
 package testsupport

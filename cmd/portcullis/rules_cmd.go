@@ -10,7 +10,6 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
-	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
@@ -100,20 +99,20 @@ func validationCompiler(file string, online bool) (*rules.Compiler, error) {
 	if err != nil {
 		return nil, err
 	}
-	deps := cfg.Deps()
-	deps.Context = context.Background()
-	deps.Offline = !online
-	if log, err := app.NewLogger(cfg.Log); err == nil {
-		deps.Log = logfmt.Slog(log)
+	log, _ := app.NewLogger(cfg.Log) // nil for a bad log block: handlers then log to slog.Default()
+	deps, err := app.HandlerDeps(context.Background(), cfg, log)
+	if err != nil {
+		return nil, err
 	}
+	deps.Offline = !online
 	if file != "" {
 		if err := app.Enable(cat, cfg, deps); err != nil {
 			return nil, err
 		}
 	} else {
-		if err := enableAll(cat, deps); err != nil {
-			return nil, err
-		}
+		// Every handler that accepts an empty global config; rules that
+		// use one that does not are reported as not enabled.
+		_ = cat.EnableAll(deps)
 	}
 	comp, err := app.Compiler(cat, cfg)
 	if err != nil {
@@ -121,24 +120,6 @@ func validationCompiler(file string, online bool) (*rules.Compiler, error) {
 	}
 	comp.Strict = true
 	return comp, nil
-}
-
-// enableAll enables every handler that accepts an empty global config;
-// rules that use one that does not are reported as not enabled.
-func enableAll(cat *pipeline.Catalog, deps pipeline.Deps) error {
-	for _, n := range cat.Authenticators.Names() {
-		_ = cat.Authenticators.Enable(n, nil, deps)
-	}
-	for _, n := range cat.Authorizers.Names() {
-		_ = cat.Authorizers.Enable(n, nil, deps)
-	}
-	for _, n := range cat.Mutators.Names() {
-		_ = cat.Mutators.Enable(n, nil, deps)
-	}
-	for _, n := range cat.ErrorHandlers.Names() {
-		_ = cat.ErrorHandlers.Enable(n, nil, deps)
-	}
-	return nil
 }
 
 // missingKeyHint explains a required handler key without a value: such

@@ -14,9 +14,10 @@ func newVersion() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "portcullis %s", app.Version)
-			if app.Commit != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), " (%s %s)", app.Commit, app.Date)
+			b := app.Build()
+			fmt.Fprintf(cmd.OutOrStdout(), "portcullis %s", b.Version)
+			if b.Commit != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), " (%s %s)", b.Commit, b.Date)
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
 		},

@@ -39,12 +39,18 @@ import (
 	"github.com/portcullis-proxy/portcullis/rules"
 )
 
-// Build information, set by the linker.
+// Build information, set by the linker
+// (-X github.com/portcullis-proxy/portcullis/internal/app.version=...) and
+// read through [Build]; nothing else writes them.
 var (
-	Version = "dev"
-	Commit  = ""
-	Date    = ""
+	version = "dev"
+	commit  = ""
+	date    = ""
 )
+
+// Build is the build's version, and its commit and date when the linker
+// set them.
+func Build() proxy.Version { return proxy.Version{Version: version, Commit: commit, Date: date} }
 
 // NewLogger returns a logger configured by the log block.
 func NewLogger(c config.Log) (*logrus.Logger, error) {
@@ -60,48 +66,42 @@ func NewLogger(c config.Log) (*logrus.Logger, error) {
 		// reflection (bench/README.md: proxy req/s 1.17x with json logs).
 		l.SetFormatter(&logfmt.JSON{})
 	} else {
-		l.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+		// Byte for byte what logrus.TextFormatter{DisableColors: true,
+		// FullTimestamp: true} writes; the request line skips logrus.
+		l.SetFormatter(&logfmt.Text{})
 	}
 	return l, nil
 }
 
 // Enable enables the handlers the configuration turns on, with their
-// global configs. A name portcullis does not know is an error naming the key.
+// global configs, kind by kind and by name within a kind. A name
+// portcullis does not know is an error naming the key.
 func Enable(cat *pipeline.Catalog, cfg *config.Config, deps pipeline.Deps) error {
-	type block struct {
-		key     string
-		configs map[string]config.HandlerConfig
-		enable  func(name string, raw json.RawMessage) error
-	}
-	blocks := []block{
-		{"authenticators", cfg.Authenticators, func(n string, raw json.RawMessage) error { return cat.Authenticators.Enable(n, raw, deps) }},
-		{"authorizers", cfg.Authorizers, func(n string, raw json.RawMessage) error { return cat.Authorizers.Enable(n, raw, deps) }},
-		{"mutators", cfg.Mutators, func(n string, raw json.RawMessage) error { return cat.Mutators.Enable(n, raw, deps) }},
-		{"errors.handlers", cfg.Errors.Handlers, func(n string, raw json.RawMessage) error { return cat.ErrorHandlers.Enable(n, raw, deps) }},
-	}
-	for _, b := range blocks {
-		names := make([]string, 0, len(b.configs))
-		for n := range b.configs {
+	for _, k := range pipeline.Kinds() {
+		configs := cfg.Handlers(k)
+		names := make([]string, 0, len(configs))
+		for n := range configs {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			hc := b.configs[n]
+			hc := configs[n]
+			key := k.ConfigKey() + "." + n
 			raw, err := hc.Raw()
 			if err != nil {
-				return &HandlerConfigError{Key: b.key + "." + n + ".config", Err: err}
+				return &HandlerConfigError{Key: key + ".config", Err: err}
 			}
 			if !hc.Enabled {
 				// A disabled handler portcullis does not have (an
 				// Oathkeeper configuration listing keto_engine_acp_ory, say)
 				// is harmless: warn, so a typo is still visible.
-				if err := checkKnown(cat, b.key, n); err != nil && deps.Log != nil {
-					deps.Log.Warn(fmt.Sprintf("%v; it is disabled and ignored", err))
+				if !cat.Known(k, n) && deps.Log != nil {
+					deps.Log.Warn(fmt.Sprintf("%s: unknown handler %q (known: %v); it is disabled and ignored", key, n, cat.Names(k)))
 				}
 				continue
 			}
-			if err := b.enable(n, raw); err != nil {
-				return &HandlerConfigError{Key: b.key + "." + n, Err: err}
+			if err := cat.Enable(k, n, raw, deps); err != nil {
+				return &HandlerConfigError{Key: key, Err: err}
 			}
 		}
 	}
@@ -128,26 +128,6 @@ func positionedEnableError(cfg *config.Config, err error) error {
 	return err
 }
 
-func checkKnown(cat *pipeline.Catalog, key, name string) error {
-	var known []string
-	switch key {
-	case "authenticators":
-		known = cat.Authenticators.Names()
-	case "authorizers":
-		known = cat.Authorizers.Names()
-	case "mutators":
-		known = cat.Mutators.Names()
-	default:
-		known = cat.ErrorHandlers.Names()
-	}
-	for _, k := range known {
-		if k == name {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s.%s: unknown handler %q (known: %v)", key, name, name, known)
-}
-
 // Compiler returns the rule compiler for the configuration.
 func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error) {
 	strategy, err := cfg.Strategy()
@@ -162,25 +142,23 @@ func Compiler(cat *pipeline.Catalog, cfg *config.Config) (*rules.Compiler, error
 		GlobalConfig: globalConfigs(cfg)}, nil
 }
 
-// globalConfigs returns the handlers' global configs by block and name, as
+// globalConfigs returns the handlers' global configs by kind and name, as
 // [rules.Compiler.GlobalConfig] reads them: part of each rule's definition,
 // so that a configuration reload that changes one changes the rules using
 // the handler.
-func globalConfigs(cfg *config.Config) func(block, name string) json.RawMessage {
-	blocks := map[string]map[string]config.HandlerConfig{
-		"authenticators": cfg.Authenticators, "authorizers": cfg.Authorizers, "mutators": cfg.Mutators,
-	}
-	out := map[string]json.RawMessage{}
-	for b, hs := range blocks {
-		for n, hc := range hs {
+func globalConfigs(cfg *config.Config) func(k pipeline.Kind, name string) json.RawMessage {
+	out := map[pipeline.Kind]map[string]json.RawMessage{}
+	for _, k := range pipeline.Kinds() {
+		out[k] = map[string]json.RawMessage{}
+		for n, hc := range cfg.Handlers(k) {
 			// A config that does not encode fails Enable before any rule
 			// compiles.
 			if raw, err := hc.Raw(); err == nil {
-				out[b+"."+n] = raw
+				out[k][n] = raw
 			}
 		}
 	}
-	return func(block, name string) json.RawMessage { return out[block+"."+name] }
+	return func(k pipeline.Kind, name string) json.RawMessage { return out[k][name] }
 }
 
 // Server is a running portcullis: the proxy and API listeners over one
@@ -245,10 +223,12 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		log.Warn(w)
 	}
 	s.reload.current.Store(cfg)
-	deps := cfg.Deps()
 	gctx, gcancel := context.WithCancel(ctx)
 	s.reload.generation = gcancel
-	deps.Log, deps.Context = logfmt.Slog(log), gctx
+	deps, err := HandlerDeps(gctx, cfg, log)
+	if err != nil {
+		return s.abort(err)
+	}
 	s.Metrics = metrics.New()
 	adminToken, err := cfg.Serve.API.Admin.ResolveToken()
 	if err != nil {
@@ -299,7 +279,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	if err := s.Rules.Load(ctx); err != nil {
 		return s.abort(err)
 	}
-	tp, err := tracing.New(ctx, cfg.Tracing, Version)
+	tp, err := tracing.New(ctx, cfg.Tracing, version)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -350,7 +330,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 			return s.abort(err)
 		}
 		h, err := revocation.NewBackchannel(revocation.BackchannelOptions{Issuer: bc.Issuer, Audience: bc.Audience,
-			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log})
+			JWKSURLs: bc.JWKSURLs, MaxAge: bc.MaxAge, Revoker: s.Revocations, Log: log, Client: deps.HTTPClient})
 		if err != nil {
 			return s.abort(fmt.Errorf("revocation.backchannel_logout.%w", err))
 		}
@@ -366,7 +346,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 	}
 	s.API = proxy.NewAPI(proxy.APIOptions{
 		DecisionOptions: decisions,
-		Version:         proxy.Version{Version: Version, Commit: Commit, Date: Date},
+		Version:         Build(),
 		Routes:          routes,
 	})
 	s.ExtAuthz = proxy.NewExtAuthz(decisions)

@@ -16,7 +16,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/config"
-	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/mutators"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -94,8 +93,12 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	}
 	cat := registry.NewCatalog()
 	gctx, gcancel := context.WithCancel(s.ctx)
-	deps := cfg.Deps()
-	deps.Log, deps.Context, deps.Revocations = logfmt.Slog(s.Log), gctx, s.Revocations
+	deps, err := HandlerDeps(gctx, cfg, s.Log)
+	if err != nil {
+		gcancel()
+		return err
+	}
+	deps.Revocations = s.Revocations
 	if err := Enable(cat, cfg, deps); err != nil {
 		gcancel()
 		return positionedEnableError(cfg, err)

@@ -2,6 +2,8 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -74,19 +76,56 @@ type Response struct {
 // Callers turn it into a 503 and deny (fail closed).
 var ErrUnreachable = errors.New("remote API unreachable")
 
-// NewClient returns an HTTP client for calls to one remote API: its own
-// connection pool, no redirects followed (a redirect is an answer, never a
-// hop that could carry forwarded credentials elsewhere).
-func NewClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
-	t.ResponseHeaderTimeout = 0 // bounded per attempt by the context
+// ClientOptions configures [NewClient]. Zero fields take the documented
+// defaults.
+type ClientOptions struct {
+	// RootCAs are the CAs trusted for https; nil: the system pool.
+	RootCAs *x509.CertPool
+	// ConnectTimeout bounds opening a TCP connection. Default
+	// [DefaultConnectTimeout].
+	ConnectTimeout time.Duration
+}
+
+// DefaultConnectTimeout is [ClientOptions.ConnectTimeout]'s default.
+const DefaultConnectTimeout = 10 * time.Second
+
+// NewClient returns the HTTP client for calls to remote APIs and documents:
+// one pool of connections (up to 128 idle per host) shared by every call
+// made with it, proxies from the environment (HTTPS_PROXY, NO_PROXY), TLS
+// 1.2 or later, no overall timeout (each call is bounded by its context)
+// and no redirects followed: a redirect is an answer, never a hop that
+// could carry forwarded credentials elsewhere.
+func NewClient(o ClientOptions) *http.Client {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+	}
 	return &http.Client{
 		Transport: t,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// FollowingRedirects returns a copy of c that follows redirects as
+// net/http does by default (up to ten; credentials dropped on a hop to
+// another host), over c's connections: documents (key sets, policies) and
+// session stores have always been read that way.
+func FollowingRedirects(c *http.Client) *http.Client {
+	f := *c
+	f.CheckRedirect = nil
+	return &f
 }
 
 // Do sends the request newReq builds (once per attempt, since a body is

@@ -76,7 +76,7 @@ func TestCallerRetriesThenSucceeds(t *testing.T) {
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	c := &Caller{Client: NewClient(), Timeout: 5 * time.Second, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(time.Minute)}}
+	c := &Caller{Client: NewClient(ClientOptions{}), Timeout: 5 * time.Second, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(time.Minute)}}
 	res, err := c.Do(context.Background(), func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, "POST", srv.URL, strings.NewReader("body"))
 	})
@@ -103,7 +103,7 @@ func TestCallerFailures(t *testing.T) {
 	defer always502.Close()
 
 	for _, target := range []string{closed, faultinject.HangingURL(t), always502.URL} {
-		c := &Caller{Client: NewClient(), Timeout: 200 * time.Millisecond, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(20 * time.Millisecond)}}
+		c := &Caller{Client: NewClient(ClientOptions{}), Timeout: 200 * time.Millisecond, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(20 * time.Millisecond)}}
 		_, err := c.Do(context.Background(), func(ctx context.Context) (*http.Request, error) {
 			return http.NewRequestWithContext(ctx, "GET", target+"/?token=secret", nil)
 		})

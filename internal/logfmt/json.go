@@ -1,8 +1,10 @@
 // Package logfmt holds the process's logging over logrus: a JSON log
 // formatter that writes exactly the bytes logrus.JSONFormatter{} writes,
 // without encoding/json's reflection and map sorting for the field types
-// log lines are made of, and [Slog], the *slog.Logger that hands logrus to
-// the handlers through pipeline.Deps.
+// log lines are made of; [Text], the server's text format; [LineFormatter],
+// which both implement, writing a line straight from its fields (the
+// request line, without a logrus entry or a field map); and [Slog], the
+// *slog.Logger that hands logrus to the handlers through pipeline.Deps.
 //
 // With `log.format: json`, logrus's formatter was a third of the CPU of a
 // decision (one line per request); this one writes the same line for a

@@ -167,8 +167,25 @@ func (m *Metrics) Handler() http.Handler {
 
 // Request implements proxy.Observer.
 func (m *Metrics) Request(frontend, rule, decision string, status int, d time.Duration) {
-	m.requests.WithLabelValues(frontend, rule, decision, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(frontend, rule, decision, statusLabel(status)).Inc()
 	m.requestDuration.WithLabelValues(frontend, rule).Observe(d.Seconds())
+}
+
+// statusLabels are the status label's values for 100-599, made once: a
+// request's status is formatted without an allocation.
+var statusLabels = func() (s [500]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(100 + i)
+	}
+	return s
+}()
+
+// statusLabel is strconv.Itoa(status).
+func statusLabel(status int) string {
+	if status >= 100 && status < 600 {
+		return statusLabels[status-100]
+	}
+	return strconv.Itoa(status)
 }
 
 // Handshake implements tunnel.Metrics.

@@ -43,6 +43,9 @@ type BackchannelOptions struct {
 	// Log receives one line per refused token (never the token); nil
 	// discards.
 	Log logrus.FieldLogger
+	// Client reads the key sets: the process's client for outbound calls
+	// (http_client). Nil: [fetch.NewClient] with its defaults.
+	Client *http.Client
 }
 
 // Backchannel serves an OpenID Connect Back-Channel Logout endpoint: a
@@ -86,7 +89,10 @@ func NewBackchannel(o BackchannelOptions) (*Backchannel, error) {
 	if o.MaxAge <= 0 {
 		o.MaxAge = 5 * time.Minute
 	}
-	reg := &jwks.Registry{Client: fetch.NewClient(), TTL: 5 * time.Minute, FetchTimeout: 5 * time.Second}
+	if o.Client == nil {
+		o.Client = fetch.NewClient(fetch.ClientOptions{})
+	}
+	reg := &jwks.Registry{Client: o.Client, TTL: 5 * time.Minute, FetchTimeout: 5 * time.Second}
 	b := &Backchannel{o: o, log: o.Log, now: time.Now, seen: map[string]time.Time{}}
 	for _, u := range o.JWKSURLs {
 		b.sources = append(b.sources, reg.Source(u))

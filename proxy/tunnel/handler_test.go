@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
@@ -29,7 +30,7 @@ func (s staticRules) Current() *rules.Set { return s.set }
 func ruleSet(t testing.TB, doc string) *rules.Set {
 	t.Helper()
 	cat := registry.NewCatalog()
-	deps := pipeline.Deps{Context: context.Background()}
+	deps := pipeline.Deps{Context: context.Background(), HTTPClient: fetch.NewClient(fetch.ClientOptions{})}
 	for _, err := range []error{
 		cat.Authenticators.Enable("anonymous", nil, deps),
 		cat.Authorizers.Enable("allow", nil, deps),

@@ -62,11 +62,10 @@ func PublicSet(t testing.TB, keys ...jose.JSONWebKey) []byte {
 func Sign(t testing.TB, k jose.JSONWebKey, claims map[string]any, omitKid bool) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
-	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: k}
-	if omitKid {
-		sk.Key = k.Key
+	if !omitKid {
+		opts = opts.WithHeader("kid", k.KeyID)
 	}
-	s, err := jose.NewSigner(sk, opts)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: k.Key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

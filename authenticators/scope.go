@@ -1,6 +1,7 @@
-// Package scope checks OAuth 2.0 scopes and JWT/introspection claims the
-// way Oathkeeper's jwt and oauth2_introspection authenticators do.
-package scope
+package authenticators
+
+// OAuth 2.0 scopes and JWT/introspection claims, checked the way
+// Oathkeeper's jwt and oauth2_introspection authenticators do.
 
 import (
 	"fmt"
@@ -8,37 +9,57 @@ import (
 	"strings"
 )
 
-// Strategy decides whether the granted scopes satisfy one required scope.
-type Strategy func(granted []string, required string) bool
+// scopeStrategy decides whether the granted scopes satisfy one required
+// scope.
+type scopeStrategy func(granted []string, required string) bool
 
-// Strategies by their `scope_strategy` name.
+// scopeStrategyNamed returns the strategy of a `scope_strategy` name:
 //
 //   - exact: the required scope is granted verbatim.
 //   - hierarchic: a granted scope also covers its dot-separated children
 //     ("photos" covers "photos.read").
 //   - wildcard: a granted "*" segment stands for any one segment
 //     ("photos.*" covers "photos.read", not "photos" nor "photos.a.b").
-//   - none: no scope check; it cannot be combined with required_scope.
-var Strategies = map[string]Strategy{
-	"exact":      Exact,
-	"hierarchic": Hierarchic,
-	"wildcard":   Wildcard,
-	"none":       nil,
+//   - none: no scope check (a nil strategy); it cannot be combined with
+//     required_scope.
+//
+// ok is false for any other name.
+func scopeStrategyNamed(name string) (s scopeStrategy, ok bool) {
+	switch name {
+	case "exact":
+		return exactScope, true
+	case "hierarchic":
+		return hierarchicScope, true
+	case "wildcard":
+		return wildcardScope, true
+	case "none":
+		return nil, true
+	}
+	return nil, false
 }
 
-// Resolve returns the strategy for name given the required scopes: with
+// validScopeStrategy rejects a scope_strategy that names no strategy; ""
+// is valid (the handler's default).
+func validScopeStrategy(name string) error {
+	if _, ok := scopeStrategyNamed(name); !ok && name != "" {
+		return fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", name)
+	}
+	return nil
+}
+
+// resolveScopeStrategy returns the strategy for name given the required scopes: with
 // required scopes and no name it is exact; "none" with required scopes is
 // an error, because it would silently skip the check.
-func Resolve(name string, required []string) (Strategy, error) {
+func resolveScopeStrategy(name string, required []string) (scopeStrategy, error) {
 	if name == "" {
 		if len(required) == 0 {
 			return nil, nil
 		}
 		name = "exact"
 	}
-	s, ok := Strategies[name]
+	s, ok := scopeStrategyNamed(name)
 	if !ok {
-		return nil, fmt.Errorf("scope_strategy: unknown strategy %q (one of exact, hierarchic, wildcard, none)", name)
+		return nil, validScopeStrategy(name)
 	}
 	if s == nil && len(required) > 0 {
 		return nil, fmt.Errorf("scope_strategy: %q cannot check required_scope; choose exact, hierarchic or wildcard", name)
@@ -46,13 +67,13 @@ func Resolve(name string, required []string) (Strategy, error) {
 	return s, nil
 }
 
-// Exact is the exact strategy.
-func Exact(granted []string, required string) bool {
+// exactScope is the exact strategy.
+func exactScope(granted []string, required string) bool {
 	return slices.Contains(granted, required)
 }
 
-// Hierarchic is the hierarchic strategy.
-func Hierarchic(granted []string, required string) bool {
+// hierarchicScope is the hierarchic strategy.
+func hierarchicScope(granted []string, required string) bool {
 	for _, g := range granted {
 		if g == "" {
 			continue
@@ -64,8 +85,8 @@ func Hierarchic(granted []string, required string) bool {
 	return false
 }
 
-// Wildcard is the wildcard strategy.
-func Wildcard(granted []string, required string) bool {
+// wildcardScope is the wildcard strategy.
+func wildcardScope(granted []string, required string) bool {
 	need := strings.Split(required, ".")
 	for _, g := range granted {
 		if g == required {
@@ -90,9 +111,9 @@ func Wildcard(granted []string, required string) bool {
 	return false
 }
 
-// Check returns an error naming the first required scope the strategy does
+// checkScopes returns an error naming the first required scope the strategy does
 // not find in granted.
-func Check(s Strategy, granted, required []string) error {
+func checkScopes(s scopeStrategy, granted, required []string) error {
 	if s == nil {
 		return nil
 	}
@@ -104,22 +125,22 @@ func Check(s Strategy, granted, required []string) error {
 	return nil
 }
 
-// FromClaims returns the granted scopes of a claim set: the first of
+// scopesFromClaims returns the granted scopes of a claim set: the first of
 // "scp", "scope", "scopes", either a space-separated string or a list.
-func FromClaims(claims map[string]any) []string {
+func scopesFromClaims(claims map[string]any) []string {
 	for _, k := range []string{"scp", "scope", "scopes"} {
 		v, ok := claims[k]
 		if !ok {
 			continue
 		}
-		return Strings(v, true)
+		return claimStrings(v, true)
 	}
 	return nil
 }
 
-// Strings converts a claim to a list of strings: a list keeps its string
+// claimStrings converts a claim to a list of strings: a list keeps its string
 // members; a string is one member, or split on spaces when split is true.
-func Strings(v any, split bool) []string {
+func claimStrings(v any, split bool) []string {
 	switch t := v.(type) {
 	case string:
 		if split {
@@ -143,8 +164,8 @@ func Strings(v any, split bool) []string {
 	return nil
 }
 
-// CheckAudience requires every target audience to be in the token's aud.
-func CheckAudience(aud, target []string) error {
+// checkAudience requires every target audience to be in the token's aud.
+func checkAudience(aud, target []string) error {
 	for _, t := range target {
 		if !slices.Contains(aud, t) {
 			return fmt.Errorf("token audience does not include %q", t)
@@ -153,9 +174,9 @@ func CheckAudience(aud, target []string) error {
 	return nil
 }
 
-// CheckIssuer requires the issuer to be one of the trusted ones, when any
+// checkIssuer requires the issuer to be one of the trusted ones, when any
 // are configured.
-func CheckIssuer(iss string, trusted []string) error {
+func checkIssuer(iss string, trusted []string) error {
 	if len(trusted) > 0 && !slices.Contains(trusted, iss) {
 		return fmt.Errorf("token issuer %q is not trusted", iss)
 	}

@@ -1,7 +1,8 @@
-// Package tokenfrom reads a bearer credential from where a rule says it is:
-// Oathkeeper's `token_from` block (one of header, query_parameter, cookie;
-// by default the Authorization header's Bearer value).
-package tokenfrom
+package authenticators
+
+// Where a rule says a bearer credential is: Oathkeeper's `token_from`
+// block (one of header, query_parameter, cookie; by default the
+// Authorization header's Bearer value).
 
 import (
 	"errors"
@@ -10,8 +11,10 @@ import (
 	"strings"
 )
 
-// Location is the `token_from` block. At most one field may be set.
-type Location struct {
+// TokenLocation is the `token_from` block of jwt and oauth2_introspection
+// (bearer_token's [TokenFrom] adds websocket_protocol). At most one field
+// may be set.
+type TokenLocation struct {
 	// Header names a request header holding the token. For Authorization
 	// the "Bearer " prefix is required and removed; any other header's value
 	// is the token as is.
@@ -25,7 +28,7 @@ type Location struct {
 }
 
 // Validate rejects a block that names more than one place.
-func (l *Location) Validate() error {
+func (l *TokenLocation) Validate() error {
 	n := 0
 	for _, s := range []string{l.Header, l.QueryParameter, l.Cookie} {
 		if s != "" {
@@ -39,10 +42,10 @@ func (l *Location) Validate() error {
 }
 
 // Extract returns the token, or "" when the request carries none there.
-func (l *Location) Extract(r *http.Request) string {
+func (l *TokenLocation) Extract(r *http.Request) string {
 	switch {
 	case l == nil:
-		return bearer(r.Header.Get("Authorization"))
+		return bearerCredential(r.Header.Get("Authorization"))
 	case l.QueryParameter != "":
 		return r.URL.Query().Get(l.QueryParameter)
 	case l.Cookie != "":
@@ -54,20 +57,20 @@ func (l *Location) Extract(r *http.Request) string {
 	case l.Header != "" && textproto.CanonicalMIMEHeaderKey(l.Header) != "Authorization":
 		return strings.TrimSpace(r.Header.Get(l.Header))
 	default:
-		return bearer(r.Header.Get("Authorization"))
+		return bearerCredential(r.Header.Get("Authorization"))
 	}
 }
 
 // ScrubQueryParameter returns the query parameter to remove from the
 // upstream URL, if the token travels in one.
-func (l *Location) ScrubQueryParameter() string {
+func (l *TokenLocation) ScrubQueryParameter() string {
 	if l == nil {
 		return ""
 	}
 	return l.QueryParameter
 }
 
-func bearer(h string) string {
+func bearerCredential(h string) string {
 	const prefix = "bearer "
 	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return ""

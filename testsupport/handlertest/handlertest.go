@@ -1,0 +1,60 @@
+// Package handlertest holds what the tests of the stage packages
+// (authenticators, authorizers, mutators) need alike: the pipeline.Deps a
+// handler is enabled with, as internal/app builds them, and configs as
+// JSON. It is imported only by _test files.
+package handlertest
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
+	"github.com/portcullis-proxy/portcullis/internal/logfmt"
+	"github.com/portcullis-proxy/portcullis/pipeline"
+)
+
+// Deps returns the services a handler is enabled with: a context that ends
+// with the test, the process's HTTP client with its defaults, and a
+// logger (debug level) that writes nowhere.
+func Deps(tb testing.TB) pipeline.Deps {
+	d, _ := DepsWithLog(tb)
+	return d
+}
+
+// DepsWithLog is [Deps] whose log entries hook records.
+func DepsWithLog(tb testing.TB) (pipeline.Deps, *logtest.Hook) {
+	tb.Helper()
+	log, hook := logtest.NewNullLogger()
+	log.SetLevel(logrus.DebugLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{})}, hook
+}
+
+// ClosedURL returns an http URL on loopback that nothing listens on: a
+// service that is down.
+func ClosedURL(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u := "http://" + l.Addr().String()
+	l.Close()
+	return u
+}
+
+// JSON marshals v, a handler's config, failing the test if it cannot.
+func JSON(tb testing.TB, v any) json.RawMessage {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
