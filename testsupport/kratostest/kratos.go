@@ -31,6 +31,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,28 +139,51 @@ func New(opts Options) (*Kratos, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := proctest.Ports(2)
-	if err != nil {
+	// The ports are free when picked but not held: another process of a
+	// parallel test run may bind one before Kratos does. Kratos then exits
+	// at once, and a start on new ports is tried (a bounded number of times).
+	for attempt := 1; ; attempt++ {
+		ports, err := proctest.Ports(2)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		k := &Kratos{
+			opts:      opts,
+			bin:       bin,
+			dir:       dir,
+			cfgPath:   filepath.Join(dir, "kratos.yml"),
+			publicURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+			adminURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+		}
+		if err := k.writeConfig(ports[0], ports[1]); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		err = k.Restart()
+		if err == nil {
+			return k, nil
+		}
+		k.Stop()
+		var nr *proctest.NotReadyError
+		if attempt < 3 && errors.As(err, &nr) && nr.Exited && portTaken(ports) {
+			continue
+		}
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	k := &Kratos{
-		opts:      opts,
-		bin:       bin,
-		dir:       dir,
-		cfgPath:   filepath.Join(dir, "kratos.yml"),
-		publicURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		adminURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+}
+
+// portTaken reports whether any of ports is bound by someone else now.
+func portTaken(ports []int) bool {
+	for _, p := range ports {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return true
+		}
+		l.Close()
 	}
-	if err := k.writeConfig(ports[0], ports[1]); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	if err := k.Restart(); err != nil {
-		k.Close()
-		return nil, err
-	}
-	return k, nil
+	return false
 }
 
 // PublicURL is the base URL of Kratos's public (frontend) API, without a
