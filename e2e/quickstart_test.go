@@ -167,12 +167,16 @@ func rewriteFile(t *testing.T, name, dst string, rs []replacement) {
 		t.Fatal(err)
 	}
 	s := string(data)
+	pairs := make([]string, 0, 2*len(rs))
 	for _, r := range rs {
 		if !strings.Contains(s, r.old) {
 			t.Fatalf("contrib/quickstart/%s no longer contains %q; update the test's rewrite", name, r.old)
 		}
-		s = strings.ReplaceAll(s, r.old, r.new)
+		pairs = append(pairs, r.old, r.new)
 	}
+	// One pass: a replacement's result is never rewritten again (a picked
+	// port 44335 must not become Kratos's port by the 4433 replacement).
+	s = strings.NewReplacer(pairs...).Replace(s)
 	if err := os.WriteFile(dst, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
