@@ -13,7 +13,9 @@ import (
 // must never contain a credential.
 //
 // errors.Is(err, ErrUnauthorized) is true for every *Error with status 401,
-// whatever its reason, so callers compare kinds, never strings.
+// whatever its reason, so callers compare kinds, never strings. Every
+// *Error is built where it is returned; none is shared, so a caller may set
+// its Header.
 type Error struct {
 	Status int
 	Reason string
@@ -22,17 +24,31 @@ type Error struct {
 	Header http.Header
 }
 
-// Sentinel kinds, compared by status with errors.Is.
-var (
-	ErrBadRequest         = &Error{Status: http.StatusBadRequest}
-	ErrUnauthorized       = &Error{Status: http.StatusUnauthorized}
-	ErrForbidden          = &Error{Status: http.StatusForbidden}
-	ErrNotFound           = &Error{Status: http.StatusNotFound}
-	ErrInternal           = &Error{Status: http.StatusInternalServerError}
-	ErrBadGateway         = &Error{Status: http.StatusBadGateway}
-	ErrServiceUnavailable = &Error{Status: http.StatusServiceUnavailable}
-	ErrGatewayTimeout     = &Error{Status: http.StatusGatewayTimeout}
+// StatusKind is a class of [*Error]: an HTTP status, as a constant error
+// value. errors.Is(err, k) is true for every *Error in err's chain whose
+// status is k. A StatusKind's own text is the status text.
+type StatusKind int
+
+// The kinds handlers and front ends compare with errors.Is.
+const (
+	ErrBadRequest         StatusKind = http.StatusBadRequest
+	ErrUnauthorized       StatusKind = http.StatusUnauthorized
+	ErrForbidden          StatusKind = http.StatusForbidden
+	ErrNotFound           StatusKind = http.StatusNotFound
+	ErrInternal           StatusKind = http.StatusInternalServerError
+	ErrBadGateway         StatusKind = http.StatusBadGateway
+	ErrServiceUnavailable StatusKind = http.StatusServiceUnavailable
+	ErrGatewayTimeout     StatusKind = http.StatusGatewayTimeout
 )
+
+func (k StatusKind) Error() string { return http.StatusText(int(k)) }
+
+// Sentinel is an error that is a constant (a package's "no such thing"
+// errors), so that no package holds a mutable error variable. errors.Is
+// compares it by value, through any wrapping.
+type Sentinel string
+
+func (s Sentinel) Error() string { return string(s) }
 
 // NewError returns an *Error with the status, a client-safe reason and an
 // optional cause.
@@ -77,10 +93,16 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Cause }
 
-// Is reports whether target is an *Error of the same status.
+// Is reports whether target is the [StatusKind] of e's status, or an *Error of
+// the same status.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Status == e.Status
+	switch t := target.(type) {
+	case StatusKind:
+		return int(t) == e.Status
+	case *Error:
+		return t.Status == e.Status
+	}
+	return false
 }
 
 // ID is the snake_case status name Oathkeeper uses in error handlers' `when`
@@ -93,14 +115,17 @@ func StatusID(status int) string {
 }
 
 // StatusOf returns the HTTP status err becomes: the status of the first
-// *Error in its chain, 504 for a deadline, 500 otherwise.
+// *Error (or [StatusKind]) in its chain, 504 for a deadline, 500 otherwise.
 func StatusOf(err error) int {
 	var e *Error
+	var k StatusKind
 	switch {
 	case err == nil:
 		return http.StatusOK
 	case errors.As(err, &e):
 		return e.Status
+	case errors.As(err, &k):
+		return int(k)
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	default:
@@ -114,6 +139,9 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if k, ok := err.(StatusKind); ok {
+		return &Error{Status: int(k)}
 	}
 	return &Error{Status: StatusOf(err), Cause: err}
 }

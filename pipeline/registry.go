@@ -54,7 +54,7 @@ func (d Deps) Logger() *slog.Logger {
 
 // ErrNoHTTPClient is returned by the factory of a handler that calls out
 // when [Deps.HTTPClient] is nil.
-var ErrNoHTTPClient = errors.New("no HTTP client to call out with (Deps.HTTPClient is nil)")
+const ErrNoHTTPClient Sentinel = "no HTTP client to call out with (Deps.HTTPClient is nil)"
 
 // Client returns d.HTTPClient, or [ErrNoHTTPClient].
 func (d Deps) Client() (*http.Client, error) {

@@ -1,13 +1,12 @@
 package pipeline
 
 import (
-	"errors"
 	"net/http"
 )
 
 // ErrNotResponsible is returned by an [Authenticator] that finds no
 // credentials of its kind in the request: the next authenticator is tried.
-var ErrNotResponsible = errors.New("authenticator not responsible")
+const ErrNotResponsible Sentinel = "authenticator not responsible"
 
 // Authenticator answers "who is this?". It fills s (Subject, Extra, ...) and
 // returns nil, returns [ErrNotResponsible] when the request carries no

@@ -37,11 +37,13 @@ type outcome struct {
 	refused bool // the front end could not describe the request
 }
 
-// errRulesNotLoaded answers every request until the first rule set loads.
-var errRulesNotLoaded = pipeline.Unavailable("access rules are not loaded", nil)
+// reasonRulesNotLoaded is the 503 answering every request until the first
+// rule set loads.
+const reasonRulesNotLoaded = "access rules are not loaded"
 
-// errSessionRevoked denies a request whose session or subject was revoked.
-var errSessionRevoked = pipeline.Unauthorized("session revoked", nil)
+// reasonSessionRevoked is the 401 denying a request whose session or
+// subject was revoked.
+const reasonSessionRevoked = "session revoked"
 
 // description is a request as its front end read it, ready for the
 // decision path.
@@ -77,7 +79,7 @@ type decideOptions struct {
 // refusal when the front end could not describe it; otherwise rules loaded
 // (503 until they are), exactly one rule ([rules.Set.Match]; when
 // d.url.RawPath holds the path as received, the same rule must match it
-// too, or the answer is errAmbiguousPath), the rule's stages
+// too, or the answer is a 400, reasonAmbiguousPath), the rule's stages
 // ([rules.Compiled.RunObserved], telling opts.observer), the revocation
 // check and, on a denial, the removal of credential carriers and the
 // choice of error handler.
@@ -91,7 +93,7 @@ func decide(set *rules.Set, d description, opts decideOptions) outcome {
 	}
 	out := outcome{Request: r, URL: u}
 	if set == nil {
-		out.Err = errRulesNotLoaded
+		out.Err = pipeline.Unavailable(reasonRulesNotLoaded, nil)
 		return out
 	}
 	var matched func(string, error)
@@ -102,7 +104,7 @@ func decide(set *rules.Set, d description, opts decideOptions) outcome {
 	if err == nil && u.RawPath != "" && !rule.MatchesPath(u, u.RawPath) {
 		// /%67uest is /guest only to an application that decodes before
 		// routing.
-		rule, groups, err = nil, nil, errAmbiguousPath
+		rule, groups, err = nil, nil, badRequest(reasonAmbiguousPath)
 	}
 	if matched != nil {
 		id := ""
@@ -119,7 +121,7 @@ func decide(set *rules.Set, d description, opts decideOptions) outcome {
 	out.Session = pipeline.NewSession(r, u, groups)
 	err = rule.RunObserved(r, out.Session, o)
 	if err == nil && opts.revocations != nil && opts.revocations.Revoked(out.Session.SessionID, out.Session.Subject) {
-		err = errSessionRevoked
+		err = pipeline.Unauthorized(reasonSessionRevoked, nil)
 	}
 	if err != nil {
 		out.Err = err

@@ -45,15 +45,21 @@ type described struct {
 	URL *url.URL
 }
 
-// errAmbiguous* are the 400s of the strict request description; every one
-// names what was refused, and none echoes the client's value.
-var (
-	errAmbiguousPath  = pipeline.NewError(http.StatusBadRequest, "ambiguous request path", nil)
-	errBadHost        = pipeline.NewError(http.StatusBadRequest, "X-Forwarded-Host must be exactly one host[:port]", nil)
-	errBadProto       = pipeline.NewError(http.StatusBadRequest, "X-Forwarded-Proto must be exactly one of http, https", nil)
-	errBadHostHeader  = pipeline.NewError(http.StatusBadRequest, "Host must be exactly one host[:port]", nil)
-	errBadMethodValue = pipeline.NewError(http.StatusBadRequest, "X-Forwarded-Method must be an HTTP method token", nil)
+// The reasons of the strict request description's 400s; every one names
+// what was refused, and none echoes the client's value.
+const (
+	reasonAmbiguousPath  = "ambiguous request path"
+	reasonBadHost        = "X-Forwarded-Host must be exactly one host[:port]"
+	reasonBadProto       = "X-Forwarded-Proto must be exactly one of http, https"
+	reasonBadHostHeader  = "Host must be exactly one host[:port]"
+	reasonBadMethodValue = "X-Forwarded-Method must be an HTTP method token"
 )
+
+// badRequest is a 400 with reason, built afresh for each refusal (an
+// *pipeline.Error is never shared).
+func badRequest(reason string) error {
+	return pipeline.NewError(http.StatusBadRequest, reason, nil)
+}
 
 // describeStrict is the one place a decision front end (the /decisions
 // API, a gRPC ext_authz server) turns what it was told into the request the
@@ -88,7 +94,7 @@ func describeStrict(in describedInput) (*described, error) {
 		method = http.MethodGet
 	}
 	if !isToken(method) {
-		return nil, errBadMethodValue
+		return nil, badRequest(reasonBadMethodValue)
 	}
 	method = strings.ToUpper(method)
 
@@ -108,7 +114,7 @@ func describeStrict(in describedInput) (*described, error) {
 		}
 		host = h
 	} else if !validHostPort(host) {
-		return nil, errBadHostHeader
+		return nil, badRequest(reasonBadHostHeader)
 	}
 
 	rawPath, rawQuery, _ := strings.Cut(in.Target, "?")
@@ -130,7 +136,7 @@ func describeStrict(in describedInput) (*described, error) {
 // client choose.
 func forwardedProto(values []string) (string, error) {
 	if len(values) != 1 {
-		return "", errBadProto
+		return "", badRequest(reasonBadProto)
 	}
 	switch v := values[0]; {
 	case strings.EqualFold(v, "http"):
@@ -138,14 +144,14 @@ func forwardedProto(values []string) (string, error) {
 	case strings.EqualFold(v, "https"):
 		return "https", nil
 	}
-	return "", errBadProto
+	return "", badRequest(reasonBadProto)
 }
 
 // forwardedHost reads X-Forwarded-Host: exactly one value that is a
 // host[:port] ([validHostPort]); a list or a second header line is refused.
 func forwardedHost(values []string) (string, error) {
 	if len(values) != 1 || !validHostPort(values[0]) {
-		return "", errBadHost
+		return "", badRequest(reasonBadHost)
 	}
 	return values[0], nil
 }
@@ -209,7 +215,7 @@ func validPort(p string) bool {
 // it decoded once.
 func strictPath(raw string) (string, error) {
 	if raw == "" || raw[0] != '/' {
-		return "", errAmbiguousPath
+		return "", badRequest(reasonAmbiguousPath)
 	}
 	var b strings.Builder
 	b.Grow(len(raw))
@@ -217,14 +223,14 @@ func strictPath(raw string) (string, error) {
 		c := raw[i]
 		switch {
 		case c < 0x20 || c == 0x7f || c == ' ' || c == '\\' || c == '#' || c == '?':
-			return "", errAmbiguousPath
+			return "", badRequest(reasonAmbiguousPath)
 		case c == '%':
 			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
-				return "", errAmbiguousPath
+				return "", badRequest(reasonAmbiguousPath)
 			}
 			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
 			if d < 0x20 || d == 0x7f || strings.IndexByte("/\\%?#", d) >= 0 {
-				return "", errAmbiguousPath
+				return "", badRequest(reasonAmbiguousPath)
 			}
 			b.WriteByte(d)
 			i += 2
@@ -236,16 +242,16 @@ func strictPath(raw string) (string, error) {
 	if !utf8.ValidString(p) {
 		// Overlong forms (%C0%AE is "." to some decoders) and stray bytes
 		// mean different things to different decoders.
-		return "", errAmbiguousPath
+		return "", badRequest(reasonAmbiguousPath)
 	}
 	segs := strings.Split(p[1:], "/")
 	for i, seg := range segs {
 		if seg == "" && i < len(segs)-1 {
-			return "", errAmbiguousPath // "//"
+			return "", badRequest(reasonAmbiguousPath) // "//"
 		}
 		name, _, _ := strings.Cut(seg, ";") // "..;x" is ".." to servlet containers
 		if name == "." || name == ".." {
-			return "", errAmbiguousPath
+			return "", badRequest(reasonAmbiguousPath)
 		}
 	}
 	return p, nil

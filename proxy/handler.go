@@ -209,7 +209,7 @@ func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if pe := (*pipeline.Error)(nil); errors.As(err, &pe) && pe.Status < 500 {
 		// The client's own request failed on the way, e.g. a body whose
-		// framing was refused (httpguard.ErrMalformedBody): not the
+		// framing was refused (httpguard.MalformedBody): not the
 		// upstream's fault.
 		status, reason = pe.Status, pe.Reason
 	}

@@ -57,7 +57,7 @@ func requestURL(r *http.Request, trustForwarded, matchForwardedHost bool) (*url.
 		fv.proto = "https"
 	}
 	if r.Host != "" && !validHostPort(r.Host) {
-		return nil, fv, errBadHostHeader
+		return nil, fv, badRequest(reasonBadHostHeader)
 	}
 	u := &url.URL{Scheme: fv.proto, Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
 	if vs := r.Header.Values("X-Forwarded-Proto"); len(vs) > 0 {
@@ -138,7 +138,7 @@ func rawTarget(r *http.Request) string {
 	return "/"
 }
 
-// checkPath returns errAmbiguousPath for a path upstreams may not agree
+// checkPath returns badRequest(reasonAmbiguousPath) for a path upstreams may not agree
 // on, in proxy mode (where the cleaned path is what goes upstream): a
 // backslash (a separator to some servers) and dot segments with path
 // parameters ("..;", ".;", which Java servlet containers resolve as ".."
@@ -146,11 +146,11 @@ func rawTarget(r *http.Request) string {
 // path no rule allowed.
 func checkPath(p string) error {
 	if strings.ContainsAny(p, "\\\x00") {
-		return errAmbiguousPath
+		return badRequest(reasonAmbiguousPath)
 	}
 	for _, seg := range strings.Split(p, "/") {
 		if strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
-			return errAmbiguousPath
+			return badRequest(reasonAmbiguousPath)
 		}
 	}
 	return nil

@@ -58,8 +58,9 @@ func (a *Admission) Reauthorizable() bool { return a.Header != nil }
 
 // ErrNoLongerMatches is the denial of [Compiled.Reauthorize] for an
 // admission the rule's pattern no longer matches (or one that kept no
-// request header to decide on).
-var ErrNoLongerMatches = pipeline.Forbidden("the request no longer matches the rule", nil)
+// request header to decide on). The denial is a 403 [*pipeline.Error]
+// whose cause is ErrNoLongerMatches.
+const ErrNoLongerMatches pipeline.Sentinel = "the request no longer matches the rule"
 
 // Reauthorize runs the rule's authorizer again for the channel a admitted,
 // with the session as the identity provider describes it now (id): the
@@ -76,7 +77,7 @@ func (c *Compiled) Reauthorize(ctx context.Context, a *Admission, id pipeline.Id
 	name := c.Rule.Authorizer.Handler
 	groups, ok := c.pattern.match(MatchURL(a.URL))
 	if !ok || !c.methods[a.Method] || !a.Reauthorizable() {
-		return &StageError{Stage: StageAuthorizer, Handler: name, Err: ErrNoLongerMatches}
+		return &StageError{Stage: StageAuthorizer, Handler: name, Err: pipeline.NewError(http.StatusForbidden, "", ErrNoLongerMatches)}
 	}
 	r := (&http.Request{
 		Method:     a.Method,

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"errors"
 	"fmt"
 	"regexp/syntax"
 	"sort"
@@ -9,6 +8,8 @@ import (
 
 	globsyntax "github.com/gobwas/glob/syntax"
 	"github.com/gobwas/glob/syntax/ast"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // A pattern whose URL language the overlap prover can build implements
@@ -24,7 +25,7 @@ type languager interface {
 
 // ErrUndecidable marks a pair of rules the overlap prover could not decide;
 // it wraps the reason.
-var ErrUndecidable = errors.New("could not prove the rules disjoint")
+const ErrUndecidable pipeline.Sentinel = "could not prove the rules disjoint"
 
 func (l literalPattern) language() (*syntax.Regexp, error) {
 	return literal(string(l)), nil

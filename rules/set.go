@@ -73,18 +73,26 @@ func (s *Set) Warnings() []error { return s.warnings }
 
 var candidatePool = sync.Pool{New: func() any { s := make([]int, 0, 16); return &s }}
 
-// ErrNoRule and ErrManyRules are the two ways a URL can fail to select
-// exactly one rule; they carry Oathkeeper's statuses and messages.
-var (
-	ErrNoRule    = pipeline.NewError(http.StatusNotFound, "Requested url does not match any rules", nil)
-	ErrManyRules = pipeline.NewError(http.StatusInternalServerError, "Expected exactly one rule but found multiple rules", nil)
+// ErrNoRule and ErrManyRules are the kinds of the two ways a URL can fail
+// to select exactly one rule, for errors.Is: no rule (404) and several
+// rules (500), Oathkeeper's statuses. Like every [pipeline.StatusKind]
+// they compare by status. Match builds each refusal afresh, with
+// Oathkeeper's messages (reasonNoRule, reasonManyRules).
+const (
+	ErrNoRule    = pipeline.ErrNotFound
+	ErrManyRules = pipeline.ErrInternal
+)
+
+const (
+	reasonNoRule    = "Requested url does not match any rules"
+	reasonManyRules = "Expected exactly one rule but found multiple rules"
 )
 
 // noRule is [ErrNoRule] naming what was tried, so that a client behind a
 // wrong X-Forwarded-Host or scheme sees which URL matched nothing. The
 // target has no query (credentials may travel there).
 func noRule(method, target string) error {
-	return pipeline.NewError(http.StatusNotFound, ErrNoRule.Reason+": "+method+" "+target, nil)
+	return pipeline.NewError(http.StatusNotFound, reasonNoRule+": "+method+" "+target, nil)
 }
 
 // Match returns the single rule whose method list contains method and whose
@@ -110,7 +118,7 @@ func (s *Set) Match(method string, u *url.URL) (*Compiled, []string, error) {
 		if found != nil {
 			*cp = cands
 			candidatePool.Put(cp)
-			return nil, nil, ErrManyRules
+			return nil, nil, pipeline.NewError(http.StatusInternalServerError, reasonManyRules, nil)
 		}
 		found, groups = c, g
 	}

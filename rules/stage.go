@@ -46,7 +46,7 @@ func (e *StageError) Unwrap() error { return e.Err }
 
 // ErrNoAuthenticatorResponsible is the cause of the 401 a rule answers when
 // every authenticator found no credential of its kind.
-var ErrNoAuthenticatorResponsible = errors.New("no authenticator was responsible for the request")
+const ErrNoAuthenticatorResponsible pipeline.Sentinel = "no authenticator was responsible for the request"
 
 // Run passes the request through the rule's stages and fills s:
 // authenticators in order (one that is not responsible passes to the next,

@@ -74,7 +74,7 @@ type Response struct {
 // ErrUnreachable marks a call that never got an answer worth reading: the
 // peer could not be reached, timed out, or kept answering 502/503/504.
 // Callers turn it into a 503 and deny (fail closed).
-var ErrUnreachable = errors.New("remote API unreachable")
+const ErrUnreachable pipeline.Sentinel = "remote API unreachable"
 
 // ClientOptions configures [NewClient]. Zero fields take the documented
 // defaults.

@@ -112,13 +112,14 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// ErrMalformedBody is what reading a request body returns after its
-// framing was refused mid-body. It is a 400.
-var ErrMalformedBody = pipeline.NewError(http.StatusBadRequest, "malformed request body framing", nil)
+// MalformedBody is the reason of the error reading a request body returns
+// after its framing was refused mid-body: a 400 [*pipeline.Error], built
+// afresh for each read that fails (errors.Is(err, pipeline.ErrBadRequest)).
+const MalformedBody = "malformed request body framing"
 
 // Handler restores what wrapping the connection hid from net/http: r.TLS
 // for a TLS connection. It also makes a body whose framing was refused
-// fail with [ErrMalformedBody].
+// fail with a 400 whose reason is [MalformedBody].
 func Handler(h http.Handler) http.Handler {
 	if h == nil {
 		h = http.DefaultServeMux
@@ -147,7 +148,7 @@ func Handler(h http.Handler) http.Handler {
 	})
 }
 
-// body reports a refused framing as ErrMalformedBody.
+// body reports a refused framing as a 400 ([MalformedBody]).
 type body struct {
 	io.ReadCloser
 	c *Conn
@@ -156,7 +157,7 @@ type body struct {
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) && b.c.Refused() {
-		err = ErrMalformedBody
+		err = pipeline.NewError(http.StatusBadRequest, MalformedBody, nil)
 	}
 	return n, err
 }

@@ -155,12 +155,12 @@ func TestServerRefusesAmbiguousFraming(t *testing.T) {
 }
 
 // TestServerBodyErrorIsMalformedBody: a framing refused mid-body fails the
-// handler's body read with ErrMalformedBody.
+// handler's body read with a 400 whose reason is MalformedBody.
 func TestServerBodyErrorIsMalformedBody(t *testing.T) {
 	s := serve(t, nil)
 	resp := exchange(t, s.addr, "POST /body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", "3\r\nabcX0\r\n\r\n")
-	if !strings.Contains(resp, httpguard.ErrMalformedBody.Error()) {
-		t.Errorf("answer %q, want the body error %q", resp, httpguard.ErrMalformedBody)
+	if !strings.Contains(resp, httpguard.MalformedBody) {
+		t.Errorf("answer %q, want the body error %q", resp, httpguard.MalformedBody)
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // Defaults for a [Registry].
@@ -38,7 +40,7 @@ const (
 // ErrNoKeys is returned when a location has never produced a key set (it
 // could not be read or parsed): verification cannot happen and the caller
 // must fail closed with a 503.
-var ErrNoKeys = errors.New("no key set available")
+const ErrNoKeys pipeline.Sentinel = "no key set available"
 
 // Registry shares one cached [Source] per location among all the rules
 // that name it. Its fields are read when a Source is first made.

@@ -9,10 +9,11 @@
 package logbuf
 
 import (
-	"errors"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // Options configure a Writer.
@@ -30,7 +31,7 @@ type Options struct {
 }
 
 // ErrOptions is returned by New for a size or interval that is not positive.
-var ErrOptions = errors.New("logbuf: size and flush interval must be positive")
+const ErrOptions pipeline.Sentinel = "logbuf: size and flush interval must be positive"
 
 // Writer is a buffered, line-preserving io.Writer, safe for concurrent
 // use. Each Write is kept whole: its bytes are never split between two

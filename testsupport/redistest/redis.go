@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // EnvBinary names the environment variable that overrides the binary.
@@ -38,7 +40,7 @@ type Redis struct {
 }
 
 // ErrNotInstalled is returned by [New] when there is no redis-server.
-var ErrNotInstalled = errors.New("redis-server is not installed: run scripts/install-test-deps.sh (Debian package redis-server)")
+const ErrNotInstalled pipeline.Sentinel = "redis-server is not installed: run scripts/install-test-deps.sh (Debian package redis-server)"
 
 // Start runs a redis-server for tb and stops it, removing its files, when
 // tb ends.
