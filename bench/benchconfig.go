@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Paths of the benchmark rules. Every rule matches any host, so the same
@@ -28,6 +29,9 @@ type extras struct {
 	// otlp, when not empty, turns tracing on: every request sampled, spans
 	// sent by OTLP/HTTP to this collector URL (…/v1/traces).
 	otlp string
+	// relay, when not empty, is serve.proxy.websocket_relay ("poll": the
+	// readiness-driven relay of figures 4-6's poll rows).
+	relay string
 }
 
 // writeConfig writes portcullis's benchmark configuration and rules into
@@ -49,6 +53,11 @@ func writeConfig(dir, upstream, whoami, logLevel, logFormat, lifetime string, x 
 	}
 	cfg := "# portcullis benchmark configuration (written by bench/).\n" +
 		serverConfig([3]int{}, rulesPath, bearerBlock(whoami, ""), logLevel, logFormat)
+	if x.relay != "" {
+		// portcullis's own key, in the proxy listener's flow mapping
+		// (Oathkeeper has no such key, so serverConfig leaves it out).
+		cfg = strings.Replace(cfg, "  proxy: {", "  proxy: {websocket_relay: "+x.relay+", ", 1)
+	}
 	if x.logBuffer != "" {
 		// The log block is the configuration's last (portcullis only:
 		// Oathkeeper has no such key).

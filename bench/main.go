@@ -122,6 +122,9 @@ type env struct {
 	ok       *oathkeeperProc
 	pooled   *roleProc // httputil with a buffer pool
 	buffered *roleProc // portcullis with log.buffer on (figure 1)
+	// polled is portcullis with the poll relay (websocket_relay: poll),
+	// for figures 4-5's poll rows; nil outside the ws section.
+	polled *roleProc
 	// baseBuffered is the -baseline build with log.buffer on.
 	baseBuffered *roleProc
 	// traced is portcullis with tracing on (figure 11), exporting to
@@ -345,6 +348,13 @@ func (e *env) httpAndWS(ctx context.Context, sections map[string]bool) error {
 			return fmt.Errorf("tracing: %w", err)
 		}
 		defer e.traced.stop()
+	}
+
+	if sections["ws"] {
+		if e.polled, err = e.startPortcullisFrom(ctx, "", "poll", whoami, extras{relay: "poll"}); err != nil {
+			return fmt.Errorf("poll relay: %w", err)
+		}
+		defer e.polled.stop()
 	}
 
 	var errs []error
@@ -598,6 +608,12 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 			pid        int
 		}{"tunnel@base", "ws://" + e.base.info["proxy"], e.base.pid()})
 	}
+	if e.polled != nil {
+		targets = append(targets, struct {
+			name, base string
+			pid        int
+		}{"tunnel+poll", "ws://" + e.polled.info["proxy"], e.polled.pid()})
+	}
 	if e.ok != nil {
 		targets = append(targets, struct {
 			name, base string
@@ -675,6 +691,14 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	t.add(row{fig: "4", what: "(context) proxy CPU per echo round trip",
 		got: fmtDur(time.Duration(median(echoCPU("tunnel")))), ref: fmtDur(time.Duration(median(echoCPU("httputil")))) + " httputil",
 		ratio: ratioOf(echoCPU("tunnel"), echoCPU("httputil"))})
+	if _, ok := res["tunnel+poll"]; ok {
+		t.add(row{fig: "4", what: "(poll relay, off by default) WebSocket echo msgs/s: websocket_relay poll vs goroutines",
+			got: fmtRate(median(mps("tunnel+poll"))) + ", " + rtt("tunnel+poll"), ref: fmtRate(median(mps("tunnel"))) + ", " + rtt("tunnel") + " goroutine relay",
+			ratio: ratioOf(mps("tunnel+poll"), mps("tunnel"))})
+		t.add(row{fig: "4", what: "(poll relay) proxy CPU per echo round trip",
+			got: fmtDur(time.Duration(median(echoCPU("tunnel+poll")))), ref: fmtDur(time.Duration(median(echoCPU("tunnel")))) + " goroutine relay",
+			ratio: ratioOf(echoCPU("tunnel+poll"), echoCPU("tunnel"))})
+	}
 
 	bulk := map[string]*wsConn{}
 	defer func() {
@@ -736,6 +760,12 @@ func (e *env) wsFigures(ctx context.Context, pc, hu *roleProc) error {
 	t.add(row{fig: "5", what: "(context) proxy CPU per MiB relayed",
 		got: fmtDur(time.Duration(median(cpuPerMiB["tunnel"]))), ref: fmtDur(time.Duration(median(cpuPerMiB["httputil"]))) + " httputil",
 		ratio: ratioOf(cpuPerMiB["tunnel"], cpuPerMiB["httputil"])})
+	if _, ok := mib["tunnel+poll"]; ok {
+		t.add(row{fig: "5", what: "(poll relay, off by default) WebSocket bulk MiB/s: websocket_relay poll vs goroutines",
+			got:   fmt.Sprintf("%.0f MiB/s, CPU %s per MiB", median(mib["tunnel+poll"]), fmtDur(time.Duration(median(cpuPerMiB["tunnel+poll"])))),
+			ref:   fmt.Sprintf("%.0f MiB/s, CPU %s per MiB goroutine relay", median(mib["tunnel"]), fmtDur(time.Duration(median(cpuPerMiB["tunnel"])))),
+			ratio: ratioOf(mib["tunnel+poll"], mib["tunnel"])})
+	}
 	t.add(row{fig: "5", what: "(context) client + upstream CPU per MiB, the two ends together",
 		got: fmtDur(time.Duration(median(endsPerMiB["tunnel"]))) + " through the tunnel",
 		ref: fmtDur(time.Duration(median(endsPerMiB["direct"]))) + " direct"})
