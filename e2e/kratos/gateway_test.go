@@ -222,11 +222,11 @@ func startGateway(tb testing.TB, k *kratostest.Kratos, up *upstream, cacheTTL st
 // startShared starts a gateway from the rules above against the package's
 // shared Kratos, in front of a new upstream; cacheTTL is as for
 // [startGateway].
-func startShared(t *testing.T, cacheTTL string) (*kratostest.Kratos, *upstream, *servertest.Server) {
-	t.Helper()
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	return k, up, startGateway(t, k, up, cacheTTL)
+func startShared(tb testing.TB, cacheTTL string) (*kratostest.Kratos, *upstream, *servertest.Server) {
+	tb.Helper()
+	k := kratosShared.Get(tb)
+	up := newUpstream(tb)
+	return k, up, startGateway(tb, k, up, cacheTTL)
 }
 
 // echoes sends msg as a text message over the tunnel conn and requires the
