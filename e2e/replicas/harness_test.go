@@ -210,18 +210,6 @@ func adminDo(t testing.TB, r *servertest.Server, method, path, token string, bod
 	return res.StatusCode, out
 }
 
-// send sends req with the default client and returns the answer's status;
-// the body is discarded.
-func send(t testing.TB, req *http.Request) int {
-	t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	return res.StatusCode
-}
-
 func tokenHeader(tok string) http.Header { return http.Header{"X-Session-Token": {tok}} }
 
 func cookieHeader(id kratostest.Identity) http.Header {
