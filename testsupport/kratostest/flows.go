@@ -181,10 +181,7 @@ func (k *Kratos) registerBrowser() (Identity, error) {
 func (k *Kratos) RevokeSession(tb testing.TB, sessionID string) {
 	tb.Helper()
 	res, err := k.Admin().IdentityAPI.DisableSession(context.Background(), sessionID).Execute()
-	if err != nil {
-		tb.Fatalf("kratos revoke session %s: %v", sessionID, err)
-	}
-	res.Body.Close()
+	adminDone(tb, "revoke session "+sessionID, res, err)
 }
 
 // RevokeIdentitySessions revokes every session of an identity through the
@@ -192,10 +189,7 @@ func (k *Kratos) RevokeSession(tb testing.TB, sessionID string) {
 func (k *Kratos) RevokeIdentitySessions(tb testing.TB, identityID string) {
 	tb.Helper()
 	res, err := k.Admin().IdentityAPI.DeleteIdentitySessions(context.Background(), identityID).Execute()
-	if err != nil {
-		tb.Fatalf("kratos revoke sessions of %s: %v", identityID, err)
-	}
-	res.Body.Close()
+	adminDone(tb, "revoke sessions of "+identityID, res, err)
 }
 
 // SetMetadataPublic replaces an identity's public metadata through the
@@ -204,8 +198,15 @@ func (k *Kratos) SetMetadataPublic(tb testing.TB, identityID string, metadata ma
 	tb.Helper()
 	_, res, err := k.Admin().IdentityAPI.PatchIdentity(context.Background(), identityID).
 		JsonPatch([]kratos.JsonPatch{{Op: "add", Path: "/metadata_public", Value: metadata}}).Execute()
+	adminDone(tb, "set metadata_public of "+identityID, res, err)
+}
+
+// adminDone fails tb, naming what, when an admin API call got no success,
+// and closes the answer's body.
+func adminDone(tb testing.TB, what string, res *http.Response, err error) {
+	tb.Helper()
 	if err != nil {
-		tb.Fatalf("kratos set metadata_public of %s: %v", identityID, err)
+		tb.Fatalf("kratos %s: %v", what, err)
 	}
 	res.Body.Close()
 }
