@@ -23,6 +23,8 @@
 //   - [github.com/portcullis-proxy/portcullis/testsupport/handlertest]: the
 //     deps a handler is enabled with and configs as JSON, for the stage
 //     packages' tests.
+//   - [github.com/portcullis-proxy/portcullis/testsupport/benchtest]: the
+//     shapes benchmarks share (the session cache's three figures).
 //
 // This package itself holds no code.
 package testsupport

@@ -20,9 +20,7 @@ import (
 //  3. a stale cookie plus ?token= with Accept: text/html: cookie_session
 //     rejects, and the login redirect's return_to does not carry the token.
 func TestCarriersScrubbedWhicheverAuthenticatorDecides(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	gw := startGateway(t, k, up, "5s")
+	k, up, gw := startShared(t, "5s")
 	browser := k.RegisterBrowser(t)
 	tok := k.RegisterAPI(t).SessionToken
 	withCookie := func(id string) func(r *http.Request) {

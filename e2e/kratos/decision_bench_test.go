@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/benchtest"
 )
 
 // BenchmarkDecisionAPI asks the decision API of a running portcullis, over
@@ -15,8 +17,7 @@ import (
 //
 //	go test -run '^$' -bench DecisionAPI -benchmem ./e2e/kratos
 func BenchmarkDecisionAPI(b *testing.B) {
-	k := kratosShared.Get(b)
-	gw := startGateway(b, k, newUpstream(b), "1h")
+	k, _, gw := startShared(b, "1h")
 	id := k.RegisterBrowser(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	decide := func(b *testing.B, path string, withCookie bool) float64 {
@@ -44,18 +45,10 @@ func BenchmarkDecisionAPI(b *testing.B) {
 		for b.Loop() {
 			do()
 		}
-		return float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		return benchtest.NsPerOp(b)
 	}
-	var offNs, anonNs float64
-	b.Run("cache=off", func(b *testing.B) { offNs = decide(b, "/uncached/page", true) })
-	b.Run("anonymous", func(b *testing.B) { anonNs = decide(b, "/open/page", false) })
-	b.Run("cache=hit", func(b *testing.B) {
-		hitNs := decide(b, "/web/page", true)
-		if offNs > 0 {
-			b.ReportMetric(offNs/hitNs, "x-faster-than-off")
-		}
-		if anonNs > 0 {
-			b.ReportMetric(hitNs/anonNs, "x-anonymous-cost")
-		}
-	})
+	benchtest.SessionCache(b,
+		func(b *testing.B) float64 { return decide(b, "/uncached/page", true) },
+		func(b *testing.B) float64 { return decide(b, "/open/page", false) },
+		func(b *testing.B) float64 { return decide(b, "/web/page", true) })
 }

@@ -116,9 +116,7 @@ func askDecisions(t *testing.T, apiURL string, tc checkCase) checkAnswer {
 // Kratos, and requires the same answers: statuses, the mutators' headers on
 // an allow, the error handler's headers and body on a denial.
 func TestExtAuthzMatchesDecisionAPI(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	g := startGateway(t, k, up, "1ms")
+	k, _, g := startShared(t, "1ms")
 	conn, err := grpc.NewClient(g.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

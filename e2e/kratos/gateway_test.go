@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
@@ -216,6 +217,30 @@ func startGateway(tb testing.TB, k *kratostest.Kratos, up *upstream, cacheTTL st
 		YAML:  fmt.Sprintf(configTemplate, k.WhoamiURL(), k.PublicURL()+"/self-service/login/browser", cacheTTL),
 		Rules: fmt.Sprintf(rulesTemplate, up.URL, wsTokenPrefix),
 	})
+}
+
+// startShared starts a gateway from the rules above against the package's
+// shared Kratos, in front of a new upstream; cacheTTL is as for
+// [startGateway].
+func startShared(tb testing.TB, cacheTTL string) (*kratostest.Kratos, *upstream, *servertest.Server) {
+	tb.Helper()
+	k := kratosShared.Get(tb)
+	up := newUpstream(tb)
+	return k, up, startGateway(tb, k, up, cacheTTL)
+}
+
+// echoes sends msg as a text message over the tunnel conn and requires the
+// upstream's echo of it within five seconds.
+func echoes(conn net.Conn, msg string) error {
+	if err := wsutil.WriteClientText(conn, []byte(msg)); err != nil {
+		return err
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := wsutil.ReadServerText(conn)
+	if err != nil || string(got) != msg {
+		return fmt.Errorf("echo = %q, %v", got, err)
+	}
+	return nil
 }
 
 // noRedirects is a client that shows redirects instead of following them.

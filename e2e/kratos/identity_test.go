@@ -18,9 +18,7 @@ import (
 // with its cookie and with its token in every supported place, and the
 // upstream sees who it is in the header mutator's headers.
 func TestIdentityReachesUpstream(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	gw := startGateway(t, k, up, "5s")
+	k, _, gw := startShared(t, "5s")
 	browser := k.RegisterBrowser(t)
 	native := k.RegisterAPI(t)
 	tok := native.SessionToken
@@ -73,9 +71,7 @@ func TestIdentityReachesUpstream(t *testing.T) {
 // upstream; browsers are sent to the login page with return_to, API
 // clients are challenged.
 func TestDeniedRequests(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	gw := startGateway(t, k, up, "5s")
+	k, _, gw := startShared(t, "5s")
 	login := k.PublicURL() + "/self-service/login/browser"
 
 	// A browser without a session lands on the login page and can come back.
@@ -114,9 +110,7 @@ func TestDeniedRequests(t *testing.T) {
 // request is denied at once where the cache is off, and once the cache
 // entry expires elsewhere.
 func TestRevokedSessionDenied(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	gw := startGateway(t, k, up, "300ms")
+	k, _, gw := startShared(t, "300ms")
 	id := k.RegisterBrowser(t)
 	withCookie := func(r *http.Request) { r.AddCookie(id.Cookie) }
 	for _, path := range []string{"/web/page", "/uncached/page"} {
@@ -183,9 +177,7 @@ func TestKratosDownNeverAdmits(t *testing.T) {
 // client is not answered with it, and revoking the session closes the
 // tunnel with 1008.
 func TestWebSocketTokenInSubprotocol(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	gw := startGateway(t, k, up, "5s")
+	k, up, gw := startShared(t, "5s")
 	id := k.RegisterAPI(t)
 	wsURL := gw.WSURL() + "/ws/room"
 
@@ -206,12 +198,8 @@ func TestWebSocketTokenInSubprotocol(t *testing.T) {
 	if !slices.Equal(hsSeen[0].Offered, []string{"chat.v1"}) || hsSeen[0].User != id.IdentityID {
 		t.Errorf("upstream handshake: offered %v, X-User %q; want [chat.v1], %q", hsSeen[0].Offered, hsSeen[0].User, id.IdentityID)
 	}
-	if err := wsutil.WriteClientText(conn, []byte("hello")); err != nil {
+	if err := echoes(conn, "hello"); err != nil {
 		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if msg, err := wsutil.ReadServerText(conn); err != nil || string(msg) != "hello" {
-		t.Fatalf("echo = %q, %v", msg, err)
 	}
 
 	k.RevokeSession(t, id.SessionID)
@@ -234,9 +222,7 @@ func TestWebSocketTokenInSubprotocol(t *testing.T) {
 // TestWebSocketCookie: a browser's session cookie opens a tunnel bound to
 // the identity.
 func TestWebSocketCookie(t *testing.T) {
-	k := kratosShared.Get(t)
-	up := newUpstream(t)
-	gw := startGateway(t, k, up, "5s")
+	k, up, gw := startShared(t, "5s")
 	id := k.RegisterBrowser(t)
 	wsURL := gw.WSURL() + "/ws/room"
 	conn, _, err := wsDial(t, wsURL, http.Header{"Cookie": {id.CookieHeader()}}, "chat.v1")
@@ -246,11 +232,7 @@ func TestWebSocketCookie(t *testing.T) {
 	if hs := up.handshakes(); len(hs) != 1 || hs[0].User != id.IdentityID {
 		t.Fatalf("upstream handshakes %+v, want one for %q", hs, id.IdentityID)
 	}
-	if err := wsutil.WriteClientText(conn, []byte("ping")); err != nil {
+	if err := echoes(conn, "ping"); err != nil {
 		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if msg, err := wsutil.ReadServerText(conn); err != nil || string(msg) != "ping" {
-		t.Fatalf("echo = %q, %v", msg, err)
 	}
 }

@@ -222,17 +222,7 @@ func openWS(t *testing.T, g reauthGateway, id kratostest.Identity, path string) 
 	return c
 }
 
-func (c wsChannel) relays() error {
-	if err := wsutil.WriteClientText(c.conn, []byte("ping")); err != nil {
-		return err
-	}
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	msg, err := wsutil.ReadServerText(c.conn)
-	if err != nil || string(msg) != "ping" {
-		return fmt.Errorf("echo = %q, %v", msg, err)
-	}
-	return nil
-}
+func (c wsChannel) relays() error { return echoes(c.conn, "ping") }
 
 func (c wsChannel) ended(t *testing.T, d time.Duration) string {
 	t.Helper()

@@ -11,8 +11,12 @@
 // with its reason; docs/migration-from-oathkeeper.md lists each.
 //
 // Oathkeeper's four e2e scripts (test/e2e, test/forwarded-header,
-// test/reload, test/bearer-token) are copied under testdata/ with only
-// ports and binary names changed and run against the portcullis binary.
+// test/reload, test/bearer-token) are read from its module (go mod download,
+// checked against tools/oathkeeper/go.sum; the Go module proxy must be
+// reachable) and run against the portcullis binary with only binary names,
+// ports and one upstream address changed: scripts_test.go lists each edit.
+// Oathkeeper is Apache License 2.0, copyright Ory Corp; its module carries
+// the license.
 //
 // Without the Oathkeeper binary the tests skip and say how to build it.
 package oathkeeper

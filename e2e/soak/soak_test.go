@@ -352,9 +352,42 @@ func tunnelLoad(id int, cl *wsClient, sz soakSize, stop <-chan struct{}, c *coun
 	}
 }
 
+// getProbe is a GET of httpLoad's rotation and the answer it must get.
+type getProbe struct {
+	decision bool   // to the decision API, not the proxy
+	path     string // below the proxy's or the decision API's URL
+	status   int
+	user     string // the X-User the answer must carry; "" checks none
+}
+
+// getProbes follow httpLoad's POST: a denied proxy request, an allowed and
+// a denied decision.
+var getProbes = []getProbe{
+	{path: "/private/x", status: 403},
+	{decision: true, path: "/api/items", status: 200, user: "anonymous"},
+	{decision: true, path: "/private/x", status: 403},
+}
+
+// probe sends pr to p and counts the request, and a wrong answer.
+func (c *counters) probe(client *http.Client, p *servertest.Server, pr getProbe) {
+	base, count, what := p.URL(), &c.httpRequests, "GET "+pr.path
+	if pr.decision {
+		base, count, what = p.DecisionsURL(), &c.decisionRequests, "decision "+pr.path
+	}
+	res, err := client.Get(base + pr.path)
+	count.Add(1)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	if err != nil || res.StatusCode != pr.status || (pr.user != "" && res.Header.Get("X-User") != pr.user) {
+		c.wrongAnswers.Add(1)
+		c.fail("%s: %v", what, statusOf(res, err))
+	}
+}
+
 // httpLoad sends rate requests a second until stop, rotating through an
-// allowed and a denied proxy request and an allowed and a denied decision,
-// and checks each answer.
+// allowed POST through the proxy and [getProbes], and checks each answer.
 func httpLoad(p *servertest.Server, rate int, stop <-chan struct{}, c *counters) {
 	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 	defer tick.Stop()
@@ -367,7 +400,7 @@ func httpLoad(p *servertest.Server, rate int, stop <-chan struct{}, c *counters)
 		case <-tick.C:
 		}
 		t0 := time.Now()
-		switch n % 4 {
+		switch k := n % (1 + len(getProbes)); k {
 		case 0:
 			path := fmt.Sprintf("/api/items/%d", n)
 			res, err := client.Post(p.URL()+path, "text/plain", strings.NewReader("body"))
@@ -381,39 +414,8 @@ func httpLoad(p *servertest.Server, rate int, stop <-chan struct{}, c *counters)
 				c.wrongAnswers.Add(1)
 				c.fail("POST %s: %v %+v", path, err, seen)
 			}
-		case 1:
-			res, err := client.Get(p.URL() + "/private/x")
-			c.httpRequests.Add(1)
-			if err == nil {
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-			}
-			if err != nil || res.StatusCode != 403 {
-				c.wrongAnswers.Add(1)
-				c.fail("GET /private/x: %v", statusOf(res, err))
-			}
-		case 2:
-			res, err := client.Get(p.DecisionsURL() + "/api/items")
-			c.decisionRequests.Add(1)
-			if err == nil {
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-			}
-			if err != nil || res.StatusCode != 200 || res.Header.Get("X-User") != "anonymous" {
-				c.wrongAnswers.Add(1)
-				c.fail("decision /api/items: %v", statusOf(res, err))
-			}
-		case 3:
-			res, err := client.Get(p.DecisionsURL() + "/private/x")
-			c.decisionRequests.Add(1)
-			if err == nil {
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-			}
-			if err != nil || res.StatusCode != 403 {
-				c.wrongAnswers.Add(1)
-				c.fail("decision /private/x: %v", statusOf(res, err))
-			}
+		default:
+			c.probe(client, p, getProbes[k-1])
 		}
 		c.latency(time.Since(t0))
 	}

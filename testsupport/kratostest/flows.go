@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -61,11 +62,7 @@ var httpClient = &http.Client{Timeout: 15 * time.Second}
 // flow and returns it with its session token.
 func (k *Kratos) RegisterAPI(tb testing.TB) Identity {
 	tb.Helper()
-	id, err := k.Register()
-	if err != nil {
-		tb.Fatalf("kratos API registration: %v", err)
-	}
-	return id
+	return mustRegister(tb, "API", k.Register)
 }
 
 // Register is [Kratos.RegisterAPI] for code that runs outside a test (the
@@ -78,15 +75,9 @@ func (k *Kratos) Register() (Identity, error) {
 	if err := k.doJSON(httpClient, http.MethodGet, k.publicURL+"/self-service/registration/api", nil, http.StatusOK, &flow); err != nil {
 		return id, fmt.Errorf("create flow: %w", err)
 	}
-	body := map[string]any{
-		"method":   "password",
-		"password": id.Password,
-		"traits":   map[string]any{"email": id.Email},
-	}
-	var res registrationResult
-	u := k.publicURL + "/self-service/registration?flow=" + url.QueryEscape(flow.ID)
-	if err := k.doJSON(httpClient, http.MethodPost, u, body, http.StatusOK, &res); err != nil {
-		return id, fmt.Errorf("submit flow: %w", err)
+	res, err := k.submitRegistration(httpClient, flow.ID, id, nil)
+	if err != nil {
+		return id, err
 	}
 	if res.SessionToken == "" {
 		return id, fmt.Errorf("registration returned no session token (is the session hook configured?)")
@@ -101,11 +92,36 @@ func (k *Kratos) Register() (Identity, error) {
 // with its session cookie.
 func (k *Kratos) RegisterBrowser(tb testing.TB) Identity {
 	tb.Helper()
-	id, err := k.registerBrowser()
+	return mustRegister(tb, "browser", k.registerBrowser)
+}
+
+// mustRegister returns the identity register made, or fails tb with the
+// kind of flow that did not complete.
+func mustRegister(tb testing.TB, kind string, register func() (Identity, error)) Identity {
+	tb.Helper()
+	id, err := register()
 	if err != nil {
-		tb.Fatalf("kratos browser registration: %v", err)
+		tb.Fatalf("kratos %s registration: %v", kind, err)
 	}
 	return id
+}
+
+// submitRegistration completes the registration flow flowID with id's
+// email and password through client; fields are added to the body (the
+// browser flow's csrf_token).
+func (k *Kratos) submitRegistration(client *http.Client, flowID string, id Identity, fields map[string]any) (registrationResult, error) {
+	body := map[string]any{
+		"method":   "password",
+		"password": id.Password,
+		"traits":   map[string]any{"email": id.Email},
+	}
+	maps.Copy(body, fields)
+	var res registrationResult
+	u := k.publicURL + "/self-service/registration?flow=" + url.QueryEscape(flowID)
+	if err := k.doJSON(client, http.MethodPost, u, body, http.StatusOK, &res); err != nil {
+		return res, fmt.Errorf("submit flow: %w", err)
+	}
+	return res, nil
 }
 
 func (k *Kratos) registerBrowser() (Identity, error) {
@@ -144,16 +160,9 @@ func (k *Kratos) registerBrowser() (Identity, error) {
 	if csrf == "" {
 		return id, fmt.Errorf("flow %s carries no csrf_token", flow.ID)
 	}
-	body := map[string]any{
-		"method":     "password",
-		"csrf_token": csrf,
-		"password":   id.Password,
-		"traits":     map[string]any{"email": id.Email},
-	}
-	var res registrationResult
-	u := k.publicURL + "/self-service/registration?flow=" + url.QueryEscape(flow.ID)
-	if err := k.doJSON(client, http.MethodPost, u, body, http.StatusOK, &res); err != nil {
-		return id, fmt.Errorf("submit flow: %w", err)
+	res, err := k.submitRegistration(client, flow.ID, id, map[string]any{"csrf_token": csrf})
+	if err != nil {
+		return id, err
 	}
 	pub, _ := url.Parse(k.publicURL)
 	for _, c := range jar.Cookies(pub) {
@@ -172,10 +181,7 @@ func (k *Kratos) registerBrowser() (Identity, error) {
 func (k *Kratos) RevokeSession(tb testing.TB, sessionID string) {
 	tb.Helper()
 	res, err := k.Admin().IdentityAPI.DisableSession(context.Background(), sessionID).Execute()
-	if err != nil {
-		tb.Fatalf("kratos revoke session %s: %v", sessionID, err)
-	}
-	res.Body.Close()
+	adminDone(tb, "revoke session "+sessionID, res, err)
 }
 
 // RevokeIdentitySessions revokes every session of an identity through the
@@ -183,10 +189,7 @@ func (k *Kratos) RevokeSession(tb testing.TB, sessionID string) {
 func (k *Kratos) RevokeIdentitySessions(tb testing.TB, identityID string) {
 	tb.Helper()
 	res, err := k.Admin().IdentityAPI.DeleteIdentitySessions(context.Background(), identityID).Execute()
-	if err != nil {
-		tb.Fatalf("kratos revoke sessions of %s: %v", identityID, err)
-	}
-	res.Body.Close()
+	adminDone(tb, "revoke sessions of "+identityID, res, err)
 }
 
 // SetMetadataPublic replaces an identity's public metadata through the
@@ -195,8 +198,15 @@ func (k *Kratos) SetMetadataPublic(tb testing.TB, identityID string, metadata ma
 	tb.Helper()
 	_, res, err := k.Admin().IdentityAPI.PatchIdentity(context.Background(), identityID).
 		JsonPatch([]kratos.JsonPatch{{Op: "add", Path: "/metadata_public", Value: metadata}}).Execute()
+	adminDone(tb, "set metadata_public of "+identityID, res, err)
+}
+
+// adminDone fails tb, naming what, when an admin API call got no success,
+// and closes the answer's body.
+func adminDone(tb testing.TB, what string, res *http.Response, err error) {
+	tb.Helper()
 	if err != nil {
-		tb.Fatalf("kratos set metadata_public of %s: %v", identityID, err)
+		tb.Fatalf("kratos %s: %v", what, err)
 	}
 	res.Body.Close()
 }

@@ -67,9 +67,7 @@ type Kratos struct {
 	publicURL string
 	adminURL  string
 
-	mu   sync.Mutex
-	proc *proctest.Process // nil while stopped
-	out  *proctest.Buffer  // the last run's output
+	run proctest.Restartable
 }
 
 // BinaryPath returns where the Kratos binary is expected: $PORTCULLIS_KRATOS_BIN
@@ -199,54 +197,29 @@ func (k *Kratos) WhoamiURL() string { return k.publicURL + "/sessions/whoami" }
 
 // Stop kills the process and waits for it to exit. The ports stay reserved
 // for this instance only by convention: a restart reuses them.
-func (k *Kratos) Stop() {
-	k.mu.Lock()
-	p := k.proc
-	k.proc = nil
-	k.mu.Unlock()
-	if p != nil {
-		p.Kill()
-	}
-}
+func (k *Kratos) Stop() { k.run.Stop() }
 
 // Restart stops Kratos if it runs and starts it again on the same ports and
 // configuration, waiting until both APIs are ready. The database is in
 // memory: identities and sessions created before a restart are gone after
 // it.
 func (k *Kratos) Restart() error {
-	k.Stop()
-	out := proctest.NewBuffer(64 << 10)
 	cmd := exec.Command(k.bin, "serve", "--dev", "--sqa-opt-out", "-c", k.cfgPath)
 	cmd.Dir = k.dir
 	cmd.Env = append(os.Environ(), "SQA_OPT_OUT=true", "LOG_LEVEL=warning")
-	p, err := proctest.Launch(cmd, proctest.Options{
+	return k.run.Restart(cmd, proctest.Options{
 		Name:    "kratos",
 		Ready:   proctest.HTTPReady(k.adminURL+"/admin/health/ready", k.publicURL+"/health/ready"),
 		Timeout: k.opts.StartTimeout,
-		Output:  out,
+		Output:  proctest.NewBuffer(64 << 10),
 	})
-	k.mu.Lock()
-	k.proc, k.out = p, out
-	k.mu.Unlock()
-	return err
 }
 
 // Running reports whether the process is up.
-func (k *Kratos) Running() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.proc != nil
-}
+func (k *Kratos) Running() bool { return k.run.Running() }
 
 // Output returns the tail of Kratos's log output (for failure messages).
-func (k *Kratos) Output() string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.out == nil {
-		return ""
-	}
-	return strings.TrimSpace(k.out.String())
-}
+func (k *Kratos) Output() string { return strings.TrimSpace(k.run.Output()) }
 
 // Close stops Kratos and removes its files.
 func (k *Kratos) Close() {

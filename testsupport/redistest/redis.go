@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,8 +34,7 @@ type Redis struct {
 	bin, dir string
 	port     int
 
-	mu   sync.Mutex
-	proc *proctest.Process // nil while stopped
+	run proctest.Restartable
 }
 
 // ErrNotInstalled is returned by [New] when there is no redis-server.
@@ -98,34 +96,18 @@ func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 
 // Stop kills the server and waits for it to exit; the data written so far
 // stays in its append-only file for a restart.
-func (r *Redis) Stop() {
-	r.mu.Lock()
-	p := r.proc
-	r.proc = nil
-	r.mu.Unlock()
-	if p != nil {
-		p.Kill()
-	}
-}
+func (r *Redis) Stop() { r.run.Stop() }
 
 // Restart stops the server if it runs and starts it again on the same port
 // with the same data, waiting until it answers PING.
 func (r *Redis) Restart() error {
-	r.Stop()
 	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always",
 		"--save", "", "--daemonize", "no", "--protected-mode", "yes",
 		"--logfile", "", "--loglevel", "warning")
 	cmd.Dir = r.dir
-	p, err := proctest.Launch(cmd, proctest.Options{Name: "redis-server", Ready: r.ping, Poll: 20 * time.Millisecond, Timeout: 20 * time.Second})
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.proc = p
-	r.mu.Unlock()
-	return nil
+	return r.run.Restart(cmd, proctest.Options{Name: "redis-server", Ready: r.ping, Poll: 20 * time.Millisecond, Timeout: 20 * time.Second})
 }
 
 // ping sends PING in RESP and expects +PONG.
