@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/exposition.txt from the registry")
@@ -49,5 +51,31 @@ func TestExpositionAtStartUpIsTheRecordedOne(t *testing.T) {
 				t.Fatalf("exposition differs from %s at line %d:\n got  %q\n want %q", golden, i+1, g, w)
 			}
 		}
+	}
+}
+
+// A family that does not fit its kind panics when New builds it, so that a
+// histogram never silently takes the default buckets and no counter
+// silently drops the buckets it was given.
+func TestFamilyThatDoesNotFitItsKindPanics(t *testing.T) {
+	var (
+		c  *prometheus.CounterVec
+		hv *prometheus.HistogramVec
+		g  prometheus.Gauge
+	)
+	for _, f := range []family{
+		{into: &c, name: "counter_with_buckets", labels: []string{"a"}, buckets: []float64{1}},
+		{into: &hv, name: "histogram_without_buckets", labels: []string{"a"}},
+		{into: &g, name: "gauge_with_labels", labels: []string{"a"}},
+		{into: new(int), name: "not_a_collector"},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("family %s built without a panic", f.name)
+				}
+			}()
+			f.build()
+		}()
 	}
 }
