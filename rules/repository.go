@@ -101,12 +101,12 @@ type Repository struct {
 	// mu serialises reloads: the poll loop and Reconfigure (a new
 	// configuration) never compile at the same time, and Locations and
 	// Compiler change only under it. Requests never take it.
-	mu       sync.Mutex
-	lastHash [32]byte
-	// pending is a changed content seen once: it is applied only when the
-	// next poll sees the same bytes, so a file caught half-written (an
-	// editor that truncates, then writes) is never compiled.
-	pending [32]byte
+	mu sync.Mutex
+	// settle holds the hash of the content last compiled and of a changed
+	// content seen once: that one is compiled only when the next poll sees
+	// the same bytes, so a file caught half-written (an editor that
+	// truncates, then writes) is never compiled.
+	settle fetch.Settle
 	// cache holds the last documents fetched per location, so a source
 	// that is not due (http) or failed is not re-fetched on every tick.
 	cache     map[string][]fetch.Document
@@ -135,13 +135,13 @@ func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *
 	defer r.mu.Unlock()
 	oldLocs, oldComp := r.Locations, r.Compiler
 	oldCache, oldFetched := r.cache, r.fetchedAt
-	oldHash, oldPending := r.lastHash, r.pending
+	oldSettle := r.settle
 	r.Locations, r.Compiler = locations, comp
 	r.cache, r.fetchedAt = nil, nil
 	if _, err := r.reload(ctx, time.Now(), true); err != nil {
 		r.Locations, r.Compiler = oldLocs, oldComp
 		r.cache, r.fetchedAt = oldCache, oldFetched
-		r.lastHash, r.pending = oldHash, oldPending
+		r.settle = oldSettle
 		return err
 	}
 	return nil
@@ -190,14 +190,11 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
-	if !force && sum == r.lastHash {
+	if force {
+		r.settle.Applied(sum)
+	} else if !r.settle.Due(sum) {
 		return false, nil
 	}
-	if !force && sum != r.pending {
-		r.pending = sum
-		return false, nil
-	}
-	r.lastHash = sum
 	set, err := compileDocs(r.Compiler, docs)
 	if err != nil {
 		r.report(err)
@@ -238,20 +235,9 @@ func (r *Repository) report(err error) {
 // every PollInterval, http(s) sources every HTTPPollInterval. A content
 // that failed once is not re-compiled until it changes again.
 func (r *Repository) Watch(ctx context.Context) {
-	poll := r.PollInterval
-	if poll <= 0 {
-		poll = time.Second
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			r.mu.Lock()
-			_, _ = r.reload(ctx, now, false)
-			r.mu.Unlock()
-		}
-	}
+	fetch.Every(ctx, r.PollInterval, func(now time.Time) {
+		r.mu.Lock()
+		_, _ = r.reload(ctx, now, false)
+		r.mu.Unlock()
+	})
 }

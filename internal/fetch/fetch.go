@@ -297,14 +297,61 @@ func Poll(ctx context.Context, interval time.Duration, initial []byte, load func
 		}
 		last, rejected = b, nil
 	}
+	Every(ctx, interval, func(time.Time) { tick() })
+}
+
+// DefaultPollInterval is the interval [Every] polls at when given none.
+const DefaultPollInterval = time.Second
+
+// Every calls tick with the tick's time every interval until ctx ends, and
+// returns then; a non-positive interval is [DefaultPollInterval]. Calls
+// never overlap: a tick that falls due while the last call still runs is
+// dropped, as [time.Ticker] drops it, so a slow source is not read twice
+// in a row to catch up. It is the one poll loop of the configuration
+// file, the rules repositories and the documents [Poll] watches.
+func Every(ctx context.Context, interval time.Duration, tick func(now time.Time)) {
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			tick()
+		case now := <-t.C:
+			tick(now)
 		}
 	}
+}
+
+// Settle tells when a polled content that changed is to be applied: once
+// two polls in a row have read it, so a file caught half-written (an
+// editor that truncates, then writes) is never applied; and once, so a
+// content that failed is not tried again until it changes. Contents are
+// named by their SHA-256. The zero value has applied nothing; a Settle is
+// a value (copy it to keep a state to go back to) and is not safe for
+// concurrent use.
+type Settle struct {
+	applied, pending [32]byte
+}
+
+// Applied records sum as the content applied, without waiting for a
+// second read (the first load, a forced one).
+func (s *Settle) Applied(sum [32]byte) { s.applied = sum }
+
+// Due reports whether sum, the content a poll just read, is to be applied
+// now: it differs from the content last applied, and the poll before read
+// it too. From the moment Due returns true, sum counts as applied, whether
+// applying it then succeeds or fails.
+func (s *Settle) Due(sum [32]byte) bool {
+	if sum == s.applied {
+		return false
+	}
+	if sum != s.pending {
+		s.pending = sum
+		return false
+	}
+	s.applied = sum
+	return true
 }
