@@ -81,7 +81,11 @@ type Repository struct {
 	Locations []string
 	Compiler  *Compiler
 	Log       logrus.FieldLogger
-	// Client fetches http(s) repositories; nil uses a client with a 10s timeout.
+	// Client fetches http(s) repositories: the configuration's one
+	// http_client (its ca_file, its connect_timeout), as every handler's
+	// calls are made. nil uses a client of net/http's defaults. Either
+	// way one fetch is bounded by 10s unless the client has a Timeout of
+	// its own.
 	Client *http.Client
 	// PollInterval is how often file sources are re-read (default 1s).
 	PollInterval time.Duration
@@ -125,21 +129,23 @@ func (r *Repository) Load(ctx context.Context) error {
 	return err
 }
 
-// Reconfigure replaces the locations and the compiler (a configuration
-// reload: other handlers, another strategy) and compiles every source with
-// them. The new set, locations and compiler are installed together, in one
-// step, only when all of it succeeds; otherwise nothing changes, the
-// error is returned and the current rules keep serving.
-func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *Compiler) error {
+// Reconfigure replaces the locations, the compiler (a configuration
+// reload: other handlers, another strategy) and the client (another
+// http_client block; nil as for [Repository.Client]) and compiles every
+// source with them. The new set, locations, compiler and client are
+// installed together, in one step, only when all of it succeeds; otherwise
+// nothing changes, the error is returned and the current rules keep
+// serving.
+func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *Compiler, client *http.Client) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	oldLocs, oldComp := r.Locations, r.Compiler
+	oldLocs, oldComp, oldClient := r.Locations, r.Compiler, r.Client
 	oldCache, oldFetched := r.cache, r.fetchedAt
 	oldSettle := r.settle
-	r.Locations, r.Compiler = locations, comp
+	r.Locations, r.Compiler, r.Client = locations, comp, client
 	r.cache, r.fetchedAt = nil, nil
 	if _, err := r.reload(ctx, time.Now(), true); err != nil {
-		r.Locations, r.Compiler = oldLocs, oldComp
+		r.Locations, r.Compiler, r.Client = oldLocs, oldComp, oldClient
 		r.cache, r.fetchedAt = oldCache, oldFetched
 		r.settle = oldSettle
 		return err
@@ -147,11 +153,17 @@ func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *
 	return nil
 }
 
+// client is Client, or net/http's defaults, bounded by defaultTimeout
+// when it has no Timeout of its own. r.mu is held.
 func (r *Repository) client() *http.Client {
+	c := http.Client{}
 	if r.Client != nil {
-		return r.Client
+		c = *r.Client
 	}
-	return &http.Client{Timeout: defaultTimeout}
+	if c.Timeout <= 0 {
+		c.Timeout = defaultTimeout
+	}
+	return &c
 }
 
 func isHTTP(loc string) bool {

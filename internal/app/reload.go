@@ -112,7 +112,7 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	if len(cfg.AccessRules.Repositories) == 0 {
 		s.Log.Warn("access_rules.repositories is empty: every request will be answered 404")
 	}
-	if err := s.Rules.Reconfigure(ctx, cfg.AccessRules.Repositories, comp); err != nil {
+	if err := s.Rules.Reconfigure(ctx, cfg.AccessRules.Repositories, comp, rulesClient(deps)); err != nil {
 		gcancel()
 		return err
 	}
@@ -139,6 +139,12 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	}
 	return nil
 }
+
+// rulesClient is the client the rules repositories are fetched with: the
+// handlers' one client of the http_client block (its ca_file, its
+// connect_timeout), following redirects as documents have always been
+// read.
+func rulesClient(deps pipeline.Deps) *http.Client { return fetch.FollowingRedirects(deps.HTTPClient) }
 
 // watchConfig polls the configuration file every access_rules.poll_interval
 // (of the configuration the server started with) and reloads it when its
