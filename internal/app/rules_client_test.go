@@ -2,21 +2,29 @@ package app_test
 
 import (
 	"context"
-	"encoding/pem"
-	"fmt"
+	"crypto/tls"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
+
+// statusOf is the status a GET of url answers.
+func statusOf(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
 
 // Rules repositories fetched over https use the configuration's one
 // http_client, as every handler does: with http_client.ca_file naming the
@@ -25,77 +33,51 @@ import (
 // client, which does not trust the repository, so the reload is refused
 // and the last good rules keep serving.
 func TestRulesRepositoriesUseTheConfiguredHTTPClient(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream") }))
-	defer up.Close()
-	rules := func(path string) string {
-		return fmt.Sprintf("- id: r\n  match: {url: \"http://<[^/]+>%s\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", path, up.URL)
-	}
-	var fetched atomic.Int64
+	up, _ := countingUpstream(t)
 	var doc atomic.Value
-	doc.Store(rules("/first"))
+	doc.Store(pathRule("first", up.URL, "allow", "noop", ""))
+	var fetched atomic.Int64
 	repo := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetched.Add(1)
 		io.WriteString(w, doc.Load().(string))
 	}))
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	repo.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
 	repo.StartTLS()
 	defer repo.Close()
 
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: repo.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "portcullis.yml")
-	config := func(httpClient string) string {
-		return "serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n" +
-			"access_rules:\n  repositories: [\"" + repo.URL + "/rules.yml\"]\n  poll_interval: 1h\n" + httpClient +
-			"authenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {noop: {enabled: true}}\n"
-	}
-	if err := os.WriteFile(file, []byte(config("http_client:\n  ca_file: "+ca+"\n  connect_timeout: 2s\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := app.Open(file, nil, io.Discard)
-	if err != nil {
-		t.Fatalf("start-up with an https repository and its CA in http_client.ca_file: %v", err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	get := func(path string) int {
-		t.Helper()
-		res, err := http.Get("http://" + srv.Addr("proxy") + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
+	trust := "http_client:\n  ca_file: " + certFile + "\n  connect_timeout: 2s\n"
+	s := servertest.Start(t, servertest.Config{YAML: "access_rules:\n  repositories: [\"" + repo.URL + "/rules.yml\"]\n  poll_interval: 1h\n" + trust +
+		"authenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {noop: {enabled: true}}\n"})
 	if fetched.Load() == 0 {
 		t.Fatal("the rules were loaded without fetching the https repository")
 	}
-	if st := get("/first"); st != http.StatusOK {
+	if st := statusOf(t, s.URL()+"/first"); st != http.StatusOK {
 		t.Fatalf("GET /first under the fetched rules = %d, want 200", st)
 	}
 
-	doc.Store(rules("/second"))
-	if err := os.WriteFile(file, []byte(config("")), 0o600); err != nil {
+	doc.Store(pathRule("second", up.URL, "allow", "noop", ""))
+	cfg, err := os.ReadFile(s.ConfigFile())
+	if err != nil {
 		t.Fatal(err)
 	}
+	servertest.ReplaceFile(t, s.ConfigFile(), strings.Replace(string(cfg), trust, "", 1))
 	before := fetched.Load()
-	err = srv.ReloadConfig(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "certificate") {
+	if err := s.App().ReloadConfig(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("reload without http_client.ca_file: %v, want the repository's certificate refused", err)
 	}
 	if fetched.Load() != before {
 		t.Errorf("the repository answered %d fetches of a client that does not trust it", fetched.Load()-before)
 	}
-	if st := get("/first"); st != http.StatusOK {
+	if st := statusOf(t, s.URL()+"/first"); st != http.StatusOK {
 		t.Errorf("GET /first after the refused reload = %d, want 200 (the last good rules)", st)
 	}
-	if st := get("/second"); st != http.StatusNotFound {
+	if st := statusOf(t, s.URL()+"/second"); st != http.StatusNotFound {
 		t.Errorf("GET /second after the refused reload = %d, want 404", st)
 	}
 }
