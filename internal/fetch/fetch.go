@@ -281,7 +281,7 @@ func stripURL(err error) error {
 func Poll(ctx context.Context, interval time.Duration, initial []byte, load func(context.Context) ([]byte, error), onChange func([]byte) error, onError func(error)) {
 	last := initial
 	var rejected []byte
-	tick := func() {
+	Every(ctx, interval, func(time.Time) {
 		b, err := load(ctx)
 		if err != nil {
 			onError(err)
@@ -296,8 +296,7 @@ func Poll(ctx context.Context, interval time.Duration, initial []byte, load func
 			return
 		}
 		last, rejected = b, nil
-	}
-	Every(ctx, interval, func(time.Time) { tick() })
+	})
 }
 
 // DefaultPollInterval is the interval [Every] polls at when given none.
@@ -305,9 +304,9 @@ const DefaultPollInterval = time.Second
 
 // Every calls tick with the tick's time every interval until ctx ends, and
 // returns then; a non-positive interval is [DefaultPollInterval]. Calls
-// never overlap: a tick that falls due while the last call still runs is
-// dropped, as [time.Ticker] drops it, so a slow source is not read twice
-// in a row to catch up. It is the one poll loop of the configuration
+// never overlap: while one runs, the ticks that fall due are dropped as
+// [time.Ticker] drops them for a slow receiver, so a slow source is not
+// read again and again to catch up. It is the one poll loop of the configuration
 // file, the rules repositories and the documents [Poll] watches.
 func Every(ctx context.Context, interval time.Duration, tick func(now time.Time)) {
 	if interval <= 0 {
