@@ -380,13 +380,13 @@ func TestRepositoryOnSwap(t *testing.T) {
 	if err := repo.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := repo.Reconfigure(ctx, []string{inline(doc("a", "b"))}, repo.Compiler); err != nil {
+	if err := repo.Reconfigure(ctx, []string{inline(doc("a", "b"))}, repo.Compiler, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := repo.Reconfigure(ctx, []string{inline("- id: broken\n  match: {url: \"http://app/<(\", methods: [GET]}\n")}, repo.Compiler); err == nil {
+	if err := repo.Reconfigure(ctx, []string{inline("- id: broken\n  match: {url: \"http://app/<(\", methods: [GET]}\n")}, repo.Compiler, nil); err == nil {
 		t.Fatal("a broken rule set was installed")
 	}
-	if err := repo.Reconfigure(ctx, []string{inline(doc("b"))}, repo.Compiler); err != nil {
+	if err := repo.Reconfigure(ctx, []string{inline(doc("b"))}, repo.Compiler, nil); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

@@ -81,7 +81,11 @@ type Repository struct {
 	Locations []string
 	Compiler  *Compiler
 	Log       logrus.FieldLogger
-	// Client fetches http(s) repositories; nil uses a client with a 10s timeout.
+	// Client fetches http(s) repositories: the configuration's one
+	// http_client (its ca_file, its connect_timeout), as every handler's
+	// calls are made. nil uses a client of net/http's defaults. Either
+	// way one fetch is bounded by 10s unless the client has a Timeout of
+	// its own.
 	Client *http.Client
 	// PollInterval is how often file sources are re-read (default 1s).
 	PollInterval time.Duration
@@ -101,12 +105,12 @@ type Repository struct {
 	// mu serialises reloads: the poll loop and Reconfigure (a new
 	// configuration) never compile at the same time, and Locations and
 	// Compiler change only under it. Requests never take it.
-	mu       sync.Mutex
-	lastHash [32]byte
-	// pending is a changed content seen once: it is applied only when the
-	// next poll sees the same bytes, so a file caught half-written (an
-	// editor that truncates, then writes) is never compiled.
-	pending [32]byte
+	mu sync.Mutex
+	// settle holds the hash of the content last compiled and of a changed
+	// content seen once: that one is compiled only when the next poll sees
+	// the same bytes, so a file caught half-written (an editor that
+	// truncates, then writes) is never compiled.
+	settle fetch.Settle
 	// cache holds the last documents fetched per location, so a source
 	// that is not due (http) or failed is not re-fetched on every tick.
 	cache     map[string][]fetch.Document
@@ -125,33 +129,41 @@ func (r *Repository) Load(ctx context.Context) error {
 	return err
 }
 
-// Reconfigure replaces the locations and the compiler (a configuration
-// reload: other handlers, another strategy) and compiles every source with
-// them. The new set, locations and compiler are installed together, in one
-// step, only when all of it succeeds; otherwise nothing changes, the
-// error is returned and the current rules keep serving.
-func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *Compiler) error {
+// Reconfigure replaces the locations, the compiler (a configuration
+// reload: other handlers, another strategy) and the client (another
+// http_client block; nil as for [Repository.Client]) and compiles every
+// source with them. The new set, locations, compiler and client are
+// installed together, in one step, only when all of it succeeds; otherwise
+// nothing changes, the error is returned and the current rules keep
+// serving.
+func (r *Repository) Reconfigure(ctx context.Context, locations []string, comp *Compiler, client *http.Client) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	oldLocs, oldComp := r.Locations, r.Compiler
+	oldLocs, oldComp, oldClient := r.Locations, r.Compiler, r.Client
 	oldCache, oldFetched := r.cache, r.fetchedAt
-	oldHash, oldPending := r.lastHash, r.pending
-	r.Locations, r.Compiler = locations, comp
+	oldSettle := r.settle
+	r.Locations, r.Compiler, r.Client = locations, comp, client
 	r.cache, r.fetchedAt = nil, nil
 	if _, err := r.reload(ctx, time.Now(), true); err != nil {
-		r.Locations, r.Compiler = oldLocs, oldComp
+		r.Locations, r.Compiler, r.Client = oldLocs, oldComp, oldClient
 		r.cache, r.fetchedAt = oldCache, oldFetched
-		r.lastHash, r.pending = oldHash, oldPending
+		r.settle = oldSettle
 		return err
 	}
 	return nil
 }
 
+// client is Client, or net/http's defaults, bounded by defaultTimeout
+// when it has no Timeout of its own. r.mu is held.
 func (r *Repository) client() *http.Client {
+	c := http.Client{}
 	if r.Client != nil {
-		return r.Client
+		c = *r.Client
 	}
-	return &http.Client{Timeout: defaultTimeout}
+	if c.Timeout <= 0 {
+		c.Timeout = defaultTimeout
+	}
+	return &c
 }
 
 func isHTTP(loc string) bool {
@@ -190,14 +202,11 @@ func (r *Repository) reload(ctx context.Context, now time.Time, force bool) (boo
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
-	if !force && sum == r.lastHash {
+	if force {
+		r.settle.Applied(sum)
+	} else if !r.settle.Due(sum) {
 		return false, nil
 	}
-	if !force && sum != r.pending {
-		r.pending = sum
-		return false, nil
-	}
-	r.lastHash = sum
 	set, err := compileDocs(r.Compiler, docs)
 	if err != nil {
 		r.report(err)
@@ -238,20 +247,9 @@ func (r *Repository) report(err error) {
 // every PollInterval, http(s) sources every HTTPPollInterval. A content
 // that failed once is not re-compiled until it changes again.
 func (r *Repository) Watch(ctx context.Context) {
-	poll := r.PollInterval
-	if poll <= 0 {
-		poll = time.Second
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			r.mu.Lock()
-			_, _ = r.reload(ctx, now, false)
-			r.mu.Unlock()
-		}
-	}
+	fetch.Every(ctx, r.PollInterval, func(now time.Time) {
+		r.mu.Lock()
+		_, _ = r.reload(ctx, now, false)
+		r.mu.Unlock()
+	})
 }

@@ -266,6 +266,7 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		Locations:        cfg.AccessRules.Repositories,
 		Compiler:         comp,
 		Log:              log,
+		Client:           rulesClient(deps),
 		PollInterval:     cfg.AccessRules.PollInterval,
 		HTTPPollInterval: cfg.AccessRules.HTTPPollInterval,
 	}

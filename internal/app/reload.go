@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/config"
+	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/registry"
 	"github.com/portcullis-proxy/portcullis/mutators"
 	"github.com/portcullis-proxy/portcullis/pipeline"
@@ -31,9 +32,9 @@ type reloadState struct {
 	routes atomic.Pointer[map[string]http.Handler]
 	// generation cancels the background work of the current handlers.
 	generation context.CancelFunc
-	// applied is the hash of the file content last applied (or refused);
-	// pending a changed content seen once, applied when seen twice.
-	applied, pending [32]byte
+	// settle holds the hash of the file content last applied (or
+	// refused) and of a changed content seen once, applied when seen twice.
+	settle fetch.Settle
 }
 
 // CurrentConfig returns the configuration serving: the one the server
@@ -111,7 +112,7 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	if len(cfg.AccessRules.Repositories) == 0 {
 		s.Log.Warn("access_rules.repositories is empty: every request will be answered 404")
 	}
-	if err := s.Rules.Reconfigure(ctx, cfg.AccessRules.Repositories, comp); err != nil {
+	if err := s.Rules.Reconfigure(ctx, cfg.AccessRules.Repositories, comp, rulesClient(deps)); err != nil {
 		gcancel()
 		return err
 	}
@@ -139,6 +140,12 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 	return nil
 }
 
+// rulesClient is the client the rules repositories are fetched with: the
+// handlers' one client of the http_client block (its ca_file, its
+// connect_timeout), following redirects as documents have always been
+// read.
+func rulesClient(deps pipeline.Deps) *http.Client { return fetch.FollowingRedirects(deps.HTTPClient) }
+
 // watchConfig polls the configuration file every access_rules.poll_interval
 // (of the configuration the server started with) and reloads it when its
 // content changes. As for rules, a change is applied once two polls read
@@ -147,20 +154,9 @@ func (s *Server) reloadConfig(ctx context.Context, data []byte) error {
 func (s *Server) watchConfig(ctx context.Context) {
 	file := s.Config.File
 	if data, err := os.ReadFile(file); err == nil {
-		s.reload.applied = sha256.Sum256(data)
+		s.reload.settle.Applied(sha256.Sum256(data))
 	}
-	poll := s.Config.AccessRules.PollInterval
-	if poll <= 0 {
-		poll = time.Second
-	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	fetch.Every(ctx, s.Config.AccessRules.PollInterval, func(time.Time) {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			// A file being replaced may be missing for an instant; the
@@ -168,26 +164,20 @@ func (s *Server) watchConfig(ctx context.Context) {
 			if !errors.Is(err, os.ErrNotExist) {
 				s.Log.WithError(err).Warn("configuration file not readable; the last good configuration keeps serving")
 			}
-			continue
+			return
 		}
 		if len(bytes.TrimSpace(data)) == 0 {
-			continue // truncated before being written
+			return // truncated before being written
 		}
-		sum := sha256.Sum256(data)
-		if sum == s.reload.applied {
-			continue
+		if !s.reload.settle.Due(sha256.Sum256(data)) {
+			return
 		}
-		if sum != s.reload.pending {
-			s.reload.pending = sum
-			continue
-		}
-		s.reload.applied = sum
 		// The bytes read twice are the ones applied: the file may be
 		// rewritten (truncated first) while this runs.
 		if err := s.reloadConfig(ctx, data); err != nil {
 			s.Log.WithError(err).Error("configuration not reloaded; the last good configuration and rules keep serving")
-			continue
+			return
 		}
 		s.Log.WithField("file", file).Info("configuration reloaded")
-	}
+	})
 }

@@ -281,7 +281,7 @@ func stripURL(err error) error {
 func Poll(ctx context.Context, interval time.Duration, initial []byte, load func(context.Context) ([]byte, error), onChange func([]byte) error, onError func(error)) {
 	last := initial
 	var rejected []byte
-	tick := func() {
+	Every(ctx, interval, func(time.Time) {
 		b, err := load(ctx)
 		if err != nil {
 			onError(err)
@@ -296,6 +296,21 @@ func Poll(ctx context.Context, interval time.Duration, initial []byte, load func
 			return
 		}
 		last, rejected = b, nil
+	})
+}
+
+// DefaultPollInterval is the interval [Every] polls at when given none.
+const DefaultPollInterval = time.Second
+
+// Every calls tick with the tick's time every interval until ctx ends, and
+// returns then; a non-positive interval is [DefaultPollInterval]. Calls
+// never overlap: while one runs, the ticks that fall due are dropped as
+// [time.Ticker] drops them for a slow receiver, so a slow source is not
+// read again and again to catch up. It is the one poll loop of the configuration
+// file, the rules repositories and the documents [Poll] watches.
+func Every(ctx context.Context, interval time.Duration, tick func(now time.Time)) {
+	if interval <= 0 {
+		interval = DefaultPollInterval
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -303,8 +318,39 @@ func Poll(ctx context.Context, interval time.Duration, initial []byte, load func
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			tick()
+		case now := <-t.C:
+			tick(now)
 		}
 	}
+}
+
+// Settle tells when a polled content that changed is to be applied: once
+// two polls in a row have read it, so a file caught half-written (an
+// editor that truncates, then writes) is never applied; and once, so a
+// content that failed is not tried again until it changes. Contents are
+// named by their SHA-256. The zero value has applied nothing; a Settle is
+// a value (copy it to keep a state to go back to) and is not safe for
+// concurrent use.
+type Settle struct {
+	applied, pending [32]byte
+}
+
+// Applied records sum as the content applied, without waiting for a
+// second read (the first load, a forced one).
+func (s *Settle) Applied(sum [32]byte) { s.applied = sum }
+
+// Due reports whether sum, the content a poll just read, is to be applied
+// now: it differs from the content last applied, and the poll before read
+// it too. From the moment Due returns true, sum counts as applied, whether
+// applying it then succeeds or fails.
+func (s *Settle) Due(sum [32]byte) bool {
+	if sum == s.applied {
+		return false
+	}
+	if sum != s.pending {
+		s.pending = sum
+		return false
+	}
+	s.applied = sum
+	return true
 }

@@ -146,28 +146,12 @@ func appendValue(out []byte, v any) []byte {
 		return appendString(out, v)
 	case bool:
 		return strconv.AppendBool(out, v)
-	case int:
-		return strconv.AppendInt(out, int64(v), 10)
-	case int8:
-		return strconv.AppendInt(out, int64(v), 10)
-	case int16:
-		return strconv.AppendInt(out, int64(v), 10)
-	case int32:
-		return strconv.AppendInt(out, int64(v), 10)
-	case int64:
-		return strconv.AppendInt(out, v, 10)
-	case time.Duration:
-		return strconv.AppendInt(out, int64(v), 10)
-	case uint:
-		return strconv.AppendUint(out, uint64(v), 10)
-	case uint8:
-		return strconv.AppendUint(out, uint64(v), 10)
-	case uint16:
-		return strconv.AppendUint(out, uint64(v), 10)
-	case uint32:
-		return strconv.AppendUint(out, uint64(v), 10)
-	case uint64:
-		return strconv.AppendUint(out, v, 10)
+	case int, int8, int16, int32, int64, time.Duration:
+		// One case a signedness: reflect reads whichever integer it is
+		// without an allocation, and encoding/json writes them all alike.
+		return strconv.AppendInt(out, reflect.ValueOf(v).Int(), 10)
+	case uint, uint8, uint16, uint32, uint64:
+		return strconv.AppendUint(out, reflect.ValueOf(v).Uint(), 10)
 	case float64:
 		return appendFloat(out, v)
 	}

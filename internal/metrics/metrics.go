@@ -44,82 +44,100 @@ type Metrics struct {
 // and process collectors.
 func New() *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_requests_total",
-		Help: "Requests answered, by front end (proxy, decisions), rule, decision (allowed, denied, error) and status.",
-	}, []string{"frontend", "rule", "decision", "status"})
-	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "portcullis_request_duration_seconds",
-		Help:    "Time from receiving a request to answering it (for the proxy, including the upstream), by front end and rule.",
-		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-	}, []string{"frontend", "rule"})
-	m.tunnelsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "portcullis_websocket_tunnels_active",
-		Help: "WebSocket tunnels open now, by rule.",
-	}, []string{"rule"})
-	m.tunnelsClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_websocket_tunnels_closed_total",
-		Help: "WebSocket tunnels ended, by rule and reason (max lifetime, session expired, session revoked, idle timeout, client/upstream closed, shutdown, ...).",
-	}, []string{"rule", "reason"})
-	m.tunnelLifetime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "portcullis_websocket_tunnel_lifetime_seconds",
-		Help:    "How long WebSocket tunnels lived, by rule.",
-		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
-	}, []string{"rule"})
-	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_websocket_handshakes_total",
-		Help: "WebSocket upgrades handed to the tunnel, by rule and result.",
-	}, []string{"rule", "result"})
-	m.handshakeTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "portcullis_websocket_handshake_duration_seconds",
-		Help:    "Time from the authorised upgrade to the client's answer, by rule.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
-	}, []string{"rule"})
-	m.bytesRelayed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_websocket_bytes_relayed_total",
-		Help: "Bytes relayed through WebSocket tunnels (frame headers included), by rule and direction.",
-	}, []string{"rule", "direction"})
-	m.closeLateness = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "portcullis_websocket_deadline_close_lateness_seconds",
-		Help:    "How long after a tunnel's deadline (max lifetime, session expiry, idle timeout) the proxy wrote its Close frame, by rule and reason. Growing values mean the proxy cannot keep its deadlines.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-	}, []string{"rule", "reason"})
-	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_rules_reloads_total",
-		Help: "Attempts to load a changed rule set, by result (ok, failed). A failed one leaves the last good set serving.",
-	}, []string{"result"})
-	m.rulesLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "portcullis_rules_loaded",
-		Help: "Rules in the serving rule set.",
-	})
-	m.revocations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_revocations_total",
-		Help: "Revocations applied on this replica, by source (admin, logout, backchannel_logout, recheck), whether made here or received from another replica.",
-	}, []string{"source"})
-	m.revokedClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_revocation_tunnels_closed_total",
-		Help: "Live tunnels this replica closed because of a revocation, by source.",
-	}, []string{"source"})
-	m.channelUp = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "portcullis_revocation_channel_up",
-		Help: "1 when the revocation fleet channel (Redis) answered the last call, 0 when it is unreachable; 1 without a channel.",
-	})
+	// Every family is described once, here: the field it fills, its name,
+	// help text, label names and, for a histogram, its buckets.
+	for _, f := range []family{
+		{into: &m.requests, name: "portcullis_requests_total", labels: []string{"frontend", "rule", "decision", "status"},
+			help: "Requests answered, by front end (proxy, decisions), rule, decision (allowed, denied, error) and status."},
+		{into: &m.requestDuration, name: "portcullis_request_duration_seconds", labels: []string{"frontend", "rule"},
+			help:    "Time from receiving a request to answering it (for the proxy, including the upstream), by front end and rule.",
+			buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
+		{into: &m.tunnelsActive, name: "portcullis_websocket_tunnels_active", labels: []string{"rule"},
+			help: "WebSocket tunnels open now, by rule."},
+		{into: &m.tunnelsClosed, name: "portcullis_websocket_tunnels_closed_total", labels: []string{"rule", "reason"},
+			help: "WebSocket tunnels ended, by rule and reason (max lifetime, session expired, session revoked, idle timeout, client/upstream closed, shutdown, ...)."},
+		{into: &m.tunnelLifetime, name: "portcullis_websocket_tunnel_lifetime_seconds", labels: []string{"rule"},
+			help:    "How long WebSocket tunnels lived, by rule.",
+			buckets: prometheus.ExponentialBuckets(1, 4, 9)},
+		{into: &m.handshakes, name: "portcullis_websocket_handshakes_total", labels: []string{"rule", "result"},
+			help: "WebSocket upgrades handed to the tunnel, by rule and result."},
+		{into: &m.handshakeTime, name: "portcullis_websocket_handshake_duration_seconds", labels: []string{"rule"},
+			help:    "Time from the authorised upgrade to the client's answer, by rule.",
+			buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}},
+		{into: &m.bytesRelayed, name: "portcullis_websocket_bytes_relayed_total", labels: []string{"rule", "direction"},
+			help: "Bytes relayed through WebSocket tunnels (frame headers included), by rule and direction."},
+		{into: &m.closeLateness, name: "portcullis_websocket_deadline_close_lateness_seconds", labels: []string{"rule", "reason"},
+			help:    "How long after a tunnel's deadline (max lifetime, session expiry, idle timeout) the proxy wrote its Close frame, by rule and reason. Growing values mean the proxy cannot keep its deadlines.",
+			buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
+		{into: &m.reloads, name: "portcullis_rules_reloads_total", labels: []string{"result"},
+			help: "Attempts to load a changed rule set, by result (ok, failed). A failed one leaves the last good set serving."},
+		{into: &m.rulesLoaded, name: "portcullis_rules_loaded",
+			help: "Rules in the serving rule set."},
+		{into: &m.revocations, name: "portcullis_revocations_total", labels: []string{"source"},
+			help: "Revocations applied on this replica, by source (admin, logout, backchannel_logout, recheck), whether made here or received from another replica."},
+		{into: &m.revokedClosed, name: "portcullis_revocation_tunnels_closed_total", labels: []string{"source"},
+			help: "Live tunnels this replica closed because of a revocation, by source."},
+		{into: &m.channelUp, name: "portcullis_revocation_channel_up",
+			help: "1 when the revocation fleet channel (Redis) answered the last call, 0 when it is unreachable; 1 without a channel."},
+		{into: &m.channelLag, name: "portcullis_revocation_channel_lag_seconds",
+			help:    "Time from another replica's revocation to its application here (grows while the channel catches up after an outage).",
+			buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60, 300}},
+		{into: &m.published, name: "portcullis_revocation_publish_total", labels: []string{"result"},
+			help: "Attempts to publish a revocation to the fleet channel, by result (ok, retry, dropped)."},
+	} {
+		m.Registry.MustRegister(f.build())
+	}
 	m.channelUp.Set(1)
-	m.channelLag = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "portcullis_revocation_channel_lag_seconds",
-		Help:    "Time from another replica's revocation to its application here (grows while the channel catches up after an outage).",
-		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60, 300},
-	})
-	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "portcullis_revocation_publish_total",
-		Help: "Attempts to publish a revocation to the fleet channel, by result (ok, retry, dropped).",
-	}, []string{"result"})
-	m.Registry.MustRegister(m.revocations, m.revokedClosed, m.channelUp, m.channelLag, m.published)
-	m.Registry.MustRegister(m.requests, m.requestDuration, m.tunnelsActive, m.tunnelsClosed, m.tunnelLifetime,
-		m.handshakes, m.handshakeTime, m.bytesRelayed, m.closeLateness, m.reloads, m.rulesLoaded,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.zero()
 	return m
+}
+
+// family describes one metric family. The type of into says which kind of
+// collector build makes and stores there: *prometheus.Gauge and
+// *prometheus.Histogram take no labels; a histogram's buckets are set, and
+// every other kind's are nil.
+type family struct {
+	into       any
+	name, help string
+	labels     []string
+	buckets    []float64
+}
+
+// build makes f's collector, stores it in f.into and returns it for
+// registration. A family that does not fit its kind (buckets on anything
+// but a histogram, none on a histogram, labels on a single Gauge or
+// Histogram, an unknown kind) is a programming error and panics, as
+// MustRegister does.
+func (f family) build() prometheus.Collector {
+	_, hv := f.into.(**prometheus.HistogramVec)
+	_, h := f.into.(*prometheus.Histogram)
+	if (f.buckets != nil) != (hv || h) {
+		panic("metrics: " + f.name + ": buckets go with histograms, and only with them")
+	}
+	switch p := f.into.(type) {
+	case **prometheus.CounterVec:
+		*p = prometheus.NewCounterVec(prometheus.CounterOpts{Name: f.name, Help: f.help}, f.labels)
+		return *p
+	case **prometheus.GaugeVec:
+		*p = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: f.name, Help: f.help}, f.labels)
+		return *p
+	case **prometheus.HistogramVec:
+		*p = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: f.name, Help: f.help, Buckets: f.buckets}, f.labels)
+		return *p
+	}
+	if f.labels != nil {
+		panic("metrics: " + f.name + ": labels go with vectors")
+	}
+	switch p := f.into.(type) {
+	case *prometheus.Gauge:
+		*p = prometheus.NewGauge(prometheus.GaugeOpts{Name: f.name, Help: f.help})
+		return *p
+	case *prometheus.Histogram:
+		*p = prometheus.NewHistogram(prometheus.HistogramOpts{Name: f.name, Help: f.help, Buckets: f.buckets})
+		return *p
+	}
+	panic("metrics: " + f.name + ": no collector for this kind of field")
 }
 
 // zero creates, at start-up, a series at zero for every label value known

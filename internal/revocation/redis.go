@@ -199,7 +199,7 @@ func (r *Redis) publish(e Event) {
 		r.count("dropped")
 		return
 	}
-	backoff := 50 * time.Millisecond
+	var wait backoff
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err := r.client.XAdd(ctx, &redis.XAddArgs{
@@ -220,12 +220,9 @@ func (r *Redis) publish(e Event) {
 			return
 		}
 		r.count("retry")
-		select {
-		case <-r.stop:
+		if !wait.sleep(r.stop) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
@@ -234,7 +231,7 @@ func (r *Redis) publish(e Event) {
 // backoff and goes on from the last id it read.
 func (r *Redis) Run(ctx context.Context, deliver func(Event)) {
 	last := strconv.FormatInt(time.Now().Add(-r.o.CatchUp).UnixMilli(), 10) + "-0"
-	backoff := 50 * time.Millisecond
+	var wait backoff
 	for ctx.Err() == nil {
 		res, err := r.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{r.o.Stream, last}, Count: 512, Block: time.Second,
@@ -242,23 +239,20 @@ func (r *Redis) Run(ctx context.Context, deliver func(Event)) {
 		switch {
 		case errors.Is(err, redis.Nil):
 			r.setUp(true, nil)
-			backoff = 50 * time.Millisecond
+			wait.reset()
 			continue
 		case err != nil:
 			if ctx.Err() != nil {
 				return
 			}
 			r.setUp(false, err)
-			select {
-			case <-ctx.Done():
+			if !wait.sleep(ctx.Done()) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
 		r.setUp(true, nil)
-		backoff = 50 * time.Millisecond
+		wait.reset()
 		for _, st := range res {
 			for _, m := range st.Messages {
 				last = m.ID

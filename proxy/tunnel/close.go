@@ -114,13 +114,7 @@ func (t *Server) open(req Request, up *dialed, cl *upgraded, remote, origin stri
 	tun.pumps.Store(2)
 
 	serving := t.register(tun)
-	if tun.rechecksLocked() {
-		t.checks.join(tun)
-	}
-	t.m.Opened(tun.rule)
-	tun.mu.Lock()
-	tun.scheduleLocked()
-	tun.mu.Unlock()
+	t.govern(tun)
 	tun.up.start()
 	tun.down.start()
 	t.catchUp(tun)

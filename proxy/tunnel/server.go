@@ -346,6 +346,21 @@ func (t *Server) register(tun *tunnel) bool {
 	return !t.shutting
 }
 
+// govern puts a channel just registered — a tunnel or a stream, not yet
+// shared with another goroutine — on the timers that govern it: it joins
+// its session's re-check group when its rule asks for re-checks, counts as
+// opened, and goes on the wheel at its next deadline.
+func (t *Server) govern(m recheckMember) {
+	b := m.bound()
+	if b.rechecksLocked() {
+		t.checks.join(m)
+	}
+	t.m.Opened(b.rule)
+	b.mu.Lock()
+	m.scheduleLocked()
+	b.mu.Unlock()
+}
+
 // unregister removes an ended tunnel, from the registry and its re-check
 // group as well, and frees its slot. Every way a tunnel ends comes here.
 func (t *Server) unregister(tun *tunnel) {

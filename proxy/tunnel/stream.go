@@ -107,13 +107,7 @@ func (t *Server) GovernStream(req StreamRequest) io.ReadCloser {
 	t.streams[s] = struct{}{}
 	shutting := t.shutting
 	t.mu.Unlock()
-	if s.rechecksLocked() {
-		t.checks.join(s)
-	}
-	t.m.Opened(s.rule)
-	s.mu.Lock()
-	s.scheduleLocked()
-	s.mu.Unlock()
+	t.govern(s)
 	if shutting {
 		s.end(&causeShutdown)
 	}
