@@ -1,7 +1,8 @@
 // Package handlertest holds what the tests of the stage packages
 // (authenticators, authorizers, mutators) need alike: the pipeline.Deps a
-// handler is enabled with, as internal/app builds them, and configs as
-// JSON. It is imported only by _test files.
+// handler is enabled with, as internal/app builds them, configs as JSON,
+// and the access rules that route requests to handlers, as YAML. It is
+// imported only by _test files.
 package handlertest
 
 import (
