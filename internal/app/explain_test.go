@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // POST /admin/explain answers, behind the admin token, with the
@@ -20,13 +21,7 @@ serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0, admin: {token: s3cr3t-admin-token}}
   prometheus: {port: -1}
-`, `
-- id: closed
-  match: {url: "<https?>://<[^/]+>/closed/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: header}]
-`)
+`, handlertest.Rules(handlertest.Rule{ID: "closed", URL: "<https?>://<[^/]+>/closed/<.*>", Authorizer: "deny", Mutators: []string{"header"}}))
 	post := func(auth, body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
 		req, _ := http.NewRequest("POST", s.APIURL()+"/admin/explain", strings.NewReader(body))

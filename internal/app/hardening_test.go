@@ -25,16 +25,14 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-const openRules = `
-- id: open
-  match: {url: "<https?>://<[^/]+>/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-`
+// openRules lets anyone GET or POST anything through to upstream, naming
+// the subject.
+func openRules(upstream string) string {
+	return handlertest.Rules(handlertest.Rule{ID: "open", URL: "<https?>://<[^/]+>/<.*>", Methods: []string{"GET", "POST"}, Mutators: []string{"header"}, Upstream: upstream})
+}
 
 const openConfig = `
 authenticators: {anonymous: {enabled: true}}
@@ -78,7 +76,7 @@ func rawExchange(t *testing.T, addr, raw string) string {
 // proxy and never reach the upstream.
 func TestRequestSmugglingIsRefused(t *testing.T) {
 	up, hits := countingUpstream(t)
-	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, openConfig, openRules(up.URL))
 	addr := s.Addr("proxy")
 	cases := []struct{ name, raw string }{
 		{"two different CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd"},
@@ -116,7 +114,7 @@ func TestRequestSmugglingIsRefused(t *testing.T) {
 func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 	up, hits := countingUpstream(t)
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {read_header: 300ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+		openRules(up.URL))
 	c, err := net.Dial("tcp", s.Addr("proxy"))
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +216,7 @@ func TestTLSListenersAndUpstream(t *testing.T) {
     tls: {cert: {path: %s}, key: {path: %s}}
   prometheus: {host: 127.0.0.1, port: 0}
 `, certFile, certFile, keyFile, certFile, keyFile)
-	s := startServer(t, cfg, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, cfg, openRules(up.URL))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	res, err := client.Get("https://" + s.Addr("proxy") + "/x")
 	if err != nil {
@@ -238,7 +236,7 @@ func TestTLSListenersAndUpstream(t *testing.T) {
 		t.Errorf("https API: %d", res.StatusCode)
 	}
 	// Without the CA, the same upstream is refused: 502, not a bypass.
-	s2 := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s2 := startServer(t, openConfig, openRules(up.URL))
 	res, err = http.Get(s2.URL() + "/x")
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +256,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		io.WriteString(w, "finished")
 	}))
 	defer up.Close()
-	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, openConfig, openRules(up.URL))
 	done := make(chan string, 1)
 	go func() {
 		res, err := http.Get(s.URL() + "/slow")
@@ -295,7 +293,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 // answers); the client gets 504.
 func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", faultinject.HangingURL(t)))
+		openRules(faultinject.HangingURL(t)))
 	start := time.Now()
 	res, err := http.Get(s.URL() + "/x")
 	if err != nil {
@@ -319,7 +317,7 @@ func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 func TestAPIListenerTimeouts(t *testing.T) {
 	up, _ := countingUpstream(t)
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0, timeout: {read: 500ms, idle: 500ms}}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+		openRules(up.URL))
 	held := func(name string, c net.Conn, during func()) {
 		t.Helper()
 		start := time.Now()

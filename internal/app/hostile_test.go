@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // upstreamView is what the reporting upstream saw of a request.
@@ -67,21 +68,13 @@ authorizers: {allow: {enabled: true}, deny: {enabled: true}}
 mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}, noop: {enabled: true}}
 `
 
+// hostileRules: /public/ is open to anyone and names the subject to the
+// upstream; /admin and below are denied.
 func hostileRules(upstream string) string {
-	return strings.ReplaceAll(`
-- id: public
-  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: admin
-  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-`, "UPSTREAM", upstream)
+	return handlertest.Rules(
+		handlertest.Rule{ID: "public", URL: "http://<[^/]+>/public/<.*>", Mutators: []string{"header"}, Upstream: upstream},
+		handlertest.Rule{ID: "admin", URL: "http://<[^/]+>/admin<.*>", Authorizer: "deny", Upstream: upstream},
+	)
 }
 
 // TestPathConfusion: however a path is spelt, the rule that decides is the
@@ -231,7 +224,7 @@ func TestFramingRefusedMidBody(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer up.Close()
-	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, openConfig, openRules(up.URL))
 	c, err := net.Dial("tcp", s.Addr("proxy"))
 	if err != nil {
 		t.Fatal(err)

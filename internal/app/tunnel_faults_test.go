@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
@@ -42,7 +42,7 @@ mutators: {noop: {enabled: true}}
 `
 
 func tunnelRule(upstream string) string {
-	return fmt.Sprintf("- id: ws\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n  websocket: {close_grace: 200ms}\n", upstream)
+	return handlertest.Rule{ID: "ws", URL: "http://<[^/]+>/<.*>", Upstream: upstream, More: []string{"websocket: {close_grace: 200ms}"}}.YAML()
 }
 
 const upgradeRequest = "GET /chat HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
