@@ -7,12 +7,13 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func TestAPIRulesHealthVersion(t *testing.T) {
 	var doc strings.Builder
 	for i := 0; i < 5; i++ {
-		fmt.Fprintf(&doc, "- id: r%d\n  match: {url: \"http://x/%d\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://up\"}\n", i, i)
+		doc.WriteString(handlertest.Rule{ID: fmt.Sprintf("r%d", i), URL: fmt.Sprintf("http://x/%d", i), Authenticators: []string{"noop"}, Upstream: "http://up"}.YAML())
 	}
 	src := &staticRules{}
 	srv := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: src}, Version: proxy.Version{Version: "1.2.3"}}))

@@ -4,9 +4,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-const decisionRules = `
+var decisionRules = `
 - id: api
   match: {url: "https://app.example/api/<.*>", methods: [GET, DELETE]}
   authenticators: [{handler: anonymous}]
@@ -18,17 +20,10 @@ const decisionRules = `
           X-User: "{{ print .Subject }}"
           X-Path: "{{ .MatchContext.URL.Path }}"
           X-Method: "{{ .MatchContext.Method }}"
-- id: deny
-  match: {url: "<https?>://app.example/admin", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-- id: local
-  match: {url: "http://<[^/]+>/local/<.*>", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-`
+` + handlertest.Rules(
+	handlertest.Rule{ID: "deny", URL: "<https?>://app.example/admin", Authorizer: "deny"},
+	handlertest.Rule{ID: "local", URL: "http://<[^/]+>/local/<.*>", Authenticators: []string{"noop"}},
+)
 
 func decisionsAPI(t *testing.T) *httptest.Server {
 	return serveAPI(t, ruleSet(t, decisionRules))

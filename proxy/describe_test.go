@@ -14,38 +14,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // strictRules: an anonymous /public/ area, a guest-visible page, and an
 // /admin area and /secret page that only a deny rule covers. Each allowing
 // rule names itself in X-Rule, so a 200 says which rule approved.
-const strictRules = `
-- id: public
-  match: {url: "http://app.example/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: public}}}]
-- id: guest
-  match: {url: "http://app.example/guest", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: guest}}}]
-- id: files
-  match: {url: "http://app.example/files/<[a-z0-9 .%-]+>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: files}}}]
-- id: admin
-  match: {url: "http://app.example/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-- id: secret
-  match: {url: "http://app.example/secret<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-`
+var strictRules = handlertest.Rules(
+	namedRule("public", "http://app.example/public/<.*>", ""),
+	namedRule("guest", "http://app.example/guest", ""),
+	namedRule("files", "http://app.example/files/<[a-z0-9 .%-]+>", ""),
+	handlertest.Rule{ID: "admin", URL: "http://app.example/admin<.*>", Authorizer: "deny"},
+	handlertest.Rule{ID: "secret", URL: "http://app.example/secret<.*>", Authorizer: "deny"},
+)
 
 // strictPatterns are the allowing rules' URL patterns as plain regular
 // expressions, written independently of portcullis's matcher: the

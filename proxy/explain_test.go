@@ -9,22 +9,14 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-const explainRules = `
-- id: open
-  match: {url: "http://<[^/]+>/open/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: closed
-  match: {url: "http://<[^/]+>/closed/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-`
+// explainRules: /open/ is allowed and names the subject, /closed/ denied.
+var explainRules = handlertest.Rules(
+	handlertest.Rule{ID: "open", URL: "http://<[^/]+>/open/<.*>", Mutators: []string{"header"}, Upstream: "UPSTREAM"},
+	handlertest.Rule{ID: "closed", URL: "http://<[^/]+>/closed/<.*>", Authorizer: "deny", Upstream: "UPSTREAM"},
+)
 
 func TestExplainHandler(t *testing.T) {
 	set := ruleSet(t, withUpstream(explainRules, "http://127.0.0.1:1"))

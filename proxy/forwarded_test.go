@@ -8,38 +8,19 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // forwardedRules: one rule per scheme on the front's host, a /public/ rule
 // on the literal host 127.0.0.1 (the review's attack pasted "/public" into
 // X-Forwarded-Host to reach it) and a redirecting rule.
-const forwardedRules = `
-- id: plain
-  match: {url: "http://<[^/]+>/page", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: plain}}}]
-  upstream: {url: "UPSTREAM"}
-- id: tls
-  match: {url: "https://<[^/]+>/page", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: tls}}}]
-  upstream: {url: "UPSTREAM"}
-- id: public
-  match: {url: "http://FRONTHOST/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: public}}}]
-  upstream: {url: "UPSTREAM"}
-- id: login
-  match: {url: "<https?>://<[^/]+>/account", methods: [GET]}
-  authenticators: [{handler: unauthorized}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  errors: [{handler: redirect, config: {to: "http://login.test/", return_to_query_param: return_to}}]
-  upstream: {url: "UPSTREAM"}
-`
+var forwardedRules = handlertest.Rules(
+	namedRule("plain", "http://<[^/]+>/page", "UPSTREAM"),
+	namedRule("tls", "https://<[^/]+>/page", "UPSTREAM"),
+	namedRule("public", "http://FRONTHOST/public/<.*>", "UPSTREAM"),
+	handlertest.Rule{ID: "login", URL: "<https?>://<[^/]+>/account", Authenticators: []string{"unauthorized"}, Upstream: "UPSTREAM",
+		More: []string{`errors: [{handler: redirect, config: {to: "http://login.test/", return_to_query_param: return_to}}]`}},
+)
 
 // forwardedProxy is a real proxy on loopback with the given trust over
 // forwardedRules, in front of the echo upstream.

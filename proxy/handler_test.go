@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // proxyFor starts portcullis's proxy handler on loopback with the rules
@@ -22,7 +23,7 @@ func proxyFor(t *testing.T, doc string) (front *httptest.Server, upstream *httpt
 
 // proxyRules are publicRule, adminRule and a rule for each other answer of
 // the proxy.
-const proxyRules = publicRule + adminRule + `
+var proxyRules = publicRule + adminRule + `
 - id: stripped
   match: {url: "http://<[^/]+>/api/<.*>", methods: [GET]}
   authenticators: [{handler: anonymous, config: {subject: guest}}]
@@ -34,19 +35,10 @@ const proxyRules = publicRule + adminRule + `
           X-User: "{{ print .Subject }}"
           X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
   upstream: {url: "UPSTREAM/base", strip_path: /api, preserve_host: true}
-- id: closed
-  match: {url: "http://<[^/]+>/closed", methods: [GET]}
-  authenticators: [{handler: unauthorized}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-- id: dead
-  match: {url: "http://<[^/]+>/dead", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "http://127.0.0.1:1"}
-`
+` + handlertest.Rules(
+	handlertest.Rule{ID: "closed", URL: "http://<[^/]+>/closed", Authenticators: []string{"unauthorized"}, Upstream: "UPSTREAM"},
+	handlertest.Rule{ID: "dead", URL: "http://<[^/]+>/dead", Authenticators: []string{"noop"}, Upstream: "http://127.0.0.1:1"},
+)
 
 func TestProxyForwardsAllowedRequests(t *testing.T) {
 	front, upstream := proxyFor(t, proxyRules)

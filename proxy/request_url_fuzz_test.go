@@ -21,7 +21,7 @@ import (
 
 // pathRules allow /public/... and deny /admin...; anything else has no
 // rule (404).
-const pathRules = publicRule + adminRule
+var pathRules = publicRule + adminRule
 
 // pathFixture is a guarded proxy over pathRules in front of an upstream
 // that reports the path it received, built once per fuzzing process.
