@@ -8,19 +8,9 @@ import (
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-var decisionRules = `
-- id: api
-  match: {url: "https://app.example/api/<.*>", methods: [GET, DELETE]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators:
-    - handler: header
-      config:
-        headers:
-          X-User: "{{ print .Subject }}"
-          X-Path: "{{ .MatchContext.URL.Path }}"
-          X-Method: "{{ .MatchContext.Method }}"
-` + handlertest.Rules(
+var decisionRules = handlertest.Rules(
+	handlertest.Rule{ID: "api", URL: "https://app.example/api/<.*>", Methods: []string{"GET", "DELETE"},
+		Mutators: []string{`header: {headers: {X-User: "{{ print .Subject }}", X-Path: "{{ .MatchContext.URL.Path }}", X-Method: "{{ .MatchContext.Method }}"}}`}},
 	handlertest.Rule{ID: "deny", URL: "<https?>://app.example/admin", Authorizer: "deny"},
 	handlertest.Rule{ID: "local", URL: "http://<[^/]+>/local/<.*>", Authenticators: []string{"noop"}},
 )

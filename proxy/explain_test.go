@@ -23,18 +23,8 @@ func TestExplainHandler(t *testing.T) {
 	srv := serve(t, proxy.ExplainHandler(staticRules{set}))
 	post := func(body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
-		res, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
 		var ex proxy.Explanation
-		if res.StatusCode == http.StatusOK {
-			if err := json.NewDecoder(res.Body).Decode(&ex); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return res, ex
+		return handlertest.PostJSON(t, srv.URL, nil, body, &ex), ex
 	}
 
 	res, ex := post(`{"method":"GET","url":"http://app.example/closed/x?access_token=t0k3n"}`)

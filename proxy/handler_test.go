@@ -23,19 +23,10 @@ func proxyFor(t *testing.T, doc string) (front *httptest.Server, upstream *httpt
 
 // proxyRules are publicRule, adminRule and a rule for each other answer of
 // the proxy.
-var proxyRules = publicRule + adminRule + `
-- id: stripped
-  match: {url: "http://<[^/]+>/api/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous, config: {subject: guest}}]
-  authorizer: {handler: allow}
-  mutators:
-    - handler: header
-      config:
-        headers:
-          X-User: "{{ print .Subject }}"
-          X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
-  upstream: {url: "UPSTREAM/base", strip_path: /api, preserve_host: true}
-` + handlertest.Rules(
+var proxyRules = publicRule + adminRule + handlertest.Rules(
+	handlertest.Rule{ID: "stripped", URL: "http://<[^/]+>/api/<.*>", Authenticators: []string{"anonymous: {subject: guest}"},
+		Mutators: []string{`header: {headers: {X-User: "{{ print .Subject }}", X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"}}`},
+		More:     []string{"upstream: {url: \"UPSTREAM/base\", strip_path: /api, preserve_host: true}"}},
 	handlertest.Rule{ID: "closed", URL: "http://<[^/]+>/closed", Authenticators: []string{"unauthorized"}, Upstream: "UPSTREAM"},
 	handlertest.Rule{ID: "dead", URL: "http://<[^/]+>/dead", Authenticators: []string{"noop"}, Upstream: "http://127.0.0.1:1"},
 )

@@ -20,21 +20,8 @@ var explainRules = handlertest.Rules(
 	handlertest.Rule{ID: "twin-b", URL: "https://app.example/<twin|other>"},
 )
 
-const explainConfig = `access_rules:
-  repositories: [file://RULES]
-authenticators:
-  anonymous: {enabled: true, config: {subject: guest}}
-  noop: {enabled: true}
-authorizers:
-  allow: {enabled: true}
-  deny: {enabled: true}
-mutators:
-  noop: {enabled: true}
-  header: {enabled: true}
-`
-
 func TestRulesTestExplain(t *testing.T) {
-	dir := writeFiles(t, map[string]string{"rules.yml": explainRules, "c.yml": explainConfig, "cases.yml": `
+	dir := writeFiles(t, map[string]string{"rules.yml": explainRules, "c.yml": testConfig, "cases.yml": `
 - name: public
   request: {url: "http://app.example/public/items?token=abc&page=2", headers: {Cookie: "session=s3cr3t"}}
   expect: {status: 200}

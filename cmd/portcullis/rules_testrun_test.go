@@ -19,10 +19,12 @@ var testRules = handlertest.Rules(
 		More: []string{"errors: [{handler: json, config: {verbose: true, when: [{request: {cidr: [10.0.0.0/8]}}]}}]"}},
 )
 
+// testConfig enables the handlers testRules and explainRules name.
 const testConfig = `access_rules:
   repositories: [file://RULES]
 authenticators:
   anonymous: {enabled: true, config: {subject: guest}}
+  noop: {enabled: true}
 authorizers:
   allow: {enabled: true}
   deny: {enabled: true}

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,22 +23,12 @@ serve:
 `, handlertest.Rules(handlertest.Rule{ID: "closed", URL: "<https?>://<[^/]+>/closed/<.*>", Authorizer: "deny", Mutators: []string{"header"}}))
 	post := func(auth, body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", s.APIURL()+"/admin/explain", strings.NewReader(body))
+		var h http.Header
 		if auth != "" {
-			req.Header.Set("Authorization", auth)
+			h = http.Header{"Authorization": {auth}}
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
 		var ex proxy.Explanation
-		if res.StatusCode == http.StatusOK {
-			if err := json.NewDecoder(res.Body).Decode(&ex); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return res, ex
+		return handlertest.PostJSON(t, s.APIURL()+"/admin/explain", h, body, &ex), ex
 	}
 	body := `{"method":"GET","url":"https://app.example/closed/x","headers":{"Authorization":"Bearer other"}}`
 	for _, auth := range []string{"", "Bearer wrong"} {
