@@ -24,6 +24,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
 	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // The fuzz targets below drive the WebSocket path of the assembled proxy
@@ -52,7 +53,7 @@ type tunnelFixture struct {
 
 // panicLog records what net/http's error log receives: a handler panic is
 // recovered and logged there, never seen by the test otherwise.
-type panicLog struct{ tunnel.LockedBuffer }
+type panicLog struct{ proctest.Buffer }
 
 func (p *panicLog) panicked() string {
 	if s := p.String(); strings.Contains(s, "panic") {
