@@ -79,12 +79,19 @@ func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 		t.Errorf("upstream saw X-Forwarded-Host %q, want %q", s.Header.Get("X-Forwarded-Host"), fh)
 	}
 	for _, p := range [][]string{{"ftp"}, {"https, http"}, {"http", "https"}} {
-		res := send(t, "GET", front+"/page", http.Header{"X-Forwarded-Proto": p})
-		if res.StatusCode != http.StatusBadRequest {
-			t.Errorf("X-Forwarded-Proto %q = %d, want 400", p, res.StatusCode)
-		}
-		decodeError(t, res)
+		wantBadRequest(t, front+"/page", http.Header{"X-Forwarded-Proto": p})
 	}
+}
+
+// wantBadRequest GETs u with header h and fails t unless the answer is a
+// 400 with the JSON error body.
+func wantBadRequest(t *testing.T, u string, h http.Header) {
+	t.Helper()
+	res := send(t, "GET", u, h)
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET %s with %v = %d, want 400", u, h, res.StatusCode)
+	}
+	decodeError(t, res)
 }
 
 // TestProxyTrustedForwardedHeaders: trusted, X-Forwarded-Proto decides the
@@ -119,11 +126,7 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 		{"X-Forwarded-Proto": {"javascript"}},
 		{"X-Forwarded-Proto": {"http", "https"}},
 	} {
-		res := send(t, "GET", front+"/page", h)
-		if res.StatusCode != http.StatusBadRequest {
-			t.Errorf("%v = %d, want 400", h, res.StatusCode)
-		}
-		decodeError(t, res)
+		wantBadRequest(t, front+"/page", h)
 	}
 }
 
@@ -134,12 +137,8 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 func TestProxyMatchForwardedHost(t *testing.T) {
 	front := forwardedProxy(t, true, true)
 	fh := strings.TrimPrefix(front, "http://")
-	res := send(t, "GET", front+"/secret", http.Header{"X-Forwarded-Host": {fh + "/public"}})
-	if res.StatusCode != http.StatusBadRequest {
-		t.Errorf("X-Forwarded-Host %s/public + /secret = %d, want 400", fh, res.StatusCode)
-	}
-	decodeError(t, res)
-	res = send(t, "GET", "http://"+fh+"/public/x", http.Header{"X-Forwarded-Host": {"other.example"}})
+	wantBadRequest(t, front+"/secret", http.Header{"X-Forwarded-Host": {fh + "/public"}})
+	res := send(t, "GET", "http://"+fh+"/public/x", http.Header{"X-Forwarded-Host": {"other.example"}})
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("X-Forwarded-Host other.example + /public/x = %d, want 404 (the /public/ rule is for %s)", res.StatusCode, fh)

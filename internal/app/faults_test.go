@@ -74,48 +74,32 @@ func dependencies(t *testing.T) []dependency {
 	bearer := func(v string) func(r *http.Request) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+v) }
 	}
+	cookie := func(name, v string) func(r *http.Request) {
+		return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: name, Value: v}) }
+	}
 	const common = `
 authorizers: {allow: {enabled: true}}
 mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}}
 `
+	// authn is the identity service behind the authenticator handler,
+	// configured by config (a YAML flow mapping) to wait at most 300ms.
+	authn := func(name, handler, config string, prepare func(*http.Request)) dependency {
+		return dependency{
+			name:    name,
+			config:  common + "authenticators: {" + handler + ": {enabled: true, config: " + config + "}}\n",
+			rule:    handlertest.Rule{Authenticators: []string{handler}, Mutators: []string{"header"}},
+			prepare: prepare,
+			timeout: 300 * time.Millisecond,
+		}
+	}
 	return []dependency{
-		{
-			name:    "jwks",
-			config:  common + "authenticators: {jwt: {enabled: true, config: {jwks_urls: [\"ENDPOINT/.well-known/jwks.json\"], jwks_max_wait: 300ms}}}\n",
-			rule:    handlertest.Rule{Authenticators: []string{"jwt"}, Mutators: []string{"header"}},
-			prepare: bearer(token),
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			name:    "introspection",
-			config:  common + "authenticators: {oauth2_introspection: {enabled: true, config: {introspection_url: \"ENDPOINT/introspect\", timeout: 300ms}}}\n",
-			rule:    handlertest.Rule{Authenticators: []string{"oauth2_introspection"}, Mutators: []string{"header"}},
-			prepare: bearer("opaque-token-0123456789"),
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			name:    "session store (cookie_session)",
-			config:  common + "authenticators: {cookie_session: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/check\", timeout: 300ms}}}\n",
-			rule:    handlertest.Rule{Authenticators: []string{"cookie_session"}, Mutators: []string{"header"}},
-			prepare: func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "session", Value: "s-0123456789"}) },
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			// A URL ending in /sessions/whoami is Kratos: the check goes
-			// through the Kratos SDK rather than the plain store.
-			name:    "Kratos whoami (cookie_session)",
-			config:  common + "authenticators: {cookie_session: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/whoami\", only: [ory_kratos_session], timeout: 300ms}}}\n",
-			rule:    handlertest.Rule{Authenticators: []string{"cookie_session"}, Mutators: []string{"header"}},
-			prepare: func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "ory_kratos_session", Value: "s-0123456789"}) },
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			name:    "Kratos whoami (bearer_token)",
-			config:  common + "authenticators: {bearer_token: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/whoami\", timeout: 300ms}}}\n",
-			rule:    handlertest.Rule{Authenticators: []string{"bearer_token"}, Mutators: []string{"header"}},
-			prepare: bearer("ory_st_0123456789"),
-			timeout: 300 * time.Millisecond,
-		},
+		authn("jwks", "jwt", `{jwks_urls: ["ENDPOINT/.well-known/jwks.json"], jwks_max_wait: 300ms}`, bearer(token)),
+		authn("introspection", "oauth2_introspection", `{introspection_url: "ENDPOINT/introspect", timeout: 300ms}`, bearer("opaque-token-0123456789")),
+		authn("session store (cookie_session)", "cookie_session", `{check_session_url: "ENDPOINT/sessions/check", timeout: 300ms}`, cookie("session", "s-0123456789")),
+		// A URL ending in /sessions/whoami is Kratos: the check goes
+		// through the Kratos SDK rather than the plain store.
+		authn("Kratos whoami (cookie_session)", "cookie_session", `{check_session_url: "ENDPOINT/sessions/whoami", only: [ory_kratos_session], timeout: 300ms}`, cookie("ory_kratos_session", "s-0123456789")),
+		authn("Kratos whoami (bearer_token)", "bearer_token", `{check_session_url: "ENDPOINT/sessions/whoami", timeout: 300ms}`, bearer("ory_st_0123456789")),
 		{
 			name:      "remote authorizer (remote_json)",
 			config:    "authenticators: {anonymous: {enabled: true}}\nmutators: {header: {enabled: true, config: {headers: {X-User: \"{{ print .Subject }}\"}}}}\nauthorizers: {remote_json: {enabled: true, config: {remote: \"ENDPOINT/authorize\", timeout: 300ms, payload: '{\"sub\": {{ .Subject | toJson }}}'}}}\n",

@@ -24,6 +24,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
@@ -231,13 +232,7 @@ func (h *harness) waitActive(n int) {
 // waitFor polls cond until it holds, failing after ioWait.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(ioWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	handlertest.WaitFor(t, what, ioWait, cond)
 }
 
 // client is a WebSocket client connection under test.
