@@ -9,6 +9,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkDecisionSession(b *testing.B) {
 	anon := anonRule
 	anon.Upstream = ""
 	doc := handlertest.Rules(anon, session("hit", "{ttl: 1h}"), session("off", "{enabled: false}"))
-	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: staticRules{ruleSet(b, doc)}, Log: benchLogger(), Observer: metrics.New()}})
+	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: ruleset.Static{Set: ruleSet(b, doc)}, Log: benchLogger(), Observer: metrics.New()}})
 	run := func(b *testing.B, path string, token bool) float64 {
 		r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:4456/decisions"+path, nil)
 		if token {

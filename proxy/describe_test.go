@@ -1,9 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
@@ -47,20 +43,10 @@ func strictAPI(t testing.TB) string {
 // CRLF) to addr byte for byte and returns the status and X-Rule.
 func rawDecision(t testing.TB, addr, head string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(c, "%sConnection: close\r\n\r\n", head); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
+	res, _, err := handlertest.RawRequest(t, addr, head)
+	if res == nil {
 		t.Fatalf("%q: %v", head, err)
 	}
-	res.Body.Close()
 	return res.StatusCode, res.Header.Get("X-Rule")
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
 
 // explainRules: /open/ is allowed and names the subject, /closed/ denied.
@@ -20,7 +21,7 @@ var explainRules = handlertest.Rules(
 
 func TestExplainHandler(t *testing.T) {
 	set := ruleSet(t, withUpstream(explainRules, "http://127.0.0.1:1"))
-	srv := serve(t, proxy.ExplainHandler(staticRules{set}))
+	srv := serve(t, proxy.ExplainHandler(ruleset.Static{Set: set}))
 	post := func(body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
 		var ex proxy.Explanation

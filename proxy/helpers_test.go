@@ -27,12 +27,8 @@ import (
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
-
-// staticRules serves one compiled rule set.
-type staticRules struct{ set *rules.Set }
-
-func (s staticRules) Current() *rules.Set { return s.set }
 
 // globalConfigs are handler global configs as in an oathkeeper.yml.
 var globalConfigs = map[string]string{
@@ -48,16 +44,7 @@ func ruleSet(t testing.TB, doc string) *rules.Set {
 	for _, h := range cat.Handlers() {
 		_ = cat.Enable(h.Kind(), h.Name(), json.RawMessage(globalConfigs[h.Name()]), deps)
 	}
-	c := &rules.Compiler{Catalog: cat, Strategy: rules.Regexp, WebSocketDefaults: rules.DefaultWebSocketPolicy()}
-	rs, err := rules.Parse("rules.yml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := c.Compile(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set
+	return ruleset.Compile(t, cat, doc)
 }
 
 // publicRule allows GET and POST under /public/ for anyone, setting X-User;
@@ -80,7 +67,7 @@ func withUpstream(doc, u string) string { return strings.ReplaceAll(doc, "UPSTRE
 // over is the decision options of a front end serving set, every other
 // option at its default.
 func over(set *rules.Set) proxy.DecisionOptions {
-	return proxy.DecisionOptions{Rules: staticRules{set}}
+	return proxy.DecisionOptions{Rules: ruleset.Static{Set: set}}
 }
 
 // logged is over(set) with the request log going to l.

@@ -39,19 +39,11 @@ func reportingUpstream(t *testing.T) *httptest.Server {
 // reached.
 func rawGet(t *testing.T, addr, target string, headers ...string) (*http.Response, *upstreamView) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: proxy.test\r\n%sConnection: close\r\n\r\n", target, strings.Join(append(headers, ""), "\r\n"))
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
+	head := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: proxy.test\r\n%s", target, strings.Join(append(headers, ""), "\r\n"))
+	res, body, err := handlertest.RawRequest(t, addr, head)
+	if res == nil {
 		t.Fatalf("GET %s: %v", target, err)
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
 	if res.Header.Get("X-Upstream") != "yes" {
 		return res, nil
 	}
