@@ -112,14 +112,8 @@ func TestDecisionsPathCannotBeSpelledAround(t *testing.T) {
 }
 
 func TestDecisionRedirectReturnsToTheDescribedPage(t *testing.T) {
-	srv := serveAPI(t, ruleSet(t, `
-- id: app
-  match: {url: "http://app.example/<.*>", methods: [GET]}
-  authenticators: [{handler: unauthorized}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  errors: [{handler: redirect, config: {to: "http://app.example/login", return_to_query_param: return_to}}]
-`))
+	srv := serveAPI(t, ruleSet(t, handlertest.Rule{ID: "app", URL: "http://app.example/<.*>", Authenticators: []string{"unauthorized"},
+		More: []string{`errors: [{handler: redirect, config: {to: "http://app.example/login", return_to_query_param: return_to}}]`}}.YAML()))
 	req, _ := http.NewRequest("GET", srv.URL+"/decisions/dashboard?tab=2", nil)
 	req.Header.Set("X-Forwarded-Host", "app.example")
 	res, err := noFollow.Do(req)

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -147,14 +146,7 @@ func TestProxyHopByHopCannotRemoveIdentityHeaders(t *testing.T) {
 }
 
 func TestProxyUpstreamTimeoutIs504(t *testing.T) {
-	set := ruleSet(t, fmt.Sprintf(`
-- id: slow
-  match: {url: "http://<[^/]+>/slow", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: %q}
-`, faultinject.HangingURL(t)))
+	set := ruleSet(t, handlertest.Rule{ID: "slow", URL: "http://<[^/]+>/slow", Authenticators: []string{"noop"}, Upstream: faultinject.HangingURL(t)}.YAML())
 	tr := proxy.NewTransport()
 	tr.ResponseHeaderTimeout = 200 * time.Millisecond
 	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(set), Transport: tr}))
@@ -181,14 +173,8 @@ func TestProxyWithoutRulesIs503(t *testing.T) {
 }
 
 func TestStripPathAtSegmentBoundary(t *testing.T) {
-	front, _ := proxyFor(t, `
-- id: api
-  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM", strip_path: /api}
-`)
+	front, _ := proxyFor(t, handlertest.Rule{ID: "api", URL: "http://<[^/]+>/<.*>", Authenticators: []string{"noop"},
+		More: []string{`upstream: {url: "UPSTREAM", strip_path: /api}`}}.YAML())
 	for in, want := range map[string]string{"/api/x": "/x", "/api": "/", "/api/": "/", "/apiary": "/apiary", "/other/api/x": "/other/api/x"} {
 		res, err := http.Get(front.URL + in)
 		if err != nil {

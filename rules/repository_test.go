@@ -89,7 +89,7 @@ func TestRepositoryHotReloadKeepsLastGoodRules(t *testing.T) {
 	}
 
 	// A broken change is ignored, with file:line, and v2 keeps serving.
-	write(ruleDoc("v3", "http://app/v3", "GET") + "- id: broken\n  match: {url: \"http://app/<(\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n")
+	write(ruleDoc("v3", "http://app/v3", "GET") + handlertest.Rule{ID: "broken", URL: "http://app/<(", Authenticators: []string{"noop"}}.YAML())
 	waitFor(t, "the broken change to be reported", func() bool { return len(rec.failures()) > 0 })
 	if msg := rec.failures()[0].Error(); !strings.Contains(msg, file+":9:") {
 		t.Errorf("reload error = %q, want it to name %s:9", msg, file)

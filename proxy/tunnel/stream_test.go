@@ -37,15 +37,7 @@ func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeT
 // is governed.
 func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration, bind func(*pipeline.Session)) *streamProxy {
 	t.Helper()
-	set := ruleSet(t, `
-- id: streams
-  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "`+upstream+`"}
-  websocket: `+websocketBlock+`
-`)
+	set := ruleSet(t, handlertest.Rule{ID: "streams", URL: "http://<[^/]+>/<.*>", Upstream: upstream, More: []string{"websocket: " + websocketBlock}}.YAML())
 	tun := tunnel.New(tunnel.Options{})
 	var streams proxy.StreamGovernor = tun
 	if bind != nil {
