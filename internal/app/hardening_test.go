@@ -55,12 +55,8 @@ func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 // rawExchange sends raw bytes to addr and returns the first response line.
 func rawExchange(t *testing.T, addr, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := handlertest.Dial(t, addr, 5*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +111,7 @@ func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 	up, hits := countingUpstream(t)
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {read_header: 300ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
 		openRules(up.URL))
-	c, err := net.Dial("tcp", s.Addr("proxy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := handlertest.Dial(t, s.Addr("proxy"), 0)
 	defer c.Close()
 	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n")
 	start := time.Now()
@@ -132,7 +125,7 @@ func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	_, err = io.ReadAll(c)
+	_, err := io.ReadAll(c)
 	// The server hangs up (EOF or reset); only our own deadline is a failure.
 	if elapsed := time.Since(start); errors.Is(err, os.ErrDeadlineExceeded) || elapsed > 5*time.Second {
 		t.Errorf("slow headers: connection held for %v (err %v), want it closed after the 300ms read-header timeout", elapsed, err)
@@ -142,10 +135,7 @@ func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 	// fits in the socket buffers): the server answers 431 and hangs up. The
 	// API listener has the same header limit and, unlike this proxy
 	// listener, no 300ms read-header timeout that a slow writer could hit.
-	big, err := net.Dial("tcp", s.Addr("api"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	big := handlertest.Dial(t, s.Addr("api"), 0)
 	defer big.Close()
 	go io.WriteString(big, "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: "+strings.Repeat("a", 1<<20+64<<10)+"\r\n\r\n")
 	big.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -328,10 +318,7 @@ func TestAPIListenerTimeouts(t *testing.T) {
 			t.Errorf("%s: connection held for %v (err %v), want it closed after the 500ms timeout", name, elapsed, err)
 		}
 	}
-	slow, err := net.Dial("tcp", s.Addr("api"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := handlertest.Dial(t, s.Addr("api"), 0)
 	defer slow.Close()
 	io.WriteString(slow, "POST /decisions/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
 	held("slow body", slow, func() {
@@ -342,10 +329,7 @@ func TestAPIListenerTimeouts(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	idle, err := net.Dial("tcp", s.Addr("api"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	idle := handlertest.Dial(t, s.Addr("api"), 0)
 	defer idle.Close()
 	io.WriteString(idle, "GET /health/alive HTTP/1.1\r\nHost: a\r\n\r\n")
 	br := bufio.NewReader(idle)

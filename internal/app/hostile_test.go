@@ -217,12 +217,8 @@ func TestFramingRefusedMidBody(t *testing.T) {
 	}))
 	defer up.Close()
 	s := startServer(t, openConfig, openRules(up.URL))
-	c, err := net.Dial("tcp", s.Addr("proxy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := handlertest.Dial(t, s.Addr("proxy"), 10*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
 	time.Sleep(200 * time.Millisecond) // the request is on its way upstream
 	io.WriteString(c, "3\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")

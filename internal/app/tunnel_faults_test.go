@@ -55,10 +55,7 @@ func TestTunnelClientVanishes(t *testing.T) {
 		silent := faultinject.HangingURL(t) // accepts the upgrade's connection, never answers
 		s := startServer(t, tunnelConfig, tunnelRule(silent))
 		baseline := runtime.NumGoroutine()
-		c, err := net.Dial("tcp", s.Addr("proxy"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := handlertest.Dial(t, s.Addr("proxy"), 0)
 		io.WriteString(c, upgradeRequest)
 		time.Sleep(200 * time.Millisecond) // the proxy is waiting for the upstream's 101
 		start := time.Now()
@@ -78,11 +75,7 @@ func TestTunnelClientVanishes(t *testing.T) {
 		up, conns := wsEchoUpstream(t)
 		s := startServer(t, tunnelConfig, tunnelRule(up))
 		baseline := runtime.NumGoroutine()
-		c, err := net.Dial("tcp", s.Addr("proxy"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := handlertest.Dial(t, s.Addr("proxy"), 10*time.Second)
 		io.WriteString(c, upgradeRequest)
 		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, nil)

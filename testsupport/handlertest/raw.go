@@ -19,12 +19,8 @@ import (
 // and the error.
 func RawRequest(tb testing.TB, addr, head string) (*http.Response, []byte, error) {
 	tb.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	c := Dial(tb, addr, 10*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, head+"Connection: close\r\n\r\n"); err != nil {
 		return nil, nil, err
 	}
@@ -35,4 +31,19 @@ func RawRequest(tb testing.TB, addr, head string) (*http.Response, []byte, error
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	return res, body, err
+}
+
+// Dial opens a TCP connection to addr, failing tb if it cannot, for a test
+// that speaks to a server byte for byte. Reads and writes fail once within
+// has passed (never, when within is 0). The caller closes the connection.
+func Dial(tb testing.TB, addr string, within time.Duration) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if within > 0 {
+		c.SetDeadline(time.Now().Add(within))
+	}
+	return c
 }
