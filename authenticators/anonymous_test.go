@@ -7,18 +7,13 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func build(t *testing.T, f pipeline.Factory[pipeline.Authenticator], global, rule string) pipeline.Authenticator {
 	t.Helper()
-	b, err := f(json.RawMessage(global), pipeline.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := b.Build(json.RawMessage(rule))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, f, json.RawMessage(global), pipeline.Deps{})
+	a := handlertest.Build(t, b, json.RawMessage(rule))
 	return a
 }
 

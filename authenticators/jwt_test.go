@@ -69,21 +69,9 @@ func jwtRequest(t testing.TB, rawURL string) (*http.Request, *pipeline.Session) 
 // refreshed without delay (the rate limit is exercised in internal/jwks).
 func newJWTAuthenticator(t testing.TB, global, rule map[string]any) pipeline.Authenticator {
 	t.Helper()
-	raw := handlertest.JSON(t, global)
-	g, err := pipeline.GlobalConfig[JWTConfig](raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := NewJWT(g, handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, rb := handlertest.Bind(t, handlertest.JSON(t, global), handlertest.Deps(t), NewJWT)
 	rb.(*jwtBuilder).keys.MinRefresh = time.Nanosecond
-	a, err := pipeline.Bind(raw, rb).Build(handlertest.JSON(t, rule))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return handlertest.Build(t, b, handlertest.JSON(t, rule))
 }
 
 func claimsFor(sub string, exp time.Time, extra map[string]any) map[string]any {
@@ -354,10 +342,7 @@ func TestJWTKeySetDownFailsClosed(t *testing.T) {
 }
 
 func TestJWTConfigErrors(t *testing.T) {
-	b, err := pipeline.SharedFactory(NewJWT)(handlertest.JSON(t, map[string]any{"jwks_urls": []string{"http://127.0.0.1:1/jwks"}}), handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewJWT), handlertest.JSON(t, map[string]any{"jwks_urls": []string{"http://127.0.0.1:1/jwks"}}), handlertest.Deps(t))
 	for name, rule := range map[string]map[string]any{
 		"none algorithm":       {"allowed_algorithms": []string{"none"}},
 		"unknown strategy":     {"scope_strategy": "fuzzy"},

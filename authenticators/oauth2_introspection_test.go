@@ -99,19 +99,8 @@ func activeToken(sub string, exp time.Time, extra map[string]any) map[string]any
 
 func newIntrospection(t *testing.T, cfg map[string]any) (pipeline.Authenticator, *introspectionBuilder) {
 	t.Helper()
-	g, err := pipeline.GlobalConfig[OAuth2IntrospectionConfig](nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := NewOAuth2Introspection(g, handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := pipeline.Bind(nil, rb).Build(handlertest.JSON(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, rb.(*introspectionBuilder)
+	b, rb := handlertest.Bind(t, nil, handlertest.Deps(t), NewOAuth2Introspection)
+	return handlertest.Build(t, b, handlertest.JSON(t, cfg)), rb.(*introspectionBuilder)
 }
 
 func introspectionRequest(t *testing.T, token string) (*http.Request, *pipeline.Session) {
@@ -334,10 +323,7 @@ func TestIntrospectionFailsClosed(t *testing.T) {
 }
 
 func TestIntrospectionConfigErrors(t *testing.T) {
-	b, err := pipeline.SharedFactory(NewOAuth2Introspection)(nil, handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewOAuth2Introspection), nil, handlertest.Deps(t))
 	for name, cfg := range map[string]map[string]any{
 		"no url":             {},
 		"bad url":            {"introspection_url": "file:///x"},

@@ -6,21 +6,16 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func TestAllowAndDeny(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	s := pipeline.NewSession(r, r.URL, nil)
 	for name, f := range map[string]pipeline.Factory[pipeline.Authorizer]{"allow": pipeline.TypedFactory(NewAllow), "deny": pipeline.TypedFactory(NewDeny)} {
-		b, err := f(nil, pipeline.Deps{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := b.Build(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = a.Authorize(r, s)
+		b := handlertest.Enable(t, f, nil, pipeline.Deps{})
+		a := handlertest.Build(t, b, nil)
+		err := a.Authorize(r, s)
 		switch name {
 		case "allow":
 			if err != nil {

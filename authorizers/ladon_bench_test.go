@@ -13,14 +13,8 @@ import (
 // measured in the same run.
 func BenchmarkLadon(b *testing.B) {
 	deps, _ := handlertest.DepsWithLog(b)
-	bl, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(b, map[string]any{"repositories": []string{"file://" + filepath.Join("testdata", "ladon", "require-role.yaml")}}), deps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ladonAz, err := bl.Build(handlertest.JSON(b, map[string]any{"required_action": "connect", "required_resource": "rn:chat:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
-	if err != nil {
-		b.Fatal(err)
-	}
+	bl := handlertest.Enable(b, pipeline.SharedFactory(NewLadon), handlertest.JSON(b, map[string]any{"repositories": []string{"file://" + filepath.Join("testdata", "ladon", "require-role.yaml")}}), deps)
+	ladonAz := handlertest.Build(b, bl, handlertest.JSON(b, map[string]any{"required_action": "connect", "required_resource": "rn:chat:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
 	ba, _ := pipeline.TypedFactory(NewAllow)(nil, deps)
 	allowAz, _ := ba.Build(nil)
 	r, s := kratosSession(b, "erin", map[string]any{"team": "blue"}, "http://gw.test/ws/blue-lobby", "127.0.0.1:6000", "blue-lobby")

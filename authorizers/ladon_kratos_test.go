@@ -44,14 +44,8 @@ func TestLadonWithKratosIdentity(t *testing.T) {
 		"conditions":{"traits.email":{"type":"StringEqualCondition","options":{"equals":%q}},
 		              "remote_ip":{"type":"CIDRCondition","options":{"cidr":"127.0.0.0/8"}}}}]`, alice.Email)
 	deps, _ := handlertest.DepsWithLog(t)
-	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))}}), deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := b.Build(handlertest.JSON(t, map[string]any{"required_action": "connect", "required_resource": "rn:echo:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewLadon), handlertest.JSON(t, map[string]any{"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))}}), deps)
+	az := handlertest.Build(t, b, handlertest.JSON(t, map[string]any{"required_action": "connect", "required_resource": "rn:echo:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}))
 	for _, tt := range []struct {
 		name   string
 		id     kratostest.Identity

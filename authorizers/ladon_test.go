@@ -42,10 +42,7 @@ func kratosSession(t testing.TB, subject string, traits map[string]any, rawURL, 
 func TestLadonRequireRoleAndCIDR(t *testing.T) {
 	deps, _ := handlertest.DepsWithLog(t)
 	repo := "file://" + filepath.Join("testdata", "ladon", "require-role.yaml")
-	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{repo}}), deps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewLadon), handlertest.JSON(t, map[string]any{"repositories": []string{repo}}), deps)
 	echo, err := b.Build(handlertest.JSON(t, map[string]any{
 		"required_action":   "connect",
 		"required_resource": "rn:echo:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
@@ -101,12 +98,9 @@ func TestLadonRuleContextTemplates(t *testing.T) {
 	policies := `[{"id":"p","subjects":["user:<.*>"],"actions":["GET"],"resources":["rn:doc:<[0-9]+>"],"effect":"allow",
 		"conditions":{"is_admin":{"type":"StringEqualCondition","options":{"equals":"true"}},
 		              "extra.identity.verified":{"type":"BooleanCondition","options":{"value":true}}}}]`
-	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewLadon), handlertest.JSON(t, map[string]any{
 		"repositories": []string{"inline://" + base64.StdEncoding.EncodeToString([]byte(policies))},
 	}), deps)
-	if err != nil {
-		t.Fatal(err)
-	}
 	az, err := b.Build(handlertest.JSON(t, map[string]any{
 		"required_action":   "{{ .MatchContext.Method }}",
 		"required_resource": "rn:doc:{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
@@ -162,17 +156,11 @@ func TestLadonHotReloadKeepsLastGood(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewLadon), handlertest.JSON(t, map[string]any{
 		"repositories":     []string{"file://" + path, srv.URL + "/policies.yaml"},
 		"refresh_interval": "10ms",
 	}), deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := b.Build(handlertest.JSON(t, map[string]any{"required_action": "read", "required_resource": "doc"}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	az := handlertest.Build(t, b, handlertest.JSON(t, map[string]any{"required_action": "read", "required_resource": "doc"}))
 	allowed := func(sub string) bool {
 		r, s := kratosSession(t, sub, nil, "http://gw.test/doc", "127.0.0.1:1")
 		return az.Authorize(r, s) == nil
@@ -252,10 +240,7 @@ func TestLadonConfigErrors(t *testing.T) {
 		t.Error("a repository that cannot be read at start-up must be an error")
 	}
 	repo := "inline://" + base64.StdEncoding.EncodeToString([]byte(`[]`))
-	b, err := pipeline.SharedFactory(NewLadon)(handlertest.JSON(t, map[string]any{"repositories": []string{repo}}), deps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewLadon), handlertest.JSON(t, map[string]any{"repositories": []string{repo}}), deps)
 	for name, rule := range map[string]map[string]any{
 		"no action":          {"required_resource": "r"},
 		"no resource":        {"required_action": "a"},
@@ -269,10 +254,7 @@ func TestLadonConfigErrors(t *testing.T) {
 		}
 	}
 	// An empty policy set denies everything.
-	az, err := b.Build(handlertest.JSON(t, map[string]any{"required_action": "a", "required_resource": "r"}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	az := handlertest.Build(t, b, handlertest.JSON(t, map[string]any{"required_action": "a", "required_resource": "r"}))
 	r, s := kratosSession(t, "x", nil, "http://gw.test/", "127.0.0.1:1")
 	if err := az.Authorize(r, s); !errors.Is(err, pipeline.ErrForbidden) {
 		t.Errorf("empty policy set: %v, want 403", err)

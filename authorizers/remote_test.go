@@ -66,14 +66,8 @@ func hangingAPI(t *testing.T) string {
 func buildAuthorizer(t *testing.T, f pipeline.Factory[pipeline.Authorizer], global, rule map[string]any) pipeline.Authorizer {
 	t.Helper()
 	deps, _ := handlertest.DepsWithLog(t)
-	b, err := f(handlertest.JSON(t, global), deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := b.Build(handlertest.JSON(t, rule))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, f, handlertest.JSON(t, global), deps)
+	a := handlertest.Build(t, b, handlertest.JSON(t, rule))
 	return a
 }
 
@@ -276,10 +270,7 @@ func TestRemoteConfigErrors(t *testing.T) {
 		{"zero timeout", pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": "http://127.0.0.1:1", "payload": "{}", "timeout": "0s"}},
 	}
 	for _, tt := range tests {
-		b, err := tt.factory(nil, deps)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := handlertest.Enable(t, tt.factory, nil, deps)
 		if _, err := b.Build(handlertest.JSON(t, tt.cfg)); err == nil {
 			t.Errorf("%s: Build must fail", tt.name)
 		}

@@ -9,10 +9,7 @@ import (
 )
 
 func TestCookieMutator(t *testing.T) {
-	b, err := pipeline.TypedFactory(NewCookie)(nil, handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.TypedFactory(NewCookie), nil, handlertest.Deps(t))
 	m, err := b.Build(handlertest.JSON(t, map[string]any{"cookies": map[string]string{
 		"user":  "{{ .Subject }}",
 		"room":  "{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}",
@@ -39,10 +36,7 @@ func TestCookieMutator(t *testing.T) {
 
 func TestCookieMutatorRejectsUnsafeValues(t *testing.T) {
 	b, _ := pipeline.TypedFactory(NewCookie)(nil, handlertest.Deps(t))
-	m, err := b.Build(handlertest.JSON(t, map[string]any{"cookies": map[string]string{"v": "{{ .Subject }}"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := handlertest.Build(t, b, handlertest.JSON(t, map[string]any{"cookies": map[string]string{"v": "{{ .Subject }}"}}))
 	for _, sub := range []string{"a;admin=1", "a\"b", "a,b", "a\r\nX: y", "é"} {
 		r, s := newSession(t, sub, "http://gw.test/")
 		if err := m.Mutate(r, s); pipeline.StatusOf(err) != http.StatusInternalServerError {

@@ -7,17 +7,12 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func TestHeaderMutator(t *testing.T) {
-	b, err := pipeline.TypedFactory(NewHeader)(json.RawMessage(`{"headers":{"X-User":"{{ print .Subject }}"}}`), pipeline.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := b.Build(json.RawMessage(`{"headers":{"x-email":"{{ print .Extra.email }}","X-Group":"{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.TypedFactory(NewHeader), json.RawMessage(`{"headers":{"X-User":"{{ print .Subject }}"}}`), pipeline.Deps{})
+	m := handlertest.Build(t, b, json.RawMessage(`{"headers":{"x-email":"{{ print .Extra.email }}","X-Group":"{{ printIndex .MatchContext.RegexpCaptureGroups 0 }}"}}`))
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("X-User", "spoofed")
 	s := pipeline.NewSession(r, r.URL, []string{"g1"})

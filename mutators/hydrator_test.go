@@ -74,14 +74,8 @@ func newDirectoryAPI(t *testing.T) *directoryAPI {
 
 func buildMutator(t *testing.T, f pipeline.Factory[pipeline.Mutator], cfg map[string]any) pipeline.Mutator {
 	t.Helper()
-	b, err := f(nil, handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := b.Build(handlertest.JSON(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, f, nil, handlertest.Deps(t))
+	m := handlertest.Build(t, b, handlertest.JSON(t, cfg))
 	return m
 }
 

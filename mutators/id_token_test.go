@@ -31,15 +31,8 @@ import (
 // clock and cache a test may set.
 func idTokenBuilders(t testing.TB, global json.RawMessage, deps pipeline.Deps) (pipeline.Builder[pipeline.Mutator], *idTokenBuilder) {
 	t.Helper()
-	g, err := pipeline.GlobalConfig[IDTokenConfig](global)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := NewIDToken(g, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pipeline.Bind(global, rb), rb.(*idTokenBuilder)
+	b, rb := handlertest.Bind(t, global, deps, NewIDToken)
+	return b, rb.(*idTokenBuilder)
 }
 
 func newSession(t testing.TB, subject, rawURL string, groups ...string) (*http.Request, *pipeline.Session) {
@@ -168,13 +161,10 @@ func TestIDTokenVerifiesAgainstPublishedKeys(t *testing.T) {
 		{"ES256", testkeys.Set(t, testkeys.EC(t, "ec-1"))},
 	} {
 		t.Run(tc.alg, func(t *testing.T) {
-			b, err := pipeline.SharedFactory(NewIDToken)(handlertest.JSON(t, map[string]any{
+			b := handlertest.Enable(t, pipeline.SharedFactory(NewIDToken), handlertest.JSON(t, map[string]any{
 				"issuer_url": "https://gateway.example.test/",
 				"jwks_url":   writeKeySet(t, tc.doc),
 			}), handlertest.Deps(t))
-			if err != nil {
-				t.Fatal(err)
-			}
 			m, err := b.Build(handlertest.JSON(t, map[string]any{
 				"ttl":      "10m",
 				"audience": []string{"chat-backend"},
@@ -252,10 +242,7 @@ func TestIDTokenCache(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	ib.now = func() time.Time { return now }
 	ib.cache.Now = ib.now
-	m, err := b.Build(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := handlertest.Build(t, b, nil)
 	mint := func(sub, room string) string {
 		r, s := newSession(t, sub, "http://gw.test/ws/"+room, room)
 		if err := m.Mutate(r, s); err != nil {
@@ -296,10 +283,7 @@ func TestIDTokenFailures(t *testing.T) {
 		"bad claims syntax": {"issuer_url": "https://i/", "jwks_url": good, "claims": "{{"},
 		"unknown key":       {"issuer_url": "https://i/", "jwks_url": good, "claim": "{}"},
 	} {
-		b, err := pipeline.SharedFactory(NewIDToken)(nil, deps)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := handlertest.Enable(t, pipeline.SharedFactory(NewIDToken), nil, deps)
 		if _, err := b.Build(handlertest.JSON(t, cfg)); err == nil {
 			t.Errorf("%s: Build must fail", name)
 		}
@@ -307,10 +291,7 @@ func TestIDTokenFailures(t *testing.T) {
 
 	// Claims that are not a JSON object: 500.
 	b, _ := pipeline.SharedFactory(NewIDToken)(nil, deps)
-	m, err := b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": good, "claims": `["not", "an", "object"]`}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := handlertest.Build(t, b, handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": good, "claims": `["not", "an", "object"]`}))
 	r, s := newSession(t, "alice", "http://gw.test/")
 	if err := m.Mutate(r, s); pipeline.StatusOf(err) != http.StatusInternalServerError {
 		t.Errorf("non-object claims: %v, want 500", err)
@@ -319,7 +300,7 @@ func TestIDTokenFailures(t *testing.T) {
 	// A remote key set that is down: the rule loads, requests fail with 503.
 	down := handlertest.ClosedURL(t) + "/jwks.json"
 	b, _ = pipeline.SharedFactory(NewIDToken)(nil, deps)
-	m, err = b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
+	m, err := b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
 	if err != nil {
 		t.Fatalf("a remote key set that is down must not fail the rule load: %v", err)
 	}
@@ -339,10 +320,7 @@ func TestIDTokenJWKSEndpoint(t *testing.T) {
 		w.Write(testkeys.Set(t, ecKey))
 	}))
 	defer keySrv.Close()
-	b, err := pipeline.SharedFactory(NewIDToken)(handlertest.JSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), handlertest.Deps(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := handlertest.Enable(t, pipeline.SharedFactory(NewIDToken), handlertest.JSON(t, map[string]any{"jwks_url": writeKeySet(t, testkeys.Set(t, rsaKey))}), handlertest.Deps(t))
 	// Before any rule, the global key set is already published.
 	keys, _ := publishedKeys(t, b)
 	if _, ok := keys["rsa"]; !ok || len(keys) != 1 {

@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-const patternRule = "- id: api\n  match: {url: \"http://x/api/<.*>\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://up\"}\n"
+var patternRule = handlertest.Rule{ID: "api", URL: "http://x/api/<.*>", Authenticators: []string{"noop"}, Upstream: "http://up"}.YAML()
 
 // JSON answers keep < > literal, indent on ?pretty, and the mux's own
 // answers (unknown path, wrong method) are JSON too.

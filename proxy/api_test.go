@@ -7,14 +7,16 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
 
 func TestAPIRulesHealthVersion(t *testing.T) {
 	var doc strings.Builder
 	for i := 0; i < 5; i++ {
-		fmt.Fprintf(&doc, "- id: r%d\n  match: {url: \"http://x/%d\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://up\"}\n", i, i)
+		doc.WriteString(handlertest.Rule{ID: fmt.Sprintf("r%d", i), URL: fmt.Sprintf("http://x/%d", i), Authenticators: []string{"noop"}, Upstream: "http://up"}.YAML())
 	}
-	src := &staticRules{}
+	src := &ruleset.Static{}
 	srv := serve(t, proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: src}, Version: proxy.Version{Version: "1.2.3"}}))
 
 	if st := getJSON(t, srv.URL+"/health/alive", nil); st != 200 {
@@ -23,7 +25,7 @@ func TestAPIRulesHealthVersion(t *testing.T) {
 	if st := getJSON(t, srv.URL+"/health/ready", nil); st != 503 {
 		t.Errorf("ready before rules = %d, want 503", st)
 	}
-	src.set = ruleSet(t, doc.String())
+	src.Set = ruleSet(t, doc.String())
 	if st := getJSON(t, srv.URL+"/health/ready", nil); st != 200 {
 		t.Errorf("ready after rules = %d, want 200", st)
 	}

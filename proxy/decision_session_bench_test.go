@@ -8,6 +8,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
@@ -22,24 +24,16 @@ import (
 func BenchmarkDecisionSession(b *testing.B) {
 	k := kratostest.Start(b, kratostest.Options{})
 	id := k.RegisterAPI(b)
-	doc := fmt.Sprintf(`
-- id: anon
-  match: {url: "http://<[^/]+>/anon/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-- id: hit
-  match: {url: "http://<[^/]+>/hit/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {check_session_url: %[1]q, subject_from: identity.id, cache: {ttl: 1h}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-- id: off
-  match: {url: "http://<[^/]+>/off/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {check_session_url: %[1]q, subject_from: identity.id, cache: {enabled: false}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-`, k.WhoamiURL())
-	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: staticRules{ruleSet(b, doc)}, Log: benchLogger(), Observer: metrics.New()}})
+	// hit and off check the session with bearer_token, the session cache
+	// on and off.
+	session := func(id, cache string) handlertest.Rule {
+		return handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + id + "/<.*>", Mutators: []string{"header"},
+			Authenticators: []string{fmt.Sprintf("bearer_token: {check_session_url: %q, subject_from: identity.id, cache: %s}", k.WhoamiURL(), cache)}}
+	}
+	anon := anonRule
+	anon.Upstream = ""
+	doc := handlertest.Rules(anon, session("hit", "{ttl: 1h}"), session("off", "{enabled: false}"))
+	h := proxy.NewAPI(proxy.APIOptions{DecisionOptions: proxy.DecisionOptions{Rules: ruleset.Static{Set: ruleSet(b, doc)}, Log: benchLogger(), Observer: metrics.New()}})
 	run := func(b *testing.B, path string, token bool) float64 {
 		r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:4456/decisions"+path, nil)
 		if token {

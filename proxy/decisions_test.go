@@ -4,31 +4,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-const decisionRules = `
-- id: api
-  match: {url: "https://app.example/api/<.*>", methods: [GET, DELETE]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators:
-    - handler: header
-      config:
-        headers:
-          X-User: "{{ print .Subject }}"
-          X-Path: "{{ .MatchContext.URL.Path }}"
-          X-Method: "{{ .MatchContext.Method }}"
-- id: deny
-  match: {url: "<https?>://app.example/admin", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-- id: local
-  match: {url: "http://<[^/]+>/local/<.*>", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-`
+var decisionRules = handlertest.Rules(
+	handlertest.Rule{ID: "api", URL: "https://app.example/api/<.*>", Methods: []string{"GET", "DELETE"},
+		Mutators: []string{`header: {headers: {X-User: "{{ print .Subject }}", X-Path: "{{ .MatchContext.URL.Path }}", X-Method: "{{ .MatchContext.Method }}"}}`}},
+	handlertest.Rule{ID: "deny", URL: "<https?>://app.example/admin", Authorizer: "deny"},
+	handlertest.Rule{ID: "local", URL: "http://<[^/]+>/local/<.*>", Authenticators: []string{"noop"}},
+)
 
 func decisionsAPI(t *testing.T) *httptest.Server {
 	return serveAPI(t, ruleSet(t, decisionRules))
@@ -127,14 +112,8 @@ func TestDecisionsPathCannotBeSpelledAround(t *testing.T) {
 }
 
 func TestDecisionRedirectReturnsToTheDescribedPage(t *testing.T) {
-	srv := serveAPI(t, ruleSet(t, `
-- id: app
-  match: {url: "http://app.example/<.*>", methods: [GET]}
-  authenticators: [{handler: unauthorized}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  errors: [{handler: redirect, config: {to: "http://app.example/login", return_to_query_param: return_to}}]
-`))
+	srv := serveAPI(t, ruleSet(t, handlertest.Rule{ID: "app", URL: "http://app.example/<.*>", Authenticators: []string{"unauthorized"},
+		More: []string{`errors: [{handler: redirect, config: {to: "http://app.example/login", return_to_query_param: return_to}}]`}}.YAML()))
 	req, _ := http.NewRequest("GET", srv.URL+"/decisions/dashboard?tab=2", nil)
 	req.Header.Set("X-Forwarded-Host", "app.example")
 	res, err := noFollow.Do(req)

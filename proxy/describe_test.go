@@ -1,9 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
-	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,39 +10,20 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // strictRules: an anonymous /public/ area, a guest-visible page, and an
 // /admin area and /secret page that only a deny rule covers. Each allowing
 // rule names itself in X-Rule, so a 200 says which rule approved.
-const strictRules = `
-- id: public
-  match: {url: "http://app.example/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: public}}}]
-- id: guest
-  match: {url: "http://app.example/guest", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: guest}}}]
-- id: files
-  match: {url: "http://app.example/files/<[a-z0-9 .%-]+>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: files}}}]
-- id: admin
-  match: {url: "http://app.example/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-- id: secret
-  match: {url: "http://app.example/secret<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-`
+var strictRules = handlertest.Rules(
+	namedRule("public", "http://app.example/public/<.*>", ""),
+	namedRule("guest", "http://app.example/guest", ""),
+	namedRule("files", "http://app.example/files/<[a-z0-9 .%-]+>", ""),
+	handlertest.Rule{ID: "admin", URL: "http://app.example/admin<.*>", Authorizer: "deny"},
+	handlertest.Rule{ID: "secret", URL: "http://app.example/secret<.*>", Authorizer: "deny"},
+)
 
 // strictPatterns are the allowing rules' URL patterns as plain regular
 // expressions, written independently of portcullis's matcher: the
@@ -65,20 +43,10 @@ func strictAPI(t testing.TB) string {
 // CRLF) to addr byte for byte and returns the status and X-Rule.
 func rawDecision(t testing.TB, addr, head string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(c, "%sConnection: close\r\n\r\n", head); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
+	res, _, err := handlertest.RawRequest(t, addr, head)
+	if res == nil {
 		t.Fatalf("%q: %v", head, err)
 	}
-	res.Body.Close()
 	return res.StatusCode, res.Header.Get("X-Rule")
 }
 

@@ -9,40 +9,23 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
 
-const explainRules = `
-- id: open
-  match: {url: "http://<[^/]+>/open/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: closed
-  match: {url: "http://<[^/]+>/closed/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-`
+// explainRules: /open/ is allowed and names the subject, /closed/ denied.
+var explainRules = handlertest.Rules(
+	handlertest.Rule{ID: "open", URL: "http://<[^/]+>/open/<.*>", Mutators: []string{"header"}, Upstream: "UPSTREAM"},
+	handlertest.Rule{ID: "closed", URL: "http://<[^/]+>/closed/<.*>", Authorizer: "deny", Upstream: "UPSTREAM"},
+)
 
 func TestExplainHandler(t *testing.T) {
 	set := ruleSet(t, withUpstream(explainRules, "http://127.0.0.1:1"))
-	srv := serve(t, proxy.ExplainHandler(staticRules{set}))
+	srv := serve(t, proxy.ExplainHandler(ruleset.Static{Set: set}))
 	post := func(body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
-		res, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
 		var ex proxy.Explanation
-		if res.StatusCode == http.StatusOK {
-			if err := json.NewDecoder(res.Body).Decode(&ex); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return res, ex
+		return handlertest.PostJSON(t, srv.URL, nil, body, &ex), ex
 	}
 
 	res, ex := post(`{"method":"GET","url":"http://app.example/closed/x?access_token=t0k3n"}`)

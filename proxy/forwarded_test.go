@@ -8,38 +8,19 @@ import (
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // forwardedRules: one rule per scheme on the front's host, a /public/ rule
 // on the literal host 127.0.0.1 (the review's attack pasted "/public" into
 // X-Forwarded-Host to reach it) and a redirecting rule.
-const forwardedRules = `
-- id: plain
-  match: {url: "http://<[^/]+>/page", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: plain}}}]
-  upstream: {url: "UPSTREAM"}
-- id: tls
-  match: {url: "https://<[^/]+>/page", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: tls}}}]
-  upstream: {url: "UPSTREAM"}
-- id: public
-  match: {url: "http://FRONTHOST/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header, config: {headers: {X-Rule: public}}}]
-  upstream: {url: "UPSTREAM"}
-- id: login
-  match: {url: "<https?>://<[^/]+>/account", methods: [GET]}
-  authenticators: [{handler: unauthorized}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  errors: [{handler: redirect, config: {to: "http://login.test/", return_to_query_param: return_to}}]
-  upstream: {url: "UPSTREAM"}
-`
+var forwardedRules = handlertest.Rules(
+	namedRule("plain", "http://<[^/]+>/page", "UPSTREAM"),
+	namedRule("tls", "https://<[^/]+>/page", "UPSTREAM"),
+	namedRule("public", "http://FRONTHOST/public/<.*>", "UPSTREAM"),
+	handlertest.Rule{ID: "login", URL: "<https?>://<[^/]+>/account", Authenticators: []string{"unauthorized"}, Upstream: "UPSTREAM",
+		More: []string{`errors: [{handler: redirect, config: {to: "http://login.test/", return_to_query_param: return_to}}]`}},
+)
 
 // forwardedProxy is a real proxy on loopback with the given trust over
 // forwardedRules, in front of the echo upstream.
@@ -98,12 +79,19 @@ func TestProxyUntrustedForwardedHeaders(t *testing.T) {
 		t.Errorf("upstream saw X-Forwarded-Host %q, want %q", s.Header.Get("X-Forwarded-Host"), fh)
 	}
 	for _, p := range [][]string{{"ftp"}, {"https, http"}, {"http", "https"}} {
-		res := send(t, "GET", front+"/page", http.Header{"X-Forwarded-Proto": p})
-		if res.StatusCode != http.StatusBadRequest {
-			t.Errorf("X-Forwarded-Proto %q = %d, want 400", p, res.StatusCode)
-		}
-		decodeError(t, res)
+		wantBadRequest(t, front+"/page", http.Header{"X-Forwarded-Proto": p})
 	}
+}
+
+// wantBadRequest GETs u with header h and fails t unless the answer is a
+// 400 with the JSON error body.
+func wantBadRequest(t *testing.T, u string, h http.Header) {
+	t.Helper()
+	res := send(t, "GET", u, h)
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET %s with %v = %d, want 400", u, h, res.StatusCode)
+	}
+	decodeError(t, res)
 }
 
 // TestProxyTrustedForwardedHeaders: trusted, X-Forwarded-Proto decides the
@@ -138,11 +126,7 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 		{"X-Forwarded-Proto": {"javascript"}},
 		{"X-Forwarded-Proto": {"http", "https"}},
 	} {
-		res := send(t, "GET", front+"/page", h)
-		if res.StatusCode != http.StatusBadRequest {
-			t.Errorf("%v = %d, want 400", h, res.StatusCode)
-		}
-		decodeError(t, res)
+		wantBadRequest(t, front+"/page", h)
 	}
 }
 
@@ -153,12 +137,8 @@ func TestProxyTrustedForwardedHeaders(t *testing.T) {
 func TestProxyMatchForwardedHost(t *testing.T) {
 	front := forwardedProxy(t, true, true)
 	fh := strings.TrimPrefix(front, "http://")
-	res := send(t, "GET", front+"/secret", http.Header{"X-Forwarded-Host": {fh + "/public"}})
-	if res.StatusCode != http.StatusBadRequest {
-		t.Errorf("X-Forwarded-Host %s/public + /secret = %d, want 400", fh, res.StatusCode)
-	}
-	decodeError(t, res)
-	res = send(t, "GET", "http://"+fh+"/public/x", http.Header{"X-Forwarded-Host": {"other.example"}})
+	wantBadRequest(t, front+"/secret", http.Header{"X-Forwarded-Host": {fh + "/public"}})
+	res := send(t, "GET", "http://"+fh+"/public/x", http.Header{"X-Forwarded-Host": {"other.example"}})
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("X-Forwarded-Host other.example + /public/x = %d, want 404 (the /public/ rule is for %s)", res.StatusCode, fh)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/metrics"
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
 
 // The hot-path benchmarks: one proxied request and one decision, with the
@@ -21,7 +22,7 @@ import (
 // hotPathOptions are the decision options of the hot-path benchmarks over
 // benchRule with upstream up: the server's default log and its metrics.
 func hotPathOptions(b *testing.B, up string) proxy.DecisionOptions {
-	return proxy.DecisionOptions{Rules: staticRules{ruleSet(b, withUpstream(benchRule, up))}, Log: benchLogger(), Observer: metrics.New()}
+	return proxy.DecisionOptions{Rules: ruleset.Static{Set: ruleSet(b, withUpstream(benchRule, up))}, Log: benchLogger(), Observer: metrics.New()}
 }
 
 // BenchmarkProxyRequest serves GET /anon/items/42 (anonymous → allow →

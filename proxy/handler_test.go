@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // proxyFor starts portcullis's proxy handler on loopback with the rules
@@ -22,31 +22,13 @@ func proxyFor(t *testing.T, doc string) (front *httptest.Server, upstream *httpt
 
 // proxyRules are publicRule, adminRule and a rule for each other answer of
 // the proxy.
-const proxyRules = publicRule + adminRule + `
-- id: stripped
-  match: {url: "http://<[^/]+>/api/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous, config: {subject: guest}}]
-  authorizer: {handler: allow}
-  mutators:
-    - handler: header
-      config:
-        headers:
-          X-User: "{{ print .Subject }}"
-          X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
-  upstream: {url: "UPSTREAM/base", strip_path: /api, preserve_host: true}
-- id: closed
-  match: {url: "http://<[^/]+>/closed", methods: [GET]}
-  authenticators: [{handler: unauthorized}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-- id: dead
-  match: {url: "http://<[^/]+>/dead", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "http://127.0.0.1:1"}
-`
+var proxyRules = publicRule + adminRule + handlertest.Rules(
+	handlertest.Rule{ID: "stripped", URL: "http://<[^/]+>/api/<.*>", Authenticators: []string{"anonymous: {subject: guest}"},
+		Mutators: []string{`header: {headers: {X-User: "{{ print .Subject }}", X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"}}`},
+		More:     []string{"upstream: {url: \"UPSTREAM/base\", strip_path: /api, preserve_host: true}"}},
+	handlertest.Rule{ID: "closed", URL: "http://<[^/]+>/closed", Authenticators: []string{"unauthorized"}, Upstream: "UPSTREAM"},
+	handlertest.Rule{ID: "dead", URL: "http://<[^/]+>/dead", Authenticators: []string{"noop"}, Upstream: "http://127.0.0.1:1"},
+)
 
 func TestProxyForwardsAllowedRequests(t *testing.T) {
 	front, upstream := proxyFor(t, proxyRules)
@@ -164,14 +146,7 @@ func TestProxyHopByHopCannotRemoveIdentityHeaders(t *testing.T) {
 }
 
 func TestProxyUpstreamTimeoutIs504(t *testing.T) {
-	set := ruleSet(t, fmt.Sprintf(`
-- id: slow
-  match: {url: "http://<[^/]+>/slow", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: %q}
-`, faultinject.HangingURL(t)))
+	set := ruleSet(t, handlertest.Rule{ID: "slow", URL: "http://<[^/]+>/slow", Authenticators: []string{"noop"}, Upstream: faultinject.HangingURL(t)}.YAML())
 	tr := proxy.NewTransport()
 	tr.ResponseHeaderTimeout = 200 * time.Millisecond
 	front := serve(t, proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: over(set), Transport: tr}))
@@ -198,14 +173,8 @@ func TestProxyWithoutRulesIs503(t *testing.T) {
 }
 
 func TestStripPathAtSegmentBoundary(t *testing.T) {
-	front, _ := proxyFor(t, `
-- id: api
-  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
-  authenticators: [{handler: noop}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM", strip_path: /api}
-`)
+	front, _ := proxyFor(t, handlertest.Rule{ID: "api", URL: "http://<[^/]+>/<.*>", Authenticators: []string{"noop"},
+		More: []string{`upstream: {url: "UPSTREAM", strip_path: /api}`}}.YAML())
 	for in, want := range map[string]string{"/api/x": "/x", "/api": "/", "/api/": "/", "/apiary": "/apiary", "/other/api/x": "/other/api/x"} {
 		res, err := http.Get(front.URL + in)
 		if err != nil {

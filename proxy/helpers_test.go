@@ -26,12 +26,9 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
-
-// staticRules serves one compiled rule set.
-type staticRules struct{ set *rules.Set }
-
-func (s staticRules) Current() *rules.Set { return s.set }
 
 // globalConfigs are handler global configs as in an oathkeeper.yml.
 var globalConfigs = map[string]string{
@@ -47,36 +44,22 @@ func ruleSet(t testing.TB, doc string) *rules.Set {
 	for _, h := range cat.Handlers() {
 		_ = cat.Enable(h.Kind(), h.Name(), json.RawMessage(globalConfigs[h.Name()]), deps)
 	}
-	c := &rules.Compiler{Catalog: cat, Strategy: rules.Regexp, WebSocketDefaults: rules.DefaultWebSocketPolicy()}
-	rs, err := rules.Parse("rules.yml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := c.Compile(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set
+	return ruleset.Compile(t, cat, doc)
 }
 
 // publicRule allows GET and POST under /public/ for anyone, setting X-User;
 // adminRule denies /admin and below. UPSTREAM stands for the upstream's URL.
-const (
-	publicRule = `
-- id: public
-  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}`
-	adminRule = `
-- id: admin
-  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}`
+var (
+	publicRule = handlertest.Rule{ID: "public", URL: "http://<[^/]+>/public/<.*>", Methods: []string{"GET", "POST"}, Mutators: []string{"header"}, Upstream: "UPSTREAM"}.YAML()
+	adminRule  = handlertest.Rule{ID: "admin", URL: "http://<[^/]+>/admin<.*>", Authorizer: "deny", Upstream: "UPSTREAM"}.YAML()
 )
+
+// namedRule allows anyone to GET url (forwarded to upstream, if not ""),
+// and names itself in the X-Rule header, so that a 200 says which rule
+// approved.
+func namedRule(id, url, upstream string) handlertest.Rule {
+	return handlertest.Rule{ID: id, URL: url, Mutators: []string{"header: {headers: {X-Rule: " + id + "}}"}, Upstream: upstream}
+}
 
 // withUpstream is doc with UPSTREAM replaced by u.
 func withUpstream(doc, u string) string { return strings.ReplaceAll(doc, "UPSTREAM", u) }
@@ -84,7 +67,7 @@ func withUpstream(doc, u string) string { return strings.ReplaceAll(doc, "UPSTRE
 // over is the decision options of a front end serving set, every other
 // option at its default.
 func over(set *rules.Set) proxy.DecisionOptions {
-	return proxy.DecisionOptions{Rules: staticRules{set}}
+	return proxy.DecisionOptions{Rules: ruleset.Static{Set: set}}
 }
 
 // logged is over(set) with the request log going to l.
@@ -240,14 +223,11 @@ func logTo(out io.Writer) *logrus.Logger {
 }
 
 // benchRule is the hot path's rule: anonymous → allow → header.
-const benchRule = `
-- id: anon
-  match: {url: "http://<[^/]+>/anon/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-`
+var benchRule = anonRule.YAML()
+
+// anonRule lets anyone GET /anon/... through to UPSTREAM, naming the
+// subject.
+var anonRule = handlertest.Rule{ID: "anon", URL: "http://<[^/]+>/anon/<.*>", Mutators: []string{"header"}, Upstream: "UPSTREAM"}
 
 // benchLogger logs as the server does by default (text, info), into
 // nothing.

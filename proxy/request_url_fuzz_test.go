@@ -1,10 +1,7 @@
 package proxy_test
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,11 +14,12 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // pathRules allow /public/... and deny /admin...; anything else has no
 // rule (404).
-const pathRules = publicRule + adminRule
+var pathRules = publicRule + adminRule
 
 // pathFixture is a guarded proxy over pathRules in front of an upstream
 // that reports the path it received, built once per fuzzing process.
@@ -74,18 +72,10 @@ func FuzzRequestPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, target string) {
 		fx := newPathFixture(t)
-		c, err := net.Dial("tcp", fx.front)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n", target)
-		res, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
+		res, body, _ := handlertest.RawRequest(t, fx.front, "GET "+target+" HTTP/1.1\r\nHost: proxy.test\r\n")
+		if res == nil {
 			return // refused outright (malformed), nothing forwarded
 		}
-		defer res.Body.Close()
 		if res.Header.Get("X-Upstream") != "yes" {
 			if res.StatusCode < 400 {
 				t.Fatalf("%q: %d without reaching the upstream", target, res.StatusCode)
@@ -96,7 +86,6 @@ func FuzzRequestPath(f *testing.F) {
 			t.Fatalf("%q: upstream reached with %d", target, res.StatusCode)
 		}
 		var got seen
-		body, _ := io.ReadAll(res.Body)
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatalf("%q: %v", target, err)
 		}

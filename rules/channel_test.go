@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // chatRule is a rule document for a chat tunnel, with the parts a test
@@ -54,7 +55,7 @@ func (c chatRule) doc() string {
 	return b.String()
 }
 
-const otherRule = "- id: other\n  match: {url: \"http://app/other/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://other:8080\"}\n"
+var otherRule = handlertest.Rule{ID: "other", URL: "http://app/other/<.*>", Upstream: "http://other:8080"}.YAML()
 
 // admission is the request of a tunnel opened at /chat/room1 under c.
 func admission(t *testing.T, c *rules.Compiled) *rules.Admission {
@@ -81,7 +82,7 @@ func TestReevaluate(t *testing.T) {
 		{"match widened, still the chat rule", chatRule{url: "http://app/chat/<.*>"}.doc(), want{kept: true}},
 		{"removed", otherRule, want{}},
 		{"match narrowed, request matches another rule", chatRule{url: "http://app/chat/lobby"}.doc() +
-			"- id: rooms\n  match: {url: \"http://app/chat/room<[0-9]>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: \"http://chat:8080\"}\n",
+			handlertest.Rule{ID: "rooms", URL: "http://app/chat/room<[0-9]>", Upstream: "http://chat:8080"}.YAML(),
 			want{}},
 		{"id changed", chatRule{id: "chat2"}.doc(), want{}},
 		{"now overlapping", base.doc() + chatRule{id: "chat2", url: "http://app/chat/<room[0-9]>"}.doc() + "", want{kept: true}},

@@ -10,14 +10,13 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // errorsRule is a rule, matching host id.test, whose error handlers are
 // the YAML list errs.
 func errorsRule(id, errs string) string {
-	return "- id: " + id + "\n  match: {url: \"http://" + id + ".test/<.*>\", methods: [GET]}\n" +
-		"  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n" +
-		"  errors: " + errs + "\n"
+	return handlertest.Rule{ID: id, URL: "http://" + id + ".test/<.*>", Authenticators: []string{"noop"}, More: []string{"errors: " + errs}}.YAML()
 }
 
 // answeredBy names the error handler chosen for err on r, told apart by

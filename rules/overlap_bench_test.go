@@ -18,42 +18,32 @@ func realisticRules(n int, strategy rules.Strategy) string {
 	for i := 0; i < n; i++ {
 		host := fmt.Sprintf("svc%d.example.com", i%20)
 		k := i / 20
-		var url string
-		methods := []string{"GET"}
+		shape := realisticShapes[k%len(realisticShapes)]
+		url := shape.regexp
 		if strategy == rules.Glob {
-			switch k % 6 {
-			case 0:
-				url, methods = fmt.Sprintf("https://%s/api/v%d/items", host, k), []string{"GET", "POST"}
-			case 1:
-				url, methods = fmt.Sprintf("https://%s/api/v%d/items/<[0-9]*>", host, k), []string{"GET", "PUT", "DELETE"}
-			case 2:
-				url = fmt.Sprintf("https://%s/api/v%d/items/<[0-9]*>/comments/<*>", host, k)
-			case 3:
-				url = fmt.Sprintf("https://%s/api/v%d/search/<**>", host, k)
-			case 4:
-				url = fmt.Sprintf("https://%s/ws/v%d/<{chat,feed,presence}>", host, k)
-			case 5:
-				url = fmt.Sprintf("https://%s/static/v%d/<**>.<{js,css,png}>", host, k)
-			}
-		} else {
-			switch k % 6 {
-			case 0:
-				url, methods = fmt.Sprintf("https://%s/api/v%d/items", host, k), []string{"GET", "POST"}
-			case 1:
-				url, methods = fmt.Sprintf("https://%s/api/v%d/items/<[0-9]+>", host, k), []string{"GET", "PUT", "DELETE"}
-			case 2:
-				url = fmt.Sprintf("https://%s/api/v%d/items/<[0-9]+>/comments/<[a-z0-9-]+>", host, k)
-			case 3:
-				url = fmt.Sprintf("https://%s/api/v%d/search/<.*>", host, k)
-			case 4:
-				url = fmt.Sprintf("https://%s/ws/v%d/<(chat|feed|presence)>", host, k)
-			case 5:
-				url = fmt.Sprintf("https://%s/static/v%d/<.+\\.(js|css|png)>", host, k)
-			}
+			url = shape.glob
 		}
-		b.WriteString(ruleDoc(fmt.Sprintf("r%d", i), url, methods...))
+		methods := shape.methods
+		if methods == nil {
+			methods = []string{"GET"}
+		}
+		b.WriteString(ruleDoc(fmt.Sprintf("r%d", i), fmt.Sprintf(url, host, k), methods...))
 	}
 	return b.String()
+}
+
+// realisticShapes are the URLs of realisticRules, as a format of the host
+// and the version, written in each strategy's syntax; methods nil: GET.
+var realisticShapes = []struct {
+	glob, regexp string
+	methods      []string
+}{
+	{"https://%s/api/v%d/items", "https://%s/api/v%d/items", []string{"GET", "POST"}},
+	{"https://%s/api/v%d/items/<[0-9]*>", "https://%s/api/v%d/items/<[0-9]+>", []string{"GET", "PUT", "DELETE"}},
+	{"https://%s/api/v%d/items/<[0-9]*>/comments/<*>", "https://%s/api/v%d/items/<[0-9]+>/comments/<[a-z0-9-]+>", nil},
+	{"https://%s/api/v%d/search/<**>", "https://%s/api/v%d/search/<.*>", nil},
+	{"https://%s/ws/v%d/<{chat,feed,presence}>", "https://%s/ws/v%d/<(chat|feed|presence)>", nil},
+	{"https://%s/static/v%d/<**>.<{js,css,png}>", "https://%s/static/v%d/<.+\\.(js|css|png)>", nil},
 }
 
 func TestOverlapsRealisticSetIsDisjoint(t *testing.T) {

@@ -13,18 +13,25 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // waitFor polls cond until it holds or the (generous) deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	handlertest.WaitFor(t, what, 10*time.Second, cond)
+}
+
+// loadAndWatch loads repo's rules, failing t if they do not load, and
+// watches its locations until the test ends.
+func loadAndWatch(t *testing.T, repo *rules.Repository) {
+	t.Helper()
+	if err := repo.Load(context.Background()); err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go repo.Watch(ctx)
 }
 
 type reloads struct {
@@ -70,12 +77,7 @@ func TestRepositoryHotReloadKeepsLastGoodRules(t *testing.T) {
 		PollInterval: 20 * time.Millisecond,
 		OnReload:     rec.record,
 	}
-	if err := repo.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go repo.Watch(ctx)
+	loadAndWatch(t, repo)
 
 	has := func(id string) bool { _, ok := repo.Current().Get(id); return ok }
 
@@ -87,7 +89,7 @@ func TestRepositoryHotReloadKeepsLastGoodRules(t *testing.T) {
 	}
 
 	// A broken change is ignored, with file:line, and v2 keeps serving.
-	write(ruleDoc("v3", "http://app/v3", "GET") + "- id: broken\n  match: {url: \"http://app/<(\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n")
+	write(ruleDoc("v3", "http://app/v3", "GET") + handlertest.Rule{ID: "broken", URL: "http://app/<(", Authenticators: []string{"noop"}}.YAML())
 	waitFor(t, "the broken change to be reported", func() bool { return len(rec.failures()) > 0 })
 	if msg := rec.failures()[0].Error(); !strings.Contains(msg, file+":9:") {
 		t.Errorf("reload error = %q, want it to name %s:9", msg, file)
@@ -137,12 +139,7 @@ func TestRepositoryHTTPSourceFailuresKeepLastGood(t *testing.T) {
 		HTTPPollInterval: 20 * time.Millisecond,
 		OnReload:         rec.record,
 	}
-	if err := repo.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go repo.Watch(ctx)
+	loadAndWatch(t, repo)
 	for _, m := range []string{"500", "garbage", "huge"} {
 		before := len(rec.failures())
 		mode.Store(m)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func run(args ...string) (stdout, stderr string, err error) {
@@ -25,13 +27,13 @@ func run(args ...string) (stdout, stderr string, err error) {
 func TestRulesValidate(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yml")
-	os.WriteFile(good, []byte("- id: a\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"), 0o600)
+	os.WriteFile(good, []byte(handlertest.Rule{ID: "a", URL: "http://x/<.*>"}.YAML()), 0o600)
 	out, _, err := run("rules", "validate", good)
 	if err != nil || !strings.Contains(out, "1 rules OK") {
 		t.Errorf("valid file: %q, %v", out, err)
 	}
 	bad := filepath.Join(dir, "bad.yml")
-	os.WriteFile(bad, []byte("- id: c\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: nope}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"), 0o600)
+	os.WriteFile(bad, []byte(handlertest.Rule{ID: "c", URL: "http://x/<.*>", Authenticators: []string{"nope"}}.YAML()), 0o600)
 	_, errOut, err := run("rules", "validate", good, bad)
 	if err == nil {
 		t.Error("invalid file: exit status 0")
@@ -40,7 +42,7 @@ func TestRulesValidate(t *testing.T) {
 		t.Errorf("stderr = %q", errOut)
 	}
 	overlap := filepath.Join(dir, "overlap.yml")
-	os.WriteFile(overlap, []byte("- id: b\n  match: {url: \"http://x/admin\", methods: [GET]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"), 0o600)
+	os.WriteFile(overlap, []byte(handlertest.Rule{ID: "b", URL: "http://x/admin", Authenticators: []string{"noop"}}.YAML()), 0o600)
 	_, errOut, err = run("rules", "validate", good, overlap)
 	if err == nil || !strings.Contains(errOut, overlap+":1: rule \"b\" overlaps rule \"a\"") {
 		t.Errorf("overlap: %q, %v", errOut, err)
@@ -80,8 +82,7 @@ func TestRulesValidateStrictAndOffline(t *testing.T) {
 	defer keys.Close()
 	dir := t.TempDir()
 	remote := filepath.Join(dir, "remote.yml")
-	os.WriteFile(remote, []byte(fmt.Sprintf("- id: a\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n"+
-		"  mutators: [{handler: id_token, config: {issuer_url: \"http://gw/\", jwks_url: %q}}]\n", keys.URL)), 0o600)
+	os.WriteFile(remote, []byte(handlertest.Rule{ID: "a", URL: "http://x/<.*>", Mutators: []string{fmt.Sprintf(`id_token: {issuer_url: "http://gw/", jwks_url: %q}`, keys.URL)}}.YAML()), 0o600)
 	if out, errOut, err := run("rules", "validate", remote); err != nil || !strings.Contains(out, "1 rules OK") {
 		t.Errorf("remote key set: %q %q, %v", out, errOut, err)
 	}
@@ -95,7 +96,7 @@ func TestRulesValidateStrictAndOffline(t *testing.T) {
 		t.Error("--online did not fetch the key set")
 	}
 	unknown := filepath.Join(dir, "unknown.yml")
-	os.WriteFile(unknown, []byte("- id: u\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous, config: {bar: baz}}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"), 0o600)
+	os.WriteFile(unknown, []byte(handlertest.Rule{ID: "u", URL: "http://x/<.*>", Authenticators: []string{"anonymous: {bar: baz}"}}.YAML()), 0o600)
 	_, errOut, err := run("rules", "validate", unknown)
 	if err == nil || !strings.Contains(errOut, `unknown key "bar"`) {
 		t.Errorf("unknown handler key: %q, %v; want an error", errOut, err)
@@ -105,7 +106,7 @@ func TestRulesValidateStrictAndOffline(t *testing.T) {
 // The overlaps of two patterns that the issue reported as "2 rules OK".
 func TestRulesValidateProvesPatternOverlaps(t *testing.T) {
 	rule := func(id, url string) string {
-		return "- id: " + id + "\n  match: {url: \"" + url + "\", methods: [GET, POST]}\n  authenticators: [{handler: noop}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n"
+		return handlertest.Rule{ID: id, URL: url, Methods: []string{"GET", "POST"}, Authenticators: []string{"noop"}}.YAML()
 	}
 	cases := []struct{ a, b, want string }{
 		{"http://example.com/<.*>", "http://example.com/api/<.*>", "both match GET http://example.com/api/ — requests matching both get 500"},

@@ -4,58 +4,24 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // explainRules has a public rule whose mutator sets a credential-like
 // header, an admin rule the deny authorizer refuses, a rule whose first
 // authenticator steps aside, and two rules that overlap.
-const explainRules = `- id: public
-  match: {url: "<https?>://app.example/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators:
-    - handler: header
-      config:
-        headers:
-          X-User: "{{ print .Subject }}"
-          Authorization: "Bearer secret-for-{{ print .Subject }}"
-- id: admin
-  match: {url: "https://app.example/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-- id: chain
-  match: {url: "https://app.example/chain", methods: [GET]}
-  authenticators: [{handler: noop}, {handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-- id: twin-a
-  match: {url: "https://app.example/twin", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-- id: twin-b
-  match: {url: "https://app.example/<twin|other>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-`
-
-const explainConfig = `access_rules:
-  repositories: [file://RULES]
-authenticators:
-  anonymous: {enabled: true, config: {subject: guest}}
-  noop: {enabled: true}
-authorizers:
-  allow: {enabled: true}
-  deny: {enabled: true}
-mutators:
-  noop: {enabled: true}
-  header: {enabled: true}
-`
+var explainRules = handlertest.Rules(
+	handlertest.Rule{ID: "public", URL: "<https?>://app.example/public/<.*>",
+		Mutators: []string{`header: {headers: {X-User: "{{ print .Subject }}", Authorization: "Bearer secret-for-{{ print .Subject }}"}}`}},
+	handlertest.Rule{ID: "admin", URL: "https://app.example/admin<.*>", Authorizer: "deny"},
+	handlertest.Rule{ID: "chain", URL: "https://app.example/chain", Authenticators: []string{"noop", "anonymous"}},
+	handlertest.Rule{ID: "twin-a", URL: "https://app.example/twin"},
+	handlertest.Rule{ID: "twin-b", URL: "https://app.example/<twin|other>"},
+)
 
 func TestRulesTestExplain(t *testing.T) {
-	dir := writeFiles(t, map[string]string{"rules.yml": explainRules, "c.yml": explainConfig, "cases.yml": `
+	dir := writeFiles(t, map[string]string{"rules.yml": explainRules, "c.yml": testConfig, "cases.yml": `
 - name: public
   request: {url: "http://app.example/public/items?token=abc&page=2", headers: {Cookie: "session=s3cr3t"}}
   expect: {status: 200}

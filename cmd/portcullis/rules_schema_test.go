@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 func TestRulesValidateChecksSchemas(t *testing.T) {
@@ -37,7 +39,7 @@ func TestRulesValidateChecksSchemas(t *testing.T) {
 	}
 	// Files that conform go on to the compiler's checks.
 	good := filepath.Join(dir, "good.yml")
-	os.WriteFile(good, []byte("- id: a\n  match: {url: \"http://x/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header, config: {headers: {X-A: \"{{ .Nope\"}}}]\n"), 0o600)
+	os.WriteFile(good, []byte(handlertest.Rule{ID: "a", URL: "http://x/<.*>", Mutators: []string{`header: {headers: {X-A: "{{ .Nope"}}`}}.YAML()), 0o600)
 	_, errOut, err = run("rules", "validate", good)
 	if err == nil || !strings.Contains(errOut, good+`:5: rule "a": mutators[0]: mutator "header"`) {
 		t.Errorf("template error: %v\n%s", err, errOut)

@@ -5,37 +5,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // testRules is an access-rules file with an anonymous rule whose header
 // mutator names the subject, a denied rule and a rule with a verbose JSON
 // error handler for one client network.
-const testRules = `- id: public
-  match: {url: "<https?>://app.example/public/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators:
-    - handler: header
-      config:
-        headers:
-          X-User: "{{ print .Subject }}"
-          X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
-- id: admin
-  match: {url: "https://app.example/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  errors:
-    - handler: json
-      config:
-        verbose: true
-        when: [{request: {cidr: [10.0.0.0/8]}}]
-`
+var testRules = handlertest.Rules(
+	handlertest.Rule{ID: "public", URL: "<https?>://app.example/public/<.*>", Methods: []string{"GET", "POST"},
+		Mutators: []string{`header: {headers: {X-User: "{{ print .Subject }}", X-Item: "{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"}}`}},
+	handlertest.Rule{ID: "admin", URL: "https://app.example/admin<.*>", Authorizer: "deny",
+		More: []string{"errors: [{handler: json, config: {verbose: true, when: [{request: {cidr: [10.0.0.0/8]}}]}}]"}},
+)
 
+// testConfig enables the handlers testRules and explainRules name.
 const testConfig = `access_rules:
   repositories: [file://RULES]
 authenticators:
   anonymous: {enabled: true, config: {subject: guest}}
+  noop: {enabled: true}
 authorizers:
   allow: {enabled: true}
   deny: {enabled: true}
@@ -139,13 +128,12 @@ func TestRulesTestReportsEachDifference(t *testing.T) {
 
 func TestRulesTestRejectsBadInput(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"rules.yml": testRules, "c.yml": testConfig,
-		"unknown.yml": "- request: {url: \"http://x/\"}\n  expect: {status: 200, statuss: 1}\n",
-		"empty.yml":   "- name: checks nothing\n  request: {url: \"http://x/\"}\n  expect: {}\n",
-		"nourl.yml":   "- request: {url: \"/relative\"}\n  expect: {status: 200}\n",
-		"none.yml":    "[]\n",
-		"ok.yml":      "- request: {url: \"http://x/\"}\n  expect: {status: 200}\n",
-		"badrules.yml": "- id: x\n  match: {url: \"http://x/<(>\", methods: [GET]}\n" +
-			"  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n",
+		"unknown.yml":  "- request: {url: \"http://x/\"}\n  expect: {status: 200, statuss: 1}\n",
+		"empty.yml":    "- name: checks nothing\n  request: {url: \"http://x/\"}\n  expect: {}\n",
+		"nourl.yml":    "- request: {url: \"/relative\"}\n  expect: {status: 200}\n",
+		"none.yml":     "[]\n",
+		"ok.yml":       "- request: {url: \"http://x/\"}\n  expect: {status: 200}\n",
+		"badrules.yml": handlertest.Rule{ID: "x", URL: "http://x/<(>"}.YAML(),
 	})
 	cases := []struct {
 		args []string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/internal/app"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
@@ -27,7 +28,7 @@ func TestServeOathkeeperFiles(t *testing.T) {
 	defer upstream.Close()
 
 	ruleText := func(id, subject string) string {
-		return fmt.Sprintf("- id: %s\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous, config: {subject: %s}}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]\n  upstream: {url: %q}\n", id, subject, upstream.URL)
+		return handlertest.Rule{ID: id, URL: "http://<[^/]+>/<.*>", Authenticators: []string{"anonymous: {subject: " + subject + "}"}, Mutators: []string{"header"}, Upstream: upstream.URL}.YAML()
 	}
 	srv := servertest.Start(t, servertest.Config{YAML: `
 authenticators: {anonymous: {enabled: true}}

@@ -16,6 +16,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portcullis-proxy/portcullis/internal/revocation"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
@@ -47,14 +48,7 @@ revocation:
     issuer: `+iss+`
     audience: [`+aud+`]
     jwks_urls: ["file://`+jwksFile+`"]
-`, strings.ReplaceAll(`
-- id: ws
-  match: {url: "<https?>://<[^/]+>/ws", methods: [GET]}
-  authenticators: [{handler: jwt}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-`, "UPSTREAM", up.URL))
+`, handlertest.Rules(handlertest.Rule{ID: "ws", URL: "<https?>://<[^/]+>/ws", Authenticators: []string{"jwt"}, Upstream: up.URL}))
 
 	now := time.Now()
 	idToken := testkeys.Sign(t, op, map[string]any{

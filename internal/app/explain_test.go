@@ -1,12 +1,12 @@
 package app_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/proxy"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // POST /admin/explain answers, behind the admin token, with the
@@ -20,31 +20,15 @@ serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0, admin: {token: s3cr3t-admin-token}}
   prometheus: {port: -1}
-`, `
-- id: closed
-  match: {url: "<https?>://<[^/]+>/closed/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: header}]
-`)
+`, handlertest.Rules(handlertest.Rule{ID: "closed", URL: "<https?>://<[^/]+>/closed/<.*>", Authorizer: "deny", Mutators: []string{"header"}}))
 	post := func(auth, body string) (*http.Response, proxy.Explanation) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", s.APIURL()+"/admin/explain", strings.NewReader(body))
+		var h http.Header
 		if auth != "" {
-			req.Header.Set("Authorization", auth)
+			h = http.Header{"Authorization": {auth}}
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
 		var ex proxy.Explanation
-		if res.StatusCode == http.StatusOK {
-			if err := json.NewDecoder(res.Body).Decode(&ex); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return res, ex
+		return handlertest.PostJSON(t, s.APIURL()+"/admin/explain", h, body, &ex), ex
 	}
 	body := `{"method":"GET","url":"https://app.example/closed/x","headers":{"Authorization":"Bearer other"}}`
 	for _, auth := range []string{"", "Bearer wrong"} {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 
@@ -53,9 +54,11 @@ var faults = []fault{
 // that point it at an endpoint, and how a request is sent.
 type dependency struct {
 	name string
-	// config and rule are templates: ENDPOINT is replaced by the faulty
-	// endpoint, UPSTREAM by the upstream.
-	config, rule string
+	// config is a template: ENDPOINT is replaced by the faulty endpoint.
+	config string
+	// rule holds the handlers of the rule that routes every GET to the
+	// upstream through the dependency.
+	rule handlertest.Rule
 	// prepare sets the credential the handler checks.
 	prepare func(r *http.Request)
 	// allowedOn lists faults the handler treats as an answer rather than a
@@ -71,52 +74,36 @@ func dependencies(t *testing.T) []dependency {
 	bearer := func(v string) func(r *http.Request) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+v) }
 	}
+	cookie := func(name, v string) func(r *http.Request) {
+		return func(r *http.Request) { r.AddCookie(&http.Cookie{Name: name, Value: v}) }
+	}
 	const common = `
 authorizers: {allow: {enabled: true}}
 mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}}
 `
+	// authn is the identity service behind the authenticator handler,
+	// configured by config (a YAML flow mapping) to wait at most 300ms.
+	authn := func(name, handler, config string, prepare func(*http.Request)) dependency {
+		return dependency{
+			name:    name,
+			config:  common + "authenticators: {" + handler + ": {enabled: true, config: " + config + "}}\n",
+			rule:    handlertest.Rule{Authenticators: []string{handler}, Mutators: []string{"header"}},
+			prepare: prepare,
+			timeout: 300 * time.Millisecond,
+		}
+	}
 	return []dependency{
-		{
-			name:    "jwks",
-			config:  common + "authenticators: {jwt: {enabled: true, config: {jwks_urls: [\"ENDPOINT/.well-known/jwks.json\"], jwks_max_wait: 300ms}}}\n",
-			rule:    "authenticators: [{handler: jwt}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
-			prepare: bearer(token),
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			name:    "introspection",
-			config:  common + "authenticators: {oauth2_introspection: {enabled: true, config: {introspection_url: \"ENDPOINT/introspect\", timeout: 300ms}}}\n",
-			rule:    "authenticators: [{handler: oauth2_introspection}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
-			prepare: bearer("opaque-token-0123456789"),
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			name:    "session store (cookie_session)",
-			config:  common + "authenticators: {cookie_session: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/check\", timeout: 300ms}}}\n",
-			rule:    "authenticators: [{handler: cookie_session}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
-			prepare: func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "session", Value: "s-0123456789"}) },
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			// A URL ending in /sessions/whoami is Kratos: the check goes
-			// through the Kratos SDK rather than the plain store.
-			name:    "Kratos whoami (cookie_session)",
-			config:  common + "authenticators: {cookie_session: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/whoami\", only: [ory_kratos_session], timeout: 300ms}}}\n",
-			rule:    "authenticators: [{handler: cookie_session}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
-			prepare: func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "ory_kratos_session", Value: "s-0123456789"}) },
-			timeout: 300 * time.Millisecond,
-		},
-		{
-			name:    "Kratos whoami (bearer_token)",
-			config:  common + "authenticators: {bearer_token: {enabled: true, config: {check_session_url: \"ENDPOINT/sessions/whoami\", timeout: 300ms}}}\n",
-			rule:    "authenticators: [{handler: bearer_token}]\n  authorizer: {handler: allow}\n  mutators: [{handler: header}]",
-			prepare: bearer("ory_st_0123456789"),
-			timeout: 300 * time.Millisecond,
-		},
+		authn("jwks", "jwt", `{jwks_urls: ["ENDPOINT/.well-known/jwks.json"], jwks_max_wait: 300ms}`, bearer(token)),
+		authn("introspection", "oauth2_introspection", `{introspection_url: "ENDPOINT/introspect", timeout: 300ms}`, bearer("opaque-token-0123456789")),
+		authn("session store (cookie_session)", "cookie_session", `{check_session_url: "ENDPOINT/sessions/check", timeout: 300ms}`, cookie("session", "s-0123456789")),
+		// A URL ending in /sessions/whoami is Kratos: the check goes
+		// through the Kratos SDK rather than the plain store.
+		authn("Kratos whoami (cookie_session)", "cookie_session", `{check_session_url: "ENDPOINT/sessions/whoami", only: [ory_kratos_session], timeout: 300ms}`, cookie("ory_kratos_session", "s-0123456789")),
+		authn("Kratos whoami (bearer_token)", "bearer_token", `{check_session_url: "ENDPOINT/sessions/whoami", timeout: 300ms}`, bearer("ory_st_0123456789")),
 		{
 			name:      "remote authorizer (remote_json)",
 			config:    "authenticators: {anonymous: {enabled: true}}\nmutators: {header: {enabled: true, config: {headers: {X-User: \"{{ print .Subject }}\"}}}}\nauthorizers: {remote_json: {enabled: true, config: {remote: \"ENDPOINT/authorize\", timeout: 300ms, payload: '{\"sub\": {{ .Subject | toJson }}}'}}}\n",
-			rule:      "authenticators: [{handler: anonymous}]\n  authorizer: {handler: remote_json}\n  mutators: [{handler: header}]",
+			rule:      handlertest.Rule{Authorizer: "remote_json", Mutators: []string{"header"}},
 			prepare:   func(*http.Request) {},
 			allowedOn: map[string]bool{"garbage 200": true},
 			timeout:   300 * time.Millisecond,
@@ -124,7 +111,7 @@ mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject
 		{
 			name:    "hydrator",
 			config:  "authenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {hydrator: {enabled: true, config: {api: {url: \"ENDPOINT/hydrate\", timeout: 300ms}}}}\n",
-			rule:    "authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: hydrator}]",
+			rule:    handlertest.Rule{Mutators: []string{"hydrator"}},
 			prepare: func(*http.Request) {},
 			timeout: 300 * time.Millisecond,
 		},
@@ -142,8 +129,9 @@ func TestDependencyFaultsDeny(t *testing.T) {
 			t.Run(dep.name+"/"+f.name, func(t *testing.T) {
 				endpoint := f.url(t)
 				cfg := strings.ReplaceAll(dep.config, "ENDPOINT", endpoint)
-				rule := fmt.Sprintf("- id: r\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  %s\n  upstream: {url: %q}\n", dep.rule, up.URL)
-				s := startServer(t, cfg, rule)
+				rule := dep.rule
+				rule.ID, rule.URL, rule.Upstream = "r", "http://<[^/]+>/<.*>", up.URL
+				s := startServer(t, cfg, rule.YAML())
 				// The bound: the configured timeout, plus the time a
 				// loaded machine may take to notice it.
 				bound := dep.timeout + 3*time.Second
@@ -185,6 +173,11 @@ func TestDependencyFaultsDeny(t *testing.T) {
 	}
 }
 
+// routeTo is the rule id that lets anyone GET /id through to upstream.
+func routeTo(id, upstream string) handlertest.Rule {
+	return handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + id, Upstream: upstream}
+}
+
 // TestRulesRepositoryFaultsKeepLastGood: an http rules repository that
 // answers 500, garbage, a body over the size limit or rules that do not
 // build leaves the last good rules serving; a good change is applied after
@@ -192,7 +185,7 @@ func TestDependencyFaultsDeny(t *testing.T) {
 func TestRulesRepositoryFaultsKeepLastGood(t *testing.T) {
 	up, _ := countingUpstream(t)
 	rulesFor := func(path string) string {
-		return fmt.Sprintf("- id: %s\n  match: {url: \"http://<[^/]+>/%s\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", path, path, up.URL)
+		return routeTo(path, up.URL).YAML()
 	}
 	var mu sync.Mutex
 	mode, polls := "v1", 0
@@ -303,7 +296,7 @@ func TestUpstreamFaults(t *testing.T) {
 	var doc strings.Builder
 	for name, u := range upstreams {
 		id := strings.ReplaceAll(name, " ", "-")
-		fmt.Fprintf(&doc, "- id: %s\n  match: {url: \"http://<[^/]+>/%s\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", id, id, u)
+		doc.WriteString(routeTo(id, u).YAML())
 	}
 	// serve.proxy.timeout.upstream: the default is 60s; a test does not
 	// wait that long.

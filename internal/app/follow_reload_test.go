@@ -14,6 +14,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
@@ -21,12 +22,11 @@ import (
 // pathRule is a rule for an anonymous tunnel at /<id> to upstream, with
 // the given authorizer, mutator and websocket block.
 func pathRule(id, upstream, authorizer, mutator, websocket string) string {
-	r := fmt.Sprintf("- id: %s\n  match: {url: \"http://<[^/]+>/%s\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: %s}\n  mutators: [{handler: %s}]\n  upstream: {url: %q}\n",
-		id, id, authorizer, mutator, upstream)
+	r := handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + id, Authorizer: authorizer, Mutators: []string{mutator}, Upstream: upstream}
 	if websocket != "" {
-		r += "  websocket: " + websocket + "\n"
+		r.More = []string{"websocket: " + websocket}
 	}
-	return r
+	return r.YAML()
 }
 
 // openTunnel dials a WebSocket through the proxy and checks that it echoes.

@@ -25,16 +25,14 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
-const openRules = `
-- id: open
-  match: {url: "<https?>://<[^/]+>/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-`
+// openRules lets anyone GET or POST anything through to upstream, naming
+// the subject.
+func openRules(upstream string) string {
+	return handlertest.Rules(handlertest.Rule{ID: "open", URL: "<https?>://<[^/]+>/<.*>", Methods: []string{"GET", "POST"}, Mutators: []string{"header"}, Upstream: upstream})
+}
 
 const openConfig = `
 authenticators: {anonymous: {enabled: true}}
@@ -57,12 +55,8 @@ func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 // rawExchange sends raw bytes to addr and returns the first response line.
 func rawExchange(t *testing.T, addr, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := handlertest.Dial(t, addr, 5*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +72,7 @@ func rawExchange(t *testing.T, addr, raw string) string {
 // proxy and never reach the upstream.
 func TestRequestSmugglingIsRefused(t *testing.T) {
 	up, hits := countingUpstream(t)
-	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, openConfig, openRules(up.URL))
 	addr := s.Addr("proxy")
 	cases := []struct{ name, raw string }{
 		{"two different CL", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd"},
@@ -116,11 +110,8 @@ func TestRequestSmugglingIsRefused(t *testing.T) {
 func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 	up, hits := countingUpstream(t)
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {read_header: 300ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
-	c, err := net.Dial("tcp", s.Addr("proxy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+		openRules(up.URL))
+	c := handlertest.Dial(t, s.Addr("proxy"), 0)
 	defer c.Close()
 	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n")
 	start := time.Now()
@@ -134,7 +125,7 @@ func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	_, err = io.ReadAll(c)
+	_, err := io.ReadAll(c)
 	// The server hangs up (EOF or reset); only our own deadline is a failure.
 	if elapsed := time.Since(start); errors.Is(err, os.ErrDeadlineExceeded) || elapsed > 5*time.Second {
 		t.Errorf("slow headers: connection held for %v (err %v), want it closed after the 300ms read-header timeout", elapsed, err)
@@ -144,10 +135,7 @@ func TestSlowlorisAndOversizedHeaders(t *testing.T) {
 	// fits in the socket buffers): the server answers 431 and hangs up. The
 	// API listener has the same header limit and, unlike this proxy
 	// listener, no 300ms read-header timeout that a slow writer could hit.
-	big, err := net.Dial("tcp", s.Addr("api"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	big := handlertest.Dial(t, s.Addr("api"), 0)
 	defer big.Close()
 	go io.WriteString(big, "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: "+strings.Repeat("a", 1<<20+64<<10)+"\r\n\r\n")
 	big.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -218,7 +206,7 @@ func TestTLSListenersAndUpstream(t *testing.T) {
     tls: {cert: {path: %s}, key: {path: %s}}
   prometheus: {host: 127.0.0.1, port: 0}
 `, certFile, certFile, keyFile, certFile, keyFile)
-	s := startServer(t, cfg, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, cfg, openRules(up.URL))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	res, err := client.Get("https://" + s.Addr("proxy") + "/x")
 	if err != nil {
@@ -238,7 +226,7 @@ func TestTLSListenersAndUpstream(t *testing.T) {
 		t.Errorf("https API: %d", res.StatusCode)
 	}
 	// Without the CA, the same upstream is refused: 502, not a bypass.
-	s2 := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s2 := startServer(t, openConfig, openRules(up.URL))
 	res, err = http.Get(s2.URL() + "/x")
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +246,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		io.WriteString(w, "finished")
 	}))
 	defer up.Close()
-	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+	s := startServer(t, openConfig, openRules(up.URL))
 	done := make(chan string, 1)
 	go func() {
 		res, err := http.Get(s.URL() + "/slow")
@@ -295,7 +283,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 // answers); the client gets 504.
 func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", faultinject.HangingURL(t)))
+		openRules(faultinject.HangingURL(t)))
 	start := time.Now()
 	res, err := http.Get(s.URL() + "/x")
 	if err != nil {
@@ -319,7 +307,7 @@ func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 func TestAPIListenerTimeouts(t *testing.T) {
 	up, _ := countingUpstream(t)
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0}\n  api: {host: 127.0.0.1, port: 0, timeout: {read: 500ms, idle: 500ms}}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
+		openRules(up.URL))
 	held := func(name string, c net.Conn, during func()) {
 		t.Helper()
 		start := time.Now()
@@ -330,10 +318,7 @@ func TestAPIListenerTimeouts(t *testing.T) {
 			t.Errorf("%s: connection held for %v (err %v), want it closed after the 500ms timeout", name, elapsed, err)
 		}
 	}
-	slow, err := net.Dial("tcp", s.Addr("api"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := handlertest.Dial(t, s.Addr("api"), 0)
 	defer slow.Close()
 	io.WriteString(slow, "POST /decisions/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
 	held("slow body", slow, func() {
@@ -344,10 +329,7 @@ func TestAPIListenerTimeouts(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	idle, err := net.Dial("tcp", s.Addr("api"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	idle := handlertest.Dial(t, s.Addr("api"), 0)
 	defer idle.Close()
 	io.WriteString(idle, "GET /health/alive HTTP/1.1\r\nHost: a\r\n\r\n")
 	br := bufio.NewReader(idle)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // upstreamView is what the reporting upstream saw of a request.
@@ -38,19 +39,11 @@ func reportingUpstream(t *testing.T) *httptest.Server {
 // reached.
 func rawGet(t *testing.T, addr, target string, headers ...string) (*http.Response, *upstreamView) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: proxy.test\r\n%sConnection: close\r\n\r\n", target, strings.Join(append(headers, ""), "\r\n"))
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
+	head := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: proxy.test\r\n%s", target, strings.Join(append(headers, ""), "\r\n"))
+	res, body, err := handlertest.RawRequest(t, addr, head)
+	if res == nil {
 		t.Fatalf("GET %s: %v", target, err)
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
 	if res.Header.Get("X-Upstream") != "yes" {
 		return res, nil
 	}
@@ -67,21 +60,13 @@ authorizers: {allow: {enabled: true}, deny: {enabled: true}}
 mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject }}"}}}, noop: {enabled: true}}
 `
 
+// hostileRules: /public/ is open to anyone and names the subject to the
+// upstream; /admin and below are denied.
 func hostileRules(upstream string) string {
-	return strings.ReplaceAll(`
-- id: public
-  match: {url: "http://<[^/]+>/public/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: admin
-  match: {url: "http://<[^/]+>/admin<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: "UPSTREAM"}
-`, "UPSTREAM", upstream)
+	return handlertest.Rules(
+		handlertest.Rule{ID: "public", URL: "http://<[^/]+>/public/<.*>", Mutators: []string{"header"}, Upstream: upstream},
+		handlertest.Rule{ID: "admin", URL: "http://<[^/]+>/admin<.*>", Authorizer: "deny", Upstream: upstream},
+	)
 }
 
 // TestPathConfusion: however a path is spelt, the rule that decides is the
@@ -231,13 +216,9 @@ func TestFramingRefusedMidBody(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer up.Close()
-	s := startServer(t, openConfig, strings.ReplaceAll(openRules, "UPSTREAM", up.URL))
-	c, err := net.Dial("tcp", s.Addr("proxy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startServer(t, openConfig, openRules(up.URL))
+	c := handlertest.Dial(t, s.Addr("proxy"), 10*time.Second)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
 	time.Sleep(200 * time.Millisecond) // the request is on its way upstream
 	io.WriteString(c, "3\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")

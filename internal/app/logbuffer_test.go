@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/config"
 	"github.com/portcullis-proxy/portcullis/config/configtest"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
@@ -31,7 +32,7 @@ authorizers: {allow: {enabled: true}}
 mutators: {noop: {enabled: true}}
 log:
   buffer: {size: 65536, flush: 1h}
-`, Rules: fmt.Sprintf("- id: anon\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", upstream.URL)})
+`, Rules: handlertest.Rule{ID: "anon", URL: "http://<[^/]+>/<.*>", Upstream: upstream.URL}.YAML()})
 	get := func(path string) {
 		t.Helper()
 		resp, err := http.Get(s.URL() + path)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
@@ -22,7 +23,7 @@ func TestConfigHotReload(t *testing.T) {
 	defer up.Close()
 	dir := t.TempDir()
 	rule := func(id, path, authn, authz string) string {
-		return fmt.Sprintf("- id: %s\n  match: {url: \"http://<[^/]+>%s\", methods: [GET]}\n  authenticators: [{handler: %s}]\n  authorizer: {handler: %s}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n", id, path, authn, authz, up.URL)
+		return handlertest.Rule{ID: id, URL: "http://<[^/]+>" + path, Authenticators: []string{authn}, Authorizer: authz, Upstream: up.URL}.YAML()
 	}
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
@@ -32,33 +33,18 @@ func TestSecretsNeverLoggedAndQueryTokensScrubbed(t *testing.T) {
 	}))
 	defer up.Close()
 
-	rules := strings.ReplaceAll(`
-- id: header
-  match: {url: "http://<[^/]+>/h", methods: [GET]}
-  authenticators: [{handler: jwt}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: query
-  match: {url: "http://<[^/]+>/q", methods: [GET]}
-  authenticators: [{handler: jwt, config: {token_from: {query_parameter: access_token}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: query-login
-  match: {url: "http://<[^/]+>/ql", methods: [GET]}
-  authenticators: [{handler: jwt, config: {token_from: {query_parameter: access_token}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  errors: [{handler: redirect, config: {to: "http://login.example/login", return_to_query_param: return_to}}]
-  upstream: {url: "UPSTREAM"}
-- id: cookie
-  match: {url: "http://<[^/]+>/c", methods: [GET]}
-  authenticators: [{handler: jwt, config: {token_from: {cookie: tok}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-`, "UPSTREAM", up.URL)
+	// A rule for each place a token travels: the Authorization header, a
+	// query parameter (with and without a redirect to log in), a cookie.
+	jwtFrom := func(id, path, authn string, more ...string) handlertest.Rule {
+		return handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + path, Authenticators: []string{authn}, Mutators: []string{"header"}, Upstream: up.URL, More: more}
+	}
+	rules := handlertest.Rules(
+		jwtFrom("header", "h", "jwt"),
+		jwtFrom("query", "q", "jwt: {token_from: {query_parameter: access_token}}"),
+		jwtFrom("query-login", "ql", "jwt: {token_from: {query_parameter: access_token}}",
+			`errors: [{handler: redirect, config: {to: "http://login.example/login", return_to_query_param: return_to}}]`),
+		jwtFrom("cookie", "c", "jwt: {token_from: {cookie: tok}}"),
+	)
 
 	for _, format := range []string{"text", "json"} {
 		for _, level := range []string{"debug", "trace"} {

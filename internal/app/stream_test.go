@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // TestStreamThroughTheServer: the whole server, with a 1 s write timeout,
@@ -28,15 +30,8 @@ func TestStreamThroughTheServer(t *testing.T) {
 	}))
 	defer up.Close()
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {write: 1s}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
-		strings.ReplaceAll(`
-- id: clock
-  match: {url: "<https?>://<[^/]+>/events", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-  websocket: {max_lifetime: 3s}
-`, "UPSTREAM", up.URL))
+		handlertest.Rules(handlertest.Rule{ID: "clock", URL: "<https?>://<[^/]+>/events", Mutators: []string{"header"}, Upstream: up.URL,
+			More: []string{"websocket: {max_lifetime: 3s}"}}))
 	start := time.Now()
 	res, err := http.Get(s.URL() + "/events")
 	if err != nil {

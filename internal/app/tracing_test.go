@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
@@ -105,27 +106,13 @@ func attr(s *tracepb.Span, key string) string {
 	return ""
 }
 
-const tracingRules = `
-- id: open
-  match: {url: "<https?>://<[^/]+>/open/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: closed
-  match: {url: "<https?>://<[^/]+>/closed/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-- id: ws
-  match: {url: "<https?>://<[^/]+>/ws", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "WSUPSTREAM"}
-  websocket: {max_lifetime: 300ms}
-`
+// tracingRules: /open/ is allowed, /closed/ denied, /ws a WebSocket
+// tunnel to WSUPSTREAM that lives 300ms; every rule names the subject.
+var tracingRules = handlertest.Rules(
+	handlertest.Rule{ID: "open", URL: "<https?>://<[^/]+>/open/<.*>", Mutators: []string{"header"}, Upstream: "UPSTREAM"},
+	handlertest.Rule{ID: "closed", URL: "<https?>://<[^/]+>/closed/<.*>", Authorizer: "deny", Mutators: []string{"header"}, Upstream: "UPSTREAM"},
+	handlertest.Rule{ID: "ws", URL: "<https?>://<[^/]+>/ws", Mutators: []string{"header"}, Upstream: "WSUPSTREAM", More: []string{"websocket: {max_lifetime: 300ms}"}},
+)
 
 // TestTracingExportsOTLP runs the whole server with tracing on against a
 // real OTLP/HTTP receiver: every request is a span with children for the

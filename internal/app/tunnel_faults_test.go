@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
@@ -42,7 +42,7 @@ mutators: {noop: {enabled: true}}
 `
 
 func tunnelRule(upstream string) string {
-	return fmt.Sprintf("- id: ws\n  match: {url: \"http://<[^/]+>/<.*>\", methods: [GET]}\n  authenticators: [{handler: anonymous}]\n  authorizer: {handler: allow}\n  mutators: [{handler: noop}]\n  upstream: {url: %q}\n  websocket: {close_grace: 200ms}\n", upstream)
+	return handlertest.Rule{ID: "ws", URL: "http://<[^/]+>/<.*>", Upstream: upstream, More: []string{"websocket: {close_grace: 200ms}"}}.YAML()
 }
 
 const upgradeRequest = "GET /chat HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -55,10 +55,7 @@ func TestTunnelClientVanishes(t *testing.T) {
 		silent := faultinject.HangingURL(t) // accepts the upgrade's connection, never answers
 		s := startServer(t, tunnelConfig, tunnelRule(silent))
 		baseline := runtime.NumGoroutine()
-		c, err := net.Dial("tcp", s.Addr("proxy"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := handlertest.Dial(t, s.Addr("proxy"), 0)
 		io.WriteString(c, upgradeRequest)
 		time.Sleep(200 * time.Millisecond) // the proxy is waiting for the upstream's 101
 		start := time.Now()
@@ -78,11 +75,7 @@ func TestTunnelClientVanishes(t *testing.T) {
 		up, conns := wsEchoUpstream(t)
 		s := startServer(t, tunnelConfig, tunnelRule(up))
 		baseline := runtime.NumGoroutine()
-		c, err := net.Dial("tcp", s.Addr("proxy"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := handlertest.Dial(t, s.Addr("proxy"), 10*time.Second)
 		io.WriteString(c, upgradeRequest)
 		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, nil)

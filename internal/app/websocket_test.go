@@ -12,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
@@ -20,15 +21,8 @@ import (
 // 1008 and the reason, and finds the tunnel in /metrics.
 func TestWebSocketThroughTheServer(t *testing.T) {
 	up := wsecho.Start(t, wsecho.Options{})
-	s := startServer(t, openConfig, strings.ReplaceAll(`
-- id: ws
-  match: {url: "<https?>://<[^/]+>/ws", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "UPSTREAM"}
-  websocket: {max_lifetime: 1s, allowed_origins: ["http://app.example"]}
-`, "UPSTREAM", up.URL))
+	s := startServer(t, openConfig, handlertest.Rules(handlertest.Rule{ID: "ws", URL: "<https?>://<[^/]+>/ws", Mutators: []string{"header"}, Upstream: up.URL,
+		More: []string{`websocket: {max_lifetime: 1s, allowed_origins: ["http://app.example"]}`}}))
 
 	// A foreign Origin is refused before any upgrade.
 	req, _ := http.NewRequest("GET", s.URL()+"/ws", nil)

@@ -54,9 +54,7 @@ func testTunnelShutdown(t *testing.T, relay Relay) {
 	if n := h.tunnels.Active(); n != 0 {
 		t.Errorf("active tunnels after Shutdown = %d", n)
 	}
-	if n := h.metrics.closedWith(ReasonShutdown); n != 3 {
-		t.Errorf("closed with shutdown counted %d times, want 3", n)
-	}
+	h.metrics.wantClosed(t, ReasonShutdown, 3)
 	_, err := h.tryDial("/late", dialOpts{})
 	var ref *refusal
 	if !errors.As(err, &ref) || ref.status != http.StatusServiceUnavailable {
@@ -163,9 +161,7 @@ func testTunnelPeerGoesAway(t *testing.T, relay Relay) {
 				t.Fatal("the upstream's connection did not end")
 			}
 			h.waitActive(0)
-			if n := h.metrics.closedWith(tc.wantReason); n != 1 {
-				t.Errorf("closed with %q counted %d times, want 1 (%v)", tc.wantReason, n, h.metrics.closed)
-			}
+			h.metrics.wantClosed(t, tc.wantReason, 1)
 		})
 	}
 }
@@ -413,9 +409,7 @@ func testBatchSessionExpiry(t *testing.T, relay Relay) {
 	if got := len(h.metrics.deadlineCloses(ReasonSessionExpired)); got != n {
 		t.Errorf("%d deadline closes recorded, want %d", got, n)
 	}
-	if got := h.metrics.closedWith(ReasonSessionExpired); got != n {
-		t.Errorf("closed{session_expired} = %d, want %d", got, n)
-	}
+	h.metrics.wantClosed(t, ReasonSessionExpired, n)
 }
 
 // Shutdown closes every tunnel in one batch: 1001 "going away" to all,
@@ -434,9 +428,7 @@ func testBatchShutdown(t *testing.T, relay Relay) {
 		t.Fatalf("Shutdown = %v", err)
 	}
 	steps.check(t, n)
-	if got := h.metrics.closedWith(ReasonShutdown); got != n {
-		t.Errorf("closed{shutdown} = %d, want %d", got, n)
-	}
+	h.metrics.wantClosed(t, ReasonShutdown, n)
 }
 
 // A revocation matching many tunnels closes them in one batch, as does a

@@ -210,9 +210,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 			}
 			c.expectEnd()
 			h.waitActive(0)
-			if n := h.metrics.closedWith(tc.wantLabel); n != 1 {
-				t.Errorf("closed with %q counted %d times, want 1", tc.wantLabel, n)
-			}
+			h.metrics.wantClosed(t, tc.wantLabel, 1)
 			late := h.metrics.deadlineCloses(tc.wantLabel)
 			switch tc.wantLabel {
 			case ReasonMaxLifetime, ReasonSessionExpired, ReasonIdleTimeout:
@@ -429,9 +427,7 @@ func testTunnelCloseGrace(t *testing.T, relay Relay) {
 	// No answer from the client either.
 	c.expectEnd()
 	h.waitActive(0)
-	if n := h.metrics.closedWith(ReasonMaxLifetime); n != 1 {
-		t.Errorf("closed with max_lifetime counted %d times, want 1", n)
-	}
+	h.metrics.wantClosed(t, ReasonMaxLifetime, 1)
 }
 
 // TestTunnelStalledFrame: a peer that starts a frame and never finishes it

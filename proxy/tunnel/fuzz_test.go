@@ -24,6 +24,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/internal/httpguard"
 	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // The fuzz targets below drive the WebSocket path of the assembled proxy
@@ -52,7 +54,7 @@ type tunnelFixture struct {
 
 // panicLog records what net/http's error log receives: a handler panic is
 // recovered and logged there, never seen by the test otherwise.
-type panicLog struct{ tunnel.LockedBuffer }
+type panicLog struct{ proctest.Buffer }
 
 func (p *panicLog) panicked() string {
 	if s := p.String(); strings.Contains(s, "panic") {
@@ -98,15 +100,8 @@ func fixture(t testing.TB, relay tunnel.Relay, echo bool) *tunnelFixture {
 		}
 	}()
 
-	set := ruleSet(t, strings.ReplaceAll(`
-- id: ws
-  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: "http://UPSTREAM"}
-  websocket: {close_grace: 50ms, allowed_origins: ["https://app.example"]}
-`, "UPSTREAM", upLn.Addr().String()))
+	set := ruleSet(t, handlertest.Rule{ID: "ws", URL: "http://<[^/]+>/<.*>", Mutators: []string{"header"}, Upstream: "http://" + upLn.Addr().String(),
+		More: []string{`websocket: {close_grace: 50ms, allowed_origins: ["https://app.example"]}`}}.YAML())
 	log := logrus.New()
 	log.Out = io.Discard
 	fx.tunnels = tunnel.New(tunnel.Options{Log: log, DialTimeout: 2 * time.Second, HandshakeTimeout: 2 * time.Second, Relay: relay})

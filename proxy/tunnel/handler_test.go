@@ -11,17 +11,13 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest/ruleset"
 )
 
 // The tests of this package's external half drive the tunnel server
 // through the proxy handler, as a running portcullis does: the rule is
 // compiled from an access-rules document, the handler runs its pipeline
 // and hands the allowed upgrade or streaming response over.
-
-// staticRules serves one compiled rule set.
-type staticRules struct{ set *rules.Set }
-
-func (s staticRules) Current() *rules.Set { return s.set }
 
 // ruleSet compiles an access-rules document whose rules use the anonymous
 // authenticator, the allow or remote_json authorizer and the noop or header
@@ -43,20 +39,12 @@ func ruleSet(t testing.TB, doc string) *rules.Set {
 			t.Fatal(err)
 		}
 	}
-	rs, err := rules.Parse("rules.yml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := (&rules.Compiler{Catalog: cat, Strategy: rules.Regexp, WebSocketDefaults: rules.DefaultWebSocketPolicy()}).Compile(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set
+	return ruleset.Compile(t, cat, doc)
 }
 
 // proxyHandler is the proxy handler serving set, handing WebSocket
 // upgrades to up and streaming responses to streams (either nil: not
 // handed over).
 func proxyHandler(set *rules.Set, up proxy.Upgrader, streams proxy.StreamGovernor) http.Handler {
-	return proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: proxy.DecisionOptions{Rules: staticRules{set}}, Upgrade: up, Stream: streams})
+	return proxy.NewHandler(proxy.HandlerOptions{DecisionOptions: proxy.DecisionOptions{Rules: ruleset.Static{Set: set}}, Upgrade: up, Stream: streams})
 }

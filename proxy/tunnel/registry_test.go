@@ -146,9 +146,7 @@ func testTunnelRevokeBySelector(t *testing.T, relay Relay) {
 	}
 	h.waitActive(1)
 	waitFor(t, "registry holds one tunnel", func() bool { return reg.Len() == 1 })
-	if got := h.metrics.closedWith(ReasonSessionRevoked); got != 2 {
-		t.Errorf("closed{session_revoked} = %d, want 2", got)
-	}
+	h.metrics.wantClosed(t, ReasonSessionRevoked, 2)
 	// The other subject's tunnel was untouched; a revocation by subject
 	// reaches it.
 	if n := reg.Revoke(Selector{Subject: "bob"}, ""); n != 1 {

@@ -24,6 +24,8 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/proctest"
 )
 
 // The tests below run real gobwas/ws clients against real gobwas/ws
@@ -92,6 +94,16 @@ func (m *countingMetrics) closedWith(reason string) int {
 	return m.closed[reason]
 }
 
+// wantClosed fails t unless want tunnels were counted closed with reason.
+func (m *countingMetrics) wantClosed(t testing.TB, reason string, want int) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if got := m.closed[reason]; got != want {
+		t.Errorf("closed{%s} = %d, want %d (all closes: %v)", reason, got, want, m.closed)
+	}
+}
+
 func (m *countingMetrics) handshake(result string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -111,7 +123,7 @@ type harness struct {
 	tunnels *Server
 	front   *httptest.Server
 	metrics *countingMetrics
-	logs    *LockedBuffer
+	logs    *proctest.Buffer
 
 	mu           sync.Mutex
 	upstreamURL  string
@@ -131,7 +143,7 @@ func newHarness(t *testing.T, relay Relay, upstreamURL string) *harness {
 // (httptest.NewServer when nil) and options edited by opts.
 func newHarnessWith(t *testing.T, relay Relay, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &LockedBuffer{}}
+	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &proctest.Buffer{}}
 	h.policy = rules.DefaultWebSocketPolicy()
 	h.policy.CloseGrace = 2 * time.Second
 	h.session = func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }
@@ -220,13 +232,7 @@ func (h *harness) waitActive(n int) {
 // waitFor polls cond until it holds, failing after ioWait.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(ioWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	handlertest.WaitFor(t, what, ioWait, cond)
 }
 
 // client is a WebSocket client connection under test.
@@ -583,9 +589,7 @@ func testTunnelEcho(t *testing.T, relay Relay) {
 	}
 	c.expectEnd()
 	h.waitActive(0)
-	if n := h.metrics.closedWith(ReasonClientClosed); n != 1 {
-		t.Errorf("closed with %q = %d, want 1", ReasonClientClosed, n)
-	}
+	h.metrics.wantClosed(t, ReasonClientClosed, 1)
 	if h.metrics.bytes(DirToUpstream) == 0 || h.metrics.bytes(DirToClient) == 0 {
 		t.Errorf("relayed bytes not counted: %v", h.metrics.relayed)
 	}

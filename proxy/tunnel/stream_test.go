@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/proxy"
 	"github.com/portcullis-proxy/portcullis/proxy/tunnel"
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 )
 
 // streamProxy is the proxy handler, its streams governed by tunnels, behind
@@ -36,15 +37,7 @@ func newStreamProxy(t testing.TB, upstream string, websocketBlock string, writeT
 // is governed.
 func newStreamProxyWith(t testing.TB, upstream string, websocketBlock string, writeTimeout time.Duration, bind func(*pipeline.Session)) *streamProxy {
 	t.Helper()
-	set := ruleSet(t, `
-- id: streams
-  match: {url: "http://<[^/]+>/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: "`+upstream+`"}
-  websocket: `+websocketBlock+`
-`)
+	set := ruleSet(t, handlertest.Rule{ID: "streams", URL: "http://<[^/]+>/<.*>", Upstream: upstream, More: []string{"websocket: " + websocketBlock}}.YAML())
 	tun := tunnel.New(tunnel.Options{})
 	var streams proxy.StreamGovernor = tun
 	if bind != nil {
@@ -385,13 +378,7 @@ func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
 // eventually waits up to 15 s (generous: a loaded 2-core machine) for cond.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	handlertest.WaitFor(t, what, 15*time.Second, cond)
 }
 
 // fdCount is the number of open file descriptors of the process.

@@ -1,7 +1,11 @@
 // Package handlertest holds what the tests of the stage packages
-// (authenticators, authorizers, mutators) need alike: the pipeline.Deps a
-// handler is enabled with, as internal/app builds them, and configs as
-// JSON. It is imported only by _test files.
+// (authenticators, authorizers, mutators) and of the packages that run
+// them need alike: the pipeline.Deps a handler is enabled with, as
+// internal/app builds them; a handler enabled and built from configs as
+// JSON; the access rules that route requests to handlers, as YAML; a JSON
+// POST and a bounded wait. It imports no stage package (nor rules or
+// internal/registry), so that the stage packages' own tests may import it;
+// it is imported only by _test files.
 package handlertest
 
 import (
