@@ -21,8 +21,9 @@
 //   - [github.com/portcullis-proxy/portcullis/testsupport/faultinject]: the
 //     fault injectors, for failures a real part cannot show on demand.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/handlertest]: the
-//     deps a handler is enabled with and configs as JSON, for the stage
-//     packages' tests.
+//     deps a handler is enabled with, configs as JSON, access rules written
+//     as a user writes them, and the raw requests and polls tests share;
+//     its package ruleset compiles rules into a served set.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/benchtest]: the
 //     shapes benchmarks share (the session cache's three figures).
 //
