@@ -4,13 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
 
@@ -62,13 +62,7 @@ errors: {handlers: {json: {enabled: true, config: {verbose: true}}, redirect: {e
 				send := func(path string, set func(*http.Request)) (int, string) {
 					req, _ := http.NewRequest("GET", base+path, nil)
 					set(req)
-					res, err := http.DefaultClient.Do(req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer res.Body.Close()
-					b, _ := io.ReadAll(res.Body)
-					return res.StatusCode, string(b)
+					return servertest.Fetch(t, req)
 				}
 				checks := []struct {
 					path   string
