@@ -56,13 +56,22 @@ func (c *CacheConfig) Validate() error {
 type cacheKey [32]byte
 
 // checkedSession is the outcome of a successful session check. It is shared
-// by every request that hits the cache and must not be modified.
+// by every request that hits the cache and must not be modified once
+// [sessionChecker.admit] has completed it: a hit hands its strings and its
+// revalidator to the request as they are, and only extra's top level is
+// copied (see [sessionChecker.authenticate]).
 type checkedSession struct {
 	subject   string
 	extra     map[string]any
 	sessionID string
 	// expiresAt is the session's expiry; zero when the store does not say.
 	expiresAt time.Time
+
+	// credentialID and revalidator depend only on the credential and what
+	// the check sends, which the cache key covers: admit computes them once
+	// per check instead of on every hit.
+	credentialID string
+	revalidator  *revalidation
 }
 
 // sessionCache maps credential hashes to checked sessions for a bounded
