@@ -286,8 +286,7 @@ func (c *sessionChecker) input(r *http.Request, cookie, token string) checkInput
 // prefixed with its length as a uvarint, a prefix-free code, so no two
 // inputs share an encoding. The encoding is built in a stack buffer when it
 // fits (a Kratos session cookie does), keeping the cache-hit path free of
-// allocations here; it is hashed on every request, so it holds nothing the
-// check does not send.
+// allocations here.
 func (in *checkInput) key() cacheKey {
 	var stack [1024]byte
 	b := append(stack[:0], in.cfg[:]...)
@@ -308,6 +307,11 @@ func (in *checkInput) key() cacheKey {
 	return sha256.Sum256(b)
 }
 
+// credentialID is [pipeline.CredentialID] of the credential in.
+func (in *checkInput) credentialID() string {
+	return pipeline.CredentialID(in.cookie + "\x00" + in.token)
+}
+
 // appendField appends s to b, preceded by its length.
 func appendField(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
@@ -316,14 +320,14 @@ func appendField(b []byte, s string) []byte {
 // authenticate checks the credential in `in` and fills s.
 //
 // What s receives from a cached check is shared with the cache and with
-// every other request the entry answers: the strings, the expiry, the
-// [pipeline.Revalidator] (immutable: it re-sends the credential the key
-// covers) and the values inside Extra. Only Extra's top level is the
-// request's own, a shallow copy, so a stage that sets or deletes a key of
-// s.Extra (or replaces the map, as the hydrator does) never reaches the
-// cache; a stage must not modify a map or slice it finds inside Extra.
-// The session's own empty Extra (from [pipeline.NewSession]) is kept when
-// the store gave none.
+// every other request the entry answers: the strings, the expiry and the
+// values inside Extra. Only Extra's top level is the request's own, a
+// shallow copy, so a stage that sets or deletes a key of s.Extra (or
+// replaces the map, as the hydrator does) never reaches the cache; a stage
+// must not modify a map or slice it finds inside Extra. The session's own
+// empty Extra (from [pipeline.NewSession]) is kept when the store gave
+// none. The [pipeline.Revalidator] is the request's own: it keeps the
+// credential, which the cache does not.
 func (c *sessionChecker) authenticate(r *http.Request, s *pipeline.Session, in *checkInput) error {
 	key := in.key()
 	v, err := c.lookup(r.Context(), key, in)
@@ -341,14 +345,13 @@ func (c *sessionChecker) authenticate(r *http.Request, s *pipeline.Session, in *
 	s.ExpiresAt = v.expiresAt
 	s.Authenticator = c.name
 	s.CredentialID = v.credentialID
-	s.Revalidator = v.revalidator
+	s.Revalidator = &revalidation{checker: c, in: *in, key: key, subject: v.subject}
 	return nil
 }
 
 // lookup answers from the cache or runs one shared check for all
-// concurrent requests with the same key. The answer has been through
-// admit. in is only read here: a miss copies it, so a hit costs the caller
-// no allocation.
+// concurrent requests with the same key. in is only read here: a miss
+// copies it, so a hit does not move the caller's input to the heap.
 func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInput) (*checkedSession, error) {
 	if c.cache == nil {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -357,7 +360,7 @@ func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInpu
 		if err != nil {
 			return nil, err
 		}
-		c.admit(v, key, in)
+		v.credentialID = in.credentialID()
 		return v, nil
 	}
 	if v, ok := c.cached(key); ok {
@@ -384,7 +387,7 @@ func (c *sessionChecker) miss(ctx context.Context, key cacheKey, in checkInput) 
 		if err != nil {
 			return nil, err
 		}
-		c.admit(v, key, &in)
+		v.credentialID = in.credentialID()
 		c.cache.put(key, v)
 		return v, nil
 	})
@@ -397,17 +400,6 @@ func (c *sessionChecker) miss(ctx context.Context, key cacheKey, in checkInput) 
 	case <-ctx.Done():
 		return nil, pipeline.Unavailable("identity provider unavailable", ctx.Err())
 	}
-}
-
-// admit completes a fresh check's answer v for the credential in `in`
-// before v is shared: the credential's id (a hash, never the credential)
-// and the revalidator, which keeps its own copy of the forwarded headers
-// rather than the request's.
-func (c *sessionChecker) admit(v *checkedSession, key cacheKey, in *checkInput) {
-	own := *in
-	own.header = in.header.Clone()
-	v.credentialID = pipeline.CredentialID(in.cookie + "\x00" + in.token)
-	v.revalidator = &revalidation{checker: c, in: own, key: key, subject: v.subject}
 }
 
 // check asks the store once, bypassing the cache.
@@ -586,9 +578,7 @@ func sanitize(err error) error {
 
 // revalidation is the [pipeline.Revalidator] of a session admitted by a
 // session authenticator: it re-sends the original credential, bypassing the
-// cache, and refreshes or drops the cache entry with the answer. It is
-// never modified after admit builds it, so every session the cache entry
-// admits shares it.
+// cache, and refreshes or drops the cache entry with the answer.
 type revalidation struct {
 	checker *sessionChecker
 	in      checkInput
@@ -615,7 +605,7 @@ func (rv *revalidation) Revalidate(ctx context.Context) (pipeline.Identity, erro
 		return pipeline.Identity{}, err
 	}
 	if c.cache != nil {
-		c.admit(v, rv.key, &rv.in)
+		v.credentialID = rv.in.credentialID()
 		c.cache.put(rv.key, v)
 	}
 	// v is shared with the cache: the caller gets an extra of its own.

@@ -588,11 +588,10 @@ func TestConcurrentMissesShareOneCheck(t *testing.T) {
 
 // TestCacheHitSharesTheCheckNotTheRequest: a cache hit is admitted with
 // what the miss derived from the credential (the same credential id, never
-// the credential itself; a revalidator that re-sends what the miss sent),
-// while each request keeps an Extra of its own, and a different token is a
-// different entry. The revalidator holds its own copy of the forwarded
-// headers: a change to the first request's header values after the
-// decision does not reach a later re-check.
+// the credential itself), while each request keeps an Extra and a
+// revalidator of its own — the hit's re-check sends the hit's request, not
+// the first one (whose header values change in place here after its
+// decision) — and a different token is a different entry.
 func TestCacheHitSharesTheCheckNotTheRequest(t *testing.T) {
 	var calls atomic.Int32
 	var mu sync.Mutex
