@@ -86,7 +86,10 @@ func NewBearerToken(c *BearerTokenConfig, deps pipeline.Deps) (pipeline.Authenti
 	if err != nil {
 		return nil, err
 	}
-	return &bearerToken{from: from, prefix: c.Prefix, xst: c.AcceptXSessionToken, checker: checker}, nil
+	return &bearerToken{
+		from: from, prefix: c.Prefix, xst: c.AcceptXSessionToken, checker: checker,
+		asWritten: !checker.isKratos() && fromAuthorization(from),
+	}, nil
 }
 
 type bearerToken struct {
@@ -94,6 +97,10 @@ type bearerToken struct {
 	prefix  string
 	xst     bool
 	checker *sessionChecker
+	// asWritten: the token is read from the Authorization header and the
+	// store is a plain one, which gets that header as the client wrote it.
+	// (Kratos is sent the token alone, as X-Session-Token.)
+	asWritten bool
 }
 
 var (
@@ -129,26 +136,22 @@ func (a *bearerToken) Authenticate(r *http.Request, s *pipeline.Session) error {
 		return pipeline.ErrNotResponsible
 	}
 	in := a.checker.input(r, "", token)
-	if a.fromAuthorization() && entry == "" && bearerValue(r) == token {
+	if a.asWritten {
 		// A plain session store gets the Authorization header as the
 		// client wrote it ("bearer zyx" stays lower case), as Oathkeeper
-		// forwards it.
-		in.authorization = r.Header.Get("Authorization")
+		// forwards it — unless the token came from X-Session-Token.
+		if h := r.Header.Get("Authorization"); bearerCredential(h) == token {
+			in.authorization = h
+		}
 	}
-	return a.checker.authenticate(r, s, in)
+	return a.checker.authenticate(r, s, &in)
 }
 
-// fromAuthorization reports whether the token is read from the
+// fromAuthorization reports whether f reads the token from the
 // Authorization header.
-func (a *bearerToken) fromAuthorization() bool {
-	f := a.from
+func fromAuthorization(f *TokenFrom) bool {
 	return f.WebsocketProtocol == "" && f.QueryParameter == "" && f.Cookie == "" &&
 		(f.Header == "" || http.CanonicalHeaderKey(f.Header) == "Authorization")
-}
-
-// bearerValue is the token of the request's Authorization header.
-func bearerValue(r *http.Request) string {
-	return (*TokenLocation)(nil).Extract(r)
 }
 
 // token returns the request's token and, when it came from a

@@ -51,7 +51,8 @@ func (a *cookieSession) Authenticate(r *http.Request, s *pipeline.Session) error
 	if cookie == "" {
 		return pipeline.ErrNotResponsible
 	}
-	return a.checker.authenticate(r, s, a.checker.input(r, cookie, ""))
+	in := a.checker.input(r, cookie, "")
+	return a.checker.authenticate(r, s, &in)
 }
 
 // sessionCookies returns the Cookie header to send to the store: the

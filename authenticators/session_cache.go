@@ -56,13 +56,20 @@ func (c *CacheConfig) Validate() error {
 type cacheKey [32]byte
 
 // checkedSession is the outcome of a successful session check. It is shared
-// by every request that hits the cache and must not be modified.
+// by every request that hits the cache and must not be modified once
+// stored: a hit hands its strings to the request as they are, and only
+// extra's top level is copied (see [sessionChecker.authenticate]).
 type checkedSession struct {
 	subject   string
 	extra     map[string]any
 	sessionID string
 	// expiresAt is the session's expiry; zero when the store does not say.
 	expiresAt time.Time
+	// credentialID is [pipeline.CredentialID] of the credential the check
+	// sent (see checkInput.credentialID). The key covers that credential,
+	// so it is computed once per check rather than hashed again on every
+	// hit; like the key, it is a hash: the cache holds no credential.
+	credentialID string
 }
 
 // sessionCache maps credential hashes to checked sessions for a bounded

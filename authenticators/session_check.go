@@ -282,65 +282,96 @@ func (c *sessionChecker) input(r *http.Request, cookie, token string) checkInput
 
 // key hashes the checker's effective configuration and everything the
 // check sends: two requests with equal keys get the same answer from the
-// store, read the same way (subject_from, extra_from). Each field is length-prefixed, so no two
+// store, read the same way (subject_from, extra_from). Each field is
+// prefixed with its length as a uvarint, a prefix-free code, so no two
 // inputs share an encoding. The encoding is built in a stack buffer when it
-// fits, keeping the cache-hit path free of allocations here.
+// fits (a Kratos session cookie does), keeping the cache-hit path free of
+// allocations here.
 func (in *checkInput) key() cacheKey {
-	var stack [512]byte
+	var stack [1024]byte
 	b := append(stack[:0], in.cfg[:]...)
-	put := func(s string) {
-		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	put(in.method)
-	put(in.url)
-	put(in.cookie)
-	put(in.token)
-	put(in.authorization)
+	b = appendField(b, in.method)
+	b = appendField(b, in.url)
+	b = appendField(b, in.cookie)
+	b = appendField(b, in.token)
+	b = appendField(b, in.authorization)
 	if len(in.header) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(in.header)) {
-			put(k)
-			b = binary.BigEndian.AppendUint64(b, uint64(len(in.header[k])))
+			b = appendField(b, k)
+			b = binary.AppendUvarint(b, uint64(len(in.header[k])))
 			for _, v := range in.header[k] {
-				put(v)
+				b = appendField(b, v)
 			}
 		}
 	}
 	return sha256.Sum256(b)
 }
 
+// credentialID is [pipeline.CredentialID] of the credential in.
+func (in *checkInput) credentialID() string {
+	return pipeline.CredentialID(in.cookie + "\x00" + in.token)
+}
+
+// appendField appends s to b, preceded by its length.
+func appendField(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
 // authenticate checks the credential in `in` and fills s.
-func (c *sessionChecker) authenticate(r *http.Request, s *pipeline.Session, in checkInput) error {
+//
+// What s receives from a cached check is shared with the cache and with
+// every other request the entry answers: the strings, the expiry and the
+// values inside Extra. Only Extra's top level is the request's own, a
+// shallow copy, so a stage that sets or deletes a key of s.Extra (or
+// replaces the map, as the hydrator does) never reaches the cache; a stage
+// must not modify a map or slice it finds inside Extra. The session's own
+// empty Extra (from [pipeline.NewSession]) is kept when the store gave
+// none. The [pipeline.Revalidator] is the request's own: it keeps the
+// credential, which the cache does not.
+func (c *sessionChecker) authenticate(r *http.Request, s *pipeline.Session, in *checkInput) error {
 	key := in.key()
-	v, err := c.lookup(r.Context(), key, &in)
+	v, err := c.lookup(r.Context(), key, in)
 	if err != nil {
 		return err
 	}
 	s.Subject = v.subject
-	if v.extra != nil {
+	switch {
+	case v.extra != nil:
 		s.Extra = maps.Clone(v.extra)
-	} else {
+	case s.Extra == nil || len(s.Extra) > 0:
 		s.Extra = map[string]any{}
 	}
 	s.SessionID = v.sessionID
 	s.ExpiresAt = v.expiresAt
 	s.Authenticator = c.name
-	s.CredentialID = pipeline.CredentialID(in.cookie + "\x00" + in.token)
-	s.Revalidator = &revalidation{checker: c, in: in, key: key, subject: v.subject}
+	s.CredentialID = v.credentialID
+	s.Revalidator = &revalidation{checker: c, in: *in, key: key, subject: v.subject}
 	return nil
 }
 
 // lookup answers from the cache or runs one shared check for all
-// concurrent requests with the same key.
+// concurrent requests with the same key. in is only read here: a miss
+// copies it, so a hit does not move the caller's input to the heap.
 func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInput) (*checkedSession, error) {
 	if c.cache == nil {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		return c.check(ctx, in)
+		v, err := c.check(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		v.credentialID = in.credentialID()
+		return v, nil
 	}
 	if v, ok := c.cached(key); ok {
 		return v, nil
 	}
+	return c.miss(ctx, key, *in)
+}
+
+// miss runs one shared check for every concurrent request with key and
+// stores the answer.
+func (c *sessionChecker) miss(ctx context.Context, key cacheKey, in checkInput) (*checkedSession, error) {
 	// The shared check must not end when the first caller goes away, so it
 	// runs on a context of its own bounded by the timeout.
 	detached := context.WithoutCancel(ctx)
@@ -352,10 +383,11 @@ func (c *sessionChecker) lookup(ctx context.Context, key cacheKey, in *checkInpu
 		}
 		ctx, cancel := context.WithTimeout(detached, c.timeout)
 		defer cancel()
-		v, err := c.check(ctx, in)
+		v, err := c.check(ctx, &in)
 		if err != nil {
 			return nil, err
 		}
+		v.credentialID = in.credentialID()
 		c.cache.put(key, v)
 		return v, nil
 	})
@@ -573,6 +605,7 @@ func (rv *revalidation) Revalidate(ctx context.Context) (pipeline.Identity, erro
 		return pipeline.Identity{}, err
 	}
 	if c.cache != nil {
+		v.credentialID = rv.in.credentialID()
 		c.cache.put(rv.key, v)
 	}
 	// v is shared with the cache: the caller gets an extra of its own.

@@ -585,3 +585,71 @@ func TestConcurrentMissesShareOneCheck(t *testing.T) {
 		t.Errorf("Kratos was called %d times for %d concurrent requests, want 1", got, n)
 	}
 }
+
+// TestCacheHitSharesTheCheckNotTheRequest: a cache hit is admitted with
+// what the miss derived from the credential (the same credential id, never
+// the credential itself), while each request keeps an Extra and a
+// revalidator of its own — the hit's re-check sends the hit's request, not
+// the first one (whose header values change in place here after its
+// decision) — and a different token is a different entry.
+func TestCacheHitSharesTheCheckNotTheRequest(t *testing.T) {
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var tenants []string
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		mu.Lock()
+		tenants = append(tenants, r.Header.Get("X-Tenant"))
+		mu.Unlock()
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		json.NewEncoder(w).Encode(map[string]any{"sub": "user-" + token, "extra": map[string]any{"tenant": r.Header.Get("X-Tenant")}})
+	}))
+	t.Cleanup(store.Close)
+	a := buildSession(t, pipeline.TypedFactory(NewBearerToken), map[string]any{
+		"check_session_url": store.URL, "subject_from": "sub",
+		"forward_http_headers": []string{"X-Tenant"}, "cache": map[string]any{"ttl": "1h"},
+	})
+	request := func(token string) (*http.Request, *pipeline.Session) {
+		r, s := sessionRequest("http://app.test/resource", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+token)
+			r.Header.Set("X-Tenant", "blue")
+		})
+		if err := a.Authenticate(r, s); err != nil {
+			t.Fatalf("Authenticate(%s): %v", token, err)
+		}
+		return r, s
+	}
+	r1, s1 := request("tok-a")
+	r1.Header["X-Tenant"][0] = "red" // in place, after the decision
+	_, s2 := request("tok-a")
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("store called %d times for two requests with one token, want 1 (a hit)", n)
+	}
+	if want := pipeline.CredentialID("\x00tok-a"); s1.CredentialID != want || s2.CredentialID != want {
+		t.Errorf("CredentialID = %q (miss), %q (hit); want %q", s1.CredentialID, s2.CredentialID, want)
+	}
+	if strings.Contains(s2.CredentialID, "tok-a") {
+		t.Error("the credential id carries the token")
+	}
+	if s2.Subject != "user-tok-a" || s2.Extra["tenant"] != "blue" || s2.Revalidator == nil {
+		t.Fatalf("hit = subject %q, extra %v, revalidator %v", s2.Subject, s2.Extra, s2.Revalidator)
+	}
+	s1.Extra["tenant"] = "tampered"
+	if s2.Extra["tenant"] != "blue" {
+		t.Error("one request's change to Extra reached another's")
+	}
+	id, err := s2.Revalidator.Revalidate(context.Background())
+	if err != nil || id.Subject != "user-tok-a" {
+		t.Fatalf("Revalidate = %q, %v", id.Subject, err)
+	}
+	mu.Lock()
+	got := append([]string(nil), tenants...)
+	mu.Unlock()
+	if len(got) != 2 || got[1] != "blue" {
+		t.Errorf("X-Tenant the store saw = %q, want the re-check to send blue as the first check did", got)
+	}
+	_, s3 := request("tok-b")
+	if n := calls.Load(); n != 3 || s3.Subject != "user-tok-b" || s3.CredentialID == s1.CredentialID {
+		t.Errorf("another token: %d calls, subject %q, same credential id %v; want its own check", n, s3.Subject, s3.CredentialID == s1.CredentialID)
+	}
+}

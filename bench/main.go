@@ -83,8 +83,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "upper bound of the whole run")
 	flag.StringVar(&o.oathkeeper, "oathkeeper", "auto", "run Ory Oathkeeper v0.40.9 side by side: auto (when scripts/build-oathkeeper.sh built it), on (build it when missing), off")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's directory (configurations and logs) and print where it is")
-	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, httputil+pool, proxy, proxy+logbuf, decisions, proxy+tracing, decisions+tracing, session-hit, session-off, and proxy, proxy+logbuf, decisions @base)")
-	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, proxy+logbuf@base, decisions@base, tunnel@base; in the idle section portcullis@base) to compare a change")
+	flag.StringVar(&o.variants, "variants", "", "only these HTTP variants (comma-separated: direct, httputil, httputil+pool, proxy, proxy+logbuf, decisions, proxy+tracing, decisions+tracing, session-hit, session-off, and proxy, proxy+logbuf, decisions, session-hit @base)")
+	flag.StringVar(&o.baseline, "baseline", "", "a bench binary built from another commit: its portcullis is measured in the same rounds (variants proxy@base, proxy+logbuf@base, decisions@base, session-hit@base, tunnel@base; in the idle section portcullis@base) to compare a change")
 	flag.Parse()
 
 	if err := run(o); err != nil {
@@ -422,6 +422,11 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 		if ok := e.ok; ok != nil {
 			vs = append(vs, httpVariant{name: "oathkeeper-session", pid: ok.pid(), url: "http://" + ok.api + "/decisions" + pathSession, headers: bearer})
 		}
+		if b := e.base; b != nil {
+			// The baseline runs the same configuration, session rules
+			// included, so figure 3's cache hit compares build to build.
+			vs = append(vs, httpVariant{name: "session-hit@base", proc: b, url: "http://" + b.info["api"] + "/decisions" + pathSession, headers: bearer})
+		}
 	}
 	if e.o.variants != "" {
 		keep := map[string]bool{}
@@ -565,7 +570,7 @@ func (e *env) httpFigures(ctx context.Context, pc, hu *roleProc) error {
 	okRow("3", "(Oathkeeper) /decisions with a Kratos session, cache off (Oathkeeper has no cache)", "session-off", "oathkeeper-session")
 	okRow("3", "(Oathkeeper) /decisions with a Kratos session, portcullis's cache hit", "session-hit", "oathkeeper-session")
 	if e.base != nil {
-		for _, n := range []string{"proxy", "proxy+logbuf", "decisions"} {
+		for _, n := range []string{"proxy", "proxy+logbuf", "decisions", "session-hit"} {
 			if _, ok := res[n+"@base"]; !ok {
 				continue
 			}
