@@ -175,3 +175,23 @@ func TestTombstones(t *testing.T) {
 		t.Errorf("an empty revocation was applied")
 	}
 }
+
+// TestRevokedSeparatesSessionsFromSubjects: a session id and a subject
+// that are the same string are different tombstones, and the lookup every
+// decision makes allocates nothing, whatever the ids' length.
+func TestRevokedSeparatesSessionsFromSubjects(t *testing.T) {
+	s := New(Options{Closer: &recordingCloser{}})
+	id := "9b4d3c5e-2f61-4a7b-8c9d-0e1f2a3b4c5d" // a Kratos session id's length
+	s.Revoke(Event{SessionID: id})
+	if !s.Revoked(id, "") || s.Revoked("", id) || s.Revoked("other", "") {
+		t.Errorf("session %q revoked: as session %v, as subject %v, other %v; want true, false, false",
+			id, s.Revoked(id, ""), s.Revoked("", id), s.Revoked("other", ""))
+	}
+	s.Revoke(Event{Subject: "alice"})
+	if !s.Revoked("", "alice") || s.Revoked("alice", "") {
+		t.Error("subject alice: want revoked as a subject only")
+	}
+	if a := testing.AllocsPerRun(100, func() { s.Revoked(id+"", "someone-else-with-a-long-subject-name") }); a != 0 {
+		t.Errorf("Revoked allocates %.0f times per call, want 0", a)
+	}
+}

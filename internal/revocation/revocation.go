@@ -111,7 +111,16 @@ type Service struct {
 	log logrus.FieldLogger
 
 	mu         sync.RWMutex
-	tombstones map[string]time.Time // "s:"+session id or "u:"+subject → until
+	tombstones map[tombstone]time.Time // → until
+}
+
+// tombstone names what a revocation refuses: a session (bySubject false)
+// or a subject. A struct rather than a prefixed string, so that Revoked,
+// which runs on every decision with a session, looks up without building
+// a key.
+type tombstone struct {
+	bySubject bool
+	id        string
 }
 
 // New returns a service configured by o.
@@ -127,7 +136,7 @@ func New(o Options) *Service {
 		_, _ = rand.Read(b[:])
 		o.Replica = hex.EncodeToString(b[:])
 	}
-	s := &Service{o: o, log: o.Log, tombstones: map[string]time.Time{}}
+	s := &Service{o: o, log: o.Log, tombstones: map[tombstone]time.Time{}}
 	if s.log == nil {
 		l := logrus.New()
 		l.Out = io.Discard
@@ -195,12 +204,12 @@ func (s *Service) Revoked(sessionID, subject string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if sessionID != "" {
-		if until, ok := s.tombstones["s:"+sessionID]; ok && now.Before(until) {
+		if until, ok := s.tombstones[tombstone{id: sessionID}]; ok && now.Before(until) {
 			return true
 		}
 	}
 	if subject != "" {
-		if until, ok := s.tombstones["u:"+subject]; ok && now.Before(until) {
+		if until, ok := s.tombstones[tombstone{bySubject: true, id: subject}]; ok && now.Before(until) {
 			return true
 		}
 	}
@@ -250,7 +259,7 @@ func (s *Service) untilOf(e Event) time.Time {
 func (s *Service) remember(e Event, until time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	put := func(k string) {
+	put := func(k tombstone) {
 		if old, ok := s.tombstones[k]; ok && old.After(until) {
 			return
 		}
@@ -260,10 +269,10 @@ func (s *Service) remember(e Event, until time.Time) {
 		s.tombstones[k] = until
 	}
 	if e.SessionID != "" {
-		put("s:" + e.SessionID)
+		put(tombstone{id: e.SessionID})
 	}
 	if e.Subject != "" {
-		put("u:" + e.Subject)
+		put(tombstone{bySubject: true, id: e.Subject})
 	}
 }
 
@@ -271,18 +280,19 @@ func (s *Service) remember(e Event, until time.Time) {
 // expired, the one that ends soonest; s.mu is held.
 func (s *Service) makeRoomLocked() {
 	now := time.Now()
-	var soonest string
+	var soonest tombstone
 	var soonestAt time.Time
+	found := false
 	for k, until := range s.tombstones {
 		if !now.Before(until) {
 			delete(s.tombstones, k)
 			continue
 		}
-		if soonest == "" || until.Before(soonestAt) {
-			soonest, soonestAt = k, until
+		if !found || until.Before(soonestAt) {
+			soonest, soonestAt, found = k, until, true
 		}
 	}
-	if len(s.tombstones) >= s.o.MaxTombstones && soonest != "" {
+	if len(s.tombstones) >= s.o.MaxTombstones && found {
 		delete(s.tombstones, soonest)
 	}
 }
