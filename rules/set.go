@@ -15,8 +15,11 @@ import (
 type Compiled struct {
 	Sourced
 
-	pattern        pattern
-	methods        map[string]bool
+	pattern pattern
+	methods map[string]bool
+	// methodBits are the standard methods of methods ([methodBit]), so
+	// that matching tests a request's method without hashing it.
+	methodBits     uint16
 	authenticators []namedAuthenticator
 	authorizer     pipeline.Authorizer
 	mutators       []pipeline.Mutator
@@ -44,6 +47,41 @@ func (c *Compiled) MatchesPath(u *url.URL, p string) bool {
 	v.Path = p
 	_, ok := c.pattern.match(MatchURL(&v))
 	return ok
+}
+
+// allows reports whether match.methods lists method: methods[method],
+// read from methodBits for a standard method.
+func (c *Compiled) allows(method string) bool {
+	if b := methodBit(method); b != 0 {
+		return c.methodBits&b != 0
+	}
+	return c.methods[method]
+}
+
+// methodBit is a standard method's bit in [Compiled.methodBits]; 0 for any
+// other method (compared as written: "get" is not GET).
+func methodBit(m string) uint16 {
+	switch m {
+	case http.MethodGet:
+		return 1 << 0
+	case http.MethodHead:
+		return 1 << 1
+	case http.MethodPost:
+		return 1 << 2
+	case http.MethodPut:
+		return 1 << 3
+	case http.MethodPatch:
+		return 1 << 4
+	case http.MethodDelete:
+		return 1 << 5
+	case http.MethodConnect:
+		return 1 << 6
+	case http.MethodOptions:
+		return 1 << 7
+	case http.MethodTrace:
+		return 1 << 8
+	}
+	return 0
 }
 
 type namedAuthenticator struct {
@@ -100,7 +138,7 @@ func (s *Set) Match(method string, u *url.URL) (*Compiled, []string, error) {
 	var groups []string
 	for _, i := range cands {
 		c := s.rules[i]
-		if !c.methods[method] {
+		if !c.allows(method) {
 			continue
 		}
 		g, ok := c.pattern.match(target)
