@@ -103,7 +103,14 @@ type exchange struct {
 
 // begin starts an exchange whose answer is written to w.
 func (p *decisionPath) begin(w http.ResponseWriter) exchange {
-	return exchange{path: p, start: time.Now(), rec: &recorder{ResponseWriter: w}}
+	return p.beginOn(&recorder{ResponseWriter: w})
+}
+
+// beginOn starts an exchange whose answer is written through rec, a
+// recorder of the writer the front end allocated together with the rest
+// of what its request needs.
+func (p *decisionPath) beginOn(rec *recorder) exchange {
+	return exchange{path: p, start: time.Now(), rec: rec}
 }
 
 // decide runs the decision path for d: the request's span (its context
