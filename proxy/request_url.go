@@ -149,10 +149,14 @@ func checkPath(p string) error {
 	if strings.ContainsAny(p, "\\\x00") {
 		return errAmbiguousPath
 	}
-	for _, seg := range strings.Split(p, "/") {
+	for rest := p; ; {
+		seg, after, more := strings.Cut(rest, "/")
 		if strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
 			return errAmbiguousPath
 		}
+		if !more {
+			return nil
+		}
+		rest = after
 	}
-	return nil
 }
