@@ -58,28 +58,20 @@ func (c *Compiled) allows(method string) bool {
 	return c.methods[method]
 }
 
+// standardMethods are the methods [Compiled.methodBits] holds: bit i is
+// standardMethods[i], the most common first.
+var standardMethods = [...]string{
+	http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+}
+
 // methodBit is a standard method's bit in [Compiled.methodBits]; 0 for any
 // other method (compared as written: "get" is not GET).
 func methodBit(m string) uint16 {
-	switch m {
-	case http.MethodGet:
-		return 1 << 0
-	case http.MethodHead:
-		return 1 << 1
-	case http.MethodPost:
-		return 1 << 2
-	case http.MethodPut:
-		return 1 << 3
-	case http.MethodPatch:
-		return 1 << 4
-	case http.MethodDelete:
-		return 1 << 5
-	case http.MethodConnect:
-		return 1 << 6
-	case http.MethodOptions:
-		return 1 << 7
-	case http.MethodTrace:
-		return 1 << 8
+	for i, s := range standardMethods {
+		if m == s {
+			return 1 << i
+		}
 	}
 	return 0
 }
