@@ -437,9 +437,15 @@ func isWebSocketUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
+// headerHasToken reports whether a comma-separated list in one of h's
+// name lines holds token (case-insensitive). Every request is asked (a
+// browser's Connection: keep-alive among them), so the lists are read in
+// place, not split into slices.
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
+		for more := true; more; {
+			var t string
+			t, v, more = strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
