@@ -154,16 +154,18 @@ func (x *exchange) finish() {
 	}
 	// The line's fields, on the stack: every line has the first eight,
 	// a denial up to four more, then the trace and the upstream's error.
+	// The formatter writes them sorted by key; the first eight are listed
+	// in that order already, so that its sort has nothing to move.
 	var fs [14]logfmt.Field
 	f := append(fs[:0],
+		logfmt.String("decision", x.out.Decision()),
+		logfmt.String("host", x.logHost),
+		logfmt.Float("latency_ms", float64(d.Microseconds())/1000),
 		logfmt.String("method", x.method),
 		logfmt.String("path", x.logPath),
-		logfmt.String("host", x.logHost),
 		logfmt.String("rule", x.out.RuleID()),
-		logfmt.String("decision", x.out.Decision()),
 		logfmt.Int("status", status),
 		logfmt.String("subject", x.out.Subject()),
-		logfmt.Float("latency_ms", float64(d.Microseconds())/1000),
 	)
 	f = x.out.logDenial(f)
 	if id := traceID(x.span); id != "" {
