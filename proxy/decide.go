@@ -60,9 +60,10 @@ type description struct {
 	err error
 	// logPath and logHost are what the log line shows of the request.
 	logPath, logHost string
-	// view, when set, is how the error handlers see the request after a
-	// stage's denial (the proxy makes its URL absolute).
-	view func(*http.Request) *http.Request
+	// absolute, when set, is the scheme and host the error handlers see
+	// in the request's URL after a stage's denial ([errorView]: the proxy
+	// makes its URL absolute).
+	absolute *forwardedView
 }
 
 // decideOptions are what a front end adds to the decision path.
@@ -126,8 +127,8 @@ func decide(set *rules.Set, d description, opts decideOptions) outcome {
 	if err != nil {
 		out.Err = err
 		out.Request = withoutCarriers(r, out.Session)
-		if d.view != nil {
-			out.Request = d.view(out.Request)
+		if d.absolute != nil {
+			out.Request = errorView(out.Request, *d.absolute)
 		}
 		out.ErrorHandler = rule.ErrorHandler(out.Request, err)
 	}

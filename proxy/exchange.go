@@ -103,7 +103,14 @@ type exchange struct {
 
 // begin starts an exchange whose answer is written to w.
 func (p *decisionPath) begin(w http.ResponseWriter) exchange {
-	return exchange{path: p, start: time.Now(), rec: &recorder{ResponseWriter: w}}
+	return p.beginOn(&recorder{ResponseWriter: w})
+}
+
+// beginOn starts an exchange whose answer is written through rec, a
+// recorder of the writer the front end allocated together with the rest
+// of what its request needs.
+func (p *decisionPath) beginOn(rec *recorder) exchange {
+	return exchange{path: p, start: time.Now(), rec: rec}
 }
 
 // decide runs the decision path for d: the request's span (its context
@@ -147,16 +154,18 @@ func (x *exchange) finish() {
 	}
 	// The line's fields, on the stack: every line has the first eight,
 	// a denial up to four more, then the trace and the upstream's error.
+	// The formatter writes them sorted by key; the first eight are listed
+	// in that order already, so that its sort has nothing to move.
 	var fs [14]logfmt.Field
 	f := append(fs[:0],
+		logfmt.String("decision", x.out.Decision()),
+		logfmt.String("host", x.logHost),
+		logfmt.Float("latency_ms", float64(d.Microseconds())/1000),
 		logfmt.String("method", x.method),
 		logfmt.String("path", x.logPath),
-		logfmt.String("host", x.logHost),
 		logfmt.String("rule", x.out.RuleID()),
-		logfmt.String("decision", x.out.Decision()),
 		logfmt.Int("status", status),
 		logfmt.String("subject", x.out.Subject()),
-		logfmt.Float("latency_ms", float64(d.Microseconds())/1000),
 	)
 	f = x.out.logDenial(f)
 	if id := traceID(x.span); id != "" {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -222,53 +223,82 @@ func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 // ServeHTTP implements http.Handler: the request is described, decided on
 // the one decision path and, when allowed, forwarded.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := h.path.begin(w)
+	p := &proxied{rec: recorder{ResponseWriter: w}}
+	x := h.path.beginOn(&p.rec)
 	defer x.finish()
-	d, fv := h.describe(r)
-	if !x.decide(d) {
+	if !x.decide(h.describe(r, p)) {
 		return
 	}
-	h.forward(x.rec, &x.out, fv)
+	h.forward(p, &x.out)
 }
 
-// describe reads the proxy's request r: the URL rules match (the
+// proxied is what one request on the proxy needs besides its exchange, in
+// one allocation: the answer's recorder, the URL rules match, what
+// portcullis believes of the request's forwarding and, once allowed, its
+// route and the upstream request's context.
+type proxied struct {
+	rec recorder
+	url url.URL
+	fwd forwardedView
+	rt  route
+	ctx routeContext
+}
+
+// routeContext is the context an allowed request is forwarded under: its
+// parent's, with the route as the value of routeKey{} (what
+// context.WithValue would make, without its allocation).
+type routeContext struct {
+	context.Context
+	rt *route
+}
+
+// Value implements context.Context.
+func (c *routeContext) Value(key any) any {
+	if key == (routeKey{}) {
+		return c.rt
+	}
+	return c.Context.Value(key)
+}
+
+// describe reads the proxy's request r into p: the URL rules match (the
 // connection's scheme and the Host header, or a trusted load balancer's,
 // with the cleaned path), refused when the forwarding headers or the path
-// are ambiguous, and fv, what portcullis believes of the request's
+// are ambiguous, and p.fwd, what portcullis believes of the request's
 // forwarding. Untrusted X-Forwarded-* are removed from the request the
 // stages see; after a stage's denial the error handlers see its URL
 // absolute, with the scheme and host portcullis believes.
-func (h *Handler) describe(r *http.Request) (d description, fv forwardedView) {
+func (h *Handler) describe(r *http.Request, p *proxied) (d description) {
 	d = description{req: r, logPath: r.URL.Path, logHost: r.Host}
-	d.url, fv, d.err = requestURL(r, h.trustForwarded, h.matchForwardedHost)
+	p.fwd, d.err = requestURL(&p.url, r, h.trustForwarded, h.matchForwardedHost)
 	if d.err == nil {
 		d.err = checkPath(r.URL.Path)
 	}
 	if d.err != nil {
-		return d, fv
+		return d
 	}
-	if !fv.trusted {
+	d.url = &p.url
+	if !p.fwd.trusted {
 		// The client's own X-Forwarded-* describe nothing portcullis
 		// believes: no stage or error handler (a redirect's return_to)
 		// may read them.
 		d.req = withoutForwarded(r)
 	}
-	view := fv // a copy: capturing the result fv would move it to the heap
-	d.view = func(r *http.Request) *http.Request { return errorView(r, view) }
-	return d, fv
+	d.absolute = &p.fwd
+	return d
 }
 
 // forward writes the answer to the allowed request o on rec: the
 // WebSocket tunnel for an upgrade, otherwise the upstream's answer (a
 // stream governed under the rule's policy).
-func (h *Handler) forward(rec *recorder, o *outcome, fv forwardedView) {
-	r, rule, s := o.Request, o.Rule, o.Session
+func (h *Handler) forward(p *proxied, o *outcome) {
+	r, rule, s, rec, fv := o.Request, o.Rule, o.Session, &p.rec, p.fwd
 	if rule.UpstreamURL == nil {
 		o.Err = pipeline.NewError(http.StatusInternalServerError, "rule has no upstream", errors.New("upstream.url is empty"))
 		pipeline.WriteError(rec, o.Err, false)
 		return
 	}
-	rt := &route{rule: rule, session: s, url: o.URL, fwd: fv}
+	rt := &p.rt
+	*rt = route{rule: rule, session: s, url: o.URL, fwd: fv}
 	if h.upgrade != nil && isWebSocketUpgrade(r) {
 		out := r.Clone(r.Context())
 		removeHopByHop(out.Header)
@@ -307,7 +337,8 @@ func (h *Handler) forward(rec *recorder, o *outcome, fv forwardedView) {
 		defer cancel()
 		rt.cancel, rt.w, rt.in = cancel, rec, r
 	}
-	h.rp.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, routeKey{}, rt)))
+	p.ctx = routeContext{Context: ctx, rt: rt}
+	h.rp.ServeHTTP(rec, r.WithContext(&p.ctx))
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the
@@ -406,9 +437,15 @@ func isWebSocketUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
+// headerHasToken reports whether a comma-separated list in one of h's
+// name lines holds token (case-insensitive). Every request is asked (a
+// browser's Connection: keep-alive among them), so the lists are read in
+// place, not split into slices.
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
+		for more := true; more; {
+			var t string
+			t, v, more = strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}

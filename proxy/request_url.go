@@ -37,8 +37,9 @@ type forwardedView struct {
 	host    string // the Host header, or a trusted X-Forwarded-Host
 }
 
-// requestURL is the URL rules match for a request the proxy received and
-// what the proxy believes about its forwarding.
+// requestURL sets u to the URL rules match for a request the proxy
+// received and returns what the proxy believes about its forwarding. After
+// an error u holds nothing to read.
 //
 // The scheme is "https" for a TLS connection or, as in Oathkeeper, when
 // X-Forwarded-Proto says so, trusted or not (it selects between a rule's
@@ -51,19 +52,19 @@ type forwardedView struct {
 // exactly one valid value is a 400 (see describeStrict), so nothing but a
 // host lands in the host part of the matched URL and a list is never read
 // as its first value. An untrusted X-Forwarded-Host is not looked at.
-func requestURL(r *http.Request, trustForwarded, matchForwardedHost bool) (*url.URL, forwardedView, error) {
+func requestURL(u *url.URL, r *http.Request, trustForwarded, matchForwardedHost bool) (forwardedView, error) {
 	fv := forwardedView{trusted: trustForwarded, proto: "http", host: r.Host}
 	if r.TLS != nil {
 		fv.proto = "https"
 	}
 	if r.Host != "" && !validHostPort(r.Host) {
-		return nil, fv, badRequest(reasonBadHostHeader)
+		return fv, badRequest(reasonBadHostHeader)
 	}
-	u := &url.URL{Scheme: fv.proto, Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
+	*u = url.URL{Scheme: fv.proto, Host: r.Host, Path: cleanPath(r.URL.Path), RawQuery: r.URL.RawQuery}
 	if vs := r.Header.Values("X-Forwarded-Proto"); len(vs) > 0 {
 		p, err := forwardedProto(vs)
 		if err != nil {
-			return nil, fv, err
+			return fv, err
 		}
 		if r.TLS == nil {
 			u.Scheme = p
@@ -73,19 +74,19 @@ func requestURL(r *http.Request, trustForwarded, matchForwardedHost bool) (*url.
 		}
 	}
 	if !trustForwarded {
-		return u, fv, nil
+		return fv, nil
 	}
 	if vs := r.Header.Values("X-Forwarded-Host"); len(vs) > 0 {
 		h, err := forwardedHost(vs)
 		if err != nil {
-			return nil, fv, err
+			return fv, err
 		}
 		fv.host = h
 		if matchForwardedHost {
 			u.Host = h
 		}
 	}
-	return u, fv, nil
+	return fv, nil
 }
 
 // decisionInput gathers what a call to /decisions says about the request
@@ -148,10 +149,14 @@ func checkPath(p string) error {
 	if strings.ContainsAny(p, "\\\x00") {
 		return badRequest(reasonAmbiguousPath)
 	}
-	for _, seg := range strings.Split(p, "/") {
+	for rest := p; ; {
+		seg, after, more := strings.Cut(rest, "/")
 		if strings.HasPrefix(seg, "..;") || strings.HasPrefix(seg, ".;") {
 			return badRequest(reasonAmbiguousPath)
 		}
+		if !more {
+			return nil
+		}
+		rest = after
 	}
-	return nil
 }

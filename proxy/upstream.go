@@ -24,17 +24,24 @@ type route struct {
 	cancel context.CancelFunc
 	w      http.ResponseWriter
 	in     *http.Request
+	// target and forwarded hold the upstream request's URL and its
+	// X-Forwarded-For, -Host and -Proto values (rewrite), so that they
+	// take no allocations of their own. A route is rewritten once.
+	target    url.URL
+	forwarded [3]string
 }
 
 // rewrite turns out (a copy of the client's request from which hop-by-hop
 // and X-Forwarded-* headers were removed) into the upstream request:
 // target URL, Host, forwarding headers, the session's headers and cookies,
-// and no credential carriers the authenticators asked to scrub.
+// and no credential carriers the authenticators asked to scrub. out.URL
+// becomes &rt.target.
 func rewrite(out, in *http.Request, rt *route) {
 	up := rt.rule.UpstreamURL
 	p := rt.url.Path
 	p = stripPrefix(p, rt.rule.Upstream.StripPath)
-	target := *up
+	rt.target = *up
+	target := &rt.target
 	switch target.Scheme {
 	case "ws":
 		target.Scheme = "http"
@@ -45,14 +52,14 @@ func rewrite(out, in *http.Request, rt *route) {
 	target.RawPath = ""
 	target.RawQuery = scrubQuery(rt.url.RawQuery, rt.session.Scrub.QueryParams)
 	target.Fragment = ""
-	out.URL = &target
+	out.URL = target
 	if rt.rule.Upstream.PreserveHost {
 		out.Host = in.Host
 	} else {
 		out.Host = ""
 	}
 
-	setForwarded(out, in, rt.fwd)
+	setForwarded(out, in, rt.fwd, &rt.forwarded)
 	for _, h := range rt.session.Scrub.Headers {
 		out.Header.Del(h)
 	}
@@ -69,8 +76,10 @@ func rewrite(out, in *http.Request, rt *route) {
 // load balancer's X-Forwarded-For gets the peer's address appended and its
 // (validated) -Host and -Proto are passed on; otherwise the client's values
 // are dropped: For is the peer, Host the Host header, Proto the
-// connection's.
-func setForwarded(out, in *http.Request, fv forwardedView) {
+// connection's. The three values are stored in vals, each header's value
+// a one-element slice of it (what Header.Set makes, without an allocation
+// per header; an append to one of them copies it away).
+func setForwarded(out, in *http.Request, fv forwardedView, vals *[3]string) {
 	client, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		client = in.RemoteAddr
@@ -78,9 +87,11 @@ func setForwarded(out, in *http.Request, fv forwardedView) {
 	if prior := in.Header.Values("X-Forwarded-For"); fv.trusted && len(prior) > 0 {
 		client = strings.Join(prior, ", ") + ", " + client
 	}
-	out.Header.Set("X-Forwarded-For", client)
-	out.Header.Set("X-Forwarded-Host", fv.host)
-	out.Header.Set("X-Forwarded-Proto", fv.proto)
+	*vals = [3]string{client, fv.host, fv.proto}
+	// The names are canonical, as Header.Set would make them.
+	out.Header["X-Forwarded-For"] = vals[0:1:1]
+	out.Header["X-Forwarded-Host"] = vals[1:2:2]
+	out.Header["X-Forwarded-Proto"] = vals[2:3:3]
 }
 
 // stripPrefix removes strip_path from the start of p at a segment

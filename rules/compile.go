@@ -142,6 +142,7 @@ func (c *Compiler) compileRule(r Sourced, fallback []errorHandler) (*Compiled, E
 			warn(r.LineOf("match", "methods", strconv.Itoa(i)), "match.methods: %q is not an HTTP method (methods are upper case); %s requests do not match it", m, strings.ToUpper(m))
 		}
 		cr.methods[m] = true
+		cr.methodBits |= methodBit(m)
 	}
 
 	// A handler that cannot be built loads as a stage that fails every

@@ -146,7 +146,7 @@ func compilePattern(s Strategy, p string) (pattern, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid regular expression in %q: %v", p, err)
 		}
-		return regexpPattern{re}, nil
+		return regexpPattern{re: re, seg: compileSegments(parts)}, nil
 	}
 }
 
@@ -172,9 +172,19 @@ type literalPattern string
 
 func (l literalPattern) match(u string) ([]string, bool) { return nil, string(l) == u }
 
-type regexpPattern struct{ re *regexp.Regexp }
+// regexpPattern is a regular expression RE2 accepts. When the pattern has
+// the shape [segments] serves, seg matches it without the engine, with the
+// same result; re stays the pattern's definition (the overlap prover reads
+// it).
+type regexpPattern struct {
+	re  *regexp.Regexp
+	seg *segments
+}
 
 func (r regexpPattern) match(u string) ([]string, bool) {
+	if r.seg != nil {
+		return r.seg.match(u)
+	}
 	m := r.re.FindStringSubmatch(u)
 	if m == nil {
 		return nil, false

@@ -15,8 +15,11 @@ import (
 type Compiled struct {
 	Sourced
 
-	pattern        pattern
-	methods        map[string]bool
+	pattern pattern
+	methods map[string]bool
+	// methodBits are the standard methods of methods ([methodBit]), so
+	// that matching tests a request's method without hashing it.
+	methodBits     uint16
 	authenticators []namedAuthenticator
 	authorizer     pipeline.Authorizer
 	mutators       []pipeline.Mutator
@@ -44,6 +47,33 @@ func (c *Compiled) MatchesPath(u *url.URL, p string) bool {
 	v.Path = p
 	_, ok := c.pattern.match(MatchURL(&v))
 	return ok
+}
+
+// allows reports whether match.methods lists method: methods[method],
+// read from methodBits for a standard method.
+func (c *Compiled) allows(method string) bool {
+	if b := methodBit(method); b != 0 {
+		return c.methodBits&b != 0
+	}
+	return c.methods[method]
+}
+
+// standardMethods are the methods [Compiled.methodBits] holds: bit i is
+// standardMethods[i], the most common first.
+var standardMethods = [...]string{
+	http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+}
+
+// methodBit is a standard method's bit in [Compiled.methodBits]; 0 for any
+// other method (compared as written: "get" is not GET).
+func methodBit(m string) uint16 {
+	for i, s := range standardMethods {
+		if m == s {
+			return 1 << i
+		}
+	}
+	return 0
 }
 
 type namedAuthenticator struct {
@@ -108,7 +138,7 @@ func (s *Set) Match(method string, u *url.URL) (*Compiled, []string, error) {
 	var groups []string
 	for _, i := range cands {
 		c := s.rules[i]
-		if !c.methods[method] {
+		if !c.allows(method) {
 			continue
 		}
 		g, ok := c.pattern.match(target)

@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,25 @@ type Metrics struct {
 	channelUp       prometheus.Gauge
 	channelLag      prometheus.Histogram
 	published       *prometheus.CounterVec
+
+	// requestSeries holds, by requestKey, the requests counter and
+	// duration histogram of one label combination (*requestSeries): a
+	// request resolves its series with one lock-free lookup instead of
+	// hashing its labels into both vectors.
+	requestSeries sync.Map
+}
+
+// requestKey is the labels of one request's series.
+type requestKey struct {
+	frontend, rule, decision string
+	status                   int
+}
+
+// requestSeries is the requests counter and the duration histogram of one
+// requestKey, resolved from their vectors once.
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New returns metrics registered in a fresh registry, with the Go runtime
@@ -185,8 +205,19 @@ func (m *Metrics) Handler() http.Handler {
 
 // Request implements proxy.Observer.
 func (m *Metrics) Request(frontend, rule, decision string, status int, d time.Duration) {
-	m.requests.WithLabelValues(frontend, rule, decision, statusLabel(status)).Inc()
-	m.requestDuration.WithLabelValues(frontend, rule).Observe(d.Seconds())
+	k := requestKey{frontend: frontend, rule: rule, decision: decision, status: status}
+	v, ok := m.requestSeries.Load(k)
+	if !ok {
+		// Concurrent first requests may both resolve the series: the
+		// vectors return the same children, so either copy counts.
+		v, _ = m.requestSeries.LoadOrStore(k, &requestSeries{
+			count:    m.requests.WithLabelValues(frontend, rule, decision, statusLabel(status)),
+			duration: m.requestDuration.WithLabelValues(frontend, rule),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 // statusLabels are the status label's values for 100-599, made once: a
