@@ -80,28 +80,6 @@ func TestSegmentsMatchAsTheRegexp(t *testing.T) {
 	}
 }
 
-// FuzzSegments: for any pattern the segments matcher serves and any URL,
-// its result and groups are the regexp's.
-func FuzzSegments(f *testing.F) {
-	for _, s := range [][2]string{
-		{"http://<[^/]+>/anon/<.*>", "http://app.example/anon/items/42"},
-		{"http://<[^/]*>/api/<[^/]+>", "http:///api/x"},
-		{"<[^:]+>://<[^/]+>/<.+>", "https://a/\n"},
-		{"http://a/<[^.]+>.<[^/]*>", "http://a/b.c/d"},
-	} {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, p, u string) {
-		pat, err := compilePattern(Regexp, p)
-		if err != nil {
-			return
-		}
-		if r, ok := pat.(regexpPattern); ok && r.seg != nil {
-			segmentsAgree(t, r, u)
-		}
-	})
-}
-
 // BenchmarkSegments matches a URL against the rules of bench/'s proxy
 // figures (one matches, three are tried and do not), with the segments
 // matcher and with the regexp engine it stands in for.
