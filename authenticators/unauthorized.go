@@ -13,11 +13,7 @@ type UnauthorizedConfig struct{}
 // responsible and rejects every request with 401. Put it last to end a list
 // of authenticators explicitly.
 func NewUnauthorized(*UnauthorizedConfig, pipeline.Deps) (pipeline.Authenticator, error) {
-	return unauthorized{}, nil
-}
-
-type unauthorized struct{}
-
-func (unauthorized) Authenticate(*http.Request, *pipeline.Session) error {
-	return pipeline.Unauthorized("Access credentials are invalid", nil)
+	return pipeline.AuthenticatorFunc(func(*http.Request, *pipeline.Session) error {
+		return pipeline.Unauthorized("Access credentials are invalid", nil)
+	}), nil
 }

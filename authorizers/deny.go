@@ -11,11 +11,7 @@ type DenyConfig struct{}
 
 // NewDeny builds the `deny` authorizer, which denies every request with 403.
 func NewDeny(*DenyConfig, pipeline.Deps) (pipeline.Authorizer, error) {
-	return deny{}, nil
-}
-
-type deny struct{}
-
-func (deny) Authorize(*http.Request, *pipeline.Session) error {
-	return pipeline.Forbidden("Access is forbidden", nil)
+	return pipeline.AuthorizerFunc(func(*http.Request, *pipeline.Session) error {
+		return pipeline.Forbidden("Access is forbidden", nil)
+	}), nil
 }

@@ -13,12 +13,12 @@ type NoopConfig struct{}
 // unchanged; as in Oathkeeper, the decision API answers with the request's
 // own headers.
 func NewNoop(*NoopConfig, pipeline.Deps) (pipeline.Mutator, error) {
-	return noop{}, nil
+	return pipeline.MutatorFunc(passHeaders), nil
 }
 
-type noop struct{}
-
-func (noop) Mutate(r *http.Request, s *pipeline.Session) error {
+// passHeaders answers with the request's own headers, under what the
+// stages before it set.
+func passHeaders(r *http.Request, s *pipeline.Session) error {
 	for k, v := range r.Header {
 		if _, set := s.Header[k]; !set {
 			s.Header[k] = v

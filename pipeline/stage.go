@@ -28,6 +28,25 @@ type Mutator interface {
 	Mutate(r *http.Request, s *Session) error
 }
 
+// AuthenticatorFunc adapts a function to [Authenticator], for handlers
+// with no state of their own.
+type AuthenticatorFunc func(r *http.Request, s *Session) error
+
+// Authenticate calls f(r, s).
+func (f AuthenticatorFunc) Authenticate(r *http.Request, s *Session) error { return f(r, s) }
+
+// AuthorizerFunc adapts a function to [Authorizer].
+type AuthorizerFunc func(r *http.Request, s *Session) error
+
+// Authorize calls f(r, s).
+func (f AuthorizerFunc) Authorize(r *http.Request, s *Session) error { return f(r, s) }
+
+// MutatorFunc adapts a function to [Mutator].
+type MutatorFunc func(r *http.Request, s *Session) error
+
+// Mutate calls f(r, s).
+func (f MutatorFunc) Mutate(r *http.Request, s *Session) error { return f(r, s) }
+
 // ErrorHandler writes the response for a pipeline error it was chosen
 // for. Which error handler answers is the rule's decision: the rule
 // compiler reads each one's `when` list ([WhenKey]) and the rule picks the
