@@ -96,7 +96,8 @@ type Options struct {
 	// the estimated time of its Close writes, so that the last lands at the
 	// deadline rather than after it, and no Close goes out more than
 	// CloseLead early (default [DefaultCloseLead]); negative: never early.
-	// Idle timeouts and revocations are never early. See lead.go.
+	// Idle timeouts and revocations are never early (docs/websockets.md,
+	// "Many tunnels at one deadline").
 	CloseLead time.Duration
 }
 
