@@ -3,6 +3,7 @@ package tunnel
 import (
 	"container/heap"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,15 +186,17 @@ func (w *deadlineWheel) armLocked() {
 	w.timer.Reset(time.Until(next))
 }
 
-// tick collects the due entries, and those of every burst whose lead has
-// begun (after them, earliest deadline first), and runs them as one
-// batch. A due entry's Due is given the tick's instant, a led one's its
-// own due time.
+// tick collects every entry of a burst whose lead has begun, and the due
+// entries, and runs them as one batch, earliest deadline first. A due
+// entry's Due is given the tick's instant, a led one's its own due time.
 func (w *deadlineWheel) tick() {
 	now := time.Now()
 	w.mu.Lock()
 	w.armedAt = time.Time{}
-	var due []*wheelItem
+	// The led bursts first, whole: their entries already due would
+	// otherwise leave their slots under leadMin.
+	due := w.collectLedLocked(now)
+	led := len(due)
 	for len(w.items) > 0 && !w.items[0].at.After(now) {
 		it := heap.Pop(&w.items).(*wheelItem)
 		delete(w.byEntry, it.e)
@@ -202,7 +205,9 @@ func (w *deadlineWheel) tick() {
 		}
 		due = append(due, it)
 	}
-	due = append(due, w.collectLedLocked(now)...)
+	if led > 0 && len(due) > led {
+		slices.SortStableFunc(due, func(a, b *wheelItem) int { return a.at.Compare(b.at) })
+	}
 	w.armLocked()
 	w.mu.Unlock()
 	w.batch(len(due), func(i int) func() { return due[i].e.Due(later(now, due[i].at)) })

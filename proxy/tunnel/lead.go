@@ -171,8 +171,8 @@ func (w *deadlineWheel) nextLeadLocked() time.Time {
 }
 
 // collectLedLocked takes off the wheel every entry of a slot whose lead
-// has begun at now, and returns them in the order of their deadlines (all
-// after now: due ones are collected as usual). w.mu is held.
+// has begun at now, and returns them in the order of their deadlines.
+// w.mu is held.
 func (w *deadlineWheel) collectLedLocked(now time.Time) []*wheelItem {
 	var keys map[int64]bool
 	for k, s := range w.big {
