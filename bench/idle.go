@@ -259,6 +259,9 @@ func (e *env) idleRows(n int, runs map[string][]idleRun, ref, refStream idleCost
 			ref: ms(med(base, func(r idleRun) float64 { return answerMs(r.expiry, "min") }))})
 	}
 	ab("Close lateness p99 at max lifetime", func(r idleRun) float64 { return answerMs(r.life, "p99") }, ms)
+	t.add(row{fig: "A/B", what: "earliest Close at max lifetime (negative: before it), this build vs -baseline",
+		got: ms(med(ours, func(r idleRun) float64 { return answerMs(r.life, "min") })),
+		ref: ms(med(base, func(r idleRun) float64 { return answerMs(r.life, "min") }))})
 	ab("idle event stream heap+stack", func(r idleRun) float64 { return r.stream.heapStack }, kib)
 	ab("goroutines per idle event stream", func(r idleRun) float64 { return r.stream.goroutines },
 		func(v float64) string { return fmt.Sprintf("%.2f", v) })
