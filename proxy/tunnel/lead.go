@@ -55,11 +55,13 @@ const (
 	// led: fewer close at their deadline, never before.
 	leadMin = 256
 	// defaultStepCost is the estimated wall time of one client step on
-	// one of the batch's goroutines before any batch was measured: on the
-	// upper side of what a burst measured on a loaded two-core machine
-	// (write 12-16 µs plus the entry's own work, with the other
-	// goroutine and the clients sharing the cores).
-	defaultStepCost = 30 * time.Microsecond
+	// one of the batch's goroutines before any batch was measured: a
+	// little over what 5,000 Close frames took on a quiet two-core machine
+	// shared with their clients (96 ms on two goroutines, 38 µs each; the
+	// write itself is 12-16 µs of it), so that a first burst rather ends
+	// early than late. 5,000 at one deadline then start the lead bound
+	// (100 ms) early.
+	defaultStepCost = 40 * time.Microsecond
 	// estimateMin is the least number of Close frames a batch's first
 	// steps must have written for its time to count in the estimate:
 	// smaller batches are mostly the cost of starting one.
