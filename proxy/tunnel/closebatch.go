@@ -101,12 +101,15 @@ func (w *deadlineWheel) batch(n int, first func(i int) (rest func())) {
 	wg.Wait()
 	elapsed, wrote := time.Since(start), w.wrote.Load()-wrote0
 	w.first.Unlock()
-	w.mu.Lock()
-	w.est.observe(elapsed, workers, wrote)
-	if !w.stopped {
-		w.armLocked()
+	if wrote >= estimateMin {
+		// (Smaller batches do not count: see leadEstimate.observe.)
+		w.mu.Lock()
+		w.est.observe(elapsed, workers, wrote)
+		if !w.stopped {
+			w.armLocked()
+		}
+		w.mu.Unlock()
 	}
-	w.mu.Unlock()
 	for _, rs := range rests {
 		for _, r := range rs {
 			go r()
