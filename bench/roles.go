@@ -218,7 +218,8 @@ type wsClient struct {
 //	closesse                 end every event stream held; answers closed=
 //	await T SECS             wait up to SECS for a Close on every client,
 //	                         answer it, and report the lateness of the
-//	                         arrivals after T (unix ns): p50= p99= max= (ns)
+//	                         arrivals after T (unix ns): min= (the earliest,
+//	                         negative when early) p50= p99= max= (ns)
 //	                         and how many came with each code
 //	awaitlife D SECS         the same, each client's Close due D (a Go
 //	                         duration) after it had its 101 answer
@@ -432,7 +433,7 @@ func awaitCloses(clients []wsClient, due func(wsClient) time.Time, limit time.Du
 	var b strings.Builder
 	fmt.Fprintf(&b, "received=%d", len(got))
 	if len(got) > 0 {
-		fmt.Fprintf(&b, " p50=%d p99=%d max=%d", pct(got, 50), pct(got, 99), got[len(got)-1])
+		fmt.Fprintf(&b, " min=%d p50=%d p99=%d max=%d", got[0], pct(got, 50), pct(got, 99), got[len(got)-1])
 	}
 	for _, k := range slices.Sorted(maps.Keys(byCode)) {
 		fmt.Fprintf(&b, " code=%s/%d", k, byCode[k])

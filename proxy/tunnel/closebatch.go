@@ -57,6 +57,10 @@ func (w *deadlineWheel) note(s closeStep) {
 // their own: smaller batches run on the caller alone.
 const batchShare = 256
 
+// batchWorkers is how many goroutines share a batch of n first steps on
+// a wheel of maxWorkers.
+func batchWorkers(maxWorkers, n int) int { return max(1, min(maxWorkers, n/batchShare)) }
+
 // batch runs first(i) for every i in [0, n) back to back — a large batch
 // split between up to workers goroutines (one per processor), so that
 // the client steps use every core — while holding w.first, so that
@@ -64,12 +68,14 @@ const batchShare = 256
 // ([deadlineWheel.AwaitFirstSteps]); it then starts every rest the first
 // steps returned, each on a goroutine of its own (a rest may wait: a frame
 // in flight to the upstream, the close grace). batch returns once the
-// first steps are done.
+// first steps are done. The time the first steps took, per Close frame
+// they wrote, goes into the wheel's estimate of how early a burst of fixed
+// deadlines has to start (lead.go).
 func (w *deadlineWheel) batch(n int, first func(i int) (rest func())) {
 	if n == 0 {
 		return
 	}
-	workers := max(1, min(w.workers, n/batchShare))
+	workers := batchWorkers(w.workers, n)
 	rests := make([][]func(), workers)
 	run := func(k int) {
 		lo, hi := k*n/workers, (k+1)*n/workers
@@ -82,6 +88,7 @@ func (w *deadlineWheel) batch(n int, first func(i int) (rest func())) {
 		rests[k] = rs
 	}
 	w.first.Lock()
+	start, wrote0 := time.Now(), w.wrote.Load()
 	var wg sync.WaitGroup
 	for k := 1; k < workers; k++ {
 		wg.Add(1)
@@ -92,7 +99,17 @@ func (w *deadlineWheel) batch(n int, first func(i int) (rest func())) {
 	}
 	run(0)
 	wg.Wait()
+	elapsed, wrote := time.Since(start), w.wrote.Load()-wrote0
 	w.first.Unlock()
+	if wrote >= estimateMin {
+		// (Smaller batches do not count: see leadEstimate.observe.)
+		w.mu.Lock()
+		w.est.observe(elapsed, workers, wrote)
+		if !w.stopped {
+			w.armLocked()
+		}
+		w.mu.Unlock()
+	}
 	for _, rs := range rests {
 		for _, r := range rs {
 			go r()
@@ -148,9 +165,11 @@ func (t *tunnel) firstStep(c *closeCause, due time.Time) func() {
 	sent := t.tryCloseClient(c)
 	var late time.Duration
 	if sent {
+		// Negative when a burst of fixed deadlines was led (lead.go).
 		if !due.IsZero() {
 			late = time.Since(due)
 		}
+		t.owner.wheel.wrote.Add(1)
 		t.owner.wheel.note(stepClientClose)
 	}
 	return func() {

@@ -33,7 +33,11 @@
 //     proxy ends together — deadlines due at one instant, a revocation
 //     matching many, a re-check rejecting a session, shutdown — end in
 //     one batch: every client's Close (or stream's end) first, then the
-//     rest of each close.
+//     rest of each close. A burst of at least 256 fixed deadlines (max
+//     lifetime, session expiry) within 10 ms starts ahead of them by the
+//     measured time of its Close writes, never more than Options.CloseLead
+//     (default 100 ms), so that its last Close lands at the deadline;
+//     other closes are never early.
 //   - Re-checks: the channels of one session share one re-validation per
 //     interval, whatever their number; with reauthorize, the rule's
 //     authorizer is then asked once per decision (rule, method, URL) with

@@ -32,7 +32,10 @@ type DeadlineMetrics interface {
 	// DeadlineClose records how long after a deadline (max lifetime,
 	// session expiry, idle timeout; reason as for Closed) the proxy's
 	// Close frame was written to the client: growing values mean the
-	// proxy is too busy to keep its deadlines.
+	// proxy is too busy to keep its deadlines. late is negative — the
+	// earliest side of the figure — when a burst of fixed deadlines (max
+	// lifetime, session expiry) started ahead of them, and then never
+	// below -Options.CloseLead; for an idle timeout it is never negative.
 	DeadlineClose(rule, reason string, late time.Duration)
 }
 

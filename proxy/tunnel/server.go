@@ -90,6 +90,15 @@ type Options struct {
 	// ([RelayGoroutines], the default), or parked on epoll while idle
 	// ([RelayPoll]).
 	Relay Relay
+	// CloseLead bounds how early the Close of a fixed deadline (max
+	// lifetime, session expiry) may be written when at least 256 channels
+	// share it (within 10 ms): such a burst starts ahead of its deadline by
+	// the estimated time of its Close writes, so that the last lands at the
+	// deadline rather than after it, and no Close goes out more than
+	// CloseLead early (default [DefaultCloseLead]); negative: never early.
+	// Idle timeouts and revocations are never early (docs/websockets.md,
+	// "Many tunnels at one deadline").
+	CloseLead time.Duration
 }
 
 // Revocations is what the tunnels need of the process's revocation
@@ -167,6 +176,9 @@ func New(opts Options) *Server {
 	if opts.SpliceMin == 0 {
 		opts.SpliceMin = DefaultSpliceMin
 	}
+	if opts.CloseLead == 0 {
+		opts.CloseLead = DefaultCloseLead
+	}
 	t := &Server{
 		opts:    opts,
 		log:     opts.Log,
@@ -177,7 +189,7 @@ func New(opts Options) *Server {
 		drained: make(chan struct{}),
 		reg:     opts.Registry,
 		rev:     opts.Revocations,
-		wheel:   newDeadlineWheel(),
+		wheel:   newLeadWheel(opts.CloseLead),
 	}
 	if opts.Relay == RelayPoll {
 		t.poll = newPoller()
