@@ -209,6 +209,13 @@ type ProxyServe struct {
 	// "goroutines" (empty: the default), a goroutine per direction, or
 	// "poll", parked on epoll while idle (Linux; elsewhere goroutines).
 	WebSocketRelay string `koanf:"websocket_relay"`
+	// WebSocketCloseLead (portcullis's own key) bounds how early a burst
+	// of fixed deadlines (max lifetime, session expiry) shared by 256 or
+	// more tunnels or streams may start closing, so that its last Close
+	// lands on time rather than after it; 0 closes every channel at its
+	// deadline, never before (docs/websockets.md, "Many tunnels at one
+	// deadline").
+	WebSocketCloseLead time.Duration `koanf:"websocket_close_lead"`
 }
 
 // Prometheus is serve.prometheus.
@@ -379,6 +386,7 @@ func Defaults() map[string]any {
 		"serve.proxy.timeout.upstream":          "60s",
 		"serve.proxy.trust_forwarded_headers":   false,
 		"serve.proxy.match_forwarded_host":      false,
+		"serve.proxy.websocket_close_lead":      "100ms",
 		"serve.api.host":                        "",
 		"serve.api.port":                        4456,
 		"serve.api.timeout.read":                "5s",

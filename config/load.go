@@ -114,6 +114,9 @@ func LoadData(path string, data []byte, env []string, handlers map[string][]stri
 	default:
 		return nil, at.keyError([]string{"serve", "proxy", "websocket_relay"}, fmt.Errorf("must be goroutines or poll, got %q", c.Serve.Proxy.WebSocketRelay))
 	}
+	if c.Serve.Proxy.WebSocketCloseLead < 0 {
+		return nil, at.keyError([]string{"serve", "proxy", "websocket_close_lead"}, fmt.Errorf("must not be negative, got %s", c.Serve.Proxy.WebSocketCloseLead))
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:

@@ -115,6 +115,7 @@ func TestLoadErrorsNameKeyAndLine(t *testing.T) {
 		{"bad strategy", "access_rules:\n  matching_strategy: fuzzy\n", "c.yml:2: 'access_rules.matching_strategy' unknown matching strategy", nil},
 		{"bad log format", "log:\n  format: xml\n", "c.yml:2: 'log.format' must be text or json", nil},
 		{"bad relay", "serve:\n  proxy:\n    websocket_relay: threads\n", "c.yml:3: 'serve.proxy.websocket_relay' must be goroutines or poll", nil},
+		{"negative close lead", "serve:\n  proxy:\n    websocket_close_lead: -5ms\n", "c.yml:3: 'serve.proxy.websocket_close_lead' must not be negative", nil},
 		{"bad env", "", "'serve.proxy.port'", []string{"SERVE_PROXY_PORT=eighty"}},
 		{"bad websocket", "websocket:\n  max_lifetim: 1h\n", "unknown field \"max_lifetim\"", nil},
 	}

@@ -310,7 +310,8 @@ func New(cfg *config.Config, log *logrus.Logger) (*Server, error) {
 		return s.abort(err)
 	}
 	s.Tunnels = tunnel.New(tunnel.Options{Log: log, TLSConfig: upstreamTLS, Metrics: s.Metrics,
-		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations, Relay: relay})
+		HandshakeTimeout: cfg.Serve.Proxy.Timeout.Upstream, Registry: channels, Revocations: s.Revocations, Relay: relay,
+		CloseLead: closeLead(cfg.Serve.Proxy.WebSocketCloseLead)})
 	s.OnShutdown(s.Tunnels.Shutdown)
 	// A reload (the rules' sources, the configuration) re-evaluates the
 	// open tunnels and streams against the rules it installs.
@@ -601,6 +602,16 @@ func (s *Server) closeLog() {
 	if s.logBuf != nil {
 		_ = s.logBuf.Close()
 	}
+}
+
+// closeLead is serve.proxy.websocket_close_lead as tunnel.Options.CloseLead:
+// 0 there means never early, which the option spells negative (its zero is
+// the default).
+func closeLead(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // tunnelRelay is serve.proxy.websocket_relay as a [tunnel.Relay]; the

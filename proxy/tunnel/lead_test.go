@@ -146,6 +146,27 @@ func TestLeadSmallBurstNotEarly(t *testing.T) {
 	}
 }
 
+// With the lead off (a bound of 0 or less: CloseLead negative, the
+// configuration's websocket_close_lead 0s), a large burst of fixed
+// deadlines keeps them exactly.
+func TestLeadOffNeverEarly(t *testing.T) {
+	for _, bound := range []time.Duration{-1, 0} {
+		w := newLeadWheel(bound)
+		setCost(w, 10*time.Millisecond)
+		at := inSlot(200 * time.Millisecond)
+		es, done := scheduleAll(w, 2*leadMin, at, 0, true)
+		awaitDues(t, done, len(es))
+		for i, e := range es {
+			e.mu.Lock()
+			if e.calledAt.Before(e.at) || e.now.Before(e.at) {
+				t.Errorf("bound %v, entry %d: Due %v before its deadline, want never early", bound, i, e.at.Sub(e.calledAt))
+			}
+			e.mu.Unlock()
+		}
+		w.Stop()
+	}
+}
+
 // Deadlines not scheduled as fixed — the idle deadline, re-checks, the
 // close grace — are never early, however many share an instant; a
 // channel's idle deadline goes on the wheel as such, its session expiry
