@@ -229,23 +229,22 @@ func (e *env) idleRows(n int, runs map[string][]idleRun, ref, refStream idleCost
 	ours := runs["portcullis"]
 	kib := func(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
 	med := func(rs []idleRun, f func(idleRun) float64) float64 { return median(mapSlice(rs, f)) }
-	// costRows adds the three cost rows of ours (by default this build's
-	// runs) against ref; goroutines, when >= 0, is the goroutine row's
-	// target.
-	costRows := func(fig, what, suffix string, cost func(idleRun) idleCost, ref idleCost, target float64, targetText string, goroutines float64) {
-		heapStack := med(ours, func(r idleRun) float64 { return cost(r).heapStack })
+	// costRows adds the three cost rows of the runs rs against ref;
+	// goroutines, when >= 0, is the goroutine row's target.
+	costRows := func(rs []idleRun, fig, what, suffix string, cost func(idleRun) idleCost, ref idleCost, target float64, targetText string, goroutines float64) {
+		heapStack := med(rs, func(r idleRun) float64 { return cost(r).heapStack })
 		row6 := row{fig: fig, what: fmt.Sprintf("heap+stack per idle %s (%d %ss)%s", what, n, what, suffix),
 			got: fmt.Sprintf("%s (heap %s + stacks %s)", kib(heapStack),
-				kib(med(ours, func(r idleRun) float64 { return cost(r).heap })), kib(med(ours, func(r idleRun) float64 { return cost(r).stack }))),
+				kib(med(rs, func(r idleRun) float64 { return cost(r).heap })), kib(med(rs, func(r idleRun) float64 { return cost(r).stack }))),
 			ref:   fmt.Sprintf("%s (heap %s + stacks %s) httputil", kib(ref.heapStack), kib(ref.heap), kib(ref.stack)),
-			ratio: mapSlice(ours, func(r idleRun) float64 { return cost(r).heapStack / ref.heapStack })}
+			ratio: mapSlice(rs, func(r idleRun) float64 { return cost(r).heapStack / ref.heapStack })}
 		if target > 0 {
 			row6.inverse, row6.target, row6.targetText, row6.absolute = true, target, targetText, heapStack
 		}
 		t.add(row6)
-		t.add(row{fig: fig, what: "RSS per idle " + what + suffix, got: kib(med(ours, func(r idleRun) float64 { return cost(r).rss })),
-			ref: kib(ref.rss) + " httputil", ratio: mapSlice(ours, func(r idleRun) float64 { return cost(r).rss / ref.rss })})
-		g := med(ours, func(r idleRun) float64 { return cost(r).goroutines })
+		t.add(row{fig: fig, what: "RSS per idle " + what + suffix, got: kib(med(rs, func(r idleRun) float64 { return cost(r).rss })),
+			ref: kib(ref.rss) + " httputil", ratio: mapSlice(rs, func(r idleRun) float64 { return cost(r).rss / ref.rss })})
+		g := med(rs, func(r idleRun) float64 { return cost(r).goroutines })
 		rowG := row{fig: fig, what: "goroutines per idle " + what + suffix, got: fmt.Sprintf("%.2f", g), ref: fmt.Sprintf("%.2f httputil", ref.goroutines)}
 		if goroutines >= 0 {
 			rowG.target, rowG.inverse, rowG.absolute = goroutines, true, math.Round(g*100)/100
@@ -263,11 +262,9 @@ func (e *env) idleRows(n int, runs map[string][]idleRun, ref, refStream idleCost
 	// goroutines' stacks, so its rows are held to 4 KiB and 2 goroutines,
 	// the poll relay's to 4 KiB and none.
 	tunnel := func(r idleRun) idleCost { return r.tunnel }
-	costRows("6", "tunnel", "", tunnel, ref, 4<<10, "≤ 4 KiB", 2)
+	costRows(ours, "6", "tunnel", "", tunnel, ref, 4<<10, "≤ 4 KiB", 2)
 	if polled, ok := runs["portcullis+poll"]; ok {
-		ours = polled
-		costRows("6", "tunnel", ", poll relay (websocket_relay: poll, off by default)", tunnel, ref, 4<<10, "≤ 4 KiB", 0)
-		ours = runs["portcullis"]
+		costRows(polled, "6", "tunnel", ", poll relay (websocket_relay: poll, off by default)", tunnel, ref, 4<<10, "≤ 4 KiB", 0)
 	}
 	if expiry {
 		t.add(lateRow(mapSlice(ours, func(r idleRun) []string { return r.expiry }), n,
@@ -278,7 +275,7 @@ func (e *env) idleRows(n int, runs map[string][]idleRun, ref, refStream idleCost
 	opened := strings.Join(mapSlice(ours, func(r idleRun) string { return r.lifeOpen + "s" }), ", ")
 	t.add(lateRow(mapSlice(ours, func(r idleRun) []string { return r.life }), n,
 		fmt.Sprintf("Close lateness, %d tunnels at max lifetime (%s; opened over %s)", n, lifetimeFor(n), opened), false))
-	costRows("10", "event stream", "", func(r idleRun) idleCost { return r.stream }, refStream, 0, "", -1)
+	costRows(ours, "10", "event stream", "", func(r idleRun) idleCost { return r.stream }, refStream, 0, "", -1)
 
 	base, ok := runs["portcullis@base"]
 	if !ok {
