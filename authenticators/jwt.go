@@ -190,22 +190,12 @@ var (
 	_ pipeline.CarrierReader = (*jwtAuthenticator)(nil)
 )
 
-// Carriers names the query parameter the token is read from, if any, so
-// the rule removes it whichever authenticator decides.
-func (a *jwtAuthenticator) Carriers() pipeline.Scrub {
-	if q := a.from.ScrubQueryParameter(); q != "" {
-		return pipeline.Scrub{QueryParams: []string{q}}
-	}
-	return pipeline.Scrub{}
-}
+// Carriers names the query parameter the token is read from, if any.
+func (a *jwtAuthenticator) Carriers() pipeline.Scrub { return a.from.Carriers() }
 
 func (a *jwtAuthenticator) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token := a.from.Extract(r)
-	// Recorded before any check: whatever the token's fate, it must reach
-	// neither the upstream nor an error handler's redirect.
-	if q := a.from.ScrubQueryParameter(); q != "" && token != "" {
-		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
-	}
+	a.from.Taken(s, token) // before any check
 	if token == "" || strings.Count(token, ".") != 2 {
 		return pipeline.ErrNotResponsible
 	}

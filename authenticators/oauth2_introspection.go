@@ -238,14 +238,8 @@ var (
 	_ pipeline.CarrierReader = (*introspection)(nil)
 )
 
-// Carriers names the query parameter the token is read from, if any, so
-// the rule removes it whichever authenticator decides.
-func (a *introspection) Carriers() pipeline.Scrub {
-	if q := a.from.ScrubQueryParameter(); q != "" {
-		return pipeline.Scrub{QueryParams: []string{q}}
-	}
-	return pipeline.Scrub{}
-}
+// Carriers names the query parameter the token is read from, if any.
+func (a *introspection) Carriers() pipeline.Scrub { return a.from.Carriers() }
 
 // introspectionAnswer is an RFC 7662 response.
 type introspectionAnswer struct {
@@ -269,11 +263,7 @@ type introspectionAnswer struct {
 
 func (a *introspection) Authenticate(r *http.Request, s *pipeline.Session) error {
 	token := a.from.Extract(r)
-	// Recorded before any check: whatever the token's fate, it must reach
-	// neither the upstream nor an error handler's redirect.
-	if q := a.from.ScrubQueryParameter(); q != "" && token != "" {
-		s.Scrub.QueryParams = append(s.Scrub.QueryParams, q)
-	}
+	a.from.Taken(s, token) // before any check
 	if token == "" || !strings.HasPrefix(token, a.prefix) {
 		return pipeline.ErrNotResponsible
 	}
@@ -384,14 +374,7 @@ func (a *introspection) introspect(ctx context.Context, token, host string, retr
 		}
 		header.Set("Authorization", "Bearer "+ct)
 	}
-	res, err := a.caller.Do(ctx, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header = header.Clone()
-		return req, nil
-	})
+	res, err := a.caller.Post(ctx, a.url, header, []byte(body))
 	if err != nil {
 		return nil, pipeline.Unavailable("token introspection unavailable", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // TokenLocation is the `token_from` block of jwt and oauth2_introspection
@@ -61,13 +63,23 @@ func (l *TokenLocation) Extract(r *http.Request) string {
 	}
 }
 
-// ScrubQueryParameter returns the query parameter to remove from the
-// upstream URL, if the token travels in one.
-func (l *TokenLocation) ScrubQueryParameter() string {
-	if l == nil {
-		return ""
+// Carriers names the query parameter the token is read from, if any: an
+// authenticator reading from l reports it as its [pipeline.CarrierReader]
+// answer, so the rule removes it whichever authenticator decides.
+func (l *TokenLocation) Carriers() pipeline.Scrub {
+	if l == nil || l.QueryParameter == "" {
+		return pipeline.Scrub{}
 	}
-	return l.QueryParameter
+	return pipeline.Scrub{QueryParams: []string{l.QueryParameter}}
+}
+
+// Taken records on s that token, read by [TokenLocation.Extract], travels
+// in a query parameter, so that it reaches neither the upstream nor an error
+// handler's redirect whatever its fate. An empty token records nothing.
+func (l *TokenLocation) Taken(s *pipeline.Session, token string) {
+	if l != nil && l.QueryParameter != "" && token != "" {
+		s.Scrub.QueryParams = append(s.Scrub.QueryParams, l.QueryParameter)
+	}
 }
 
 func bearerCredential(h string) string {

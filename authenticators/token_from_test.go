@@ -3,7 +3,10 @@ package authenticators
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 func TestTokenLocationExtract(t *testing.T) {
@@ -33,7 +36,22 @@ func TestTokenLocationExtract(t *testing.T) {
 	if err := (&TokenLocation{Header: "a", Cookie: "b"}).Validate(); err == nil {
 		t.Error("two locations must not validate")
 	}
-	if got := (&TokenLocation{QueryParameter: "t"}).ScrubQueryParameter(); got != "t" {
-		t.Errorf("ScrubQueryParameter = %q", got)
+	if got := (&TokenLocation{QueryParameter: "t"}).Carriers(); !slices.Equal(got.QueryParams, []string{"t"}) {
+		t.Errorf("Carriers = %+v, want the query parameter t", got)
+	}
+	for _, l := range []*TokenLocation{nil, {Header: "X-Token"}, {Cookie: "c"}} {
+		if got := l.Carriers(); len(got.QueryParams) != 0 {
+			t.Errorf("%+v: Carriers = %+v, want none", l, got)
+		}
+	}
+	var s pipeline.Session
+	(&TokenLocation{QueryParameter: "t"}).Taken(&s, "")
+	if len(s.Scrub.QueryParams) != 0 {
+		t.Errorf("an absent token recorded a carrier: %+v", s.Scrub)
+	}
+	(&TokenLocation{Header: "X-Token"}).Taken(&s, "abc")
+	(&TokenLocation{QueryParameter: "t"}).Taken(&s, "abc")
+	if !slices.Equal(s.Scrub.QueryParams, []string{"t"}) {
+		t.Errorf("Taken recorded %+v, want only the query parameter t", s.Scrub.QueryParams)
 	}
 }

@@ -2,7 +2,6 @@ package authorizers
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,14 +126,7 @@ func (a *remoteAuthorizer) Authorize(r *http.Request, s *pipeline.Session) error
 			header.Set(h.Name, v)
 		}
 	}
-	res, err := a.caller.Do(r.Context(), func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header = header.Clone()
-		return req, nil
-	})
+	res, err := a.caller.Post(r.Context(), a.url, header, body)
 	if err != nil {
 		// Unreachable, timed out, 5xx after retries: deny.
 		return a.fail(http.StatusServiceUnavailable, "authorization service unavailable", err)

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -161,6 +162,19 @@ func (c *Caller) Do(ctx context.Context, newReq func(ctx context.Context) (*http
 		}
 		delay *= 2
 	}
+}
+
+// Post sends body to url with a copy of header on each attempt, as [Caller.Do]
+// does; header is neither changed nor kept.
+func (c *Caller) Post(ctx context.Context, url string, header http.Header, body []byte) (*Response, error) {
+	return c.Do(ctx, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header = header.Clone()
+		return req, nil
+	})
 }
 
 func (c *Caller) once(ctx context.Context, newReq func(ctx context.Context) (*http.Request, error)) (*Response, error) {

@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,21 +97,11 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url: %s", redactURLError(o.URL, err))
 	}
-	if o.Stream == "" {
-		o.Stream = DefaultRedisStream
-	}
-	if o.MaxLen <= 0 {
-		o.MaxLen = DefaultRedisMaxLen
-	}
-	if o.CatchUp <= 0 {
-		o.CatchUp = DefaultTombstoneTTL
-	}
-	if o.RetryFor <= 0 {
-		o.RetryFor = DefaultRedisRetryFor
-	}
-	if o.QueueSize <= 0 {
-		o.QueueSize = DefaultRedisQueue
-	}
+	o.Stream = cmp.Or(o.Stream, DefaultRedisStream)
+	o.MaxLen = positive(o.MaxLen, DefaultRedisMaxLen)
+	o.CatchUp = positive(o.CatchUp, DefaultTombstoneTTL)
+	o.RetryFor = positive(o.RetryFor, DefaultRedisRetryFor)
+	o.QueueSize = positive(o.QueueSize, DefaultRedisQueue)
 	// Short timeouts: a broker that hangs must be found out quickly, and
 	// no request waits on it anyway.
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second

@@ -123,14 +123,18 @@ type tombstone struct {
 	id        string
 }
 
+// positive returns v, or def when v is zero or negative.
+func positive[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
 // New returns a service configured by o.
 func New(o Options) *Service {
-	if o.TombstoneTTL <= 0 {
-		o.TombstoneTTL = DefaultTombstoneTTL
-	}
-	if o.MaxTombstones <= 0 {
-		o.MaxTombstones = DefaultMaxTombstones
-	}
+	o.TombstoneTTL = positive(o.TombstoneTTL, DefaultTombstoneTTL)
+	o.MaxTombstones = positive(o.MaxTombstones, DefaultMaxTombstones)
 	if o.Replica == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
