@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"io"
@@ -162,23 +161,24 @@ const (
 	DefaultSpliceMin int64 = 256 << 10
 )
 
-// positive returns v, or def when v is zero or negative.
-func positive[T int | int64 | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // New returns a tunnel server configured by opts. New copies opts, and the
 // server never changes it afterwards.
 func New(opts Options) *Server {
-	opts.DialTimeout = positive(opts.DialTimeout, DefaultDialTimeout)
-	opts.HandshakeTimeout = positive(opts.HandshakeTimeout, DefaultHandshakeTimeout)
-	opts.RevalidateTimeout = positive(opts.RevalidateTimeout, DefaultRevalidateTimeout)
-	// Negative values mean something here (never splice; never early).
-	opts.SpliceMin = cmp.Or(opts.SpliceMin, DefaultSpliceMin)
-	opts.CloseLead = cmp.Or(opts.CloseLead, DefaultCloseLead)
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.RevalidateTimeout <= 0 {
+		opts.RevalidateTimeout = DefaultRevalidateTimeout
+	}
+	if opts.SpliceMin == 0 {
+		opts.SpliceMin = DefaultSpliceMin
+	}
+	if opts.CloseLead == 0 {
+		opts.CloseLead = DefaultCloseLead
+	}
 	t := &Server{
 		opts:    opts,
 		log:     opts.Log,
