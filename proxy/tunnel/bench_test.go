@@ -490,22 +490,14 @@ func TestTunnelBenchPeer(t *testing.T) {
 // openPeerClients dials n WebSocket clients to u, 64 at a time.
 func openPeerClients(n int, u string) []net.Conn {
 	conns := make([]net.Conn, n)
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			conn, _, _, err := ws.Dial(context.Background(), u)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "peer dial:", err)
-				return
-			}
-			conns[i] = conn
-		}()
-	}
-	wg.Wait()
+	EachAtMost(n, 64, func(i int) {
+		conn, _, _, err := ws.Dial(context.Background(), u)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peer dial:", err)
+			return
+		}
+		conns[i] = conn
+	})
 	return slices.DeleteFunc(conns, func(c net.Conn) bool { return c == nil })
 }
 
