@@ -124,9 +124,7 @@ func testTunnelPeerGoesAway(t *testing.T, relay Relay) {
 				}
 			},
 			client: func(c *client) {
-				if code, reason := c.expectClose(); code != ws.StatusNormalClosure || reason != "done" {
-					c.t.Errorf("client got Close %d %q, want 1000 \"done\"", code, reason)
-				}
+				c.expectCloseWith(ws.StatusNormalClosure, "done")
 				c.expectEnd()
 			},
 			wantReason: ReasonUpstreamClosed,
