@@ -391,9 +391,9 @@ func awaitCloses(clients []wsClient, due func(wsClient) time.Time, limit time.Du
 			defer wg.Done()
 			t0 := due(c)
 			_ = c.conn.SetReadDeadline(t0.Add(limit))
-			fr := newFrameReader(c.conn, 512)
+			fr := wsframe.NewReader(c.conn, 512)
 			for {
-				h, p, err := fr.read()
+				h, p, err := fr.Read()
 				if err != nil {
 					arrived.Done()
 					return
@@ -453,9 +453,9 @@ func closeClients(clients []wsClient) {
 			defer func() { <-sem; wg.Done() }()
 			_ = c.conn.SetDeadline(time.Now().Add(3 * time.Second))
 			if err := ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))); err == nil {
-				fr := newFrameReader(c.conn, 512)
+				fr := wsframe.NewReader(c.conn, 512)
 				for {
-					h, err := fr.skip()
+					h, err := fr.Skip()
 					if err != nil || h.OpCode == ws.OpClose {
 						break
 					}

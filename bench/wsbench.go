@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/wsframe"
 )
 
 // wsConn is a measuring client connection.
 type wsConn struct {
 	conn net.Conn
-	fr   *frameReader
+	fr   *wsframe.Reader
 }
 
 func dialWS(ctx context.Context, u string) (*wsConn, error) {
@@ -27,14 +29,14 @@ func dialWS(ctx context.Context, u string) (*wsConn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("dial %s: unexpected bytes after the handshake", u)
 	}
-	return &wsConn{conn: conn, fr: newFrameReader(conn, 64<<10)}, nil
+	return &wsConn{conn: conn, fr: wsframe.NewReader(conn, 64<<10)}, nil
 }
 
 func (c *wsConn) close() {
 	_ = c.conn.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
 	for {
-		h, err := c.fr.skip()
+		h, err := c.fr.Skip()
 		if err != nil || h.OpCode == ws.OpClose {
 			break
 		}
@@ -53,7 +55,7 @@ type echoResult struct {
 // echoRound runs 64-byte round trips on every connection for d: each
 // connection sends a message, waits for its echo, and sends the next.
 func echoRound(conns []*wsConn, d time.Duration) (echoResult, error) {
-	msg := maskedFrame(ws.OpBinary, make([]byte, 64))
+	msg := wsframe.Masked(ws.OpBinary, make([]byte, 64))
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -79,7 +81,7 @@ func echoRound(conns []*wsConn, d time.Duration) (echoResult, error) {
 					mu.Unlock()
 					return
 				}
-				if _, err := c.fr.skip(); err != nil {
+				if _, err := c.fr.Skip(); err != nil {
 					mu.Lock()
 					ferr = err
 					mu.Unlock()
@@ -107,12 +109,12 @@ func echoRound(conns []*wsConn, d time.Duration) (echoResult, error) {
 // the answer (so every byte has reached the upstream), and the MiB sent.
 func bulkRound(c *wsConn, d time.Duration) (rate, mib float64, err error) {
 	const size = 32 << 10
-	data := maskedFrame(ws.OpBinary, make([]byte, size))
-	done := maskedFrame(ws.OpText, []byte("done"))
+	data := wsframe.Masked(ws.OpBinary, make([]byte, size))
+	done := wsframe.Masked(ws.OpText, []byte("done"))
 	got := make(chan error, 1)
 	go func() {
 		_ = c.conn.SetReadDeadline(time.Now().Add(d + 30*time.Second))
-		h, err := c.fr.skip()
+		h, err := c.fr.Skip()
 		if err == nil && h.OpCode != ws.OpText {
 			err = fmt.Errorf("bulk: unexpected answer opcode %v", h.OpCode)
 		}

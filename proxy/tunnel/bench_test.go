@@ -152,8 +152,7 @@ func (tg benchTargets) measure(b *testing.B, warmup int, run func(name string, n
 // benchConn is a client connection for the benchmarks.
 type benchConn struct {
 	conn net.Conn
-	br   *bufio.Reader
-	scr  [ws.MaxHeaderSize]byte
+	fr   *wsframe.Reader
 }
 
 func dialBench(tb testing.TB, u string) *benchConn {
@@ -161,26 +160,11 @@ func dialBench(tb testing.TB, u string) *benchConn {
 	if err != nil {
 		tb.Fatalf("dial %s: %v", u, err)
 	}
-	c := &benchConn{conn: conn, br: bufio.NewReaderSize(conn, 64<<10)}
+	c := &benchConn{conn: conn, fr: wsframe.NewReader(conn, 64<<10)}
 	if br != nil {
 		tb.Fatalf("unexpected early bytes")
 	}
 	return c
-}
-
-// readFrame reads one frame and discards its payload.
-func (c *benchConn) readFrame() (ws.Header, error) {
-	h, err := ws.ReadHeaderBuffer(c.br, c.scr[:])
-	if err != nil {
-		return h, err
-	}
-	_, err = c.br.Discard(int(h.Length))
-	return h, err
-}
-
-// maskedFrame compiles a masked client frame.
-func maskedFrame(op ws.OpCode, payload []byte) []byte {
-	return ws.MustCompileFrame(ws.MaskFrameInPlaceWith(ws.NewFrame(op, true, append([]byte(nil), payload...)), [4]byte{0x12, 0x34, 0x56, 0x78}))
 }
 
 // benchRounds splits the operations into interleaved rounds so that all
@@ -194,7 +178,7 @@ const benchRounds = 16
 func BenchmarkTunnelEcho64(b *testing.B) {
 	const conns = 16
 	tg := newBenchTargets(b)
-	msg := maskedFrame(ws.OpBinary, make([]byte, 64))
+	msg := wsframe.Masked(ws.OpBinary, make([]byte, 64))
 	clients := map[string][]*benchConn{}
 	for _, name := range tg.names {
 		for range conns {
@@ -219,7 +203,7 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 						errs <- err
 						return
 					}
-					if _, err := c.readFrame(); err != nil {
+					if _, err := c.fr.Skip(); err != nil {
 						errs <- err
 						return
 					}
@@ -247,8 +231,8 @@ func BenchmarkTunnelEcho64(b *testing.B) {
 func BenchmarkTunnelBulk32K(b *testing.B) {
 	const size = 32 << 10
 	tg := newBenchTargets(b)
-	data := maskedFrame(ws.OpBinary, make([]byte, size))
-	done := maskedFrame(ws.OpText, []byte("done"))
+	data := wsframe.Masked(ws.OpBinary, make([]byte, size))
+	done := wsframe.Masked(ws.OpText, []byte("done"))
 	clients := map[string]*benchConn{}
 	for _, name := range tg.names {
 		c := dialBench(b, tg.urls[name]+"/sink")
@@ -258,7 +242,7 @@ func BenchmarkTunnelBulk32K(b *testing.B) {
 	run := func(c *benchConn, n int) error {
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.readFrame() // "ok" after "done"
+			_, err := c.fr.Skip() // "ok" after "done"
 			errc <- err
 		}()
 		for range n {
@@ -506,22 +490,14 @@ func TestTunnelBenchPeer(t *testing.T) {
 // openPeerClients dials n WebSocket clients to u, 64 at a time.
 func openPeerClients(n int, u string) []net.Conn {
 	conns := make([]net.Conn, n)
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			conn, _, _, err := ws.Dial(context.Background(), u)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "peer dial:", err)
-				return
-			}
-			conns[i] = conn
-		}()
-	}
-	wg.Wait()
+	EachAtMost(n, 64, func(i int) {
+		conn, _, _, err := ws.Dial(context.Background(), u)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peer dial:", err)
+			return
+		}
+		conns[i] = conn
+	})
 	return slices.DeleteFunc(conns, func(c net.Conn) bool { return c == nil })
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -125,9 +124,7 @@ func testTunnelPeerGoesAway(t *testing.T, relay Relay) {
 				}
 			},
 			client: func(c *client) {
-				if code, reason := c.expectClose(); code != ws.StatusNormalClosure || reason != "done" {
-					c.t.Errorf("client got Close %d %q, want 1000 \"done\"", code, reason)
-				}
+				c.expectCloseWith(ws.StatusNormalClosure, "done")
 				c.expectEnd()
 			},
 			wantReason: ReasonUpstreamClosed,
@@ -166,16 +163,6 @@ func testTunnelPeerGoesAway(t *testing.T, relay Relay) {
 	}
 }
 
-// openFDs counts this process's open file descriptors.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count open files: %v", err)
-	}
-	return len(entries)
-}
-
 // TestTunnelNoLeaks opens and closes 1,000 tunnels, ended in every way a
 // tunnel ends, and checks that goroutines and open files return to where
 // they were.
@@ -198,49 +185,41 @@ func testTunnelNoLeaks(t *testing.T, relay Relay) {
 	h.waitActive(0)
 	waitFor(t, "the warm-up upstream connection to end", func() bool { return up.endedConns() == 1 })
 
-	baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
+	baseG, baseFD := runtime.NumGoroutine(), OpenFDs(t)
 	const total, parallel = 1000, 25
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i := range total {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c, err := h.tryDial("/leak", dialOpts{})
-			if err != nil {
-				t.Errorf("dial %d: %v", i, err)
-				return
-			}
-			defer c.conn.Close()
-			c.t = noFatal{t}
-			switch i % 4 {
-			// The client's own writes may find the tunnel already ended by
-			// the 100 ms idle timeout on a busy machine; what this test
-			// judges is what is left afterwards, so their errors are ignored.
-			case 0: // Close handshake started by the client
-				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
-				_, _ = readFrameFrom(c.rd)
-			case 1: // the client vanishes mid-stream
-				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewTextFrame([]byte("x"))))
-				c.conn.Close()
-				return
-			case 2: // idle timeout, answered (unless the grace already ran out on a busy machine)
-				_, _ = readFrameFrom(c.rd)
-				_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusPolicyViolation, ""))))
-			case 3: // idle timeout, never answered: cut off at the grace
-				_, _ = readFrameFrom(c.rd)
-			}
-			_ = c.conn.SetReadDeadline(time.Now().Add(ioWait))
-			_, _ = io.Copy(io.Discard, c.conn)
-		}()
-	}
-	wg.Wait()
+	EachAtMost(total, parallel, func(i int) {
+		c, err := h.tryDial("/leak", dialOpts{})
+		if err != nil {
+			t.Errorf("dial %d: %v", i, err)
+			return
+		}
+		defer c.conn.Close()
+		c.t = noFatal{t}
+		switch i % 4 {
+		// The client's own writes may find the tunnel already ended by
+		// the 100 ms idle timeout on a busy machine; what this test
+		// judges is what is left afterwards, so their errors are ignored.
+		case 0: // Close handshake started by the client
+			_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
+			_, _ = readFrameFrom(c.rd)
+		case 1: // the client vanishes mid-stream
+			_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewTextFrame([]byte("x"))))
+			c.conn.Close()
+			return
+		case 2: // idle timeout, answered (unless the grace already ran out on a busy machine)
+			_, _ = readFrameFrom(c.rd)
+			_ = ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusPolicyViolation, ""))))
+		case 3: // idle timeout, never answered: cut off at the grace
+			_, _ = readFrameFrom(c.rd)
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(ioWait))
+		_, _ = io.Copy(io.Discard, c.conn)
+	})
 	h.waitActive(0)
 	waitFor(t, "every upstream connection to end", func() bool { return up.endedConns() == total+1 })
 	deadline := time.Now().Add(ioWait)
 	for {
-		g, fd := runtime.NumGoroutine(), openFDs(t)
+		g, fd := runtime.NumGoroutine(), OpenFDs(t)
 		if g <= baseG && fd <= baseFD {
 			break
 		}

@@ -192,10 +192,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 			})
 			start := time.Now()
 			c := h.dial("/deadline", dialOpts{})
-			code, reason := c.expectClose()
-			if code != ws.StatusPolicyViolation || reason != tc.wantReason {
-				t.Errorf("client got Close %d %q, want 1008 %q", code, reason, tc.wantReason)
-			}
+			c.expectCloseWith(ws.StatusPolicyViolation, tc.wantReason)
 			var us closeSeen
 			select {
 			case us = <-seen:
@@ -273,9 +270,7 @@ func testTunnelRevalidationToleratedUnavailable(t *testing.T, relay Relay) {
 	}
 	// Tolerance is for unavailability only: a rejection still ends it.
 	id.status.Store(http.StatusUnauthorized)
-	if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "session revoked" {
-		t.Errorf("client got Close %d %q, want 1008 \"session revoked\"", code, reason)
-	}
+	c.expectCloseWith(ws.StatusPolicyViolation, "session revoked")
 	if us := <-seen; us.reason != "session revoked" {
 		t.Errorf("upstream got Close %q, want \"session revoked\"", us.reason)
 	}
@@ -311,9 +306,7 @@ func testTunnelRevalidationMovesExpiry(t *testing.T, relay Relay) {
 	}
 	// The session is shortened: the tunnel follows.
 	id.expires.Store(time.Now().Add(100 * time.Millisecond).UnixNano())
-	if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "session expired" {
-		t.Errorf("client got Close %d %q, want 1008 \"session expired\"", code, reason)
-	}
+	c.expectCloseWith(ws.StatusPolicyViolation, "session expired")
 }
 
 // TestTunnelPingsAreTraffic: a tunnel carrying only pings is not idle.
@@ -335,9 +328,7 @@ func testTunnelPingsAreTraffic(t *testing.T, relay Relay) {
 	if h.tunnels.Active() != 1 {
 		t.Fatalf("tunnel carrying pings was closed as idle")
 	}
-	if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "idle timeout" {
-		t.Errorf("client got Close %d %q, want 1008 \"idle timeout\"", code, reason)
-	}
+	c.expectCloseWith(ws.StatusPolicyViolation, "idle timeout")
 }
 
 // TestTunnelCloseBetweenFrames: a deadline reached while a frame is half
@@ -529,6 +520,14 @@ func (l *eventLog) await(t *testing.T, n int) {
 	}
 }
 
+// newTestWheel returns a wheel, stopped when the test ends, and the log
+// its testEntries record their calls in.
+func newTestWheel(t *testing.T) (*deadlineWheel, *eventLog) {
+	w := newDeadlineWheel()
+	t.Cleanup(w.Stop)
+	return w, newEventLog()
+}
+
 // Entries due at one instant all get their Due before any rest runs, and
 // each its Due once, also when the batch is split between goroutines.
 func TestWheelDueBeforeRest(t *testing.T) {
@@ -540,10 +539,8 @@ func TestWheelDueBeforeRest(t *testing.T) {
 		{"split between two", 2, 3 * batchShare},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newDeadlineWheel()
-			defer w.Stop()
+			w, log := newTestWheel(t)
 			w.workers = tc.workers
-			log := newEventLog()
 			at := time.Now().Add(30 * time.Millisecond)
 			n := tc.n
 			for i := range n {
@@ -569,9 +566,7 @@ func TestWheelDueBeforeRest(t *testing.T) {
 // Entries fall due in the order of their times; a rescheduled entry at
 // its new time; a removed one never.
 func TestWheelScheduleRescheduleRemove(t *testing.T) {
-	w := newDeadlineWheel()
-	defer w.Stop()
-	log := newEventLog()
+	w, log := newTestWheel(t)
 	now := time.Now()
 	a := &testEntry{name: "a", log: log, noRest: true}
 	b := &testEntry{name: "b", log: log, noRest: true}
@@ -597,9 +592,7 @@ func TestWheelScheduleRescheduleRemove(t *testing.T) {
 // An entry may put itself back on the wheel from its Due (a tunnel whose
 // idle deadline moved), and it falls due again.
 func TestWheelDueReschedules(t *testing.T) {
-	w := newDeadlineWheel()
-	defer w.Stop()
-	log := newEventLog()
+	w, log := newTestWheel(t)
 	var times atomic.Int32
 	e := &testEntry{name: "e", log: log, noRest: true}
 	e.onDue = func(now time.Time) {
@@ -617,8 +610,7 @@ func TestWheelDueReschedules(t *testing.T) {
 
 // A stopped wheel calls nothing and takes nothing.
 func TestWheelStop(t *testing.T) {
-	w := newDeadlineWheel()
-	log := newEventLog()
+	w, log := newTestWheel(t)
 	w.Schedule(&testEntry{name: "x", log: log}, time.Now().Add(20*time.Millisecond))
 	w.Stop()
 	w.Schedule(&testEntry{name: "y", log: log}, time.Now())
@@ -630,9 +622,7 @@ func TestWheelStop(t *testing.T) {
 
 // Many goroutines scheduling, rescheduling and removing at once (-race).
 func TestWheelConcurrent(t *testing.T) {
-	w := newDeadlineWheel()
-	defer w.Stop()
-	log := newEventLog()
+	w, log := newTestWheel(t)
 	var wg sync.WaitGroup
 	const n = 200
 	var kept atomic.Int32

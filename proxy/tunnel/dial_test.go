@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 func TestTunnelSubprotocols(t *testing.T) { EachRelay(t, testTunnelSubprotocols) }
@@ -274,40 +275,14 @@ func testTunnelOriginDefaultSameOrigin(t *testing.T, relay Relay) {
 // closes it.
 func rawUpstream(t *testing.T, answer string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(ioWait))
-				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
-					return
-				}
-				_, _ = io.WriteString(conn, answer)
-			}()
+	return "http://" + faultinject.Serve(t, func(conn net.Conn) {
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(ioWait))
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+			return
 		}
-	}()
-	return "http://" + ln.Addr().String()
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+		_, _ = io.WriteString(conn, answer)
+	})
 }
 
 func TestTunnelUpstreamRefusal(t *testing.T) { EachRelay(t, testTunnelUpstreamRefusal) }
@@ -330,7 +305,7 @@ func testTunnelUpstreamRefusal(t *testing.T, relay Relay) {
 	}{
 		{name: "upstream refuses", upstream: forbidden.URL, wantStatus: http.StatusForbidden, wantResult: "upstream_refused"},
 		{name: "upstream is not a WebSocket server", upstream: plain.URL, wantStatus: http.StatusBadGateway, wantResult: "upstream_refused"},
-		{name: "upstream unreachable", upstream: closedPort(t), wantStatus: http.StatusBadGateway, wantResult: "upstream_unreachable"},
+		{name: "upstream unreachable", upstream: faultinject.RefusingURL(t), wantStatus: http.StatusBadGateway, wantResult: "upstream_unreachable"},
 		{
 			name:       "upstream answers a bad handshake",
 			upstream:   rawUpstream(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm9wZQ==\r\n\r\n"),
@@ -449,28 +424,15 @@ func testTunnelMaxConnections(t *testing.T, relay Relay) {
 // on the returned channel once the proxy closed it.
 func hangingUpstream(t *testing.T) (string, chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	closed := make(chan struct{}, 16)
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetReadDeadline(time.Now().Add(ioWait))
-				if _, err := io.Copy(io.Discard, conn); err == nil {
-					closed <- struct{}{} // EOF: the proxy hung up
-				}
-			}()
+	target := "http://" + faultinject.Serve(t, func(conn net.Conn) {
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(ioWait))
+		if _, err := io.Copy(io.Discard, conn); err == nil {
+			closed <- struct{}{} // EOF: the proxy hung up
 		}
-	}()
-	return "http://" + ln.Addr().String(), closed
+	})
+	return target, closed
 }
 
 func TestTunnelHangingUpstream(t *testing.T) { EachRelay(t, testTunnelHangingUpstream) }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,4 +69,31 @@ func EachRelay(t *testing.T, test func(t *testing.T, relay Relay)) {
 	for _, r := range Relays {
 		t.Run(r.String(), func(t *testing.T) { test(t, r) })
 	}
+}
+
+// EachAtMost calls f(0) … f(n-1), each on a goroutine of its own and no
+// more than parallel at a time, and returns once every call has returned.
+func EachAtMost(n, parallel int, f func(i int)) {
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// OpenFDs counts this process's open file descriptors; it skips the test
+// where they cannot be counted (no /proc/self/fd).
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files: %v", err)
+	}
+	return len(entries)
 }

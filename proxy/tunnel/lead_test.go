@@ -86,6 +86,31 @@ func awaitDues(t *testing.T, done <-chan *leadEntry, n int) {
 	}
 }
 
+// dueBurst sets w's estimate of a client step to 10 ms (high: a burst of
+// leadMin fixed deadlines would be led by up to the bound), puts n entries
+// on it, all due at one instant about d ahead, fixed or not, and waits
+// for their Dues.
+func dueBurst(t *testing.T, w *deadlineWheel, n int, d time.Duration, fixed bool) []*leadEntry {
+	t.Helper()
+	setCost(w, 10*time.Millisecond)
+	es, done := scheduleAll(w, n, inSlot(d), 0, fixed)
+	awaitDues(t, done, n)
+	return es
+}
+
+// wantNoneEarly fails for each entry whose Due was called, or given a now,
+// before its deadline.
+func wantNoneEarly(t *testing.T, es []*leadEntry) {
+	t.Helper()
+	for i, e := range es {
+		e.mu.Lock()
+		if e.calledAt.Before(e.at) || e.now.Before(e.at) {
+			t.Errorf("entry %d: Due %v before its deadline (now given %v before), want never early", i, e.at.Sub(e.calledAt), e.at.Sub(e.now))
+		}
+		e.mu.Unlock()
+	}
+}
+
 // A burst of fixed deadlines at least leadMin strong is collected ahead
 // of them, but no entry more than the bound before its own deadline; the
 // entries go earliest deadline first, each told its own deadline as now.
@@ -133,17 +158,7 @@ func TestLeadLargeBurstStartsEarlyWithinBound(t *testing.T) {
 func TestLeadSmallBurstNotEarly(t *testing.T) {
 	w := newLeadWheel(time.Second)
 	defer w.Stop()
-	setCost(w, 10*time.Millisecond)
-	at := inSlot(200 * time.Millisecond)
-	es, done := scheduleAll(w, leadMin-1, at, 0, true)
-	awaitDues(t, done, len(es))
-	for i, e := range es {
-		e.mu.Lock()
-		if e.calledAt.Before(e.at) || e.now.Before(e.at) {
-			t.Errorf("entry %d: Due %v before its deadline (now given %v before), want never early", i, e.at.Sub(e.calledAt), e.at.Sub(e.now))
-		}
-		e.mu.Unlock()
-	}
+	wantNoneEarly(t, dueBurst(t, w, leadMin-1, 200*time.Millisecond, true))
 }
 
 // With the lead off (a bound of 0 or less: CloseLead negative, the
@@ -151,19 +166,11 @@ func TestLeadSmallBurstNotEarly(t *testing.T) {
 // deadlines keeps them exactly.
 func TestLeadOffNeverEarly(t *testing.T) {
 	for _, bound := range []time.Duration{-1, 0} {
-		w := newLeadWheel(bound)
-		setCost(w, 10*time.Millisecond)
-		at := inSlot(200 * time.Millisecond)
-		es, done := scheduleAll(w, 2*leadMin, at, 0, true)
-		awaitDues(t, done, len(es))
-		for i, e := range es {
-			e.mu.Lock()
-			if e.calledAt.Before(e.at) || e.now.Before(e.at) {
-				t.Errorf("bound %v, entry %d: Due %v before its deadline, want never early", bound, i, e.at.Sub(e.calledAt))
-			}
-			e.mu.Unlock()
-		}
-		w.Stop()
+		t.Run("bound "+bound.String(), func(t *testing.T) {
+			w := newLeadWheel(bound)
+			defer w.Stop()
+			wantNoneEarly(t, dueBurst(t, w, 2*leadMin, 200*time.Millisecond, true))
+		})
 	}
 }
 
@@ -174,17 +181,7 @@ func TestLeadOffNeverEarly(t *testing.T) {
 func TestLeadNotForIdleDeadlines(t *testing.T) {
 	w := newLeadWheel(time.Second)
 	defer w.Stop()
-	setCost(w, 10*time.Millisecond)
-	at := inSlot(300 * time.Millisecond)
-	es, done := scheduleAll(w, 2*leadMin, at, 0, false)
-	awaitDues(t, done, len(es))
-	for i, e := range es {
-		e.mu.Lock()
-		if e.calledAt.Before(e.at) {
-			t.Errorf("entry %d: Due %v before its deadline, want never early", i, e.at.Sub(e.calledAt))
-		}
-		e.mu.Unlock()
-	}
+	wantNoneEarly(t, dueBurst(t, w, 2*leadMin, 300*time.Millisecond, false))
 
 	owner := &Server{wheel: w}
 	now := time.Now()

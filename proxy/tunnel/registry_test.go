@@ -152,9 +152,7 @@ func testTunnelRevokeBySelector(t *testing.T, relay Relay) {
 	if n := reg.Revoke(Selector{Subject: "bob"}, ""); n != 1 {
 		t.Fatalf("Revoke(subject bob) closed %d, want 1", n)
 	}
-	if code, reason := b.expectClose(); code != ws.StatusPolicyViolation || reason != "session revoked" {
-		t.Errorf("bob's client got Close %d %q, want 1008 \"session revoked\"", code, reason)
-	}
+	b.expectCloseWith(ws.StatusPolicyViolation, "session revoked")
 	<-seen
 	h.waitActive(0)
 }
@@ -213,9 +211,7 @@ func testTunnelRechecksCoalesced(t *testing.T, relay Relay) {
 
 	id.status.Store(http.StatusUnauthorized)
 	for _, c := range clients {
-		if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "session revoked" {
-			t.Errorf("client got Close %d %q, want 1008 \"session revoked\"", code, reason)
-		}
+		c.expectCloseWith(ws.StatusPolicyViolation, "session revoked")
 	}
 	for range n {
 		<-seen
@@ -247,10 +243,7 @@ func testTunnelRecheckUnavailableGrace(t *testing.T, relay Relay) {
 	h, _, _ := toleratingHarness(t, relay, 400*time.Millisecond, "s1")
 	start := time.Now()
 	c := h.dial("/grace", dialOpts{})
-	code, reason := c.expectClose()
-	if code != ws.StatusPolicyViolation || reason != "session could not be revalidated" {
-		t.Errorf("client got Close %d %q", code, reason)
-	}
+	c.expectCloseWith(ws.StatusPolicyViolation, "session could not be revalidated")
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Errorf("closed after %v, before the 400ms grace", d)
 	}

@@ -390,6 +390,15 @@ func (c *client) expectClose() (ws.StatusCode, string) {
 	}
 }
 
+// expectCloseWith is expectClose failing the test, without stopping it,
+// unless the Close carries code and reason.
+func (c *client) expectCloseWith(code ws.StatusCode, reason string) {
+	c.t.Helper()
+	if got, why := c.expectClose(); got != code || why != reason {
+		c.t.Errorf("client got Close %d %q, want %d %q", got, why, code, reason)
+	}
+}
+
 // expectEnd waits until the proxy closed the client's connection.
 func (c *client) expectEnd() {
 	c.t.Helper()

@@ -55,9 +55,7 @@ func testStreamSharesTunnelRecheck(t *testing.T, relay Relay) {
 	}
 	id.status.Store(http.StatusUnauthorized)
 	for _, c := range clients {
-		if code, reason := c.expectClose(); code != ws.StatusPolicyViolation || reason != "session revoked" {
-			t.Errorf("tunnel got Close %d %q, want 1008 \"session revoked\"", code, reason)
-		}
+		c.expectCloseWith(ws.StatusPolicyViolation, "session revoked")
 	}
 	var last string
 	sc := bufio.NewScanner(body)

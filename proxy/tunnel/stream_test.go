@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -316,34 +315,26 @@ func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
 	p := newStreamProxy(t, up.URL, `{max_lifetime: 30ms}`, 0)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	run := func(n int) {
-		sem := make(chan struct{}, 32)
 		errs := make(chan error, n)
-		for i := 0; i < n; i++ {
-			sem <- struct{}{}
-			go func(i int) {
-				defer func() { <-sem }()
-				path := "/sse"
-				if i%2 == 1 {
-					path = "/ndjson"
-				}
-				res, err := client.Get(p.srv.URL + path)
-				if err != nil {
-					// An ndjson stream whose 30 ms lifetime passes before its
-					// head is written (a loaded machine) is aborted: the
-					// client sees the connection end, which is the promise.
-					if path == "/ndjson" && errors.Is(err, io.EOF) {
-						return
-					}
-					errs <- err
+		tunnel.EachAtMost(n, 32, func(i int) {
+			path := "/sse"
+			if i%2 == 1 {
+				path = "/ndjson"
+			}
+			res, err := client.Get(p.srv.URL + path)
+			if err != nil {
+				// An ndjson stream whose 30 ms lifetime passes before its
+				// head is written (a loaded machine) is aborted: the
+				// client sees the connection end, which is the promise.
+				if path == "/ndjson" && errors.Is(err, io.EOF) {
 					return
 				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-			}(i)
-		}
-		for i := 0; i < cap(sem); i++ {
-			sem <- struct{}{}
-		}
+				errs <- err
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		})
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)
@@ -354,14 +345,14 @@ func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
 	eventually(t, "streams unregistered", func() bool { return p.tunnels.Registry().Len() == 0 })
 	time.Sleep(200 * time.Millisecond)
 	before := runtime.NumGoroutine()
-	fdsBefore := fdCount(t)
+	fdsBefore := tunnel.OpenFDs(t)
 	run(1000)
 	client.CloseIdleConnections()
 	eventually(t, "1,000 streams unregistered", func() bool { return p.tunnels.Registry().Len() == 0 })
 	var after, fdsAfter int
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		after, fdsAfter = runtime.NumGoroutine(), fdCount(t)
+		after, fdsAfter = runtime.NumGoroutine(), tunnel.OpenFDs(t)
 		if (after <= before+5 && fdsAfter <= fdsBefore+5) || time.Now().After(deadline) {
 			break
 		}
@@ -379,15 +370,6 @@ func TestStreamsLeaveNoGoroutineOrConnection(t *testing.T) {
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	handlertest.WaitFor(t, what, 15*time.Second, cond)
-}
-
-// fdCount is the number of open file descriptors of the process.
-func fdCount(t testing.TB) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	return len(entries)
 }
 
 // Streams reaching one session expiry end in one tick of the wheel, each

@@ -1,6 +1,7 @@
-// Package wsframe is the WebSocket upstream the benchmarks measure against:
-// an echo and a sink that work on raw frames (gobwas/ws headers), so the
-// measuring party costs as little as possible and the same on every path.
+// Package wsframe is the WebSocket upstream the benchmarks measure against
+// (an echo and a sink) and their clients' frame helpers, all working on raw
+// frames (gobwas/ws headers), so the measuring parties cost as little as
+// possible and the same on every path.
 // It is part of testsupport (the test harnesses): the proxy's tunnel
 // benchmarks and the bench harness import it. Tests that want an upstream
 // that answers messages use [github.com/portcullis-proxy/portcullis/testsupport/wsecho].
