@@ -15,7 +15,8 @@
 //   - [github.com/portcullis-proxy/portcullis/testsupport/wsecho]: a real
 //     WebSocket echo upstream.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/wsframe]: the
-//     raw-frame WebSocket echo and sink the benchmarks measure against.
+//     raw-frame WebSocket echo and sink the benchmarks measure against,
+//     and the frame reader and masked frames their clients send.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/testkeys]: real
 //     signing keys, key sets and signed tokens.
 //   - [github.com/portcullis-proxy/portcullis/testsupport/faultinject]: the
