@@ -2,10 +2,11 @@ package wsframe
 
 import (
 	"bufio"
-	"errors"
 	"io"
 
 	"github.com/gobwas/ws"
+
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // The measuring clients' side: frames compiled once and sent as they are,
@@ -21,7 +22,7 @@ func Masked(op ws.OpCode, payload []byte) []byte {
 
 // ErrTooLong is what [Reader.Read] returns for a frame whose payload is
 // over 1 MiB: it reads answers (a Close, an "ok"), not data.
-var ErrTooLong = errors.New("frame too long for a control answer")
+const ErrTooLong = pipeline.Sentinel("frame too long for a control answer")
 
 // Reader reads frames on a client connection through a buffer of its own.
 type Reader struct {
