@@ -167,13 +167,7 @@ func TestLadonHotReloadKeepsLastGood(t *testing.T) {
 	}
 	eventually := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("never happened: %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		handlertest.WaitFor(t, what, 10*time.Second, cond)
 	}
 	if !allowed("alice") || allowed("bob") || !allowed("carol") {
 		t.Fatal("initial policy set not in force")

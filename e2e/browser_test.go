@@ -38,29 +38,15 @@ func TestBrowserJourney(t *testing.T) {
 
 	b := newChromium(t, chromium)
 
-	// 1. The app, through portcullis: no session, so the login page.
-	b.do("open the app", chromedp.Navigate(qs.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`#login input[name="identifier"]`)))
-	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/login?flow=") {
-		t.Fatalf("the app led to %s, want the login page with a Kratos flow", loc)
-	}
-
-	// 2. On to registration.
-	b.do("go to registration", chromedp.Click(chromedp.ID("other-flow")),
-		chromedp.WaitVisible(chromedp.CSS(`#registration input[name="traits.email"]`)))
-	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/registration?flow=") {
-		t.Fatalf("the registration link led to %s", loc)
-	}
+	// 1 and 2. The app, through portcullis: no session, so the login page;
+	// on to registration.
+	b.openRegistration(qs)
 	b.screenshot("browser-registration.png")
 
 	// 3. Register: Kratos signs the new identity in and sends the browser
 	// back to the app, whose page opens the WebSocket.
 	email := fmt.Sprintf("chromium-%d@example.com", time.Now().UnixNano())
-	b.do("register",
-		chromedp.SendKeys(chromedp.CSS(`input[name="traits.email"]`), email),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct horse battery staple"),
-		chromedp.Click(chromedp.CSS(`button[name="method"][value="password"]`)),
-		chromedp.WaitVisible(chromedp.ID("status")))
+	b.register(email)
 	if loc := b.location(); loc != qs.URL+"/" {
 		t.Fatalf("after registering the browser is at %s, want %s/", loc, qs.URL)
 	}
@@ -122,6 +108,35 @@ type chromiumSession struct {
 	t      *testing.T
 	ctx    context.Context
 	output *proctest.Buffer
+}
+
+// openRegistration opens the app through portcullis without a session,
+// which must lead to the login page with a Kratos flow, and follows its
+// link to the registration page.
+func (b *chromiumSession) openRegistration(qs *quickstart) {
+	b.t.Helper()
+	b.do("open the app", chromedp.Navigate(qs.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login input[name="identifier"]`)))
+	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/login?flow=") {
+		b.t.Fatalf("the app led to %s, want the login page with a Kratos flow", loc)
+	}
+	b.do("go to registration", chromedp.Click(chromedp.ID("other-flow")),
+		chromedp.WaitVisible(chromedp.CSS(`#registration input[name="traits.email"]`)))
+	if loc := b.location(); !strings.HasPrefix(loc, qs.URL+"/registration?flow=") {
+		b.t.Fatalf("the registration link led to %s", loc)
+	}
+}
+
+// register submits the registration page's password form for email and
+// waits for the app's page, to which Kratos sends the browser back with
+// the new identity signed in.
+func (b *chromiumSession) register(email string) {
+	b.t.Helper()
+	b.do("register",
+		chromedp.SendKeys(chromedp.CSS(`input[name="traits.email"]`), email),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct horse battery staple"),
+		chromedp.Click(chromedp.CSS(`button[name="method"][value="password"]`)),
+		chromedp.WaitVisible(chromedp.ID("status")))
 }
 
 func (b *chromiumSession) do(step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -221,16 +236,8 @@ func TestBrowserSignOutClosesOtherTab(t *testing.T) {
 	ctx := first.ctx
 
 	// Tab 1: register and land on the app with its tunnel open.
-	first.do("open the app", chromedp.Navigate(qs.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`#login input[name="identifier"]`)))
-	first.do("go to registration", chromedp.Click(chromedp.ID("other-flow")),
-		chromedp.WaitVisible(chromedp.CSS(`#registration input[name="traits.email"]`)))
-	email := fmt.Sprintf("chromium-tabs-%d@example.com", time.Now().UnixNano())
-	first.do("register",
-		chromedp.SendKeys(chromedp.CSS(`input[name="traits.email"]`), email),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "correct horse battery staple"),
-		chromedp.Click(chromedp.CSS(`button[name="method"][value="password"]`)),
-		chromedp.WaitVisible(chromedp.ID("status")))
+	first.openRegistration(qs)
+	first.register(fmt.Sprintf("chromium-tabs-%d@example.com", time.Now().UnixNano()))
 	first.poll("the WebSocket opens", `document.getElementById("status").textContent === "open"`, 20*time.Second)
 
 	// Tab 2, same browser and so the same session: open the app, sign out.

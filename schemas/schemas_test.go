@@ -43,22 +43,19 @@ func TestShippedFilesConform(t *testing.T) {
 	if len(ruleFiles) < 3 || len(configFiles) < 2 {
 		t.Fatalf("found too few files: rules %v, config %v", ruleFiles, configFiles)
 	}
-	for _, f := range ruleFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range schemas.CheckRules(f, data) {
-			t.Errorf("rules schema: %v", e)
-		}
-	}
-	for _, f := range configFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range schemas.CheckConfig(f, data) {
-			t.Errorf("config schema: %v", e)
+	for _, format := range []struct {
+		schema string
+		files  []string
+		check  func(file string, data []byte) []error
+	}{{"rules", ruleFiles, schemas.CheckRules}, {"config", configFiles, schemas.CheckConfig}} {
+		for _, f := range format.files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range format.check(f, data) {
+				t.Errorf("%s schema: %v", format.schema, e)
+			}
 		}
 	}
 }
@@ -91,15 +88,7 @@ func TestViolationsHaveLines(t *testing.T) {
 		`r.yml:15: rule [1]: missing properties 'id', 'authenticators', 'authorizer', 'mutators'`,
 		`r.yml:15: rule [1]: match: missing property 'methods'`,
 	}
-	got := schemas.CheckRules("r.yml", []byte(doc))
-	if len(got) != len(want) {
-		t.Errorf("got %d errors, want %d:\n%s", len(got), len(want), joinErrs(got))
-	}
-	for i := 0; i < len(got) && i < len(want); i++ {
-		if !strings.HasPrefix(got[i].Error(), want[i]) {
-			t.Errorf("error %d = %q, want prefix %q", i, got[i], want[i])
-		}
-	}
+	wantPrefixes(t, "rules", schemas.CheckRules("r.yml", []byte(doc)), want)
 
 	cfg := "serve:\n  proxy:\n    port: \"x\"\n    timeout: {read: 5}\nauthenticators:\n  anonymous:\n    enabled: true\n    config: {subject: 1}\n  keto: {enabled: false}\nlog: {level: loud}\n"
 	wantCfg := []string{
@@ -109,15 +98,7 @@ func TestViolationsHaveLines(t *testing.T) {
 		`c.yml:9: authenticators: unknown key "keto"`,
 		`c.yml:10: log.level: value must be one of`,
 	}
-	gotCfg := schemas.CheckConfig("c.yml", []byte(cfg))
-	if len(gotCfg) != len(wantCfg) {
-		t.Errorf("config: got %d errors, want %d:\n%s", len(gotCfg), len(wantCfg), joinErrs(gotCfg))
-	}
-	for i := 0; i < len(gotCfg) && i < len(wantCfg); i++ {
-		if !strings.HasPrefix(gotCfg[i].Error(), wantCfg[i]) {
-			t.Errorf("config error %d = %q, want prefix %q", i, gotCfg[i], wantCfg[i])
-		}
-	}
+	wantPrefixes(t, "config", schemas.CheckConfig("c.yml", []byte(cfg)), wantCfg)
 	// Empty documents and JSON conform; broken YAML is one error.
 	for _, ok := range []string{"", "[]", `[{"id":"x","match":{"url":"http://x/","methods":["GET"]},"authenticators":[{"handler":"noop"}],"authorizer":{"handler":"allow"},"mutators":[{"handler":"noop"}]}]`} {
 		if errs := schemas.CheckRules("r.json", []byte(ok)); errs != nil {
@@ -126,6 +107,21 @@ func TestViolationsHaveLines(t *testing.T) {
 	}
 	if errs := schemas.CheckRules("r.yml", []byte("- id: [")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "r.yml:1:7: syntax error: ") {
 		t.Errorf("broken YAML: %v", errs)
+	}
+}
+
+// wantPrefixes requires got to be as many errors as want, in order, each
+// starting with its counterpart in want; schema names the checked format
+// in the failures.
+func wantPrefixes(t *testing.T, schema string, got []error, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: got %d errors, want %d:\n%s", schema, len(got), len(want), joinErrs(got))
+	}
+	for i := 0; i < len(got) && i < len(want); i++ {
+		if !strings.HasPrefix(got[i].Error(), want[i]) {
+			t.Errorf("%s error %d = %q, want prefix %q", schema, i, got[i], want[i])
+		}
 	}
 }
 

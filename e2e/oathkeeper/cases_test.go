@@ -31,6 +31,25 @@ type testCase struct {
 	want       *outcome
 }
 
+// Reasons shared by several deliberate differences.
+const (
+	foundTokenToStore = "the token bearer_token found is what a plain store is asked about: it is sent as Authorization: Bearer wherever the client put it; Oathkeeper forwards only the request's own Authorization and Cookie headers, so a token from another header never reaches the store"
+	remoteIPHonoured  = "Oathkeeper's configuration schema refuses the request.remote_ip condition its code implements, so the handler fails with 500; portcullis honours the condition"
+)
+
+// echoed is the echo upstream's answer through the proxy: 200 with what it
+// received as its JSON body.
+func echoed(body map[string]any) *outcome {
+	return &outcome{Status: http.StatusOK, Headers: map[string]string{"Content-Type": "application/json"}, Body: body}
+}
+
+// jsonError is the JSON error answer for status code: its code and its
+// status text under "error".
+func jsonError(code int) *outcome {
+	return &outcome{Status: code, Headers: map[string]string{"Content-Type": "application/json"},
+		Body: map[string]any{"error": map[string]any{"code": code, "status": http.StatusText(code)}}}
+}
+
 // h builds a header map.
 func h(kv ...string) map[string]string {
 	m := map[string]string{}
@@ -76,7 +95,7 @@ var regexpCases = []testCase{
 	{name: "proxy/strip_path of forwarded-header fixture", path: "/http"},
 	{name: "proxy/strip_path in the middle of the path", path: "/v1/api/x",
 		deliberate: "strip_path removes a leading path segment only; Oathkeeper removes its first occurrence anywhere in the path",
-		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"method": "GET", "path": "/v1/api/x", "query": ""}}},
+		want:       echoed(map[string]any{"method": "GET", "path": "/v1/api/x", "query": ""})},
 	{name: "proxy/rule without upstream", path: "/no-upstream/x"},
 	{name: "decision/rule without upstream", via: viaDecisions, path: "/no-upstream/x"},
 	{name: "proxy/HEAD not in the rule", method: http.MethodHead, path: "/authn-noop/1"},
@@ -84,17 +103,17 @@ var regexpCases = []testCase{
 	{name: "proxy/DELETE with query", method: http.MethodDelete, path: "/noop/d?x=%2F"},
 	{name: "proxy/dot segments", path: "/noop/a/../b",
 		deliberate: "the path is cleaned before matching and the cleaned path goes upstream, so no rule can be bypassed by spelling; Oathkeeper forwards /noop/a/../b",
-		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"method": "GET", "path": "/noop/b", "query": ""}}},
+		want:       echoed(map[string]any{"method": "GET", "path": "/noop/b", "query": ""})},
 	{name: "decision/dot segments", via: viaDecisions, path: "/noop/a/../b",
 		deliberate: "the decision API refuses a path whose meaning depends on the parser (the application behind the proxy routes on its own reading of it): 400; Oathkeeper allows",
-		want:       &outcome{Status: 400, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": map[string]any{"code": 400, "status": "Bad Request"}}}},
+		want:       jsonError(400)},
 	{name: "proxy/custom method", method: "CUSTOM", path: "/custom/x"},
 	{name: "proxy/custom method not GET", path: "/custom/x"},
 	{name: "proxy/X-Forwarded-Host of an untrusted client not sent upstream", path: "/noop/fwd",
 		header: h("X-Forwarded-Host", "evil.example"), upstream: []string{"X-Forwarded-Host"},
 		deliberate: "untrusted, the upstream gets portcullis's own X-Forwarded-Host (the request's Host), never the client's; Oathkeeper sends none",
-		want: &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{
-			"X-Forwarded-Host": "SELF", "method": "GET", "path": "/noop/fwd", "query": ""}}},
+		want: echoed(map[string]any{
+			"X-Forwarded-Host": "SELF", "method": "GET", "path": "/noop/fwd", "query": ""})},
 
 	// rule/matcher_test.go
 	{name: "matcher/alternation, method in the rule", method: http.MethodPost, path: "/alt/foo", upstream: []string{"Host"}},
@@ -102,7 +121,7 @@ var regexpCases = []testCase{
 	{name: "matcher/alternation, other value", method: http.MethodPost, path: "/alt/baz"},
 	{name: "matcher/alternation, strip_path of the matched value", method: http.MethodPost, path: "/alt/bar",
 		deliberate: "strip_path removes a leading path segment only; Oathkeeper removes /bar from the middle of /alt/bar",
-		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"method": "POST", "path": "/alt/bar", "query": ""}}},
+		want:       echoed(map[string]any{"method": "POST", "path": "/alt/bar", "query": ""})},
 
 	// rule/engine_regexp_test.go: lookarounds need regexp2
 	{name: "regexp/negative lookahead matches", path: "/look/user"},
@@ -128,19 +147,19 @@ var regexpCases = []testCase{
 	{name: "cookie_session/only, a value with a comma, towards the store", path: "/cookie-only/x",
 		header: h("Cookie", "other=1; ory_kratos_session=a,b"), upstream: []string{"X-User", "Cookie"},
 		deliberate: "with only, just the listed cookies go to the session store (Oathkeeper sends every cookie of the request); the value with its comma is sent unchanged",
-		want: &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{
-			"Cookie": "ory_kratos_session=a,b; other=1", "X-User": "ory_kratos_session=a,b", "method": "GET", "path": "/cookie-only/x", "query": ""}}},
+		want: echoed(map[string]any{
+			"Cookie": "ory_kratos_session=a,b; other=1", "X-User": "ory_kratos_session=a,b", "method": "GET", "path": "/cookie-only/x", "query": ""})},
 	{name: "session store/request path, method and query replace the URL's", method: http.MethodPut, path: "/store-path/a/b?q=1",
 		header: h("Cookie", "s=1"), upstream: []string{"X-User", "X-Method", "X-Query"}},
 	{name: "session store/forced method, additional and forwarded headers", path: "/store-forced/x",
 		header: h("Cookie", "s=1", "X-Forward-Me", "f1", "X-Other", "o1"), upstream: []string{"X-User", "X-Extra", "X-Fwd", "X-Other"}},
 	{name: "bearer_token/token_from header", path: "/bearer-header/x", header: h("X-Token", "zyx"), upstream: []string{"X-User"},
-		deliberate: "the token bearer_token found is what a plain store is asked about: it is sent as Authorization: Bearer wherever the client put it; Oathkeeper forwards only the request's own Authorization and Cookie headers, so a token from another header never reaches the store",
-		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"X-User": "Bearer zyx", "method": "GET", "path": "/bearer-header/x", "query": ""}}},
+		deliberate: foundTokenToStore,
+		want:       echoed(map[string]any{"X-User": "Bearer zyx", "method": "GET", "path": "/bearer-header/x", "query": ""})},
 	{name: "bearer_token/token_from header missing", path: "/bearer-header/x", header: h("Authorization", "Bearer zyx")},
 	{name: "bearer_token/token_from cookie", path: "/bearer-cookie/x", header: h("Cookie", "tok=zyx"), upstream: []string{"X-User"},
-		deliberate: "the token bearer_token found is what a plain store is asked about: it is sent as Authorization: Bearer wherever the client put it; Oathkeeper forwards only the request's own Authorization and Cookie headers, so a token from another header never reaches the store",
-		want:       &outcome{Status: 200, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"X-User": "Bearer zyx", "method": "GET", "path": "/bearer-cookie/x", "query": ""}}},
+		deliberate: foundTokenToStore,
+		want:       echoed(map[string]any{"X-User": "Bearer zyx", "method": "GET", "path": "/bearer-cookie/x", "query": ""})},
 	{name: "bearer_token/Kratos session", path: "/bearer/x", header: h("Authorization", "Bearer {{SESSION}}"),
 		upstream: []string{"X-User", "Authorization"}},
 	{name: "bearer_token/Kratos lower-case scheme", path: "/bearer/x", header: h("Authorization", "bearer {{SESSION}}"),
@@ -169,7 +188,7 @@ var regexpCases = []testCase{
 		upstream: []string{"X-Scp"}},
 	{name: "jwt/no sub claim", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_NO_SUB}}"), upstream: []string{"X-User"},
 		deliberate: "a verified JWT without a subject is a 401: it would reach the upstream as an empty identity; Oathkeeper admits it",
-		want:       &outcome{Status: 401, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": map[string]any{"code": 401, "status": "Unauthorized"}}}},
+		want:       jsonError(401)},
 	{name: "jwt/no kid", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_NO_KID}}"), upstream: []string{"X-User"}},
 	{name: "jwt/token_from query parameter", path: "/jwt-query/x?token={{JWT_SCOPED}}&a=1", upstream: []string{"X-User"}},
 	{name: "jwt/expired", path: "/jwt/x", header: h("Authorization", "Bearer {{JWT_EXPIRED}}")},
@@ -208,7 +227,7 @@ var regexpCases = []testCase{
 	{name: "remote/answers 401", path: "/remote/unauthorized"},
 	{name: "remote/answers 500", path: "/remote/fail",
 		deliberate: "a remote authorizer that fails (5xx, unreachable, timed out) is answered 503, a dependency outage, where Oathkeeper answers 500; both deny",
-		want:       &outcome{Status: 503, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": map[string]any{"code": 503, "status": "Service Unavailable"}}}},
+		want:       jsonError(503)},
 	{name: "remote_json/allows", path: "/remote-json/allow"},
 	{name: "remote_json/denies", path: "/remote-json/deny"},
 	{name: "remote_json/answers 400", path: "/remote-json/bad"},
@@ -234,14 +253,14 @@ var regexpCases = []testCase{
 	{name: "errors/redirect with return_to", path: "/err/redirect/x?a=b", headers: []string{"Location"}},
 	{name: "errors/redirect with code 301", path: "/err/redirect-301/x", headers: []string{"Location"}},
 	{name: "errors/when remote_ip matches", path: "/err/ip/x", headers: []string{"Location"},
-		deliberate: "Oathkeeper's configuration schema refuses the request.remote_ip condition its code implements, so the handler fails with 500; portcullis honours the condition",
+		deliberate: remoteIPHonoured,
 		want:       &outcome{Status: 302, Headers: map[string]string{"Content-Type": "text/html; charset=utf-8", "Location": "http://127.0.0.1:9/local"}}},
 	{name: "errors/when remote_ip does not match falls back", path: "/err/ip-other/x", headers: []string{"Location"},
-		deliberate: "Oathkeeper's configuration schema refuses the request.remote_ip condition its code implements, so the handler fails with 500; portcullis honours the condition",
-		want:       &outcome{Status: 401, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": map[string]any{"code": 401, "status": "Unauthorized"}}}},
+		deliberate: remoteIPHonoured,
+		want:       jsonError(401)},
 	{name: "errors/when cidr does not match", path: "/err/cidr-other/x", headers: []string{"Location"},
 		deliberate: "Oathkeeper documents request.cidr but its code ignores it (the handler answers every client); portcullis applies the masks, so a handler meant for one network does not answer others",
-		want:       &outcome{Status: 401, Headers: map[string]string{"Content-Type": "application/json"}, Body: map[string]any{"error": map[string]any{"code": 401, "status": "Unauthorized"}}}},
+		want:       jsonError(401)},
 	{name: "errors/when error forbidden picks the second handler", path: "/err/forbidden-only/x", headers: []string{"Location", "WWW-Authenticate"}},
 	{name: "errors/when html redirects", path: "/err/when/x", header: h("Accept", "text/html"), headers: []string{"Location"}},
 	{name: "errors/when json answers json", path: "/err/when/x", header: h("Content-Type", "application/json")},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -89,13 +88,8 @@ func TestCallerRetriesThenSucceeds(t *testing.T) {
 }
 
 func TestCallerFailures(t *testing.T) {
-	// A closed port: the listener is opened and closed so nothing answers.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	// A closed port: nothing answers.
+	closed := faultinject.RefusingURL(t)
 
 	always502 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
@@ -209,12 +203,7 @@ func TestEveryErrorIsRedacted(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + l.Addr().String()
-	l.Close()
+	refused := faultinject.RefusingURL(t)
 	huge := filepath.Join(t.TempDir(), "huge.yml")
 	if err := os.WriteFile(huge, make([]byte, MaxDocumentBytes+1), 0o600); err != nil {
 		t.Fatal(err)

@@ -164,15 +164,7 @@ func BenchmarkAppendLine(b *testing.B) {
 	}
 	for _, lf := range lineFormatters {
 		b.Run(lf.name+"/logrus", func(b *testing.B) {
-			e := entry("request", logrus.InfoLevel, data)
-			e.Buffer = new(bytes.Buffer)
-			b.ReportAllocs()
-			for b.Loop() {
-				e.Buffer.Reset()
-				if _, err := lf.logrus.Format(e); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchFormat(b, lf.logrus, entry("request", logrus.InfoLevel, data))
 		})
 		b.Run(lf.name+"/AppendLine", func(b *testing.B) {
 			buf := make([]byte, 0, 1024)

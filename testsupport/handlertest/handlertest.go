@@ -11,7 +11,6 @@ package handlertest
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -20,6 +19,7 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // Deps returns the services a handler is enabled with: a context that ends
@@ -41,16 +41,10 @@ func DepsWithLog(tb testing.TB) (pipeline.Deps, *logtest.Hook) {
 }
 
 // ClosedURL returns an http URL on loopback that nothing listens on: a
-// service that is down.
+// service that is down. It is [faultinject.RefusingURL].
 func ClosedURL(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u := "http://" + l.Addr().String()
-	l.Close()
-	return u
+	return faultinject.RefusingURL(tb)
 }
 
 // JSON marshals v, a handler's config, failing the test if it cannot.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
@@ -134,14 +134,7 @@ func TestFlowPageWithoutTheFlowsCookieExplains(t *testing.T) {
 }
 
 func TestPagesWhenKratosIsDown(t *testing.T) {
-	// A port nothing listens on.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "http://" + l.Addr().String()
-	l.Close()
-	app := newApp(t, down)
+	app := newApp(t, faultinject.RefusingURL(t))
 	res, page := get(t, app+"/login?flow=00000000-0000-0000-0000-000000000000", "")
 	if res.StatusCode != http.StatusBadGateway || !strings.Contains(page, "could not be asked") {
 		t.Errorf("login with Kratos down: %d\n%s", res.StatusCode, page)
