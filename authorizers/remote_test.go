@@ -234,22 +234,14 @@ func TestRemoteFailsClosed(t *testing.T) {
 }
 
 func TestRemoteRetryRecovers(t *testing.T) {
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) < 3 {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
-	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": srv.URL, "payload": `{}`, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "1m"}}, nil)
+	api := faultinject.FlakyAPI(t, 2, http.StatusBadGateway, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	az := buildAuthorizer(t, pipeline.TypedFactory(NewRemoteJSON), map[string]any{"remote": api.URL, "payload": `{}`, "retry": map[string]any{"max_delay": "1ms", "give_up_after": "1m"}}, nil)
 	r, s := requestWithBody(t, http.MethodGet, "http://gw.test/", "")
 	if err := az.Authorize(r, s); err != nil {
 		t.Errorf("Authorize = %v, want allowed after retries", err)
 	}
-	if n.Load() != 3 {
-		t.Errorf("API saw %d attempts, want 3", n.Load())
+	if n := api.Attempts(); n != 3 {
+		t.Errorf("API saw %d attempts, want 3", n)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,23 +65,17 @@ func TestRedactDropsCredentials(t *testing.T) {
 }
 
 func TestCallerRetriesThenSucceeds(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) < 3 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
+	api := faultinject.FlakyAPI(t, 2, http.StatusServiceUnavailable, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 	}))
-	defer srv.Close()
 	c := &Caller{Client: NewClient(ClientOptions{}), Timeout: 5 * time.Second, Retry: &Retry{MaxDelay: pipeline.Duration(time.Millisecond), GiveUpAfter: pipeline.Duration(time.Minute)}}
 	res, err := c.Do(context.Background(), func(ctx context.Context) (*http.Request, error) {
-		return http.NewRequestWithContext(ctx, "POST", srv.URL, strings.NewReader("body"))
+		return http.NewRequestWithContext(ctx, "POST", api.URL, strings.NewReader("body"))
 	})
 	if err != nil || res.StatusCode != 200 || string(res.Body) != "ok" {
 		t.Fatalf("Do = %+v, %v; want 200 ok", res, err)
 	}
-	if n := calls.Load(); n != 3 {
+	if n := api.Attempts(); n != 3 {
 		t.Errorf("server saw %d attempts, want 3", n)
 	}
 }

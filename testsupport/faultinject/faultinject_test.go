@@ -66,3 +66,23 @@ func TestServeClosesConnectionsAtCleanup(t *testing.T) {
 	}
 	c.Close()
 }
+
+func TestFlakyFailsFirstThenServes(t *testing.T) {
+	f := faultinject.FlakyAPI(t, 2, http.StatusBadGateway, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	for i, want := range []int{http.StatusBadGateway, http.StatusBadGateway, http.StatusOK, http.StatusOK} {
+		res, err := http.Get(f.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want || (want == http.StatusOK) != (string(b) == "ok") {
+			t.Errorf("request %d = %d %q, want %d", i+1, res.StatusCode, b, want)
+		}
+	}
+	if n := f.Attempts(); n != 4 {
+		t.Errorf("Attempts = %d, want 4", n)
+	}
+}
