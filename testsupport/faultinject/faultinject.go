@@ -1,10 +1,10 @@
 // Package faultinject holds the fault injectors tests use for failures a
 // real part cannot be made to show on demand: a service that is down, one
 // that accepts and never answers, one that answers bytes that are not
-// HTTP, one that resets the connection, an API that fails its first requests. Each listens on loopback for one
-// test and is closed, with every connection it accepted, when the test
-// ends. It is part of testsupport (the test harnesses): only _test files
-// import it.
+// HTTP, one that resets the connection, an API that fails its first
+// requests. Each listens on loopback for one test and is closed, with
+// every connection it accepted, when the test ends. It is part of
+// testsupport (the test harnesses): only _test files import it.
 package faultinject
 
 import (
