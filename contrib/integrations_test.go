@@ -73,6 +73,10 @@ func get(t *testing.T, v any, path ...string) any {
 }
 
 func TestKubernetesManifests(t *testing.T) {
+	sc, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	byKind := map[string]map[string]any{}
 	for _, f := range []string{"configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml"} {
 		for _, d := range docs(t, filepath.Join("kubernetes", f)) {
@@ -89,10 +93,10 @@ func TestKubernetesManifests(t *testing.T) {
 	// rules repository pointed at a copy of the rules file.
 	data := get(t, byKind["ConfigMap"], "data").(map[string]any)
 	cfgText, rulesText := data["portcullis.yml"].(string), data["access-rules.yml"].(string)
-	for _, e := range schemas.CheckConfig("configmap portcullis.yml", []byte(cfgText)) {
+	for _, e := range sc.CheckConfig("configmap portcullis.yml", []byte(cfgText)) {
 		t.Error(e)
 	}
-	for _, e := range schemas.CheckRules("configmap access-rules.yml", []byte(rulesText)) {
+	for _, e := range sc.CheckRules("configmap access-rules.yml", []byte(rulesText)) {
 		t.Error(e)
 	}
 	const mounted = "/etc/portcullis/rules/access-rules.yml"

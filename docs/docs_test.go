@@ -59,6 +59,10 @@ func TestRelativeLinksResolve(t *testing.T) {
 var checked = regexp.MustCompile("(?s)<!-- check: (config|rules|cases) -->\\s*```ya?ml\\n(.*?)```")
 
 func TestMarkedExamplesConform(t *testing.T) {
+	sc, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	for _, f := range markdownFiles(t) {
 		data, err := os.ReadFile(f)
@@ -70,11 +74,11 @@ func TestMarkedExamplesConform(t *testing.T) {
 			kind, body := m[1], m[2]
 			switch kind {
 			case "rules":
-				for _, e := range schemas.CheckRules(f, []byte(body)) {
+				for _, e := range sc.CheckRules(f, []byte(body)) {
 					t.Errorf("example in %v", e)
 				}
 			case "config":
-				for _, e := range schemas.CheckConfig(f, []byte(body)) {
+				for _, e := range sc.CheckConfig(f, []byte(body)) {
 					t.Errorf("example in %v", e)
 				}
 				tmp := filepath.Join(t.TempDir(), "c.yml")

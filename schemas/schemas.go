@@ -29,7 +29,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/portcullis-proxy/portcullis/internal/docsyntax"
 	"github.com/portcullis-proxy/portcullis/internal/yamlpos"
@@ -63,28 +62,36 @@ func mustRead(name string) []byte {
 	return b
 }
 
-var compiled = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
+// Checker checks documents against the embedded schemas, which [New]
+// compiles once. It is safe for concurrent use.
+type Checker struct {
+	schemas map[string]*jsonschema.Schema
+}
+
+// New compiles the embedded schemas. An error means the embedded files
+// are broken (this package's tests compile them).
+func New() (*Checker, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	for _, name := range []string{"config.schema.json", "rules.schema.json"} {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(mustRead(name)))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("schemas: %s: %w", name, err)
 		}
 		if err := c.AddResource(base+name, doc); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("schemas: %w", err)
 		}
 	}
 	out := map[string]*jsonschema.Schema{}
 	for _, name := range []string{"config.schema.json", "rules.schema.json"} {
 		s, err := c.Compile(base + name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("schemas: %w", err)
 		}
 		out[name] = s
 	}
-	return out, nil
-})
+	return &Checker{schemas: out}, nil
+}
 
 // Error is one schema violation at a place in a file. Its message reads
 // "file:line: where: what is wrong".
@@ -112,21 +119,17 @@ func (e *Error) Error() string {
 // rules.schema.json. It returns nil when the document conforms, otherwise
 // one *Error per violation, in file order. A document that is not YAML is
 // one error; an empty document conforms (it is an empty list).
-func CheckRules(file string, data []byte) []error {
-	return check("rules.schema.json", file, data, true)
+func (c *Checker) CheckRules(file string, data []byte) []error {
+	return c.check("rules.schema.json", file, data, true)
 }
 
 // CheckConfig checks a configuration document (YAML or JSON) against
 // config.schema.json.
-func CheckConfig(file string, data []byte) []error {
-	return check("config.schema.json", file, data, false)
+func (c *Checker) CheckConfig(file string, data []byte) []error {
+	return c.check("config.schema.json", file, data, false)
 }
 
-func check(schema, file string, data []byte, isRules bool) []error {
-	schemas, err := compiled()
-	if err != nil {
-		return []error{fmt.Errorf("schemas: %w", err)}
-	}
+func (c *Checker) check(schema, file string, data []byte, isRules bool) []error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
@@ -150,7 +153,7 @@ func check(schema, file string, data []byte, isRules bool) []error {
 	if err != nil {
 		return []error{&Error{File: file, Line: root.Line, Msg: err.Error()}}
 	}
-	verr := schemas[schema].Validate(v)
+	verr := c.schemas[schema].Validate(v)
 	if verr == nil {
 		return nil
 	}

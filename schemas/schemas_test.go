@@ -26,6 +26,7 @@ const root = ".."
 // two formats against the schemas, including the quickstart and the
 // integrations when they are present.
 func TestShippedFilesConform(t *testing.T) {
+	sc := checker(t)
 	glob := func(patterns ...string) []string {
 		var out []string
 		for _, p := range patterns {
@@ -47,7 +48,7 @@ func TestShippedFilesConform(t *testing.T) {
 		schema string
 		files  []string
 		check  func(file string, data []byte) []error
-	}{{"rules", ruleFiles, schemas.CheckRules}, {"config", configFiles, schemas.CheckConfig}} {
+	}{{"rules", ruleFiles, sc.CheckRules}, {"config", configFiles, sc.CheckConfig}} {
 		for _, f := range format.files {
 			data, err := os.ReadFile(f)
 			if err != nil {
@@ -61,6 +62,7 @@ func TestShippedFilesConform(t *testing.T) {
 }
 
 func TestViolationsHaveLines(t *testing.T) {
+	sc := checker(t)
 	const doc = `- id: a
   match: {url: "http://x/<.*>", methods: [GET, get]}
   authenticators:
@@ -88,7 +90,7 @@ func TestViolationsHaveLines(t *testing.T) {
 		`r.yml:15: rule [1]: missing properties 'id', 'authenticators', 'authorizer', 'mutators'`,
 		`r.yml:15: rule [1]: match: missing property 'methods'`,
 	}
-	wantPrefixes(t, "rules", schemas.CheckRules("r.yml", []byte(doc)), want)
+	wantPrefixes(t, "rules", sc.CheckRules("r.yml", []byte(doc)), want)
 
 	cfg := "serve:\n  proxy:\n    port: \"x\"\n    timeout: {read: 5}\nauthenticators:\n  anonymous:\n    enabled: true\n    config: {subject: 1}\n  keto: {enabled: false}\nlog: {level: loud}\n"
 	wantCfg := []string{
@@ -98,14 +100,14 @@ func TestViolationsHaveLines(t *testing.T) {
 		`c.yml:9: authenticators: unknown key "keto"`,
 		`c.yml:10: log.level: value must be one of`,
 	}
-	wantPrefixes(t, "config", schemas.CheckConfig("c.yml", []byte(cfg)), wantCfg)
+	wantPrefixes(t, "config", sc.CheckConfig("c.yml", []byte(cfg)), wantCfg)
 	// Empty documents and JSON conform; broken YAML is one error.
 	for _, ok := range []string{"", "[]", `[{"id":"x","match":{"url":"http://x/","methods":["GET"]},"authenticators":[{"handler":"noop"}],"authorizer":{"handler":"allow"},"mutators":[{"handler":"noop"}]}]`} {
-		if errs := schemas.CheckRules("r.json", []byte(ok)); errs != nil {
+		if errs := sc.CheckRules("r.json", []byte(ok)); errs != nil {
 			t.Errorf("CheckRules(%q) = %v", ok, errs)
 		}
 	}
-	if errs := schemas.CheckRules("r.yml", []byte("- id: [")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "r.yml:1:7: syntax error: ") {
+	if errs := sc.CheckRules("r.yml", []byte("- id: [")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "r.yml:1:7: syntax error: ") {
 		t.Errorf("broken YAML: %v", errs)
 	}
 }
@@ -543,4 +545,14 @@ func walk(t *testing.T, s map[string]any, key string) map[string]any {
 		cur = next
 	}
 	return cur
+}
+
+// checker is the schemas compiled for one test.
+func checker(t *testing.T) *schemas.Checker {
+	t.Helper()
+	c, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

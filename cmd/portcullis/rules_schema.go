@@ -20,6 +20,11 @@ import (
 // reports the worst finding. http(s):// and inline://
 // repositories are not read here; the rule compiler still checks them.
 func checkSchemas(w io.Writer, cfgFile string, locs []string) schemaResult {
+	sc, err := schemas.New()
+	if err != nil {
+		fmt.Fprintln(w, err)
+		return schemaViolations
+	}
 	res := schemaOK
 	report := func(errs []error) {
 		for _, e := range errs {
@@ -34,7 +39,7 @@ func checkSchemas(w io.Writer, cfgFile string, locs []string) schemaResult {
 	}
 	if cfgFile != "" {
 		if data, err := os.ReadFile(cfgFile); err == nil {
-			report(schemas.CheckConfig(cfgFile, data))
+			report(sc.CheckConfig(cfgFile, data))
 		}
 	}
 	for _, loc := range locs {
@@ -43,7 +48,7 @@ func checkSchemas(w io.Writer, cfgFile string, locs []string) schemaResult {
 			if err != nil {
 				continue // the loader reports it
 			}
-			report(schemas.CheckRules(path, data))
+			report(sc.CheckRules(path, data))
 		}
 	}
 	return res
