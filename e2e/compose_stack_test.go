@@ -392,12 +392,7 @@ func (c *composeStack) journey(t *testing.T) {
 	if !strings.Contains(greeting, emailA) {
 		t.Errorf("greeting %q does not name %s", greeting, emailA)
 	}
-	if err := wsutil.WriteClientText(connA, []byte("hello through the compose stack")); err != nil {
-		t.Fatal(err)
-	}
-	if got := readText(t, connA); got != "hello through the compose stack" {
-		t.Errorf("echo = %q", got)
-	}
+	wantEcho(t, connA, "hello through the compose stack")
 	lifetime := watchClose(connA, 3*time.Minute)
 
 	// A second identity signs out while its tunnel is open: the
@@ -513,12 +508,7 @@ func (c *composeStack) kratosOutage(t *testing.T) {
 	c.must(2*time.Minute, "start", "kratos")
 	c.waitReady(t, "Kratos, started again", c.kratosURLs()...)
 	conn, _ = dialEcho(t, qs, cookie, qs.URL)
-	if err := wsutil.WriteClientText(conn, []byte("after the outage")); err != nil {
-		t.Fatal(err)
-	}
-	if got := readText(t, conn); got != "after the outage" {
-		t.Errorf("echo after Kratos came back = %q", got)
-	}
+	wantEcho(t, conn, "after the outage")
 }
 
 // portcullisRestart restarts the portcullis container with tunnels open:
@@ -542,12 +532,7 @@ func (c *composeStack) portcullisRestart(t *testing.T) {
 	if greeting == "" {
 		t.Error("no greeting after reconnecting")
 	}
-	if err := wsutil.WriteClientText(conn, []byte("after the restart")); err != nil {
-		t.Fatal(err)
-	}
-	if got := readText(t, conn); got != "after the restart" {
-		t.Errorf("echo after the restart = %q", got)
-	}
+	wantEcho(t, conn, "after the restart")
 }
 
 // down runs `docker-compose down -v` and checks that no container, network

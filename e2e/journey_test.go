@@ -53,12 +53,7 @@ func TestQuickstartJourneyOverHTTP(t *testing.T) {
 	if !strings.Contains(greeting, email) {
 		t.Errorf("greeting %q does not name %s: the identity header did not reach the upstream handshake", greeting, email)
 	}
-	if err := wsutil.WriteClientText(conn, []byte("hello through portcullis")); err != nil {
-		t.Fatal(err)
-	}
-	if got := readText(t, conn); got != "hello through portcullis" {
-		t.Errorf("echo = %q", got)
-	}
+	wantEcho(t, conn, "hello through portcullis")
 	code, reason := readClose(t, conn, 30*time.Second)
 	if code != ws.StatusPolicyViolation || reason != "max lifetime reached" {
 		t.Errorf("tunnel ended with %d %q, want 1008 \"max lifetime reached\"", code, reason)
@@ -300,6 +295,18 @@ func dialer(qs *quickstart, cookie, origin string) ws.Dialer {
 		h.Set("Origin", origin)
 	}
 	return ws.Dialer{Header: ws.HandshakeHeaderHTTP(h), Timeout: 10 * time.Second, NetDial: qs.dial}
+}
+
+// wantEcho sends msg as a text message over the tunnel to the echo
+// upstream and fails t unless msg comes back.
+func wantEcho(t *testing.T, rw io.ReadWriter, msg string) {
+	t.Helper()
+	if err := wsutil.WriteClientText(rw, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, rw); got != msg {
+		t.Errorf("echo of %q = %q", msg, got)
+	}
 }
 
 // readText reads the next data message.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
@@ -92,72 +94,42 @@ func (u *upstream) handshakes() []seen {
 	return append([]seen(nil), u.wsHS...)
 }
 
-const rulesTemplate = `
-- id: web
-  match: {url: "http://<[^/]+>/web/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: cookie_session}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  errors: [{handler: redirect}, {handler: www_authenticate}]
-  upstream: {url: %[1]q}
-- id: web-uncached
-  match: {url: "http://<[^/]+>/uncached/<.*>", methods: [GET]}
-  authenticators: [{handler: cookie_session, config: {cache: {enabled: false}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %[1]q}
-- id: api
-  match: {url: "http://<[^/]+>/api/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {accept_x_session_token: true}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  errors: [{handler: www_authenticate}]
-  upstream: {url: %[1]q}
-- id: api-query
-  match: {url: "http://<[^/]+>/q/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {token_from: {query_parameter: access_token}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %[1]q}
-- id: api-cookie
-  match: {url: "http://<[^/]+>/c/<.*>", methods: [GET]}
-  authenticators: [{handler: bearer_token, config: {token_from: {cookie: session_token}}}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %[1]q}
-- id: ws
-  match: {url: "http://<[^/]+>/ws/<.*>", methods: [GET]}
-  authenticators:
-    - {handler: cookie_session}
-    - {handler: bearer_token, config: {token_from: {websocket_protocol: %[2]q}}}
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %[1]q}
-  websocket: {revalidate_every: 200ms, close_grace: 200ms}
-- id: admin
-  match: {url: "http://<[^/]+>/admin/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: %[1]q}
-- id: ws-query
-  match: {url: "http://<[^/]+>/wsq/<.*>", methods: [GET]}
-  authenticators:
-    - {handler: cookie_session}
-    - {handler: bearer_token, config: {token_from: {query_parameter: token}}}
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  errors: [{handler: redirect}]
-  upstream: {url: %[1]q}
-- id: open
-  match: {url: "http://<[^/]+>/open/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %[1]q}
-`
+// gatewayRules are the rules of the gateway tests, each at its own path
+// prefix in front of upstream and naming the subject in X-User, but for
+// the denying admin rule: browser pages with a login redirect (cached and
+// uncached sessions), session tokens from each carrier (X-Session-Token,
+// query, cookie), tunnels taking a cookie or a token (in the subprotocols
+// after tokenPrefix, or in the query), and an anonymous open path.
+func gatewayRules(upstream, tokenPrefix string) string {
+	at := func(prefix string) string { return "http://<[^/]+>/" + prefix + "/<.*>" }
+	rs := []handlertest.Rule{
+		{ID: "web", URL: at("web"), Methods: []string{"GET", "POST"}, Authenticators: []string{"cookie_session"},
+			More: []string{"errors: [{handler: redirect}, {handler: www_authenticate}]"}},
+		{ID: "web-uncached", URL: at("uncached"), Authenticators: []string{"cookie_session: {cache: {enabled: false}}"}},
+		{ID: "api", URL: at("api"), Authenticators: []string{"bearer_token: {accept_x_session_token: true}"},
+			More: []string{"errors: [{handler: www_authenticate}]"}},
+		{ID: "api-query", URL: at("q"), Authenticators: []string{"bearer_token: {token_from: {query_parameter: access_token}}"}},
+		{ID: "api-cookie", URL: at("c"), Authenticators: []string{"bearer_token: {token_from: {cookie: session_token}}"}},
+		{ID: "ws", URL: at("ws"), Authenticators: []string{"cookie_session", "bearer_token: {token_from: {websocket_protocol: " + strconv.Quote(tokenPrefix) + "}}"},
+			More: []string{"websocket: {revalidate_every: 200ms, close_grace: 200ms}"}},
+		{ID: "admin", URL: at("admin"), Authenticators: []string{"anonymous"}, Authorizer: "deny", Mutators: []string{"noop"}},
+		{ID: "ws-query", URL: at("wsq"), Authenticators: []string{"cookie_session", "bearer_token: {token_from: {query_parameter: token}}"},
+			More: []string{"errors: [{handler: redirect}]"}},
+		{ID: "open", URL: at("open"), Authenticators: []string{"anonymous"}},
+	}
+	for i := range rs {
+		rs[i].Upstream = upstream
+		if rs[i].Mutators == nil {
+			rs[i].Mutators = []string{"header"}
+		}
+	}
+	return handlertest.Rules(rs...)
+}
 
-const configTemplate = `
+// gatewayConfig is laid over both Kratos session authenticators
+// ([servertest.KratosSessions]); %[1]q is the login page, %[2]s the
+// session cache ttl of both.
+const gatewayConfig = `
 serve:
   proxy: {host: 127.0.0.1, port: 0}
   api: {host: 127.0.0.1, port: 0}
@@ -165,21 +137,8 @@ serve:
   grpc: {host: 127.0.0.1, port: 0}
 authenticators:
   anonymous: {enabled: true}
-  cookie_session:
-    enabled: true
-    config:
-      check_session_url: %[1]q
-      only: [ory_kratos_session]
-      subject_from: identity.id
-      extra_from: "@this"
-      cache: {ttl: %[3]s}
-  bearer_token:
-    enabled: true
-    config:
-      check_session_url: %[1]q
-      subject_from: identity.id
-      extra_from: "@this"
-      cache: {ttl: %[3]s}
+  cookie_session: {config: {extra_from: "@this", cache: {ttl: %[2]s}}}
+  bearer_token: {config: {extra_from: "@this", cache: {ttl: %[2]s}}}
 authorizers:
   allow: {enabled: true}
   deny: {enabled: true}
@@ -198,7 +157,7 @@ errors:
     redirect:
       enabled: true
       config:
-        to: %[2]q
+        to: %[1]q
         return_to_query_param: return_to
         when: [{error: [unauthorized, forbidden], request: {header: {accept: [text/html]}}}]
     www_authenticate:
@@ -214,8 +173,9 @@ errors:
 func startGateway(tb testing.TB, k *kratostest.Kratos, up *upstream, cacheTTL string) *servertest.Server {
 	tb.Helper()
 	return servertest.Start(tb, servertest.Config{
-		YAML:  fmt.Sprintf(configTemplate, k.WhoamiURL(), k.PublicURL()+"/self-service/login/browser", cacheTTL),
-		Rules: fmt.Sprintf(rulesTemplate, up.URL, wsTokenPrefix),
+		YAML: servertest.Merge(tb, servertest.KratosSessions(k.WhoamiURL(), "cookie_session", "bearer_token"),
+			fmt.Sprintf(gatewayConfig, k.PublicURL()+"/self-service/login/browser", cacheTTL)),
+		Rules: gatewayRules(up.URL, wsTokenPrefix),
 	})
 }
 
@@ -273,18 +233,6 @@ func get(t testing.TB, url string, prep func(r *http.Request)) (*http.Response, 
 		}
 	}
 	return res, s
-}
-
-// eventually polls cond until it holds or a bounded wait runs out.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // wsDial opens a WebSocket through the proxy.

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 )
 
@@ -122,7 +123,7 @@ func TestRevokedSessionDenied(t *testing.T) {
 	if res, _ := get(t, gw.URL()+"/uncached/page", withCookie); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("uncached after revocation: %d, want 401", res.StatusCode)
 	}
-	eventually(t, "cached rule denies the revoked session", func() bool {
+	handlertest.WaitFor(t, "cached rule denies the revoked session", 15*time.Second, func() bool {
 		res, _ := get(t, gw.URL()+"/web/page", withCookie)
 		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("unexpected status %d", res.StatusCode)
@@ -151,7 +152,7 @@ func TestKratosDownNeverAdmits(t *testing.T) {
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("uncached cookie with Kratos down: %d, want 503", res.StatusCode)
 	}
-	eventually(t, "cached cookie denied once its entry expires", func() bool {
+	handlertest.WaitFor(t, "cached cookie denied once its entry expires", 15*time.Second, func() bool {
 		res, _ := get(t, gw.URL()+"/web/page", func(r *http.Request) {
 			r.AddCookie(known.Cookie)
 			r.Header.Set("Accept", "application/json")

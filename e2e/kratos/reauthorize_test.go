@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
@@ -84,25 +85,6 @@ func (d *decisionAPI) decisions() (map[string]int, []decisionPayload) {
 	return n, append([]decisionPayload(nil), d.asked...)
 }
 
-// eventUpstream is a real event-stream upstream: one event every 100ms
-// until the client goes away.
-func eventUpstream(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := 0; ; i++ {
-			fmt.Fprintf(w, "data: tick %d\n\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // reauthRules are the rules of the continuous-authorization tests: each
 // room is a WebSocket (/<prefix>/ws/<room>) and an event stream
 // (/<prefix>/sse/<room>) behind cookie_session, re-checked every 200ms; pdp
@@ -135,15 +117,11 @@ func remoteJSON(url string) string {
 	return fmt.Sprintf("{handler: remote_json, config: {remote: %q}}", url)
 }
 
+// reauthConfig is laid over Kratos's cookie_session
+// ([servertest.KratosSessions]); %[1]s is the ladon policy file.
 const reauthConfig = `
 authenticators:
-  cookie_session:
-    enabled: true
-    config:
-      check_session_url: %[1]q
-      only: [ory_kratos_session]
-      subject_from: identity.id
-      extra_from: "@this"
+  cookie_session: {config: {extra_from: "@this"}}
 authorizers:
   remote_json:
     enabled: true
@@ -152,7 +130,7 @@ authorizers:
   ladon:
     enabled: true
     config:
-      repositories: ["file://%[2]s"]
+      repositories: ["file://%[1]s"]
       refresh_interval: 50ms
       required_action: connect
       required_resource: "rn:chat:{{ printIndex .MatchContext.RegexpCaptureGroups 1 }}"
@@ -189,8 +167,8 @@ func startReauthGateway(t *testing.T, whoami, ladonSubject string) reauthGateway
 	g := reauthGateway{policies: filepath.Join(t.TempDir(), "policies.yml"), pdp: newDecisionAPI(t), flaky: newDecisionAPI(t)}
 	servertest.ReplaceFile(t, g.policies, roomPolicy(ladonSubject, "room1", "room2"))
 	srv := servertest.Start(t, servertest.Config{
-		YAML:  fmt.Sprintf(reauthConfig, whoami, g.policies),
-		Rules: reauthRules(g.pdp.URL, g.flaky.URL, newUpstream(t).URL, eventUpstream(t).URL),
+		YAML:  servertest.Merge(t, servertest.KratosSessions(whoami, "cookie_session"), fmt.Sprintf(reauthConfig, g.policies)),
+		Rules: reauthRules(g.pdp.URL, g.flaky.URL, newUpstream(t).URL, servertest.EventStream(t).URL),
 	})
 	g.proxy = srv.Addr("proxy")
 	return g
@@ -367,7 +345,7 @@ func TestReauthorizeRemoteJSON(t *testing.T) {
 			g := startReauthGateway(t, k.WhoamiURL(), "nobody")
 			id := k.RegisterBrowser(t)
 			room1, room2 := open(t, g, id, kind, "pdp", "room1"), open(t, g, id, kind, "pdp", "room2")
-			eventually(t, "two re-authorizations per room", func() bool {
+			handlertest.WaitFor(t, "two re-authorizations per room", 15*time.Second, func() bool {
 				n, _ := g.pdp.decisions()
 				return n["room1"] >= 3 && n["room2"] >= 3
 			})
@@ -406,7 +384,7 @@ func TestReauthorizeCoalesced(t *testing.T) {
 	open(t, g, id, "ws", "pdp", "room2")
 	n0, _ := g.pdp.decisions() // the upgrades: 3 and 1
 	w0 := whoami.Calls()
-	eventually(t, "five re-checks", func() bool { n, _ := g.pdp.decisions(); return n["room2"]-n0["room2"] >= 5 })
+	handlertest.WaitFor(t, "five re-checks", 15*time.Second, func() bool { n, _ := g.pdp.decisions(); return n["room2"]-n0["room2"] >= 5 })
 	n, _ := g.pdp.decisions()
 	room1, room2, calls := n["room1"]-n0["room1"], n["room2"]-n0["room2"], int(whoami.Calls()-w0)
 	if room1 > room2+1 || room1 < room2-1 {

@@ -2,18 +2,15 @@ package replicas
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/kratostest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
@@ -25,21 +22,20 @@ func TestMain(m *testing.M) { kratostest.RunMain(m, kratosShared) }
 // adminToken is the admin API token of every replica in these tests.
 const adminToken = "test-admin-token-0123456789"
 
-const rulesTemplate = `
-- id: chat
-  match: {url: "http://<[^/]+>/chat/<.*>", methods: [GET]}
-  authenticators: [{handler: cookie_session}, {handler: bearer_token}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: %[1]q}
-  websocket: {revalidate_every: %[3]s, close_grace: 1s}
-- id: feed
-  match: {url: "http://<[^/]+>/feed/<.*>", methods: [GET]}
-  authenticators: [{handler: cookie_session}, {handler: bearer_token}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: %[1]q}
-  websocket: {revalidate_every: %[3]s, close_grace: 1s}
+// replicaRules are the access rules of every replica: the tunnels at
+// /chat/ and /feed/ for a Kratos session, re-checked every
+// revalidateEvery, and Kratos's public API at kratosPublic.
+func replicaRules(upstream, kratosPublic, revalidateEvery string) string {
+	var tunnels []handlertest.Rule
+	for _, id := range []string{"chat", "feed"} {
+		tunnels = append(tunnels, handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + id + "/<.*>",
+			Authenticators: []string{"cookie_session", "bearer_token"}, Upstream: upstream,
+			More: []string{"websocket: {revalidate_every: " + revalidateEvery + ", close_grace: 1s}"}})
+	}
+	return handlertest.Rules(tunnels...) + fmt.Sprintf(kratosRules, kratosPublic)
+}
+
+const kratosRules = `
 # Kratos's logout endpoints: the session the authenticator finds is
 # revoked once Kratos answers with success.
 - id: kratos-logout
@@ -47,40 +43,31 @@ const rulesTemplate = `
   authenticators: [{handler: cookie_session}, {handler: bearer_token}]
   authorizer: {handler: allow}
   mutators: [{handler: noop}]
-  upstream: {url: %[2]q, strip_path: /.ory/kratos/public}
+  upstream: {url: %[1]q, strip_path: /.ory/kratos/public}
   revoke_session_on_success: true
 - id: kratos-public
   match: {url: "http://<[^/]+>/.ory/kratos/public/<(self-service/(login|registration|logout/browser)(/.*)?|sessions/whoami)>", methods: [GET, POST]}
   authenticators: [{handler: noop}]
   authorizer: {handler: allow}
   mutators: [{handler: noop}]
-  upstream: {url: %[2]q, strip_path: /.ory/kratos/public}
+  upstream: {url: %[1]q, strip_path: /.ory/kratos/public}
 `
 
+// configTemplate is laid over both Kratos session authenticators
+// ([servertest.KratosSessions]); %[1]q is the revocation store's Redis,
+// %[2]q the admin API's token.
 const configTemplate = `
 serve:
   proxy: {host: 127.0.0.1, port: 0}
-  api: {host: 127.0.0.1, port: 0, admin: {token: %[3]q}}
+  api: {host: 127.0.0.1, port: 0, admin: {token: %[2]q}}
   prometheus: {host: 127.0.0.1, port: 0}
 revocation:
-  redis: {url: %[2]q}
+  redis: {url: %[1]q}
 log: {level: info}
 authenticators:
   noop: {enabled: true}
-  cookie_session:
-    enabled: true
-    config:
-      check_session_url: %[1]q
-      only: [ory_kratos_session]
-      subject_from: identity.id
-      cache: {ttl: 30s}
-  bearer_token:
-    enabled: true
-    config:
-      check_session_url: %[1]q
-      token_from: {header: X-Session-Token}
-      subject_from: identity.id
-      cache: {ttl: 30s}
+  cookie_session: {config: {cache: {ttl: 30s}}}
+  bearer_token: {config: {token_from: {header: X-Session-Token}, cache: {ttl: 30s}}}
 authorizers:
   allow: {enabled: true}
 mutators:
@@ -100,89 +87,25 @@ func startReplica(t testing.TB, o replicaOptions) *servertest.Server {
 		o.revalidateEvery = "5m"
 	}
 	return servertest.Start(t, servertest.Config{
-		YAML:  fmt.Sprintf(configTemplate, o.whoamiURL, o.redisURL, adminToken),
-		Rules: fmt.Sprintf(rulesTemplate, o.upstream, o.kratosPublic, o.revalidateEvery),
+		YAML:  servertest.Merge(t, servertest.KratosSessions(o.whoamiURL, "cookie_session", "bearer_token"), fmt.Sprintf(configTemplate, o.redisURL, adminToken)),
+		Rules: replicaRules(o.upstream, o.kratosPublic, o.revalidateEvery),
 	})
 }
 
-// tunnel is a client's WebSocket through a replica.
-type tunnel struct {
-	net.Conn
-	rd io.Reader
-}
-
-// dial opens a WebSocket through the replica's proxy with header.
-func dial(t testing.TB, r *servertest.Server, path string, header http.Header) (*tunnel, int) {
+// dial opens a WebSocket through the replica's proxy with header; an
+// upgrade refused returns nil and the status.
+func dial(t testing.TB, r *servertest.Server, path string, header http.Header) (*servertest.Tunnel, int) {
 	t.Helper()
-	status := 0
-	d := ws.Dialer{Timeout: 10 * time.Second, OnStatusError: func(s int, _ []byte, _ io.Reader) { status = s }}
-	d.Header = ws.HandshakeHeaderHTTP(header)
-	conn, br, _, err := d.Dial(context.Background(), r.WSURL()+path)
-	if err != nil {
-		if status == 0 {
-			t.Fatalf("dial %s: %v", path, err)
-		}
-		return nil, status
-	}
-	t.Cleanup(func() { conn.Close() })
-	tu := &tunnel{Conn: conn, rd: conn}
-	if br != nil {
-		tu.rd = io.MultiReader(br, conn)
-	}
-	return tu, http.StatusSwitchingProtocols
+	return r.DialTunnel(t, ws.Dialer{Header: ws.HandshakeHeaderHTTP(header)}, path)
 }
 
-func mustDial(t testing.TB, r *servertest.Server, path string, header http.Header) *tunnel {
+func mustDial(t testing.TB, r *servertest.Server, path string, header http.Header) *servertest.Tunnel {
 	t.Helper()
 	tu, status := dial(t, r, path, header)
 	if tu == nil {
 		t.Fatalf("dial %s: status %d, want 101", path, status)
 	}
 	return tu
-}
-
-// echo checks the tunnel carries a message both ways.
-func (tu *tunnel) echo(t testing.TB) {
-	t.Helper()
-	_ = tu.SetDeadline(time.Now().Add(10 * time.Second))
-	defer tu.SetDeadline(time.Time{})
-	if err := wsutil.WriteClientText(tu, []byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	msg, _, err := wsutil.ReadServerData(struct {
-		io.Reader
-		io.Writer
-	}{tu.rd, tu.Conn})
-	if err != nil || string(msg) != "ping" {
-		t.Fatalf("echo = %q, %v", msg, err)
-	}
-}
-
-// closeWithin reads until the proxy's Close frame, within d, and returns
-// its code and reason (0 and "" when none came in time).
-func (tu *tunnel) closeWithin(d time.Duration) (ws.StatusCode, string) {
-	_ = tu.SetReadDeadline(time.Now().Add(d))
-	for {
-		h, err := ws.ReadHeader(tu.rd)
-		if err != nil {
-			return 0, ""
-		}
-		p := make([]byte, h.Length)
-		if _, err := io.ReadFull(tu.rd, p); err != nil {
-			return 0, ""
-		}
-		if h.OpCode == ws.OpClose {
-			code, reason := ws.ParseCloseFrameData(p)
-			return code, reason
-		}
-	}
-}
-
-// openFor reports whether no Close arrives within d.
-func (tu *tunnel) openFor(d time.Duration) bool {
-	code, _ := tu.closeWithin(d)
-	_ = tu.SetReadDeadline(time.Time{})
-	return code == 0
 }
 
 // adminDo sends an admin request with the token given ("" for none).

@@ -42,19 +42,19 @@ func startFleet(t *testing.T) *fleet {
 }
 
 // onAll opens one tunnel per replica at path with header.
-func (f *fleet) onAll(t *testing.T, path string, h http.Header) [3]*tunnel {
-	var out [3]*tunnel
+func (f *fleet) onAll(t *testing.T, path string, h http.Header) [3]*servertest.Tunnel {
+	var out [3]*servertest.Tunnel
 	for i, r := range f.r {
 		out[i] = mustDial(t, r, path, h)
-		out[i].echo(t)
+		out[i].Echo(t, "ping")
 	}
 	return out
 }
 
-func expectRevoked(t *testing.T, what string, tus [3]*tunnel, wantReason string) {
+func expectRevoked(t *testing.T, what string, tus [3]*servertest.Tunnel, wantReason string) {
 	t.Helper()
 	for i, tu := range tus {
-		code, reason := tu.closeWithin(closeBound)
+		code, reason := tu.CloseWithin(closeBound)
 		if code != ws.StatusPolicyViolation || reason != wantReason {
 			t.Errorf("%s: replica %d's tunnel got Close %d %q, want 1008 %q", what, i, code, reason, wantReason)
 		}
@@ -86,7 +86,7 @@ func TestAdminRevocationAcrossReplicas(t *testing.T) {
 			t.Errorf("listing with token %q: status %d, want 401", tok, st)
 		}
 	}
-	if !aliceChat[0].openFor(300 * time.Millisecond) {
+	if !aliceChat[0].OpenFor(300 * time.Millisecond) {
 		t.Fatal("a refused admin request closed a tunnel")
 	}
 
@@ -150,12 +150,12 @@ func TestAdminRevocationAcrossReplicas(t *testing.T) {
 	}
 	expectRevoked(t, "by rule", carolFeed, "session revoked")
 	for i, tu := range carolChat {
-		if !tu.openFor(200 * time.Millisecond) {
+		if !tu.OpenFor(200 * time.Millisecond) {
 			t.Errorf("replica %d: carol's chat tunnel closed by a revocation of another rule", i)
 		}
-		tu.echo(t)
+		tu.Echo(t, "ping")
 	}
-	mustDial(t, f.r[0], "/feed/again", tokenHeader(carol.SessionToken)).echo(t)
+	mustDial(t, f.r[0], "/feed/again", tokenHeader(carol.SessionToken)).Echo(t, "ping")
 }
 
 // TestLogoutThroughProxyClosesEverywhere: signing out through the proxy —
@@ -184,7 +184,7 @@ func TestLogoutThroughProxyClosesEverywhere(t *testing.T) {
 		if res.StatusCode != http.StatusOK || lo.Token == "" {
 			t.Fatalf("logout/browser: %d, token %q", res.StatusCode, lo.Token)
 		}
-		if !tus[0].openFor(300 * time.Millisecond) {
+		if !tus[0].OpenFor(300 * time.Millisecond) {
 			t.Fatal("creating the logout URL closed the tunnel")
 		}
 		// The logout itself, through replica 1.
@@ -236,19 +236,19 @@ func TestRedisOutageCatchUp(t *testing.T) {
 	if st != http.StatusOK || body["closed"] != float64(1) {
 		t.Fatalf("revocation with Redis down: %d %v", st, body)
 	}
-	if code, _ := tus[0].closeWithin(closeBound); code != ws.StatusPolicyViolation {
+	if code, _ := tus[0].CloseWithin(closeBound); code != ws.StatusPolicyViolation {
 		t.Errorf("replica 0 did not close its tunnel with Redis down: %d", code)
 	}
 	other := f.k.RegisterAPI(t)
-	mustDial(t, f.r[1], "/chat/during", tokenHeader(other.SessionToken)).echo(t)
-	if !tus[1].openFor(time.Second) || !tus[2].openFor(10*time.Millisecond) {
+	mustDial(t, f.r[1], "/chat/during", tokenHeader(other.SessionToken)).Echo(t, "ping")
+	if !tus[1].OpenFor(time.Second) || !tus[2].OpenFor(10*time.Millisecond) {
 		t.Fatal("replicas 1 and 2 closed while Redis was down: the test does not show catch-up")
 	}
 	if err := f.redis.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	for i, tu := range tus[1:] {
-		if code, reason := tu.closeWithin(20 * time.Second); code != ws.StatusPolicyViolation || reason != "session revoked" {
+		if code, reason := tu.CloseWithin(20 * time.Second); code != ws.StatusPolicyViolation || reason != "session revoked" {
 			t.Errorf("replica %d after Redis came back: Close %d %q", i+1, code, reason)
 		}
 	}

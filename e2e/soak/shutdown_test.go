@@ -17,6 +17,9 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // TestSIGTERMClosesTunnelsAndExits: SIGTERM to the real binary with open
@@ -34,21 +37,9 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 		io.WriteString(w, "finished")
 	}))
 	defer slow.Close()
-	rules := fmt.Sprintf(`
-- id: ws
-  match: {url: "http://<[^/]+>/ws/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: %q}
-  websocket: {close_grace: 1s}
-- id: slow
-  match: {url: "http://<[^/]+>/slow", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: noop}]
-  upstream: {url: %q}
-`, wsUp.url, slow.URL)
+	tunnel := route("ws", wsUp.url, "allow", "noop")
+	tunnel.More = []string{"websocket: {close_grace: 1s}"}
+	rules := handlertest.Rules(tunnel, handlertest.Rule{ID: "slow", URL: "http://<[^/]+>/slow", Upstream: slow.URL})
 	p := startProxy(t, "log: {level: warn}\nauthenticators: {anonymous: {enabled: true}}\nauthorizers: {allow: {enabled: true}}\nmutators: {noop: {enabled: true}}\n", rules, grace)
 
 	clients := make([]*wsClient, tunnels)
@@ -71,17 +62,7 @@ func TestSIGTERMClosesTunnelsAndExits(t *testing.T) {
 		clients[i] = cl
 	}
 
-	inFlight := make(chan string, 1)
-	go func() {
-		res, err := http.Get(p.URL() + "/slow")
-		if err != nil {
-			inFlight <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		inFlight <- fmt.Sprintf("%d %s", res.StatusCode, b)
-	}()
+	inFlight := servertest.FetchLater(p.URL() + "/slow")
 	time.Sleep(200 * time.Millisecond) // the request reached the slow upstream
 
 	sent := time.Now()

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
@@ -67,43 +68,21 @@ mutators: {header: {enabled: true, config: {headers: {X-User: "{{ print .Subject
 // soakRules are the rules the load runs against; variant B adds a rule
 // and reorders the others, which changes no answer the load checks.
 func soakRules(httpUp, wsUp string, variantB bool) string {
-	ws := fmt.Sprintf(`
-- id: ws
-  match: {url: "http://<[^/]+>/ws/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %q}
-  websocket: {max_lifetime: 1h, idle_timeout: 10m, close_grace: 2s}
-`, wsUp)
-	api := fmt.Sprintf(`
-- id: api
-  match: {url: "http://<[^/]+>/api/<.*>", methods: [GET, POST]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %q}
-`, httpUp)
-	private := fmt.Sprintf(`
-- id: private
-  match: {url: "http://<[^/]+>/private/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: deny}
-  mutators: [{handler: noop}]
-  upstream: {url: %q}
-`, httpUp)
+	ws := route("ws", wsUp, "allow", "header")
+	ws.More = []string{"websocket: {max_lifetime: 1h, idle_timeout: 10m, close_grace: 2s}"}
+	api := route("api", httpUp, "allow", "header")
+	api.Methods = []string{"GET", "POST"}
+	private := route("private", httpUp, "deny", "noop")
 	if !variantB {
-		return ws + api + private
+		return handlertest.Rules(ws, api, private)
 	}
-	v2 := fmt.Sprintf(`
-- id: v2
-  match: {url: "http://<[^/]+>/v2/<.*>", methods: [GET]}
-  authenticators: [{handler: anonymous}]
-  authorizer: {handler: allow}
-  mutators: [{handler: header}]
-  upstream: {url: %q}
-`, httpUp)
-	return private + v2 + api + ws
+	return handlertest.Rules(private, route("v2", httpUp, "allow", "header"), api, ws)
+}
+
+// route is the rule id that lets anyone GET /id/... through to upstream,
+// with the given authorizer and mutator.
+func route(id, upstream, authorizer, mutator string) handlertest.Rule {
+	return handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + id + "/<.*>", Authorizer: authorizer, Mutators: []string{mutator}, Upstream: upstream}
 }
 
 // counters are the load's figures.

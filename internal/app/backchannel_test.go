@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,10 +11,10 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portcullis-proxy/portcullis/internal/revocation"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
@@ -54,20 +52,8 @@ revocation:
 	idToken := testkeys.Sign(t, op, map[string]any{
 		"iss": iss, "aud": aud, "sub": "user-1", "sid": "op-session-1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 	}, false)
-	dialWS := func() (*wsConn, int) {
-		status := 0
-		d := ws.Dialer{Timeout: 10 * time.Second, OnStatusError: func(st int, _ []byte, _ io.Reader) { status = st },
-			Header: ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + idToken}})}
-		conn, br, _, err := d.Dial(context.Background(), s.WSURL()+"/ws")
-		if err != nil {
-			return nil, status
-		}
-		t.Cleanup(func() { conn.Close() })
-		c := &wsConn{conn: conn, rd: conn}
-		if br != nil {
-			c.rd = io.MultiReader(br, conn)
-		}
-		return c, 101
+	dialWS := func() (*servertest.Tunnel, int) {
+		return s.DialTunnel(t, ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + idToken}})}, "/ws")
 	}
 	tunnel, status := dialWS()
 	if tunnel == nil {
@@ -124,13 +110,13 @@ revocation:
 			t.Errorf("%s: %d %v, want 400 invalid_request with a description", tc.name, st, body)
 		}
 	}
-	tunnel.echo(t)
+	tunnel.Echo(t, "hi")
 
 	valid := testkeys.Sign(t, op, logoutClaims(nil), false)
 	if st, body := post(valid); st != http.StatusOK {
 		t.Fatalf("valid logout token: %d %v", st, body)
 	}
-	if code, reason := tunnel.closeFrame(t); code != ws.StatusPolicyViolation || reason != "session revoked" {
+	if code, reason := tunnel.CloseWithin(10 * time.Second); code != ws.StatusPolicyViolation || reason != "session revoked" {
 		t.Errorf("tunnel got Close %d %q, want 1008 \"session revoked\"", code, reason)
 	}
 	if st, body := post(valid); st != http.StatusBadRequest || !strings.Contains(body["error_description"], "jti") {
@@ -141,60 +127,10 @@ revocation:
 		t.Errorf("upgrade with the logged-out session: %d, want 401", st)
 	}
 	// Only POSTed forms.
-	res, err := http.Get(s.APIURL() + "/oidc/backchannel-logout")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET: %d, want 405", res.StatusCode)
+	if st := statusOf(t, s.APIURL()+"/oidc/backchannel-logout"); st != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d, want 405", st)
 	}
 	if strings.Contains(s.Logs(), valid) || strings.Contains(s.Logs(), idToken) {
 		t.Error("a token was logged")
-	}
-}
-
-type wsConn struct {
-	conn io.ReadWriteCloser
-	rd   io.Reader
-}
-
-func (c *wsConn) echo(t *testing.T) {
-	t.Helper()
-	if err := wsutil.WriteClientText(c.conn, []byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	msg, _, err := wsutil.ReadServerData(struct {
-		io.Reader
-		io.Writer
-	}{c.rd, c.conn})
-	if err != nil || string(msg) != "hi" {
-		t.Fatalf("echo %q %v", msg, err)
-	}
-}
-
-func (c *wsConn) closeFrame(t *testing.T) (ws.StatusCode, string) {
-	t.Helper()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.conn.Close()
-		}
-	}()
-	for {
-		h, err := ws.ReadHeader(c.rd)
-		if err != nil {
-			t.Fatalf("no Close frame: %v", err)
-		}
-		p := make([]byte, h.Length)
-		if _, err := io.ReadFull(c.rd, p); err != nil {
-			t.Fatal(err)
-		}
-		if h.OpCode == ws.OpClose {
-			return ws.ParseCloseFrameData(p)
-		}
 	}
 }

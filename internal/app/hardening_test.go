@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // openRules lets anyone GET or POST anything through to upstream, naming
@@ -247,17 +248,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}))
 	defer up.Close()
 	s := startServer(t, openConfig, openRules(up.URL))
-	done := make(chan string, 1)
-	go func() {
-		res, err := http.Get(s.URL() + "/slow")
-		if err != nil {
-			done <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		done <- fmt.Sprintf("%d %s", res.StatusCode, b)
-	}()
+	done := servertest.FetchLater(s.URL() + "/slow")
 	time.Sleep(200 * time.Millisecond)
 	shut := make(chan error, 1)
 	go func() {
@@ -285,13 +276,8 @@ func TestUpstreamTimeoutIsConfigurable(t *testing.T) {
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {upstream: 200ms}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
 		openRules(faultinject.HangingURL(t)))
 	start := time.Now()
-	res, err := http.Get(s.URL() + "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusGatewayTimeout {
-		t.Errorf("silent upstream: %d, want 504", res.StatusCode)
+	if st := statusOf(t, s.URL()+"/x"); st != http.StatusGatewayTimeout {
+		t.Errorf("silent upstream: %d, want 504", st)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("answered after %v; the configured upstream timeout is 200ms", d)

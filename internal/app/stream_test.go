@@ -2,33 +2,20 @@ package app_test
 
 import (
 	"bufio"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 )
 
 // TestStreamThroughTheServer: the whole server, with a 1 s write timeout,
 // keeps an event stream open to its rule's 3 s max lifetime and ends it
 // with the final event; the admin-facing registry saw it while it ran.
 func TestStreamThroughTheServer(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := 0; ; i++ {
-			fmt.Fprintf(w, "data: %d\n\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}))
-	defer up.Close()
+	up := servertest.EventStream(t)
 	s := startServer(t, openConfig+"serve:\n  proxy: {host: 127.0.0.1, port: 0, timeout: {write: 1s}}\n  api: {host: 127.0.0.1, port: 0}\n  prometheus: {host: 127.0.0.1, port: 0}\n",
 		handlertest.Rules(handlertest.Rule{ID: "clock", URL: "<https?>://<[^/]+>/events", Mutators: []string{"header"}, Upstream: up.URL,
 			More: []string{"websocket: {max_lifetime: 3s}"}}))

@@ -266,15 +266,12 @@ tracing:
 	})
 
 	t.Run("tunnel", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, _, _, err := ws.Dial(ctx, untrusted.WSURL()+"/ws")
-		if err != nil {
-			t.Fatal(err)
+		tu, status := untrusted.DialTunnel(t, ws.Dialer{}, "/ws")
+		if tu == nil {
+			t.Fatalf("upgrade: %d, want 101", status)
 		}
-		defer conn.Close()
 		for {
-			if _, err := wsutil.ReadServerText(conn); err != nil {
+			if _, err := wsutil.ReadServerText(tu); err != nil {
 				break // closed at max_lifetime
 			}
 		}

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
+	"github.com/portcullis-proxy/portcullis/testsupport/servertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/wsecho"
 )
 
@@ -30,33 +30,18 @@ func TestWebSocketThroughTheServer(t *testing.T) {
 		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example"} {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusForbidden {
-		t.Errorf("foreign Origin: %d, want 403", res.StatusCode)
+	if st, _ := servertest.Fetch(t, req); st != http.StatusForbidden {
+		t.Errorf("foreign Origin: %d, want 403", st)
 	}
 
-	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Origin": {"http://app.example"}})}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, _, err := d.Dial(ctx, s.WSURL()+"/ws")
-	if err != nil {
-		t.Fatal(err)
+	tu, status := s.DialTunnel(t, ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Origin": {"http://app.example"}})}, "/ws")
+	if tu == nil {
+		t.Fatalf("allowed Origin: %d, want 101", status)
 	}
-	defer conn.Close()
 	opened := time.Now()
-	if err := wsutil.WriteClientText(conn, []byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	msg, err := wsutil.ReadServerText(conn)
-	if err != nil || string(msg) != "hello" {
-		t.Fatalf("echo: %q %v", msg, err)
-	}
-	_, err = wsutil.ReadServerText(conn)
+	tu.Echo(t, "hello")
+	tu.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := wsutil.ReadServerText(tu)
 	var closed wsutil.ClosedError
 	if !errors.As(err, &closed) || closed.Code != ws.StatusPolicyViolation || closed.Reason != "max lifetime reached" {
 		t.Fatalf("after max lifetime: %v, want Close 1008 \"max lifetime reached\"", err)

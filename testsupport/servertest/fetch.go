@@ -1,6 +1,7 @@
 package servertest
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -18,4 +19,23 @@ func Fetch(tb testing.TB, req *http.Request) (status int, body string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// FetchLater sends a GET of url ([http.Get]) on a goroutine of its own, for
+// a request that is to be in flight while the test goes on, and returns
+// where its outcome arrives once: the status and the body read to the end
+// ("200 finished"), or the error's text when no answer came.
+func FetchLater(url string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		res, err := http.Get(url)
+		if err != nil {
+			out <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		out <- fmt.Sprintf("%d %s", res.StatusCode, b)
+	}()
+	return out
 }
