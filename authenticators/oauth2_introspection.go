@@ -456,19 +456,14 @@ func (a *introspection) fetchClientToken(ctx context.Context, key [32]byte) (str
 	if p.Audience != "" {
 		form.Set("audience", p.Audience)
 	}
-	body := form.Encode()
-	res, err := a.caller.Do(ctx, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.TokenURL, strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", "application/json")
-		// RFC 6749 §2.3.1: the credentials are form-encoded before
-		// they are used as basic auth user and password.
-		req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
-		return req, nil
-	})
+	header := http.Header{
+		"Content-Type": {"application/x-www-form-urlencoded"},
+		"Accept":       {"application/json"},
+		// RFC 6749 §2.3.1: the credentials are form-encoded before they
+		// are used as basic auth user and password.
+		"Authorization": {fetch.BasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))},
+	}
+	res, err := a.caller.Post(ctx, p.TokenURL, header, []byte(form.Encode()))
 	if err != nil {
 		return "", pipeline.Unavailable("token introspection unavailable", fmt.Errorf("client credentials: %w", err))
 	}

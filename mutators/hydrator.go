@@ -1,8 +1,6 @@
 package mutators
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -157,23 +155,18 @@ func (h *hydrator) Mutate(r *http.Request, s *pipeline.Session) error {
 			return h.apply(answer, s)
 		}
 	}
-	res, err := h.caller.Do(r.Context(), func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
+	header := make(http.Header, len(h.forward)+3)
+	for _, name := range h.forward {
+		if vs := r.Header.Values(name); len(vs) > 0 {
+			header[name] = vs // Post sends copies
 		}
-		for _, name := range h.forward {
-			if vs := r.Header.Values(name); len(vs) > 0 {
-				req.Header[name] = append([]string(nil), vs...)
-			}
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		if h.basic {
-			req.SetBasicAuth(h.user, h.pass)
-		}
-		return req, nil
-	})
+	}
+	header.Set("Content-Type", "application/json")
+	header.Set("Accept", "application/json")
+	if h.basic {
+		header.Set("Authorization", fetch.BasicAuth(h.user, h.pass))
+	}
+	res, err := h.caller.Post(r.Context(), h.url, header, body)
 	if err != nil {
 		return pipeline.Unavailable("hydration service unavailable", err)
 	}

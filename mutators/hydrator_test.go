@@ -108,8 +108,11 @@ func TestHydratorMergesAnswer(t *testing.T) {
 	}
 	api.mu.Lock()
 	defer api.mu.Unlock()
-	if !strings.HasPrefix(api.lastAuth, "Basic ") {
-		t.Errorf("API got Authorization %q, want basic credentials", api.lastAuth)
+	if user, pass, ok := (&http.Request{Header: http.Header{"Authorization": {api.lastAuth}}}).BasicAuth(); !ok || user != "gw" || pass != "pw" {
+		t.Errorf("API got Authorization %q, want basic credentials gw:pw", api.lastAuth)
+	}
+	if ct, accept := api.lastHdr.Get("Content-Type"), api.lastHdr.Get("Accept"); ct != "application/json" || accept != "application/json" {
+		t.Errorf("API got Content-Type %q, Accept %q; want application/json", ct, accept)
 	}
 	if api.lastHdr.Get("X-Request-Id") != "req-1" {
 		t.Error("a configured forward header was not sent")

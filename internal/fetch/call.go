@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -175,6 +176,13 @@ func (c *Caller) Post(ctx context.Context, url string, header http.Header, body 
 		req.Header = header.Clone()
 		return req, nil
 	})
+}
+
+// BasicAuth is the Authorization header value of HTTP Basic
+// authentication (RFC 7617) for user and password, as
+// [http.Request.SetBasicAuth] sets it.
+func BasicAuth(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
 func (c *Caller) once(ctx context.Context, newReq func(ctx context.Context) (*http.Request, error)) (*Response, error) {

@@ -68,3 +68,13 @@ func TestCallerPostGivesUp(t *testing.T) {
 		t.Fatalf("Post = %+v, want an error", res)
 	}
 }
+
+func TestBasicAuthAsNetHTTP(t *testing.T) {
+	for _, c := range [][2]string{{"client", "secret"}, {"", ""}, {"a%3Ab", "p:w d"}, {"ü", "€"}} {
+		r, _ := http.NewRequest(http.MethodPost, "http://x/", nil)
+		r.SetBasicAuth(c[0], c[1])
+		if got, want := BasicAuth(c[0], c[1]), r.Header.Get("Authorization"); got != want {
+			t.Errorf("BasicAuth(%q, %q) = %q, want %q", c[0], c[1], got, want)
+		}
+	}
+}

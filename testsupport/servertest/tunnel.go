@@ -2,6 +2,7 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -70,25 +71,35 @@ func (tu *Tunnel) Echo(tb testing.TB, msg string) {
 // returns its code and reason: 0 and "" when none came in time or the
 // connection ended without one.
 func (tu *Tunnel) CloseWithin(d time.Duration) (ws.StatusCode, string) {
+	code, reason, _ := tu.closeWithin(d)
+	return code, reason
+}
+
+// OpenFor reports whether the tunnel is still open after d: no Close came
+// and the connection did not end (the read timed out, nothing else).
+func (tu *Tunnel) OpenFor(d time.Duration) bool {
+	code, _, err := tu.closeWithin(d)
+	var ne net.Error
+	return code == 0 && errors.As(err, &ne) && ne.Timeout()
+}
+
+// closeWithin reads frames until the server's Close, within d; without
+// one, err says why reading stopped (a timeout, the connection's end).
+func (tu *Tunnel) closeWithin(d time.Duration) (ws.StatusCode, string, error) {
 	_ = tu.SetReadDeadline(time.Now().Add(d))
 	defer tu.SetReadDeadline(time.Time{})
 	for {
 		h, err := ws.ReadHeader(tu)
 		if err != nil {
-			return 0, ""
+			return 0, "", err
 		}
 		p := make([]byte, h.Length)
 		if _, err := io.ReadFull(tu, p); err != nil {
-			return 0, ""
+			return 0, "", err
 		}
 		if h.OpCode == ws.OpClose {
-			return ws.ParseCloseFrameData(p)
+			code, reason := ws.ParseCloseFrameData(p)
+			return code, reason, nil
 		}
 	}
-}
-
-// OpenFor reports whether no Close arrives within d.
-func (tu *Tunnel) OpenFor(d time.Duration) bool {
-	code, _ := tu.CloseWithin(d)
-	return code == 0
 }
