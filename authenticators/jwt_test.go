@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
@@ -328,7 +329,7 @@ func TestJWTTokenLocationsAndScrub(t *testing.T) {
 }
 
 func TestJWTKeySetDownFailsClosed(t *testing.T) {
-	closed := handlertest.ClosedURL(t) + "/jwks.json"
+	closed := faultinject.RefusingURL(t) + "/jwks.json"
 	k := testkeys.RSA(t, "k")
 	a := newJWTAuthenticator(t, map[string]any{"jwks_urls": []string{closed}}, nil)
 	r, s := jwtRequest(t, "http://gw.test/")

@@ -299,7 +299,7 @@ func TestIntrospectionClientCredentials(t *testing.T) {
 }
 
 func TestIntrospectionFailsClosed(t *testing.T) {
-	closed := handlertest.ClosedURL(t)
+	closed := faultinject.RefusingURL(t)
 	// Fault injector: accepts and never answers.
 	hang := faultinject.Hanging(t)
 	failing := newAuthServer(t)

@@ -205,7 +205,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 		remote string
 		extra  map[string]any
 	}{
-		{"closed port", handlertest.ClosedURL(t), nil},
+		{"closed port", faultinject.RefusingURL(t), nil},
 		{"never answers", hangingAPI(t), map[string]any{"timeout": "100ms"}},
 		{"never answers with retries", hangingAPI(t), map[string]any{"timeout": "50ms", "retry": map[string]any{"max_delay": "5ms", "give_up_after": "120ms"}}},
 		{"keeps failing with retries", flaky.URL, map[string]any{"retry": map[string]any{"max_delay": "1ms", "give_up_after": "30ms"}}},

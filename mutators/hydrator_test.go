@@ -154,7 +154,7 @@ func TestHydratorCache(t *testing.T) {
 }
 
 func TestHydratorFailsClosed(t *testing.T) {
-	closed := handlertest.ClosedURL(t)
+	closed := faultinject.RefusingURL(t)
 
 	// Fault injector: accepts and never answers.
 	hang := faultinject.Hanging(t)

@@ -22,6 +22,7 @@ import (
 	gjwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
+	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 	"github.com/portcullis-proxy/portcullis/testsupport/handlertest"
 	"github.com/portcullis-proxy/portcullis/testsupport/testkeys"
 )
@@ -298,7 +299,7 @@ func TestIDTokenFailures(t *testing.T) {
 	}
 
 	// A remote key set that is down: the rule loads, requests fail with 503.
-	down := handlertest.ClosedURL(t) + "/jwks.json"
+	down := faultinject.RefusingURL(t) + "/jwks.json"
 	b, _ = pipeline.SharedFactory(NewIDToken)(nil, deps)
 	m, err := b.Build(handlertest.JSON(t, map[string]any{"issuer_url": "https://i/", "jwks_url": down}))
 	if err != nil {

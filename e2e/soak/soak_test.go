@@ -79,8 +79,8 @@ func soakRules(httpUp, wsUp string, variantB bool) string {
 	return handlertest.Rules(private, route("v2", httpUp, "allow", "header"), api, ws)
 }
 
-// route is the rule id that lets anyone GET /id/... through to upstream,
-// with the given authorizer and mutator.
+// route is the rule id for GET /id/... to upstream: anonymous, decided by
+// authorizer (allow or deny), then mutator.
 func route(id, upstream, authorizer, mutator string) handlertest.Rule {
 	return handlertest.Rule{ID: id, URL: "http://<[^/]+>/" + id + "/<.*>", Authorizer: authorizer, Mutators: []string{mutator}, Upstream: upstream}
 }

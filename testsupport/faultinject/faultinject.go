@@ -2,7 +2,8 @@
 // real part cannot be made to show on demand: a service that is down, one
 // that accepts and never answers, one that answers bytes that are not
 // HTTP, one that resets the connection, an API that fails its first
-// requests. Each listens on loopback for one test and is closed, with
+// requests. Each of them but the service that is down (on whose port
+// nothing listens) listens on loopback for one test and is closed, with
 // every connection it accepted, when the test ends. It is part of
 // testsupport (the test harnesses): only _test files import it.
 package faultinject

@@ -19,7 +19,6 @@ import (
 	"github.com/portcullis-proxy/portcullis/internal/fetch"
 	"github.com/portcullis-proxy/portcullis/internal/logfmt"
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
 // Deps returns the services a handler is enabled with: a context that ends
@@ -38,13 +37,6 @@ func DepsWithLog(tb testing.TB) (pipeline.Deps, *logtest.Hook) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	return pipeline.Deps{Log: logfmt.Slog(log), Context: ctx, HTTPClient: fetch.NewClient(fetch.ClientOptions{})}, hook
-}
-
-// ClosedURL returns an http URL on loopback that nothing listens on: a
-// service that is down. It is [faultinject.RefusingURL].
-func ClosedURL(tb testing.TB) string {
-	tb.Helper()
-	return faultinject.RefusingURL(tb)
 }
 
 // JSON marshals v, a handler's config, failing the test if it cannot.

@@ -13,7 +13,8 @@ import (
 // mappings, those merge key by key; any other value of a later document
 // replaces the earlier one. It lets a test extend a shared base (as
 // [KratosSessions]) with its own settings, each written as a user writes
-// them. A document that is not a YAML mapping fails tb.
+// them. A document that is not a YAML mapping fails tb; an empty one adds
+// nothing.
 func Merge(tb testing.TB, docs ...string) string {
 	tb.Helper()
 	merged := map[string]any{}

@@ -6,6 +6,12 @@
 // [app.Server]; with [Config.Binary] it is the built cmd/portcullis in a
 // child process, for what only a process shows (signals, exit status).
 //
+// Beside the server, it holds what whole-server tests share to drive it: a
+// WebSocket client ([Server.DialTunnel], [Tunnel]), requests ([Fetch],
+// [FetchLater]), an event-stream upstream ([EventStream]) and a shared
+// configuration base ([KratosSessions], laid under a test's own with
+// [Merge]).
+//
 // It is part of testsupport (the test harnesses): only tests import it.
 package servertest
 
