@@ -157,7 +157,7 @@ func NewHandler(o HandlerOptions) *Handler {
 			if rt, ok := res.Request.Context().Value(routeKey{}).(*route); ok {
 				h.revokeOnSuccess(rt, res.StatusCode)
 				if h.stream != nil && rt.cancel != nil && tunnel.IsStream(res) {
-					res.Body = h.stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: rt.rule.WebSocketPolicy, Rule: rt.rule,
+					res.Body = h.stream.GovernStream(tunnel.StreamRequest{RuleID: rt.rule.ID, Policy: *rt.rule.Policy(), Rule: rt.rule,
 						Session: rt.session, Response: res, Cancel: rt.cancel, Client: rt.w, RemoteAddr: rt.in.RemoteAddr})
 				}
 			}
@@ -313,7 +313,7 @@ func (h *Handler) forward(p *proxied, o *outcome) {
 		self := *r.URL
 		self.Scheme, self.Host = fv.proto, fv.host
 		in.URL = &self
-		req := tunnel.Request{RuleID: rule.ID, Policy: rule.WebSocketPolicy, Rule: rule, Session: s, Upstream: out}
+		req := tunnel.Request{RuleID: rule.ID, Policy: *rule.Policy(), Rule: rule, Session: s, Upstream: out}
 		if h.path.tracing == nil {
 			h.upgrade.ServeTunnel(rec, in, req)
 			return

@@ -5,31 +5,19 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"net/url"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
-// Admission is what a live channel (a WebSocket tunnel, a governed stream)
-// keeps of the request that opened it: enough to run the rule's authorizer
-// again at each re-check ([Compiled.Reauthorize]) and to match the request
-// again when the rules change ([Set.Reevaluate]). It is immutable.
-type Admission struct {
-	// Method is the request's method.
-	Method string
-	// URL is the URL the rule set matched: the scheme and host portcullis
-	// believed, the cleaned path (RawPath set when the client's encoding
-	// differed), the query.
-	URL *url.URL
-	// Header is the client's request header as the stages saw it; nil
-	// when the rule did not re-authorize when the channel opened (see
-	// [Compiled.Admit]). It may hold the credential (Cookie,
-	// Authorization): an authorizer such as remote sends the Authorization
-	// header to its decision API again.
-	Header http.Header
-	// RemoteAddr is the client's address (ladon's remote_ip).
-	RemoteAddr string
-}
+// A compiled rule is what live channels are under, and a set is what they
+// follow across reloads.
+var (
+	_ pipeline.ChannelRule  = (*Compiled)(nil)
+	_ pipeline.ChannelRules = (*Set)(nil)
+)
+
+// Policy is the rule's resolved channel policy, shared by its channels.
+func (c *Compiled) Policy() *pipeline.WebSocketPolicy { return &c.WebSocketPolicy.WebSocketPolicy }
 
 // Admit records what a channel opened under c keeps of its request: the
 // request an allowed session s was found for (its MatchContext) and the
@@ -37,8 +25,8 @@ type Admission struct {
 // (it is what the authorizer reads again); a channel without it is
 // re-matched on reloads, never re-authorized. The URL and the header are
 // copies: the request may change after the channel opens.
-func (c *Compiled) Admit(s *pipeline.Session, remoteAddr string) *Admission {
-	a := &Admission{Method: s.MatchContext.Method, RemoteAddr: remoteAddr}
+func (c *Compiled) Admit(s *pipeline.Session, remoteAddr string) *pipeline.Admission {
+	a := &pipeline.Admission{Method: s.MatchContext.Method, RemoteAddr: remoteAddr}
 	if u := s.MatchContext.URL; u != nil {
 		v := *u
 		a.URL = &v
@@ -51,10 +39,6 @@ func (c *Compiled) Admit(s *pipeline.Session, remoteAddr string) *Admission {
 	}
 	return a
 }
-
-// Reauthorizable reports whether a channel admitted with a can be
-// re-authorized: its request header was kept.
-func (a *Admission) Reauthorizable() bool { return a.Header != nil }
 
 // ErrNoLongerMatches is the denial of [Compiled.Reauthorize] for an
 // admission the rule's pattern no longer matches (or one that kept no
@@ -73,7 +57,7 @@ const ErrNoLongerMatches pipeline.Sentinel = "the request no longer matches the 
 // (503, 504, 429).
 //
 // ctx bounds the call (a remote authorizer's request).
-func (c *Compiled) Reauthorize(ctx context.Context, a *Admission, id pipeline.Identity) error {
+func (c *Compiled) Reauthorize(ctx context.Context, a *pipeline.Admission, id pipeline.Identity) error {
 	name := c.Rule.Authorizer.Handler
 	groups, ok := c.pattern.match(MatchURL(a.URL))
 	if !ok || !c.methods[a.Method] || !a.Reauthorizable() {
@@ -100,24 +84,6 @@ func (c *Compiled) Reauthorize(ctx context.Context, a *Admission, id pipeline.Id
 	return nil
 }
 
-// Reevaluation is what a new rule set means for a live channel opened
-// under a rule ([Set.Reevaluate]).
-type Reevaluation struct {
-	// Rule is the rule the channel is under from now on: the new set's
-	// compiled rule, with the same id (its handlers are the new set's).
-	// Nil: the channel's request now selects no rule, another rule, or a
-	// rule with the same id whose authenticators, mutators or upstream
-	// changed; it must close ("rule changed").
-	Rule *Compiled
-	// PolicyChanged says that Rule's policy differs from the old one: the
-	// new limits apply from now.
-	PolicyChanged bool
-	// AuthorizerChanged says that Rule's authorizer (or its effective
-	// config) differs: the decision that admitted the channel was made by
-	// an authorizer the rule no longer has, and must be made again at once.
-	AuthorizerChanged bool
-}
-
 // Reevaluate decides what the set s means for a channel admitted by a
 // under old, a rule of an earlier set. An unchanged rule (the same id and
 // definition, see [definition]) keeps the channel as it is, under the new
@@ -126,19 +92,24 @@ type Reevaluation struct {
 // and as cleaned): no rule, several, or a rule with another id, or the same
 // id with other authenticators, mutators or upstream, closes the channel;
 // the same id with the same pipeline keeps it, with whatever changed in the
-// policy and the authorizer flagged.
-func (s *Set) Reevaluate(old *Compiled, a *Admission) Reevaluation {
+// policy and the authorizer flagged. A rule compiled elsewhere than by this
+// package is never kept.
+func (s *Set) Reevaluate(prev pipeline.ChannelRule, a *pipeline.Admission) pipeline.Reevaluation {
+	old, ok := prev.(*Compiled)
+	if !ok || old == nil {
+		return pipeline.Reevaluation{}
+	}
 	if c, ok := s.byID[old.ID]; ok && c.def == old.def && c.WebSocketPolicy.Equal(old.WebSocketPolicy) {
-		return Reevaluation{Rule: c}
+		return pipeline.Reevaluation{Rule: c}
 	}
 	c, _, err := s.Match(a.Method, a.URL)
 	if err == nil && a.URL.RawPath != "" && !c.MatchesPath(a.URL, a.URL.RawPath) {
 		err = errors.New("ambiguous path")
 	}
 	if err != nil || c.ID != old.ID || c.def.pipeline != old.def.pipeline {
-		return Reevaluation{}
+		return pipeline.Reevaluation{}
 	}
-	return Reevaluation{
+	return pipeline.Reevaluation{
 		Rule:              c,
 		PolicyChanged:     !c.WebSocketPolicy.Equal(old.WebSocketPolicy),
 		AuthorizerChanged: c.def.authorizer != old.def.authorizer,

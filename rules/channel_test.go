@@ -58,7 +58,7 @@ func (c chatRule) doc() string {
 var otherRule = handlertest.Rule{ID: "other", URL: "http://app/other/<.*>", Upstream: "http://other:8080"}.YAML()
 
 // admission is the request of a tunnel opened at /chat/room1 under c.
-func admission(t *testing.T, c *rules.Compiled) *rules.Admission {
+func admission(t *testing.T, c *rules.Compiled) *pipeline.Admission {
 	r := httptest.NewRequest(http.MethodGet, "http://app/chat/room1?x=1", nil)
 	s := pipeline.NewSession(r, mustURL(t, "http://app/chat/room1?x=1"), nil)
 	return c.Admit(s, "192.0.2.1:4711")

@@ -57,26 +57,11 @@ type WebSocket struct {
 	StreamCloseEvent *string `json:"stream_close_event,omitempty"`
 }
 
-// WebSocketPolicy is the resolved lifetime policy of one rule's tunnels.
+// WebSocketPolicy is a rule's channel policy as the configuration and the
+// rule compiler resolve it: the [pipeline.WebSocketPolicy] the rule's
+// channels live under, and whether a websocket block set reauthorize.
 type WebSocketPolicy struct {
-	MaxLifetime     time.Duration
-	BindToSession   bool
-	RevalidateEvery time.Duration
-	// Reauthorize re-runs the rule's authorizer at every re-check (see
-	// [WebSocket.Reauthorize]); in a compiled rule's policy the default is
-	// resolved already.
-	Reauthorize         bool
-	TolerateUnavailable bool
-	UnavailableGrace    time.Duration
-	IdleTimeout         time.Duration
-	AllowedOrigins      map[string]bool // lower-cased, default ports removed; nil: same-origin only
-	AnyOrigin           bool            // allowed_origins: ["*"]
-	MaxConnections      int
-	ForwardCookies      bool
-	CloseGrace          time.Duration
-	// StreamCloseEvent is the final event's type on a text/event-stream
-	// the proxy ends; "": no final event.
-	StreamCloseEvent string
+	pipeline.WebSocketPolicy
 
 	// reauthorizeSet says that a websocket block set reauthorize; else the
 	// compiler resolves it from the rule's authorizer.
@@ -94,7 +79,7 @@ const DefaultStreamCloseEvent = "portcullis-close"
 
 // DefaultWebSocketPolicy is the built-in default policy.
 func DefaultWebSocketPolicy() WebSocketPolicy {
-	return WebSocketPolicy{
+	return WebSocketPolicy{WebSocketPolicy: pipeline.WebSocketPolicy{
 		MaxLifetime:     time.Hour,
 		BindToSession:   true,
 		RevalidateEvery: DefaultRevalidateEvery,
@@ -106,7 +91,7 @@ func DefaultWebSocketPolicy() WebSocketPolicy {
 		ForwardCookies:   true,
 		CloseGrace:       time.Second,
 		StreamCloseEvent: DefaultStreamCloseEvent,
-	}
+	}}
 }
 
 // errMustNotBeNegative is the Err of a negative duration or count.
@@ -167,7 +152,7 @@ func (w *WebSocket) Apply(base WebSocketPolicy) (WebSocketPolicy, error) {
 			if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 				return p, &pipeline.KeyError{Path: []string{"allowed_origins", strconv.Itoa(i)}, Err: fmt.Errorf("%q is not an origin (scheme://host[:port]) or \"*\"", o)}
 			}
-			p.AllowedOrigins[NormalizeOrigin(u.Scheme, u.Host)] = true
+			p.AllowedOrigins[pipeline.NormalizeOrigin(u.Scheme, u.Host)] = true
 		}
 	}
 	for _, c := range []struct {
@@ -197,49 +182,8 @@ func (p WebSocketPolicy) resolveReauthorize(authorizer string) WebSocketPolicy {
 	return p
 }
 
-// Equal reports whether p and o are the same policy.
+// Equal reports whether p and o are the same policy (how it was resolved
+// does not count).
 func (p WebSocketPolicy) Equal(o WebSocketPolicy) bool {
-	p.reauthorizeSet, o.reauthorizeSet = false, false
-	return reflect.DeepEqual(p, o)
-}
-
-// OriginAllowed reports whether an upgrade carrying the Origin header
-// values origins may proceed, self being the request's own origin
-// (scheme://host as portcullis sees them). No Origin (not a browser)
-// passes; more than one is refused; otherwise the origin must be listed,
-// or, without a list, be self (same-origin: a cross-site page cannot open
-// a cookie-authenticated WebSocket); allowed_origins: ["*"] allows any.
-// Origins compare case-insensitively, default ports ignored.
-func (p WebSocketPolicy) OriginAllowed(origins []string, self string) bool {
-	switch {
-	case len(origins) == 0:
-		return true
-	case len(origins) > 1:
-		return false
-	case p.AnyOrigin:
-		return true
-	}
-	u, err := url.Parse(origins[0])
-	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.User != nil {
-		return false // "null" and anything else that is not an origin
-	}
-	o := NormalizeOrigin(u.Scheme, u.Host)
-	if p.AllowedOrigins != nil {
-		return p.AllowedOrigins[o]
-	}
-	return self != "" && o == self
-}
-
-// NormalizeOrigin renders scheme://host for comparison: lower case, the
-// scheme's default port (80 for http and ws, 443 for https and wss)
-// removed.
-func NormalizeOrigin(scheme, host string) string {
-	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
-	switch {
-	case (scheme == "http" || scheme == "ws") && strings.HasSuffix(host, ":80"):
-		host = strings.TrimSuffix(host, ":80")
-	case (scheme == "https" || scheme == "wss") && strings.HasSuffix(host, ":443"):
-		host = strings.TrimSuffix(host, ":443")
-	}
-	return scheme + "://" + host
+	return reflect.DeepEqual(p.WebSocketPolicy, o.WebSocketPolicy)
 }

@@ -75,7 +75,7 @@ const (
 )
 
 // tunnelFront serves every request as an authorised upgrade to target.
-func tunnelFront(tb testing.TB, target string, tunnels *Server, policy rules.WebSocketPolicy, session func() *pipeline.Session) *httptest.Server {
+func tunnelFront(tb testing.TB, target string, tunnels *Server, policy pipeline.WebSocketPolicy, session func() *pipeline.Session) *httptest.Server {
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := tunnelRequestFor(r, target, policy, session(), false)
 		if err != nil {
@@ -100,8 +100,8 @@ func newBenchTargets(b *testing.B) benchTargets {
 	viaRP := httptest.NewServer(rp)
 	b.Cleanup(viaRP.Close)
 	session := func() *pipeline.Session { return &pipeline.Session{Subject: "bench"} }
-	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy(), session)
-	viaP := tunnelFront(b, up.URL, New(Options{Relay: RelayPoll}), rules.DefaultWebSocketPolicy(), session)
+	viaT := tunnelFront(b, up.URL, New(Options{}), rules.DefaultWebSocketPolicy().WebSocketPolicy, session)
+	viaP := tunnelFront(b, up.URL, New(Options{Relay: RelayPoll}), rules.DefaultWebSocketPolicy().WebSocketPolicy, session)
 	toWS := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	return benchTargets{
 		names: []string{viaDirect, viaHTTPUtil, viaTunnel, viaPoll},
@@ -360,7 +360,7 @@ func benchmarkTunnelIdle(b *testing.B, relay Relay) {
 	// Every tunnel is bound to a session expiring at the same instant,
 	// far enough ahead to open them all first.
 	expiry := time.Now().Add(3*time.Second + time.Duration(n)*2*time.Millisecond)
-	policy := rules.DefaultWebSocketPolicy()
+	policy := rules.DefaultWebSocketPolicy().WebSocketPolicy
 	sent := &lateMetrics{}
 	tunnels := New(Options{Metrics: sent, Relay: relay})
 	if s := os.Getenv("PORTCULLIS_TUNNEL_BENCH_WORKERS"); s != "" {

@@ -8,7 +8,6 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // binding is what a live channel — a WebSocket [tunnel] or a governed
@@ -30,7 +29,7 @@ type binding struct {
 
 	// pol is the rule's policy; a rules reload that changes it replaces
 	// it (under mu, see follow.go). Read it through policy.
-	pol atomic.Pointer[rules.WebSocketPolicy]
+	pol atomic.Pointer[pipeline.WebSocketPolicy]
 
 	// lastActive is the unix nanoseconds of the last traffic: a read
 	// either way for a tunnel, a byte from the upstream for a stream.
@@ -50,10 +49,10 @@ type binding struct {
 // set, is the compiled rule (its id and policy are ruleID and p; the
 // channel reads the rule's own, immutable, policy): the channel then
 // re-authorizes through it and follows rules reloads.
-func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, rule *rules.Compiled, s *pipeline.Session, remote string, now time.Time) {
+func (b *binding) bind(owner *Server, ruleID string, p pipeline.WebSocketPolicy, rule pipeline.ChannelRule, s *pipeline.Session, remote string, now time.Time) {
 	b.owner, b.rule, b.start, b.remote = owner, ruleID, now, remote
 	if rule != nil {
-		b.pol.Store(&rule.WebSocketPolicy) // shared, and p's source
+		b.pol.Store(rule.Policy()) // shared, and p's source
 	} else {
 		b.pol.Store(&p)
 	}
@@ -66,7 +65,7 @@ func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, ru
 			b.expiresAt = s.ExpiresAt
 		}
 		if rule != nil && s.MatchContext.URL != nil {
-			b.hold = holdOf(rule, s, remote)
+			b.hold = holdOf(ruleID, rule, s, remote)
 		}
 	}
 	if p.MaxLifetime > 0 {
@@ -76,7 +75,7 @@ func (b *binding) bind(owner *Server, ruleID string, p rules.WebSocketPolicy, ru
 }
 
 // policy returns the channel's current policy (shared: never modified).
-func (b *binding) policy() *rules.WebSocketPolicy { return b.pol.Load() }
+func (b *binding) policy() *pipeline.WebSocketPolicy { return b.pol.Load() }
 
 // rechecksLocked reports whether the channel takes part in the session's
 // coalesced re-checks: its rule asks for them (revalidate_every) and there

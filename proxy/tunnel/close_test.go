@@ -17,7 +17,6 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 func TestTunnelShutdown(t *testing.T) { EachRelay(t, testTunnelShutdown) }
@@ -75,7 +74,7 @@ func testTunnelShutdownDeadline(t *testing.T, relay Relay) {
 		_, _ = io.Copy(io.Discard, conn) // never answers
 	}
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.CloseGrace = time.Hour })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.CloseGrace = time.Hour })
 	c := h.dial("/stubborn", dialOpts{})
 	h.waitActive(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -174,7 +173,7 @@ func testTunnelNoLeaks(t *testing.T, relay Relay) {
 	}
 	up := newUpstream(t)
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	h.configure(func(p *pipeline.WebSocketPolicy) {
 		p.CloseGrace = 200 * time.Millisecond
 		p.IdleTimeout = 100 * time.Millisecond
 	})
@@ -326,7 +325,7 @@ func (l *stepLog) check(t *testing.T, n int) {
 
 // batchHarness opens n idle tunnels whose closes the returned log
 // observes; session is every tunnel's session, policy edits the rule's.
-func batchHarness(t *testing.T, relay Relay, n int, session func() *pipeline.Session, policy func(*rules.WebSocketPolicy)) (*harness, []*client, chan closeSeen, *stepLog) {
+func batchHarness(t *testing.T, relay Relay, n int, session func() *pipeline.Session, policy func(*pipeline.WebSocketPolicy)) (*harness, []*client, chan closeSeen, *stepLog) {
 	t.Helper()
 	up, seen := closingUpstream(t)
 	h := newHarness(t, relay, up.url())
@@ -378,7 +377,7 @@ func testBatchSessionExpiry(t *testing.T, relay Relay) {
 		func() *pipeline.Session {
 			return &pipeline.Session{Subject: "alice", SessionID: "s1", ExpiresAt: expiry}
 		},
-		func(p *rules.WebSocketPolicy) { p.BindToSession = true })
+		func(p *pipeline.WebSocketPolicy) { p.BindToSession = true })
 	if time.Now().After(expiry) {
 		t.Fatalf("opening %d tunnels outlasted the session; raise the margin", n)
 	}
@@ -436,7 +435,7 @@ func testBatchRevocation(t *testing.T, relay Relay) {
 				return &pipeline.Session{Subject: "alice", SessionID: "s1", Authenticator: "cookie_session",
 					Revalidator: id.revalidator()}
 			},
-			func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond })
+			func(p *pipeline.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond })
 		id.status.Store(http.StatusUnauthorized)
 		expectAll(t, clients, seen, ws.StatusPolicyViolation, "session revoked")
 		h.waitActive(0)

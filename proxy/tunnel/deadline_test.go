@@ -19,7 +19,6 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // identity is a real HTTP endpoint in the shape of a whoami call: 200 with
@@ -112,7 +111,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		policy     func(p *rules.WebSocketPolicy)
+		policy     func(p *pipeline.WebSocketPolicy)
 		session    func(id *identity) *pipeline.Session
 		idStatus   int
 		wantReason string
@@ -122,7 +121,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 	}{
 		{
 			name:       "max lifetime",
-			policy:     func(p *rules.WebSocketPolicy) { p.MaxLifetime = 300 * time.Millisecond },
+			policy:     func(p *pipeline.WebSocketPolicy) { p.MaxLifetime = 300 * time.Millisecond },
 			wantReason: "max lifetime reached",
 			wantLabel:  ReasonMaxLifetime,
 			deadline:   300 * time.Millisecond,
@@ -138,7 +137,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 		},
 		{
 			name:   "session expiry ignored when not bound",
-			policy: func(p *rules.WebSocketPolicy) { p.BindToSession = false; p.MaxLifetime = 800 * time.Millisecond },
+			policy: func(p *pipeline.WebSocketPolicy) { p.BindToSession = false; p.MaxLifetime = 800 * time.Millisecond },
 			session: func(*identity) *pipeline.Session {
 				return &pipeline.Session{Subject: "alice", ExpiresAt: time.Now().Add(100 * time.Millisecond)}
 			},
@@ -148,7 +147,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 		},
 		{
 			name:       "revocation found by re-validation",
-			policy:     func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond },
+			policy:     func(p *pipeline.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond },
 			idStatus:   http.StatusUnauthorized,
 			wantReason: "session revoked",
 			wantLabel:  ReasonSessionRevoked,
@@ -156,7 +155,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 		},
 		{
 			name:       "identity provider unavailable at re-validation",
-			policy:     func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond },
+			policy:     func(p *pipeline.WebSocketPolicy) { p.RevalidateEvery = 200 * time.Millisecond },
 			idStatus:   http.StatusServiceUnavailable,
 			wantReason: "session could not be revalidated",
 			wantLabel:  ReasonRevalidationUnavailable,
@@ -164,7 +163,7 @@ func testTunnelDeadlines(t *testing.T, relay Relay) {
 		},
 		{
 			name:       "idle timeout",
-			policy:     func(p *rules.WebSocketPolicy) { p.IdleTimeout = 300 * time.Millisecond },
+			policy:     func(p *pipeline.WebSocketPolicy) { p.IdleTimeout = 300 * time.Millisecond },
 			wantReason: "idle timeout",
 			wantLabel:  ReasonIdleTimeout,
 			deadline:   300 * time.Millisecond,
@@ -240,7 +239,7 @@ func toleratingHarness(t *testing.T, relay Relay, grace time.Duration, sessionID
 	id.status.Store(http.StatusServiceUnavailable)
 	up, seen := closingUpstream(t)
 	h = newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	h.configure(func(p *pipeline.WebSocketPolicy) {
 		p.RevalidateEvery = 50 * time.Millisecond
 		p.TolerateUnavailable = true
 		if grace > 0 {
@@ -286,7 +285,7 @@ func testTunnelRevalidationMovesExpiry(t *testing.T, relay Relay) {
 	id.expires.Store(time.Now().Add(time.Hour).UnixNano())
 	up := newUpstream(t)
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = 50 * time.Millisecond })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.RevalidateEvery = 50 * time.Millisecond })
 	initialExpiry := time.Now().Add(2 * time.Second)
 	h.withSession(func() *pipeline.Session {
 		return &pipeline.Session{Subject: "alice", ExpiresAt: initialExpiry, Revalidator: id.revalidator()}
@@ -316,7 +315,7 @@ func testTunnelPingsAreTraffic(t *testing.T, relay Relay) {
 	t.Parallel()
 	up := newUpstream(t)
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.IdleTimeout = 1500 * time.Millisecond })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.IdleTimeout = 1500 * time.Millisecond })
 	c := h.dial("/ping", dialOpts{})
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		c.write(ws.OpPing, true, []byte("are you there"))
@@ -356,7 +355,7 @@ func testTunnelCloseBetweenFrames(t *testing.T, relay Relay) {
 		got <- frames
 	}
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	h.configure(func(p *pipeline.WebSocketPolicy) {
 		p.MaxLifetime = 300 * time.Millisecond
 		p.CloseGrace = ioWait
 	})
@@ -407,7 +406,7 @@ func testTunnelCloseGrace(t *testing.T, relay Relay) {
 		_, _ = conn.Read(make([]byte, 1024))
 	}
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	h.configure(func(p *pipeline.WebSocketPolicy) {
 		p.MaxLifetime = 100 * time.Millisecond
 		p.CloseGrace = 300 * time.Millisecond
 	})
@@ -439,7 +438,7 @@ func testTunnelStalledFrame(t *testing.T, relay Relay) {
 		got <- err
 	}
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	h.configure(func(p *pipeline.WebSocketPolicy) {
 		p.MaxLifetime = 200 * time.Millisecond
 		p.CloseGrace = 100 * time.Millisecond
 	})

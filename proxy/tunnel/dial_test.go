@@ -16,7 +16,6 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 	"github.com/portcullis-proxy/portcullis/testsupport/faultinject"
 )
 
@@ -134,7 +133,7 @@ func testTunnelForwardedHeaders(t *testing.T, relay Relay) {
 			up := newUpstream(t)
 			h := newHarness(t, relay, up.url())
 			h.preserveHost = tc.preserveHost
-			h.configure(func(p *rules.WebSocketPolicy) { p.ForwardCookies, p.AnyOrigin = tc.forwardCookies, true })
+			h.configure(func(p *pipeline.WebSocketPolicy) { p.ForwardCookies, p.AnyOrigin = tc.forwardCookies, true })
 			h.withSession(func() *pipeline.Session {
 				s := &pipeline.Session{Subject: "alice", Header: http.Header{"X-User": {"alice"}}, Cookies: tc.sessionCookies}
 				return s
@@ -173,7 +172,7 @@ func TestTunnelOrigin(t *testing.T) { EachRelay(t, testTunnelOrigin) }
 func testTunnelOrigin(t *testing.T, relay Relay) {
 	up := newUpstream(t)
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) {
+	h.configure(func(p *pipeline.WebSocketPolicy) {
 		p.AllowedOrigins = map[string]bool{"https://app.example": true}
 	})
 	tests := []struct {
@@ -251,7 +250,7 @@ func testTunnelOriginDefaultSameOrigin(t *testing.T, relay Relay) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h.configure(func(p *rules.WebSocketPolicy) { p.AnyOrigin = tc.any })
+			h.configure(func(p *pipeline.WebSocketPolicy) { p.AnyOrigin = tc.any })
 			hdr := http.Header{}
 			if tc.origins != nil {
 				hdr["Origin"] = tc.origins
@@ -401,7 +400,7 @@ func TestTunnelMaxConnections(t *testing.T) { EachRelay(t, testTunnelMaxConnecti
 func testTunnelMaxConnections(t *testing.T, relay Relay) {
 	up := newUpstream(t)
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.MaxConnections = 2 })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.MaxConnections = 2 })
 	a := h.dial("/a", dialOpts{})
 	h.dial("/b", dialOpts{})
 	_, err := h.tryDial("/c", dialOpts{})

@@ -51,9 +51,11 @@
 //   - Shutdown: http.Server.Shutdown does not wait for hijacked
 //     connections; the server's owner calls [Server.Shutdown] as well.
 //
-// The package reads the rule's policy (rules.WebSocketPolicy) and the
-// session (pipeline.Session); of the pipeline it runs only the rule's
-// authorizer again, through the compiled rule
-// (rules.Compiled.Reauthorize), and it never imports a handler. Options are applied once, in [New]; nothing is initialised on
-// first use and the package has no mutable state of its own.
+// The package imports only pipeline: it reads the rule's policy
+// ([pipeline.WebSocketPolicy]) and the session ([pipeline.Session]), runs
+// the rule's authorizer again through the compiled rule it was handed
+// ([pipeline.ChannelRule], implemented by rules.Compiled), and follows a
+// new rule set through [pipeline.ChannelRules]; it never imports rules or
+// a handler. Options are applied once, in [New]; nothing is initialised
+// on first use and the package has no mutable state of its own.
 package tunnel

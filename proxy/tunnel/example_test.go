@@ -18,7 +18,7 @@ func ExampleServer() {
 	tunnels := tunnel.New(tunnel.Options{DialTimeout: 5 * time.Second})
 	upstream, _ := url.Parse("http://127.0.0.1:4000")
 
-	policy := rules.DefaultWebSocketPolicy()
+	policy := rules.DefaultWebSocketPolicy().WebSocketPolicy
 	policy.MaxLifetime = 30 * time.Minute
 	policy.AllowedOrigins = map[string]bool{"https://app.example": true}
 

@@ -3,14 +3,14 @@ package tunnel
 import (
 	"time"
 
-	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // FollowRules re-evaluates every open tunnel and stream that was opened
 // under a compiled rule ([Request.Rule], [StreamRequest.Rule]) against set,
 // the rule set that has just replaced the one they were opened under (a
 // rules repository change, a configuration reload), as
-// [rules.Set.Reevaluate] decides:
+// [pipeline.ChannelRules.Reevaluate] decides:
 //
 //   - the rule is unchanged: the channel stays as it is, under set's copy
 //     of the rule (whose handlers re-authorize it from now on);
@@ -34,10 +34,10 @@ import (
 // serves), is re-evaluated as it registers. FollowRules returns once every
 // channel was re-evaluated; closes and re-checks run on. Calls must not
 // overlap (the rules repository serialises its reloads).
-func (t *Server) FollowRules(set *rules.Set) {
+func (t *Server) FollowRules(set pipeline.ChannelRules) {
 	// Stored before the channels are listed: one registering after the
 	// list is taken finds it (see catchUp).
-	t.followed.Store(set)
+	t.followed.Store(&followedRules{set})
 	t.mu.Lock()
 	members := make([]recheckMember, 0, len(t.live)+len(t.streams))
 	for tun := range t.live {
@@ -66,16 +66,19 @@ func (t *Server) FollowRules(set *rules.Set) {
 	t.checks.recheckNow(recheck)
 }
 
+// followedRules holds the rule set the last FollowRules was given.
+type followedRules struct{ set pipeline.ChannelRules }
+
 // catchUp re-evaluates a channel that has just registered against the
 // rule set the last FollowRules was given: it may have been admitted by
 // the set that one replaces. Under an unchanged rule (the usual case) it
 // costs a lookup.
 func (t *Server) catchUp(m recheckMember) {
-	set := t.followed.Load()
-	if set == nil {
+	f := t.followed.Load()
+	if f == nil {
 		return
 	}
-	switch c, again := t.follow(m, set, time.Now()); {
+	switch c, again := t.follow(m, f.set, time.Now()); {
 	case c != nil:
 		t.endAll([]ending{{ch: m, c: c}})
 	case again:
@@ -85,7 +88,7 @@ func (t *Server) catchUp(m recheckMember) {
 
 // follow applies what set means for m (see [binding.followLocked]): it
 // returns the cause to end m for, or whether m must be re-checked at once.
-func (t *Server) follow(m recheckMember, set *rules.Set, now time.Time) (c *closeCause, recheckNow bool) {
+func (t *Server) follow(m recheckMember, set pipeline.ChannelRules, now time.Time) (c *closeCause, recheckNow bool) {
 	var out followed
 	c = settle(m, func(b *binding) *closeCause {
 		var c *closeCause
@@ -113,7 +116,7 @@ type followed struct {
 // followLocked applies what set means for the channel (see
 // [Server.FollowRules]) and returns the cause to end it for, nil to keep
 // it. b.mu is held and the channel is not ending.
-func (b *binding) followLocked(set *rules.Set, now time.Time) (followed, *closeCause) {
+func (b *binding) followLocked(set pipeline.ChannelRules, now time.Time) (followed, *closeCause) {
 	var out followed
 	old := b.hold.compiled
 	if old == nil {
@@ -126,7 +129,7 @@ func (b *binding) followLocked(set *rules.Set, now time.Time) (followed, *closeC
 	b.hold.compiled = ev.Rule
 	if ev.PolicyChanged {
 		was, wasEvery := b.rechecksLocked(), b.policy().RevalidateEvery
-		p := &ev.Rule.WebSocketPolicy
+		p := ev.Rule.Policy()
 		b.pol.Store(p)
 		b.maxAt, b.expiresAt = time.Time{}, time.Time{}
 		if p.MaxLifetime > 0 {

@@ -185,13 +185,13 @@ func TestLeadNotForIdleDeadlines(t *testing.T) {
 
 	owner := &Server{wheel: w}
 	now := time.Now()
-	idle := rules.DefaultWebSocketPolicy()
+	idle := rules.DefaultWebSocketPolicy().WebSocketPolicy
 	idle.IdleTimeout = time.Minute
 	noIdle := idle
 	noIdle.IdleTimeout = 0
 	for _, tc := range []struct {
 		name      string
-		policy    rules.WebSocketPolicy
+		policy    pipeline.WebSocketPolicy
 		max, exp  time.Time
 		wantFixed bool
 	}{
@@ -319,7 +319,7 @@ func testLeadTunnelsAtOneExpiry(t *testing.T, relay Relay) {
 		func() *pipeline.Session {
 			return &pipeline.Session{Subject: "alice", SessionID: "s1", ExpiresAt: expiry}
 		},
-		func(p *rules.WebSocketPolicy) { p.BindToSession = true })
+		func(p *pipeline.WebSocketPolicy) { p.BindToSession = true })
 	setCost(h.tunnels.wheel, 10*time.Millisecond)
 	if time.Now().After(expiry.Add(-DefaultCloseLead)) {
 		t.Fatalf("opening %d tunnels outlasted the session; raise the margin", n)

@@ -9,7 +9,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // Continuous authorization. A channel opened under a compiled rule whose
@@ -17,7 +16,7 @@ import (
 // session: once the identity provider has answered (or, for a session the
 // authenticator cannot re-validate, with the identity that admitted it),
 // the rule's authorizer runs with the session as it is now
-// ([rules.Compiled.Reauthorize]).
+// ([pipeline.ChannelRule.Reauthorize]).
 //
 // The identity provider is still asked once per session per interval; the
 // authorizer once per decision: channels of one session under one rule
@@ -56,9 +55,9 @@ type ruleHold struct {
 	// or its copy in the rule set a reload installed. Nil: the channel was
 	// opened without a compiled rule and neither re-authorizes nor follows
 	// reloads.
-	compiled *rules.Compiled
+	compiled pipeline.ChannelRule
 	// admission is the channel's request, as the rule set matched it.
-	admission *rules.Admission
+	admission *pipeline.Admission
 	// identity is the admitting session's, which re-authorizations of a
 	// session without a Revalidator decide on; nil for the others.
 	identity *pipeline.Identity
@@ -69,15 +68,15 @@ type ruleHold struct {
 	decision string
 }
 
-// holdOf is what a channel opened under rule for session s, from the
-// client address remote, keeps of them.
-func holdOf(rule *rules.Compiled, s *pipeline.Session, remote string) ruleHold {
+// holdOf is what a channel opened under rule (whose id is ruleID) for
+// session s, from the client address remote, keeps of them.
+func holdOf(ruleID string, rule pipeline.ChannelRule, s *pipeline.Session, remote string) ruleHold {
 	// An idle tunnel's memory is watched: what only re-authorization
 	// needs is kept only when the channel can be re-authorized.
 	a := rule.Admit(s, remote)
 	h := ruleHold{compiled: rule, admission: a}
 	if a.Reauthorizable() {
-		h.decision = rule.ID + "\x00" + a.Method + " " + a.URL.String()
+		h.decision = ruleID + "\x00" + a.Method + " " + a.URL.String()
 		if s.Revalidator == nil {
 			h.identity = &pipeline.Identity{Subject: s.Subject, Extra: s.Extra, ExpiresAt: s.ExpiresAt}
 		}
@@ -94,7 +93,7 @@ func (b *binding) reauthorizesLocked() bool {
 
 // decisionOf returns, when the channel re-authorizes, its decision and the
 // rule and request to decide with.
-func (b *binding) decisionOf() (key string, rule *rules.Compiled, a *rules.Admission, ok bool) {
+func (b *binding) decisionOf() (key string, rule pipeline.ChannelRule, a *pipeline.Admission, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.reauthorizesLocked() {
@@ -108,8 +107,8 @@ func (b *binding) decisionOf() (key string, rule *rules.Compiled, a *rules.Admis
 // returns the answers by decision (see [ruleHold]).
 func (rc *rechecks) reauthorize(members []recheckMember, id pipeline.Identity) map[string]error {
 	type call struct {
-		rule *rules.Compiled
-		a    *rules.Admission
+		rule pipeline.ChannelRule
+		a    *pipeline.Admission
 	}
 	calls := map[string]call{}
 	var order []string
@@ -176,7 +175,7 @@ func (g *recheckGroup) decisions(answers map[string]error, now time.Time) map[st
 // reached, unless p tolerates it and the outage is shorter than its grace;
 // "access revoked" for any other answer (a deny, or an authorizer that
 // failed: closed, as the first decision would have been).
-func (d decision) causeLocked(p *rules.WebSocketPolicy, now time.Time) *closeCause {
+func (d decision) causeLocked(p *pipeline.WebSocketPolicy, now time.Time) *closeCause {
 	switch {
 	case d.err == nil:
 		return nil

@@ -11,7 +11,6 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // fakeChannel is a LiveChannel that records its revocation.
@@ -99,7 +98,7 @@ func testTunnelRevokeBySelector(t *testing.T, relay Relay) {
 	t.Parallel()
 	up, seen := closingUpstream(t)
 	h := newHarness(t, relay, up.url())
-	h.configure(func(p *rules.WebSocketPolicy) { p.AllowedOrigins = map[string]bool{"http://app.test": true} })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.AllowedOrigins = map[string]bool{"http://app.test": true} })
 	h.withSession(func() *pipeline.Session {
 		return &pipeline.Session{Subject: "alice", SessionID: "sess-a", CredentialID: "cred-a"}
 	})
@@ -189,7 +188,7 @@ func testTunnelRechecksCoalesced(t *testing.T, relay Relay) {
 	rev := &revocations{revoked: "gone"}
 	h := newHarnessWith(t, relay, up.url(), nil, func(o *Options) { o.Revocations = rev })
 	const interval = 300 * time.Millisecond
-	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = interval })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.RevalidateEvery = interval })
 	h.withSession(func() *pipeline.Session {
 		return &pipeline.Session{Subject: "alice", SessionID: "s1", Authenticator: "cookie_session", Revalidator: id.revalidator()}
 	})

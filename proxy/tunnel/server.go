@@ -12,7 +12,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // Request is an authorised WebSocket upgrade handed to [Server]: the
@@ -23,12 +22,12 @@ type Request struct {
 	RuleID string
 	// Policy is the rule's resolved WebSocket policy (lifetime, origins,
 	// cookies, connection cap, close grace).
-	Policy rules.WebSocketPolicy
+	Policy pipeline.WebSocketPolicy
 	// Rule, when set, is the compiled rule RuleID and Policy come from:
 	// the tunnel is then re-authorized through it at its re-checks
 	// (Policy.Reauthorize) and follows rules reloads
 	// ([Server.FollowRules]).
-	Rule *rules.Compiled
+	Rule pipeline.ChannelRule
 	// Session is what the pipeline learnt: Subject, ExpiresAt, Revalidator
 	// and Scrub (Subprotocols and SubprotocolPrefixes: token carriers never
 	// sent upstream nor echoed); with Rule, its MatchContext (the request
@@ -138,7 +137,7 @@ type Server struct {
 	checks rechecks
 	// followed is the rule set the last FollowRules was given (nil: none
 	// yet); channels that register re-evaluate against it (catchUp).
-	followed atomic.Pointer[rules.Set]
+	followed atomic.Pointer[followedRules]
 
 	mu       sync.Mutex
 	live     map[*tunnel]struct{}
@@ -219,7 +218,7 @@ func New(opts Options) *Server {
 // load balancer's), else the connection's scheme and the Host header.
 func selfOrigin(r *http.Request) string {
 	if r.URL.IsAbs() && r.URL.Host != "" {
-		return rules.NormalizeOrigin(r.URL.Scheme, r.URL.Host)
+		return pipeline.NormalizeOrigin(r.URL.Scheme, r.URL.Host)
 	}
 	scheme := "http"
 	if r.TLS != nil {
@@ -228,7 +227,7 @@ func selfOrigin(r *http.Request) string {
 	if r.Host == "" {
 		return ""
 	}
-	return rules.NormalizeOrigin(scheme, r.Host)
+	return pipeline.NormalizeOrigin(scheme, r.Host)
 }
 
 // ServeTunnel opens a tunnel for the authorised upgrade request r (not yet

@@ -127,7 +127,7 @@ type harness struct {
 
 	mu           sync.Mutex
 	upstreamURL  string
-	policy       rules.WebSocketPolicy
+	policy       pipeline.WebSocketPolicy
 	session      func() *pipeline.Session
 	preserveHost bool
 }
@@ -144,7 +144,7 @@ func newHarness(t *testing.T, relay Relay, upstreamURL string) *harness {
 func newHarnessWith(t *testing.T, relay Relay, upstreamURL string, front func(http.Handler) *httptest.Server, opts func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, upstreamURL: upstreamURL, metrics: newCountingMetrics(), logs: &proctest.Buffer{}}
-	h.policy = rules.DefaultWebSocketPolicy()
+	h.policy = rules.DefaultWebSocketPolicy().WebSocketPolicy
 	h.policy.CloseGrace = 2 * time.Second
 	h.session = func() *pipeline.Session { return &pipeline.Session{Subject: "alice"} }
 	log := logrus.New()
@@ -168,7 +168,7 @@ func newHarnessWith(t *testing.T, relay Relay, upstreamURL string, front func(ht
 }
 
 // configure changes the policy for the next upgrades.
-func (h *harness) configure(f func(p *rules.WebSocketPolicy)) {
+func (h *harness) configure(f func(p *pipeline.WebSocketPolicy)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f(&h.policy)
@@ -197,7 +197,7 @@ func (h *harness) serve(w http.ResponseWriter, r *http.Request) {
 // tunnelRequestFor builds the Request the proxy handler would for r
 // going to the upstream at target: the upstream URL, Host, the client's
 // headers without hop-by-hop ones, and the session's (mutator) headers.
-func tunnelRequestFor(r *http.Request, target string, policy rules.WebSocketPolicy, session *pipeline.Session, preserveHost bool) (Request, error) {
+func tunnelRequestFor(r *http.Request, target string, policy pipeline.WebSocketPolicy, session *pipeline.Session, preserveHost bool) (Request, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return Request{}, err

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/portcullis-proxy/portcullis/rules"
+	"github.com/portcullis-proxy/portcullis/pipeline"
 )
 
 // countingSink is an upstream connection handler that reads everything
@@ -120,7 +120,7 @@ func awaitClose(c *client) <-chan closed {
 // sinkHarness returns an upstream that counts what it receives (sink) and
 // a client tunnelled to it through a harness whose front server front
 // starts (nil: plain TCP), under the policy that policy sets.
-func sinkHarness(t *testing.T, relay Relay, front func(http.Handler) *httptest.Server, policy func(*rules.WebSocketPolicy)) (*countingSink, *client) {
+func sinkHarness(t *testing.T, relay Relay, front func(http.Handler) *httptest.Server, policy func(*pipeline.WebSocketPolicy)) (*countingSink, *client) {
 	up := newUpstream(t)
 	sink := newCountingSink()
 	up.onConn = sink.serve
@@ -139,7 +139,7 @@ func TestTunnelSplicedUploadIsActivity(t *testing.T) { EachRelay(t, testTunnelSp
 
 func testTunnelSplicedUploadIsActivity(t *testing.T, relay Relay) {
 	const size = 4 << 20
-	sink, c := sinkHarness(t, relay, nil, func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, relay, nil, func(p *pipeline.WebSocketPolicy) {
 		p.IdleTimeout, p.CloseGrace = 600*time.Millisecond, 200*time.Millisecond
 	})
 	// The client's side is read while it uploads: the Close must not
@@ -183,7 +183,7 @@ func testTunnelSpliceStopsWhenCloseIsDecided(t *testing.T, relay Relay) {
 
 func stopsWhenCloseIsDecided(t *testing.T, relay Relay, front func(http.Handler) *httptest.Server) {
 	const size = 8 << 20
-	sink, c := sinkHarness(t, relay, front, func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, relay, front, func(p *pipeline.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 300 * time.Millisecond // the client never answers
@@ -227,7 +227,7 @@ func TestTunnelSpliceCutStillClosesCleanly(t *testing.T) {
 
 func testTunnelSpliceCutStillClosesCleanly(t *testing.T, relay Relay) {
 	const size = 8 << 20
-	sink, c := sinkHarness(t, relay, nil, func(p *rules.WebSocketPolicy) {
+	sink, c := sinkHarness(t, relay, nil, func(p *pipeline.WebSocketPolicy) {
 		p.MaxLifetime = 500 * time.Millisecond
 		p.IdleTimeout = 0
 		p.CloseGrace = 3 * time.Second // the client answers; no need to cut it off

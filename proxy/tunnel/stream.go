@@ -13,7 +13,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portcullis-proxy/portcullis/pipeline"
-	"github.com/portcullis-proxy/portcullis/rules"
 )
 
 // Session-bound streams. A streaming response — one the upstream sends
@@ -38,11 +37,11 @@ type StreamRequest struct {
 	// RuleID names the rule that matched.
 	RuleID string
 	// Policy is the rule's resolved policy (the websocket block).
-	Policy rules.WebSocketPolicy
+	Policy pipeline.WebSocketPolicy
 	// Rule, when set, is the compiled rule RuleID and Policy come from:
 	// the stream is then re-authorized through it (Policy.Reauthorize) and
 	// follows rules reloads ([Server.FollowRules]).
-	Rule *rules.Compiled
+	Rule pipeline.ChannelRule
 	// Session is what the pipeline learnt (Subject, SessionID, ExpiresAt,
 	// Revalidator); the stream keeps only those fields.
 	Session *pipeline.Session

@@ -25,7 +25,7 @@ func testStreamSharesTunnelRecheck(t *testing.T, relay Relay) {
 	up, _ := closingUpstream(t)
 	h := newHarness(t, relay, up.url())
 	const interval = 300 * time.Millisecond
-	h.configure(func(p *rules.WebSocketPolicy) { p.RevalidateEvery = interval })
+	h.configure(func(p *pipeline.WebSocketPolicy) { p.RevalidateEvery = interval })
 	session := func() *pipeline.Session {
 		return &pipeline.Session{Subject: "alice", SessionID: "s1", Authenticator: "cookie_session", Revalidator: id.revalidator()}
 	}
@@ -41,7 +41,7 @@ func testStreamSharesTunnelRecheck(t *testing.T, relay Relay) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := rules.DefaultWebSocketPolicy()
+	policy := rules.DefaultWebSocketPolicy().WebSocketPolicy
 	policy.RevalidateEvery = interval
 	body := h.tunnels.GovernStream(StreamRequest{RuleID: "rule-1", Policy: policy, Session: session(), Response: res, Cancel: cancel})
 	defer body.Close()
