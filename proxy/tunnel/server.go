@@ -26,7 +26,8 @@ type Request struct {
 	// Rule, when set, is the compiled rule RuleID and Policy come from:
 	// the tunnel is then re-authorized through it at its re-checks
 	// (Policy.Reauthorize) and follows rules reloads
-	// ([Server.FollowRules]).
+	// ([Server.FollowRules]). Unset means nil: a nil *rules.Compiled in
+	// it is a set rule, and must not be passed.
 	Rule pipeline.ChannelRule
 	// Session is what the pipeline learnt: Subject, ExpiresAt, Revalidator
 	// and Scrub (Subprotocols and SubprotocolPrefixes: token carriers never

@@ -40,7 +40,8 @@ type StreamRequest struct {
 	Policy pipeline.WebSocketPolicy
 	// Rule, when set, is the compiled rule RuleID and Policy come from:
 	// the stream is then re-authorized through it (Policy.Reauthorize) and
-	// follows rules reloads ([Server.FollowRules]).
+	// follows rules reloads ([Server.FollowRules]). Unset means nil: a nil
+	// *rules.Compiled in it is a set rule, and must not be passed.
 	Rule pipeline.ChannelRule
 	// Session is what the pipeline learnt (Subject, SessionID, ExpiresAt,
 	// Revalidator); the stream keeps only those fields.
